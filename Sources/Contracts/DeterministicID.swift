@@ -1,0 +1,160 @@
+import Crypto
+import Foundation
+
+/// Name-based (UUIDv5, RFC 9562 §5.5) identifiers.
+///
+/// A stage that re-processes the same input after a crash must emit the
+/// same event ids, so downstream dedupe works even without transactions;
+/// and a marketplace that re-sends an order must map to the same orderId.
+/// Both are hashes of their inputs rather than random.
+public enum DeterministicID {
+    /// The RFC 9562 DNS namespace, the conventional root for derived namespaces.
+    static let dnsNamespace: [UInt8] = [
+        0x6b, 0xa7, 0xb8, 0x10, 0x9d, 0xad, 0x11, 0xd1, 0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8,
+    ]
+    /// Namespace of event ids: UUIDv5(DNS, "events.orderfleet.oms").
+    static let eventNamespace = uuidV5Bytes(namespace: dnsNamespace, name: "events.orderfleet.oms")
+    /// Namespace of order ids: UUIDv5(DNS, "orders.orderfleet.oms").
+    static let orderNamespace = uuidV5Bytes(namespace: dnsNamespace, name: "orders.orderfleet.oms")
+
+    /// The id of the `outputIndex`-th event a `stage` emits for input `inputEventID`.
+    public static func eventID(inputEventID: String, stage: String, outputIndex: Int) -> String {
+        uuidString(uuidV5Bytes(namespace: eventNamespace, name: join([inputEventID, stage, String(outputIndex)])))
+    }
+
+    /// The OMS order id of a channel order, stable across re-sends.
+    public static func orderID(channel: String, externalOrderID: String) -> String {
+        uuidString(uuidV5Bytes(namespace: orderNamespace, name: join([channel, externalOrderID])))
+    }
+
+    /// A UUIDv5 of `name` in a caller-given namespace (UUID string), for other derived keys.
+    public static func uuidV5(namespace: UUID, name: String) -> String {
+        let n = namespace.uuid
+        let bytes = [n.0, n.1, n.2, n.3, n.4, n.5, n.6, n.7, n.8, n.9, n.10, n.11, n.12, n.13, n.14, n.15]
+        return uuidString(uuidV5Bytes(namespace: bytes, name: name))
+    }
+
+    /// Unit separator between parts, so ("a/b","c") and ("a","b/c") never collide.
+    private static func join(_ parts: [String]) -> String { parts.joined(separator: "\u{1F}") }
+
+    static func uuidV5Bytes(namespace: [UInt8], name: String) -> [UInt8] {
+        var hasher = Insecure.SHA1()
+        hasher.update(data: namespace)
+        hasher.update(data: Array(name.utf8))
+        var bytes = Array(hasher.finalize().prefix(16))
+        bytes[6] = (bytes[6] & 0x0F) | 0x50
+        bytes[8] = (bytes[8] & 0x3F) | 0x80
+        return bytes
+    }
+
+    static func uuidString(_ bytes: [UInt8]) -> String {
+        let hex = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(36)
+        for (i, byte) in bytes.enumerated() {
+            if i == 4 || i == 6 || i == 8 || i == 10 { out.append(UInt8(ascii: "-")) }
+            out.append(hex[Int(byte >> 4)])
+            out.append(hex[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// A W3C Trace Context `traceparent` (version 00).
+///
+/// Carried through every stage so one order's path across the fleet is one
+/// trace. Parsed strictly, because a malformed header would otherwise
+/// propagate garbage into every downstream record.
+public struct TraceParent: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// 32 lowercase hex digits, not all zero.
+    public let traceID: String
+    /// 16 lowercase hex digits, not all zero: the span that produced the record.
+    public let parentID: String
+    /// Trace flags byte (bit 0 = sampled).
+    public let flags: UInt8
+
+    /// Parses `00-<trace-id>-<parent-id>-<flags>`.
+    public init(parsing text: String) throws(ContractError) {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false).map(String.init)
+        func invalid(_ reason: String) -> ContractError { .invalidHeader(name: "traceparent", reason: reason) }
+        guard parts.count == 4 else { throw invalid("expected 4 dash-separated fields, got \(parts.count)") }
+        guard parts[0] == "00" else { throw invalid("unsupported version '\(parts[0])'") }
+        guard Self.isLowerHex(parts[1], count: 32), parts[1] != String(repeating: "0", count: 32) else {
+            throw invalid("trace-id must be 32 lowercase hex digits, not all zero")
+        }
+        guard Self.isLowerHex(parts[2], count: 16), parts[2] != String(repeating: "0", count: 16) else {
+            throw invalid("parent-id must be 16 lowercase hex digits, not all zero")
+        }
+        guard Self.isLowerHex(parts[3], count: 2), let flags = UInt8(parts[3], radix: 16) else {
+            throw invalid("flags must be 2 lowercase hex digits")
+        }
+        self.traceID = parts[1]
+        self.parentID = parts[2]
+        self.flags = flags
+    }
+
+    /// The header value.
+    public var description: String {
+        let f = String(flags, radix: 16)
+        return "00-\(traceID)-\(parentID)-\(f.count == 1 ? "0" + f : f)"
+    }
+
+    /// The same trace with a new parent span derived from `eventID`, so a
+    /// re-processed input yields the same traceparent as the first attempt.
+    public func child(forEventID eventID: String) -> TraceParent {
+        var hasher = Insecure.SHA1()
+        hasher.update(data: Array("\(traceID)/\(eventID)".utf8))
+        var span = Array(hasher.finalize().prefix(8))
+        if span.allSatisfy({ $0 == 0 }) { span[7] = 1 }
+        let hex = span.map { byte in
+            let s = String(byte, radix: 16)
+            return s.count == 1 ? "0" + s : s
+        }.joined()
+        return TraceParent(traceID: traceID, parentID: hex, flags: flags)
+    }
+
+    /// A new root trace derived from an event id, for records entering the system without one.
+    public static func root(forEventID eventID: String) -> TraceParent {
+        var hasher = Insecure.SHA1()
+        hasher.update(data: Array("root/\(eventID)".utf8))
+        let digest = Array(hasher.finalize())
+        func hex(_ bytes: ArraySlice<UInt8>) -> String {
+            bytes.map { byte in
+                let s = String(byte, radix: 16)
+                return s.count == 1 ? "0" + s : s
+            }.joined()
+        }
+        var trace = hex(digest[0..<16])
+        var span = hex(digest[16..<20]) + hex(digest[0..<4])
+        if trace == String(repeating: "0", count: 32) { trace = String(trace.dropLast()) + "1" }
+        if span == String(repeating: "0", count: 16) { span = String(span.dropLast()) + "1" }
+        return TraceParent(traceID: trace, parentID: span, flags: 1)
+    }
+
+    private init(traceID: String, parentID: String, flags: UInt8) {
+        self.traceID = traceID
+        self.parentID = parentID
+        self.flags = flags
+    }
+
+    /// Decodes from the header string form.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        do {
+            try self.init(parsing: text)
+        } catch {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.description)
+        }
+    }
+
+    /// Encodes as the header string form.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+
+    private static func isLowerHex(_ s: String, count: Int) -> Bool {
+        s.utf8.count == count && s.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
+    }
+}

@@ -1,0 +1,239 @@
+/// Kafka `cleanup.policy` of a topic.
+public enum CleanupPolicy: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Time/size-based deletion: event streams.
+    case delete
+    /// Keep the latest record per key: state and changelogs restored on assignment.
+    case compact
+}
+
+/// One topic as the fleet needs it created.
+public struct TopicSpec: Sendable, Hashable, Codable {
+    /// Topic name, e.g. `oms.orders.placed`.
+    public var name: String
+    /// What the record key is (documentation; the events compute it).
+    public var key: String
+    /// Partition count; co-partitioned topics must agree.
+    public var partitions: Int
+    /// Replicas per partition.
+    public var replicationFactor: Int
+    /// `min.insync.replicas`; with acks=all, writes survive one broker loss.
+    public var minInsyncReplicas: Int
+    /// Delete or compact.
+    public var cleanupPolicy: CleanupPolicy
+    /// `retention.ms`; nil keeps the broker default.
+    public var retentionMs: Int64?
+    /// Topics in the same group are joined or restored together and must be co-partitioned.
+    public var coPartitionGroup: String?
+    /// Components that produce to the topic.
+    public var writers: [String]
+    /// Components that consume from the topic.
+    public var readers: [String]
+
+    /// The snake_case names of `topics/topics.yaml`, so the file decodes straight into specs.
+    enum CodingKeys: String, CodingKey {
+        case name, key, partitions, writers, readers
+        case replicationFactor = "replication_factor"
+        case minInsyncReplicas = "min_insync_replicas"
+        case cleanupPolicy = "cleanup_policy"
+        case retentionMs = "retention_ms"
+        case coPartitionGroup = "co_partition_group"
+    }
+
+    /// Builds a spec with the house defaults (6 partitions, RF 3, min ISR 2).
+    public init(
+        name: String, key: String, partitions: Int = 6, replicationFactor: Int = 3, minInsyncReplicas: Int = 2,
+        cleanupPolicy: CleanupPolicy, retentionMs: Int64? = nil, coPartitionGroup: String? = nil,
+        writers: [String], readers: [String]
+    ) {
+        self.name = name
+        self.key = key
+        self.partitions = partitions
+        self.replicationFactor = replicationFactor
+        self.minInsyncReplicas = minInsyncReplicas
+        self.cleanupPolicy = cleanupPolicy
+        self.retentionMs = retentionMs
+        self.coPartitionGroup = coPartitionGroup
+        self.writers = writers
+        self.readers = readers
+    }
+
+    /// The Kafka topic configs to create the topic with.
+    public var configs: [String: String] {
+        var configs = [
+            "cleanup.policy": cleanupPolicy.rawValue,
+            "min.insync.replicas": String(minInsyncReplicas),
+        ]
+        if let retentionMs { configs["retention.ms"] = String(retentionMs) }
+        return configs
+    }
+
+    /// The `ce_type`s that may appear on this topic.
+    public var eventTypes: [EventType] {
+        EventRegistry.all.filter { $0.topic == name }.map { $0.eventType }
+    }
+}
+
+/// A broken co-partitioning rule, reported instead of thrown so all can be shown at once.
+public struct CoPartitionViolation: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// The co-partition group (or `oms.idempotency` for the idempotency rule).
+    public var group: String
+    /// Partition count per topic involved.
+    public var partitionsByTopic: [String: Int]
+    /// What is wrong.
+    public var message: String
+
+    /// Same as ``message``.
+    public var description: String { message }
+}
+
+/// The shape of `topics/topics.yaml`: `{topics: [TopicSpec]}`.
+///
+/// Decoding it (e.g. with Yams' `YAMLDecoder`) gives specs with any per-topic
+/// overrides an operator made; check them with
+/// ``TopicCatalog/coPartitioningViolations(_:)`` before applying.
+public struct TopicsFile: Sendable, Hashable, Codable {
+    /// Every topic, in catalog order.
+    public var topics: [TopicSpec]
+
+    /// Wraps a topic list.
+    public init(topics: [TopicSpec]) {
+        self.topics = topics
+    }
+}
+
+/// Every topic of the system (DESIGN.md §3); `topics/topics.yaml` mirrors it.
+public enum TopicCatalog {
+    private static let day: Int64 = 86_400_000
+    static let order = "order"
+    static let inventory = "inventory"
+    static let tracking = "tracking"
+
+    /// The topics with their default settings.
+    public static let topics: [TopicSpec] = [
+        TopicSpec(
+            name: "oms.catalog.products", key: "sku", cleanupPolicy: .compact,
+            writers: ["pim-connector", "oms catalog import"], readers: ["intake", "allocation", "shipping"]),
+        TopicSpec(
+            name: "oms.orders.inbound", key: "channel/externalOrderId", cleanupPolicy: .delete, retentionMs: 7 * day,
+            writers: ["gateway", "marketplaces"], readers: ["intake"]),
+        TopicSpec(
+            name: "oms.orders.placed", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
+            writers: ["intake"], readers: ["payment"]),
+        TopicSpec(
+            name: "oms.orders.rejected", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
+            writers: ["intake"], readers: ["view"]),
+        TopicSpec(
+            name: "oms.payments.checked", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
+            writers: ["payment"], readers: ["allocation", "view"]),
+        TopicSpec(
+            name: "oms.inventory.commands", key: "sku", cleanupPolicy: .delete, coPartitionGroup: inventory,
+            writers: ["allocation", "shipping", "returns", "ops"], readers: ["inventory"]),
+        TopicSpec(
+            name: "oms.inventory.results", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
+            writers: ["inventory"], readers: ["allocation"]),
+        TopicSpec(
+            name: "oms.inventory.levels", key: "sku", cleanupPolicy: .compact, coPartitionGroup: inventory,
+            writers: ["inventory"], readers: ["inventory", "allocation", "gateway"]),
+        TopicSpec(
+            name: "oms.allocation.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
+            writers: ["allocation"], readers: ["allocation"]),
+        TopicSpec(
+            name: "oms.orders.allocated", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
+            writers: ["allocation"], readers: ["shipping", "view"]),
+        TopicSpec(
+            name: "oms.orders.commands", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
+            writers: ["gateway", "ops"], readers: ["payment", "allocation", "shipping"]),
+        TopicSpec(
+            name: "oms.shipments.created", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
+            writers: ["shipping"], readers: ["view", "notifications"]),
+        TopicSpec(
+            name: "oms.shipments.index", key: "carrier/trackingNumber", cleanupPolicy: .compact,
+            coPartitionGroup: tracking, writers: ["shipping"], readers: ["tracking"]),
+        TopicSpec(
+            name: "oms.tracking.inbound", key: "carrier/trackingNumber", cleanupPolicy: .delete,
+            coPartitionGroup: tracking, writers: ["gateway", "carriers"], readers: ["tracking"]),
+        TopicSpec(
+            name: "oms.shipments.tracking", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
+            writers: ["tracking"], readers: ["returns", "view"]),
+        TopicSpec(
+            name: "oms.returns.requests", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
+            writers: ["gateway"], readers: ["returns"]),
+        TopicSpec(
+            name: "oms.returns.events", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
+            writers: ["returns"], readers: ["view", "payments-connector"]),
+        TopicSpec(
+            name: "oms.payments.commands", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
+            writers: ["shipping", "returns", "cancel"], readers: ["payments-connector"]),
+        TopicSpec(
+            name: "oms.orders.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
+            writers: ["view"], readers: ["gateway"]),
+        TopicSpec(
+            name: "oms.notifications", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
+            writers: ["view"], readers: ["notifier"]),
+        TopicSpec(
+            name: "oms.alerts", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
+            writers: ["sla-watch"], readers: ["operators"]),
+        TopicSpec(
+            name: "oms.reports", key: "report/bucket", cleanupPolicy: .compact,
+            writers: ["report"], readers: ["gateway", "oms report"]),
+        TopicSpec(
+            name: "oms.idempotency", key: "stage/key", cleanupPolicy: .compact,
+            writers: ["every stage"], readers: ["every stage"]),
+        TopicSpec(
+            name: "oms.deadletter", key: "original key", cleanupPolicy: .delete, retentionMs: 30 * day,
+            writers: ["every stage"], readers: ["operators"]),
+    ]
+
+    /// The spec of the topic called `name`, if it is in the catalog.
+    public static func spec(named name: String) -> TopicSpec? {
+        topics.first { $0.name == name }
+    }
+
+    /// The name of the idempotency topic, whose partition numbers mirror input partitions.
+    public static let idempotencyTopic = "oms.idempotency"
+
+    /// Checks the co-partitioning rules over `topics` (e.g. after per-topic overrides):
+    /// every topic of a group has the same partition count, and `oms.idempotency`
+    /// has at least as many partitions as any topic a stage consumes, because
+    /// idempotency keys are written to the same partition number as their input.
+    public static func coPartitioningViolations(_ topics: [TopicSpec] = topics) -> [CoPartitionViolation] {
+        var violations: [CoPartitionViolation] = []
+        var groups: [String: [TopicSpec]] = [:]
+        for topic in topics {
+            if let group = topic.coPartitionGroup { groups[group, default: []].append(topic) }
+        }
+        for (group, members) in groups.sorted(by: { $0.key < $1.key }) {
+            let counts = Set(members.map(\.partitions))
+            guard counts.count > 1 else { continue }
+            let byTopic = Dictionary(uniqueKeysWithValues: members.map { ($0.name, $0.partitions) })
+            let detail = members.map { "\($0.name)=\($0.partitions)" }.joined(separator: ", ")
+            violations.append(
+                CoPartitionViolation(
+                    group: group, partitionsByTopic: byTopic,
+                    message: "co-partition group '\(group)' has unequal partition counts: \(detail)"))
+        }
+        if let idempotency = topics.first(where: { $0.name == idempotencyTopic }) {
+            let stageInputs = topics.filter {
+                $0.name != idempotencyTopic && $0.readers.contains { reader in Self.stages.contains(reader) }
+            }
+            let tooWide = stageInputs.filter { $0.partitions > idempotency.partitions }
+            if !tooWide.isEmpty {
+                var byTopic = Dictionary(uniqueKeysWithValues: tooWide.map { ($0.name, $0.partitions) })
+                byTopic[idempotency.name] = idempotency.partitions
+                let detail = tooWide.map { "\($0.name)=\($0.partitions)" }.joined(separator: ", ")
+                violations.append(
+                    CoPartitionViolation(
+                        group: idempotencyTopic, partitionsByTopic: byTopic,
+                        message:
+                            "\(idempotencyTopic) has \(idempotency.partitions) partitions but stage inputs have more: \(detail)"
+                    ))
+            }
+        }
+        return violations
+    }
+
+    /// Names of the fleet's stages as they appear in `readers`.
+    static let stages: Set<String> = [
+        "intake", "payment", "inventory", "allocation", "shipping", "tracking", "returns", "view", "sla-watch", "report",
+    ]
+}

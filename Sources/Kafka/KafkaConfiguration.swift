@@ -1,0 +1,151 @@
+/// Settings shared by every Kafka client of this project: where the brokers are and
+/// how to reach them, plus a pass-through of any librdkafka property.
+///
+/// The typed fields cover what OrderFleet sets on purpose; everything else (SASL, TLS,
+/// tuning) goes into ``properties`` under librdkafka's own names, see librdkafka's
+/// CONFIGURATION.md. Properties are applied after the typed fields, so they win. An
+/// unknown key or an invalid value makes the client's initializer throw a
+/// ``KafkaError`` whose message is librdkafka's and names the key.
+public struct KafkaConfiguration: Sendable {
+    /// Comma-separated `host:port` list (`bootstrap.servers`).
+    public var bootstrapServers: String
+    /// `client.id`, shown in broker logs and metrics.
+    public var clientID: String
+    /// How often librdkafka emits statistics (`statistics.interval.ms`); when set, they
+    /// are exported through swift-metrics (see ``KafkaStatistics``).
+    public var statisticsInterval: Duration?
+    /// Any librdkafka property by its own name, e.g. `security.protocol`,
+    /// `sasl.mechanism`, `ssl.ca.location`, `linger.ms`.
+    public var properties: [String: String]
+
+    /// Creates a configuration for the given brokers.
+    public init(
+        bootstrapServers: String,
+        clientID: String = "orderfleet",
+        statisticsInterval: Duration? = nil,
+        properties: [String: String] = [:]
+    ) {
+        self.bootstrapServers = bootstrapServers
+        self.clientID = clientID
+        self.statisticsInterval = statisticsInterval
+        self.properties = properties
+    }
+
+    var baseProperties: [(String, String)] {
+        var result: [(String, String)] = [
+            ("bootstrap.servers", bootstrapServers),
+            ("client.id", clientID),
+        ]
+        if let statisticsInterval {
+            result.append(("statistics.interval.ms", String(statisticsInterval.milliseconds)))
+        }
+        return result
+    }
+}
+
+/// Producer settings: idempotent with `acks=all` unless told otherwise.
+public struct KafkaProducerConfiguration: Sendable {
+    /// Brokers, security and pass-through properties.
+    public var kafka: KafkaConfiguration
+    /// `enable.idempotence`: no duplicates or reordering on producer retries.
+    public var idempotent: Bool = true
+    /// `transactional.id`; set it to use the transaction methods of ``KafkaProducer``.
+    public var transactionalID: String?
+    /// `transaction.timeout.ms`.
+    public var transactionTimeout: Duration = .seconds(60)
+    /// `linger.ms`: how long to wait to fill a batch; small keeps latency low.
+    public var linger: Duration = .milliseconds(5)
+    /// `message.timeout.ms`: how long a message may wait for acknowledgement before its
+    /// delivery fails.
+    public var messageTimeout: Duration = .seconds(30)
+
+    /// Creates producer settings over the given client settings.
+    public init(kafka: KafkaConfiguration) { self.kafka = kafka }
+
+    var librdkafkaProperties: [(String, String)] {
+        var result = kafka.baseProperties
+        result.append(("enable.idempotence", idempotent ? "true" : "false"))
+        result.append(("acks", "all"))
+        result.append(("linger.ms", String(linger.milliseconds)))
+        result.append(("message.timeout.ms", String(messageTimeout.milliseconds)))
+        if let transactionalID {
+            result.append(("transactional.id", transactionalID))
+            result.append(("transaction.timeout.ms", String(transactionTimeout.milliseconds)))
+        }
+        result.append(contentsOf: kafka.properties.sorted { $0.key < $1.key })
+        return result
+    }
+}
+
+/// Group-consumer settings: manual offset management, `read_committed`,
+/// cooperative-sticky assignment and a short fetch wait, as DESIGN.md §6 asks.
+public struct KafkaConsumerConfiguration: Sendable {
+    /// Where a group without committed offsets starts.
+    public enum OffsetReset: String, Sendable {
+        /// The oldest retained message.
+        case earliest
+        /// Only messages produced from now on.
+        case latest
+    }
+
+    /// Which messages of transactional producers a consumer sees.
+    public enum IsolationLevel: String, Sendable {
+        /// Only committed transactions' messages (and non-transactional ones).
+        case readCommitted = "read_committed"
+        /// Everything, including aborted transactions' messages.
+        case readUncommitted = "read_uncommitted"
+    }
+
+    /// Brokers, security and pass-through properties.
+    public var kafka: KafkaConfiguration
+    /// `group.id`.
+    public var groupID: String
+    /// `auto.offset.reset`.
+    public var offsetReset: OffsetReset = .earliest
+    /// `isolation.level`.
+    public var isolationLevel: IsolationLevel = .readCommitted
+    /// `enable.auto.commit`; off by default: commit what was processed, explicitly or in
+    /// a transaction.
+    public var autoCommit: Bool = false
+    /// `fetch.wait.max.ms`: small for latency.
+    public var fetchWaitMax: Duration = .milliseconds(10)
+    /// `session.timeout.ms`: how long a silent member keeps its partitions.
+    public var sessionTimeout: Duration = .seconds(10)
+    /// `partition.assignment.strategy`.
+    public var assignmentStrategy: String = "cooperative-sticky"
+    /// The most messages one batch of ``KafkaConsumer/batches`` carries.
+    public var maxBatchSize: Int = 1000
+    /// How long one batch call waits for the first message before polling again; bounds
+    /// how fast cancellation and ``KafkaConsumer/close()`` are noticed.
+    public var pollTimeout: Duration = .milliseconds(100)
+
+    /// Creates consumer settings for the group `groupID`.
+    public init(kafka: KafkaConfiguration, groupID: String) {
+        self.kafka = kafka
+        self.groupID = groupID
+    }
+
+    var librdkafkaProperties: [(String, String)] {
+        var result = kafka.baseProperties
+        result.append(("group.id", groupID))
+        result.append(("auto.offset.reset", offsetReset.rawValue))
+        result.append(("isolation.level", isolationLevel.rawValue))
+        result.append(("enable.auto.commit", autoCommit ? "true" : "false"))
+        result.append(("enable.auto.offset.store", "false"))
+        result.append(("fetch.wait.max.ms", String(fetchWaitMax.milliseconds)))
+        result.append(("session.timeout.ms", String(sessionTimeout.milliseconds)))
+        result.append(("partition.assignment.strategy", assignmentStrategy))
+        result.append(contentsOf: kafka.properties.sorted { $0.key < $1.key })
+        return result
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, rounded down, as librdkafka's `*.ms` properties and timeouts take them.
+    var milliseconds: Int {
+        let (seconds, attoseconds) = components
+        return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
+    }
+
+    var timeoutMilliseconds: Int32 { Int32(clamping: milliseconds) }
+}

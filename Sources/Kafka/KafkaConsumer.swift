@@ -1,0 +1,388 @@
+import CKafka
+import Dispatch
+import Logging
+import Synchronization
+
+/// What a group consumer hands to its caller, in order.
+public enum KafkaConsumerEvent: Sendable, Hashable {
+    /// A batch of records, in offset order per partition.
+    case messages([KafkaMessage])
+    /// Partitions added to this member; no record of them was handed out before this event.
+    case assigned([KafkaTopicPartition])
+    /// Partitions taken away in an orderly rebalance; no record of them follows this event.
+    case revoked([KafkaTopicPartition])
+    /// Partitions lost (session timed out, fenced): another member may already own them,
+    /// so work done for them since the last commit must be dropped, not committed.
+    case lost([KafkaTopicPartition])
+}
+
+/// A Kafka group consumer that reads in batches.
+///
+/// Records come as an `AsyncSequence` of ``KafkaConsumerEvent`` from ``events()``:
+/// each step reads up to ``KafkaConsumerConfiguration/maxBatchSize`` records with one
+/// `rd_kafka_consume_batch_queue` call on a dedicated queue (never on Swift's
+/// cooperative pool). Consumption is pull-based: librdkafka serves a rebalance only
+/// while the caller waits for the next event, so a caller that commits before asking
+/// for more never has uncommitted work when partitions move. For work that must happen
+/// inside the rebalance itself, pass `onRebalance`.
+///
+/// Offsets are never stored or committed automatically unless configured: commit the
+/// offsets of processed records (``KafkaMessage/nextOffset``) with ``commit(_:)``, or
+/// send them into a producer's transaction with ``groupMetadata()``.
+public final class KafkaConsumer: Sendable {
+    private let client: RdKafkaClient
+    private let pollQueue: DispatchQueue
+    private let closed = Atomic<Bool>(false)
+    private let maxBatchSize: Int
+    private let pollTimeout: Duration
+    private let rebalance: RebalanceHandler
+    private let logger: Logger
+
+    /// Creates the consumer; throws if librdkafka rejects a property (its message names it).
+    ///
+    /// - Parameter onRebalance: called synchronously inside the rebalance, before the
+    ///   assignment changes: on revoke the partitions are still owned (a last synchronous
+    ///   commit is possible), on assign fetching has not started. It runs on the thread
+    ///   that waits for the next batch; keep it short.
+    public init(
+        configuration: KafkaConsumerConfiguration,
+        logger: Logger = Logger(label: "orderfleet.kafka.consumer"),
+        onRebalance: (@Sendable (KafkaConsumerEvent) -> Void)? = nil
+    ) throws(KafkaError) {
+        guard configuration.maxBatchSize > 0 else {
+            throw .configuration("maxBatchSize must be positive, got \(configuration.maxBatchSize)")
+        }
+        let rebalance = RebalanceHandler(logger: logger, hook: onRebalance)
+        let callbacks = RdKafkaCallbacks(logger: logger, clientID: configuration.kafka.clientID, rebalance: rebalance)
+        client = try RdKafkaClient(kind: .consumer, properties: configuration.librdkafkaProperties, callbacks: callbacks, name: "consumer") { conf in
+            rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback)
+        }
+        self.rebalance = rebalance
+        self.logger = logger
+        maxBatchSize = configuration.maxBatchSize
+        pollTimeout = configuration.pollTimeout
+        pollQueue = DispatchQueue(label: "orderfleet.kafka.consumer.poll")
+    }
+
+    /// Joins the group for these topics; assignments arrive as events.
+    public func subscribe(topics: [String]) throws(KafkaError) {
+        let list = TopicPartitionList.make(topics.map { KafkaTopicPartition(topic: $0, partition: -1) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try KafkaError.check(rd_kafka_subscribe(client.handle, list), "subscribe to \(topics.joined(separator: ","))")
+    }
+
+    /// Reads these partitions from these offsets without joining the group (no
+    /// rebalancing), e.g. to restore state from a changelog.
+    public func assign(_ offsets: [KafkaTopicPartitionOffset]) throws(KafkaError) {
+        let list = TopicPartitionList.make(offsets)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try KafkaError.check(rd_kafka_assign(client.handle, list), "assign")
+    }
+
+    /// The partitions currently assigned to this member.
+    public func assignment() throws(KafkaError) -> [KafkaTopicPartition] {
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        try KafkaError.check(rd_kafka_assignment(client.handle, &list), "assignment")
+        guard let list else { return [] }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        return TopicPartitionList.read(list).map(\.topicPartition).sorted()
+    }
+
+    /// The consumer's events: batches of records and rebalances. One iterator at a time;
+    /// iteration ends after ``close()`` or when the iterating task is cancelled, and
+    /// throws on a fatal consumer error.
+    public func events() -> KafkaConsumerEvents { KafkaConsumerEvents(consumer: self) }
+
+    /// Commits these offsets (each the next offset to read) synchronously.
+    public func commit(_ offsets: [KafkaTopicPartitionOffset]) async throws(KafkaError) {
+        guard !offsets.isEmpty else { return }
+        let client = client
+        try await client.blocking { () throws(KafkaError) in
+            let list = TopicPartitionList.make(offsets)
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            try KafkaError.check(rd_kafka_commit(client.handle, list, 0), "commit")
+            if let error = TopicPartitionList.firstError(list, context: "commit") { throw error }
+        }
+    }
+
+    /// The group's committed offsets for these partitions (``KafkaTopicPartitionOffset/invalid``
+    /// where none is committed).
+    public func committed(_ partitions: [KafkaTopicPartition], timeout: Duration = .seconds(10)) async throws(KafkaError) -> [KafkaTopicPartitionOffset] {
+        let client = client
+        return try await client.blocking { () throws(KafkaError) in
+            let list = TopicPartitionList.make(partitions)
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            try KafkaError.check(rd_kafka_committed(client.handle, list, timeout.timeoutMilliseconds), "committed offsets")
+            if let error = TopicPartitionList.firstError(list, context: "committed offsets") { throw error }
+            return TopicPartitionList.read(list)
+        }
+    }
+
+    /// Stops fetching these partitions; records already fetched are not handed out.
+    public func pause(_ partitions: [KafkaTopicPartition]) throws(KafkaError) {
+        let list = TopicPartitionList.make(partitions)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try KafkaError.check(rd_kafka_pause_partitions(client.handle, list), "pause")
+        if let error = TopicPartitionList.firstError(list, context: "pause") { throw error }
+    }
+
+    /// Resumes fetching paused partitions.
+    public func resume(_ partitions: [KafkaTopicPartition]) throws(KafkaError) {
+        let list = TopicPartitionList.make(partitions)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        try KafkaError.check(rd_kafka_resume_partitions(client.handle, list), "resume")
+        if let error = TopicPartitionList.firstError(list, context: "resume") { throw error }
+    }
+
+    /// Moves the fetch position of assigned partitions; the next records handed out start
+    /// there (records fetched earlier are dropped).
+    public func seek(_ offsets: [KafkaTopicPartitionOffset], timeout: Duration = .seconds(10)) async throws(KafkaError) {
+        let client = client
+        try await client.blocking { () throws(KafkaError) in
+            let list = TopicPartitionList.make(offsets)
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            try KafkaError.check(consuming: rd_kafka_seek_partitions(client.handle, list, timeout.timeoutMilliseconds), "seek")
+            if let error = TopicPartitionList.firstError(list, context: "seek") { throw error }
+        }
+    }
+
+    /// The partition's low and high watermarks (oldest offset, offset after the newest), asked of the broker.
+    public func watermarks(topic: String, partition: Int32, timeout: Duration = .seconds(10)) async throws(KafkaError) -> (low: Int64, high: Int64) {
+        let client = client
+        let pair = try await client.blocking { () throws(KafkaError) in
+            var low: Int64 = 0
+            var high: Int64 = 0
+            try KafkaError.check(
+                rd_kafka_query_watermark_offsets(client.handle, topic, partition, &low, &high, timeout.timeoutMilliseconds),
+                "watermarks of \(topic)[\(partition)]"
+            )
+            return [low, high]
+        }
+        return (pair[0], pair[1])
+    }
+
+    /// The member's group metadata, to send offsets into a producer's transaction.
+    public func groupMetadata() throws(KafkaError) -> KafkaConsumerGroupMetadata {
+        guard let pointer = rd_kafka_consumer_group_metadata(client.handle) else {
+            throw KafkaError(code: .state, message: "no consumer group metadata (is group.id set?)")
+        }
+        return KafkaConsumerGroupMetadata(pointer: pointer)
+    }
+
+    /// The fatal error that killed this consumer, if one did.
+    public var fatalError: KafkaError? { client.fatalError() }
+
+    /// Leaves the group (revoking its partitions, so others take over at once) and ends
+    /// iteration. Commit before calling it.
+    public func close() async throws(KafkaError) {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let client = client
+        // On the poll queue, so that it runs after any batch call in progress.
+        let result: Result<Void, KafkaError> = await withCheckedContinuation { continuation in
+            pollQueue.async {
+                let err = rd_kafka_consumer_close(client.handle)
+                continuation.resume(returning: err == RD_KAFKA_RESP_ERR_NO_ERROR ? .success(()) : .failure(KafkaError(err, context: "close consumer")))
+            }
+        }
+        try result.get()
+    }
+
+    var isClosed: Bool { closed.load(ordering: .acquiring) }
+
+    /// One batch call: the rebalances served during it, then the records it returned.
+    func poll() async throws(KafkaError) -> [KafkaConsumerEvent] {
+        let client = client
+        let maxBatchSize = maxBatchSize
+        let timeout = pollTimeout.timeoutMilliseconds
+        let rebalance = rebalance
+        let logger = logger
+        let result: Result<[KafkaConsumerEvent], KafkaError> = await withCheckedContinuation { continuation in
+            pollQueue.async { [self] in
+                guard !isClosed, let queue = client.consumerQueue else {
+                    continuation.resume(returning: .success([]))
+                    return
+                }
+                continuation.resume(returning: Self.consumeBatch(client: client, queue: queue, maxBatchSize: maxBatchSize, timeout: timeout, rebalance: rebalance, logger: logger))
+            }
+        }
+        return try result.get()
+    }
+
+    private static func consumeBatch(
+        client: RdKafkaClient, queue: OpaquePointer, maxBatchSize: Int, timeout: Int32,
+        rebalance: RebalanceHandler, logger: Logger
+    ) -> Result<[KafkaConsumerEvent], KafkaError> {
+        let buffer = UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: maxBatchSize)
+        defer { buffer.deallocate() }
+        let count = rd_kafka_consume_batch_queue(queue, timeout, buffer, maxBatchSize)
+        var events = rebalance.takeEvents()
+        if count < 0 {
+            return .failure(KafkaError(rd_kafka_last_error(), context: "consume"))
+        }
+        var taken = Set<KafkaTopicPartition>()
+        for case .revoked(let parts) in events { taken.formUnion(parts) }
+        for case .lost(let parts) in events { taken.formUnion(parts) }
+        var messages: [KafkaMessage] = []
+        messages.reserveCapacity(count)
+        var topicNames: [OpaquePointer: String] = [:]
+        var fatal: KafkaError?
+        for index in 0..<count {
+            guard let pointer = buffer[index] else { continue }
+            defer { rd_kafka_message_destroy(pointer) }
+            let record = pointer.pointee
+            if record.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                if record.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { continue }
+                if record.err == RD_KAFKA_RESP_ERR__FATAL {
+                    fatal = client.fatalError() ?? KafkaError(record.err, context: "consumer")
+                    continue
+                }
+                let text = record.payload.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: record.len), as: UTF8.self) } ?? ""
+                logger.warning("consumer error", metadata: ["kafka.error": "\(KafkaError.Code(record.err).name)", "kafka.reason": "\(text)"])
+                continue
+            }
+            let topic: String
+            if let rkt = record.rkt {
+                if let name = topicNames[rkt] {
+                    topic = name
+                } else {
+                    topic = String(cString: rd_kafka_topic_name(rkt))
+                    topicNames[rkt] = topic
+                }
+            } else {
+                topic = ""
+            }
+            // Records of partitions revoked during this call belong to their new owner now.
+            if !taken.isEmpty, taken.contains(KafkaTopicPartition(topic: topic, partition: record.partition)) { continue }
+            messages.append(makeMessage(pointer, topic: topic))
+        }
+        if let fatal { return .failure(fatal) }
+        if !messages.isEmpty { events.append(.messages(messages)) }
+        return .success(events)
+    }
+
+    private static func makeMessage(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>, topic: String) -> KafkaMessage {
+        let record = pointer.pointee
+        let key = record.key.map { Array(UnsafeRawBufferPointer(start: $0, count: record.key_len)) }
+        let value = record.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: record.len)) }
+        var headers: [KafkaHeader] = []
+        var list: OpaquePointer?
+        if rd_kafka_message_headers(pointer, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list {
+            var index = 0
+            var name: UnsafePointer<CChar>?
+            var bytes: UnsafeRawPointer?
+            var size = 0
+            while rd_kafka_header_get_all(list, index, &name, &bytes, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+                headers.append(KafkaHeader(name: name.map { String(cString: $0) } ?? "", value: bytes.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) }))
+                index += 1
+            }
+        }
+        var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let timestamp = rd_kafka_message_timestamp(pointer, &timestampType)
+        return KafkaMessage(
+            topic: topic, partition: record.partition, offset: record.offset,
+            key: key, value: value, headers: headers,
+            timestampMilliseconds: timestampType == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp
+        )
+    }
+}
+
+/// The events of a ``KafkaConsumer``, see ``KafkaConsumer/events()``.
+public struct KafkaConsumerEvents: AsyncSequence, Sendable {
+    /// Each element is a batch or a rebalance.
+    public typealias Element = KafkaConsumerEvent
+    /// Iteration throws ``KafkaError`` only.
+    public typealias Failure = KafkaError
+
+    let consumer: KafkaConsumer
+
+    /// Pulls one batch call at a time.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let consumer: KafkaConsumer
+        var pending: [KafkaConsumerEvent] = []
+
+        /// The next event; `nil` once the consumer is closed or the task cancelled.
+        public mutating func next(isolation actor: isolated (any Actor)?) async throws(KafkaError) -> KafkaConsumerEvent? {
+            while pending.isEmpty {
+                if consumer.isClosed || Task.isCancelled { return nil }
+                pending = try await consumer.poll()
+            }
+            return pending.removeFirst()
+        }
+
+        /// The next event; `nil` once the consumer is closed or the task cancelled.
+        public mutating func next() async throws(KafkaError) -> KafkaConsumerEvent? {
+            try await next(isolation: nil)
+        }
+    }
+
+    /// An iterator over the consumer's events.
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(consumer: consumer) }
+}
+
+/// A consumer's group identity (group, generation, member), which a transactional
+/// producer needs to commit that consumer's offsets.
+///
+/// `@unchecked Sendable`: wraps an immutable `rd_kafka_consumer_group_metadata_t`.
+public final class KafkaConsumerGroupMetadata: @unchecked Sendable {
+    let pointer: OpaquePointer
+
+    init(pointer: OpaquePointer) { self.pointer = pointer }
+
+    deinit { rd_kafka_consumer_group_metadata_destroy(pointer) }
+}
+
+/// Applies rebalances inside librdkafka's callback and queues them as events.
+final class RebalanceHandler: Sendable {
+    private let logger: Logger
+    private let hook: (@Sendable (KafkaConsumerEvent) -> Void)?
+    private let pending = Mutex<[KafkaConsumerEvent]>([])
+
+    init(logger: Logger, hook: (@Sendable (KafkaConsumerEvent) -> Void)?) {
+        self.logger = logger
+        self.hook = hook
+    }
+
+    func takeEvents() -> [KafkaConsumerEvent] {
+        pending.withLock { events in
+            defer { events.removeAll() }
+            return events
+        }
+    }
+
+    func handle(_ rk: OpaquePointer, _ err: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
+        let parts = partitions.map { TopicPartitionList.read($0).map(\.topicPartition).sorted() } ?? []
+        let cooperative = rd_kafka_rebalance_protocol(rk).map { String(cString: $0) } == "COOPERATIVE"
+        let event: KafkaConsumerEvent
+        var error: KafkaError?
+        switch err {
+        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            event = .assigned(parts)
+            hook?(event)
+            if cooperative {
+                if let failure = rd_kafka_incremental_assign(rk, partitions) { error = KafkaError(consuming: failure, context: "incremental assign") }
+            } else if case let err = rd_kafka_assign(rk, partitions), err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                error = KafkaError(err, context: "assign")
+            }
+        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            event = rd_kafka_assignment_lost(rk) != 0 ? .lost(parts) : .revoked(parts)
+            hook?(event)
+            if cooperative {
+                if let failure = rd_kafka_incremental_unassign(rk, partitions) { error = KafkaError(consuming: failure, context: "incremental unassign") }
+            } else if case let err = rd_kafka_assign(rk, nil), err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                error = KafkaError(err, context: "unassign")
+            }
+        default:
+            logger.error("rebalance failed", metadata: ["kafka.error": "\(KafkaError.Code(err).name)"])
+            _ = rd_kafka_assign(rk, nil)
+            event = .lost(parts)
+        }
+        if let error { logger.error("rebalance step failed", metadata: ["kafka.error": "\(error)"]) }
+        logger.info("rebalance", metadata: ["event": "\(event)"])
+        pending.withLock { $0.append(event) }
+    }
+}
+
+private let rebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?) -> Void = { rk, err, partitions, opaque in
+    guard let rk, let handler = RdKafkaClient.callbacks(of: opaque)?.rebalance else { return }
+    handler.handle(rk, err, partitions)
+}

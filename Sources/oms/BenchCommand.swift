@@ -1,0 +1,166 @@
+import ArgumentParser
+import Foundation
+import Kafka
+import Logging
+
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure this Kafka API's producer and consumer throughput against kcat on the same broker.",
+        discussion: """
+            Starts `oms broker` in its own process (unless --brokers is given), then for each run: kcat -P and the \
+            Swift producer each write the same N values to their own topic; kcat -C and the Swift consumer each \
+            read their topic back from the beginning. Prints rates (median of the runs) and Swift/kcat ratios.
+            """
+    )
+
+    @Option(help: "Use this cluster instead of a fresh embedded one.")
+    var brokers: String?
+
+    @Option(help: "Messages per run.")
+    var messages = 500_000
+
+    @Option(help: "Value size in bytes.")
+    var size = 100
+
+    @Option(help: "Partitions per topic (the embedded cluster keeps ~5 MiB per partition).")
+    var partitions: Int32 = 16
+
+    @Option(help: "Runs; the median is reported.")
+    var runs = 3
+
+    func run() async throws {
+        guard messages > 0, size > 0, runs > 0, partitions > 0 else { throw ValidationError("--messages, --size, --runs and --partitions must be positive") }
+        var logger = Logger(label: "oms.bench")
+        logger.logLevel = .warning
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("oms-bench-\(getpid())")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: work) }
+
+        let runID = String(UUID().uuidString.prefix(6)).lowercased()
+        let topics = (1...runs).flatMap { ["bench-\(runID)-kcat-\($0)", "bench-\(runID)-swift-\($0)"] }
+        var broker: Process?
+        let bootstrap: String
+        if let brokers {
+            bootstrap = brokers
+            let admin = try KafkaAdmin(configuration: KafkaConfiguration(bootstrapServers: brokers), logger: logger)
+            for topic in topics {
+                _ = try await admin.createTopic(KafkaTopicSpec(name: topic, partitions: partitions, replicationFactor: 1))
+            }
+        } else {
+            let file = work.appendingPathComponent("bootstrap")
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+            process.arguments = ["broker", "--brokers", "1", "--bootstrap-file", file.path] + topics.flatMap { ["--topic", "\($0):\(partitions)"] }
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            broker = process
+            bootstrap = try await Self.waitForFile(file)
+        }
+        defer {
+            broker?.terminate()
+            broker?.waitUntilExit()
+        }
+        print("broker: \(brokers == nil ? "embedded (oms broker, 1 broker, own process)" : bootstrap); \(messages) messages of \(size) bytes, \(partitions) partitions, \(runs) run(s)")
+
+        // Newline-delimited for kcat -l; the Swift side sends the same bytes.
+        let values = (0..<messages).map { index -> [UInt8] in
+            let prefix = Array("\(index):".utf8)
+            return prefix + [UInt8](repeating: UInt8(ascii: "x"), count: max(0, size - prefix.count))
+        }
+        let dataFile = work.appendingPathComponent("values.txt")
+        var data = Data(capacity: messages * (size + 1))
+        for value in values {
+            data.append(contentsOf: value)
+            data.append(UInt8(ascii: "\n"))
+        }
+        try data.write(to: dataFile)
+
+        let common = ["-X", "enable.idempotence=true", "-X", "acks=all", "-X", "linger.ms=5"]
+        var results: [String: [Double]] = [:]
+        for run in 1...runs {
+            let kcatTopic = "bench-\(runID)-kcat-\(run)"
+            let swiftTopic = "bench-\(runID)-swift-\(run)"
+            results["kcat produce", default: []].append(try Self.timeProcess("kcat", ["-P", "-b", bootstrap, "-t", kcatTopic, "-l"] + common + [dataFile.path]))
+            results["swift produce", default: []].append(try await Self.timeSwiftProduce(bootstrap: bootstrap, topic: swiftTopic, values: values, logger: logger))
+            results["kcat consume", default: []].append(try Self.timeProcess("kcat", ["-C", "-b", bootstrap, "-t", kcatTopic, "-o", "beginning", "-e", "-q", "-c", "\(messages)"]))
+            results["swift consume", default: []].append(try await Self.timeSwiftConsume(bootstrap: bootstrap, topic: swiftTopic, partitions: partitions, count: messages, logger: logger))
+            print("run \(run): " + ["kcat produce", "swift produce", "kcat consume", "swift consume"].map { "\($0) \(Self.rate(messages, results[$0]!.last!))" }.joined(separator: ", "))
+        }
+        let median = results.mapValues { $0.sorted()[$0.count / 2] }
+        let mib = Double(messages * size) / 1_048_576
+        print("")
+        print("| client | seconds (median) | messages/s | MiB/s | ratio Swift/kcat |")
+        print("|---|---|---|---|---|")
+        for (side, kcatKey, swiftKey) in [("producer", "kcat produce", "swift produce"), ("consumer", "kcat consume", "swift consume")] {
+            let kcat = median[kcatKey]!
+            let swift = median[swiftKey]!
+            print(String(format: "| kcat %@ | %.3f | %.0f | %.1f | |", side, kcat, Double(messages) / kcat, mib / kcat))
+            print(String(format: "| Swift %@ | %.3f | %.0f | %.1f | **%.2f** |", side, swift, Double(messages) / swift, mib / swift, kcat / swift))
+        }
+    }
+
+    static func rate(_ messages: Int, _ seconds: Double) -> String {
+        String(format: "%.0f msg/s", Double(messages) / seconds)
+    }
+
+    static func waitForFile(_ file: URL) async throws -> String {
+        for _ in 0..<200 {
+            if let text = try? String(contentsOf: file, encoding: .utf8), !text.isEmpty { return text }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw ValidationError("the embedded broker did not start within 10 s")
+    }
+
+    static func timeProcess(_ tool: String, _ arguments: [String]) throws -> Double {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [tool] + arguments
+        process.standardOutput = FileHandle.nullDevice
+        let start = ContinuousClock.now
+        try process.run()
+        process.waitUntilExit()
+        let elapsed = ContinuousClock.now - start
+        guard process.terminationStatus == 0 else { throw ValidationError("\(tool) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)") }
+        return elapsed.seconds
+    }
+
+    static func timeSwiftProduce(bootstrap: String, topic: String, values: [[UInt8]], logger: Logger) async throws -> Double {
+        let start = ContinuousClock.now
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: KafkaConfiguration(bootstrapServers: bootstrap)), logger: logger)
+        for value in values {
+            try await producer.enqueue(KafkaProducerMessage(topic: topic, key: nil as [UInt8]?, value: value))
+        }
+        try await producer.close(timeout: .seconds(120))
+        return (ContinuousClock.now - start).seconds
+    }
+
+    static func timeSwiftConsume(bootstrap: String, topic: String, partitions: Int32, count: Int, logger: Logger) async throws -> Double {
+        let start = ContinuousClock.now
+        var configuration = KafkaConsumerConfiguration(kafka: KafkaConfiguration(bootstrapServers: bootstrap), groupID: "oms-bench")
+        configuration.maxBatchSize = 10_000
+        let consumer = try KafkaConsumer(configuration: configuration, logger: logger)
+        // Like kcat -C: read the partitions directly, no group membership.
+        try consumer.assign((0..<partitions).map { KafkaTopicPartitionOffset(topic: topic, partition: $0, offset: KafkaTopicPartitionOffset.beginning) })
+        var received = 0
+        var bytes = 0
+        for try await event in consumer.events() {
+            if case .messages(let messages) = event {
+                received += messages.count
+                for message in messages { bytes &+= message.value?.count ?? 0 }
+            }
+            if received >= count { break }
+        }
+        let elapsed = (ContinuousClock.now - start).seconds
+        try await consumer.close()
+        guard received == count else { throw ValidationError("Swift consumer read \(received) of \(count)") }
+        return elapsed
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

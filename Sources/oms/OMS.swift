@@ -1,0 +1,30 @@
+import ArgumentParser
+import Kafka
+
+/// `oms`: the one OrderFleet executable.
+@main
+struct OMS: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "oms",
+        abstract: "OrderFleet: an order management system on Apache Kafka.",
+        subcommands: [
+            DemoCommand.self,
+            BrokerCommand.self,
+            ProduceCommand.self,
+            ConsumeCommand.self,
+            BenchCommand.self,
+            VersionCommand.self,
+        ]
+    )
+}
+
+struct VersionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "version", abstract: "Print the version of oms and of librdkafka.")
+
+    func run() {
+        print("oms \(OMS.version)")
+        print("librdkafka \(KafkaLibrary.version)")
+    }
+}

@@ -1,0 +1,557 @@
+# Single description of the OMS event model, used to generate the Swift
+# structs, the JSON Schemas and the AsyncAPI document.
+
+STRUCTS = {}   # name -> dict(doc, fields)
+ENUMS = {}     # name -> dict(doc, cases=[(raw, doc)])
+EVENTS = []    # list of dict
+
+def S(name, doc, fields):
+    STRUCTS[name] = dict(doc=doc, fields=fields)
+
+def E(name, doc, cases):
+    ENUMS[name] = dict(doc=doc, cases=cases)
+
+def EV(name, type_, version, topic, key, subject, doc, fields):
+    EVENTS.append(dict(name=name, type=type_, version=version, topic=topic, key=key, subject=subject, doc=doc, fields=fields))
+
+# field: (name, swiftType, doc[, extraSchema])
+
+E("PaymentAuthorizationStatus", "State of the channel's payment at capture time; payment checks decide from it.", [
+    ("pending", "No authorization yet (e.g. bank transfer awaited)."),
+    ("authorized", "Funds authorized, not captured."),
+    ("captured", "Funds captured by the channel or marketplace."),
+    ("partially_captured", "Only part of the amount captured."),
+    ("voided", "Authorization voided before capture."),
+])
+E("ServiceLevel", "Delivery speed the customer paid for; drives carrier choice and the promise.", [
+    ("standard", "Ground / economy."),
+    ("expedited", "Faster than standard, usually 2-3 days."),
+    ("next_day", "Next business day."),
+    ("same_day", "Same-day courier."),
+])
+E("ChannelFormat", "Which adapter understands an inbound payload.", [
+    ("shopify_order", "Shopify `orders/create` webhook, REST Order JSON."),
+    ("amazon_order", "Amazon SP-API Orders API order with its OrderItems."),
+    ("amazon_order_change", "Amazon SP-API `ORDER_CHANGE` notification."),
+    ("pos_sale", "OrderFleet store POS sale format."),
+    ("canonical", "The canonical order JSON itself."),
+])
+E("AdjustmentMode", "How an inventory adjustment from WMS/ERP is applied.", [
+    ("absolute", "Set on-hand to the quantity (a stock count)."),
+    ("delta", "Add the (possibly negative) quantity to on-hand."),
+])
+E("InventoryOutcome", "What the inventory stage did with a command.", [
+    ("reserved", "Quantity reserved."),
+    ("refused", "Not enough available; nothing reserved."),
+    ("released", "Reservation released."),
+    ("committed", "Reservation turned into a shipment (on hand decreased)."),
+    ("restocked", "Returned units added back to on hand."),
+])
+E("AllocationStatus", "Progress of allocation for one order.", [
+    ("planning", "Computing a sourcing plan."),
+    ("reserving", "Waiting for reservation results."),
+    ("allocated", "Every line reserved."),
+    ("partially_allocated", "Some lines reserved, the rest backordered."),
+    ("backordered", "Nothing could be reserved."),
+    ("cancelled", "Order cancelled; reservations released."),
+])
+E("TrackingStatus", "The one tracking vocabulary every carrier format is normalized to.", [
+    ("pre_transit", "Label created, not yet scanned by the carrier."),
+    ("in_transit", "Moving through the carrier network."),
+    ("out_for_delivery", "On the vehicle for delivery today."),
+    ("available_for_pickup", "Waiting at a pickup point."),
+    ("delivered", "Delivered."),
+    ("failed_attempt", "Delivery attempted and failed."),
+    ("return_to_sender", "Being returned to the shipper."),
+    ("exception", "Carrier reports a problem."),
+    ("cancelled", "Shipment cancelled at the carrier."),
+    ("unknown", "Status not understood; the raw carrier value is kept alongside."),
+])
+E("TrackingSource", "Which carrier integration produced a tracking update.", [
+    ("easypost", "EasyPost `tracker.updated` webhook."),
+    ("aftership", "AfterShip tracking webhook."),
+    ("generic", "OrderFleet generic carrier format."),
+])
+E("ReturnDisposition", "What happens to a received return unit.", [
+    ("restock", "Back to sellable stock."),
+    ("write_off", "Damaged or unsellable; written off."),
+])
+E("OrderStatus", "Customer- and operator-visible order state in the order view.", [
+    ("placed", "Accepted by intake."),
+    ("rejected", "Rejected by intake."),
+    ("held", "Held for fraud review."),
+    ("declined", "Payment declined."),
+    ("approved", "Payment approved, awaiting allocation."),
+    ("allocated", "Stock reserved."),
+    ("partially_allocated", "Some stock reserved, rest backordered."),
+    ("backordered", "Waiting for stock."),
+    ("shipped", "At least one shipment handed to a carrier."),
+    ("delivered", "Every shipment delivered."),
+    ("cancelled", "Cancelled before shipment."),
+    ("return_requested", "Customer asked for a return."),
+    ("returned", "Return received."),
+    ("refunded", "Money returned to the customer."),
+])
+E("NotificationKind", "Which customer message to send.", [
+    ("confirmed", "Order confirmed."),
+    ("shipped", "Shipment on its way."),
+    ("out_for_delivery", "Arriving today."),
+    ("delivered", "Delivered."),
+    ("delayed", "Carrier estimate passed the promise."),
+    ("refunded", "Refund issued."),
+    ("cancelled", "Order cancelled."),
+])
+E("AlertSeverity", "How urgently operators must act on an SLA alert.", [
+    ("warning", "Approaching or just past the SLA."),
+    ("critical", "Far past the SLA."),
+])
+E("PaymentEntryKind", "Kind of money movement in the order view.", [
+    ("authorization", "Channel authorization."),
+    ("capture", "Capture requested."),
+    ("refund", "Refund requested."),
+    ("void", "Void requested."),
+])
+
+S("Reason", "A machine-readable code plus a human message, so rules can be counted and explained.", [
+    ("code", "String", "Stable code, e.g. `sku_unknown`; reports group by it."),
+    ("message", "String", "Explanation for operators and customers."),
+])
+S("Customer", "The buyer as far as the channel identifies them.", [
+    ("id", "String?", "Channel customer id; absent for guest checkouts."),
+    ("email", "String?", "Email for notifications and fraud velocity checks."),
+])
+S("OrderLine", "One ordered SKU. Amounts are per line (discount and tax for the whole quantity).", [
+    ("lineId", "String", "Line id, unique in the order (channel line id when it has one)."),
+    ("sku", "String", "Seller SKU."),
+    ("quantity", "Int", "Units ordered; at least 1.", {"minimum": 1}),
+    ("unitPrice", "Money", "Price of one unit before discount and tax."),
+    ("discount", "Money", "Total discount on the line."),
+    ("tax", "Money", "Total tax on the line."),
+])
+S("ShippingCharge", "What the customer pays for shipping and how it was described.", [
+    ("method", "String?", "Channel's shipping method title."),
+    ("amount", "Money", "Shipping charged, before shipping discounts."),
+])
+S("OrderTotals", "Order totals as the channel computed them; intake checks them against the lines.", [
+    ("subtotal", "Money", "Sum of unit price times quantity."),
+    ("discount", "Money", "All discounts."),
+    ("shipping", "Money", "Shipping charged."),
+    ("tax", "Money", "All taxes."),
+    ("total", "Money", "What the customer pays."),
+    ("taxIncluded", "Bool", "Prices already include tax (EU VAT style), so tax is not added on top."),
+])
+S("PaymentAuthorization", "The channel's payment state for the order.", [
+    ("status", "PaymentAuthorizationStatus", "Authorization state."),
+    ("amount", "Money", "Amount authorized or captured."),
+    ("reference", "String?", "Gateway or marketplace reference."),
+])
+S("CanonicalOrder", "A channel order in the OMS's own shape: what every channel adapter produces and intake consumes.", [
+    ("channel", "String", "Sales channel, e.g. `shopify`, `amazon`, `pos`, `web`."),
+    ("externalOrderId", "String", "The channel's order id; with the channel it identifies the order."),
+    ("customer", "Customer", "Buyer."),
+    ("lines", "[OrderLine]", "Ordered lines; never empty."),
+    ("shipping", "ShippingCharge", "Shipping charge."),
+    ("totals", "OrderTotals", "Channel totals."),
+    ("currency", "CurrencyCode", "Currency of every amount in the order."),
+    ("shippingAddress", "Address", "Where to ship."),
+    ("billingAddress", "Address?", "Billing address, when the channel gives one."),
+    ("payment", "PaymentAuthorization", "Channel payment state."),
+    ("placedAt", "Date", "When the customer placed the order."),
+    ("promisedDeliveryDate", "Date?", "Delivery date promised at checkout."),
+    ("serviceLevel", "ServiceLevel", "Paid delivery speed."),
+])
+S("Dimensions", "Package dimensions of one unit, in millimetres.", [
+    ("lengthMm", "Int", "Length.", {"minimum": 0}),
+    ("widthMm", "Int", "Width.", {"minimum": 0}),
+    ("heightMm", "Int", "Height.", {"minimum": 0}),
+])
+S("RegionPrice", "List price of a product in one sales region.", [
+    ("region", "String", "Region code, e.g. `EU` or `US`."),
+    ("price", "Money", "Price in the region's currency."),
+])
+S("LocationStock", "Stock of one SKU at one location; available = onHand - reserved - safetyStock.", [
+    ("location", "String", "Warehouse or store id."),
+    ("onHand", "Int", "Physical units.", {"minimum": 0}),
+    ("reserved", "Int", "Units reserved for orders.", {"minimum": 0}),
+    ("safetyStock", "Int", "Units never promised.", {"minimum": 0}),
+    ("lastSourceSequence", "Int64?", "Last applied WMS/ERP adjustment sequence, to drop stale adjustments."),
+])
+S("LineAllocation", "A quantity of one order line sourced from one location.", [
+    ("lineId", "String", "Order line."),
+    ("sku", "String", "SKU of the line."),
+    ("location", "String", "Warehouse or store id."),
+    ("quantity", "Int", "Units from this location.", {"minimum": 1}),
+])
+S("BackorderedLine", "A quantity of a line that could not be sourced.", [
+    ("lineId", "String", "Order line."),
+    ("sku", "String", "SKU of the line."),
+    ("quantity", "Int", "Units not sourced.", {"minimum": 1}),
+])
+S("ShipmentLine", "Units of an order line in a shipment or return.", [
+    ("lineId", "String", "Order line."),
+    ("sku", "String", "SKU."),
+    ("quantity", "Int", "Units.", {"minimum": 1}),
+])
+S("TrackingLocation", "Where a carrier scan happened, as free text because carriers differ.", [
+    ("city", "String?", "City."),
+    ("region", "String?", "State or region."),
+    ("postalCode", "String?", "Postal code."),
+    ("country", "String?", "Country as the carrier wrote it (alpha-2 or alpha-3)."),
+])
+S("TrackingCheckpoint", "One carrier scan event.", [
+    ("status", "TrackingStatus", "Normalized status."),
+    ("rawStatus", "String", "The carrier's own status value."),
+    ("occurredAt", "Date", "Scan time."),
+    ("location", "TrackingLocation?", "Scan location."),
+    ("message", "String?", "Carrier's message."),
+])
+S("ReturnLine", "A line the customer wants to return.", [
+    ("lineId", "String", "Order line."),
+    ("sku", "String", "SKU."),
+    ("quantity", "Int", "Units to return.", {"minimum": 1}),
+    ("reason", "String", "Customer's reason code."),
+])
+S("ReceivedReturnLine", "A returned line as checked at the warehouse.", [
+    ("lineId", "String", "Order line."),
+    ("sku", "String", "SKU."),
+    ("quantity", "Int", "Units received.", {"minimum": 1}),
+    ("disposition", "ReturnDisposition", "Restock or write off."),
+    ("location", "String", "Receiving location."),
+])
+S("PaymentEntry", "A money movement shown in the order view.", [
+    ("kind", "PaymentEntryKind", "Authorization, capture, refund or void."),
+    ("amount", "Money", "Amount moved."),
+    ("at", "Date", "When it happened."),
+    ("reference", "String?", "Payment reference."),
+])
+S("ShipmentSummary", "A shipment as shown in the order view.", [
+    ("shipmentId", "String", "Shipment id."),
+    ("location", "String", "Shipping location."),
+    ("carrier", "String", "Carrier."),
+    ("trackingNumber", "String", "Tracking number."),
+    ("status", "TrackingStatus", "Latest normalized tracking status."),
+    ("lines", "[ShipmentLine]", "Contents."),
+    ("estimatedDelivery", "Date?", "Carrier's latest estimate."),
+])
+S("TrackingEntry", "One entry of the order's tracking timeline.", [
+    ("shipmentId", "String", "Shipment."),
+    ("status", "TrackingStatus", "Normalized status."),
+    ("rawStatus", "String", "Carrier value."),
+    ("at", "Date", "Event time."),
+    ("message", "String?", "Carrier message."),
+])
+S("ReturnSummary", "A return as shown in the order view.", [
+    ("returnId", "String", "Return id."),
+    ("status", "String", "requested, authorized, rejected or received."),
+    ("rma", "String?", "RMA number once authorized."),
+    ("lines", "[ShipmentLine]", "Lines being returned."),
+])
+S("HistoryEntry", "One event folded into the order view, for the audit trail.", [
+    ("eventId", "String", "ce_id of the event."),
+    ("eventType", "String", "ce_type of the event."),
+    ("at", "Date", "Event time."),
+    ("status", "OrderStatus", "Order status after the event."),
+])
+
+ORDER_KEY = "orderId"
+ORDER_LINES_DOC = "Order lines."
+
+EV("CatalogProduct", "oms.catalog.product", 1, "oms.catalog.products", "sku", "sku",
+   "A product as PIM/ERP describes it; intake checks SKUs and destinations against it, shipping uses weights.", [
+    ("sku", "String", "Seller SKU; the record key."),
+    ("title", "String", "Product title."),
+    ("weightGrams", "Int", "Shipping weight of one unit.", {"minimum": 0}),
+    ("dimensions", "Dimensions", "Package dimensions of one unit."),
+    ("launchDate", "Date?", "Not sellable before this time."),
+    ("blockedCountries", "[CountryCode]", "Destinations the product may not ship to."),
+    ("hazmat", "Bool", "Dangerous goods; restricts carriers."),
+    ("prices", "[RegionPrice]", "List prices per region."),
+])
+EV("InboundChannelOrder", "oms.order.inbound", 1, "oms.orders.inbound", '"\\(channel)/\\(externalOrderId)"', '"\\(channel)/\\(externalOrderId)"',
+   "A channel payload exactly as received, before any interpretation; intake decodes it with the adapter named by `format`.", [
+    ("channel", "String", "Sales channel."),
+    ("format", "ChannelFormat", "Payload format."),
+    ("externalOrderId", "String", "Channel order id, part of the key."),
+    ("payload", "Data", "The raw body (base64 in JSON)."),
+    ("receivedAt", "Date", "When the gateway received it."),
+])
+EV("OrderPlaced", "oms.order.placed", 1, "oms.orders.placed", ORDER_KEY, ORDER_KEY,
+   "A validated order accepted by intake.", [
+    ("orderId", "String", "OMS order id, derived from channel and external id."),
+    ("channel", "String", "Sales channel."),
+    ("externalOrderId", "String", "Channel order id."),
+    ("customer", "Customer", "Buyer."),
+    ("lines", "[OrderLine]", ORDER_LINES_DOC),
+    ("shipping", "ShippingCharge", "Shipping charge."),
+    ("totals", "OrderTotals", "Totals."),
+    ("currency", "CurrencyCode", "Order currency."),
+    ("shippingAddress", "Address", "Ship-to address."),
+    ("billingAddress", "Address?", "Billing address."),
+    ("payment", "PaymentAuthorization", "Channel payment authorization."),
+    ("placedAt", "Date", "When the customer placed it."),
+    ("promisedDeliveryDate", "Date?", "Promised delivery date."),
+    ("serviceLevel", "ServiceLevel", "Paid delivery speed."),
+])
+EV("OrderRejected", "oms.order.rejected", 1, "oms.orders.rejected", ORDER_KEY, ORDER_KEY,
+   "An order intake refused, with every reason found (not just the first).", [
+    ("orderId", "String", "OMS order id."),
+    ("channel", "String", "Sales channel."),
+    ("externalOrderId", "String", "Channel order id."),
+    ("reasons", "[Reason]", "Why it was rejected."),
+    ("rejectedAt", "Date", "Decision time."),
+])
+for cls, typ, doc, extra in [
+    ("PaymentApproved", "oms.payment.approved", "Payment check passed; allocation may start.", []),
+    ("PaymentDeclined", "oms.payment.declined", "Payment check failed; the order stops.", []),
+    ("PaymentHeld", "oms.payment.held", "Held for manual fraud review.", []),
+    ("PaymentReleased", "oms.payment.released", "An operator released a held order; it proceeds as approved.",
+     [("releasedBy", "String", "Operator who released it.")]),
+]:
+    EV(cls, typ, 1, "oms.payments.checked", ORDER_KEY, ORDER_KEY, doc, [
+        ("orderId", "String", "OMS order id."),
+        ("amount", "Money", "Order amount checked."),
+        ("reasons", "[Reason]", "Rules that fired (empty when none did)."),
+    ] + extra + [("decidedAt", "Date", "Decision time.")])
+
+INV = "oms.inventory.commands"
+EV("ReserveInventory", "oms.inventory.reserve", 1, INV, "sku", ORDER_KEY,
+   "Reserve stock for an order line at a location; succeeds only if available covers it.", [
+    ("orderId", "String", "Order."), ("lineId", "String", "Order line."), ("sku", "String", "SKU; the record key."),
+    ("location", "String", "Location."), ("quantity", "Int", "Units.", {"minimum": 1}),
+])
+EV("ReleaseInventory", "oms.inventory.release", 1, INV, "sku", ORDER_KEY,
+   "Give back a reservation (cancel, re-plan, partial allocation).", [
+    ("orderId", "String", "Order."), ("lineId", "String", "Order line."), ("sku", "String", "SKU; the record key."),
+    ("location", "String", "Location."), ("quantity", "Int", "Units.", {"minimum": 1}),
+    ("reason", "String", "Why it is released."),
+])
+EV("CommitInventory", "oms.inventory.commit", 1, INV, "sku", ORDER_KEY,
+   "Turn a reservation into a shipment: on hand and reserved both decrease.", [
+    ("orderId", "String", "Order."), ("shipmentId", "String", "Shipment."), ("lineId", "String", "Order line."),
+    ("sku", "String", "SKU; the record key."), ("location", "String", "Location."),
+    ("quantity", "Int", "Units.", {"minimum": 1}),
+])
+EV("AdjustInventory", "oms.inventory.adjust", 1, INV, "sku", "sku",
+   "A stock correction from WMS/ERP; the source sequence lets inventory ignore stale or repeated adjustments.", [
+    ("sku", "String", "SKU; the record key."), ("location", "String", "Location."),
+    ("mode", "AdjustmentMode", "Absolute count or delta."),
+    ("quantity", "Int", "New on-hand (absolute) or change (delta)."),
+    ("source", "String", "System that sent it."),
+    ("sourceSequence", "Int64", "Monotonic sequence number at the source.", {"minimum": 0}),
+])
+EV("RestockInventory", "oms.inventory.restock", 1, INV, "sku", ORDER_KEY,
+   "Put returned units back on hand.", [
+    ("orderId", "String", "Order."), ("returnId", "String", "Return."), ("sku", "String", "SKU; the record key."),
+    ("location", "String", "Location."), ("quantity", "Int", "Units.", {"minimum": 1}),
+])
+EV("InventoryResult", "oms.inventory.result", 1, "oms.inventory.results", ORDER_KEY, ORDER_KEY,
+   "The outcome of an inventory command for an order, routed back by order id.", [
+    ("orderId", "String", "Order."), ("lineId", "String", "Order line."), ("sku", "String", "SKU."),
+    ("location", "String", "Location."), ("quantity", "Int", "Units asked for.", {"minimum": 0}),
+    ("outcome", "InventoryOutcome", "What happened."),
+    ("available", "Int?", "Available units at decision time (set when refused)."),
+    ("commandId", "String", "ce_id of the command, for correlation."),
+])
+EV("InventoryLevel", "oms.inventory.level", 1, "oms.inventory.levels", "sku", "sku",
+   "Stock of one SKU at every location: the inventory changelog. One record per SKU (not per location) because the topic is compacted by SKU and co-partitioned with the SKU-keyed commands.", [
+    ("sku", "String", "SKU; the record key."),
+    ("locations", "[LocationStock]", "Stock per location, sorted by location id."),
+    ("updatedAt", "Date", "Last change."),
+])
+EV("AllocationState", "oms.allocation.state", 1, "oms.allocation.state", ORDER_KEY, ORDER_KEY,
+   "Allocation's progress for one order, restored on partition assignment.", [
+    ("orderId", "String", "Order."), ("status", "AllocationStatus", "Progress."),
+    ("attempt", "Int", "Planning attempt, bounded by policy.", {"minimum": 0}),
+    ("planned", "[LineAllocation]", "Current sourcing plan."),
+    ("reserved", "[LineAllocation]", "Reservations confirmed so far."),
+    ("updatedAt", "Date", "Last change."),
+])
+EV("OrderAllocated", "oms.order.allocated", 1, "oms.orders.allocated", ORDER_KEY, ORDER_KEY,
+   "Every line is reserved; shipping may start.", [
+    ("orderId", "String", "Order."), ("allocations", "[LineAllocation]", "Where each unit comes from."),
+    ("decidedAt", "Date", "Decision time."),
+])
+EV("OrderBackordered", "oms.order.backordered", 1, "oms.orders.allocated", ORDER_KEY, ORDER_KEY,
+   "Nothing could be reserved; the order waits for stock.", [
+    ("orderId", "String", "Order."), ("lines", "[BackorderedLine]", "Lines waiting."),
+    ("reasons", "[Reason]", "Why."), ("decidedAt", "Date", "Decision time."),
+])
+EV("OrderPartiallyAllocated", "oms.order.partially_allocated", 1, "oms.orders.allocated", ORDER_KEY, ORDER_KEY,
+   "Some units reserved and shippable; the rest backordered, per policy.", [
+    ("orderId", "String", "Order."), ("allocations", "[LineAllocation]", "Reserved units."),
+    ("backordered", "[BackorderedLine]", "Units waiting."), ("decidedAt", "Date", "Decision time."),
+])
+OC = "oms.orders.commands"
+EV("CancelOrder", "oms.order.cancel", 1, OC, ORDER_KEY, ORDER_KEY,
+   "Cancel an order; allowed until shipped.", [
+    ("orderId", "String", "Order."), ("requestedBy", "String", "Operator, customer or channel."),
+    ("reason", "Reason", "Why."), ("requestedAt", "Date", "Request time."),
+])
+EV("ReleaseHold", "oms.order.release_hold", 1, OC, ORDER_KEY, ORDER_KEY,
+   "An operator clears a fraud hold.", [
+    ("orderId", "String", "Order."), ("releasedBy", "String", "Operator."), ("note", "String?", "Review note."),
+    ("requestedAt", "Date", "Request time."),
+])
+EV("UpdateShippingAddress", "oms.order.update_address", 1, OC, ORDER_KEY, ORDER_KEY,
+   "Change the ship-to address before shipment.", [
+    ("orderId", "String", "Order."), ("shippingAddress", "Address", "New address."),
+    ("requestedBy", "String", "Who asked."), ("requestedAt", "Date", "Request time."),
+])
+EV("ShipmentCreated", "oms.shipment.created", 1, "oms.shipments.created", ORDER_KEY, ORDER_KEY,
+   "A shipment with carrier, service and label was created for one location.", [
+    ("shipmentId", "String", "Shipment id."), ("orderId", "String", "Order."), ("location", "String", "Shipping location."),
+    ("carrier", "String", "Carrier code."), ("service", "String", "Carrier service."),
+    ("trackingNumber", "String", "Tracking number."), ("labelRef", "String", "Label reference."),
+    ("lines", "[ShipmentLine]", "Contents."), ("promisedDate", "Date", "Promised delivery date."),
+    ("estimatedDelivery", "Date", "Carrier estimate at creation."), ("createdAt", "Date", "Creation time."),
+])
+EV("ShipmentIndexEntry", "oms.shipment.indexed", 1, "oms.shipments.index", '"\\(carrier)/\\(trackingNumber)"', ORDER_KEY,
+   "Maps a carrier tracking number to its shipment, so tracking can join carrier pushes.", [
+    ("carrier", "String", "Carrier code."), ("trackingNumber", "String", "Tracking number."),
+    ("shipmentId", "String", "Shipment."), ("orderId", "String", "Order."),
+    ("promisedDate", "Date", "Promised delivery date, for delay detection."),
+])
+EV("CarrierTrackingUpdate", "oms.tracking.carrier_update", 1, "oms.tracking.inbound", '"\\(carrier)/\\(trackingNumber)"', '"\\(carrier)/\\(trackingNumber)"',
+   "A carrier push normalized by a carrier adapter, not yet joined to a shipment.", [
+    ("source", "TrackingSource", "Integration that sent it."),
+    ("externalEventId", "String?", "The integration's event id, for dedupe."),
+    ("carrier", "String", "Carrier code."), ("trackingNumber", "String", "Tracking number."),
+    ("status", "TrackingStatus", "Normalized latest status."), ("rawStatus", "String", "Carrier's status value."),
+    ("occurredAt", "Date", "Time of the latest checkpoint."),
+    ("location", "TrackingLocation?", "Latest location."), ("message", "String?", "Latest message."),
+    ("estimatedDelivery", "Date?", "Carrier estimate."),
+    ("checkpoints", "[TrackingCheckpoint]", "Scan history, oldest first."),
+])
+TR = "oms.shipments.tracking"
+EV("TrackingUpdated", "oms.tracking.updated", 1, TR, ORDER_KEY, ORDER_KEY,
+   "A new, in-order tracking status for a shipment.", [
+    ("orderId", "String", "Order."), ("shipmentId", "String", "Shipment."), ("carrier", "String", "Carrier."),
+    ("trackingNumber", "String", "Tracking number."), ("status", "TrackingStatus", "Normalized status."),
+    ("rawStatus", "String", "Carrier value."), ("occurredAt", "Date", "Event time."),
+    ("location", "TrackingLocation?", "Location."), ("message", "String?", "Carrier message."),
+    ("estimatedDelivery", "Date?", "Carrier estimate."),
+])
+EV("ShipmentDelivered", "oms.tracking.delivered", 1, TR, ORDER_KEY, ORDER_KEY,
+   "A shipment was delivered.", [
+    ("orderId", "String", "Order."), ("shipmentId", "String", "Shipment."), ("carrier", "String", "Carrier."),
+    ("trackingNumber", "String", "Tracking number."), ("rawStatus", "String", "Carrier value."),
+    ("deliveredAt", "Date", "Delivery time."), ("location", "TrackingLocation?", "Where."),
+    ("message", "String?", "Carrier message."),
+])
+EV("ShipmentDelayed", "oms.tracking.delayed", 1, TR, ORDER_KEY, ORDER_KEY,
+   "The carrier's estimate passed the promised date.", [
+    ("orderId", "String", "Order."), ("shipmentId", "String", "Shipment."), ("carrier", "String", "Carrier."),
+    ("trackingNumber", "String", "Tracking number."), ("status", "TrackingStatus", "Status at detection."),
+    ("rawStatus", "String", "Carrier value."), ("promisedDate", "Date", "Promise."),
+    ("estimatedDelivery", "Date", "New estimate."), ("detectedAt", "Date", "Detection time."),
+])
+EV("ReturnRequested", "oms.return.requested", 1, "oms.returns.requests", ORDER_KEY, ORDER_KEY,
+   "A customer asks to return delivered items.", [
+    ("orderId", "String", "Order."), ("returnId", "String", "Return id."),
+    ("lines", "[ReturnLine]", "Items to return."), ("requestedAt", "Date", "Request time."),
+])
+RE = "oms.returns.events"
+EV("ReturnAuthorized", "oms.return.authorized", 1, RE, ORDER_KEY, ORDER_KEY,
+   "Return accepted: RMA and label issued.", [
+    ("orderId", "String", "Order."), ("returnId", "String", "Return."), ("rma", "String", "RMA number."),
+    ("labelRef", "String", "Return label reference."), ("carrier", "String", "Return carrier."),
+    ("trackingNumber", "String?", "Return tracking number."), ("lines", "[ReturnLine]", "Authorized lines."),
+    ("expiresAt", "Date", "RMA expiry."),
+])
+EV("ReturnRejected", "oms.return.rejected", 1, RE, ORDER_KEY, ORDER_KEY,
+   "Return refused (window passed, not delivered, already returned).", [
+    ("orderId", "String", "Order."), ("returnId", "String", "Return."), ("reasons", "[Reason]", "Why."),
+    ("rejectedAt", "Date", "Decision time."),
+])
+EV("ReturnReceived", "oms.return.received", 1, RE, ORDER_KEY, ORDER_KEY,
+   "Returned goods arrived and were inspected.", [
+    ("orderId", "String", "Order."), ("returnId", "String", "Return."), ("rma", "String", "RMA number."),
+    ("lines", "[ReceivedReturnLine]", "What arrived."), ("receivedAt", "Date", "Receipt time."),
+])
+PC = "oms.payments.commands"
+EV("CapturePayment", "oms.payment.capture", 1, PC, ORDER_KEY, ORDER_KEY,
+   "Capture money for a shipped shipment.", [
+    ("orderId", "String", "Order."), ("shipmentId", "String", "Shipment that triggers the capture."),
+    ("amount", "Money", "Amount to capture."), ("authorizationReference", "String?", "Authorization to capture against."),
+    ("requestedAt", "Date", "Request time."),
+])
+EV("RefundPayment", "oms.payment.refund", 1, PC, ORDER_KEY, ORDER_KEY,
+   "Refund money for a received return (or a goodwill refund).", [
+    ("orderId", "String", "Order."), ("returnId", "String?", "Return, if any."),
+    ("amount", "Money", "Amount to refund."), ("reason", "Reason", "Why."), ("requestedAt", "Date", "Request time."),
+])
+EV("VoidPayment", "oms.payment.void", 1, PC, ORDER_KEY, ORDER_KEY,
+   "Void an uncaptured authorization after cancellation.", [
+    ("orderId", "String", "Order."), ("authorizationReference", "String?", "Authorization to void."),
+    ("reason", "Reason", "Why."), ("requestedAt", "Date", "Request time."),
+])
+EV("OrderView", "oms.order.view", 1, "oms.orders.state", ORDER_KEY, ORDER_KEY,
+   "Everything known about an order, folded from all its events; the order API serves it.", [
+    ("orderId", "String", "Order."), ("channel", "String", "Sales channel."), ("externalOrderId", "String", "Channel order id."),
+    ("status", "OrderStatus", "Current status."), ("currency", "CurrencyCode", "Order currency."),
+    ("totals", "OrderTotals?", "Totals, once placed."), ("lines", "[OrderLine]", ORDER_LINES_DOC),
+    ("payments", "[PaymentEntry]", "Money movements."), ("shipments", "[ShipmentSummary]", "Shipments."),
+    ("tracking", "[TrackingEntry]", "Tracking timeline."), ("returns", "[ReturnSummary]", "Returns."),
+    ("history", "[HistoryEntry]", "Every folded event."), ("updatedAt", "Date", "Last change."),
+])
+EV("Notification", "oms.notification", 1, "oms.notifications", ORDER_KEY, ORDER_KEY,
+   "A message to send to the customer; an external notifier delivers it.", [
+    ("orderId", "String", "Order."), ("kind", "NotificationKind", "Which message."),
+    ("recipientEmail", "String?", "Recipient, if known."), ("data", "[String: String]", "Template values."),
+    ("createdAt", "Date", "Creation time."),
+])
+EV("SLAAlert", "oms.sla.alert", 1, "oms.alerts", ORDER_KEY, ORDER_KEY,
+   "An order has been in a state longer than its SLA.", [
+    ("orderId", "String", "Order."), ("rule", "String", "SLA rule, e.g. `approved_not_allocated`."),
+    ("status", "OrderStatus", "State the order is stuck in."), ("since", "Date", "When it entered it."),
+    ("thresholdSeconds", "Int", "The SLA.", {"minimum": 0}), ("severity", "AlertSeverity", "Urgency."),
+    ("detectedAt", "Date", "Detection time."),
+])
+EV("ReportBucket", "oms.report.bucket", 1, "oms.reports", '"\\(report)/\\(bucket)"', '"\\(report)/\\(bucket)"',
+   "One aggregate bucket of a report (e.g. revenue per channel per hour).", [
+    ("report", "String", "Report name."), ("bucket", "String", "Bucket, e.g. `2026-03-01T12/shopify`."),
+    ("values", "[String: Int64]", "Counters and sums (money in minor units)."), ("updatedAt", "Date", "Last change."),
+])
+EV("IdempotencyRecord", "oms.idempotency.key", 1, "oms.idempotency", '"\\(stage)/\\(key)"', '"\\(stage)/\\(key)"',
+   "Marks an input as processed by a stage, so a replay is skipped.", [
+    ("stage", "String", "Stage name."), ("key", "String", "Idempotency key of the input."),
+    ("eventId", "String", "ce_id of the processed input."), ("processedAt", "Date", "Processing time."),
+    ("expiresAt", "Date", "After this a tombstone removes the key."),
+])
+EV("DeadLetter", "oms.deadletter", 1, "oms.deadletter", "originalKeyText", '"\\(originalTopic)/\\(partition)/\\(offset)"',
+   "A record a stage could not process, kept byte for byte for operators.", [
+    ("originalTopic", "String", "Topic it came from."), ("partition", "Int32", "Its partition.", {"minimum": 0}),
+    ("offset", "Int64", "Its offset.", {"minimum": 0}), ("stage", "String", "Stage that failed."),
+    ("error", "String", "ContractError or handler error description."),
+    ("attempts", "Int", "Attempts made.", {"minimum": 1}), ("failedAt", "Date", "Last failure time."),
+    ("rawKey", "Data?", "Original key bytes (base64)."), ("rawValue", "Data?", "Original value bytes (base64)."),
+])
+
+DAY_MS = 86_400_000
+# name, key, cleanup, retention_ms, co_partition_group, writers, readers
+TOPICS = [
+    ("oms.catalog.products", "sku", "compact", None, None, ["pim-connector", "oms catalog import"], ["intake", "allocation", "shipping"]),
+    ("oms.orders.inbound", "channel/externalOrderId", "delete", 7 * DAY_MS, None, ["gateway", "marketplaces"], ["intake"]),
+    ("oms.orders.placed", "orderId", "delete", None, "order", ["intake"], ["payment"]),
+    ("oms.orders.rejected", "orderId", "delete", None, "order", ["intake"], ["view"]),
+    ("oms.payments.checked", "orderId", "delete", None, "order", ["payment"], ["allocation", "view"]),
+    ("oms.inventory.commands", "sku", "delete", None, "inventory", ["allocation", "shipping", "returns", "ops"], ["inventory"]),
+    ("oms.inventory.results", "orderId", "delete", None, "order", ["inventory"], ["allocation"]),
+    ("oms.inventory.levels", "sku", "compact", None, "inventory", ["inventory"], ["inventory", "allocation", "gateway"]),
+    ("oms.allocation.state", "orderId", "compact", None, "order", ["allocation"], ["allocation"]),
+    ("oms.orders.allocated", "orderId", "delete", None, "order", ["allocation"], ["shipping", "view"]),
+    ("oms.orders.commands", "orderId", "delete", None, "order", ["gateway", "ops"], ["payment", "allocation", "shipping"]),
+    ("oms.shipments.created", "orderId", "delete", None, "order", ["shipping"], ["view", "notifications"]),
+    ("oms.shipments.index", "carrier/trackingNumber", "compact", None, "tracking", ["shipping"], ["tracking"]),
+    ("oms.tracking.inbound", "carrier/trackingNumber", "delete", None, "tracking", ["gateway", "carriers"], ["tracking"]),
+    ("oms.shipments.tracking", "orderId", "delete", None, "order", ["tracking"], ["returns", "view"]),
+    ("oms.returns.requests", "orderId", "delete", None, "order", ["gateway"], ["returns"]),
+    ("oms.returns.events", "orderId", "delete", None, "order", ["returns"], ["view", "payments-connector"]),
+    ("oms.payments.commands", "orderId", "delete", None, "order", ["shipping", "returns", "cancel"], ["payments-connector"]),
+    ("oms.orders.state", "orderId", "compact", None, "order", ["view"], ["gateway"]),
+    ("oms.notifications", "orderId", "delete", None, "order", ["view"], ["notifier"]),
+    ("oms.alerts", "orderId", "delete", None, "order", ["sla-watch"], ["operators"]),
+    ("oms.reports", "report/bucket", "compact", None, None, ["report"], ["gateway", "oms report"]),
+    ("oms.idempotency", "stage/key", "compact", None, None, ["every stage"], ["every stage"]),
+    ("oms.deadletter", "original key", "delete", 30 * DAY_MS, None, ["every stage"], ["operators"]),
+]
