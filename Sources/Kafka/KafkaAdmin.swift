@@ -34,6 +34,24 @@ public struct KafkaTopicDescription: Sendable, Hashable {
     public var configs: [String: String]
 }
 
+extension KafkaTopicDescription {
+    /// Every setting where this topic differs from `spec`, as `setting=actual, wanted
+    /// setting=wanted`; empty when the topic is as wanted.
+    public func differences(from spec: KafkaTopicSpec) -> [String] {
+        var result: [String] = []
+        if partitions != spec.partitions {
+            result.append("partitions=\(partitions), wanted partitions=\(spec.partitions)")
+        }
+        if replicationFactor != spec.replicationFactor {
+            result.append("replication.factor=\(replicationFactor), wanted replication.factor=\(spec.replicationFactor)")
+        }
+        for (key, value) in spec.configs.sorted(by: { $0.key < $1.key }) where configs[key] != value {
+            result.append("\(key)=\(configs[key] ?? "(unset)"), wanted \(key)=\(value)")
+        }
+        return result
+    }
+}
+
 /// What ``KafkaAdmin/createTopic(_:timeout:)`` did.
 public enum KafkaTopicCreation: Sendable, Hashable {
     /// The topic did not exist and was created.
@@ -127,22 +145,12 @@ public final class KafkaAdmin: Sendable {
         return .alreadyExists
     }
 
-    /// What differs between a wanted topic and an existing one, as an error naming the
-    /// first differing setting; `nil` when they agree.
+    /// The first difference between a wanted topic and an existing one, as an error
+    /// naming the setting; `nil` when they agree.
     static func conflict(between spec: KafkaTopicSpec, and existing: KafkaTopicDescription) -> KafkaError? {
-        func mismatch(_ setting: String, _ wanted: String, _ actual: String) -> KafkaError {
-            KafkaError(code: .topicConfigConflict, message: "topic \(spec.name) exists with \(setting)=\(actual), wanted \(setting)=\(wanted)")
+        existing.differences(from: spec).first.map {
+            KafkaError(code: .topicConfigConflict, message: "topic \(spec.name) exists with \($0)")
         }
-        if existing.partitions != spec.partitions {
-            return mismatch("partitions", "\(spec.partitions)", "\(existing.partitions)")
-        }
-        if existing.replicationFactor != spec.replicationFactor {
-            return mismatch("replication.factor", "\(spec.replicationFactor)", "\(existing.replicationFactor)")
-        }
-        for (key, value) in spec.configs.sorted(by: { $0.key < $1.key }) where existing.configs[key] != value {
-            return mismatch(key, value, existing.configs[key] ?? "(unset)")
-        }
-        return nil
     }
 
     /// The topic's partitions, replication factor and configs.
@@ -184,6 +192,18 @@ public final class KafkaAdmin: Sendable {
             }
         }
         return KafkaTopicDescription(name: name, partitions: topic.partitions, replicationFactor: Int16(clamping: topic.replicas), configs: configs)
+    }
+
+    /// Number of brokers in the cluster, which bounds the replication factor.
+    public func brokerCount(timeout: Duration = .seconds(30)) async throws(KafkaError) -> Int {
+        let client = client
+        return try await client.blocking { () throws(KafkaError) in
+            var metadata: UnsafePointer<rd_kafka_metadata>?
+            try KafkaError.check(rd_kafka_metadata(client.handle, 0, nil, &metadata, timeout.timeoutMilliseconds), "metadata")
+            guard let metadata else { return 0 }
+            defer { rd_kafka_metadata_destroy(metadata) }
+            return Int(metadata.pointee.broker_cnt)
+        }
     }
 
     /// Names of every topic in the cluster.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Contracts
 import Kafka
 import Logging
 import ServiceLifecycle
@@ -17,6 +18,9 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(name: .customLong("topic"), help: ArgumentHelp("Create a topic at start-up (repeatable).", valueName: "name[:partitions]"))
     var topics: [String] = []
 
+    @Flag(help: "Create every topic of the OrderFleet catalog at start-up.")
+    var catalog = false
+
     @Option(help: "Write the bootstrap address to this file once the cluster is up.")
     var bootstrapFile: String?
 
@@ -30,6 +34,7 @@ struct BrokerCommand: AsyncParsableCommand {
             guard let partitions, partitions > 0 else { throw ValidationError("--topic \(topic): partitions must be a positive integer") }
             try cluster.createTopic(String(name), partitions: partitions, replicationFactor: Int32(min(3, brokers)))
         }
+        if catalog { try TopicProvisioning.createAll(on: cluster) }
         print("embedded Kafka: \(brokers) broker(s) at \(cluster.bootstrapServers)")
         if let bootstrapFile {
             // Written atomically, so a reader never sees a partial address.

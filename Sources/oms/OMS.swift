@@ -14,6 +14,7 @@ struct OMS: AsyncParsableCommand {
             BrokerCommand.self,
             ProduceCommand.self,
             ConsumeCommand.self,
+            TopicsCommand.self,
             BenchCommand.self,
             VersionCommand.self,
         ]

@@ -1,0 +1,105 @@
+import ArgumentParser
+import Contracts
+import Foundation
+import Kafka
+import Logging
+
+struct TopicsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "topics",
+        abstract: "Create, check and describe the topics of the catalog (topics/topics.yaml).",
+        subcommands: [Apply.self, Describe.self]
+    )
+
+    struct Apply: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create every catalog topic that is missing and check the others.",
+            discussion: """
+                Idempotent. A topic that exists with other settings (partitions, replication factor, \
+                cleanup.policy, retention.ms, min.insync.replicas) is reported as drift and left unchanged; \
+                the command then exits with status 2. The replication factor is capped at the number of \
+                brokers (and min.insync.replicas at the replication factor), so the catalog applies to a \
+                one-broker development cluster too.
+                """
+        )
+
+        @OptionGroup var client: ClientOptions
+
+        func run() async throws {
+            var logger = Logger(label: "oms.topics")
+            logger.logLevel = .warning
+            let admin = try KafkaAdmin(configuration: client.kafkaConfiguration(clientID: "oms-topics"), logger: logger)
+            let brokers = try await admin.brokerCount()
+            var drifted = 0
+            for spec in TopicCatalog.topics {
+                let wanted = TopicProvisioning.kafkaSpec(for: spec, brokers: brokers)
+                let result: Result<KafkaTopicCreation, KafkaError>
+                do {
+                    result = .success(try await admin.createTopic(wanted))
+                } catch {
+                    result = .failure(error)
+                }
+                switch result {
+                case .success(.created):
+                    print("created  \(spec.name) (\(wanted.partitions) partitions, rf \(wanted.replicationFactor))")
+                case .success(.alreadyExists):
+                    print("ok       \(spec.name)")
+                case .failure(let error) where error.code == .topicConfigConflict:
+                    drifted += 1
+                    let existing = try await admin.describeTopic(spec.name)
+                    print("drift    \(spec.name): \(existing.differences(from: wanted).joined(separator: "; "))")
+                case .failure(let error):
+                    throw error
+                }
+            }
+            let violations = TopicCatalog.coPartitioningViolations()
+            for violation in violations { print("catalog  \(violation)") }
+            if drifted > 0 || !violations.isEmpty {
+                print("\(drifted) topic(s) differ from the catalog; nothing was changed")
+                throw ExitCode(2)
+            }
+        }
+    }
+
+    struct Describe: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print each catalog topic as the cluster has it.")
+
+        @OptionGroup var client: ClientOptions
+
+        func run() async throws {
+            var logger = Logger(label: "oms.topics")
+            logger.logLevel = .warning
+            let admin = try KafkaAdmin(configuration: client.kafkaConfiguration(clientID: "oms-topics"), logger: logger)
+            let existing = Set(try await admin.listTopics())
+            for spec in TopicCatalog.topics {
+                guard existing.contains(spec.name) else {
+                    print("\(spec.name)\tmissing")
+                    continue
+                }
+                let topic = try await admin.describeTopic(spec.name)
+                let configs = ["cleanup.policy", "retention.ms", "min.insync.replicas"].map { "\($0)=\(topic.configs[$0] ?? "-")" }
+                print("\(spec.name)\tpartitions=\(topic.partitions)\treplication.factor=\(topic.replicationFactor)\t\(configs.joined(separator: "\t"))")
+            }
+        }
+    }
+}
+
+/// Maps the catalog to what a given cluster can hold.
+enum TopicProvisioning {
+    /// The catalog's topic with its replication factor capped at the broker count and
+    /// `min.insync.replicas` at the replication factor.
+    static func kafkaSpec(for spec: TopicSpec, brokers: Int) -> KafkaTopicSpec {
+        let replication = max(1, min(spec.replicationFactor, brokers))
+        var configs = spec.configs
+        configs["min.insync.replicas"] = String(min(spec.minInsyncReplicas, replication))
+        return KafkaTopicSpec(name: spec.name, partitions: Int32(spec.partitions), replicationFactor: Int16(replication), configs: configs)
+    }
+
+    /// Creates every catalog topic on an embedded cluster (its CreateTopics hangs, so
+    /// through the mock cluster's own API; it keeps no topic configs).
+    static func createAll(on cluster: EmbeddedKafka) throws {
+        for spec in TopicCatalog.topics {
+            try cluster.createTopic(spec.name, partitions: Int32(spec.partitions), replicationFactor: Int32(min(spec.replicationFactor, cluster.brokerCount)))
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+import Kafka
+import Testing
+
+/// The `oms` executable, run as a user would, as a separate process.
+@Suite("oms commands")
+struct OMSCommandTests {
+    static var omsBinary: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("oms")
+    }
+
+    /// Runs a command to completion; returns its exit status and standard output.
+    static func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test("oms broker serves a cluster that kcat -L can list, and stops on SIGTERM")
+    func brokerWithKcat() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("oms-broker-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let broker = Process()
+        broker.executableURL = Self.omsBinary
+        broker.arguments = ["broker", "--catalog", "--topic", "extra:2", "--bootstrap-file", file.path]
+        broker.standardOutput = FileHandle.nullDevice
+        broker.standardError = FileHandle.nullDevice
+        broker.standardInput = FileHandle.nullDevice
+        try broker.run()
+        defer { if broker.isRunning { broker.terminate() } }
+
+        var bootstrap = ""
+        try await eventually("the bootstrap file is written") {
+            bootstrap = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
+            return !bootstrap.isEmpty
+        }
+        let kcat = try Self.run(URL(fileURLWithPath: "/usr/bin/env"), ["kcat", "-L", "-b", bootstrap])
+        #expect(kcat.status == 0)
+        #expect(kcat.output.contains("3 brokers:"))
+        #expect(kcat.output.contains(#"topic "oms.orders.placed" with 6 partitions"#))
+        #expect(kcat.output.contains(#"topic "extra" with 2 partitions"#))
+
+        broker.terminate()  // SIGTERM
+        broker.waitUntilExit()
+        #expect(broker.terminationReason == .exit)
+        #expect(broker.terminationStatus == 0)
+    }
+
+    @Test("oms topics apply creates the catalog, is idempotent and reports drift",
+          .enabled(if: ProcessInfo.processInfo.environment["KAFKA_BROKERS"] == nil, "needs a fresh broker without the catalog topics"))
+    func topicsApply() async throws {
+        let cluster = try TestCluster.make(.full)
+        let admin = try KafkaAdmin(configuration: cluster.configuration, logger: TestCluster.logger)
+        // A topic that exists with the wrong settings beforehand.
+        _ = try await admin.createTopic(KafkaTopicSpec(name: "oms.alerts", partitions: 2, replicationFactor: 1))
+
+        let first = try Self.run(Self.omsBinary, ["topics", "apply", "--brokers", cluster.bootstrapServers])
+        #expect(first.status == 2)
+        #expect(first.output.contains("drift    oms.alerts: partitions=2, wanted partitions=6"))
+        let created = first.output.split(separator: "\n").filter { $0.hasPrefix("created") }
+        #expect(created.count == 23)
+
+        let inventoryLevels = try await admin.describeTopic("oms.inventory.levels")
+        #expect(inventoryLevels.partitions == 6)
+        #expect(inventoryLevels.configs["cleanup.policy"] == "compact")
+        #expect(inventoryLevels.configs["min.insync.replicas"] == "1")
+        let inbound = try await admin.describeTopic("oms.orders.inbound")
+        #expect(inbound.configs["cleanup.policy"] == "delete")
+        #expect(inbound.configs["retention.ms"] == "604800000")
+        #expect(try await admin.describeTopic("oms.alerts").partitions == 2)  // drift is left alone
+
+        let second = try Self.run(Self.omsBinary, ["topics", "apply", "--brokers", cluster.bootstrapServers])
+        #expect(second.status == 2)
+        #expect(!second.output.split(separator: "\n").contains { $0.hasPrefix("created") })
+        #expect(second.output.split(separator: "\n").filter { $0.hasPrefix("ok") }.count == 23)
+
+        let describe = try Self.run(Self.omsBinary, ["topics", "describe", "--brokers", cluster.bootstrapServers])
+        #expect(describe.status == 0)
+        #expect(describe.output.contains("oms.deadletter\tpartitions=6\treplication.factor=1\tcleanup.policy=delete\tretention.ms=2592000000"))
+    }
+
+    @Test("oms version names librdkafka's version")
+    func version() throws {
+        let result = try Self.run(Self.omsBinary, ["version"])
+        #expect(result.status == 0)
+        #expect(result.output.contains("librdkafka \(KafkaLibrary.version)"))
+        #expect(KafkaLibrary.version.hasPrefix("2."))
+    }
+
+    @Test("a bad -X property stops oms with librdkafka's message naming the key")
+    func badProperty() throws {
+        let process = Process()
+        process.executableURL = Self.omsBinary
+        process.arguments = ["produce", "--brokers", "127.0.0.1:1", "--topic", "t", "-X", "no.such.key=1", "v"]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0)
+        #expect(message.contains("no.such.key"))
+    }
+}
