@@ -49,7 +49,11 @@ let package = Package(
         ),
         .testTarget(
             name: "KafkaTests",
-            dependencies: ["Kafka", "oms"]
+            dependencies: [
+                "Kafka",
+                "oms",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ]
         ),
         .testTarget(
             name: "ContractsTests",

@@ -99,7 +99,8 @@ public final class KafkaAdmin: Sendable {
     /// Creates an admin client; throws if librdkafka rejects a property.
     public init(configuration: KafkaConfiguration, logger: Logger = Logger(label: "orderfleet.kafka.admin")) throws(KafkaError) {
         let callbacks = RdKafkaCallbacks(logger: logger, clientID: configuration.clientID)
-        var properties = configuration.baseProperties
+        // Nobody polls the admin handle's main queue, so it must not fill it with statistics.
+        var properties = configuration.baseProperties.filter { $0.0 != "statistics.interval.ms" }
         properties.append(contentsOf: configuration.properties.sorted { $0.key < $1.key })
         client = try RdKafkaClient(kind: .producer, properties: properties, callbacks: callbacks, name: "admin")
         self.configuration = configuration
@@ -160,6 +161,7 @@ public final class KafkaAdmin: Sendable {
             guard let topic = try Self.metadata(client, timeout: timeout).first(where: { $0.name == name }) else {
                 throw KafkaError(code: .unknownTopicOrPartition, message: "topic \(name) does not exist")
             }
+            if topic.error != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(topic.error, context: "metadata of topic \(name)") }
             return topic
         }
         let configs = try await client.blocking { () throws(KafkaError) -> [String: String] in
@@ -210,7 +212,7 @@ public final class KafkaAdmin: Sendable {
     public func listTopics(timeout: Duration = .seconds(30)) async throws(KafkaError) -> [String] {
         let client = client
         return try await client.blocking { () throws(KafkaError) in
-            try Self.metadata(client, timeout: timeout).map(\.name).sorted()
+            try Self.metadata(client, timeout: timeout).filter { $0.error == RD_KAFKA_RESP_ERR_NO_ERROR }.map(\.name).sorted()
         }
     }
 
@@ -238,7 +240,7 @@ public final class KafkaAdmin: Sendable {
         let client = client
         let partitions = try await client.blocking { () throws(KafkaError) in
             try Self.metadata(client, timeout: timeout)
-                .filter { topics.contains($0.name) }
+                .filter { topics.contains($0.name) && $0.error == RD_KAFKA_RESP_ERR_NO_ERROR }
                 .flatMap { topic in (0..<topic.partitions).map { KafkaTopicPartition(topic: topic.name, partition: $0) } }
         }
         // A consumer handle that never subscribes reads the group's offsets without
@@ -250,6 +252,7 @@ public final class KafkaAdmin: Sendable {
         return try await reader.blocking { () throws(KafkaError) in
             let list = TopicPartitionList.make(partitions)
             defer { rd_kafka_topic_partition_list_destroy(list) }
+            defer { _ = rd_kafka_consumer_close(reader.handle) }
             try KafkaError.check(rd_kafka_committed(reader.handle, list, timeout.timeoutMilliseconds), "committed offsets of \(group)")
             return try TopicPartitionList.read(list).map { entry throws(KafkaError) in
                 var low: Int64 = 0
@@ -270,6 +273,8 @@ public final class KafkaAdmin: Sendable {
         var name: String
         var partitions: Int32
         var replicas: Int32
+        /// A per-topic error (e.g. no leader yet right after creation).
+        var error: rd_kafka_resp_err_t
     }
 
     /// Metadata of all topics: asking for all avoids the auto-creation that a request
@@ -280,10 +285,9 @@ public final class KafkaAdmin: Sendable {
         guard let metadata else { return [] }
         defer { rd_kafka_metadata_destroy(metadata) }
         let topics = UnsafeBufferPointer(start: metadata.pointee.topics, count: Int(metadata.pointee.topic_cnt))
-        return topics.compactMap { topic in
-            guard topic.err == RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+        return topics.map { topic in
             let replicas = topic.partition_cnt > 0 ? topic.partitions[0].replica_cnt : 0
-            return TopicMetadata(name: String(cString: topic.topic), partitions: topic.partition_cnt, replicas: replicas)
+            return TopicMetadata(name: String(cString: topic.topic), partitions: topic.partition_cnt, replicas: replicas, error: topic.err)
         }
     }
 
@@ -306,7 +310,7 @@ public final class KafkaAdmin: Sendable {
         defer { rd_kafka_queue_destroy(queue) }
         send(options, queue)
         // The request itself times out after `timeout`; wait a little longer for its event.
-        guard let event = rd_kafka_queue_poll(queue, timeout.timeoutMilliseconds + 5000) else {
+        guard let event = rd_kafka_queue_poll(queue, Int32(clamping: Int(timeout.timeoutMilliseconds) + 5000)) else {
             throw KafkaError(code: .timedOut, message: "admin request timed out after \(timeout)", isRetriable: true)
         }
         defer { rd_kafka_event_destroy(event) }

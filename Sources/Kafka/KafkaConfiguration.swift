@@ -104,9 +104,6 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var offsetReset: OffsetReset = .earliest
     /// `isolation.level`.
     public var isolationLevel: IsolationLevel = .readCommitted
-    /// `enable.auto.commit`; off by default: commit what was processed, explicitly or in
-    /// a transaction.
-    public var autoCommit: Bool = false
     /// `fetch.wait.max.ms`: small for latency.
     public var fetchWaitMax: Duration = .milliseconds(10)
     /// `session.timeout.ms`: how long a silent member keeps its partitions.
@@ -130,7 +127,9 @@ public struct KafkaConsumerConfiguration: Sendable {
         result.append(("group.id", groupID))
         result.append(("auto.offset.reset", offsetReset.rawValue))
         result.append(("isolation.level", isolationLevel.rawValue))
-        result.append(("enable.auto.commit", autoCommit ? "true" : "false"))
+        // Offsets are committed explicitly (commit(_:)) or in a transaction, never by a
+        // timer that may commit records not yet processed.
+        result.append(("enable.auto.commit", "false"))
         result.append(("enable.auto.offset.store", "false"))
         result.append(("fetch.wait.max.ms", String(fetchWaitMax.milliseconds)))
         result.append(("session.timeout.ms", String(sessionTimeout.milliseconds)))
@@ -144,7 +143,9 @@ extension Duration {
     /// Whole milliseconds, rounded down, as librdkafka's `*.ms` properties and timeouts take them.
     var milliseconds: Int {
         let (seconds, attoseconds) = components
-        return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
+        let (whole, overflow) = Int(seconds).multipliedReportingOverflow(by: 1000)
+        if overflow { return seconds < 0 ? Int.min : Int.max }
+        return whole.addingReportingOverflow(Int(attoseconds / 1_000_000_000_000_000)).partialValue
     }
 
     var timeoutMilliseconds: Int32 { Int32(clamping: milliseconds) }

@@ -41,9 +41,9 @@ public final class KafkaConsumer: Sendable {
     /// Creates the consumer; throws if librdkafka rejects a property (its message names it).
     ///
     /// - Parameter onRebalance: called synchronously inside the rebalance, before the
-    ///   assignment changes: on revoke the partitions are still owned (a last synchronous
-    ///   commit is possible), on assign fetching has not started. It runs on the thread
-    ///   that waits for the next batch; keep it short.
+    ///   assignment changes: on revoke the partitions are still owned, on assign fetching
+    ///   has not started. It runs on the thread that waits for the next batch, so it must
+    ///   not await; keep it short.
     public init(
         configuration: KafkaConsumerConfiguration,
         logger: Logger = Logger(label: "orderfleet.kafka.consumer"),
@@ -119,26 +119,32 @@ public final class KafkaConsumer: Sendable {
     }
 
     /// Stops fetching these partitions; records already fetched are not handed out.
-    public func pause(_ partitions: [KafkaTopicPartition]) throws(KafkaError) {
-        let list = TopicPartitionList.make(partitions)
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        try KafkaError.check(rd_kafka_pause_partitions(client.handle, list), "pause")
-        if let error = TopicPartitionList.firstError(list, context: "pause") { throw error }
+    public func pause(_ partitions: [KafkaTopicPartition]) async throws(KafkaError) {
+        let client = client
+        try await onPollQueue { () throws(KafkaError) in
+            let list = TopicPartitionList.make(partitions)
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            try KafkaError.check(rd_kafka_pause_partitions(client.handle, list), "pause")
+            if let error = TopicPartitionList.firstError(list, context: "pause") { throw error }
+        }
     }
 
     /// Resumes fetching paused partitions.
-    public func resume(_ partitions: [KafkaTopicPartition]) throws(KafkaError) {
-        let list = TopicPartitionList.make(partitions)
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        try KafkaError.check(rd_kafka_resume_partitions(client.handle, list), "resume")
-        if let error = TopicPartitionList.firstError(list, context: "resume") { throw error }
+    public func resume(_ partitions: [KafkaTopicPartition]) async throws(KafkaError) {
+        let client = client
+        try await onPollQueue { () throws(KafkaError) in
+            let list = TopicPartitionList.make(partitions)
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            try KafkaError.check(rd_kafka_resume_partitions(client.handle, list), "resume")
+            if let error = TopicPartitionList.firstError(list, context: "resume") { throw error }
+        }
     }
 
     /// Moves the fetch position of assigned partitions; the next records handed out start
     /// there (records fetched earlier are dropped).
     public func seek(_ offsets: [KafkaTopicPartitionOffset], timeout: Duration = .seconds(10)) async throws(KafkaError) {
         let client = client
-        try await client.blocking { () throws(KafkaError) in
+        try await onPollQueue { () throws(KafkaError) in
             let list = TopicPartitionList.make(offsets)
             defer { rd_kafka_topic_partition_list_destroy(list) }
             try KafkaError.check(consuming: rd_kafka_seek_partitions(client.handle, list, timeout.timeoutMilliseconds), "seek")
@@ -189,6 +195,21 @@ public final class KafkaConsumer: Sendable {
 
     var isClosed: Bool { closed.load(ordering: .acquiring) }
 
+    /// Runs a call on the batch queue: librdkafka 2.0.2's batch call is not safe against
+    /// a concurrent seek, pause or resume (records may be lost or returned wrongly).
+    private func onPollQueue<T: Sendable>(_ body: @escaping @Sendable () throws(KafkaError) -> T) async throws(KafkaError) -> T {
+        let result: Result<T, KafkaError> = await withCheckedContinuation { continuation in
+            pollQueue.async {
+                do throws(KafkaError) {
+                    continuation.resume(returning: .success(try body()))
+                } catch {
+                    continuation.resume(returning: .failure(error))
+                }
+            }
+        }
+        return try result.get()
+    }
+
     /// One batch call: the rebalances served during it, then the records it returned.
     func poll() async throws(KafkaError) -> [KafkaConsumerEvent] {
         let client = client
@@ -214,14 +235,30 @@ public final class KafkaConsumer: Sendable {
     ) -> Result<[KafkaConsumerEvent], KafkaError> {
         let buffer = UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: maxBatchSize)
         defer { buffer.deallocate() }
-        let count = rd_kafka_consume_batch_queue(queue, timeout, buffer, maxBatchSize)
+        // The batch call waits for a *full* batch until its timeout, which would add the
+        // whole timeout to every partial batch. So: take what is there without waiting;
+        // only when nothing is, wait for one record, then take what came with it.
+        var count = rd_kafka_consume_batch_queue(queue, 0, buffer, maxBatchSize)
+        if count == 0, let first = rd_kafka_consumer_poll(client.handle, timeout) {
+            buffer[0] = first
+            let more = maxBatchSize > 1 ? rd_kafka_consume_batch_queue(queue, 0, buffer + 1, maxBatchSize - 1) : 0
+            count = 1 + max(more, 0)
+        }
         var events = rebalance.takeEvents()
         if count < 0 {
             return .failure(KafkaError(rd_kafka_last_error(), context: "consume"))
         }
-        var taken = Set<KafkaTopicPartition>()
-        for case .revoked(let parts) in events { taken.formUnion(parts) }
-        for case .lost(let parts) in events { taken.formUnion(parts) }
+        // Partitions that this member no longer owns after the call (a partition revoked
+        // and assigned again within the call is owned).
+        var owned: [KafkaTopicPartition: Bool] = [:]
+        for event in events {
+            switch event {
+            case .assigned(let parts): for part in parts { owned[part] = true }
+            case .revoked(let parts), .lost(let parts): for part in parts { owned[part] = false }
+            case .messages: break
+            }
+        }
+        let taken = Set(owned.compactMap { $0.value ? nil : $0.key })
         var messages: [KafkaMessage] = []
         messages.reserveCapacity(count)
         var topicNames: [OpaquePointer: String] = [:]
@@ -251,7 +288,8 @@ public final class KafkaConsumer: Sendable {
             } else {
                 topic = ""
             }
-            // Records of partitions revoked during this call belong to their new owner now.
+            // librdkafka already drops records of revoked partitions; this guards the
+            // offsets the caller commits against a version that does not.
             if !taken.isEmpty, taken.contains(KafkaTopicPartition(topic: topic, partition: record.partition)) { continue }
             messages.append(makeMessage(pointer, topic: topic))
         }
@@ -356,13 +394,14 @@ final class RebalanceHandler: Sendable {
         var error: KafkaError?
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
-            event = .assigned(parts)
-            hook?(event)
+            hook?(.assigned(parts))
             if cooperative {
                 if let failure = rd_kafka_incremental_assign(rk, partitions) { error = KafkaError(consuming: failure, context: "incremental assign") }
             } else if case let err = rd_kafka_assign(rk, partitions), err != RD_KAFKA_RESP_ERR_NO_ERROR {
                 error = KafkaError(err, context: "assign")
             }
+            // Announce only what was really assigned.
+            event = error == nil ? .assigned(parts) : .assigned([])
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
             event = rd_kafka_assignment_lost(rk) != 0 ? .lost(parts) : .revoked(parts)
             hook?(event)

@@ -96,7 +96,8 @@ public struct KafkaError: Error, Sendable, Equatable, CustomStringConvertible {
         self.init(
             code: Code(err),
             message: context.map { "\($0): \(text)" } ?? text,
-            isRetriable: KafkaError.retriableCodes.contains(err.rawValue)
+            isRetriable: KafkaError.retriableCodes.contains(err.rawValue),
+            isFatal: err == RD_KAFKA_RESP_ERR__FATAL
         )
     }
 

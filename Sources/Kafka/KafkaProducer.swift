@@ -19,10 +19,11 @@ public final class KafkaProducer: Sendable {
     private let topics = Mutex<[String: TopicHandle]>([:])
     private let poller: PollThread
     private let logger: Logger
+    private let closed = Atomic<Bool>(false)
 
     /// Creates the producer; throws if librdkafka rejects a property (its message names it).
     public init(configuration: KafkaProducerConfiguration, logger: Logger = Logger(label: "orderfleet.kafka.producer")) throws(KafkaError) {
-        let tracker = DeliveryTracker()
+        let tracker = DeliveryTracker(transactional: configuration.transactionalID != nil)
         let callbacks = RdKafkaCallbacks(logger: logger, clientID: configuration.kafka.clientID, deliveries: tracker)
         client = try RdKafkaClient(kind: .producer, properties: configuration.librdkafkaProperties, callbacks: callbacks, name: "producer") { conf in
             rd_kafka_conf_set_dr_msg_cb(conf, deliveryReportCallback)
@@ -49,12 +50,12 @@ public final class KafkaProducer: Sendable {
                 let err = produce(message, opaque: opaque)
                 if err != RD_KAFKA_RESP_ERR_NO_ERROR {
                     Unmanaged<DeliveryPromise>.fromOpaque(opaque).release()
-                    continuation.resume(returning: .failure(KafkaError(err, context: "produce to \(message.topic)")))
+                    continuation.resume(returning: .failure(produceError(err, topic: message.topic)))
                 }
             }
             switch result {
             case .success(let report): return report
-            case .failure(let error) where error.code == .queueFull: await waitForQueueSpace()
+            case .failure(let error) where error.code == .queueFull: try await waitForQueueSpace(message.topic)
             case .failure(let error): throw error
             }
         }
@@ -67,8 +68,8 @@ public final class KafkaProducer: Sendable {
         while true {
             let err = produce(message, opaque: nil)
             if err == RD_KAFKA_RESP_ERR_NO_ERROR { return }
-            guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else { throw KafkaError(err, context: "produce to \(message.topic)") }
-            await waitForQueueSpace()
+            guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else { throw produceError(err, topic: message.topic) }
+            try await waitForQueueSpace(message.topic)
         }
     }
 
@@ -88,10 +89,24 @@ public final class KafkaProducer: Sendable {
         (tracker.delivered.load(ordering: .relaxed), tracker.failed.load(ordering: .relaxed))
     }
 
-    /// Flushes outstanding records and stops the delivery thread. Call once, at the end.
+    /// Flushes outstanding records and stops the delivery thread; later sends fail.
+    /// When the flush fails (brokers unreachable until the timeout), the records still
+    /// queued are purged, so that every waiting ``send(_:)`` returns with an error.
     public func close(timeout: Duration = .seconds(30)) async throws(KafkaError) {
-        defer { poller.stop() }
-        try await flush(timeout: timeout)
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let client = client
+        let poller = poller
+        do {
+            try await flush(timeout: timeout)
+        } catch {
+            _ = try? await client.blocking { () throws(KafkaError) in
+                _ = rd_kafka_purge(client.handle, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)
+                _ = rd_kafka_flush(client.handle, 5000)  // serves the purged records' reports
+            }
+            await client.blockingVoid { poller.stop() }
+            throw error
+        }
+        await client.blockingVoid { poller.stop() }
     }
 
     // MARK: Transactions
@@ -157,8 +172,19 @@ public final class KafkaProducer: Sendable {
 
     // MARK: Internals
 
+    /// A produce call's error, with the cause of a fatal one and the transaction's
+    /// abort requirement.
+    private func produceError(_ err: rd_kafka_resp_err_t, topic: String) -> KafkaError {
+        if err == RD_KAFKA_RESP_ERR__FATAL, let fatal = client.fatalError() { return fatal }
+        if err == RD_KAFKA_RESP_ERR__STATE, closed.load(ordering: .acquiring) {
+            return KafkaError(code: .state, message: "produce to \(topic): the producer is closed")
+        }
+        return tracker.classify(KafkaError(err, context: "produce to \(topic)"))
+    }
+
     private func produce(_ message: KafkaProducerMessage, opaque: UnsafeMutableRawPointer?) -> rd_kafka_resp_err_t {
-        let topic = topicHandle(message.topic)
+        if closed.load(ordering: .acquiring) { return RD_KAFKA_RESP_ERR__STATE }
+        guard let topic = topicHandle(message.topic) else { return RD_KAFKA_RESP_ERR__INVALID_ARG }
         var headers: OpaquePointer?
         if !message.headers.isEmpty {
             headers = rd_kafka_headers_new(message.headers.count)
@@ -181,19 +207,24 @@ public final class KafkaProducer: Sendable {
         return err
     }
 
-    private func topicHandle(_ name: String) -> OpaquePointer {
+    private func topicHandle(_ name: String) -> OpaquePointer? {
         topics.withLock { handles in
             if let handle = handles[name] { return handle.pointer }
-            let pointer = rd_kafka_topic_new(client.handle, name, nil)!
+            // nil for an invalid name (e.g. longer than librdkafka accepts).
+            guard let pointer = rd_kafka_topic_new(client.handle, name, nil) else { return nil }
             handles[name] = TopicHandle(pointer: pointer)
             return pointer
         }
     }
 
     /// librdkafka's queue drains as the broker acknowledges; a short sleep lets the
-    /// delivery thread make room without spinning.
-    private func waitForQueueSpace() async {
-        try? await Task.sleep(for: .milliseconds(1))
+    /// delivery thread make room without spinning. A cancelled task stops waiting.
+    private func waitForQueueSpace(_ topic: String) async throws(KafkaError) {
+        do {
+            try await Task.sleep(for: .milliseconds(1))
+        } catch {
+            throw KafkaError(code: .queueFull, message: "produce to \(topic): cancelled while the local queue was full")
+        }
     }
 }
 
@@ -222,9 +253,18 @@ final class DeliveryPromise: Sendable {
 /// Counts the outcomes of enqueued records and keeps the first failure until it is
 /// reported.
 final class DeliveryTracker: Sendable {
+    /// In a transaction every failed record dooms the transaction: abort, not retry.
+    let transactional: Bool
     let delivered = Atomic<Int>(0)
     let failed = Atomic<Int>(0)
     private let pending = Mutex<(count: Int, first: KafkaError?)>((0, nil))
+
+    init(transactional: Bool) { self.transactional = transactional }
+
+    func classify(_ error: KafkaError) -> KafkaError {
+        guard transactional, !error.isFatal else { return error }
+        return KafkaError(code: error.code, message: error.message, isRetriable: false, isFatal: false, txnRequiresAbort: true)
+    }
 
     func recordFailure(_ error: KafkaError) {
         failed.add(1, ordering: .relaxed)
@@ -250,13 +290,13 @@ final class DeliveryTracker: Sendable {
 private let deliveryReportCallback: @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) -> Void = { _, message, opaque in
     guard let message, let tracker = RdKafkaClient.callbacks(of: opaque)?.deliveries else { return }
     let record = message.pointee
-    let result: Result<KafkaDeliveryReport, KafkaError>
+    var result: Result<KafkaDeliveryReport, KafkaError>
     if record.err == RD_KAFKA_RESP_ERR_NO_ERROR {
         let topic = record.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
         result = .success(KafkaDeliveryReport(topic: topic, partition: record.partition, offset: record.offset))
     } else {
         let topic = record.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?"
-        result = .failure(KafkaError(record.err, context: "delivery to \(topic)"))
+        result = .failure(tracker.classify(KafkaError(record.err, context: "delivery to \(topic)")))
     }
     if let promise = record._private {
         Unmanaged<DeliveryPromise>.fromOpaque(promise).takeRetainedValue().complete(result)

@@ -66,8 +66,26 @@ final class RdKafkaClient: @unchecked Sendable {
     let consumerQueue: OpaquePointer?
 
     deinit {
-        if let consumerQueue { rd_kafka_queue_destroy(consumerQueue) }
-        rd_kafka_destroy(handle)
+        // rd_kafka_destroy can block for seconds (a consumer leaves its group), and the
+        // last reference is often dropped inside a task: destroy off the cooperative pool.
+        let handle = UncheckedHandle(pointer: handle)
+        let queue = consumerQueue.map(UncheckedHandle.init)
+        let callbacks = callbacks
+        DispatchQueue.global().async {
+            if let queue { rd_kafka_queue_destroy(queue.pointer) }
+            rd_kafka_destroy(handle.pointer)
+            withExtendedLifetime(callbacks) {}  // the C callbacks use it until destroy returns
+        }
+    }
+
+    /// Runs a blocking call that cannot fail on ``blockingQueue``.
+    func blockingVoid(_ body: @escaping @Sendable () -> Void) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            blockingQueue.async {
+                body()
+                continuation.resume()
+            }
+        }
     }
 
     /// Runs a blocking librdkafka call on ``blockingQueue`` and resumes the caller with
@@ -97,6 +115,11 @@ final class RdKafkaClient: @unchecked Sendable {
         guard let opaque else { return nil }
         return Unmanaged<RdKafkaCallbacks>.fromOpaque(opaque).takeUnretainedValue()
     }
+}
+
+/// `@unchecked Sendable`: a librdkafka handle pointer, passed to the thread that destroys it.
+private struct UncheckedHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
 }
 
 /// What librdkafka's C callbacks reach through the handle's opaque pointer.

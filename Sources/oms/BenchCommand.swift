@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Kafka
 import Logging
+import Synchronization
 
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -61,7 +62,7 @@ struct BenchCommand: AsyncParsableCommand {
             broker?.terminate()
             broker?.waitUntilExit()
         }
-        print("broker: \(brokers == nil ? "embedded (oms broker, 1 broker, own process)" : bootstrap); \(messages) messages of \(size) bytes, \(partitions) partitions, \(runs) run(s)")
+        say("broker: \(brokers == nil ? "embedded (oms broker, 1 broker, own process)" : bootstrap); \(messages) messages of \(size) bytes, \(partitions) partitions, \(runs) run(s)")
 
         // Newline-delimited for kcat -l; the Swift side sends the same bytes.
         let values = (0..<messages).map { index -> [UInt8] in
@@ -85,18 +86,18 @@ struct BenchCommand: AsyncParsableCommand {
             results["swift produce", default: []].append(try await Self.timeSwiftProduce(bootstrap: bootstrap, topic: swiftTopic, values: values, logger: logger))
             results["kcat consume", default: []].append(try Self.timeProcess("kcat", ["-C", "-b", bootstrap, "-t", kcatTopic, "-o", "beginning", "-e", "-q", "-c", "\(messages)"]))
             results["swift consume", default: []].append(try await Self.timeSwiftConsume(bootstrap: bootstrap, topic: swiftTopic, partitions: partitions, count: messages, logger: logger))
-            print("run \(run): " + ["kcat produce", "swift produce", "kcat consume", "swift consume"].map { "\($0) \(Self.rate(messages, results[$0]!.last!))" }.joined(separator: ", "))
+            say("run \(run): " + ["kcat produce", "swift produce", "kcat consume", "swift consume"].map { "\($0) \(Self.rate(messages, results[$0]!.last!))" }.joined(separator: ", "))
         }
         let median = results.mapValues { $0.sorted()[$0.count / 2] }
         let mib = Double(messages * size) / 1_048_576
-        print("")
-        print("| client | seconds (median) | messages/s | MiB/s | ratio Swift/kcat |")
-        print("|---|---|---|---|---|")
+        say("")
+        say("| client | seconds (median) | messages/s | MiB/s | ratio Swift/kcat |")
+        say("|---|---|---|---|---|")
         for (side, kcatKey, swiftKey) in [("producer", "kcat produce", "swift produce"), ("consumer", "kcat consume", "swift consume")] {
             let kcat = median[kcatKey]!
             let swift = median[swiftKey]!
-            print(String(format: "| kcat %@ | %.3f | %.0f | %.1f | |", side, kcat, Double(messages) / kcat, mib / kcat))
-            print(String(format: "| Swift %@ | %.3f | %.0f | %.1f | **%.2f** |", side, swift, Double(messages) / swift, mib / swift, kcat / swift))
+            say(String(format: "| kcat %@ | %.3f | %.0f | %.1f | |", side, kcat, Double(messages) / kcat, mib / kcat))
+            say(String(format: "| Swift %@ | %.3f | %.0f | %.1f | **%.2f** |", side, swift, Double(messages) / swift, mib / swift, kcat / swift))
         }
     }
 
@@ -142,15 +143,34 @@ struct BenchCommand: AsyncParsableCommand {
         let consumer = try KafkaConsumer(configuration: configuration, logger: logger)
         // Like kcat -C: read the partitions directly, no group membership.
         try consumer.assign((0..<partitions).map { KafkaTopicPartitionOffset(topic: topic, partition: $0, offset: KafkaTopicPartitionOffset.beginning) })
-        var received = 0
-        var bytes = 0
-        for try await event in consumer.events() {
-            if case .messages(let messages) = event {
-                received += messages.count
-                for message in messages { bytes &+= message.value?.count ?? 0 }
+        let progress = BenchProgress()
+        let reader = Task {
+            for try await event in consumer.events() {
+                if case .messages(let messages) = event {
+                    var bytes = 0
+                    for message in messages { bytes &+= message.value?.count ?? 0 }
+                    if progress.received.add(messages.count, ordering: .relaxed).newValue >= count { return }
+                }
             }
-            if received >= count { break }
         }
+        // The embedded cluster silently drops old data past ~5 MiB per partition, so a
+        // run can fall short: stop after 10 s without a record instead of waiting forever.
+        var seen = 0
+        var idleSince = ContinuousClock.now
+        while true {
+            try await Task.sleep(for: .milliseconds(20))
+            let now = progress.received.load(ordering: .relaxed)
+            if now >= count { break }
+            if now != seen {
+                seen = now
+                idleSince = .now
+            } else if ContinuousClock.now - idleSince > .seconds(10) {
+                reader.cancel()
+                break
+            }
+        }
+        try await reader.value
+        let received = progress.received.load(ordering: .relaxed)
         let elapsed = (ContinuousClock.now - start).seconds
         try await consumer.close()
         guard received == count else { throw ValidationError("Swift consumer read \(received) of \(count)") }
@@ -158,9 +178,19 @@ struct BenchCommand: AsyncParsableCommand {
     }
 }
 
+/// Records read so far, shared with the task that reads them.
+final class BenchProgress: Sendable {
+    let received = Atomic<Int>(0)
+}
+
 extension Duration {
     var seconds: Double {
         let (seconds, attoseconds) = components
         return Double(seconds) + Double(attoseconds) / 1e18
     }
+}
+
+/// Prints a line at once, also when standard output is a file or a pipe.
+func say(_ line: String = "") {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }

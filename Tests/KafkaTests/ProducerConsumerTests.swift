@@ -86,12 +86,12 @@ struct ProducerConsumerTests {
         #expect(again.map(\.offset) == Array(5..<10))
         #expect(again.map(\.valueString) == (5..<10).map { "value-\($0)" })
 
-        try consumer.pause([partition])
+        try await consumer.pause([partition])
         try await cluster.produce(topic, count: 5, prefix: "late-")
         let whilePaused = try await collect(consumer, timeout: .seconds(2)) { _, _ in false }
         #expect(whilePaused.isEmpty)
 
-        try consumer.resume([partition])
+        try await consumer.resume([partition])
         let resumed = try await collect(consumer) { seen, _ in seen.count >= 5 }
         #expect(resumed.map(\.offset) == Array(10..<15))
         #expect(resumed.first?.keyString == "late-key-0")
