@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "Measure this Kafka API's producer and consumer throughput against kcat on the same broker.",
         discussion: """
             Starts `oms broker` in its own process (unless --brokers is given), then for each run: kcat -P and the \
-            Swift producer each write the same N values to their own topic; kcat -C and the Swift consumer each \
+            Swift producer each write the same N keyed records to their own topic; kcat -C and the Swift consumer each \
             read their topic back from the beginning. Prints rates (median of the runs) and Swift/kcat ratios.
             """
     )
@@ -24,7 +24,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Value size in bytes.")
     var size = 100
 
-    @Option(help: "Partitions per topic (the embedded cluster keeps ~5 MiB per partition).")
+    @Option(help: "Partitions per topic (the embedded broker keeps ~5 MiB per partition).")
     var partitions: Int32 = 16
 
     @Option(help: "Runs; the median is reported.")
@@ -39,39 +39,18 @@ struct BenchCommand: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(at: work) }
 
         let runID = String(UUID().uuidString.prefix(6)).lowercased()
-        let topics = (1...runs).flatMap { ["bench-\(runID)-kcat-\($0)", "bench-\(runID)-swift-\($0)"] }
-        var broker: Process?
-        let bootstrap: String
-        if let brokers {
-            bootstrap = brokers
-            let admin = try KafkaAdmin(configuration: KafkaConfiguration(bootstrapServers: brokers), logger: logger)
-            for topic in topics {
-                _ = try await admin.createTopic(KafkaTopicSpec(name: topic, partitions: partitions, replicationFactor: 1))
-            }
-        } else {
-            let file = work.appendingPathComponent("bootstrap")
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
-            process.arguments = ["broker", "--brokers", "1", "--bootstrap-file", file.path] + topics.flatMap { ["--topic", "\($0):\(partitions)"] }
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            broker = process
-            bootstrap = try await Self.waitForFile(file)
-        }
-        defer {
-            broker?.terminate()
-            broker?.waitUntilExit()
-        }
-        say("broker: \(brokers == nil ? "embedded (oms broker, 1 broker, own process)" : bootstrap); \(messages) messages of \(size) bytes, \(partitions) partitions, \(runs) run(s)")
+        say("broker: \(brokers ?? "embedded (oms broker, 1 broker, its own process, a fresh one per run)"); \(messages) messages of \(size) bytes, \(partitions) partitions, \(runs) run(s)")
 
-        // Newline-delimited for kcat -l; the Swift side sends the same bytes.
-        let values = (0..<messages).map { index -> [UInt8] in
-            let prefix = Array("\(index):".utf8)
-            return prefix + [UInt8](repeating: UInt8(ascii: "x"), count: max(0, size - prefix.count))
-        }
+        // Keyed, so that the partitioner spreads records evenly (keyless records go in
+        // sticky batches, which can overfill one partition of the embedded broker).
+        // kcat -l -K'\t' reads "key<TAB>value" lines; the Swift side sends the same.
+        let value = [UInt8](repeating: UInt8(ascii: "x"), count: size)
+        let keys = (0..<messages).map { Array("key-\($0)".utf8) }
         let dataFile = work.appendingPathComponent("values.txt")
-        var data = Data(capacity: messages * (size + 1))
-        for value in values {
+        var data = Data(capacity: messages * (size + 12))
+        for key in keys {
+            data.append(contentsOf: key)
+            data.append(UInt8(ascii: "\t"))
             data.append(contentsOf: value)
             data.append(UInt8(ascii: "\n"))
         }
@@ -82,8 +61,14 @@ struct BenchCommand: AsyncParsableCommand {
         for run in 1...runs {
             let kcatTopic = "bench-\(runID)-kcat-\(run)"
             let swiftTopic = "bench-\(runID)-swift-\(run)"
-            results["kcat produce", default: []].append(try Self.timeProcess("kcat", ["-P", "-b", bootstrap, "-t", kcatTopic, "-l"] + common + [dataFile.path]))
-            results["swift produce", default: []].append(try await Self.timeSwiftProduce(bootstrap: bootstrap, topic: swiftTopic, values: values, logger: logger))
+            // A fresh embedded broker per run: it keeps only ~5 MiB per partition.
+            let (bootstrap, broker) = try await prepareBroker(topics: [kcatTopic, swiftTopic], work: work, logger: logger)
+            defer {
+                broker?.terminate()
+                broker?.waitUntilExit()
+            }
+            results["kcat produce", default: []].append(try Self.timeProcess("kcat", ["-P", "-b", bootstrap, "-t", kcatTopic, "-l", "-K", "\t"] + common + [dataFile.path]))
+            results["swift produce", default: []].append(try await Self.timeSwiftProduce(bootstrap: bootstrap, topic: swiftTopic, keys: keys, value: value, logger: logger))
             results["kcat consume", default: []].append(try Self.timeProcess("kcat", ["-C", "-b", bootstrap, "-t", kcatTopic, "-o", "beginning", "-e", "-q", "-c", "\(messages)"]))
             results["swift consume", default: []].append(try await Self.timeSwiftConsume(bootstrap: bootstrap, topic: swiftTopic, partitions: partitions, count: messages, logger: logger))
             say("run \(run): " + ["kcat produce", "swift produce", "kcat consume", "swift consume"].map { "\($0) \(Self.rate(messages, results[$0]!.last!))" }.joined(separator: ", "))
@@ -99,6 +84,24 @@ struct BenchCommand: AsyncParsableCommand {
             say(String(format: "| kcat %@ | %.3f | %.0f | %.1f | |", side, kcat, Double(messages) / kcat, mib / kcat))
             say(String(format: "| Swift %@ | %.3f | %.0f | %.1f | **%.2f** |", side, swift, Double(messages) / swift, mib / swift, kcat / swift))
         }
+    }
+
+    /// Creates the run's topics on --brokers, or starts an embedded broker holding them.
+    func prepareBroker(topics: [String], work: URL, logger: Logger) async throws -> (String, Process?) {
+        if let brokers {
+            let admin = try KafkaAdmin(configuration: KafkaConfiguration(bootstrapServers: brokers), logger: logger)
+            for topic in topics {
+                _ = try await admin.createTopic(KafkaTopicSpec(name: topic, partitions: partitions, replicationFactor: 1))
+            }
+            return (brokers, nil)
+        }
+        let file = work.appendingPathComponent("bootstrap-\(UUID().uuidString)")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+        process.arguments = ["broker", "--brokers", "1", "--bootstrap-file", file.path] + topics.flatMap { ["--topic", "\($0):\(partitions)"] }
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        return (try await Self.waitForFile(file), process)
     }
 
     static func rate(_ messages: Int, _ seconds: Double) -> String {
@@ -126,11 +129,11 @@ struct BenchCommand: AsyncParsableCommand {
         return elapsed.seconds
     }
 
-    static func timeSwiftProduce(bootstrap: String, topic: String, values: [[UInt8]], logger: Logger) async throws -> Double {
+    static func timeSwiftProduce(bootstrap: String, topic: String, keys: [[UInt8]], value: [UInt8], logger: Logger) async throws -> Double {
         let start = ContinuousClock.now
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: KafkaConfiguration(bootstrapServers: bootstrap)), logger: logger)
-        for value in values {
-            try await producer.enqueue(KafkaProducerMessage(topic: topic, key: nil as [UInt8]?, value: value))
+        for key in keys {
+            try await producer.enqueue(KafkaProducerMessage(topic: topic, key: key, value: value))
         }
         try await producer.close(timeout: .seconds(120))
         return (ContinuousClock.now - start).seconds
