@@ -18,7 +18,6 @@ public final class KafkaProducer: Sendable {
     private let tracker: DeliveryTracker
     private let topics = Mutex<[String: TopicHandle]>([:])
     private let poller: PollThread
-    private let logger: Logger
     private let closed = Atomic<Bool>(false)
 
     /// Creates the producer; throws if librdkafka rejects a property (its message names it).
@@ -29,7 +28,6 @@ public final class KafkaProducer: Sendable {
             rd_kafka_conf_set_dr_msg_cb(conf, deliveryReportCallback)
         }
         self.tracker = tracker
-        self.logger = logger
         let client = client
         poller = PollThread(name: "orderfleet.kafka.producer.poll") { rd_kafka_poll(client.handle, 100) }
     }
