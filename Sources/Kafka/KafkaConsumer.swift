@@ -120,23 +120,23 @@ public final class KafkaConsumer: Sendable {
 
     /// Stops fetching these partitions; records already fetched are not handed out.
     public func pause(_ partitions: [KafkaTopicPartition]) async throws(KafkaError) {
-        let client = client
-        try await onPollQueue { () throws(KafkaError) in
-            let list = TopicPartitionList.make(partitions)
-            defer { rd_kafka_topic_partition_list_destroy(list) }
-            try KafkaError.check(rd_kafka_pause_partitions(client.handle, list), "pause")
-            if let error = TopicPartitionList.firstError(list, context: "pause") { throw error }
-        }
+        try await setFetching(partitions, paused: true)
     }
 
     /// Resumes fetching paused partitions.
     public func resume(_ partitions: [KafkaTopicPartition]) async throws(KafkaError) {
+        try await setFetching(partitions, paused: false)
+    }
+
+    private func setFetching(_ partitions: [KafkaTopicPartition], paused: Bool) async throws(KafkaError) {
         let client = client
+        let operation = paused ? "pause" : "resume"
         try await onPollQueue { () throws(KafkaError) in
             let list = TopicPartitionList.make(partitions)
             defer { rd_kafka_topic_partition_list_destroy(list) }
-            try KafkaError.check(rd_kafka_resume_partitions(client.handle, list), "resume")
-            if let error = TopicPartitionList.firstError(list, context: "resume") { throw error }
+            let err = paused ? rd_kafka_pause_partitions(client.handle, list) : rd_kafka_resume_partitions(client.handle, list)
+            try KafkaError.check(err, operation)
+            if let error = TopicPartitionList.firstError(list, context: operation) { throw error }
         }
     }
 
@@ -184,13 +184,9 @@ public final class KafkaConsumer: Sendable {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         let client = client
         // On the poll queue, so that it runs after any batch call in progress.
-        let result: Result<Void, KafkaError> = await withCheckedContinuation { continuation in
-            pollQueue.async {
-                let err = rd_kafka_consumer_close(client.handle)
-                continuation.resume(returning: err == RD_KAFKA_RESP_ERR_NO_ERROR ? .success(()) : .failure(KafkaError(err, context: "close consumer")))
-            }
+        try await onPollQueue { () throws(KafkaError) in
+            try KafkaError.check(rd_kafka_consumer_close(client.handle), "close consumer")
         }
-        try result.get()
     }
 
     var isClosed: Bool { closed.load(ordering: .acquiring) }
@@ -198,16 +194,7 @@ public final class KafkaConsumer: Sendable {
     /// Runs a call on the batch queue: librdkafka 2.0.2's batch call is not safe against
     /// a concurrent seek, pause or resume (records may be lost or returned wrongly).
     private func onPollQueue<T: Sendable>(_ body: @escaping @Sendable () throws(KafkaError) -> T) async throws(KafkaError) -> T {
-        let result: Result<T, KafkaError> = await withCheckedContinuation { continuation in
-            pollQueue.async {
-                do throws(KafkaError) {
-                    continuation.resume(returning: .success(try body()))
-                } catch {
-                    continuation.resume(returning: .failure(error))
-                }
-            }
-        }
-        return try result.get()
+        try await client.blocking(on: pollQueue, body)
     }
 
     /// One batch call: the rebalances served during it, then the records it returned.
@@ -217,16 +204,10 @@ public final class KafkaConsumer: Sendable {
         let timeout = pollTimeout.timeoutMilliseconds
         let rebalance = rebalance
         let logger = logger
-        let result: Result<[KafkaConsumerEvent], KafkaError> = await withCheckedContinuation { continuation in
-            pollQueue.async { [self] in
-                guard !isClosed, let queue = client.consumerQueue else {
-                    continuation.resume(returning: .success([]))
-                    return
-                }
-                continuation.resume(returning: Self.consumeBatch(client: client, queue: queue, maxBatchSize: maxBatchSize, timeout: timeout, rebalance: rebalance, logger: logger))
-            }
+        return try await onPollQueue { [self] () throws(KafkaError) in
+            guard !isClosed, let queue = client.consumerQueue else { return [] }
+            return try Self.consumeBatch(client: client, queue: queue, maxBatchSize: maxBatchSize, timeout: timeout, rebalance: rebalance, logger: logger).get()
         }
-        return try result.get()
     }
 
     private static func consumeBatch(

@@ -88,11 +88,11 @@ final class RdKafkaClient: @unchecked Sendable {
         }
     }
 
-    /// Runs a blocking librdkafka call on ``blockingQueue`` and resumes the caller with
-    /// its result.
-    func blocking<T: Sendable>(_ body: @escaping @Sendable () throws(KafkaError) -> T) async throws(KafkaError) -> T {
+    /// Runs a blocking librdkafka call on `queue` (default ``blockingQueue``) and resumes
+    /// the caller with its result.
+    func blocking<T: Sendable>(on queue: DispatchQueue? = nil, _ body: @escaping @Sendable () throws(KafkaError) -> T) async throws(KafkaError) -> T {
         let result: Result<T, KafkaError> = await withCheckedContinuation { continuation in
-            blockingQueue.async {
+            (queue ?? blockingQueue).async {
                 do throws(KafkaError) {
                     continuation.resume(returning: .success(try body()))
                 } catch {
