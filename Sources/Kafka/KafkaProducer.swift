@@ -94,17 +94,19 @@ public final class KafkaProducer: Sendable {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         let client = client
         let poller = poller
+        var flushError: KafkaError?
         do {
             try await flush(timeout: timeout)
         } catch {
-            _ = try? await client.blocking { () throws(KafkaError) in
+            flushError = error
+            try await client.blocking {
                 _ = rd_kafka_purge(client.handle, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)
                 _ = rd_kafka_flush(client.handle, 5000)  // serves the purged records' reports
             }
-            await client.blockingVoid { poller.stop() }
-            throw error
         }
-        await client.blockingVoid { poller.stop() }
+        // Stopping waits for the thread's current poll (up to 100 ms): off the pool.
+        try await client.blocking { poller.stop() }
+        if let flushError { throw flushError }
     }
 
     // MARK: Transactions

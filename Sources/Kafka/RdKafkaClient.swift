@@ -78,16 +78,6 @@ final class RdKafkaClient: @unchecked Sendable {
         }
     }
 
-    /// Runs a blocking call that cannot fail on ``blockingQueue``.
-    func blockingVoid(_ body: @escaping @Sendable () -> Void) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            blockingQueue.async {
-                body()
-                continuation.resume()
-            }
-        }
-    }
-
     /// Runs a blocking librdkafka call on `queue` (default ``blockingQueue``) and resumes
     /// the caller with its result.
     func blocking<T: Sendable>(on queue: DispatchQueue? = nil, _ body: @escaping @Sendable () throws(KafkaError) -> T) async throws(KafkaError) -> T {
