@@ -191,6 +191,8 @@ public enum TopicCatalog {
 
     /// The name of the idempotency topic, whose partition numbers mirror input partitions.
     public static let idempotencyTopic = "oms.idempotency"
+    /// Where records a stage cannot process go, with the reason.
+    public static let deadLetterTopic = "oms.deadletter"
 
     /// Checks the co-partitioning rules over `topics` (e.g. after per-topic overrides):
     /// every topic of a group has the same partition count, and `oms.idempotency`

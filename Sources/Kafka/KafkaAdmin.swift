@@ -196,6 +196,19 @@ public final class KafkaAdmin: Sendable {
         return KafkaTopicDescription(name: name, partitions: topic.partitions, replicationFactor: Int16(clamping: topic.replicas), configs: configs)
     }
 
+    /// The partition count of every topic in the cluster, from metadata alone (cheaper
+    /// than ``describeTopic(_:timeout:)``, and answered by brokers without DescribeConfigs).
+    public func partitionCounts(timeout: Duration = .seconds(30)) async throws(KafkaError) -> [String: Int32] {
+        let client = client
+        return try await client.blocking { () throws(KafkaError) in
+            var counts: [String: Int32] = [:]
+            for topic in try Self.metadata(client, timeout: timeout) where topic.error == RD_KAFKA_RESP_ERR_NO_ERROR {
+                counts[topic.name] = topic.partitions
+            }
+            return counts
+        }
+    }
+
     /// Number of brokers in the cluster, which bounds the replication factor.
     public func brokerCount(timeout: Duration = .seconds(30)) async throws(KafkaError) -> Int {
         let client = client

@@ -58,6 +58,9 @@ public struct KafkaProducerConfiguration: Sendable {
     /// `message.timeout.ms`: how long a message may wait for acknowledgement before its
     /// delivery fails.
     public var messageTimeout: Duration = .seconds(30)
+    /// `partitioner`: murmur2 like the Java client's default, so that a key lands on the
+    /// same partition whichever client wrote it (librdkafka's own default is CRC32).
+    public var partitioner: String = "murmur2_random"
 
     /// Creates producer settings over the given client settings.
     public init(kafka: KafkaConfiguration) { self.kafka = kafka }
@@ -68,6 +71,7 @@ public struct KafkaProducerConfiguration: Sendable {
         result.append(("acks", "all"))
         result.append(("linger.ms", String(linger.milliseconds)))
         result.append(("message.timeout.ms", String(messageTimeout.milliseconds)))
+        result.append(("partitioner", partitioner))
         if let transactionalID {
             result.append(("transactional.id", transactionalID))
             result.append(("transaction.timeout.ms", String(transactionTimeout.milliseconds)))

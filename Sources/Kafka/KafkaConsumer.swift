@@ -14,6 +14,10 @@ public enum KafkaConsumerEvent: Sendable, Hashable {
     /// Partitions lost (session timed out, fenced): another member may already own them,
     /// so work done for them since the last commit must be dropped, not committed.
     case lost([KafkaTopicPartition])
+    /// The consumer reached the end of a partition (for `read_committed`, its last stable
+    /// offset); the offset is where the next record will be. Only with the librdkafka
+    /// property `enable.partition.eof=true`, e.g. to read a changelog to its end.
+    case endOfPartition(KafkaTopicPartitionOffset)
 }
 
 /// A Kafka group consumer that reads in batches.
@@ -197,8 +201,11 @@ public final class KafkaConsumer: Sendable {
         try await client.blocking(on: pollQueue, body)
     }
 
-    /// One batch call: the rebalances served during it, then the records it returned.
-    func poll() async throws(KafkaError) -> [KafkaConsumerEvent] {
+    /// One batch call: the rebalances served during it, then the records it returned,
+    /// then the ends of partitions reached. Empty when nothing came within
+    /// ``KafkaConsumerConfiguration/pollTimeout``, so a caller that must act on a timer
+    /// (commit an open transaction) gets control back; ``events()`` hides empty calls.
+    public func poll() async throws(KafkaError) -> [KafkaConsumerEvent] {
         let client = client
         let maxBatchSize = maxBatchSize
         let timeout = pollTimeout.timeoutMilliseconds
@@ -236,7 +243,7 @@ public final class KafkaConsumer: Sendable {
             switch event {
             case .assigned(let parts): for part in parts { owned[part] = true }
             case .revoked(let parts), .lost(let parts): for part in parts { owned[part] = false }
-            case .messages: break
+            case .messages, .endOfPartition: break
             }
         }
         let taken = Set(owned.compactMap { $0.value ? nil : $0.key })
@@ -244,12 +251,18 @@ public final class KafkaConsumer: Sendable {
         messages.reserveCapacity(count)
         var topicNames: [OpaquePointer: String] = [:]
         var fatal: KafkaError?
+        var ends: [KafkaConsumerEvent] = []
         for index in 0..<count {
             guard let pointer = buffer[index] else { continue }
             defer { rd_kafka_message_destroy(pointer) }
             let record = pointer.pointee
             if record.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                if record.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { continue }
+                if record.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                    if let rkt = record.rkt {
+                        ends.append(.endOfPartition(KafkaTopicPartitionOffset(topic: String(cString: rd_kafka_topic_name(rkt)), partition: record.partition, offset: record.offset)))
+                    }
+                    continue
+                }
                 if record.err == RD_KAFKA_RESP_ERR__FATAL {
                     fatal = client.fatalError() ?? KafkaError(record.err, context: "consumer")
                     continue
@@ -276,6 +289,7 @@ public final class KafkaConsumer: Sendable {
         }
         if let fatal { return .failure(fatal) }
         if !messages.isEmpty { events.append(.messages(messages)) }
+        events.append(contentsOf: ends)
         return .success(events)
     }
 

@@ -54,7 +54,7 @@ struct DemoCommand: AsyncParsableCommand {
                     sample = sample ?? messages.first
                     for message in messages { perPartition[message.partition, default: 0] += 1 }
                     try await consumer.commit(ConsumeCommand.commitOffsets(messages[...]))
-                case .revoked, .lost:
+                case .revoked, .lost, .endOfPartition:
                     break
                 }
                 if received >= max(orders, 1) { break }

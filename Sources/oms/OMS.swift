@@ -15,6 +15,9 @@ struct OMS: AsyncParsableCommand {
             ProduceCommand.self,
             ConsumeCommand.self,
             TopicsCommand.self,
+            WorkerCommand.self,
+            FleetCommand.self,
+            DeadLetterCommand.self,
             BenchCommand.self,
             VersionCommand.self,
         ]

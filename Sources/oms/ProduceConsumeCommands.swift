@@ -103,6 +103,8 @@ struct ConsumeCommand: AsyncParsableCommand {
                 lastRecord = .now
             case .assigned(let parts), .revoked(let parts), .lost(let parts):
                 FileHandle.standardError.write(Data("# \(event.name): \(parts.map(\.description).joined(separator: " "))\n".utf8))
+            case .endOfPartition:
+                break
             }
             if ContinuousClock.now - lastRecord > .seconds(idleTimeout) { break }
         }
@@ -135,6 +137,7 @@ extension KafkaConsumerEvent {
         case .assigned: "assigned"
         case .revoked: "revoked"
         case .lost: "lost"
+        case .endOfPartition: "end"
         }
     }
 }

@@ -8,8 +8,36 @@ struct TopicsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "topics",
         abstract: "Create, check and describe the topics of the catalog (topics/topics.yaml).",
-        subcommands: [Apply.self, Describe.self]
+        subcommands: [Apply.self, Describe.self, Create.self]
     )
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a topic outside the catalog (e.g. the test stages' topics); idempotent."
+        )
+
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "Topic names.")
+        var names: [String]
+        @Option(help: "Partitions.")
+        var partitions: Int32 = 6
+        @Flag(help: "cleanup.policy=compact (a changelog).")
+        var compact = false
+
+        func run() async throws {
+            var logger = Logger(label: "oms.topics")
+            logger.logLevel = .warning
+            let admin = try KafkaAdmin(configuration: client.kafkaConfiguration(clientID: "oms-topics"), logger: logger)
+            let replication = Int16(min(3, try await admin.brokerCount()))
+            for name in names {
+                let spec = KafkaTopicSpec(name: name, partitions: partitions, replicationFactor: replication, configs: compact ? ["cleanup.policy": "compact"] : [:])
+                switch try await admin.createTopic(spec) {
+                case .created: print("created  \(name) (\(partitions) partitions, rf \(replication))")
+                case .alreadyExists: print("ok       \(name)")
+                }
+            }
+        }
+    }
 
     struct Apply: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

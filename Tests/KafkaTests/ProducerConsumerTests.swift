@@ -165,6 +165,8 @@ final class GroupMember: Sendable {
                 case .messages(let batch):
                     try await consumer.commit(batch.map(\.nextOffset))
                     state.withLock { $0.values.append(contentsOf: batch.compactMap(\.valueString)) }
+                case .endOfPartition:
+                    break
                 }
             }
         }

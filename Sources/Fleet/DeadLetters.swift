@@ -1,0 +1,109 @@
+import Contracts
+import Foundation
+import Kafka
+import Logging
+
+/// Header names of a dead-letter record, besides its own CloudEvents headers.
+public enum DeadLetterHeader {
+    /// The topic the failed record was read from.
+    public static let topic = "oms_dlq_topic"
+    /// Its partition.
+    public static let partition = "oms_dlq_partition"
+    /// Its offset.
+    public static let offset = "oms_dlq_offset"
+    /// The stage that failed on it.
+    public static let stage = "oms_dlq_stage"
+    /// Why.
+    public static let error = "oms_dlq_error"
+    /// How many attempts were made.
+    public static let attempts = "oms_dlq_attempts"
+    /// When it was dead-lettered (RFC 3339).
+    public static let time = "oms_dlq_time"
+    /// Prefix of the failed record's own headers, kept so that a replay restores them.
+    public static let originalPrefix = "oms_orig_"
+}
+
+/// Builds dead-letter records and turns them back into the records they hold.
+public enum DeadLetters {
+    /// The dead-letter record for `message`: a `DeadLetter` event (raw key and value
+    /// kept byte for byte) with headers naming where it came from and why it failed.
+    public static func record(for message: KafkaMessage, stage: String, error: String, attempts: Int, now: Date) -> KafkaProducerMessage {
+        let letter = DeadLetter(
+            originalTopic: message.topic, partition: message.partition, offset: message.offset, stage: stage,
+            error: error, attempts: attempts, failedAt: now,
+            rawKey: message.key.map { Data($0) }, rawValue: message.value.map { Data($0) }
+        )
+        // The id is derived from the record's position, so a retried transaction writes
+        // the same dead letter, and from the input's id where it has one.
+        let inputID = message.header(EnvelopeHeader.id)?.stringValue
+        let id = DeterministicID.eventID(inputEventID: "\(message.topic)/\(message.partition)/\(message.offset)", stage: stage, outputIndex: 0)
+        let envelope = Envelope(id: id, source: "oms/\(stage)", time: now, causationID: inputID, event: letter.event)
+        var headers: [KafkaHeader] = [
+            KafkaHeader(name: DeadLetterHeader.topic, string: message.topic),
+            KafkaHeader(name: DeadLetterHeader.partition, string: String(message.partition)),
+            KafkaHeader(name: DeadLetterHeader.offset, string: String(message.offset)),
+            KafkaHeader(name: DeadLetterHeader.stage, string: stage),
+            KafkaHeader(name: DeadLetterHeader.error, string: error),
+            KafkaHeader(name: DeadLetterHeader.attempts, string: String(attempts)),
+            KafkaHeader(name: DeadLetterHeader.time, string: RFC3339.format(now)),
+        ]
+        headers += message.headers.map { KafkaHeader(name: DeadLetterHeader.originalPrefix + $0.name, value: $0.value) }
+        let value: [UInt8]
+        do {
+            let record = try envelope.record()
+            headers += record.headers.map { KafkaHeader(name: $0.name, value: $0.value) }
+            value = record.value
+        } catch {
+            // Cannot happen for a DeadLetter (all its fields encode); keep the raw value
+            // rather than lose the record.
+            value = message.value ?? []
+        }
+        return KafkaProducerMessage(topic: TopicCatalog.deadLetterTopic, key: message.key, value: value, headers: headers)
+    }
+
+    /// The record a dead letter holds, as it was first written (topic, key, value and
+    /// headers), for a replay.
+    public static func original(of deadLetter: KafkaMessage) throws(DeadLetterError) -> KafkaProducerMessage {
+        guard let topic = deadLetter.header(DeadLetterHeader.topic)?.stringValue else {
+            throw DeadLetterError(offset: deadLetter.offset, reason: "no \(DeadLetterHeader.topic) header: not a dead letter")
+        }
+        guard case .deadLetter(let letter) = (try? Envelope.decode(deadLetter.eventRecord))?.event else {
+            throw DeadLetterError(offset: deadLetter.offset, reason: "value is not an oms.deadletter.v1 event")
+        }
+        let headers = deadLetter.headers.compactMap { header -> KafkaHeader? in
+            guard header.name.hasPrefix(DeadLetterHeader.originalPrefix) else { return nil }
+            return KafkaHeader(name: String(header.name.dropFirst(DeadLetterHeader.originalPrefix.count)), value: header.value)
+        }
+        return KafkaProducerMessage(
+            topic: topic, key: letter.rawKey.map { Array($0) }, value: letter.rawValue.map { Array($0) }, headers: headers
+        )
+    }
+}
+
+/// A record of the dead-letter topic that is not a dead letter.
+public struct DeadLetterError: Error, Sendable, CustomStringConvertible {
+    /// Its offset.
+    public var offset: Int64
+    /// What is wrong.
+    public var reason: String
+    /// `dead letter at offset N: reason`.
+    public var description: String { "dead letter at offset \(offset): \(reason)" }
+}
+
+/// The dead-letter topic as operators see it: read it whole, and send letters back.
+public enum DeadLetterQueue {
+    /// Every committed record of `oms.deadletter`, oldest first per partition.
+    public static func readAll(kafka: KafkaConfiguration, timeout: Duration = .seconds(60)) async throws -> [KafkaMessage] {
+        let admin = try KafkaAdmin(configuration: kafka)
+        guard let partitions = try await admin.partitionCounts()[TopicCatalog.deadLetterTopic] else {
+            throw DeadLetterError(offset: -1, reason: "topic \(TopicCatalog.deadLetterTopic) does not exist")
+        }
+        let reader = try PartitionReader(kafka: kafka, name: "\(kafka.clientID).dlq", batchSize: 1000, logger: Logger(label: "oms.dlq"))
+        var messages: [KafkaMessage] = []
+        _ = try await reader.read((0..<partitions).map { KafkaTopicPartition(topic: TopicCatalog.deadLetterTopic, partition: $0) }, timeout: timeout) {
+            messages.append($0)
+        }
+        await reader.close()
+        return messages
+    }
+}

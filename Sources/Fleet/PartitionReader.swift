@@ -1,0 +1,58 @@
+import Kafka
+import Logging
+
+/// Reads whole partitions from the beginning to their end (for `read_committed`, the
+/// last stable offset), outside any consumer group: how a runner restores changelogs
+/// and idempotency keys.
+final class PartitionReader: Sendable {
+    private let consumer: KafkaConsumer
+
+    init(kafka: KafkaConfiguration, name: String, batchSize: Int, logger: Logger) throws(KafkaError) {
+        var kafka = kafka
+        kafka.clientID = name
+        // The end of a partition is announced by librdkafka (after transaction markers
+        // too), which an offset comparison could not see past.
+        kafka.properties["enable.partition.eof"] = "true"
+        var configuration = KafkaConsumerConfiguration(kafka: kafka, groupID: name)
+        configuration.maxBatchSize = batchSize
+        consumer = try KafkaConsumer(configuration: configuration, logger: logger)
+    }
+
+    /// Calls `body` with every record of `partitions`, in offset order per partition,
+    /// and returns how many there were. Throws if the end is not reached by `timeout`.
+    func read(_ partitions: [KafkaTopicPartition], timeout: Duration, _ body: (KafkaMessage) -> Void) async throws(KafkaError) -> Int {
+        var pending = Set<KafkaTopicPartition>()
+        for part in partitions {
+            let marks = try await consumer.watermarks(topic: part.topic, partition: part.partition)
+            // An empty partition may announce no end: skip it.
+            if marks.high > marks.low { pending.insert(part) }
+        }
+        guard !pending.isEmpty else { return 0 }
+        try consumer.assign(pending.map { KafkaTopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: KafkaTopicPartitionOffset.beginning) })
+        let deadline = ContinuousClock.now + timeout
+        var count = 0
+        while !pending.isEmpty {
+            guard ContinuousClock.now < deadline else {
+                try? consumer.assign([])
+                throw KafkaError(code: .timedOut, message: "restore did not reach the end of \(pending.sorted().map(\.description).joined(separator: ", ")) within \(timeout)")
+            }
+            for event in try await consumer.poll() {
+                switch event {
+                case .messages(let messages):
+                    count += messages.count
+                    for message in messages { body(message) }
+                case .endOfPartition(let end):
+                    pending.remove(end.topicPartition)
+                case .assigned, .revoked, .lost:
+                    break
+                }
+            }
+        }
+        try consumer.assign([])
+        return count
+    }
+
+    func close() async {
+        try? await consumer.close()
+    }
+}

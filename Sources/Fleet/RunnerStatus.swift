@@ -1,0 +1,48 @@
+import Synchronization
+
+/// What a running stage reports to `/healthz` and `/readyz`.
+///
+/// Ready means: the worker is in its group and every partition it owns has its state
+/// restored, so it processes records as they come. A worker with no partitions (more
+/// instances than partitions) is ready too: it stands by.
+public final class RunnerStatus: Sendable {
+    /// The stage's name.
+    public let stage: String
+    private let state = Mutex(State())
+
+    private struct State {
+        var phase: Phase = .starting
+        var partitions = 0
+    }
+
+    /// Where the runner is in its life.
+    public enum Phase: String, Sendable {
+        /// Connecting, checking topics, fencing older transactions.
+        case starting
+        /// Reading changelogs and idempotency keys for newly owned partitions.
+        case restoring
+        /// Processing.
+        case running
+        /// Finishing its last batch and leaving the group.
+        case stopping
+        /// Stopped after a failure.
+        case failed
+        /// Stopped cleanly.
+        case stopped
+    }
+
+    /// A status for `stage`, starting.
+    public init(stage: String) { self.stage = stage }
+
+    /// The current phase.
+    public var phase: Phase { state.withLock { $0.phase } }
+    /// How many input partitions the runner owns.
+    public var partitions: Int { state.withLock { $0.partitions } }
+    /// Whether the runner processes records as they come.
+    public var isReady: Bool { phase == .running }
+    /// Whether the runner is alive (not failed or stopped).
+    public var isHealthy: Bool { ![.failed, .stopped].contains(phase) }
+
+    func set(_ phase: Phase) { state.withLock { $0.phase = phase } }
+    func set(partitions: Int) { state.withLock { $0.partitions = partitions } }
+}

@@ -1,0 +1,35 @@
+import Metrics
+
+/// The metrics one stage runner reports, all labelled with the stage's name.
+struct StageMetrics: Sendable {
+    let recordsIn: Counter
+    let recordsOut: Counter
+    let duplicates: Counter
+    let deadLetters: Counter
+    let retries: Counter
+    let aborts: Counter
+    let rebalances: Counter
+    let batchLatency: Timer
+    let commitLatency: Timer
+    let restoreTime: Timer
+    let restoredRecords: Counter
+    let stateKeys: Gauge
+    let idempotencyKeys: Gauge
+
+    init(stage: String) {
+        let dimensions = [("stage", stage)]
+        recordsIn = Counter(label: "oms_stage_records_in_total", dimensions: dimensions)
+        recordsOut = Counter(label: "oms_stage_records_out_total", dimensions: dimensions)
+        duplicates = Counter(label: "oms_stage_duplicates_skipped_total", dimensions: dimensions)
+        deadLetters = Counter(label: "oms_stage_dead_letters_total", dimensions: dimensions)
+        retries = Counter(label: "oms_stage_retries_total", dimensions: dimensions)
+        aborts = Counter(label: "oms_stage_transaction_aborts_total", dimensions: dimensions)
+        rebalances = Counter(label: "oms_stage_rebalances_total", dimensions: dimensions)
+        batchLatency = Timer(label: "oms_stage_batch_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
+        commitLatency = Timer(label: "oms_stage_commit_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
+        restoreTime = Timer(label: "oms_stage_restore_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
+        restoredRecords = Counter(label: "oms_stage_restored_records_total", dimensions: dimensions)
+        stateKeys = Gauge(label: "oms_stage_state_keys", dimensions: dimensions)
+        idempotencyKeys = Gauge(label: "oms_stage_idempotency_keys", dimensions: dimensions)
+    }
+}

@@ -1,0 +1,569 @@
+import Contracts
+import Foundation
+import Kafka
+import Logging
+import Metrics
+import ServiceLifecycle
+import Synchronization
+import Workers
+
+/// Why a runner stopped for good; the process exits non-zero so its supervisor restarts it.
+public struct WorkerFailure: Error, Sendable, CustomStringConvertible {
+    /// What happened.
+    public var message: String
+    /// `message`.
+    public var description: String { message }
+}
+
+/// Runs one ``Stage`` as a member of the consumer group `oms.<stage>`: the fleet's
+/// runtime (DESIGN.md §6).
+///
+/// Per transaction (one or more consumer batches, up to
+/// ``WorkerConfiguration/batchSize`` records or ``WorkerConfiguration/commitInterval``):
+/// skip inputs with a known idempotency key, run the stage, produce outputs, changelog
+/// records and idempotency keys, send the consumed offsets, commit. Abortable errors
+/// abort and rewind to the committed offsets, dropping uncommitted state; fatal ones
+/// (fenced) end ``run()`` with an error. Records that cannot be decoded, and inputs the
+/// stage rejects, go to `oms.deadletter` inside the same transaction.
+///
+/// Conforms to swift-service-lifecycle's `Service`: on graceful shutdown it finishes the
+/// batch, commits, leaves the group and flushes.
+public final class StageRunner<S: Stage>: Service, Sendable {
+    /// The stage run.
+    public let stage: S
+    /// Its settings.
+    public let configuration: WorkerConfiguration
+    /// What `/healthz` and `/readyz` report.
+    public let status: RunnerStatus
+    private let logger: Logger
+
+    /// Creates a runner; ``run()`` connects.
+    public init(stage: S, configuration: WorkerConfiguration, logger: Logger? = nil) {
+        self.stage = stage
+        self.configuration = configuration
+        status = RunnerStatus(stage: stage.name)
+        var logger = logger ?? Logger(label: "oms.worker")
+        logger[metadataKey: "stage"] = "\(stage.name)"
+        self.logger = logger
+    }
+
+    /// The consumer group: `oms.<stage>`.
+    public var groupID: String { "oms.\(stage.name)" }
+
+    /// Runs until graceful shutdown (returns) or a fatal error (throws).
+    public func run() async throws {
+        status.set(.starting)
+        let stopping = Atomic<Bool>(false)
+        do {
+            let session = try await RunnerSession(runner: self)
+            do {
+                try await withGracefulShutdownHandler {
+                    try await session.run { stopping.load(ordering: .relaxed) }
+                } onGracefulShutdown: {
+                    stopping.store(true, ordering: .relaxed)
+                }
+                status.set(.stopping)
+                try await session.finish()
+            } catch {
+                await session.abandon()
+                throw error
+            }
+            status.set(.stopped)
+            logger.info("stopped")
+        } catch {
+            status.set(.failed)
+            logger.critical("worker failed", metadata: ["error": "\(error)"])
+            throw error
+        }
+    }
+
+    fileprivate var log: Logger { logger }
+}
+
+/// One connected run of a ``StageRunner``: its clients and the state of its partitions.
+/// Used by one task only.
+private final class RunnerSession<S: Stage> {
+    let stage: S
+    let settings: WorkerConfiguration
+    let status: RunnerStatus
+    let logger: Logger
+    let metrics: StageMetrics
+    let producer: KafkaProducer
+    let consumer: KafkaConsumer
+    let reader: PartitionReader
+    let tables: [String: GlobalTable]
+    let tableTasks: [Task<Void, Never>]
+    let transactional: Bool
+    let clock = ContinuousClock()
+
+    /// Input partitions owned.
+    var owned = Set<KafkaTopicPartition>()
+    /// State and idempotency keys by partition number (shared by co-partitioned inputs).
+    var states: [Int32: KeyedState] = [:]
+    var keys: [Int32: IdempotencyKeys] = [:]
+    var transaction = OpenTransaction()
+    var lastSweep = ContinuousClock.now
+    var subscribed = ContinuousClock.now
+
+    struct OpenTransaction {
+        var isOpen = false
+        var started = ContinuousClock.now
+        var records = 0
+        var offsets: [KafkaTopicPartition: Int64] = [:]
+        var touched = Set<Int32>()
+    }
+
+    init(runner: StageRunner<S>) async throws {
+        stage = runner.stage
+        settings = runner.configuration
+        status = runner.status
+        logger = runner.log
+        metrics = StageMetrics(stage: stage.name)
+        transactional = settings.mode == .exactlyOnce
+        let group = runner.groupID
+        var kafka = settings.kafka
+        kafka.clientID = "\(group).\(settings.instanceID)"
+
+        let admin = try KafkaAdmin(configuration: kafka, logger: logger)
+        let counts = try await admin.partitionCounts()
+        try Self.checkTopics(stage, counts: counts)
+
+        var producerSettings = KafkaProducerConfiguration(kafka: kafka)
+        if transactional {
+            producerSettings.transactionalID = kafka.clientID
+            producerSettings.transactionTimeout = settings.transactionTimeout
+        }
+        producer = try KafkaProducer(configuration: producerSettings, logger: logger)
+        if transactional {
+            // Fences a dead predecessor with the same instance id and aborts its open
+            // transaction, so that readers are not held at its last stable offset.
+            try await producer.initTransactions()
+        }
+
+        var tables: [String: GlobalTable] = [:]
+        for topic in stage.globalTables {
+            let table = try GlobalTable(topic: topic, partitions: counts[topic] ?? 0, kafka: kafka, logger: logger)
+            try await table.catchUp(partitions: counts[topic] ?? 0, timeout: settings.restoreTimeout)
+            tables[topic] = table
+        }
+        self.tables = tables
+        tableTasks = tables.values.map { table in Task { try? await table.follow() } }
+
+        var consumerKafka = kafka
+        consumerKafka.statisticsInterval = settings.statisticsInterval
+        var consumerSettings = KafkaConsumerConfiguration(kafka: consumerKafka, groupID: group)
+        consumerSettings.maxBatchSize = settings.batchSize
+        if stage.inputTopics.count > 1, stage.changelogTopic != nil {
+            // A stateful stage with several inputs needs partition N of every input on the
+            // member that owns state partition N; range assignment gives that (equal
+            // partition counts), cooperative-sticky does not.
+            consumerSettings.assignmentStrategy = "range"
+        }
+        consumer = try KafkaConsumer(configuration: consumerSettings, logger: logger)
+        reader = try PartitionReader(kafka: kafka, name: "\(kafka.clientID).restore", batchSize: 10_000, logger: logger)
+        try consumer.subscribe(topics: stage.inputTopics)
+        subscribed = clock.now
+        logger.info("joined group", metadata: ["group": "\(group)", "mode": "\(settings.mode.rawValue)", "inputs": "\(stage.inputTopics)"])
+    }
+
+    /// Every topic the stage touches must exist, and the changelog and idempotency topics
+    /// must have a partition for every input partition.
+    static func checkTopics(_ stage: S, counts: [String: Int32]) throws(WorkerFailure) {
+        var needed = stage.inputTopics + stage.globalTables + [TopicCatalog.idempotencyTopic, TopicCatalog.deadLetterTopic]
+        if let changelog = stage.changelogTopic { needed.append(changelog) }
+        let missing = needed.filter { counts[$0] == nil }
+        guard missing.isEmpty else {
+            throw WorkerFailure(message: "stage \(stage.name): missing topics \(missing.joined(separator: ", ")) (create them with `oms topics apply`)")
+        }
+        let inputPartitions = stage.inputTopics.compactMap { counts[$0] }.max() ?? 0
+        for topic in [stage.changelogTopic, TopicCatalog.idempotencyTopic].compactMap({ $0 }) where counts[topic]! < inputPartitions {
+            throw WorkerFailure(message: "stage \(stage.name): \(topic) has \(counts[topic]!) partitions but its inputs have \(inputPartitions); state for input partition N lives in partition N")
+        }
+    }
+
+    // MARK: The loop
+
+    func run(stopping: () -> Bool) async throws {
+        while !stopping(), !Task.isCancelled {
+            if status.phase == .starting, clock.now - subscribed > .seconds(15) {
+                // More members than partitions: no assignment comes; stand by, ready.
+                status.set(.running)
+            }
+            if transaction.isOpen, clock.now - transaction.started >= settings.commitInterval {
+                try await commit()
+            }
+            let events: [KafkaConsumerEvent]
+            switch await kafkaResult({ () async throws(KafkaError) in try await consumer.poll() }) {
+            case .success(let value): events = value
+            case .failure(let error): throw WorkerFailure(message: "consumer failed: \(error)")
+            }
+            for event in events {
+                switch event {
+                case .messages(let messages):
+                    let start = clock.now
+                    try await handle(messages)
+                    metrics.batchLatency.recordInterval(since: start)
+                case .assigned(let parts):
+                    metrics.rebalances.increment()
+                    try await assign(parts)
+                case .revoked(let parts), .lost(let parts):
+                    metrics.rebalances.increment()
+                    try await release(parts)
+                case .endOfPartition:
+                    break
+                }
+            }
+        }
+    }
+
+    /// Commits what is open, leaves the group, flushes.
+    func finish() async throws {
+        try await commit()
+        try? await consumer.close()
+        try? await producer.close()
+        await closeHelpers()
+    }
+
+    /// Drops everything after a failure: the open transaction is never committed.
+    func abandon() async {
+        try? await consumer.close()
+        try? await producer.close(timeout: .seconds(1))
+        await closeHelpers()
+    }
+
+    private func closeHelpers() async {
+        for task in tableTasks { task.cancel() }
+        for table in tables.values { await table.close() }
+        await reader.close()
+    }
+
+    // MARK: Records
+
+    private func handle(_ messages: [KafkaMessage]) async throws {
+        let now = Date()
+        for message in messages {
+            if !transaction.isOpen {
+                guard try await begin(now: now) else { return }
+            }
+            let records = try await process(message, now: now)
+            var failure: KafkaError?
+            for record in records {
+                if case .failure(let error) = await kafkaResult({ () async throws(KafkaError) in try await producer.enqueue(record) }) {
+                    failure = error
+                    break
+                }
+            }
+            if let failure {
+                try await recover(from: failure, during: "produce")
+                return
+            }
+            transaction.offsets[KafkaTopicPartition(topic: message.topic, partition: message.partition)] = message.offset + 1
+            transaction.touched.insert(message.partition)
+            transaction.records += 1
+            metrics.recordsIn.increment()
+            if transaction.records >= settings.batchSize {
+                guard try await commit() else { return }
+            }
+        }
+    }
+
+    /// The records one input turns into: outputs, state, idempotency key, or a dead letter.
+    private func process(_ message: KafkaMessage, now: Date) async throws -> [KafkaProducerMessage] {
+        let envelope: Envelope
+        do {
+            envelope = try Envelope.decode(message.eventRecord)
+        } catch {
+            return [deadLetter(message, error: "\(error)", attempts: 1, now: now)]
+        }
+        let input = StageInput(envelope: envelope, topic: message.topic, partition: message.partition, offset: message.offset, now: now)
+        var attempt = 1
+        while true {
+            let tables = tables
+            let result = StageStep.run(
+                stage, input: input, state: &states[message.partition, default: KeyedState()],
+                keys: &keys[message.partition, default: IdempotencyKeys()], retention: settings.idempotencyRetention
+            ) { topic, key in tables[topic]?.value(key) }
+            switch result.kind {
+            case .duplicate:
+                metrics.duplicates.increment()
+                return []
+            case .processed:
+                do {
+                    return try records(of: result, partition: message.partition)
+                } catch {
+                    return [deadLetter(message, error: "cannot encode the outcome: \(error)", attempts: attempt, now: now)]
+                }
+            case .failed(.retryable(let reason)) where attempt < settings.retryAttempts:
+                metrics.retries.increment()
+                logger.warning("retrying", metadata: Self.metadata(envelope).merging(["attempt": "\(attempt)", "reason": "\(reason)"]) { $1 })
+                try await Task.sleep(for: settings.retryBackoff * (1 << min(attempt - 1, 10)))
+                attempt += 1
+            case .failed(let failure):
+                logger.warning("dead-lettered", metadata: Self.metadata(envelope).merging(["reason": "\(failure)"]) { $1 })
+                return [deadLetter(message, error: failure.description, attempts: attempt, now: now)]
+            }
+        }
+    }
+
+    private func records(of result: StepResult, partition: Int32) throws(ContractError) -> [KafkaProducerMessage] {
+        var records: [KafkaProducerMessage] = []
+        records.reserveCapacity(result.outputs.count + result.stateRecords.count + 1)
+        for output in result.outputs {
+            records.append(try Self.message(output.envelope, topic: output.topic, partition: nil))
+        }
+        if let changelog = stage.changelogTopic {
+            for change in result.stateRecords {
+                if let envelope = change.envelope {
+                    records.append(try Self.message(envelope, topic: changelog, partition: partition, key: change.key))
+                } else {
+                    records.append(KafkaProducerMessage(topic: changelog, partition: partition, key: change.key, value: nil as String?))
+                }
+            }
+        }
+        if let (key, envelope) = result.idempotency, case .idempotencyRecord(let record) = envelope.event {
+            var message = try Self.message(envelope, topic: TopicCatalog.idempotencyTopic, partition: partition, key: key)
+            // Restore reads the expiry from this header instead of decoding JSON.
+            message.headers.append(KafkaHeader(name: IdempotencyHeader.expiresAt, string: String(record.expiresAt.millisecondsSince1970)))
+            records.append(message)
+        }
+        metrics.recordsOut.increment(by: result.outputs.count)
+        return records
+    }
+
+    private static func message(_ envelope: Envelope, topic: String, partition: Int32?, key: String? = nil) throws(ContractError) -> KafkaProducerMessage {
+        let record = try envelope.record()
+        return KafkaProducerMessage(
+            topic: topic, partition: partition, key: Array((key ?? record.key).utf8), value: record.value,
+            headers: record.headers.map { KafkaHeader(name: $0.name, value: $0.value) }
+        )
+    }
+
+    private func deadLetter(_ message: KafkaMessage, error: String, attempts: Int, now: Date) -> KafkaProducerMessage {
+        metrics.deadLetters.increment()
+        logger.warning("dead letter", metadata: [
+            "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)", "error": "\(error)",
+        ])
+        return DeadLetters.record(for: message, stage: stage.name, error: error, attempts: attempts, now: now)
+    }
+
+    static func metadata(_ envelope: Envelope) -> Logger.Metadata {
+        var metadata: Logger.Metadata = ["event_id": "\(envelope.id)", "order_id": "\(envelope.subject)"]
+        if let trace = envelope.traceparent { metadata["trace_id"] = "\(trace.traceID)" }
+        return metadata
+    }
+
+    // MARK: Transactions
+
+    /// Opens a transaction and writes the tombstones of expired idempotency keys into it.
+    /// False if that failed and the runner rewound.
+    private func begin(now: Date) async throws -> Bool {
+        if transactional {
+            do throws(KafkaError) {
+                try producer.beginTransaction()
+            } catch {
+                try await recover(from: error, during: "begin transaction")
+                return false
+            }
+        }
+        transaction = OpenTransaction(isOpen: true, started: clock.now)
+        if clock.now - lastSweep >= .seconds(1) {
+            lastSweep = clock.now
+            let nowMilliseconds = now.millisecondsSince1970
+            for partition in keys.keys.sorted() {
+                for key in keys[partition]!.removeExpired(now: nowMilliseconds) {
+                    let tombstone = KafkaProducerMessage(topic: TopicCatalog.idempotencyTopic, partition: partition, key: "\(stage.name)/\(key)", value: nil as String?)
+                    if case .failure(let error) = await kafkaResult({ () async throws(KafkaError) in try await producer.enqueue(tombstone) }) {
+                        try await recover(from: error, during: "write tombstones")
+                        return false
+                    }
+                }
+            }
+            metrics.idempotencyKeys.record(keys.values.reduce(0) { $0 + $1.count })
+        }
+        return true
+    }
+
+    /// Commits the open transaction (or, at least once, flushes and commits offsets).
+    /// False if it failed and the runner rewound.
+    @discardableResult
+    private func commit() async throws -> Bool {
+        guard transaction.isOpen else { return true }
+        let start = clock.now
+        let offsets = transaction.offsets.map { KafkaTopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) }
+        var attempt = 0
+        while true {
+            attempt += 1
+            let result = await kafkaResult { () async throws(KafkaError) in
+                if transactional {
+                    if !offsets.isEmpty {
+                        try await producer.sendOffsetsToTransaction(offsets, groupMetadata: try consumer.groupMetadata())
+                    }
+                    try await producer.commitTransaction()
+                } else {
+                    try await producer.flush()
+                    try await consumer.commit(offsets)
+                }
+            }
+            switch result {
+            case .success:
+                for partition in transaction.touched {
+                    states[partition]?.commit()
+                    keys[partition]?.commit()
+                }
+                transaction = OpenTransaction()
+                metrics.commitLatency.recordInterval(since: start)
+                return true
+            case .failure(let error) where error.isRetriable && !error.txnRequiresAbort && !error.isFatal && attempt < 5:
+                logger.warning("commit failed, retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
+                try await Task.sleep(for: settings.retryBackoff * (1 << attempt))
+            case .failure(let error):
+                try await recover(from: error, during: "commit")
+                return false
+            }
+        }
+    }
+
+    /// Aborts the open transaction, drops uncommitted state and seeks every owned
+    /// partition back to its committed offset; throws if the error is fatal.
+    private func recover(from error: KafkaError, during operation: String) async throws {
+        if error.isFatal || producer.fatalError != nil {
+            let cause = producer.fatalError ?? error
+            throw WorkerFailure(message: "fatal Kafka error during \(operation): \(cause) (fenced by a newer instance with the same worker.instance.id, or the producer is broken)")
+        }
+        logger.warning("aborting transaction", metadata: ["operation": "\(operation)", "error": "\(error)"])
+        try await rewind()
+    }
+
+    private func rewind() async throws {
+        metrics.aborts.increment()
+        if transactional, transaction.isOpen {
+            var attempt = 0
+            while true {
+                attempt += 1
+                let result = await kafkaResult({ () async throws(KafkaError) in try await producer.abortTransaction() })
+                guard case .failure(let error) = result else { break }
+                if error.isFatal || producer.fatalError != nil || attempt >= 5 {
+                    throw WorkerFailure(message: "cannot abort the transaction: \(producer.fatalError ?? error)")
+                }
+                try await Task.sleep(for: settings.retryBackoff * (1 << attempt))
+            }
+        }
+        for partition in states.keys { states[partition]?.rollback() }
+        for partition in keys.keys { keys[partition]?.rollback() }
+        transaction = OpenTransaction()
+        guard !owned.isEmpty else { return }
+        let parts = owned.sorted()
+        let result = await kafkaResult { () async throws(KafkaError) -> Void in
+            let committed = try await consumer.committed(parts)
+            let reset = KafkaTopicPartitionOffset.beginning
+            try await consumer.seek(committed.map { KafkaTopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: $0.offset >= 0 ? $0.offset : reset) })
+        }
+        if case .failure(let error) = result {
+            // Without a rewind, the records after the aborted ones would be processed
+            // while these are skipped: stop and let the supervisor restart from commits.
+            throw WorkerFailure(message: "cannot rewind to the committed offsets: \(error)")
+        }
+    }
+
+    // MARK: Rebalances
+
+    private func assign(_ parts: [KafkaTopicPartition]) async throws {
+        let before = Set(owned.map(\.partition))
+        owned.formUnion(parts)
+        status.set(partitions: owned.count)
+        let new = Set(parts.map(\.partition)).subtracting(before).sorted()
+        guard !new.isEmpty else {
+            status.set(.running)
+            return
+        }
+        status.set(.restoring)
+        let start = clock.now
+        for partition in new {
+            states[partition] = KeyedState()
+            keys[partition] = IdempotencyKeys()
+        }
+        var targets = new.map { KafkaTopicPartition(topic: TopicCatalog.idempotencyTopic, partition: $0) }
+        if let changelog = stage.changelogTopic {
+            targets += new.map { KafkaTopicPartition(topic: changelog, partition: $0) }
+        }
+        let prefix = "\(stage.name)/"
+        let changelog = stage.changelogTopic
+        var undecodable = 0
+        let count = try await reader.read(targets, timeout: settings.restoreTimeout) { message in
+            guard let key = message.keyString else { return }
+            if message.topic == TopicCatalog.idempotencyTopic {
+                guard key.hasPrefix(prefix) else { return }
+                let expiresAt = message.value == nil ? nil : IdempotencyHeader.expiry(of: message)
+                keys[message.partition]?.restore(String(key.dropFirst(prefix.count)), expiresAt: expiresAt)
+            } else if message.topic == changelog {
+                guard message.value != nil else {
+                    states[message.partition]?.restore(key: key, value: nil)
+                    return
+                }
+                guard let envelope = try? Envelope.decode(message.eventRecord) else {
+                    undecodable += 1
+                    return
+                }
+                states[message.partition]?.restore(key: key, value: envelope.event)
+            }
+        }
+        if undecodable > 0 {
+            logger.error("undecodable changelog records skipped during restore", metadata: ["count": "\(undecodable)"])
+        }
+        metrics.restoreTime.recordInterval(since: start)
+        metrics.restoredRecords.increment(by: count)
+        metrics.stateKeys.record(states.values.reduce(0) { $0 + $1.count })
+        metrics.idempotencyKeys.record(keys.values.reduce(0) { $0 + $1.count })
+        logger.info("restored", metadata: [
+            "partitions": "\(new)", "records": "\(count)", "seconds": "\((clock.now - start).seconds)",
+            "state_keys": "\(new.reduce(0) { $0 + (states[$1]?.count ?? 0) })",
+            "idempotency_keys": "\(new.reduce(0) { $0 + (keys[$1]?.count ?? 0) })",
+        ])
+        status.set(.running)
+    }
+
+    private func release(_ parts: [KafkaTopicPartition]) async throws {
+        // The open transaction holds records of the partitions that are gone; committing
+        // it now could duplicate work their new owner starts from the committed offsets.
+        if transaction.isOpen { try await rewind() }
+        owned.subtract(parts)
+        status.set(partitions: owned.count)
+        let kept = Set(owned.map(\.partition))
+        for partition in Set(parts.map(\.partition)).subtracting(kept) {
+            states[partition] = nil
+            keys[partition] = nil
+        }
+    }
+}
+
+/// The header that carries an idempotency record's expiry (milliseconds since 1970).
+enum IdempotencyHeader {
+    static let expiresAt = "oms_expires_at"
+
+    static func expiry(of message: KafkaMessage) -> Int64? {
+        if let text = message.header(expiresAt)?.stringValue, let value = Int64(text) { return value }
+        // Written by something else: fall back to the event itself.
+        if case .idempotencyRecord(let record) = (try? Envelope.decode(message.eventRecord))?.event {
+            return record.expiresAt.millisecondsSince1970
+        }
+        return 0
+    }
+}
+
+/// Runs a throwing Kafka call and returns its outcome as a value (typed `catch` clauses
+/// in async loops crash the 6.x compiler).
+func kafkaResult<T>(_ body: () async throws(KafkaError) -> T) async -> Result<T, KafkaError> {
+    do {
+        return .success(try await body())
+    } catch {
+        return .failure(error)
+    }
+}
+
+extension Timer {
+    func recordInterval(since start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        let (seconds, attoseconds) = elapsed.components
+        recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

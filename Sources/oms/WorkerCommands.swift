@@ -1,0 +1,143 @@
+import ArgumentParser
+import Configuration
+import Fleet
+import Foundation
+import Kafka
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+import Workers
+
+/// `oms worker <stage>`: one stage in its consumer group; start more for more throughput.
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run one stage as a worker of its consumer group (oms.<stage>).",
+        discussion: "Settings come from environment variables and --config (docs/OPERATIONS.md). Stages: \(StageCatalog.names.joined(separator: ", "))."
+    )
+
+    @Argument(help: "The stage to run.")
+    var stage: String
+
+    @OptionGroup var options: WorkerOptions
+
+    func run() async throws {
+        try await options.launch(stages: [stage])
+    }
+}
+
+/// `oms fleet`: every stage in one process, for small installs and the demo.
+struct FleetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fleet",
+        abstract: "Run several stages in one process (default: every pipeline stage).",
+        discussion: "Settings as for `oms worker`; one /metrics, /healthz and /readyz for all."
+    )
+
+    @Option(name: .customLong("stage"), help: "A stage to run (repeatable). Default: \(StageCatalog.pipeline.joined(separator: ", ")).")
+    var stages: [String] = []
+
+    @OptionGroup var options: WorkerOptions
+
+    func run() async throws {
+        let names = stages.isEmpty ? StageCatalog.pipeline : stages
+        guard !names.isEmpty else {
+            throw ValidationError("no pipeline stages are built yet; name stages with --stage (\(StageCatalog.names.joined(separator: ", ")))")
+        }
+        try await options.launch(stages: names)
+    }
+}
+
+/// Options of the commands that run stages.
+struct WorkerOptions: ParsableArguments {
+    @Option(help: "A JSON config file; environment variables override it.")
+    var config: String?
+
+    @Option(help: "Bootstrap servers; overrides kafka.brokers / KAFKA_BROKERS.")
+    var brokers: String?
+
+    /// Loads the configuration, builds the stages and runs them with the health server
+    /// until SIGTERM or SIGINT; a stage's fatal error ends the process non-zero.
+    func launch(stages names: [String]) async throws {
+        var environment = ProcessInfo.processInfo.environment
+        if let brokers { environment["KAFKA_BROKERS"] = brokers }
+        let reader: ConfigReader
+        let configuration: WorkerConfiguration
+        let stages: [any Stage]
+        do {
+            reader = try await WorkerConfiguration.reader(environment: environment, file: config)
+            configuration = try WorkerConfiguration(reader: reader)
+            stages = try names.map { try StageCatalog.make($0, reader: reader) }
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
+        }
+        let level = configuration.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let logger = Logger(label: "oms.worker")
+
+        var services: [any Service] = []
+        var statuses: [RunnerStatus] = []
+        for stage in stages {
+            let (runner, status) = Self.runner(for: stage, configuration: configuration, logger: logger)
+            services.append(runner)
+            statuses.append(status)
+        }
+        if let port = configuration.httpPort {
+            services.append(HealthServer.make(host: configuration.httpHost, port: port, registry: registry, statuses: statuses, logger: logger) { port in
+                logger.info("serving /metrics, /healthz, /readyz", metadata: ["port": "\(port)"])
+            })
+        }
+        let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+    }
+
+    private static func runner(for stage: some Stage, configuration: WorkerConfiguration, logger: Logger) -> (any Service, RunnerStatus) {
+        let runner = StageRunner(stage: stage, configuration: configuration, logger: logger)
+        return (runner, runner.status)
+    }
+}
+
+/// The stages `oms worker` and `oms fleet` can run, by name.
+enum StageCatalog {
+    /// The order pipeline's stages, which `oms fleet` runs by default.
+    static let pipeline: [String] = []
+
+    /// Stages for tests and benchmarks.
+    static let testStages = ["passthrough", "counter"]
+
+    /// Every name `make` accepts.
+    static var names: [String] { pipeline + testStages }
+
+    /// Builds the stage called `name`; test stages read their topics from the config
+    /// (`passthrough.input`, `passthrough.output`, `counter.input`, `counter.state`,
+    /// `counter.output`, and `<stage>.name` to run a second copy under another group).
+    static func make(_ name: String, reader: ConfigReader) throws -> any Stage {
+        func setting(_ key: String) -> String? { reader.string(forKey: ConfigKey(key)) }
+        switch name {
+        case "passthrough":
+            let defaults = PassThroughStage()
+            return PassThroughStage(
+                name: setting("passthrough.name") ?? defaults.name,
+                input: setting("passthrough.input") ?? defaults.inputTopics[0],
+                output: setting("passthrough.output") ?? defaults.outputTopic
+            )
+        case "counter":
+            let defaults = CountingStage()
+            return CountingStage(
+                name: setting("counter.name") ?? defaults.name,
+                input: setting("counter.input") ?? defaults.inputTopics[0],
+                changelog: setting("counter.state") ?? defaults.changelogTopic!,
+                output: setting("counter.output") ?? defaults.outputTopic
+            )
+        default:
+            throw ValidationError("unknown stage '\(name)'; stages: \(names.joined(separator: ", "))")
+        }
+    }
+}

@@ -1,0 +1,135 @@
+import Contracts
+import Fleet
+import Foundation
+import Kafka
+import Logging
+import ServiceLifecycle
+import Synchronization
+import Testing
+import Workers
+
+/// Topics and inputs for stage-runner tests on a (possibly shared) broker.
+struct FleetFixture {
+    let cluster: TestCluster
+    let input: String
+    let output: String
+    let partitions: Int32
+
+    /// Fresh input and output topics, and the catalog's idempotency and dead-letter topics.
+    static func make(_ needs: TestCluster.Needs = .full, partitions: Int32 = 6, extra: [String] = []) async throws -> FleetFixture {
+        let cluster = try TestCluster.make(needs)
+        try await cluster.ensureTopics([TopicCatalog.idempotencyTopic, TopicCatalog.deadLetterTopic], partitions: 6)
+        let input = try await cluster.createTopic("fleet-in", partitions: partitions)
+        let output = try await cluster.createTopic("fleet-out", partitions: partitions)
+        return FleetFixture(cluster: cluster, input: input, output: output, partitions: partitions)
+    }
+
+    /// A worker configuration for tests: no HTTP server, short commit interval.
+    func configuration(instance: String = TestCluster.uniqueName("w"), mode: DeliveryMode = .exactlyOnce) -> WorkerConfiguration {
+        var configuration = WorkerConfiguration(brokers: cluster.bootstrapServers, instanceID: instance)
+        configuration.mode = mode
+        configuration.httpPort = nil
+        configuration.statisticsInterval = nil
+        configuration.kafka.properties["session.timeout.ms"] = "6000"
+        return configuration
+    }
+
+    /// Produces `count` enveloped events with keys `key-<i % keys>` and returns their ids.
+    func produceEvents(_ count: Int, to topic: String? = nil, keys: Int = 1000, subjectPrefix: String = "bucket") async throws -> [String] {
+        let producer = try cluster.producer()
+        var ids: [String] = []
+        for index in 0..<count {
+            let envelope = Self.envelope(index, keys: keys, subjectPrefix: subjectPrefix)
+            ids.append(envelope.id)
+            try await producer.enqueue(try Self.message(envelope, topic: topic ?? input))
+        }
+        try await producer.close()
+        return ids
+    }
+
+    static func envelope(_ index: Int, keys: Int = 1000, subjectPrefix: String = "bucket", id: String = UUID().uuidString.lowercased()) -> Envelope {
+        let bucket = ReportBucket(report: subjectPrefix, bucket: "key-\(index % keys)", values: ["n": Int64(index)], updatedAt: Date())
+        return Envelope(id: id, source: "test", time: Date(), event: bucket.event)
+    }
+
+    static func message(_ envelope: Envelope, topic: String) throws -> KafkaProducerMessage {
+        let record = try envelope.record()
+        return KafkaProducerMessage(topic: topic, key: record.key, value: String(decoding: record.value, as: UTF8.self),
+                                    headers: record.headers.map { KafkaHeader(name: $0.name, value: $0.value) })
+    }
+
+    /// Every committed record of `topic` (read_committed), from the beginning to the end.
+    func readAll(_ topic: String, partitions: Int32? = nil) async throws -> [KafkaMessage] {
+        var kafka = cluster.configuration
+        kafka.properties["enable.partition.eof"] = "true"
+        let consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(kafka: kafka, groupID: TestCluster.uniqueName("reader")), logger: TestCluster.logger)
+        let count = partitions ?? self.partitions
+        var pending = Set<Int32>()
+        for partition in 0..<count {
+            let marks = try await consumer.watermarks(topic: topic, partition: partition)
+            if marks.high > marks.low { pending.insert(partition) }
+        }
+        try consumer.assign((0..<count).map { KafkaTopicPartitionOffset(topic: topic, partition: $0, offset: KafkaTopicPartitionOffset.beginning) })
+        var messages: [KafkaMessage] = []
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !pending.isEmpty, ContinuousClock.now < deadline {
+            for event in try await consumer.poll() {
+                switch event {
+                case .messages(let batch): messages += batch
+                case .endOfPartition(let end): pending.remove(end.partition)
+                default: break
+                }
+            }
+        }
+        try await consumer.close()
+        #expect(pending.isEmpty, "read \(topic) to its end")
+        return messages
+    }
+
+    /// The `oms_causation_id` of every record: the input each output answers.
+    static func causations(_ messages: [KafkaMessage]) -> [String] {
+        messages.compactMap { $0.header(EnvelopeHeader.causationID)?.stringValue }
+    }
+}
+
+extension TestCluster {
+    /// Creates these topics if missing (shared catalog topics on a shared broker).
+    func ensureTopics(_ names: [String], partitions: Int32) async throws {
+        for name in names {
+            if let embedded {
+                try? embedded.createTopic(name, partitions: partitions, replicationFactor: 1)
+            } else {
+                let admin = try KafkaAdmin(configuration: configuration, logger: Self.logger)
+                _ = try await admin.createTopic(KafkaTopicSpec(name: name, partitions: partitions, replicationFactor: 1))
+            }
+        }
+    }
+}
+
+/// Runs stage runners in-process in a service group, as `oms worker` does.
+final class RunningWorkers: Sendable {
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+
+    init(_ services: [any Service]) {
+        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, logger: TestCluster.logger))
+        self.group = group
+        task = Task { try await group.run() }
+    }
+
+    /// Graceful shutdown: every runner finishes its batch, commits and leaves.
+    func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await task.value
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+func waitUntil(timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try await Task.sleep(for: .milliseconds(200))
+    }
+    return try await condition()
+}

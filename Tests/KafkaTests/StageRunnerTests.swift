@@ -1,0 +1,97 @@
+import Contracts
+import Fleet
+import Foundation
+import Kafka
+import Testing
+import Workers
+
+/// The stage runtime in-process against noida-db (transactions, read_committed).
+@Suite("stage runner", .serialized)
+struct StageRunnerTests {
+    @Test("pass-through: every input once, duplicates skipped, poison and malformed records dead-lettered, the rest goes on")
+    func passThroughExactlyOnce() async throws {
+        let fixture = try await FleetFixture.make()
+        let stage = PassThroughStage(name: TestCluster.uniqueName("pass"), input: fixture.input, output: fixture.output)
+        var ids = try await fixture.produceEvents(1500)
+        // The same event published twice (a producer retry from outside): one outcome.
+        let again = FleetFixture.envelope(42, id: ids[42])
+        let producer = try fixture.cluster.producer()
+        try await producer.enqueue(try FleetFixture.message(again, topic: fixture.input))
+        // Malformed: no CloudEvents headers; and valid headers with a broken payload.
+        try await producer.enqueue(KafkaProducerMessage(topic: fixture.input, key: "key-1", value: "not an event"))
+        var broken = try FleetFixture.message(FleetFixture.envelope(1), topic: fixture.input)
+        broken.value = Array("{\"report\":".utf8)
+        try await producer.enqueue(broken)
+        // Rejected by the stage itself.
+        let poison = FleetFixture.envelope(3, subjectPrefix: "poison")
+        try await producer.enqueue(try FleetFixture.message(poison, topic: fixture.input))
+        try await producer.close()
+        ids += try await fixture.produceEvents(500)
+
+        let runner = StageRunner(stage: stage, configuration: fixture.configuration(), logger: TestCluster.logger)
+        let workers = RunningWorkers([runner])
+        let done = try await waitUntil {
+            FleetFixture.causations(try await fixture.readAll(fixture.output)).count >= ids.count
+        }
+        #expect(done)
+        #expect(runner.status.isReady)
+        try await workers.stop()
+        #expect(runner.status.phase == .stopped)
+
+        let outputs = try await fixture.readAll(fixture.output)
+        let causes = FleetFixture.causations(outputs)
+        #expect(causes.count == ids.count, "one output per distinct input")
+        #expect(Set(causes) == Set(ids))
+        #expect(Set(outputs.compactMap { $0.header(EnvelopeHeader.id)?.stringValue }).count == outputs.count, "output ids are unique")
+
+        let letters = try await fixture.readAll(TopicCatalog.deadLetterTopic, partitions: 6).filter { $0.header(DeadLetterHeader.stage)?.stringValue == stage.name }
+        #expect(letters.count == 3)
+        for letter in letters {
+            #expect(letter.header(DeadLetterHeader.topic)?.stringValue == fixture.input)
+            #expect(letter.header(DeadLetterHeader.attempts)?.stringValue == "1")
+            #expect(Int64(letter.header(DeadLetterHeader.offset)?.stringValue ?? "") != nil)
+            #expect(letter.header(DeadLetterHeader.time)?.stringValue != nil)
+            let original = try DeadLetters.original(of: letter)
+            #expect(original.topic == fixture.input)
+        }
+        let errors = letters.compactMap { $0.header(DeadLetterHeader.error)?.stringValue }
+        #expect(errors.contains { $0.contains("poison") }, "\(errors)")
+
+        let keys = try await fixture.readAll(TopicCatalog.idempotencyTopic, partitions: 6).compactMap(\.keyString).filter { $0.hasPrefix("\(stage.name)/") }
+        #expect(keys.count == ids.count)
+        #expect(Set(keys).count == keys.count, "each idempotency key written once")
+    }
+
+    @Test("a stateful stage continues from its changelog after a restart")
+    func countingStageRestores() async throws {
+        let fixture = try await FleetFixture.make()
+        let changelog = try await fixture.cluster.createTopic("fleet-state", partitions: fixture.partitions)
+        let stage = CountingStage(name: TestCluster.uniqueName("count"), input: fixture.input, changelog: changelog, output: fixture.output)
+        _ = try await fixture.produceEvents(100, keys: 5)
+
+        var runner = StageRunner(stage: stage, configuration: fixture.configuration(instance: "a"), logger: TestCluster.logger)
+        var workers = RunningWorkers([runner])
+        #expect(try await waitUntil { try await fixture.readAll(fixture.output).count >= 100 })
+        try await workers.stop()
+
+        _ = try await fixture.produceEvents(5, keys: 5)
+        runner = StageRunner(stage: stage, configuration: fixture.configuration(instance: "a"), logger: TestCluster.logger)
+        workers = RunningWorkers([runner])
+        #expect(try await waitUntil { try await fixture.readAll(fixture.output).count >= 105 })
+        try await workers.stop()
+
+        var last: [String: Int64] = [:]
+        for message in try await fixture.readAll(fixture.output) {
+            guard case .reportBucket(let bucket) = try Envelope.decode(message.eventRecord).event else { continue }
+            last[bucket.bucket] = max(last[bucket.bucket] ?? 0, bucket.values["count"] ?? 0)
+        }
+        #expect(last.count == 5)
+        #expect(last.values.allSatisfy { $0 == 21 }, "20 counted before the restart, 1 after: \(last)")
+    }
+}
+
+extension KafkaMessage {
+    var eventRecord: EventRecord {
+        EventRecord(key: keyString ?? "", headers: headers.map { EventHeader(name: $0.name, value: $0.value ?? []) }, value: value ?? [])
+    }
+}
