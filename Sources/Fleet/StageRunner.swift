@@ -132,6 +132,8 @@ private final class RunnerSession<S: Stage> {
         if transactional {
             producerSettings.transactionalID = kafka.clientID
             producerSettings.transactionTimeout = settings.transactionTimeout
+            // librdkafka requires it: a record may not outlive its transaction.
+            producerSettings.messageTimeout = min(producerSettings.messageTimeout, settings.transactionTimeout)
         }
         producer = try KafkaProducer(configuration: producerSettings, logger: logger)
         if transactional {
@@ -153,6 +155,12 @@ private final class RunnerSession<S: Stage> {
         consumerKafka.statisticsInterval = settings.statisticsInterval
         var consumerSettings = KafkaConsumerConfiguration(kafka: consumerKafka, groupID: group)
         consumerSettings.maxBatchSize = settings.batchSize
+        consumerSettings.sessionTimeout = settings.sessionTimeout
+        consumerKafka.properties["max.poll.interval.ms"] = consumerKafka.properties["max.poll.interval.ms"] ?? String(Int(settings.maxPollInterval.seconds * 1000))
+        if settings.staticMembership {
+            consumerKafka.properties["group.instance.id"] = settings.instanceID
+        }
+        consumerSettings.kafka = consumerKafka
         if stage.inputTopics.count > 1, stage.changelogTopic != nil {
             // A stateful stage with several inputs needs partition N of every input on the
             // member that owns state partition N; range assignment gives that (equal

@@ -54,6 +54,18 @@ public struct WorkerConfiguration: Sendable {
     public var idempotencyRetention: Duration = .seconds(7 * 86_400)
     /// `transaction.timeout.ms`: how long the broker keeps a dead worker's transaction open.
     public var transactionTimeout: Duration = .seconds(30)
+    /// `session.timeout.ms`: how long a worker that stopped answering (killed, frozen)
+    /// keeps its partitions before the group hands them to others.
+    public var sessionTimeout: Duration = .seconds(10)
+    /// Static group membership (`group.instance.id` = ``instanceID``): a restarted
+    /// worker takes its partitions back without a rebalance, and a dead one keeps them
+    /// until `session.timeout.ms`. Off by default, because a static member does not
+    /// leave the group on shutdown either (its partitions wait for the session timeout).
+    public var staticMembership = false
+    /// `max.poll.interval.ms`: the longest a worker may go without asking for records
+    /// (a batch plus a state restore) before it is thrown out of the group; also how
+    /// long a rebalance waits for members that do not rejoin.
+    public var maxPollInterval: Duration = .seconds(300)
     /// The longest a state restore may take before the worker gives up (and exits).
     public var restoreTimeout: Duration = .seconds(600)
     /// How often librdkafka statistics (consumer lag) are exported; nil disables them.
@@ -126,6 +138,9 @@ public struct WorkerConfiguration: Sendable {
         retryBackoff = .milliseconds(try keys.int("worker.retry.backoff.ms", default: 100, in: 1...60_000))
         idempotencyRetention = .seconds(try keys.int("worker.idempotency.retention.s", default: 7 * 86_400, in: 1...(365 * 86_400)))
         transactionTimeout = .milliseconds(try keys.int("worker.transaction.timeout.ms", default: 30_000, in: 1_000...900_000))
+        sessionTimeout = .milliseconds(try keys.int("worker.session.timeout.ms", default: 10_000, in: 1_000...300_000))
+        staticMembership = try keys.bool("worker.static.membership", default: false)
+        maxPollInterval = .milliseconds(try keys.int("worker.max.poll.interval.ms", default: 300_000, in: 1_000...3_600_000))
         restoreTimeout = .seconds(try keys.int("worker.restore.timeout.s", default: 600, in: 1...86_400))
         let statistics = try keys.int("worker.statistics.interval.ms", default: 5_000, in: 0...3_600_000)
         statisticsInterval = statistics == 0 ? nil : .milliseconds(statistics)
@@ -184,6 +199,14 @@ private struct KeyReader {
             throw ConfigurationError(key: key, reason: "\(value) is out of range \(range.lowerBound)...\(range.upperBound)")
         }
         return value
+    }
+
+    func bool(_ key: String, default defaultValue: Bool) throws(ConfigurationError) -> Bool {
+        if let value = reader.bool(forKey: ConfigKey(key)) { return value }
+        if let text = reader.string(forKey: ConfigKey(key)) {
+            throw ConfigurationError(key: key, reason: "'\(text)' is not true or false")
+        }
+        return defaultValue
     }
 
     func list(_ key: String) throws(ConfigurationError) -> [String] {

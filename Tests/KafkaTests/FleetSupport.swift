@@ -30,7 +30,7 @@ struct FleetFixture {
         configuration.mode = mode
         configuration.httpPort = nil
         configuration.statisticsInterval = nil
-        configuration.kafka.properties["session.timeout.ms"] = "6000"
+        configuration.sessionTimeout = .seconds(6)
         return configuration
     }
 

@@ -41,7 +41,7 @@ struct StageRunnerTests {
         let outputs = try await fixture.readAll(fixture.output)
         let causes = FleetFixture.causations(outputs)
         #expect(causes.count == ids.count, "one output per distinct input")
-        #expect(Set(causes) == Set(ids))
+        #expect(Set(ids).subtracting(causes).isEmpty, "no lost input")
         #expect(Set(outputs.compactMap { $0.header(EnvelopeHeader.id)?.stringValue }).count == outputs.count, "output ids are unique")
 
         let letters = try await fixture.readAll(TopicCatalog.deadLetterTopic, partitions: 6).filter { $0.header(DeadLetterHeader.stage)?.stringValue == stage.name }
