@@ -161,12 +161,11 @@ private final class RunnerSession<S: Stage> {
             consumerKafka.properties["group.instance.id"] = settings.instanceID
         }
         consumerSettings.kafka = consumerKafka
-        if stage.inputTopics.count > 1, stage.changelogTopic != nil {
-            // A stateful stage with several inputs needs partition N of every input on the
-            // member that owns state partition N; range assignment gives that (equal
-            // partition counts), cooperative-sticky does not.
-            consumerSettings.assignmentStrategy = "range"
-        }
+        // A stateful stage with several inputs needs partition N of every input on the
+        // member that owns state partition N; range assignment gives that (equal
+        // partition counts), the others do not.
+        let needsRange = stage.inputTopics.count > 1 && stage.changelogTopic != nil
+        consumerSettings.assignmentStrategy = needsRange ? "range" : settings.assignmentStrategy
         consumer = try KafkaConsumer(configuration: consumerSettings, logger: logger)
         reader = try PartitionReader(kafka: kafka, name: "\(kafka.clientID).restore", batchSize: 10_000, logger: logger)
         try consumer.subscribe(topics: stage.inputTopics)

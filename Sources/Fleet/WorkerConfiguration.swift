@@ -57,6 +57,13 @@ public struct WorkerConfiguration: Sendable {
     /// `session.timeout.ms`: how long a worker that stopped answering (killed, frozen)
     /// keeps its partitions before the group hands them to others.
     public var sessionTimeout: Duration = .seconds(10)
+    /// `partition.assignment.strategy` of the stage's consumer: `range` (eager: every
+    /// rebalance moves all partitions) by default, because noida-db does not complete
+    /// the cooperative protocol's second rebalance and librdkafka 2.0.2's
+    /// cooperative-sticky assignor can abort on close; `cooperative-sticky` on a real
+    /// Kafka moves only the partitions that change owner. A stateful stage with several
+    /// inputs always uses `range`, which keeps partition N of every input together.
+    public var assignmentStrategy: String = "range"
     /// Static group membership (`group.instance.id` = ``instanceID``): a restarted
     /// worker takes its partitions back without a rebalance, and a dead one keeps them
     /// until `session.timeout.ms`. Off by default, because a static member does not
@@ -139,6 +146,12 @@ public struct WorkerConfiguration: Sendable {
         idempotencyRetention = .seconds(try keys.int("worker.idempotency.retention.s", default: 7 * 86_400, in: 1...(365 * 86_400)))
         transactionTimeout = .milliseconds(try keys.int("worker.transaction.timeout.ms", default: 30_000, in: 1_000...900_000))
         sessionTimeout = .milliseconds(try keys.int("worker.session.timeout.ms", default: 10_000, in: 1_000...300_000))
+        if let strategy = try keys.string("worker.assignment.strategy") {
+            guard ["range", "roundrobin", "cooperative-sticky"].contains(strategy) else {
+                throw ConfigurationError(key: "worker.assignment.strategy", reason: "'\(strategy)' is not one of range, roundrobin, cooperative-sticky")
+            }
+            assignmentStrategy = strategy
+        }
         staticMembership = try keys.bool("worker.static.membership", default: false)
         maxPollInterval = .milliseconds(try keys.int("worker.max.poll.interval.ms", default: 300_000, in: 1_000...3_600_000))
         restoreTimeout = .seconds(try keys.int("worker.restore.timeout.s", default: 600, in: 1...86_400))

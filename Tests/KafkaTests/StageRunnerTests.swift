@@ -95,3 +95,87 @@ extension KafkaMessage {
         EventRecord(key: keyString ?? "", headers: headers.map { EventHeader(name: $0.name, value: $0.value ?? []) }, value: value ?? [])
     }
 }
+
+/// Instances of one stage joining and leaving its group.
+@Suite("stage scale-out", .serialized)
+struct ScaleOutTests {
+    @Test("a 2nd and 3rd instance take partitions; stopping one hands them back; every input is processed once")
+    func scaleOutAndIn() async throws {
+        let fixture = try await FleetFixture.make()
+        let stage = PassThroughStage(name: TestCluster.uniqueName("scale"), input: fixture.input, output: fixture.output)
+        func runner(_ name: String) -> StageRunner<PassThroughStage> {
+            StageRunner(stage: stage, configuration: fixture.configuration(instance: name), logger: TestCluster.logger)
+        }
+        var ids = try await fixture.produceEvents(500)
+        let first = runner("a")
+        let one = RunningWorkers([first])
+        #expect(try await waitUntil { first.status.partitions == 6 && first.status.isReady })
+
+        let second = runner("b")
+        let third = runner("c")
+        let more = RunningWorkers([second, third])
+        ids += try await fixture.produceEvents(500)
+        #expect(try await waitUntil {
+            [first, second, third].allSatisfy { $0.status.partitions == 2 && $0.status.isReady }
+        }, "partitions: \(first.status.partitions) \(second.status.partitions) \(third.status.partitions)")
+        ids += try await fixture.produceEvents(500)
+
+        try await more.stop()
+        #expect(third.status.phase == .stopped)
+        #expect(try await waitUntil { first.status.partitions == 6 }, "the leavers' partitions come back")
+        ids += try await fixture.produceEvents(500)
+        #expect(try await waitUntil { Set(FleetFixture.causations(try await fixture.readAll(fixture.output))).count >= ids.count })
+        try await one.stop()
+
+        let causes = FleetFixture.causations(try await fixture.readAll(fixture.output))
+        #expect(causes.count == ids.count, "no duplicates across the hand-overs")
+        #expect(Set(ids).subtracting(causes).isEmpty)
+    }
+}
+
+/// `oms dlq` as an operator runs it.
+@Suite("dead-letter commands", .serialized)
+struct DeadLetterCommandTests {
+    @Test("oms dlq list, show and replay a dead letter back onto its topic")
+    func listShowReplay() async throws {
+        let fixture = try await FleetFixture.make()
+        let stage = PassThroughStage(name: TestCluster.uniqueName("dlq"), input: fixture.input, output: fixture.output)
+        let poison = FleetFixture.envelope(1, subjectPrefix: "poison")
+        let producer = try fixture.cluster.producer()
+        try await producer.enqueue(try FleetFixture.message(poison, topic: fixture.input))
+        try await producer.close()
+        _ = try await fixture.produceEvents(10)
+
+        let workers = RunningWorkers([StageRunner(stage: stage, configuration: fixture.configuration(), logger: TestCluster.logger)])
+        #expect(try await waitUntil { try await fixture.readAll(fixture.output).count >= 10 })
+        try await workers.stop()
+
+        let brokers = ["--brokers", fixture.cluster.bootstrapServers]
+        let list = try OMSCommandTests.run(OMSCommandTests.omsBinary, ["dlq", "list", "--stage", stage.name] + brokers)
+        #expect(list.status == 0)
+        let lines = list.output.split(separator: "\n")
+        #expect(lines.count == 1)
+        let fields = lines.first?.split(separator: "\t").map(String.init) ?? []
+        #expect(fields.count == 6)
+        #expect(fields.dropFirst(2).first == stage.name)
+        #expect(fields.last?.contains("poison") == true)
+        let id = fields.first ?? ""
+
+        let show = try OMSCommandTests.run(OMSCommandTests.omsBinary, ["dlq", "show", id] + brokers)
+        #expect(show.status == 0)
+        #expect(show.output.contains("ce_id: \(poison.id)"))
+        #expect(show.output.contains("original value: {"))
+
+        let replay = try OMSCommandTests.run(OMSCommandTests.omsBinary, ["dlq", "replay", id] + brokers)
+        #expect(replay.status == 0)
+        #expect(replay.output.contains("-> \(fixture.input)["))
+        let again = try await fixture.readAll(fixture.input).filter { $0.header(EnvelopeHeader.id)?.stringValue == poison.id }
+        #expect(again.count == 2, "the original and its replay")
+        #expect(again.first?.value == again.last?.value)
+        #expect(again.first?.key == again.last?.key)
+        #expect(again.first?.headers == again.last?.headers)
+
+        let missing = try OMSCommandTests.run(OMSCommandTests.omsBinary, ["dlq", "replay", "0:999999"] + brokers)
+        #expect(missing.status != 0)
+    }
+}

@@ -35,6 +35,130 @@ struct WorkerProcessTests {
         #expect(keys.count == ids.count, "each idempotency key written once")
         #expect(Set(keys).count == keys.count)
     }
+
+    @Test("at least once on the embedded broker: one effect per input after worker kills")
+    func atLeastOnceUnderKills() async throws {
+        let broker = try EmbeddedBrokerProcess.start(topics: ["fleet-in:6", "fleet-out:6"])
+        defer { broker.stop() }
+        let cluster = TestCluster(bootstrapServers: broker.bootstrap, embedded: nil)
+        let fixture = FleetFixture(cluster: cluster, input: "fleet-in", output: "fleet-out", partitions: 6)
+        let stage = TestCluster.uniqueName("alo")
+        let fleet = WorkerFleet(fixture: fixture, stage: stage, mode: .atLeastOnce)
+        defer { fleet.stopAll() }
+        for instance in 0..<2 { try fleet.start(instance) }
+
+        let producing = Task { try await fixture.produceEvents(5_000) }
+        let kills = try await fleet.killRandomly(for: .seconds(12), every: .seconds(3))
+        let ids = try await producing.value
+        #expect(kills >= 3)
+        let complete = try await waitUntil(timeout: .seconds(120)) {
+            Set(FleetFixture.causations(try await fixture.readAll(fixture.output))).count >= ids.count
+        }
+        #expect(complete, "worker logs in \(fleet.directory.path)")
+        fleet.stopAll()
+
+        let outputs = try await fixture.readAll(fixture.output)
+        #expect(Set(FleetFixture.causations(outputs)) == Set(ids), "every input has an effect")
+        // A replayed input yields the same output id: one effect per input for readers
+        // that dedupe on ce_id, however many records a crash repeated.
+        let effects = Set(outputs.compactMap { $0.header(EnvelopeHeader.id)?.stringValue })
+        #expect(effects.count == ids.count)
+        #expect(outputs.count >= ids.count)
+    }
+
+    @Test("a worker serves /healthz, /readyz and /metrics, and stops cleanly on SIGTERM with its offsets committed")
+    func healthMetricsAndGracefulStop() async throws {
+        let fixture = try await FleetFixture.make(.full)
+        let stage = TestCluster.uniqueName("http")
+        let fleet = WorkerFleet(fixture: fixture, stage: stage, mode: .exactlyOnce)
+        defer { fleet.stopAll() }
+        let port = Int(try NoidaServer.freePort())
+        try fleet.start(0, httpPort: port)
+
+        #expect(try await waitUntil(timeout: .seconds(60)) { (try? await HTTP.get(port: port, path: "/readyz"))?.status == 200 })
+        let ids = try await fixture.produceEvents(300)
+        #expect(try await waitUntil { try await fixture.readAll(fixture.output).count >= ids.count })
+        let health = try await HTTP.get(port: port, path: "/healthz")
+        #expect(health.status == 200)
+        #expect(health.body.contains("\(stage) running partitions=6"))
+        let metrics = try await HTTP.get(port: port, path: "/metrics")
+        #expect(metrics.status == 200)
+        #expect(metrics.body.contains("oms_stage_records_in_total{stage=\"\(stage)\"} 300"), "\(metrics.body.prefix(2000))")
+        #expect(metrics.body.contains("oms_stage_records_out_total{stage=\"\(stage)\"} 300"))
+        #expect(metrics.body.contains("oms_stage_commit_seconds"))
+        #expect(metrics.body.contains("oms_stage_restore_seconds"))
+        #expect((try await HTTP.get(port: port, path: "/nope")).status == 404)
+
+        #expect(fleet.terminate(0) == 0, "graceful stop exits 0")
+        let consumer = try fixture.cluster.consumer(group: "oms.\(stage)")
+        let committed = try await consumer.committed((0..<fixture.partitions).map { KafkaTopicPartition(topic: fixture.input, partition: $0) })
+        try await consumer.close()
+        #expect(committed.reduce(Int64(0)) { $0 + max($1.offset, 0) } == Int64(ids.count), "the last batch was committed before leaving")
+    }
+
+    @Test("a wrong setting stops oms worker at start-up with a message naming the key")
+    func badSettingNamesTheKey() throws {
+        let process = Process()
+        process.executableURL = OMSCommandTests.omsBinary
+        process.arguments = ["worker", "passthrough"]
+        process.environment = ["KAFKA_BROKERS": "127.0.0.1:1", "WORKER_BATCH_SIZE": "lots", "PATH": "/usr/bin:/bin"]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0)
+        #expect(message.contains("worker.batch.size (WORKER_BATCH_SIZE): 'lots' is not an integer"), "\(message)")
+    }
+}
+
+/// `oms broker` (the embedded mock cluster) in its own process, so that worker
+/// processes share it.
+struct EmbeddedBrokerProcess {
+    let process: Process
+    let bootstrap: String
+
+    static func start(topics: [String]) throws -> EmbeddedBrokerProcess {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("oms-broker-\(UUID().uuidString)")
+        let process = Process()
+        process.executableURL = OMSCommandTests.omsBinary
+        process.arguments = ["broker", "--catalog", "--bootstrap-file", file.path] + topics.flatMap { ["--topic", $0] }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if let text = try? String(contentsOf: file, encoding: .utf8), !text.isEmpty {
+                return EmbeddedBrokerProcess(process: process, bootstrap: text.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        process.terminate()
+        throw BrokerStartError()
+    }
+
+    struct BrokerStartError: Error {}
+
+    func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// GETs a local URL with curl, for the health endpoints.
+enum HTTP {
+    static func get(port: Int, path: String) async throws -> (status: Int, body: String) {
+        let result = try OMSCommandTests.run(URL(fileURLWithPath: "/usr/bin/env"), ["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "http://127.0.0.1:\(port)\(path)"])
+        guard result.status == 0 else { throw URLError(.cannotConnectToHost) }
+        var lines = result.output.split(separator: "\n", omittingEmptySubsequences: false)
+        let status = Int(lines.removeLast()) ?? 0
+        return (status, lines.joined(separator: "\n"))
+    }
 }
 
 /// Worker processes of one stage, by instance number; their output goes to files.
