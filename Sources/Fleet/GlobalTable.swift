@@ -19,6 +19,7 @@ public final class GlobalTable: Sendable {
         self.logger = logger
         var kafka = kafka
         kafka.properties["enable.partition.eof"] = "true"
+        kafka.properties["receive.message.max.bytes"] = kafka.properties["receive.message.max.bytes"] ?? PartitionReader.receiveLimit
         consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(kafka: kafka, groupID: "\(kafka.clientID).table"), logger: logger)
         try consumer.assign((0..<partitions).map { KafkaTopicPartitionOffset(topic: topic, partition: $0, offset: KafkaTopicPartitionOffset.beginning) })
     }

@@ -7,12 +7,19 @@ import Logging
 final class PartitionReader: Sendable {
     private let consumer: KafkaConsumer
 
+    /// noida-db answers a fetch with whole partitions, past `fetch.max.bytes`; a
+    /// restore reads whole partitions, so it accepts responses up to 1 GB (librdkafka's
+    /// default, 100 MB, fails a restore of ~200k idempotency keys there). A broker that
+    /// honours the fetch limits never sends that much.
+    static let receiveLimit = "1000000000"
+
     init(kafka: KafkaConfiguration, name: String, batchSize: Int, logger: Logger) throws(KafkaError) {
         var kafka = kafka
         kafka.clientID = name
         // The end of a partition is announced by librdkafka (after transaction markers
         // too), which an offset comparison could not see past.
         kafka.properties["enable.partition.eof"] = "true"
+        kafka.properties["receive.message.max.bytes"] = kafka.properties["receive.message.max.bytes"] ?? PartitionReader.receiveLimit
         var configuration = KafkaConsumerConfiguration(kafka: kafka, groupID: name)
         configuration.maxBatchSize = batchSize
         consumer = try KafkaConsumer(configuration: configuration, logger: logger)

@@ -530,11 +530,12 @@ private final class RunnerSession<S: Stage> {
     }
 
     private func release(_ parts: [KafkaTopicPartition]) async throws {
-        // The open transaction holds records of the partitions that are gone; committing
-        // it now could duplicate work their new owner starts from the committed offsets.
-        if transaction.isOpen { try await rewind() }
         owned.subtract(parts)
         status.set(partitions: owned.count)
+        // The open transaction holds records of the partitions that are gone; committing
+        // it now could duplicate work their new owner starts from the committed offsets.
+        // Abort it and rewind the partitions still owned.
+        if transaction.isOpen { try await rewind() }
         let kept = Set(owned.map(\.partition))
         for partition in Set(parts.map(\.partition)).subtracting(kept) {
             states[partition] = nil

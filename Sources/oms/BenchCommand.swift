@@ -3,6 +3,7 @@ import Foundation
 import Kafka
 import Logging
 import Synchronization
+import Workers
 
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -186,13 +187,6 @@ struct BenchCommand: AsyncParsableCommand {
 /// Records read so far, shared with the task that reads them.
 final class BenchProgress: Sendable {
     let received = Atomic<Int>(0)
-}
-
-extension Duration {
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
 }
 
 /// Prints a line at once, also when standard output is a file or a pipe.

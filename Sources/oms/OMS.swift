@@ -19,6 +19,7 @@ struct OMS: AsyncParsableCommand {
             FleetCommand.self,
             DeadLetterCommand.self,
             BenchCommand.self,
+            StageBenchCommand.self,
             VersionCommand.self,
         ]
     )

@@ -103,11 +103,16 @@ struct ScaleOutTests {
     func scaleOutAndIn() async throws {
         let fixture = try await FleetFixture.make()
         let stage = PassThroughStage(name: TestCluster.uniqueName("scale"), input: fixture.input, output: fixture.output)
-        func runner(_ name: String) -> StageRunner<PassThroughStage> {
-            StageRunner(stage: stage, configuration: fixture.configuration(instance: name), logger: TestCluster.logger)
+        func runner(_ name: String, commitInterval: Duration = .milliseconds(100)) -> StageRunner<PassThroughStage> {
+            var configuration = fixture.configuration(instance: name)
+            configuration.commitInterval = commitInterval
+            configuration.batchSize = 100_000
+            return StageRunner(stage: stage, configuration: configuration, logger: TestCluster.logger)
         }
         var ids = try await fixture.produceEvents(500)
-        let first = runner("a")
+        // The first instance keeps its transaction open for seconds, so the rebalance that
+        // the others cause finds it open: it must abort and rewind, not commit.
+        let first = runner("a", commitInterval: .seconds(4))
         let one = RunningWorkers([first])
         #expect(try await waitUntil { first.status.partitions == 6 && first.status.isReady })
 
@@ -177,5 +182,62 @@ struct DeadLetterCommandTests {
 
         let missing = try OMSCommandTests.run(OMSCommandTests.omsBinary, ["dlq", "replay", "0:999999"] + brokers)
         #expect(missing.status != 0)
+    }
+}
+
+/// Answers each input with the global table's value under the input's key.
+struct LookupStage: Stage {
+    let name: String
+    let inputTopics: [String]
+    let table: String
+    let output: String
+    var globalTables: [String] { [table] }
+
+    func process(_ input: StageInput, state: StageState) throws(StageFailure) -> StageOutcome {
+        guard let value = state.table(table, key: input.envelope.key) else { throw .rejected("no \(input.envelope.key) in \(table)") }
+        return StageOutcome(outputs: [StageOutput(value, topic: output)])
+    }
+}
+
+@Suite("global tables", .serialized)
+struct GlobalTableTests {
+    @Test("a global table is read whole before processing, follows updates and tombstones")
+    func lookups() async throws {
+        let fixture = try await FleetFixture.make()
+        let table = try await fixture.cluster.createTopic("fleet-table", partitions: 3)
+        let stage = LookupStage(name: TestCluster.uniqueName("lookup"), inputTopics: [fixture.input], table: table, output: fixture.output)
+        func entry(_ key: String, _ value: Int64) -> ReportBucket {
+            ReportBucket(report: "tbl", bucket: key, values: ["v": value], updatedAt: Date())
+        }
+        let producer = try fixture.cluster.producer()
+        for bucket in [entry("k1", 1), entry("k2", 2), entry("k3", 3), entry("k1", 10)] {
+            try await producer.enqueue(try FleetFixture.message(Envelope(id: UUID().uuidString, source: "test", time: Date(), event: bucket.event), topic: table))
+        }
+        try await producer.enqueue(KafkaProducerMessage(topic: table, key: "tbl/k3", value: nil as String?))
+        try await producer.flush()
+
+        let workers = RunningWorkers([StageRunner(stage: stage, configuration: fixture.configuration(), logger: TestCluster.logger)])
+        func ask(_ key: String) async throws {
+            let question = Envelope(id: UUID().uuidString, source: "test", time: Date(), event: entry(key, 0).event)
+            _ = try await producer.send(try FleetFixture.message(question, topic: fixture.input))
+        }
+        for key in ["k1", "k2", "k3"] { try await ask(key) }
+        #expect(try await waitUntil { try await fixture.readAll(fixture.output).count >= 2 })
+        // Updates arrive while the stage runs.
+        _ = try await producer.send(try FleetFixture.message(Envelope(id: UUID().uuidString, source: "test", time: Date(), event: entry("k4", 4).event), topic: table))
+        try await Task.sleep(for: .milliseconds(500))
+        try await ask("k4")
+        #expect(try await waitUntil { try await fixture.readAll(fixture.output).count >= 3 })
+        try await workers.stop()
+        try await producer.close()
+
+        var answers: [String: Int64] = [:]
+        for message in try await fixture.readAll(fixture.output) {
+            if case .reportBucket(let bucket) = try Envelope.decode(message.eventRecord).event { answers[bucket.bucket] = bucket.values["v"] }
+        }
+        #expect(answers == ["k1": 10, "k2": 2, "k4": 4], "latest value per key; the tombstoned key is gone")
+        let letters = try await fixture.readAll(TopicCatalog.deadLetterTopic, partitions: 6).filter { $0.header(DeadLetterHeader.stage)?.stringValue == stage.name }
+        #expect(letters.count == 1)
+        #expect(letters.first?.header(DeadLetterHeader.error)?.stringValue?.contains("no tbl/k3") == true)
     }
 }

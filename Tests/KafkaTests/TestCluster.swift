@@ -200,7 +200,7 @@ final class NoidaServer: Sendable {
         // A watchdog stops the broker if this test process dies without its exit handler.
         let watchdog = Process()
         watchdog.executableURL = URL(fileURLWithPath: "/bin/sh")
-        watchdog.arguments = ["-c", #"while kill -0 "$0" 2>/dev/null; do sleep 1; done; kill "$1" 2>/dev/null"#, "\(getpid())", "\(process.processIdentifier)"]
+        watchdog.arguments = ["-c", #"while kill -0 "$0" 2>/dev/null; do sleep 1; done; kill "$1" 2>/dev/null; sleep 5; kill -9 "$1" 2>/dev/null"#, "\(getpid())", "\(process.processIdentifier)"]
         // Its stdio must not hold the test runner's pipes: `swift test` waits for their
         // end before it reaps this process, and a zombie still passes `kill -0`.
         watchdog.standardInput = FileHandle.nullDevice
