@@ -111,6 +111,9 @@ private final class RunnerSession<S: Stage> {
         var records = 0
         var offsets: [KafkaTopicPartition: Int64] = [:]
         var touched = Set<Int32>()
+        /// At least once: idempotency records, written only once the outputs they vouch
+        /// for are acknowledged (a key without its outputs would skip a replay and lose them).
+        var deferred: [KafkaProducerMessage] = []
     }
 
     init(runner: StageRunner<S>) async throws {
@@ -252,7 +255,11 @@ private final class RunnerSession<S: Stage> {
             if !transaction.isOpen {
                 guard try await begin(now: now) else { return }
             }
-            let records = try await process(message, now: now)
+            var records = try await process(message, now: now)
+            if !transactional {
+                transaction.deferred += records.filter { $0.topic == TopicCatalog.idempotencyTopic && $0.value != nil }
+                records.removeAll { $0.topic == TopicCatalog.idempotencyTopic && $0.value != nil }
+            }
             var failure: KafkaError?
             for record in records {
                 if case .failure(let error) = await kafkaResult({ () async throws(KafkaError) in try await producer.enqueue(record) }) {
@@ -407,6 +414,11 @@ private final class RunnerSession<S: Stage> {
                     }
                     try await producer.commitTransaction()
                 } else {
+                    // Outputs, state and dead letters first; the keys that mark their inputs
+                    // done only once those are acknowledged; then the offsets.
+                    try await producer.flush()
+                    for record in transaction.deferred { try await producer.enqueue(record) }
+                    transaction.deferred.removeAll()
                     try await producer.flush()
                     try await consumer.commit(offsets)
                 }

@@ -36,17 +36,20 @@ struct StageBenchCommand: AsyncParsableCommand {
     @Option(help: "Idempotency keys for the restore measurement (0 skips it).")
     var keys = 1_000_000
 
-    @Option(help: "Partitions of the input topic.")
+    @Option(help: "Partitions of the input topic, at most oms.idempotency's 6.")
     var partitions: Int32 = 6
 
     func run() async throws {
-        guard events >= 0, runs > 0, partitions > 0, keys >= 0 else { throw ValidationError("--runs and --partitions must be positive, --events and --keys not negative") }
+        guard events >= 0, runs > 0, (1...6).contains(partitions), keys >= 0 else {
+            throw ValidationError("--runs must be positive, --partitions 1...6, --events and --keys not negative")
+        }
         var logger = Logger(label: "oms.bench")
         logger.logLevel = .warning
         let kafka = KafkaConfiguration(bootstrapServers: brokers, clientID: "oms-bench")
         let admin = try KafkaAdmin(configuration: kafka, logger: logger)
-        for topic in [TopicCatalog.idempotencyTopic, TopicCatalog.deadLetterTopic] {
-            _ = try await admin.createTopic(KafkaTopicSpec(name: topic, partitions: max(6, partitions), replicationFactor: 1))
+        let brokerCount = try await admin.brokerCount()
+        for spec in TopicCatalog.topics where [TopicCatalog.idempotencyTopic, TopicCatalog.deadLetterTopic].contains(spec.name) {
+            _ = try await admin.createTopic(TopicProvisioning.kafkaSpec(for: spec, brokers: brokerCount))
         }
         let runID = String(UUID().uuidString.prefix(6)).lowercased()
         if events > 0 {

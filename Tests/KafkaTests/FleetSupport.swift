@@ -18,7 +18,7 @@ struct FleetFixture {
     /// Fresh input and output topics, and the catalog's idempotency and dead-letter topics.
     static func make(_ needs: TestCluster.Needs = .full, partitions: Int32 = 6, extra: [String] = []) async throws -> FleetFixture {
         let cluster = try TestCluster.make(needs)
-        try await cluster.ensureTopics([TopicCatalog.idempotencyTopic, TopicCatalog.deadLetterTopic], partitions: 6)
+        try await cluster.ensureTopics([TopicCatalog.idempotencyTopic, TopicCatalog.deadLetterTopic])
         let input = try await cluster.createTopic("fleet-in", partitions: partitions)
         let output = try await cluster.createTopic("fleet-out", partitions: partitions)
         return FleetFixture(cluster: cluster, input: input, output: output, partitions: partitions)
@@ -93,14 +93,18 @@ struct FleetFixture {
 }
 
 extension TestCluster {
-    /// Creates these topics if missing (shared catalog topics on a shared broker).
-    func ensureTopics(_ names: [String], partitions: Int32) async throws {
+    /// Creates these catalog topics, as `oms topics apply` would on one broker, if missing
+    /// (they are shared by the tests on a shared broker).
+    func ensureTopics(_ names: [String]) async throws {
         for name in names {
+            let spec = try #require(TopicCatalog.spec(named: name))
             if let embedded {
-                try? embedded.createTopic(name, partitions: partitions, replicationFactor: 1)
+                try? embedded.createTopic(name, partitions: Int32(spec.partitions), replicationFactor: 1)
             } else {
+                var configs = spec.configs
+                configs["min.insync.replicas"] = "1"
                 let admin = try KafkaAdmin(configuration: configuration, logger: Self.logger)
-                _ = try await admin.createTopic(KafkaTopicSpec(name: name, partitions: partitions, replicationFactor: 1))
+                _ = try await admin.createTopic(KafkaTopicSpec(name: name, partitions: Int32(spec.partitions), replicationFactor: 1, configs: configs))
             }
         }
     }
