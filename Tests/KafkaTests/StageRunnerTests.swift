@@ -62,6 +62,28 @@ struct StageRunnerTests {
         #expect(Set(keys).count == keys.count, "each idempotency key written once")
     }
 
+    @Test("idempotency keys past their retention are tombstoned and forgotten")
+    func idempotencyRetention() async throws {
+        let fixture = try await FleetFixture.make()
+        let stage = PassThroughStage(name: TestCluster.uniqueName("expire"), input: fixture.input, output: fixture.output)
+        var configuration = fixture.configuration()
+        configuration.idempotencyRetention = .seconds(1)
+        let first = try await fixture.produceEvents(20)
+        let workers = RunningWorkers([StageRunner(stage: stage, configuration: configuration, logger: TestCluster.logger)])
+        #expect(try await waitUntil { try await fixture.readAll(fixture.output).count >= 20 })
+        try await Task.sleep(for: .seconds(2))
+        // A later transaction sweeps the expired keys.
+        _ = try await fixture.produceEvents(1)
+        let prefix = "\(stage.name)/"
+        #expect(try await waitUntil {
+            try await fixture.readAll(TopicCatalog.idempotencyTopic, partitions: 6).filter { $0.value == nil && ($0.keyString ?? "").hasPrefix(prefix) }.count >= 20
+        })
+        try await workers.stop()
+        let tombstoned = Set(try await fixture.readAll(TopicCatalog.idempotencyTopic, partitions: 6)
+            .filter { $0.value == nil }.compactMap(\.keyString))
+        #expect(Set(first.map { prefix + $0 }).isSubset(of: tombstoned))
+    }
+
     @Test("a stateful stage continues from its changelog after a restart")
     func countingStageRestores() async throws {
         let fixture = try await FleetFixture.make()

@@ -96,6 +96,45 @@ struct WorkerProcessTests {
         #expect(committed.reduce(Int64(0)) { $0 + max($1.offset, 0) } == Int64(ids.count), "the last batch was committed before leaving")
     }
 
+    @Test("a second worker with the same instance id fences the first, which exits non-zero")
+    func fencedWorkerExits() async throws {
+        let fixture = try await FleetFixture.make(.full)
+        let fleet = WorkerFleet(fixture: fixture, stage: TestCluster.uniqueName("fence"), mode: .exactlyOnce)
+        defer { fleet.stopAll() }
+        try fleet.start(0)
+        _ = try await fixture.produceEvents(100)
+        #expect(try await waitUntil { try await fixture.readAll(fixture.output).count >= 100 })
+        let first = try #require(fleet.process(0))
+        try fleet.start(0)  // same WORKER_INSTANCE_ID=w0: its init_transactions fences the first
+        _ = try await fixture.produceEvents(100)
+        #expect(try await waitUntil(timeout: .seconds(60)) { !first.isRunning }, "the fenced worker stops")
+        #expect(first.terminationStatus != 0)
+        let log = (try? String(contentsOf: fleet.directory.appendingPathComponent("w0.log"), encoding: .utf8)) ?? ""
+        #expect(log.contains("fenced"))
+        #expect(try await waitUntil { FleetFixture.causations(try await fixture.readAll(fixture.output)).count >= 200 }, "the new one carries on")
+    }
+
+    @Test("oms fleet runs several stages in one process")
+    func fleetProcess() async throws {
+        let fixture = try await FleetFixture.make(.full)
+        let counts = try await fixture.cluster.createTopic("fleet-counts-in", partitions: 6)
+        let state = try await fixture.cluster.createTopic("fleet-counts-state", partitions: 6)
+        let counted = try await fixture.cluster.createTopic("fleet-counts-out", partitions: 6)
+        let fleet = WorkerFleet(fixture: fixture, stage: TestCluster.uniqueName("pass"), mode: .exactlyOnce)
+        defer { fleet.stopAll() }
+        var environment = fleet.environment(0)
+        environment["COUNTER_NAME"] = TestCluster.uniqueName("count")
+        environment["COUNTER_INPUT"] = counts
+        environment["COUNTER_STATE"] = state
+        environment["COUNTER_OUTPUT"] = counted
+        try fleet.start(0, arguments: ["fleet", "--stage", "passthrough", "--stage", "counter"], environment: environment)
+        _ = try await fixture.produceEvents(50)
+        _ = try await fixture.produceEvents(30, to: counts, keys: 3)
+        #expect(try await waitUntil { try await fixture.readAll(fixture.output).count >= 50 })
+        #expect(try await waitUntil { try await fixture.readAll(counted).count >= 30 })
+        #expect(fleet.terminate(0) == 0)
+    }
+
     @Test("a wrong setting stops oms worker at start-up with a message naming the key")
     func badSettingNamesTheKey() throws {
         let process = Process()
@@ -198,12 +237,12 @@ final class WorkerFleet: Sendable {
         return environment
     }
 
-    /// Starts (or restarts) instance `n` of `oms worker passthrough`.
-    func start(_ instance: Int, httpPort: Int = -1) throws {
+    /// Starts (or restarts) instance `n` of `oms worker passthrough` (or other arguments).
+    func start(_ instance: Int, httpPort: Int = -1, arguments: [String] = ["worker", "passthrough"], environment: [String: String]? = nil) throws {
         let process = Process()
         process.executableURL = OMSCommandTests.omsBinary
-        process.arguments = ["worker", "passthrough"]
-        process.environment = environment(instance, httpPort: httpPort)
+        process.arguments = arguments
+        process.environment = environment ?? self.environment(instance, httpPort: httpPort)
         let log = directory.appendingPathComponent("w\(instance).log")
         if !FileManager.default.fileExists(atPath: log.path) { _ = FileManager.default.createFile(atPath: log.path, contents: nil) }
         let handle = try FileHandle(forWritingTo: log)
@@ -215,6 +254,9 @@ final class WorkerFleet: Sendable {
         try process.run()
         processes.withLock { $0[instance] = process }
     }
+
+    /// The process of instance `n`, if started.
+    func process(_ instance: Int) -> Process? { processes.withLock { $0[instance] } }
 
     /// SIGKILLs instance `n` and waits for it to die.
     func kill(_ instance: Int) {
