@@ -361,7 +361,7 @@ private final class RunnerSession<S: Stage> {
     }
 
     static func metadata(_ envelope: Envelope) -> Logger.Metadata {
-        var metadata: Logger.Metadata = ["event_id": "\(envelope.id)", "order_id": "\(envelope.subject)"]
+        var metadata: Logger.Metadata = ["event_id": "\(envelope.id)", "subject": "\(envelope.subject)"]
         if let trace = envelope.traceparent { metadata["trace_id"] = "\(trace.traceID)" }
         return metadata
     }
