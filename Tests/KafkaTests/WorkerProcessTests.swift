@@ -43,7 +43,9 @@ struct WorkerProcessTests {
         let cluster = TestCluster(bootstrapServers: broker.bootstrap, embedded: nil)
         let fixture = FleetFixture(cluster: cluster, input: "fleet-in", output: "fleet-out", partitions: 6)
         let stage = TestCluster.uniqueName("alo")
-        let fleet = WorkerFleet(fixture: fixture, stage: stage, mode: .atLeastOnce)
+        // Dynamic members: the embedded broker expires a killed member's session and
+        // hands its partitions to the survivor (the path noida-db cannot test).
+        let fleet = WorkerFleet(fixture: fixture, stage: stage, mode: .atLeastOnce, staticMembership: false)
         defer { fleet.stopAll() }
         for instance in 0..<2 { try fleet.start(instance) }
 
@@ -205,13 +207,15 @@ final class WorkerFleet: Sendable {
     let fixture: FleetFixture
     let stage: String
     let mode: DeliveryMode
+    let staticMembership: Bool
     let directory: URL
     private let processes = Mutex<[Int: Process]>([:])
 
-    init(fixture: FleetFixture, stage: String, mode: DeliveryMode) {
+    init(fixture: FleetFixture, stage: String, mode: DeliveryMode, staticMembership: Bool = true) {
         self.fixture = fixture
         self.stage = stage
         self.mode = mode
+        self.staticMembership = staticMembership
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("oms-workers-\(stage)")
         try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
@@ -224,7 +228,7 @@ final class WorkerFleet: Sendable {
         // noida-db never expires the session of a member that died: a killed dynamic
         // member would keep its partitions for good. A static member's partitions go
         // back to the instance that restarts under the same id, as under a supervisor.
-        environment["WORKER_STATIC_MEMBERSHIP"] = "true"
+        environment["WORKER_STATIC_MEMBERSHIP"] = String(staticMembership)
         environment["WORKER_INSTANCE_ID"] = "w\(instance)"
         environment["WORKER_MODE"] = mode.rawValue
         environment["WORKER_STATISTICS_INTERVAL_MS"] = "0"
