@@ -305,6 +305,9 @@ private final class RunnerSession<S: Stage> {
                 do {
                     return try records(of: result, partition: message.partition)
                 } catch {
+                    // Only a value JSON cannot hold (a non-finite float) gets here; the
+                    // contracts have none. The input's state changes stay staged: undoing
+                    // one input's changes alone would need per-input undo records.
                     return [deadLetter(message, error: "cannot encode the outcome: \(error)", attempts: attempt, now: now)]
                 }
             case .failed(.retryable(let reason)) where attempt < settings.retryAttempts:
