@@ -300,8 +300,10 @@ private final class RunnerSession<S: Stage> {
             switch result.kind {
             case .duplicate:
                 metrics.duplicates.increment()
+                logger.debug("duplicate skipped", metadata: Self.metadata(envelope))
                 return []
             case .processed:
+                logger.debug("processed", metadata: Self.metadata(envelope).merging(["outputs": "\(result.outputs.count)"]) { $1 })
                 do {
                     return try records(of: result, partition: message.partition)
                 } catch {

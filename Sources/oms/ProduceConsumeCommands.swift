@@ -88,23 +88,27 @@ struct ConsumeCommand: AsyncParsableCommand {
         try consumer.subscribe(topics: topics)
         var seen = 0
         var lastRecord = ContinuousClock.now
-        events: for try await event in consumer.events() {
-            switch event {
-            case .messages(let messages):
-                for (index, message) in messages.enumerated() {
-                    print(Self.format(message))
-                    seen += 1
-                    if let count, seen >= count {
-                        try await consumer.commit(Self.commitOffsets(messages[...index]))
-                        break events
+        // poll() rather than events(): it comes back empty when nothing arrives, so the
+        // idle timeout also ends a wait on a topic that stays empty.
+        events: while true {
+            for event in try await consumer.poll() {
+                switch event {
+                case .messages(let messages):
+                    for (index, message) in messages.enumerated() {
+                        print(Self.format(message))
+                        seen += 1
+                        if let count, seen >= count {
+                            try await consumer.commit(Self.commitOffsets(messages[...index]))
+                            break events
+                        }
                     }
+                    try await consumer.commit(Self.commitOffsets(messages[...]))
+                    lastRecord = .now
+                case .assigned(let parts), .revoked(let parts), .lost(let parts):
+                    FileHandle.standardError.write(Data("# \(event.name): \(parts.map(\.description).joined(separator: " "))\n".utf8))
+                case .endOfPartition:
+                    break
                 }
-                try await consumer.commit(Self.commitOffsets(messages[...]))
-                lastRecord = .now
-            case .assigned(let parts), .revoked(let parts), .lost(let parts):
-                FileHandle.standardError.write(Data("# \(event.name): \(parts.map(\.description).joined(separator: " "))\n".utf8))
-            case .endOfPartition:
-                break
             }
             if ContinuousClock.now - lastRecord > .seconds(idleTimeout) { break }
         }
