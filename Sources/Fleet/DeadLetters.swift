@@ -101,7 +101,7 @@ public enum DeadLetterQueue {
         let reader = try PartitionReader(kafka: kafka, name: "\(kafka.clientID).dlq", batchSize: 1000, logger: Logger(label: "oms.dlq"))
         var messages: [KafkaMessage] = []
         _ = try await reader.read((0..<partitions).map { KafkaTopicPartition(topic: TopicCatalog.deadLetterTopic, partition: $0) }, timeout: timeout) {
-            messages.append($0)
+            messages += $0
         }
         await reader.close()
         return messages

@@ -10,18 +10,16 @@ public final class GlobalTable: Sendable {
     /// The topic.
     public let topic: String
     private let values = Mutex<[String: Event]>([:])
-    private let consumer: KafkaConsumer
+    private let reader: PartitionReader
+    private let partitions: Int32
     private let logger: Logger
 
-    /// Connects; ``run(untilCaughtUp:)`` reads.
+    /// Connects; ``catchUp(timeout:)`` reads.
     init(topic: String, partitions: Int32, kafka: KafkaConfiguration, logger: Logger) throws(KafkaError) {
         self.topic = topic
+        self.partitions = partitions
         self.logger = logger
-        var kafka = kafka
-        kafka.properties["enable.partition.eof"] = "true"
-        kafka.properties["receive.message.max.bytes"] = kafka.properties["receive.message.max.bytes"] ?? PartitionReader.receiveLimit
-        consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(kafka: kafka, groupID: "\(kafka.clientID).table"), logger: logger)
-        try consumer.assign((0..<partitions).map { KafkaTopicPartitionOffset(topic: topic, partition: $0, offset: KafkaTopicPartitionOffset.beginning) })
+        reader = try PartitionReader(kafka: kafka, name: "\(kafka.clientID).table", batchSize: 10_000, logger: logger)
     }
 
     /// The current value of `key`.
@@ -31,35 +29,19 @@ public final class GlobalTable: Sendable {
     public var count: Int { values.withLock { $0.count } }
 
     /// Reads until every partition reached its end once, then returns.
-    func catchUp(partitions: Int32, timeout: Duration) async throws(KafkaError) {
-        var pending = Set(0..<partitions)
-        let deadline = ContinuousClock.now + timeout
-        for part in pending {
-            let marks = try await consumer.watermarks(topic: topic, partition: part)
-            if marks.high <= marks.low { pending.remove(part) }
-        }
-        while !pending.isEmpty {
-            guard ContinuousClock.now < deadline else {
-                throw KafkaError(code: .timedOut, message: "global table \(topic) did not catch up within \(timeout)")
-            }
-            for event in try await consumer.poll() {
-                if case .endOfPartition(let end) = event { pending.remove(end.partition) }
-                apply(event)
-            }
-        }
+    func catchUp(timeout: Duration) async throws(KafkaError) {
+        let parts = (0..<partitions).map { KafkaTopicPartition(topic: topic, partition: $0) }
+        _ = try await reader.read(parts, timeout: timeout, keepAssigned: true) { apply($0) }
     }
 
     /// Follows the topic until the task is cancelled.
     func follow() async throws(KafkaError) {
-        while !Task.isCancelled {
-            for event in try await consumer.poll() { apply(event) }
-        }
+        try await reader.follow { apply($0) }
     }
 
-    func close() async { try? await consumer.close() }
+    func close() async { await reader.close() }
 
-    private func apply(_ event: KafkaConsumerEvent) {
-        guard case .messages(let messages) = event else { return }
+    private func apply(_ messages: [KafkaMessage]) {
         var decoded: [(String, Event?)] = []
         decoded.reserveCapacity(messages.count)
         for message in messages {

@@ -25,29 +25,32 @@ final class PartitionReader: Sendable {
         consumer = try KafkaConsumer(configuration: configuration, logger: logger)
     }
 
-    /// Calls `body` with every record of `partitions`, in offset order per partition,
-    /// and returns how many there were. Throws if the end is not reached by `timeout`.
-    func read(_ partitions: [KafkaTopicPartition], timeout: Duration, _ body: (KafkaMessage) -> Void) async throws(KafkaError) -> Int {
+    /// Calls `body` with every record of `partitions`, batch by batch, in offset order
+    /// per partition, and returns how many there were. Throws if the end is not reached
+    /// by `timeout`. With `keepAssigned` the partitions stay assigned for ``follow(_:)``.
+    func read(
+        _ partitions: [KafkaTopicPartition], timeout: Duration, keepAssigned: Bool = false, _ body: ([KafkaMessage]) -> Void
+    ) async throws(KafkaError) -> Int {
         var pending = Set<KafkaTopicPartition>()
         for part in partitions {
             let marks = try await consumer.watermarks(topic: part.topic, partition: part.partition)
-            // An empty partition may announce no end: skip it.
+            // An empty partition may announce no end: do not wait for it.
             if marks.high > marks.low { pending.insert(part) }
         }
-        guard !pending.isEmpty else { return 0 }
-        try consumer.assign(pending.map { KafkaTopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: KafkaTopicPartitionOffset.beginning) })
+        guard !pending.isEmpty || keepAssigned else { return 0 }
+        try consumer.assign(partitions.map { KafkaTopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: KafkaTopicPartitionOffset.beginning) })
         let deadline = ContinuousClock.now + timeout
         var count = 0
         while !pending.isEmpty {
             guard ContinuousClock.now < deadline else {
                 try? consumer.assign([])
-                throw KafkaError(code: .timedOut, message: "restore did not reach the end of \(pending.sorted().map(\.description).joined(separator: ", ")) within \(timeout)")
+                throw KafkaError(code: .timedOut, message: "did not reach the end of \(pending.sorted().map(\.description).joined(separator: ", ")) within \(timeout)")
             }
             for event in try await consumer.poll() {
                 switch event {
                 case .messages(let messages):
                     count += messages.count
-                    for message in messages { body(message) }
+                    body(messages)
                 case .endOfPartition(let end):
                     pending.remove(end.topicPartition)
                 case .assigned, .revoked, .lost:
@@ -55,8 +58,18 @@ final class PartitionReader: Sendable {
                 }
             }
         }
-        try consumer.assign([])
+        if !keepAssigned { try consumer.assign([]) }
         return count
+    }
+
+    /// Keeps reading the partitions a `keepAssigned` ``read(_:timeout:keepAssigned:_:)``
+    /// left assigned, until the task is cancelled.
+    func follow(_ body: ([KafkaMessage]) -> Void) async throws(KafkaError) {
+        while !Task.isCancelled {
+            for event in try await consumer.poll() {
+                if case .messages(let messages) = event { body(messages) }
+            }
+        }
     }
 
     func close() async {

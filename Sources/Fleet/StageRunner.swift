@@ -148,7 +148,7 @@ private final class RunnerSession<S: Stage> {
         var tables: [String: GlobalTable] = [:]
         for topic in stage.globalTables {
             let table = try GlobalTable(topic: topic, partitions: counts[topic] ?? 0, kafka: kafka, logger: logger)
-            try await table.catchUp(partitions: counts[topic] ?? 0, timeout: settings.restoreTimeout)
+            try await table.catchUp(timeout: settings.restoreTimeout)
             tables[topic] = table
         }
         self.tables = tables
@@ -513,7 +513,7 @@ private final class RunnerSession<S: Stage> {
         let prefix = "\(stage.name)/"
         let changelog = stage.changelogTopic
         var undecodable = 0
-        let count = try await reader.read(targets, timeout: settings.restoreTimeout) { message in
+        func restore(_ message: KafkaMessage) {
             guard let key = message.keyString else { return }
             if message.topic == TopicCatalog.idempotencyTopic {
                 guard key.hasPrefix(prefix) else { return }
@@ -530,6 +530,9 @@ private final class RunnerSession<S: Stage> {
                 }
                 states[message.partition]?.restore(key: key, value: envelope.event)
             }
+        }
+        let count = try await reader.read(targets, timeout: settings.restoreTimeout) { messages in
+            for message in messages { restore(message) }
         }
         if undecodable > 0 {
             logger.error("undecodable changelog records skipped during restore", metadata: ["count": "\(undecodable)"])
