@@ -1,3 +1,4 @@
+import Kafka
 import Metrics
 
 /// The metrics one stage runner reports, all labelled with the stage's name.
@@ -15,8 +16,10 @@ struct StageMetrics: Sendable {
     let restoredRecords: Counter
     let stateKeys: Gauge
     let idempotencyKeys: Gauge
+    let stage: String
 
     init(stage: String) {
+        self.stage = stage
         let dimensions = [("stage", stage)]
         recordsIn = Counter(label: "oms_stage_records_in_total", dimensions: dimensions)
         recordsOut = Counter(label: "oms_stage_records_out_total", dimensions: dimensions)
@@ -31,5 +34,12 @@ struct StageMetrics: Sendable {
         restoredRecords = Counter(label: "oms_stage_restored_records_total", dimensions: dimensions)
         stateKeys = Gauge(label: "oms_stage_state_keys", dimensions: dimensions)
         idempotencyKeys = Gauge(label: "oms_stage_idempotency_keys", dimensions: dimensions)
+    }
+
+    /// Records not yet committed behind the partition's high watermark. Computed by the
+    /// runner: under exactly once the offsets are committed through the producer's
+    /// transaction, so librdkafka's own `consumer_lag` statistic stays unknown.
+    func lag(_ partition: KafkaTopicPartition) -> Gauge {
+        Gauge(label: "oms_stage_consumer_lag", dimensions: [("stage", stage), ("topic", partition.topic), ("partition", String(partition.partition))])
     }
 }

@@ -103,6 +103,9 @@ private final class RunnerSession<S: Stage> {
     var keys: [Int32: IdempotencyKeys] = [:]
     var transaction = OpenTransaction()
     var lastSweep = ContinuousClock.now
+    /// The committed offset of each owned input partition, for the lag gauges.
+    var committed: [KafkaTopicPartition: Int64] = [:]
+    var lastLagReport = ContinuousClock.now
     var subscribed = ContinuousClock.now
 
     struct OpenTransaction {
@@ -201,6 +204,10 @@ private final class RunnerSession<S: Stage> {
             }
             if transaction.isOpen, clock.now - transaction.started >= settings.commitInterval {
                 try await commit()
+            }
+            if clock.now - lastLagReport >= .seconds(1) {
+                lastLagReport = clock.now
+                reportLag()
             }
             let events: [KafkaConsumerEvent]
             switch await kafkaResult({ () async throws(KafkaError) in try await consumer.poll() }) {
@@ -430,6 +437,7 @@ private final class RunnerSession<S: Stage> {
             }
             switch result {
             case .success:
+                for offset in offsets { committed[offset.topicPartition] = offset.offset }
                 for partition in transaction.touched {
                     states[partition]?.commit()
                     keys[partition]?.commit()
@@ -489,12 +497,25 @@ private final class RunnerSession<S: Stage> {
         }
     }
 
+    /// Sets each owned partition's lag gauge: high watermark (as last fetched) minus the
+    /// committed offset.
+    private func reportLag() {
+        for part in owned {
+            guard let marks = consumer.cachedWatermarks(topic: part.topic, partition: part.partition) else { continue }
+            let base = committed[part] ?? marks.low
+            metrics.lag(part).record(max(0, marks.high - base))
+        }
+    }
+
     // MARK: Rebalances
 
     private func assign(_ parts: [KafkaTopicPartition]) async throws {
         let before = Set(owned.map(\.partition))
         owned.formUnion(parts)
         status.set(partitions: owned.count)
+        if case .success(let offsets) = await kafkaResult({ () async throws(KafkaError) in try await consumer.committed(parts) }) {
+            for offset in offsets where offset.offset >= 0 { committed[offset.topicPartition] = offset.offset }
+        }
         let new = Set(parts.map(\.partition)).subtracting(before).sorted()
         guard !new.isEmpty else {
             status.set(.running)
@@ -552,6 +573,10 @@ private final class RunnerSession<S: Stage> {
     private func release(_ parts: [KafkaTopicPartition]) async throws {
         owned.subtract(parts)
         status.set(partitions: owned.count)
+        for part in parts {
+            committed[part] = nil
+            metrics.lag(part).destroy()
+        }
         // The open transaction holds records of the partitions that are gone; committing
         // it now could duplicate work their new owner starts from the committed offsets.
         // Abort it and rewind the partitions still owned.

@@ -171,6 +171,17 @@ public final class KafkaConsumer: Sendable {
         return (pair[0], pair[1])
     }
 
+    /// The partition's watermarks as of the last fetch response, without asking the
+    /// broker (nil until the partition has been fetched); cheap enough for a lag gauge.
+    public func cachedWatermarks(topic: String, partition: Int32) -> (low: Int64, high: Int64)? {
+        var low: Int64 = 0
+        var high: Int64 = 0
+        guard rd_kafka_get_watermark_offsets(client.handle, topic, partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 else {
+            return nil
+        }
+        return (low, high)
+    }
+
     /// The member's group metadata, to send offsets into a producer's transaction.
     public func groupMetadata() throws(KafkaError) -> KafkaConsumerGroupMetadata {
         guard let pointer = rd_kafka_consumer_group_metadata(client.handle) else {

@@ -90,6 +90,15 @@ struct WorkerProcessTests {
         #expect(metrics.body.contains("oms_stage_commit_seconds"))
         #expect(metrics.body.contains("oms_stage_restore_seconds"))
         #expect((try await HTTP.get(port: port, path: "/nope")).status == 404)
+        // Lag per owned partition, computed by the runner (librdkafka's own statistic
+        // stays unknown when offsets are committed through transactions): 0 once done.
+        let lagLines = { (body: String) in body.split(separator: "\n").filter { $0.hasPrefix("oms_stage_consumer_lag{") } }
+        let caughtUp = try await waitUntil(timeout: .seconds(20)) {
+            let lines = lagLines((try await HTTP.get(port: port, path: "/metrics")).body)
+            return lines.count == 6 && lines.allSatisfy { $0.hasSuffix(" 0") || $0.hasSuffix(" 0.0") }
+        }
+        let lag = lagLines((try await HTTP.get(port: port, path: "/metrics")).body)
+        #expect(caughtUp, "\(lag)")
 
         #expect(fleet.terminate(0) == 0, "graceful stop exits 0")
         let consumer = try fixture.cluster.consumer(group: "oms.\(stage)")
