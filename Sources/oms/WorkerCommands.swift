@@ -42,6 +42,9 @@ struct FleetCommand: AsyncParsableCommand {
 
     func run() async throws {
         let names = stages.isEmpty ? StageCatalog.pipeline : stages
+        guard Set(names).count == names.count else {
+            throw ValidationError("a stage is named twice; two copies in one process would fence each other (same transactional id)")
+        }
         guard !names.isEmpty else {
             throw ValidationError("no pipeline stages are built yet; name stages with --stage (\(StageCatalog.names.joined(separator: ", ")))")
         }
