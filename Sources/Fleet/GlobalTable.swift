@@ -63,10 +63,3 @@ public final class GlobalTable: Sendable {
         }
     }
 }
-
-extension KafkaMessage {
-    /// The record as the contracts see it.
-    var eventRecord: EventRecord {
-        EventRecord(key: keyString ?? "", headers: headers.map { EventHeader(name: $0.name, value: $0.value ?? []) }, value: value ?? [])
-    }
-}

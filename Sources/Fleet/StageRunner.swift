@@ -335,33 +335,25 @@ private final class RunnerSession<S: Stage> {
         var records: [KafkaProducerMessage] = []
         records.reserveCapacity(result.outputs.count + result.stateRecords.count + 1)
         for output in result.outputs {
-            records.append(try Self.message(output.envelope, topic: output.topic, partition: nil))
+            records.append(try KafkaProducerMessage(output.envelope, topic: output.topic))
         }
         if let changelog = stage.changelogTopic {
             for change in result.stateRecords {
                 if let envelope = change.envelope {
-                    records.append(try Self.message(envelope, topic: changelog, partition: partition, key: change.key))
+                    records.append(try KafkaProducerMessage(envelope, topic: changelog, partition: partition, key: change.key))
                 } else {
                     records.append(KafkaProducerMessage(topic: changelog, partition: partition, key: change.key, value: nil as String?))
                 }
             }
         }
         if let (key, envelope) = result.idempotency, case .idempotencyRecord(let record) = envelope.event {
-            var message = try Self.message(envelope, topic: TopicCatalog.idempotencyTopic, partition: partition, key: key)
+            var message = try KafkaProducerMessage(envelope, topic: TopicCatalog.idempotencyTopic, partition: partition, key: key)
             // Restore reads the expiry from this header instead of decoding JSON.
             message.headers.append(KafkaHeader(name: IdempotencyHeader.expiresAt, string: String(record.expiresAt.millisecondsSince1970)))
             records.append(message)
         }
         metrics.recordsOut.increment(by: result.outputs.count)
         return records
-    }
-
-    private static func message(_ envelope: Envelope, topic: String, partition: Int32?, key: String? = nil) throws(ContractError) -> KafkaProducerMessage {
-        let record = try envelope.record()
-        return KafkaProducerMessage(
-            topic: topic, partition: partition, key: Array((key ?? record.key).utf8), value: record.value,
-            headers: record.headers.map { KafkaHeader(name: $0.name, value: $0.value) }
-        )
     }
 
     private func deadLetter(_ message: KafkaMessage, error: String, attempts: Int, now: Date) -> KafkaProducerMessage {
@@ -590,8 +582,9 @@ private final class RunnerSession<S: Stage> {
 }
 
 /// The header that carries an idempotency record's expiry (milliseconds since 1970).
-enum IdempotencyHeader {
-    static let expiresAt = "oms_expires_at"
+public enum IdempotencyHeader {
+    /// `oms_expires_at`: restore reads the expiry here instead of decoding the JSON.
+    public static let expiresAt = "oms_expires_at"
 
     static func expiry(of message: KafkaMessage) -> Int64? {
         if let text = message.header(expiresAt)?.stringValue, let value = Int64(text) { return value }

@@ -115,12 +115,9 @@ struct StageBenchCommand: AsyncParsableCommand {
             rawKeyBytes += key.utf8.count
             let record = IdempotencyRecord(stage: stageName, key: key, eventId: key, processedAt: now, expiresAt: now.addingTimeInterval(86_400))
             let envelope = Envelope(id: DeterministicID.eventID(inputEventID: key, stage: "\(stageName).idempotency", outputIndex: 0), source: "oms/\(stageName)", time: now, event: record.event)
-            let encoded = try envelope.record()
-            try await producer.enqueue(KafkaProducerMessage(
-                topic: TopicCatalog.idempotencyTopic, partition: Int32(index % 6), key: Array(encoded.key.utf8), value: encoded.value,
-                headers: encoded.headers.map { KafkaHeader(name: $0.name, value: $0.value) }
-                    + [KafkaHeader(name: "oms_expires_at", string: String(record.expiresAt.millisecondsSince1970))]
-            ))
+            var message = try KafkaProducerMessage(envelope, topic: TopicCatalog.idempotencyTopic, partition: Int32(index % 6))
+            message.headers.append(KafkaHeader(name: IdempotencyHeader.expiresAt, string: String(record.expiresAt.millisecondsSince1970)))
+            try await producer.enqueue(message)
         }
         try await producer.close(timeout: .seconds(300))
         let marks = try KafkaConsumer(configuration: KafkaConsumerConfiguration(kafka: kafka, groupID: "oms-bench-marks"), logger: logger)
@@ -172,10 +169,8 @@ struct StageBenchCommand: AsyncParsableCommand {
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: kafka), logger: logger)
         for index in 0..<count {
             let bucket = ReportBucket(report: "bench", bucket: "key-\(index % 10_000)", values: ["n": Int64(index)], updatedAt: Date())
-            let record = try Envelope(id: UUID().uuidString.lowercased(), source: "bench", time: Date(), event: bucket.event).record()
-            try await producer.enqueue(KafkaProducerMessage(
-                topic: topic, key: Array(record.key.utf8), value: record.value, headers: record.headers.map { KafkaHeader(name: $0.name, value: $0.value) }
-            ))
+            let envelope = Envelope(id: UUID().uuidString.lowercased(), source: "bench", time: Date(), event: bucket.event)
+            try await producer.enqueue(try KafkaProducerMessage(envelope, topic: topic))
         }
         try await producer.close(timeout: .seconds(300))
     }

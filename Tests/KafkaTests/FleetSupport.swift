@@ -41,7 +41,7 @@ struct FleetFixture {
         for index in 0..<count {
             let envelope = Self.envelope(index, keys: keys, subjectPrefix: subjectPrefix)
             ids.append(envelope.id)
-            try await producer.enqueue(try Self.message(envelope, topic: topic ?? input))
+            try await producer.enqueue(try KafkaProducerMessage(envelope, topic: topic ?? input))
         }
         try await producer.close()
         return ids
@@ -50,12 +50,6 @@ struct FleetFixture {
     static func envelope(_ index: Int, keys: Int = 1000, subjectPrefix: String = "bucket", id: String = UUID().uuidString.lowercased()) -> Envelope {
         let bucket = ReportBucket(report: subjectPrefix, bucket: "key-\(index % keys)", values: ["n": Int64(index)], updatedAt: Date())
         return Envelope(id: id, source: "test", time: Date(), event: bucket.event)
-    }
-
-    static func message(_ envelope: Envelope, topic: String) throws -> KafkaProducerMessage {
-        let record = try envelope.record()
-        return KafkaProducerMessage(topic: topic, key: record.key, value: String(decoding: record.value, as: UTF8.self),
-                                    headers: record.headers.map { KafkaHeader(name: $0.name, value: $0.value) })
     }
 
     /// Every committed record of `topic` (read_committed), from the beginning to the end.

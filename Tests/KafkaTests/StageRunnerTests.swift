@@ -16,15 +16,15 @@ struct StageRunnerTests {
         // The same event published twice (a producer retry from outside): one outcome.
         let again = FleetFixture.envelope(42, id: ids[42])
         let producer = try fixture.cluster.producer()
-        try await producer.enqueue(try FleetFixture.message(again, topic: fixture.input))
+        try await producer.enqueue(try KafkaProducerMessage(again, topic: fixture.input))
         // Malformed: no CloudEvents headers; and valid headers with a broken payload.
         try await producer.enqueue(KafkaProducerMessage(topic: fixture.input, key: "key-1", value: "not an event"))
-        var broken = try FleetFixture.message(FleetFixture.envelope(1), topic: fixture.input)
+        var broken = try KafkaProducerMessage(FleetFixture.envelope(1), topic: fixture.input)
         broken.value = Array("{\"report\":".utf8)
         try await producer.enqueue(broken)
         // Rejected by the stage itself.
         let poison = FleetFixture.envelope(3, subjectPrefix: "poison")
-        try await producer.enqueue(try FleetFixture.message(poison, topic: fixture.input))
+        try await producer.enqueue(try KafkaProducerMessage(poison, topic: fixture.input))
         try await producer.close()
         ids += try await fixture.produceEvents(500)
 
@@ -112,12 +112,6 @@ struct StageRunnerTests {
     }
 }
 
-extension KafkaMessage {
-    var eventRecord: EventRecord {
-        EventRecord(key: keyString ?? "", headers: headers.map { EventHeader(name: $0.name, value: $0.value ?? []) }, value: value ?? [])
-    }
-}
-
 /// Instances of one stage joining and leaving its group.
 @Suite("stage scale-out", .serialized)
 struct ScaleOutTests {
@@ -169,7 +163,7 @@ struct DeadLetterCommandTests {
         let stage = PassThroughStage(name: TestCluster.uniqueName("dlq"), input: fixture.input, output: fixture.output)
         let poison = FleetFixture.envelope(1, subjectPrefix: "poison")
         let producer = try fixture.cluster.producer()
-        try await producer.enqueue(try FleetFixture.message(poison, topic: fixture.input))
+        try await producer.enqueue(try KafkaProducerMessage(poison, topic: fixture.input))
         try await producer.close()
         _ = try await fixture.produceEvents(10)
 
@@ -233,7 +227,7 @@ struct GlobalTableTests {
         }
         let producer = try fixture.cluster.producer()
         for bucket in [entry("k1", 1), entry("k2", 2), entry("k3", 3), entry("k1", 10)] {
-            try await producer.enqueue(try FleetFixture.message(Envelope(id: UUID().uuidString, source: "test", time: Date(), event: bucket.event), topic: table))
+            try await producer.enqueue(try KafkaProducerMessage(Envelope(id: UUID().uuidString, source: "test", time: Date(), event: bucket.event), topic: table))
         }
         try await producer.enqueue(KafkaProducerMessage(topic: table, key: "tbl/k3", value: nil as String?))
         try await producer.flush()
@@ -241,12 +235,12 @@ struct GlobalTableTests {
         let workers = RunningWorkers([StageRunner(stage: stage, configuration: fixture.configuration(), logger: TestCluster.logger)])
         func ask(_ key: String) async throws {
             let question = Envelope(id: UUID().uuidString, source: "test", time: Date(), event: entry(key, 0).event)
-            _ = try await producer.send(try FleetFixture.message(question, topic: fixture.input))
+            _ = try await producer.send(try KafkaProducerMessage(question, topic: fixture.input))
         }
         for key in ["k1", "k2", "k3"] { try await ask(key) }
         #expect(try await waitUntil { try await fixture.readAll(fixture.output).count >= 2 })
         // Updates arrive while the stage runs.
-        _ = try await producer.send(try FleetFixture.message(Envelope(id: UUID().uuidString, source: "test", time: Date(), event: entry("k4", 4).event), topic: table))
+        _ = try await producer.send(try KafkaProducerMessage(Envelope(id: UUID().uuidString, source: "test", time: Date(), event: entry("k4", 4).event), topic: table))
         try await Task.sleep(for: .milliseconds(500))
         try await ask("k4")
         #expect(try await waitUntil { try await fixture.readAll(fixture.output).count >= 3 })
