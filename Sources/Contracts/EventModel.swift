@@ -67,6 +67,10 @@ public enum InventoryOutcome: String, Sendable, Hashable, Codable, CaseIterable 
 
 /// Progress of allocation for one order.
 public enum AllocationStatus: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Order known; the payment decision is not in yet.
+    case awaitingPayment = "awaiting_payment"
+    /// Payment approved; the order itself not read yet (topics are read side by side).
+    case awaitingOrder = "awaiting_order"
     /// Computing a sourcing plan.
     case planning
     /// Waiting for reservation results.
@@ -79,6 +83,28 @@ public enum AllocationStatus: String, Sendable, Hashable, Codable, CaseIterable 
     case backordered
     /// Order cancelled; reservations released.
     case cancelled
+}
+
+/// What allocation does with units it cannot source.
+public enum BackorderPolicy: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Keep what is reserved; the missing units wait for stock.
+    case backorder
+    /// Keep what is reserved; the missing units are cancelled.
+    case cancelLines = "cancel_lines"
+    /// Release everything; the whole order waits until it can ship complete.
+    case holdOrder = "hold_order"
+}
+
+/// Kind of stock location; sourcing rules differ per kind.
+public enum LocationType: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Own distribution centre.
+    case warehouse
+    /// Retail store; ships only SKUs flagged for ship-from-store, and serves pick-up orders.
+    case store
+    /// A 3PL's warehouse, sourced like an own warehouse.
+    case thirdPartyLogistics = "third_party_logistics"
+    /// A supplier that ships its own SKUs directly; never split from.
+    case dropShip = "drop_ship"
 }
 
 /// The one tracking vocabulary every carrier format is normalized to.
@@ -359,6 +385,8 @@ public struct CanonicalOrder: Sendable, Hashable, Codable {
     public var promisedDeliveryDate: Date?
     /// Paid delivery speed.
     public var serviceLevel: ServiceLevel
+    /// Store id for buy-online-pick-up-in-store; allocation sources only there.
+    public var pickupLocation: String?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -374,7 +402,8 @@ public struct CanonicalOrder: Sendable, Hashable, Codable {
         payment: PaymentAuthorization,
         placedAt: Date,
         promisedDeliveryDate: Date? = nil,
-        serviceLevel: ServiceLevel
+        serviceLevel: ServiceLevel,
+        pickupLocation: String? = nil
     ) {
         self.channel = channel
         self.externalOrderId = externalOrderId
@@ -389,6 +418,7 @@ public struct CanonicalOrder: Sendable, Hashable, Codable {
         self.placedAt = placedAt
         self.promisedDeliveryDate = promisedDeliveryDate
         self.serviceLevel = serviceLevel
+        self.pickupLocation = pickupLocation
     }
 }
 
@@ -456,6 +486,44 @@ public struct LocationStock: Sendable, Hashable, Codable {
         self.reserved = reserved
         self.safetyStock = safetyStock
         self.lastSourceSequence = lastSourceSequence
+    }
+}
+
+/// Availability an inventory refusal reported, which overrides a staler snapshot when allocation re-plans.
+public struct StockObservation: Sendable, Hashable, Codable {
+    /// SKU.
+    public var sku: String
+    /// Location.
+    public var location: String
+    /// Available units at decision time.
+    public var available: Int
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        sku: String,
+        location: String,
+        available: Int
+    ) {
+        self.sku = sku
+        self.location = location
+        self.available = available
+    }
+}
+
+/// One recent order of a customer, for velocity rules.
+public struct VelocityEntry: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// When it was placed.
+    public var placedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        placedAt: Date
+    ) {
+        self.orderId = orderId
+        self.placedAt = placedAt
     }
 }
 

@@ -21,6 +21,12 @@ public struct CatalogProduct: Sendable, Hashable, Codable {
     public var hazmat: Bool
     /// List prices per region.
     public var prices: [RegionPrice]
+    /// False when discontinued or blocked from sale; absent means sellable.
+    public var sellable: Bool?
+    /// May ship from store locations (absent: no).
+    public var shipFromStore: Bool?
+    /// Drop-ship supplier location that ships this SKU; its lines are sourced only there.
+    public var dropShipSupplier: String?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -31,7 +37,10 @@ public struct CatalogProduct: Sendable, Hashable, Codable {
         launchDate: Date? = nil,
         blockedCountries: [CountryCode],
         hazmat: Bool,
-        prices: [RegionPrice]
+        prices: [RegionPrice],
+        sellable: Bool? = nil,
+        shipFromStore: Bool? = nil,
+        dropShipSupplier: String? = nil
     ) {
         self.sku = sku
         self.title = title
@@ -41,6 +50,9 @@ public struct CatalogProduct: Sendable, Hashable, Codable {
         self.blockedCountries = blockedCountries
         self.hazmat = hazmat
         self.prices = prices
+        self.sellable = sellable
+        self.shipFromStore = shipFromStore
+        self.dropShipSupplier = dropShipSupplier
     }
 }
 
@@ -129,6 +141,8 @@ public struct OrderPlaced: Sendable, Hashable, Codable {
     public var promisedDeliveryDate: Date?
     /// Paid delivery speed.
     public var serviceLevel: ServiceLevel
+    /// Store id for buy-online-pick-up-in-store.
+    public var pickupLocation: String?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -145,7 +159,8 @@ public struct OrderPlaced: Sendable, Hashable, Codable {
         payment: PaymentAuthorization,
         placedAt: Date,
         promisedDeliveryDate: Date? = nil,
-        serviceLevel: ServiceLevel
+        serviceLevel: ServiceLevel,
+        pickupLocation: String? = nil
     ) {
         self.orderId = orderId
         self.channel = channel
@@ -161,6 +176,7 @@ public struct OrderPlaced: Sendable, Hashable, Codable {
         self.placedAt = placedAt
         self.promisedDeliveryDate = promisedDeliveryDate
         self.serviceLevel = serviceLevel
+        self.pickupLocation = pickupLocation
     }
 }
 
@@ -375,6 +391,86 @@ extension PaymentReleased: ContractEvent {
     public var event: Event { .paymentReleased(self) }
 }
 
+/// An order's payment facts and the per-order rules that fired, re-keyed by customer so one writer counts each customer's velocity.
+public struct PaymentScreening: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// Normalized email, else channel customer id, else `order:<orderId>`; the record key.
+    public var customerKey: String
+    /// Order total.
+    public var amount: Money
+    /// When the customer placed it; velocity windows count by it.
+    public var placedAt: Date
+    /// Authorization problems; any of them declines.
+    public var declineReasons: [Reason]
+    /// Fraud rules that fired on the order alone.
+    public var holdReasons: [Reason]
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        customerKey: String,
+        amount: Money,
+        placedAt: Date,
+        declineReasons: [Reason],
+        holdReasons: [Reason]
+    ) {
+        self.orderId = orderId
+        self.customerKey = customerKey
+        self.amount = amount
+        self.placedAt = placedAt
+        self.declineReasons = declineReasons
+        self.holdReasons = holdReasons
+    }
+}
+
+extension PaymentScreening: ContractEvent {
+    /// `oms.payment.screening.v1`.
+    public static let eventType = EventType(name: "oms.payment.screening", version: 1)
+    /// Records of this event go to `oms.payments.screening`.
+    public static let topic = "oms.payments.screening"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { customerKey }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .paymentScreening(self) }
+}
+
+/// A customer's recent orders within the velocity window (fraud-velocity's state).
+public struct CustomerVelocity: Sendable, Hashable, Codable {
+    /// Customer key; the record key.
+    public var customerKey: String
+    /// Orders inside the window, oldest first.
+    public var recent: [VelocityEntry]
+    /// Last change.
+    public var updatedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        customerKey: String,
+        recent: [VelocityEntry],
+        updatedAt: Date
+    ) {
+        self.customerKey = customerKey
+        self.recent = recent
+        self.updatedAt = updatedAt
+    }
+}
+
+extension CustomerVelocity: ContractEvent {
+    /// `oms.payment.velocity.v1`.
+    public static let eventType = EventType(name: "oms.payment.velocity", version: 1)
+    /// Records of this event go to `oms.payments.velocity`.
+    public static let topic = "oms.payments.velocity"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { customerKey }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { customerKey }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .customerVelocity(self) }
+}
+
 /// Reserve stock for an order line at a location; succeeds only if available covers it.
 public struct ReserveInventory: Sendable, Hashable, Codable {
     /// Order.
@@ -523,6 +619,8 @@ public struct AdjustInventory: Sendable, Hashable, Codable {
     public var source: String
     /// Monotonic sequence number at the source.
     public var sourceSequence: Int64
+    /// New safety stock for the location, when the source sets it.
+    public var safetyStock: Int?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -531,7 +629,8 @@ public struct AdjustInventory: Sendable, Hashable, Codable {
         mode: AdjustmentMode,
         quantity: Int,
         source: String,
-        sourceSequence: Int64
+        sourceSequence: Int64,
+        safetyStock: Int? = nil
     ) {
         self.sku = sku
         self.location = location
@@ -539,6 +638,7 @@ public struct AdjustInventory: Sendable, Hashable, Codable {
         self.quantity = quantity
         self.source = source
         self.sourceSequence = sourceSequence
+        self.safetyStock = safetyStock
     }
 }
 
@@ -685,6 +785,52 @@ extension InventoryLevel: ContractEvent {
     public var event: Event { .inventoryLevel(self) }
 }
 
+/// One open reservation, kept next to the SKU's level in inventory's changelog so reserve and release are idempotent per order, line and location.
+public struct InventoryReservation: Sendable, Hashable, Codable {
+    /// SKU.
+    public var sku: String
+    /// Order.
+    public var orderId: String
+    /// Order line.
+    public var lineId: String
+    /// Location.
+    public var location: String
+    /// Units reserved and not yet shipped or released.
+    public var quantity: Int
+    /// When it was made.
+    public var reservedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        sku: String,
+        orderId: String,
+        lineId: String,
+        location: String,
+        quantity: Int,
+        reservedAt: Date
+    ) {
+        self.sku = sku
+        self.orderId = orderId
+        self.lineId = lineId
+        self.location = location
+        self.quantity = quantity
+        self.reservedAt = reservedAt
+    }
+}
+
+extension InventoryReservation: ContractEvent {
+    /// `oms.inventory.reservation.v1`.
+    public static let eventType = EventType(name: "oms.inventory.reservation", version: 1)
+    /// Records of this event go to `oms.inventory.levels`.
+    public static let topic = "oms.inventory.levels"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { "\(sku)/\(orderId)/\(lineId)/\(location)" }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .inventoryReservation(self) }
+}
+
 /// Allocation's progress for one order, restored on partition assignment.
 public struct AllocationState: Sendable, Hashable, Codable {
     /// Order.
@@ -693,10 +839,24 @@ public struct AllocationState: Sendable, Hashable, Codable {
     public var status: AllocationStatus
     /// Planning attempt, bounded by policy.
     public var attempt: Int
-    /// Current sourcing plan.
+    /// What the order asks for (empty until the order is read).
+    public var lines: [ShipmentLine]
+    /// Ship-to country, for distances and rules.
+    public var destinationCountry: CountryCode?
+    /// Ship-to postal code, for zone distances.
+    public var destinationPostalCode: String?
+    /// Pick-up store, for buy-online-pick-up-in-store orders.
+    public var pickupLocation: String?
+    /// Reservations asked for and not answered yet.
     public var planned: [LineAllocation]
     /// Reservations confirmed so far.
     public var reserved: [LineAllocation]
+    /// Availability reported by refusals, used when re-planning.
+    public var observed: [StockObservation]
+    /// Units not sourced, once decided.
+    public var backordered: [BackorderedLine]
+    /// Policy applied to the missing units, once decided.
+    public var policy: BackorderPolicy?
     /// Last change.
     public var updatedAt: Date
 
@@ -705,15 +865,29 @@ public struct AllocationState: Sendable, Hashable, Codable {
         orderId: String,
         status: AllocationStatus,
         attempt: Int,
+        lines: [ShipmentLine],
+        destinationCountry: CountryCode? = nil,
+        destinationPostalCode: String? = nil,
+        pickupLocation: String? = nil,
         planned: [LineAllocation],
         reserved: [LineAllocation],
+        observed: [StockObservation],
+        backordered: [BackorderedLine],
+        policy: BackorderPolicy? = nil,
         updatedAt: Date
     ) {
         self.orderId = orderId
         self.status = status
         self.attempt = attempt
+        self.lines = lines
+        self.destinationCountry = destinationCountry
+        self.destinationPostalCode = destinationPostalCode
+        self.pickupLocation = pickupLocation
         self.planned = planned
         self.reserved = reserved
+        self.observed = observed
+        self.backordered = backordered
+        self.policy = policy
         self.updatedAt = updatedAt
     }
 }
@@ -765,12 +939,14 @@ extension OrderAllocated: ContractEvent {
     public var event: Event { .orderAllocated(self) }
 }
 
-/// Nothing could be reserved; the order waits for stock.
+/// Nothing could be reserved; the order waits for stock (or is cancelled or held, per policy).
 public struct OrderBackordered: Sendable, Hashable, Codable {
     /// Order.
     public var orderId: String
     /// Lines waiting.
     public var lines: [BackorderedLine]
+    /// What happens to the missing units.
+    public var policy: BackorderPolicy
     /// Why.
     public var reasons: [Reason]
     /// Decision time.
@@ -780,11 +956,13 @@ public struct OrderBackordered: Sendable, Hashable, Codable {
     public init(
         orderId: String,
         lines: [BackorderedLine],
+        policy: BackorderPolicy,
         reasons: [Reason],
         decidedAt: Date
     ) {
         self.orderId = orderId
         self.lines = lines
+        self.policy = policy
         self.reasons = reasons
         self.decidedAt = decidedAt
     }
@@ -811,6 +989,8 @@ public struct OrderPartiallyAllocated: Sendable, Hashable, Codable {
     public var allocations: [LineAllocation]
     /// Units waiting.
     public var backordered: [BackorderedLine]
+    /// What happens to the missing units.
+    public var policy: BackorderPolicy
     /// Decision time.
     public var decidedAt: Date
 
@@ -819,11 +999,13 @@ public struct OrderPartiallyAllocated: Sendable, Hashable, Codable {
         orderId: String,
         allocations: [LineAllocation],
         backordered: [BackorderedLine],
+        policy: BackorderPolicy,
         decidedAt: Date
     ) {
         self.orderId = orderId
         self.allocations = allocations
         self.backordered = backordered
+        self.policy = policy
         self.decidedAt = decidedAt
     }
 }
@@ -1922,6 +2104,10 @@ public enum Event: Sendable, Hashable {
     case paymentHeld(PaymentHeld)
     /// `oms.payment.released.v1` on `oms.payments.checked`.
     case paymentReleased(PaymentReleased)
+    /// `oms.payment.screening.v1` on `oms.payments.screening`.
+    case paymentScreening(PaymentScreening)
+    /// `oms.payment.velocity.v1` on `oms.payments.velocity`.
+    case customerVelocity(CustomerVelocity)
     /// `oms.inventory.reserve.v1` on `oms.inventory.commands`.
     case reserveInventory(ReserveInventory)
     /// `oms.inventory.release.v1` on `oms.inventory.commands`.
@@ -1936,6 +2122,8 @@ public enum Event: Sendable, Hashable {
     case inventoryResult(InventoryResult)
     /// `oms.inventory.level.v1` on `oms.inventory.levels`.
     case inventoryLevel(InventoryLevel)
+    /// `oms.inventory.reservation.v1` on `oms.inventory.levels`.
+    case inventoryReservation(InventoryReservation)
     /// `oms.allocation.state.v1` on `oms.allocation.state`.
     case allocationState(AllocationState)
     /// `oms.order.allocated.v1` on `oms.orders.allocated`.
@@ -2000,6 +2188,8 @@ public enum Event: Sendable, Hashable {
         case .paymentDeclined(let value): return value
         case .paymentHeld(let value): return value
         case .paymentReleased(let value): return value
+        case .paymentScreening(let value): return value
+        case .customerVelocity(let value): return value
         case .reserveInventory(let value): return value
         case .releaseInventory(let value): return value
         case .commitInventory(let value): return value
@@ -2007,6 +2197,7 @@ public enum Event: Sendable, Hashable {
         case .restockInventory(let value): return value
         case .inventoryResult(let value): return value
         case .inventoryLevel(let value): return value
+        case .inventoryReservation(let value): return value
         case .allocationState(let value): return value
         case .orderAllocated(let value): return value
         case .orderBackordered(let value): return value
@@ -2050,6 +2241,8 @@ public enum EventRegistry {
             PaymentDeclined.self,
             PaymentHeld.self,
             PaymentReleased.self,
+            PaymentScreening.self,
+            CustomerVelocity.self,
             ReserveInventory.self,
             ReleaseInventory.self,
             CommitInventory.self,
@@ -2057,6 +2250,7 @@ public enum EventRegistry {
             RestockInventory.self,
             InventoryResult.self,
             InventoryLevel.self,
+            InventoryReservation.self,
             AllocationState.self,
             OrderAllocated.self,
             OrderBackordered.self,

@@ -45,9 +45,6 @@ struct FleetCommand: AsyncParsableCommand {
         guard Set(names).count == names.count else {
             throw ValidationError("a stage is named twice; two copies in one process would fence each other (same transactional id)")
         }
-        guard !names.isEmpty else {
-            throw ValidationError("no pipeline stages are built yet; name stages with --stage (\(StageCatalog.names.joined(separator: ", ")))")
-        }
         try await options.launch(stages: names)
     }
 }
@@ -110,7 +107,7 @@ struct WorkerOptions: ParsableArguments {
 /// The stages `oms worker` and `oms fleet` can run, by name.
 enum StageCatalog {
     /// The order pipeline's stages, which `oms fleet` runs by default.
-    static let pipeline: [String] = []
+    static let pipeline = ["intake", "payment", "fraud-velocity", "inventory", "allocation"]
 
     /// Stages for tests and benchmarks.
     static let testStages = ["passthrough", "counter"]
@@ -123,7 +120,19 @@ enum StageCatalog {
     /// `counter.output`, and `<stage>.name` to run a second copy under another group).
     static func make(_ name: String, reader: ConfigReader) throws -> any Stage {
         func setting(_ key: String) -> String? { reader.string(forKey: ConfigKey(key)) }
+        func rules() throws -> BusinessRules {
+            do {
+                return try RulesFile.load(path: setting(RulesFile.key) ?? RulesFile.defaultPath)
+            } catch {
+                throw ValidationError(error.description)
+            }
+        }
         switch name {
+        case "intake": return IntakeStage(rules: try rules().intake)
+        case "payment": return PaymentStage(rules: try rules().payment)
+        case "fraud-velocity": return FraudVelocityStage(rules: try rules().payment)
+        case "inventory": return InventoryStage()
+        case "allocation": return AllocationStage(rules: try rules())
         case "passthrough":
             let defaults = PassThroughStage()
             return PassThroughStage(

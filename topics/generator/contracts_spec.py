@@ -48,12 +48,25 @@ E("InventoryOutcome", "What the inventory stage did with a command.", [
     ("restocked", "Returned units added back to on hand."),
 ])
 E("AllocationStatus", "Progress of allocation for one order.", [
+    ("awaiting_payment", "Order known; the payment decision is not in yet."),
+    ("awaiting_order", "Payment approved; the order itself not read yet (topics are read side by side)."),
     ("planning", "Computing a sourcing plan."),
     ("reserving", "Waiting for reservation results."),
     ("allocated", "Every line reserved."),
     ("partially_allocated", "Some lines reserved, the rest backordered."),
     ("backordered", "Nothing could be reserved."),
     ("cancelled", "Order cancelled; reservations released."),
+])
+E("BackorderPolicy", "What allocation does with units it cannot source.", [
+    ("backorder", "Keep what is reserved; the missing units wait for stock."),
+    ("cancel_lines", "Keep what is reserved; the missing units are cancelled."),
+    ("hold_order", "Release everything; the whole order waits until it can ship complete."),
+])
+E("LocationType", "Kind of stock location; sourcing rules differ per kind.", [
+    ("warehouse", "Own distribution centre."),
+    ("store", "Retail store; ships only SKUs flagged for ship-from-store, and serves pick-up orders."),
+    ("third_party_logistics", "A 3PL's warehouse, sourced like an own warehouse."),
+    ("drop_ship", "A supplier that ships its own SKUs directly; never split from."),
 ])
 E("TrackingStatus", "The one tracking vocabulary every carrier format is normalized to.", [
     ("pre_transit", "Label created, not yet scanned by the carrier."),
@@ -159,6 +172,7 @@ S("CanonicalOrder", "A channel order in the OMS's own shape: what every channel 
     ("placedAt", "Date", "When the customer placed the order."),
     ("promisedDeliveryDate", "Date?", "Delivery date promised at checkout."),
     ("serviceLevel", "ServiceLevel", "Paid delivery speed."),
+    ("pickupLocation", "String?", "Store id for buy-online-pick-up-in-store; allocation sources only there."),
 ])
 S("Dimensions", "Package dimensions of one unit, in millimetres.", [
     ("lengthMm", "Int", "Length.", {"minimum": 0}),
@@ -175,6 +189,15 @@ S("LocationStock", "Stock of one SKU at one location; available = onHand - reser
     ("reserved", "Int", "Units reserved for orders.", {"minimum": 0}),
     ("safetyStock", "Int", "Units never promised.", {"minimum": 0}),
     ("lastSourceSequence", "Int64?", "Last applied WMS/ERP adjustment sequence, to drop stale adjustments."),
+])
+S("StockObservation", "Availability an inventory refusal reported, which overrides a staler snapshot when allocation re-plans.", [
+    ("sku", "String", "SKU."),
+    ("location", "String", "Location."),
+    ("available", "Int", "Available units at decision time."),
+])
+S("VelocityEntry", "One recent order of a customer, for velocity rules.", [
+    ("orderId", "String", "Order."),
+    ("placedAt", "Date", "When it was placed."),
 ])
 S("LineAllocation", "A quantity of one order line sourced from one location.", [
     ("lineId", "String", "Order line."),
@@ -266,6 +289,9 @@ EV("CatalogProduct", "oms.catalog.product", 1, "oms.catalog.products", "sku", "s
     ("blockedCountries", "[CountryCode]", "Destinations the product may not ship to."),
     ("hazmat", "Bool", "Dangerous goods; restricts carriers."),
     ("prices", "[RegionPrice]", "List prices per region."),
+    ("sellable", "Bool?", "False when discontinued or blocked from sale; absent means sellable."),
+    ("shipFromStore", "Bool?", "May ship from store locations (absent: no)."),
+    ("dropShipSupplier", "String?", "Drop-ship supplier location that ships this SKU; its lines are sourced only there."),
 ])
 EV("InboundChannelOrder", "oms.order.inbound", 1, "oms.orders.inbound", '"\\(channel)/\\(externalOrderId)"', '"\\(channel)/\\(externalOrderId)"',
    "A channel payload exactly as received, before any interpretation; intake decodes it with the adapter named by `format`.", [
@@ -291,6 +317,7 @@ EV("OrderPlaced", "oms.order.placed", 1, "oms.orders.placed", ORDER_KEY, ORDER_K
     ("placedAt", "Date", "When the customer placed it."),
     ("promisedDeliveryDate", "Date?", "Promised delivery date."),
     ("serviceLevel", "ServiceLevel", "Paid delivery speed."),
+    ("pickupLocation", "String?", "Store id for buy-online-pick-up-in-store."),
 ])
 EV("OrderRejected", "oms.order.rejected", 1, "oms.orders.rejected", ORDER_KEY, ORDER_KEY,
    "An order intake refused, with every reason found (not just the first).", [
@@ -313,6 +340,21 @@ for cls, typ, doc, extra in [
         ("reasons", "[Reason]", "Rules that fired (empty when none did)."),
     ] + extra + [("decidedAt", "Date", "Decision time.")])
 
+EV("PaymentScreening", "oms.payment.screening", 1, "oms.payments.screening", "customerKey", ORDER_KEY,
+   "An order's payment facts and the per-order rules that fired, re-keyed by customer so one writer counts each customer's velocity.", [
+    ("orderId", "String", "Order."),
+    ("customerKey", "String", "Normalized email, else channel customer id, else `order:<orderId>`; the record key."),
+    ("amount", "Money", "Order total."),
+    ("placedAt", "Date", "When the customer placed it; velocity windows count by it."),
+    ("declineReasons", "[Reason]", "Authorization problems; any of them declines."),
+    ("holdReasons", "[Reason]", "Fraud rules that fired on the order alone."),
+])
+EV("CustomerVelocity", "oms.payment.velocity", 1, "oms.payments.velocity", "customerKey", "customerKey",
+   "A customer's recent orders within the velocity window (fraud-velocity's state).", [
+    ("customerKey", "String", "Customer key; the record key."),
+    ("recent", "[VelocityEntry]", "Orders inside the window, oldest first."),
+    ("updatedAt", "Date", "Last change."),
+])
 INV = "oms.inventory.commands"
 EV("ReserveInventory", "oms.inventory.reserve", 1, INV, "sku", ORDER_KEY,
    "Reserve stock for an order line at a location; succeeds only if available covers it.", [
@@ -338,6 +380,7 @@ EV("AdjustInventory", "oms.inventory.adjust", 1, INV, "sku", "sku",
     ("quantity", "Int", "New on-hand (absolute) or change (delta)."),
     ("source", "String", "System that sent it."),
     ("sourceSequence", "Int64", "Monotonic sequence number at the source.", {"minimum": 0}),
+    ("safetyStock", "Int?", "New safety stock for the location, when the source sets it.", {"minimum": 0}),
 ])
 EV("RestockInventory", "oms.inventory.restock", 1, INV, "sku", ORDER_KEY,
    "Put returned units back on hand.", [
@@ -358,12 +401,25 @@ EV("InventoryLevel", "oms.inventory.level", 1, "oms.inventory.levels", "sku", "s
     ("locations", "[LocationStock]", "Stock per location, sorted by location id."),
     ("updatedAt", "Date", "Last change."),
 ])
+EV("InventoryReservation", "oms.inventory.reservation", 1, "oms.inventory.levels", '"\\(sku)/\\(orderId)/\\(lineId)/\\(location)"', ORDER_KEY,
+   "One open reservation, kept next to the SKU's level in inventory's changelog so reserve and release are idempotent per order, line and location.", [
+    ("sku", "String", "SKU."), ("orderId", "String", "Order."), ("lineId", "String", "Order line."),
+    ("location", "String", "Location."), ("quantity", "Int", "Units reserved and not yet shipped or released.", {"minimum": 1}),
+    ("reservedAt", "Date", "When it was made."),
+])
 EV("AllocationState", "oms.allocation.state", 1, "oms.allocation.state", ORDER_KEY, ORDER_KEY,
    "Allocation's progress for one order, restored on partition assignment.", [
     ("orderId", "String", "Order."), ("status", "AllocationStatus", "Progress."),
     ("attempt", "Int", "Planning attempt, bounded by policy.", {"minimum": 0}),
-    ("planned", "[LineAllocation]", "Current sourcing plan."),
+    ("lines", "[ShipmentLine]", "What the order asks for (empty until the order is read)."),
+    ("destinationCountry", "CountryCode?", "Ship-to country, for distances and rules."),
+    ("destinationPostalCode", "String?", "Ship-to postal code, for zone distances."),
+    ("pickupLocation", "String?", "Pick-up store, for buy-online-pick-up-in-store orders."),
+    ("planned", "[LineAllocation]", "Reservations asked for and not answered yet."),
     ("reserved", "[LineAllocation]", "Reservations confirmed so far."),
+    ("observed", "[StockObservation]", "Availability reported by refusals, used when re-planning."),
+    ("backordered", "[BackorderedLine]", "Units not sourced, once decided."),
+    ("policy", "BackorderPolicy?", "Policy applied to the missing units, once decided."),
     ("updatedAt", "Date", "Last change."),
 ])
 EV("OrderAllocated", "oms.order.allocated", 1, "oms.orders.allocated", ORDER_KEY, ORDER_KEY,
@@ -372,14 +428,16 @@ EV("OrderAllocated", "oms.order.allocated", 1, "oms.orders.allocated", ORDER_KEY
     ("decidedAt", "Date", "Decision time."),
 ])
 EV("OrderBackordered", "oms.order.backordered", 1, "oms.orders.allocated", ORDER_KEY, ORDER_KEY,
-   "Nothing could be reserved; the order waits for stock.", [
+   "Nothing could be reserved; the order waits for stock (or is cancelled or held, per policy).", [
     ("orderId", "String", "Order."), ("lines", "[BackorderedLine]", "Lines waiting."),
+    ("policy", "BackorderPolicy", "What happens to the missing units."),
     ("reasons", "[Reason]", "Why."), ("decidedAt", "Date", "Decision time."),
 ])
 EV("OrderPartiallyAllocated", "oms.order.partially_allocated", 1, "oms.orders.allocated", ORDER_KEY, ORDER_KEY,
    "Some units reserved and shippable; the rest backordered, per policy.", [
     ("orderId", "String", "Order."), ("allocations", "[LineAllocation]", "Reserved units."),
-    ("backordered", "[BackorderedLine]", "Units waiting."), ("decidedAt", "Date", "Decision time."),
+    ("backordered", "[BackorderedLine]", "Units waiting."),
+    ("policy", "BackorderPolicy", "What happens to the missing units."), ("decidedAt", "Date", "Decision time."),
 ])
 OC = "oms.orders.commands"
 EV("CancelOrder", "oms.order.cancel", 1, OC, ORDER_KEY, ORDER_KEY,
@@ -532,9 +590,12 @@ DAY_MS = 86_400_000
 TOPICS = [
     ("oms.catalog.products", "sku", "compact", None, None, ["pim-connector", "oms catalog import"], ["intake", "allocation", "shipping"]),
     ("oms.orders.inbound", "channel/externalOrderId", "delete", 7 * DAY_MS, None, ["gateway", "marketplaces"], ["intake"]),
-    ("oms.orders.placed", "orderId", "delete", None, "order", ["intake"], ["payment"]),
+    ("oms.orders.placed", "orderId", "delete", None, "order", ["intake"], ["payment", "allocation"]),
     ("oms.orders.rejected", "orderId", "delete", None, "order", ["intake"], ["view"]),
-    ("oms.payments.checked", "orderId", "delete", None, "order", ["payment"], ["allocation", "view"]),
+    ("oms.payments.checked", "orderId", "delete", None, "order", ["fraud-velocity", "payment"], ["payment", "allocation", "view"]),
+    ("oms.payments.screening", "customerKey", "delete", None, "customer", ["payment"], ["fraud-velocity"]),
+    ("oms.payments.velocity", "customerKey", "compact", None, "customer", ["fraud-velocity"], ["fraud-velocity"]),
+    ("oms.payments.holds", "orderId", "compact", None, "order", ["payment"], ["payment"]),
     ("oms.inventory.commands", "sku", "delete", None, "inventory", ["allocation", "shipping", "returns", "ops"], ["inventory"]),
     ("oms.inventory.results", "orderId", "delete", None, "order", ["inventory"], ["allocation"]),
     ("oms.inventory.levels", "sku", "compact", None, "inventory", ["inventory"], ["inventory", "allocation", "gateway"]),

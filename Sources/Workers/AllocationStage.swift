@@ -1,0 +1,270 @@
+import Contracts
+import Foundation
+
+/// Sources approved orders. It plans from its snapshot of every SKU's level (the whole
+/// oms.inventory.levels, a global table), sends reserve commands to inventory (the only
+/// writer of stock, which may refuse: the snapshot can be stale), gathers the results,
+/// re-plans a bounded number of times around refusals, and then decides: allocated, or
+/// the backorder policy for what is missing. Its progress per order is an
+/// `AllocationState` in oms.allocation.state.
+///
+/// It reads the placed order itself (for lines and destination) next to the payment
+/// decision; either may come first. A cancel before shipment releases every
+/// reservation, including ones confirmed after the cancel.
+public struct AllocationStage: Stage {
+    /// `allocation`.
+    public let name = "allocation"
+    /// Placed orders, payment decisions, reservation results, commands.
+    public let inputTopics = [OrderPlaced.topic, PaymentApproved.topic, InventoryResult.topic, CancelOrder.topic]
+    /// oms.allocation.state.
+    public let changelogTopic: String? = AllocationState.topic
+    /// The level snapshot and the catalog (drop-ship and ship-from-store flags).
+    public let globalTables = [InventoryLevel.topic, CatalogProduct.topic]
+    /// Locations, distances and sourcing rules.
+    public let rules: BusinessRules
+
+    /// Creates the stage.
+    public init(rules: BusinessRules) {
+        self.rules = rules
+    }
+
+    /// Advances the order's allocation by one event.
+    public func process(_ input: StageInput, state: StageState) throws(StageFailure) -> StageOutcome {
+        let orderId: String
+        switch input.event {
+        case .orderPlaced(let e): orderId = e.orderId
+        case .paymentApproved(let e): orderId = e.orderId
+        case .paymentReleased(let e): orderId = e.orderId
+        case .paymentDeclined(let e): orderId = e.orderId
+        case .paymentHeld: return .none
+        case .inventoryResult(let e): orderId = e.orderId
+        case .cancelOrder(let e): orderId = e.orderId
+        case .releaseHold, .updateShippingAddress: return .none
+        default: throw .rejected("allocation does not handle \(input.envelope.type)")
+        }
+        var current: AllocationState?
+        if case .allocationState(let stored) = state.value(orderId) { current = stored }
+        let snapshot = Snapshot(state: state)
+        let step = AllocationMachine.advance(current, on: input.event, rules: rules, now: input.now, snapshot: snapshot)
+        var outcome = StageOutcome(outputs: step.outputs.map { StageOutput($0) })
+        switch (current, step.state) {
+        case (_, var next?) where next != current:
+            next.updatedAt = input.now
+            outcome.stateChanges = [.put(next.event)]
+        case (.some, nil): outcome.stateChanges = [.delete(key: orderId)]
+        default: break
+        }
+        return outcome
+    }
+
+    /// The global tables as the planner needs them.
+    private struct Snapshot: AllocationSnapshot {
+        let state: StageState
+        func available(sku: String, location: String) -> Int {
+            guard case .inventoryLevel(let level) = state.table(InventoryLevel.topic, key: sku),
+                let stock = level.locations.first(where: { $0.location == location })
+            else { return 0 }
+            return InventoryLedger.available(stock)
+        }
+        func product(_ sku: String) -> CatalogProduct? {
+            if case .catalogProduct(let product) = state.table(CatalogProduct.topic, key: sku) { return product }
+            return nil
+        }
+    }
+}
+
+/// What allocation reads besides its own state: free stock and products.
+public protocol AllocationSnapshot {
+    /// Free units (on hand − reserved − safety) of `sku` at `location` in the snapshot.
+    func available(sku: String, location: String) -> Int
+    /// The catalog entry of `sku`.
+    func product(_ sku: String) -> CatalogProduct?
+}
+
+/// Allocation's state machine per order, as a pure function.
+public enum AllocationMachine {
+    /// The next state (nil: forget the order) and the events to emit.
+    public struct Step: Sendable, Hashable {
+        /// The order's state after the event.
+        public var state: AllocationState?
+        /// Commands and decisions to publish.
+        public var outputs: [Event]
+    }
+
+    /// Applies one event to an order's allocation state.
+    public static func advance(
+        _ current: AllocationState?, on event: Event, rules: BusinessRules, now: Date, snapshot: some AllocationSnapshot
+    ) -> Step {
+        switch event {
+        case .orderPlaced(let order):
+            let lines = order.lines.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
+            guard var state = current else {
+                return Step(
+                    state: AllocationState(
+                        orderId: order.orderId, status: .awaitingPayment, attempt: 0, lines: lines,
+                        destinationCountry: order.shippingAddress.country, destinationPostalCode: order.shippingAddress.postalCode,
+                        pickupLocation: order.pickupLocation, planned: [], reserved: [], observed: [], backordered: [], updatedAt: now),
+                    outputs: [])
+            }
+            guard state.status == .awaitingOrder else { return Step(state: current, outputs: []) }
+            state.lines = lines
+            state.destinationCountry = order.shippingAddress.country
+            state.destinationPostalCode = order.shippingAddress.postalCode
+            state.pickupLocation = order.pickupLocation
+            return plan(state, rules: rules, now: now, snapshot: snapshot)
+
+        case .paymentApproved(let decision):
+            return approve(current, orderId: decision.orderId, rules: rules, now: now, snapshot: snapshot)
+        case .paymentReleased(let decision):
+            return approve(current, orderId: decision.orderId, rules: rules, now: now, snapshot: snapshot)
+
+        case .paymentDeclined:
+            // A declined order never allocates; a held one that is cancelled ends here too.
+            guard let state = current, state.status == .awaitingPayment || state.status == .awaitingOrder else {
+                return Step(state: current, outputs: [])
+            }
+            return Step(state: nil, outputs: [])
+
+        case .cancelOrder(let command):
+            guard var state = current else {
+                // Cancelled before allocation heard of it: remember, so later events are ignored.
+                return Step(
+                    state: AllocationState(
+                        orderId: command.orderId, status: .cancelled, attempt: 0, lines: [], planned: [], reserved: [], observed: [],
+                        backordered: [], updatedAt: now),
+                    outputs: [])
+            }
+            guard state.status != .cancelled else { return Step(state: current, outputs: []) }
+            let releases = (state.reserved + state.planned).map { release($0, orderId: state.orderId, reason: "order cancelled", now: now) }
+            state.status = .cancelled
+            state.reserved = []
+            state.planned = []
+            return Step(state: state, outputs: releases)
+
+        case .inventoryResult(let result):
+            guard var state = current else { return Step(state: nil, outputs: []) }
+            guard result.outcome == .reserved || result.outcome == .refused else { return Step(state: current, outputs: []) }
+            let isPlanned = state.planned.firstIndex { $0.lineId == result.lineId && $0.location == result.location && $0.sku == result.sku }
+            guard state.status == .reserving, let index = isPlanned else {
+                // Late or repeated: a reservation nobody waits for any more is given back,
+                // unless the order counts it (a repeated answer to a kept reservation).
+                let kept = state.reserved.contains { $0.lineId == result.lineId && $0.location == result.location && $0.sku == result.sku }
+                if result.outcome == .reserved, !kept, result.quantity > 0 {
+                    let stray = LineAllocation(lineId: result.lineId, sku: result.sku, location: result.location, quantity: result.quantity)
+                    return Step(state: current, outputs: [release(stray, orderId: state.orderId, reason: "not needed any more", now: now)])
+                }
+                return Step(state: current, outputs: [])
+            }
+            let asked = state.planned.remove(at: index)
+            if result.outcome == .reserved {
+                state.reserved.append(LineAllocation(lineId: asked.lineId, sku: asked.sku, location: asked.location, quantity: result.quantity))
+            } else {
+                state.observed.removeAll { $0.sku == result.sku && $0.location == result.location }
+                state.observed.append(StockObservation(sku: result.sku, location: result.location, available: result.available ?? 0))
+            }
+            guard state.planned.isEmpty else { return Step(state: state, outputs: []) }
+            return decideRound(state, rules: rules, now: now, snapshot: snapshot)
+
+        default:
+            return Step(state: current, outputs: [])
+        }
+    }
+
+    private static func approve(
+        _ current: AllocationState?, orderId: String, rules: BusinessRules, now: Date, snapshot: some AllocationSnapshot
+    ) -> Step {
+        guard let state = current else {
+            return Step(
+                state: AllocationState(
+                    orderId: orderId, status: .awaitingOrder, attempt: 0, lines: [], planned: [], reserved: [], observed: [],
+                    backordered: [], updatedAt: now),
+                outputs: [])
+        }
+        guard state.status == .awaitingPayment else { return Step(state: current, outputs: []) }
+        return plan(state, rules: rules, now: now, snapshot: snapshot)
+    }
+
+    /// Units of each line not yet reserved.
+    static func remaining(_ state: AllocationState) -> [ShipmentLine] {
+        state.lines.compactMap { line in
+            let held = state.reserved.filter { $0.lineId == line.lineId }.reduce(0) { $0 + $1.quantity }
+            let left = line.quantity - held
+            return left > 0 ? ShipmentLine(lineId: line.lineId, sku: line.sku, quantity: left) : nil
+        }
+    }
+
+    /// Plans what is left and asks for it; decides at once when nothing can be asked.
+    private static func plan(_ state: AllocationState, rules: BusinessRules, now: Date, snapshot: some AllocationSnapshot) -> Step {
+        var state = state
+        state.attempt += 1
+        let request = SourcingPlanner.Request(
+            demand: remaining(state), held: state.reserved, country: state.destinationCountry?.code,
+            postalCode: state.destinationPostalCode, pickupLocation: state.pickupLocation)
+        let observed = state.observed
+        let plan = SourcingPlanner.plan(
+            request, rules: rules,
+            available: { sku, location in
+                let seen = observed.first { $0.sku == sku && $0.location == location }?.available ?? Int.max
+                return min(snapshot.available(sku: sku, location: location), seen)
+            },
+            product: snapshot.product)
+        guard !plan.allocations.isEmpty else { return finish(state, missing: plan.missing, rules: rules, now: now) }
+        state.status = .reserving
+        state.planned = plan.allocations
+        let commands = plan.allocations.map {
+            ReserveInventory(orderId: state.orderId, lineId: $0.lineId, sku: $0.sku, location: $0.location, quantity: $0.quantity).event
+        }
+        return Step(state: state, outputs: commands)
+    }
+
+    /// Every answer of a round is in: done, plan again, or apply the policy.
+    private static func decideRound(_ state: AllocationState, rules: BusinessRules, now: Date, snapshot: some AllocationSnapshot) -> Step {
+        let missing = remaining(state)
+        if missing.isEmpty { return finish(state, missing: [], rules: rules, now: now) }
+        if state.attempt <= rules.sourcing.maxReplans { return plan(state, rules: rules, now: now, snapshot: snapshot) }
+        return finish(state, missing: missing.map { BackorderedLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }, rules: rules, now: now)
+    }
+
+    /// The decision, once nothing more will be asked for.
+    private static func finish(_ state: AllocationState, missing: [BackorderedLine], rules: BusinessRules, now: Date) -> Step {
+        var state = state
+        state.planned = []
+        let reserved = state.reserved.sorted { ($0.lineId, $0.location) < ($1.lineId, $1.location) }
+        state.reserved = reserved
+        if missing.isEmpty {
+            state.status = .allocated
+            state.backordered = []
+            return Step(state: state, outputs: [OrderAllocated(orderId: state.orderId, allocations: reserved, decidedAt: now).event])
+        }
+        let policy = rules.sourcing.backorderPolicy
+        state.policy = policy
+        let reason = Reason(code: "insufficient_stock", message: "no location has enough free stock for \(missing.map { "\($0.quantity) × \($0.sku)" }.joined(separator: ", "))")
+        switch policy {
+        case .holdOrder:
+            // Nothing ships until everything can: give back what was held.
+            let all = state.lines.map { BackorderedLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
+            let releases = reserved.map { release($0, orderId: state.orderId, reason: "order held until complete", now: now) }
+            state.reserved = []
+            state.backordered = all
+            state.status = .backordered
+            return Step(state: state, outputs: releases + [OrderBackordered(orderId: state.orderId, lines: all, policy: policy, reasons: [reason], decidedAt: now).event])
+        case .backorder, .cancelLines:
+            state.backordered = missing
+            if reserved.isEmpty {
+                state.status = policy == .backorder ? .backordered : .cancelled
+                return Step(state: state, outputs: [OrderBackordered(orderId: state.orderId, lines: missing, policy: policy, reasons: [reason], decidedAt: now).event])
+            }
+            state.status = .partiallyAllocated
+            return Step(
+                state: state,
+                outputs: [OrderPartiallyAllocated(orderId: state.orderId, allocations: reserved, backordered: missing, policy: policy, decidedAt: now).event])
+        }
+    }
+
+    private static func release(_ allocation: LineAllocation, orderId: String, reason: String, now: Date) -> Event {
+        ReleaseInventory(
+            orderId: orderId, lineId: allocation.lineId, sku: allocation.sku, location: allocation.location, quantity: allocation.quantity,
+            reason: reason
+        ).event
+    }
+}

@@ -1,0 +1,171 @@
+import Contracts
+import Foundation
+
+/// The single writer of stock. Commands for a SKU all go to one partition of
+/// oms.inventory.commands (keyed by SKU), so one instance applies them in order; a
+/// reservation succeeds only if on hand − reserved − safety stock covers it, so no
+/// interleaving of orders can oversell. Every change is written to oms.inventory.levels
+/// (its changelog) in the transaction that consumes the command: the SKU's
+/// `InventoryLevel`, and one `InventoryReservation` per open (order, line, location),
+/// which makes reserve and release idempotent for that triple whatever their event ids.
+public struct InventoryStage: Stage {
+    /// `inventory`.
+    public let name = "inventory"
+    /// oms.inventory.commands.
+    public let inputTopics = [ReserveInventory.topic]
+    /// oms.inventory.levels.
+    public let changelogTopic: String? = InventoryLevel.topic
+
+    /// Creates the stage.
+    public init() {}
+
+    /// Applies one command.
+    public func process(_ input: StageInput, state: StageState) throws(StageFailure) -> StageOutcome {
+        let sku: String
+        switch input.event {
+        case .reserveInventory(let command): sku = command.sku
+        case .releaseInventory(let command): sku = command.sku
+        case .commitInventory(let command): sku = command.sku
+        case .adjustInventory(let command): sku = command.sku
+        case .restockInventory(let command): sku = command.sku
+        default: throw .rejected("inventory does not handle \(input.envelope.type)")
+        }
+        var level: InventoryLevel
+        if case .inventoryLevel(let stored) = state.value(sku) {
+            level = stored
+        } else {
+            level = InventoryLevel(sku: sku, locations: [], updatedAt: input.now)
+        }
+        func reservation(_ key: String) -> InventoryReservation? {
+            if case .inventoryReservation(let stored) = state.value(key) { return stored }
+            return nil
+        }
+        let change = try InventoryLedger.apply(input.event, to: &level, reservation: reservation, commandId: input.envelope.id, now: input.now)
+        var outcome = StageOutcome(outputs: change.result.map { [StageOutput($0.event)] } ?? [])
+        if change.levelChanged {
+            level.updatedAt = input.now
+            outcome.stateChanges.append(.put(level.event))
+        }
+        outcome.stateChanges += change.reservationChanges
+        return outcome
+    }
+}
+
+/// The inventory rules as pure functions over one SKU's level.
+public enum InventoryLedger {
+    /// What one command did.
+    public struct Change: Sendable, Hashable {
+        /// The result routed back to the order, if the command concerns one.
+        public var result: InventoryResult?
+        /// Whether the level changed (and must be written).
+        public var levelChanged: Bool
+        /// Reservation records written or deleted.
+        public var reservationChanges: [StateChange]
+    }
+
+    /// The changelog key of the reservation of one (order, line, location).
+    public static func reservationKey(sku: String, orderId: String, lineId: String, location: String) -> String {
+        "\(sku)/\(orderId)/\(lineId)/\(location)"
+    }
+
+    /// Units that may still be promised: on hand − reserved − safety stock (never negative).
+    public static func available(_ stock: LocationStock) -> Int {
+        max(0, stock.onHand - stock.reserved - stock.safetyStock)
+    }
+
+    /// Applies `command` to `level`; `reservation` looks up open reservations by key.
+    public static func apply(
+        _ command: Event, to level: inout InventoryLevel, reservation: (String) -> InventoryReservation?, commandId: String, now: Date
+    ) throws(StageFailure) -> Change {
+        switch command {
+        case .reserveInventory(let c):
+            let key = reservationKey(sku: c.sku, orderId: c.orderId, lineId: c.lineId, location: c.location)
+            func result(_ outcome: InventoryOutcome, _ quantity: Int, available: Int? = nil) -> InventoryResult {
+                InventoryResult(
+                    orderId: c.orderId, lineId: c.lineId, sku: c.sku, location: c.location, quantity: quantity, outcome: outcome,
+                    available: available, commandId: commandId)
+            }
+            if let existing = reservation(key) {
+                // Already held for this order line here: answer again, change nothing.
+                return Change(result: result(.reserved, existing.quantity), levelChanged: false, reservationChanges: [])
+            }
+            let index = level.locations.firstIndex { $0.location == c.location }
+            let free = index.map { available(level.locations[$0]) } ?? 0
+            guard let index, c.quantity >= 1, free >= c.quantity else {
+                return Change(result: result(.refused, c.quantity, available: free), levelChanged: false, reservationChanges: [])
+            }
+            level.locations[index].reserved += c.quantity
+            let record = InventoryReservation(
+                sku: c.sku, orderId: c.orderId, lineId: c.lineId, location: c.location, quantity: c.quantity, reservedAt: now)
+            return Change(result: result(.reserved, c.quantity), levelChanged: true, reservationChanges: [.put(record.event)])
+
+        case .releaseInventory(let c):
+            let key = reservationKey(sku: c.sku, orderId: c.orderId, lineId: c.lineId, location: c.location)
+            let result = InventoryResult(
+                orderId: c.orderId, lineId: c.lineId, sku: c.sku, location: c.location, quantity: c.quantity, outcome: .released,
+                available: nil, commandId: commandId)
+            // Nothing held (never reserved, or released already): releasing again is a no-op.
+            guard let existing = reservation(key), let index = level.locations.firstIndex(where: { $0.location == c.location }) else {
+                return Change(result: result, levelChanged: false, reservationChanges: [])
+            }
+            let units = min(c.quantity, existing.quantity)
+            level.locations[index].reserved = max(0, level.locations[index].reserved - units)
+            return Change(result: result, levelChanged: true, reservationChanges: [shrink(existing, by: units, key: key)])
+
+        case .commitInventory(let c):
+            let key = reservationKey(sku: c.sku, orderId: c.orderId, lineId: c.lineId, location: c.location)
+            guard let existing = reservation(key), let index = level.locations.firstIndex(where: { $0.location == c.location }) else {
+                throw .rejected("no reservation of \(c.sku) at \(c.location) for order \(c.orderId) line \(c.lineId) to commit")
+            }
+            let units = min(c.quantity, existing.quantity)
+            level.locations[index].reserved = max(0, level.locations[index].reserved - units)
+            level.locations[index].onHand = max(0, level.locations[index].onHand - units)
+            let result = InventoryResult(
+                orderId: c.orderId, lineId: c.lineId, sku: c.sku, location: c.location, quantity: units, outcome: .committed,
+                available: nil, commandId: commandId)
+            return Change(result: result, levelChanged: true, reservationChanges: [shrink(existing, by: units, key: key)])
+
+        case .adjustInventory(let c):
+            let index = locationIndex(c.location, in: &level)
+            var stock = level.locations[index]
+            if let last = stock.lastSourceSequence, c.sourceSequence <= last {
+                // Stale or repeated sync: a newer count already applied.
+                return Change(result: nil, levelChanged: false, reservationChanges: [])
+            }
+            switch c.mode {
+            case .absolute: stock.onHand = max(0, c.quantity)
+            case .delta: stock.onHand = max(0, stock.onHand + c.quantity)
+            }
+            if let safety = c.safetyStock { stock.safetyStock = max(0, safety) }
+            stock.lastSourceSequence = c.sourceSequence
+            level.locations[index] = stock
+            return Change(result: nil, levelChanged: true, reservationChanges: [])
+
+        case .restockInventory(let c):
+            let index = locationIndex(c.location, in: &level)
+            level.locations[index].onHand += max(0, c.quantity)
+            let result = InventoryResult(
+                orderId: c.orderId, lineId: c.returnId, sku: c.sku, location: c.location, quantity: c.quantity, outcome: .restocked,
+                available: nil, commandId: commandId)
+            return Change(result: result, levelChanged: true, reservationChanges: [])
+
+        default:
+            throw .rejected("inventory does not handle \(command.payload)")
+        }
+    }
+
+    private static func shrink(_ reservation: InventoryReservation, by units: Int, key: String) -> StateChange {
+        var rest = reservation
+        rest.quantity -= units
+        return rest.quantity > 0 ? .put(rest.event) : .delete(key: key)
+    }
+
+    /// The index of `location` in the level, adding it (sorted by id) when new.
+    private static func locationIndex(_ location: String, in level: inout InventoryLevel) -> Int {
+        if let index = level.locations.firstIndex(where: { $0.location == location }) { return index }
+        let stock = LocationStock(location: location, onHand: 0, reserved: 0, safetyStock: 0, lastSourceSequence: nil)
+        let index = level.locations.firstIndex { $0.location > location } ?? level.locations.count
+        level.locations.insert(stock, at: index)
+        return index
+    }
+}
