@@ -107,6 +107,7 @@ public enum TopicCatalog {
     static let order = "order"
     static let inventory = "inventory"
     static let tracking = "tracking"
+    static let customer = "customer"
 
     /// The topics with their default settings.
     public static let topics: [TopicSpec] = [
@@ -118,13 +119,22 @@ public enum TopicCatalog {
             writers: ["gateway", "marketplaces"], readers: ["intake"]),
         TopicSpec(
             name: "oms.orders.placed", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["intake"], readers: ["payment"]),
+            writers: ["intake"], readers: ["payment", "allocation"]),
         TopicSpec(
             name: "oms.orders.rejected", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["intake"], readers: ["view"]),
         TopicSpec(
             name: "oms.payments.checked", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["payment"], readers: ["allocation", "view"]),
+            writers: ["fraud-velocity", "payment"], readers: ["payment", "allocation", "view"]),
+        TopicSpec(
+            name: "oms.payments.screening", key: "customerKey", cleanupPolicy: .delete, coPartitionGroup: customer,
+            writers: ["payment"], readers: ["fraud-velocity"]),
+        TopicSpec(
+            name: "oms.payments.velocity", key: "customerKey", cleanupPolicy: .compact, coPartitionGroup: customer,
+            writers: ["fraud-velocity"], readers: ["fraud-velocity"]),
+        TopicSpec(
+            name: "oms.payments.holds", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
+            writers: ["payment"], readers: ["payment"]),
         TopicSpec(
             name: "oms.inventory.commands", key: "sku", cleanupPolicy: .delete, coPartitionGroup: inventory,
             writers: ["allocation", "shipping", "returns", "ops"], readers: ["inventory"]),

@@ -18,6 +18,8 @@ struct OMS: AsyncParsableCommand {
             WorkerCommand.self,
             FleetCommand.self,
             DeadLetterCommand.self,
+            CatalogCommand.self,
+            StockCommand.self,
             BenchCommand.self,
             StageBenchCommand.self,
             VersionCommand.self,

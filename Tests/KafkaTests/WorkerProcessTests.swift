@@ -217,14 +217,23 @@ final class WorkerFleet: Sendable {
     let stage: String
     let mode: DeliveryMode
     let staticMembership: Bool
+    /// The `oms` arguments every instance runs with.
+    let arguments: [String]
+    /// Settings on top of ``environment(_:httpPort:)``'s.
+    let overrides: [String: String]
     let directory: URL
     private let processes = Mutex<[Int: Process]>([:])
 
-    init(fixture: FleetFixture, stage: String, mode: DeliveryMode, staticMembership: Bool = true) {
+    init(
+        fixture: FleetFixture, stage: String, mode: DeliveryMode, staticMembership: Bool = true,
+        arguments: [String] = ["worker", "passthrough"], overrides: [String: String] = [:]
+    ) {
         self.fixture = fixture
         self.stage = stage
         self.mode = mode
         self.staticMembership = staticMembership
+        self.arguments = arguments
+        self.overrides = overrides
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("oms-workers-\(stage)")
         try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
@@ -247,14 +256,15 @@ final class WorkerFleet: Sendable {
         environment["PASSTHROUGH_NAME"] = stage
         environment["PASSTHROUGH_INPUT"] = fixture.input
         environment["PASSTHROUGH_OUTPUT"] = fixture.output
+        environment.merge(overrides) { $1 }
         return environment
     }
 
-    /// Starts (or restarts) instance `n` of `oms worker passthrough` (or other arguments).
-    func start(_ instance: Int, httpPort: Int = -1, arguments: [String] = ["worker", "passthrough"], environment: [String: String]? = nil) throws {
+    /// Starts (or restarts) instance `n` of ``arguments`` (or other arguments).
+    func start(_ instance: Int, httpPort: Int = -1, arguments: [String]? = nil, environment: [String: String]? = nil) throws {
         let process = Process()
         process.executableURL = OMSCommandTests.omsBinary
-        process.arguments = arguments
+        process.arguments = arguments ?? self.arguments
         process.environment = environment ?? self.environment(instance, httpPort: httpPort)
         let log = directory.appendingPathComponent("w\(instance).log")
         if !FileManager.default.fileExists(atPath: log.path) { _ = FileManager.default.createFile(atPath: log.path, contents: nil) }
