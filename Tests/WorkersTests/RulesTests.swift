@@ -1,0 +1,196 @@
+import Contracts
+import Foundation
+import Testing
+import Workers
+
+/// `BusinessRules.validate` (every problem listed, each naming its key path: currencies,
+/// thresholds, velocity, risky postcodes, sourcing limits, duplicate or malformed
+/// locations, zones naming unknown locations or half coordinates), decoding with
+/// defaults from JSON, and `BusinessRules.distance` (explicit zone distances, longest
+/// postal prefix, great-circle distances, in-country fallback). The shipped
+/// config/rules.yaml needs Yams, which this target lacks, so its content is rebuilt here.
+@Suite struct RulesTests {
+    /// config/rules.yaml, in code.
+    static let shipped = BusinessRules(
+        intake: IntakeRules(currencies: ["USD", "EUR", "GBP", "CAD"]),
+        payment: PaymentRules(
+            holdAboveMinorUnits: ["USD": 200_000, "EUR": 200_000, "GBP": 180_000, "CAD": 250_000],
+            velocity: VelocityRule(maxOrders: 3, windowSeconds: 3_600), holdOnCountryMismatch: true,
+            riskyPostcodes: [RiskyPostcode(country: "US", prefix: "96799"), RiskyPostcode(country: "GB", prefix: "BT99")]),
+        sourcing: SourcingRules(maxShipments: 2, maxReplans: 2, backorderPolicy: .backorder),
+        locations: [
+            StockLocation(id: "WH-EAST", type: .warehouse, country: "US", latitude: 40.73, longitude: -74.17),
+            StockLocation(id: "WH-WEST", type: .warehouse, country: "US", latitude: 34.05, longitude: -118.24),
+            StockLocation(id: "3PL-CENTRAL", type: .thirdPartyLogistics, country: "US", latitude: 39.10, longitude: -94.58),
+            StockLocation(id: "STORE-NYC", type: .store, country: "US", latitude: 40.75, longitude: -73.99),
+            StockLocation(id: "WH-EU", type: .warehouse, country: "DE", latitude: 50.11, longitude: 8.68),
+            StockLocation(id: "SUP-ACME", type: .dropShip, country: "US"),
+        ],
+        zones: [
+            Zone(country: "US", postalPrefix: "1", latitude: 40.71, longitude: -74.01),
+            Zone(country: "US", postalPrefix: "9", latitude: 37.77, longitude: -122.42),
+            Zone(country: "DE", latitude: 51.17, longitude: 10.45),
+            Zone(country: "GB", distances: ["WH-EU": 900, "WH-EAST": 5_600]),
+        ])
+
+    static func location(_ id: String, country: String = "US", latitude: Double? = nil, longitude: Double? = nil) -> StockLocation {
+        StockLocation(id: id, type: .warehouse, country: country, latitude: latitude, longitude: longitude)
+    }
+
+    // MARK: validate
+
+    @Test func shippedAndDefaultRulesAreValid() {
+        #expect(Self.shipped.validate() == [])
+        #expect(BusinessRules().validate() == [])
+    }
+
+    @Test func duplicateLocationIdIsNamedAtItsSecondDefinition() {
+        let rules = BusinessRules(locations: [Self.location("WH-1"), Self.location("WH-2"), Self.location("WH-1")])
+        #expect(rules.validate() == ["locations[2].id: 'WH-1' is defined twice"])
+    }
+
+    @Test func emptyLocationIdIsAProblem() {
+        #expect(BusinessRules(locations: [Self.location("")]).validate() == ["locations[0].id: must not be empty"])
+    }
+
+    @Test(arguments: ["XX", "us", "USA", ""])
+    func badLocationCountryIsNamed(country: String) throws {
+        let problems = BusinessRules(locations: [Self.location("WH-1"), Self.location("WH-2", country: country)]).validate()
+        try #require(problems.count == 1)
+        #expect(problems[0].hasPrefix("locations[1].country: "))
+        #expect(problems[0].contains("'\(country)'"))
+    }
+
+    @Test func zoneNamingAnUnknownLocationIsAProblem() {
+        let rules = BusinessRules(
+            locations: [Self.location("WH-1")],
+            zones: [Zone(country: "US", distances: ["WH-1": 10]), Zone(country: "CA", distances: ["WH-1": 5, "WH-9": 20, "WH-0": -1])])
+        #expect(rules.validate() == [
+            "zones[1].distances.WH-0: no such location", "zones[1].distances.WH-0: must not be negative",
+            "zones[1].distances.WH-9: no such location",
+        ])
+    }
+
+    @Test func halfCoordinatesAreAProblem() {
+        let rules = BusinessRules(
+            locations: [Self.location("WH-1", latitude: 40), Self.location("WH-2", longitude: -74)],
+            zones: [Zone(country: "US", latitude: 40.7), Zone(country: "US", postalPrefix: "9", longitude: -122)])
+        #expect(rules.validate() == [
+            "locations[0]: give both latitude and longitude, or neither",
+            "locations[1]: give both latitude and longitude, or neither",
+            "zones[0]: give both latitude and longitude, or neither",
+            "zones[1]: give both latitude and longitude, or neither",
+            "zones[1]: give distances or latitude/longitude",
+        ])
+    }
+
+    @Test func coordinatesOutOfRangeAreAProblem() {
+        let rules = BusinessRules(locations: [Self.location("WH-1", latitude: 91, longitude: -181), Self.location("WH-2", latitude: -90, longitude: 180)])
+        #expect(rules.validate() == ["locations[0].latitude: 91.0 is outside -90...90", "locations[0].longitude: -181.0 is outside -180...180"])
+    }
+
+    @Test func zoneWithNeitherDistancesNorCoordinatesIsAProblem() {
+        #expect(BusinessRules(zones: [Zone(country: "US", postalPrefix: "1")]).validate() == ["zones[0]: give distances or latitude/longitude"])
+        #expect(BusinessRules(zones: [Zone(country: "ZZ", distances: [:])]).validate().first?.hasPrefix("zones[0].country: ") == true)
+    }
+
+    @Test func sourcingLimitsAreChecked() {
+        #expect(BusinessRules(sourcing: SourcingRules(maxShipments: 0)).validate() == ["sourcing.maxShipments: must be at least 1"])
+        #expect(BusinessRules(sourcing: SourcingRules(maxReplans: -1)).validate() == ["sourcing.maxReplans: must not be negative"])
+        #expect(BusinessRules(sourcing: SourcingRules(maxShipments: 1, maxReplans: 0)).validate() == [])
+    }
+
+    @Test func intakeAndPaymentKeysAreChecked() throws {
+        #expect(BusinessRules(intake: IntakeRules(currencies: [])).validate() == ["intake.currencies: name at least one supported currency"])
+        let currencies = BusinessRules(intake: IntakeRules(currencies: ["USD", "usd", "XXX"])).validate()
+        #expect(currencies.map { $0.prefix(while: { $0 != ":" }) } == ["intake.currencies[1]", "intake.currencies[2]"])
+
+        let payment = BusinessRules(
+            payment: PaymentRules(
+                holdAboveMinorUnits: ["USD": -1, "EURO": 5], velocity: VelocityRule(maxOrders: 0, windowSeconds: 0),
+                riskyPostcodes: [RiskyPostcode(country: "GB", prefix: ""), RiskyPostcode(country: "UK", prefix: "BT")])
+        ).validate()
+        try #require(payment.count == 6, "\(payment)")
+        #expect(payment[0].hasPrefix("payment.holdAboveMinorUnits.EURO: "))
+        #expect(payment[1] == "payment.holdAboveMinorUnits.USD: must not be negative")
+        #expect(payment[2] == "payment.velocity.maxOrders: must be at least 1")
+        #expect(payment[3] == "payment.velocity.windowSeconds: must be at least 1")
+        #expect(payment[4] == "payment.riskyPostcodes[0].prefix: must not be empty")
+        #expect(payment[5].hasPrefix("payment.riskyPostcodes[1].country: "))
+    }
+
+    @Test func everyProblemIsListedAtOnce() {
+        let rules = BusinessRules(
+            sourcing: SourcingRules(maxShipments: 0),
+            locations: [Self.location("WH-1", country: "XX"), Self.location("WH-1", latitude: 1)],
+            zones: [Zone(country: "US", distances: ["WH-2": 1])])
+        let paths = rules.validate().map { String($0.prefix(while: { $0 != ":" })) }
+        #expect(paths == ["sourcing.maxShipments", "locations[0].country", "locations[1].id", "locations[1]", "zones[0].distances.WH-2"])
+    }
+
+    // MARK: Decoding
+
+    @Test func decodingFillsTheDefaultsOfMissingKeys() throws {
+        let json = """
+            {"locations": [{"id": "WH-1", "type": "third_party_logistics", "country": "US"}],
+             "sourcing": {"backorderPolicy": "hold_order"},
+             "payment": {"velocity": {"maxOrders": 3, "windowSeconds": 60}}}
+            """
+        let rules = try JSONDecoder().decode(BusinessRules.self, from: Data(json.utf8))
+        #expect(rules.sourcing == SourcingRules(maxShipments: 2, maxReplans: 2, backorderPolicy: .holdOrder))
+        #expect(rules.intake == IntakeRules())
+        #expect(rules.payment == PaymentRules(velocity: VelocityRule(maxOrders: 3, windowSeconds: 60)))
+        #expect(rules.locations == [StockLocation(id: "WH-1", type: .thirdPartyLogistics, country: "US")])
+        #expect(rules.zones == [])
+        #expect(rules.location("WH-1")?.type == .thirdPartyLogistics)
+        #expect(rules.location("WH-2") == nil)
+
+        let empty = try JSONDecoder().decode(BusinessRules.self, from: Data("{}".utf8))
+        #expect(empty == BusinessRules())
+        #expect(throws: (any Error).self) { try JSONDecoder().decode(BusinessRules.self, from: Data(#"{"sourcing": {"backorderPolicy": "later"}}"#.utf8)) }
+    }
+
+    // MARK: distance
+
+    @Test func zoneDistancesAndTheLongestPostalPrefixDecide() {
+        let near = Self.location("WH-1")
+        let rules = BusinessRules(
+            locations: [near],
+            zones: [
+                Zone(country: "US", distances: ["WH-1": 100]), Zone(country: "US", postalPrefix: "9", distances: ["WH-1": 90]),
+                Zone(country: "US", postalPrefix: "94", distances: ["WH-1": 94]), Zone(country: "GB", postalPrefix: "bt", distances: ["WH-1": 7]),
+            ])
+        #expect(rules.distance(to: near, country: "US", postalCode: "10001") == 100)
+        #expect(rules.distance(to: near, country: "US", postalCode: nil) == 100)
+        #expect(rules.distance(to: near, country: "US", postalCode: "90210") == 90)
+        #expect(rules.distance(to: near, country: "US", postalCode: "94105") == 94)
+        #expect(rules.distance(to: near, country: "GB", postalCode: "bt9 1aa") == 7, "prefixes compare without case")
+        #expect(rules.distance(to: near, country: "GB", postalCode: "SW1A 1AA") == 20_000, "no GB zone matches, and WH-1 is in another country")
+    }
+
+    @Test func greatCircleDistanceFromTheZoneCentre() throws {
+        let equator = Self.location("EQ", latitude: 0, longitude: 1)
+        let rules = BusinessRules(locations: [equator], zones: [Zone(country: "US", latitude: 0, longitude: 0)])
+        let km = rules.distance(to: equator, country: "US", postalCode: "10001")
+        #expect(abs(km - 111.195) < 0.01, "one degree of longitude at the equator: \(km)")
+
+        let shipped = Self.shipped
+        let east = try #require(shipped.location("WH-EAST"))
+        let west = try #require(shipped.location("WH-WEST"))
+        let eu = try #require(shipped.location("WH-EU"))
+        #expect(shipped.distance(to: east, country: "US", postalCode: "10001") < shipped.distance(to: west, country: "US", postalCode: "10001"))
+        #expect(shipped.distance(to: west, country: "US", postalCode: "94105") < shipped.distance(to: east, country: "US", postalCode: "94105"))
+        #expect(shipped.distance(to: eu, country: "GB", postalCode: "SW1A 1AA") == 900)
+    }
+
+    @Test func withoutAZoneInCountryLocationsStillWin() {
+        let us = Self.location("US-1")
+        let de = Self.location("DE-1", country: "DE")
+        let rules = BusinessRules(locations: [us, de], zones: [Zone(country: "US", distances: ["DE-1": 9_000])])
+        #expect(rules.distance(to: de, country: "DE", postalCode: "20095") == 5_000)
+        #expect(rules.distance(to: us, country: "DE", postalCode: "20095") == 20_000)
+        #expect(rules.distance(to: us, country: "US", postalCode: "10001") == 5_000, "a zone without this location's distance falls back")
+        #expect(rules.distance(to: de, country: "US", postalCode: "10001") == 9_000)
+        #expect(rules.distance(to: us, country: nil, postalCode: nil) == 20_000)
+    }
+}
