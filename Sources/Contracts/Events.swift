@@ -471,6 +471,44 @@ extension CustomerVelocity: ContractEvent {
     public var event: Event { .customerVelocity(self) }
 }
 
+/// An order held for review, kept by payment (its changelog) until an operator releases or cancels it.
+public struct HeldOrder: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// Order total.
+    public var amount: Money
+    /// Why it is held.
+    public var reasons: [Reason]
+    /// When the hold was decided.
+    public var heldAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        amount: Money,
+        reasons: [Reason],
+        heldAt: Date
+    ) {
+        self.orderId = orderId
+        self.amount = amount
+        self.reasons = reasons
+        self.heldAt = heldAt
+    }
+}
+
+extension HeldOrder: ContractEvent {
+    /// `oms.payment.hold.v1`.
+    public static let eventType = EventType(name: "oms.payment.hold", version: 1)
+    /// Records of this event go to `oms.payments.holds`.
+    public static let topic = "oms.payments.holds"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .heldOrder(self) }
+}
+
 /// Reserve stock for an order line at a location; succeeds only if available covers it.
 public struct ReserveInventory: Sendable, Hashable, Codable {
     /// Order.
@@ -2108,6 +2146,8 @@ public enum Event: Sendable, Hashable {
     case paymentScreening(PaymentScreening)
     /// `oms.payment.velocity.v1` on `oms.payments.velocity`.
     case customerVelocity(CustomerVelocity)
+    /// `oms.payment.hold.v1` on `oms.payments.holds`.
+    case heldOrder(HeldOrder)
     /// `oms.inventory.reserve.v1` on `oms.inventory.commands`.
     case reserveInventory(ReserveInventory)
     /// `oms.inventory.release.v1` on `oms.inventory.commands`.
@@ -2190,6 +2230,7 @@ public enum Event: Sendable, Hashable {
         case .paymentReleased(let value): return value
         case .paymentScreening(let value): return value
         case .customerVelocity(let value): return value
+        case .heldOrder(let value): return value
         case .reserveInventory(let value): return value
         case .releaseInventory(let value): return value
         case .commitInventory(let value): return value
@@ -2243,6 +2284,7 @@ public enum EventRegistry {
             PaymentReleased.self,
             PaymentScreening.self,
             CustomerVelocity.self,
+            HeldOrder.self,
             ReserveInventory.self,
             ReleaseInventory.self,
             CommitInventory.self,

@@ -142,7 +142,7 @@ public enum TopicCatalog {
             name: "oms.inventory.results", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["inventory"], readers: ["allocation"]),
         TopicSpec(
-            name: "oms.inventory.levels", key: "sku", cleanupPolicy: .compact, coPartitionGroup: inventory,
+            name: "oms.inventory.levels", key: "sku[/orderId/lineId/location]", cleanupPolicy: .compact, coPartitionGroup: inventory,
             writers: ["inventory"], readers: ["inventory", "allocation", "gateway"]),
         TopicSpec(
             name: "oms.allocation.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,

@@ -102,6 +102,9 @@ private final class RunnerSession<S: Stage> {
     var states: [Int32: KeyedState] = [:]
     var keys: [Int32: IdempotencyKeys] = [:]
     var transaction = OpenTransaction()
+    /// At least once: a delivery failed after part of a batch may have been written;
+    /// memory and changelog may disagree, so the worker must restart.
+    var fatalDelivery: KafkaError?
     var lastSweep = ContinuousClock.now
     /// The committed offset of each owned input partition, for the lag gauges.
     var committed: [KafkaTopicPartition: Int64] = [:]
@@ -418,13 +421,7 @@ private final class RunnerSession<S: Stage> {
                     }
                     try await producer.commitTransaction()
                 } else {
-                    // Outputs, state and dead letters first; the keys that mark their inputs
-                    // done only once those are acknowledged; then the offsets.
-                    try await producer.flush()
-                    for record in transaction.deferred { try await producer.enqueue(record) }
-                    transaction.deferred.removeAll()
-                    try await producer.flush()
-                    try await consumer.commit(offsets)
+                    try await commitAtLeastOnce(offsets)
                 }
             }
             switch result {
@@ -437,7 +434,7 @@ private final class RunnerSession<S: Stage> {
                 transaction = OpenTransaction()
                 metrics.commitLatency.recordInterval(since: start)
                 return true
-            case .failure(let error) where error.isRetriable && !error.txnRequiresAbort && !error.isFatal && attempt < 5:
+            case .failure(let error) where error.isRetriable && !error.txnRequiresAbort && !error.isFatal && fatalDelivery == nil && attempt < 5:
                 logger.warning("commit failed, retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
                 try await Task.sleep(for: settings.retryBackoff * (1 << attempt))
             case .failure(let error):
@@ -447,9 +444,40 @@ private final class RunnerSession<S: Stage> {
         }
     }
 
+    /// At least once: outputs, state and dead letters first; the keys that mark their
+    /// inputs done only once those are acknowledged; then the offsets.
+    ///
+    /// Once records are out, the changelog holds the new state, so memory must too:
+    /// a rewind to the old state would apply the replayed inputs a second time (a
+    /// reservation counted twice). So a failed delivery stops the worker (its successor
+    /// restores from the changelog), and a failed offset commit after the keys are
+    /// written only means replays, which the keys skip.
+    private func commitAtLeastOnce(_ offsets: [KafkaTopicPartitionOffset]) async throws(KafkaError) {
+        let delivered = await kafkaResult { () async throws(KafkaError) in
+            try await producer.flush()
+            for record in transaction.deferred { try await producer.enqueue(record) }
+            try await producer.flush()
+        }
+        if case .failure(let error) = delivered {
+            fatalDelivery = error
+            throw error
+        }
+        transaction.deferred.removeAll()
+        for partition in transaction.touched {
+            states[partition]?.commit()
+            keys[partition]?.commit()
+        }
+        if case .failure(let error) = await kafkaResult({ () async throws(KafkaError) in try await consumer.commit(offsets) }) {
+            logger.warning("offset commit failed; the batch's inputs will be read again and skipped as duplicates", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// Aborts the open transaction, drops uncommitted state and seeks every owned
     /// partition back to its committed offset; throws if the error is fatal.
     private func recover(from error: KafkaError, during operation: String) async throws {
+        if let delivery = fatalDelivery {
+            throw WorkerFailure(message: "at least once: records of a batch may be out but not all were acknowledged (\(delivery)); restarting so that state is restored from the changelog")
+        }
         if error.isFatal || producer.fatalError != nil {
             let cause = producer.fatalError ?? error
             throw WorkerFailure(message: "fatal Kafka error during \(operation): \(cause) (fenced by a newer instance with the same worker.instance.id, or the producer is broken)")

@@ -118,11 +118,17 @@ public enum AllocationMachine {
         case .paymentReleased(let decision):
             return approve(current, orderId: decision.orderId, rules: rules, now: now, snapshot: snapshot)
 
-        case .paymentDeclined:
+        case .paymentDeclined(let decision):
             // A declined order never allocates; a held one that is cancelled ends here too.
-            guard let state = current, state.status == .awaitingPayment || state.status == .awaitingOrder else {
-                return Step(state: current, outputs: [])
+            guard let state = current else {
+                // Declined before the order was read: remember, or the order would wait forever.
+                return Step(
+                    state: AllocationState(
+                        orderId: decision.orderId, status: .cancelled, attempt: 0, lines: [], planned: [], reserved: [], observed: [],
+                        backordered: [], updatedAt: now),
+                    outputs: [])
             }
+            guard state.status == .awaitingPayment || state.status == .awaitingOrder else { return Step(state: current, outputs: []) }
             return Step(state: nil, outputs: [])
 
         case .cancelOrder(let command):

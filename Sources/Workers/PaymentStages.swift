@@ -13,7 +13,7 @@ public struct PaymentStage: Stage {
     /// Placed orders, operator commands, and the decisions (to learn which orders are held).
     public let inputTopics = [OrderPlaced.topic, CancelOrder.topic, PaymentHeld.topic]
     /// Held orders, keyed by order id.
-    public let changelogTopic: String? = "oms.payments.holds"
+    public let changelogTopic: String? = HeldOrder.topic
     /// The rules.
     public let rules: PaymentRules
 
@@ -27,10 +27,11 @@ public struct PaymentStage: Stage {
         switch input.event {
         case .orderPlaced(let order):
             return .emit(Self.screen(order, rules: rules).event)
-        case .paymentHeld(let held):
+        case .paymentHeld(let decision):
+            let held = HeldOrder(orderId: decision.orderId, amount: decision.amount, reasons: decision.reasons, heldAt: decision.decidedAt)
             return StageOutcome(stateChanges: [.put(held.event)])
         case .releaseHold(let command):
-            guard case .paymentHeld(let held) = state.value(command.orderId) else {
+            guard case .heldOrder(let held) = state.value(command.orderId) else {
                 throw .rejected("order \(command.orderId) is not held for review, so there is nothing to release")
             }
             let released = PaymentReleased(
@@ -39,7 +40,7 @@ public struct PaymentStage: Stage {
             return StageOutcome(outputs: [StageOutput(released.event)], stateChanges: [.delete(key: command.orderId)])
         case .cancelOrder(let command):
             // Only a held order is payment's to cancel; allocation and shipping handle the rest.
-            guard case .paymentHeld(let held) = state.value(command.orderId) else { return .none }
+            guard case .heldOrder(let held) = state.value(command.orderId) else { return .none }
             let declined = PaymentDeclined(
                 orderId: held.orderId, amount: held.amount,
                 reasons: held.reasons + [Reason(code: "cancelled_in_review", message: "cancelled by \(command.requestedBy): \(command.reason.message)")],

@@ -7,7 +7,7 @@ import Yams
 @Suite struct TopicCatalogTests {
     @Test func catalogCoversTheDesignTopics() {
         let names = TopicCatalog.topics.map(\.name)
-        #expect(names.count == 24)
+        #expect(names.count == 27)
         #expect(Set(names).count == names.count)
         #expect(names.allSatisfy { $0.hasPrefix("oms.") })
         for spec in TopicCatalog.topics {
@@ -29,7 +29,7 @@ import Yams
         let compacted = Set(TopicCatalog.topics.filter { $0.cleanupPolicy == .compact }.map(\.name))
         #expect(compacted == [
             "oms.catalog.products", "oms.inventory.levels", "oms.allocation.state", "oms.shipments.index",
-            "oms.orders.state", "oms.reports", "oms.idempotency",
+            "oms.orders.state", "oms.reports", "oms.idempotency", "oms.payments.holds", "oms.payments.velocity",
         ])
     }
 

@@ -89,15 +89,27 @@ struct PipelineTests {
         try await Self.race(orders: 5_000, kill: false)
     }
 
-    @Test("no oversell while worker processes are killed with -9 and restarted")
+    /// At least once on the embedded broker, because noida-db cannot carry this run
+    /// exactly once: after a transaction of a producer id is aborted, its read_committed
+    /// fetches from a later offset drop that producer id's committed batches too (a
+    /// consumer not reading from the start stalls; reproduced with kafka-python, so the
+    /// broker's aborted-transaction list is at fault). Killed workers abort
+    /// transactions, so the downstream stage would stall. Here replays happen instead,
+    /// and reserve/release must stay idempotent per order, line and location.
+    @Test("no oversell while worker processes are killed with -9 and restarted (at least once, embedded broker)")
     func noOversellUnderKills() async throws {
-        try await Self.race(orders: 5_000, kill: true)
+        let broker = try EmbeddedBrokerProcess.start(topics: [])
+        defer { broker.stop() }
+        try await Self.race(orders: 5_000, kill: true, cluster: TestCluster(bootstrapServers: broker.bootstrap, embedded: nil))
     }
 
     /// Stock on 40 SKUs × 3 locations (0–30 units, some safety stock), orders of 1–2
     /// lines for 1–2 units, all placed and approved at once; then the invariants.
-    static func race(orders count: Int, kill: Bool) async throws {
-        let scenario = try await PipelineScenario.make(rules: """
+    /// Exactly once on noida-db (or `KAFKA_BROKERS`) unless a cluster is given, which
+    /// runs at least once with dynamic membership (its sessions expire).
+    static func race(orders count: Int, kill: Bool, cluster: TestCluster? = nil) async throws {
+        let mode: DeliveryMode = cluster == nil ? .exactlyOnce : .atLeastOnce
+        let scenario = try await PipelineScenario.make(cluster: cluster, rules: """
             sourcing: {maxShipments: 2, maxReplans: 2, backorderPolicy: backorder}
             locations:
               - {id: A, type: warehouse, country: US}
@@ -112,9 +124,13 @@ struct PipelineTests {
                 stock.append(AdjustInventory(sku: sku, location: location, mode: .absolute, quantity: onHand, source: "test", sourceSequence: 1, safetyStock: slot == 2 ? 2 : 0).event)
             }
         }
-        let overrides = ["RULES_FILE": scenario.rulesFile, "WORKER_BATCH_SIZE": "500", "LOG_LEVEL": "notice"]
-        let inventory = WorkerFleet(fixture: scenario.fixture, stage: "inventory-\(scenario.run)", mode: .exactlyOnce, arguments: ["worker", "inventory"], overrides: overrides)
-        let allocation = WorkerFleet(fixture: scenario.fixture, stage: "allocation-\(scenario.run)", mode: .exactlyOnce, arguments: ["worker", "allocation"], overrides: overrides)
+        let overrides = ["RULES_FILE": scenario.rulesFile, "WORKER_BATCH_SIZE": "500", "LOG_LEVEL": ProcessInfo.processInfo.environment["TEST_WORKER_LOG_LEVEL"] ?? "notice"]
+        let inventory = WorkerFleet(
+            fixture: scenario.fixture, stage: "inventory-\(scenario.run)", mode: mode, staticMembership: mode == .exactlyOnce,
+            arguments: ["worker", "inventory"], overrides: overrides)
+        let allocation = WorkerFleet(
+            fixture: scenario.fixture, stage: "allocation-\(scenario.run)", mode: mode, staticMembership: mode == .exactlyOnce,
+            arguments: ["worker", "allocation"], overrides: overrides)
         defer {
             inventory.stopAll()
             allocation.stopAll()
@@ -169,7 +185,8 @@ struct PipelineTests {
             guard let key = record.key, key.hasPrefix(scenario.run) else { continue }
             switch record.event {
             case .inventoryLevel(let level)?:
-                for stock in level.locations where stock.reserved > stock.onHand - stock.safetyStock || stock.reserved < 0 {
+                // Safety stock above on hand (a count came in low) promises nothing, which is fine.
+                for stock in level.locations where stock.reserved > max(0, stock.onHand - stock.safetyStock) || stock.reserved < 0 {
                     violations.append("\(level.sku)@\(stock.location): reserved \(stock.reserved), on hand \(stock.onHand), safety \(stock.safetyStock)")
                 }
                 levels[level.sku] = level
@@ -188,8 +205,13 @@ struct PipelineTests {
         #expect(states.count == ids.count)
         let stuck = states.values.filter { ![.allocated, .partiallyAllocated, .backordered].contains($0.status) || !$0.planned.isEmpty }
         #expect(stuck.isEmpty, "stuck: \(stuck.prefix(3).map { "\($0.orderId) \($0.status)" })")
+        // At least once may repeat a record, but under the same ce_id: one decision for
+        // readers that dedupe, as DESIGN.md §4 asks of them.
         let decisions = try await scenario.events(OrderAllocated.topic).filter { ids.contains($0.event.payload.subject) }
-        #expect(decisions.count == ids.count, "one decision per order")
+        var decisionIds: [String: Set<String>] = [:]
+        for decision in decisions { decisionIds[decision.subject, default: []].insert(decision.id) }
+        #expect(decisionIds.count == ids.count && decisionIds.values.allSatisfy { $0.count == 1 }, "one decision per order")
+        if mode == .exactlyOnce { #expect(decisions.count == ids.count, "and no repeated record") }
         for order in orders {
             guard let state = states[order.orderId] else { continue }
             for line in order.lines {
@@ -222,9 +244,11 @@ struct PipelineScenario {
     let rules: BusinessRules
     let rulesFile: String
 
-    static func make(rules text: String) async throws -> PipelineScenario {
-        let cluster = try TestCluster.make(.full)
-        try await cluster.ensureTopics(TopicCatalog.topics.map(\.name))
+    /// On `cluster` (whose topics exist), or on noida-db / `KAFKA_BROKERS` with the
+    /// catalog's topics created.
+    static func make(cluster given: TestCluster? = nil, rules text: String) async throws -> PipelineScenario {
+        let cluster = try given ?? TestCluster.make(.full)
+        if given == nil { try await cluster.ensureTopics(TopicCatalog.topics.map(\.name)) }
         let run = TestCluster.uniqueName("t")
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("rules-\(run).yaml").path
         try text.write(toFile: file, atomically: true, encoding: .utf8)

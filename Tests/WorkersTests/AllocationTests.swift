@@ -440,8 +440,19 @@ private typealias F = PipelineFixtures
         #expect(result.stateRecords.first?.envelope == nil)
         #expect(driver.value(orderId) == nil)
 
-        let never = driver.handle(F.envelope("e-3", declined), offset: 2, now: F.now)
-        #expect(never.stateRecords.isEmpty, "nothing to delete for an unknown order")
+    }
+
+    @Test func declineBeforeTheOrderIsRememberedSoTheOrderNeverWaits() {
+        var driver = driver()
+        let early = driver.handle(F.envelope("e-1", declined), now: F.now)
+        #expect(early.stateRecords.count == 1)
+        guard case .allocationState(let state)? = driver.value(orderId) else {
+            Issue.record("no state kept for the declined order")
+            return
+        }
+        #expect(state.status == .cancelled)
+        let late = driver.handle(F.envelope("e-2", placed.event), offset: 1, now: F.now)
+        #expect(late.outputs.isEmpty && late.stateRecords.isEmpty, "the order read after its decline is ignored")
     }
 
     @Test func stageIgnoresHoldsAndOperatorCommandsAndRejectsOthers() {

@@ -340,7 +340,8 @@ private typealias F = PipelineFixtures
         let recorded = driver.handle(F.envelope("d-1", held().event), now: F.now)
         #expect(recorded.outputs.isEmpty)
         #expect(recorded.stateRecords.map(\.key) == [orderId])
-        #expect(driver.value(orderId) == held().event)
+        let decision = held()
+        #expect(driver.value(orderId) == HeldOrder(orderId: orderId, amount: decision.amount, reasons: decision.reasons, heldAt: decision.decidedAt).event)
 
         let released = driver.handle(F.envelope("c-1", release().event), offset: 1, now: F.now)
         #expect(released.kind == .processed)

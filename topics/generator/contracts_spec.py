@@ -355,6 +355,11 @@ EV("CustomerVelocity", "oms.payment.velocity", 1, "oms.payments.velocity", "cust
     ("recent", "[VelocityEntry]", "Orders inside the window, oldest first."),
     ("updatedAt", "Date", "Last change."),
 ])
+EV("HeldOrder", "oms.payment.hold", 1, "oms.payments.holds", ORDER_KEY, ORDER_KEY,
+   "An order held for review, kept by payment (its changelog) until an operator releases or cancels it.", [
+    ("orderId", "String", "Order."), ("amount", "Money", "Order total."),
+    ("reasons", "[Reason]", "Why it is held."), ("heldAt", "Date", "When the hold was decided."),
+])
 INV = "oms.inventory.commands"
 EV("ReserveInventory", "oms.inventory.reserve", 1, INV, "sku", ORDER_KEY,
    "Reserve stock for an order line at a location; succeeds only if available covers it.", [
@@ -598,7 +603,7 @@ TOPICS = [
     ("oms.payments.holds", "orderId", "compact", None, "order", ["payment"], ["payment"]),
     ("oms.inventory.commands", "sku", "delete", None, "inventory", ["allocation", "shipping", "returns", "ops"], ["inventory"]),
     ("oms.inventory.results", "orderId", "delete", None, "order", ["inventory"], ["allocation"]),
-    ("oms.inventory.levels", "sku", "compact", None, "inventory", ["inventory"], ["inventory", "allocation", "gateway"]),
+    ("oms.inventory.levels", "sku[/orderId/lineId/location]", "compact", None, "inventory", ["inventory"], ["inventory", "allocation", "gateway"]),
     ("oms.allocation.state", "orderId", "compact", None, "order", ["allocation"], ["allocation"]),
     ("oms.orders.allocated", "orderId", "delete", None, "order", ["allocation"], ["shipping", "view"]),
     ("oms.orders.commands", "orderId", "delete", None, "order", ["gateway", "ops"], ["payment", "allocation", "shipping"]),
