@@ -22,6 +22,7 @@ struct OMS: AsyncParsableCommand {
             StockCommand.self,
             BenchCommand.self,
             StageBenchCommand.self,
+            PipelineBenchCommand.self,
             VersionCommand.self,
         ]
     )

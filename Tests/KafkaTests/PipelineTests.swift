@@ -244,11 +244,19 @@ struct PipelineScenario {
     let rules: BusinessRules
     let rulesFile: String
 
+    /// Every topic the order-to-allocation stages read or write.
+    static let topics = [
+        CatalogProduct.topic, InboundChannelOrder.topic, OrderPlaced.topic, OrderRejected.topic, PaymentApproved.topic,
+        PaymentScreening.topic, CustomerVelocity.topic, HeldOrder.topic, ReserveInventory.topic, InventoryResult.topic,
+        InventoryLevel.topic, AllocationState.topic, OrderAllocated.topic, CancelOrder.topic, VoidPayment.topic,
+        TopicCatalog.idempotencyTopic, TopicCatalog.deadLetterTopic,
+    ]
+
     /// On `cluster` (whose topics exist), or on noida-db / `KAFKA_BROKERS` with the
     /// catalog's topics created.
     static func make(cluster given: TestCluster? = nil, rules text: String) async throws -> PipelineScenario {
         let cluster = try given ?? TestCluster.make(.full)
-        if given == nil { try await cluster.ensureTopics(TopicCatalog.topics.map(\.name)) }
+        if given == nil { try await cluster.ensureTopics(topics) }
         let run = TestCluster.uniqueName("t")
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("rules-\(run).yaml").path
         try text.write(toFile: file, atomically: true, encoding: .utf8)
