@@ -18,9 +18,20 @@ public enum RulesFile {
         } catch {
             throw ConfigurationError(key: key, reason: "cannot read \(path): \(error.localizedDescription)")
         }
+        // A file with no document (empty, or only comments) is the empty mapping: every default.
+        var document = text
+        do {
+            if try Yams.load(yaml: text) == nil { document = "{}" }
+        } catch {
+            // Not YAML: the decoder below reports where.
+        }
+        let unknown = unknownKeys(in: document)
+        guard unknown.isEmpty else {
+            throw ConfigurationError(key: key, reason: "\(path): unknown key(s) \(unknown.joined(separator: ", ")) (a typo would silently take the default)")
+        }
         let rules: BusinessRules
         do {
-            rules = try YAMLDecoder().decode(BusinessRules.self, from: text)
+            rules = try YAMLDecoder().decode(BusinessRules.self, from: document)
         } catch let error as DecodingError {
             throw ConfigurationError(key: key, reason: "\(path): \(describe(error))")
         } catch {
@@ -33,7 +44,42 @@ public enum RulesFile {
         return rules
     }
 
-    /// `locations[2].type: 'depot' is not a valid value` rather than Swift's dump.
+    /// The keys each mapping of the file may have, by path pattern (`[]` for any index).
+    static let knownKeys: [String: Set<String>] = [
+        "": ["intake", "payment", "sourcing", "locations", "zones"],
+        "intake": ["currencies"],
+        "payment": ["holdAboveMinorUnits", "velocity", "holdOnCountryMismatch", "riskyPostcodes"],
+        "payment.velocity": ["maxOrders", "windowSeconds"],
+        "payment.riskyPostcodes[]": ["country", "prefix"],
+        "sourcing": ["maxShipments", "maxReplans", "backorderPolicy"],
+        "locations[]": ["id", "type", "country", "latitude", "longitude"],
+        "zones[]": ["country", "postalPrefix", "distances", "latitude", "longitude"],
+    ]
+
+    /// Keys the rules do not have, with their paths; unparseable YAML is left to the decoder.
+    static func unknownKeys(in text: String) -> [String] {
+        guard let document = try? Yams.load(yaml: text) else { return [] }
+        var unknown: [String] = []
+        func visit(_ node: Any, pattern: String, path: String) {
+            if let mapping = node as? [String: Any] {
+                guard let known = knownKeys[pattern] else { return }  // free-form maps (distances, thresholds)
+                for (name, value) in mapping.sorted(by: { $0.key < $1.key }) {
+                    let child = path.isEmpty ? name : "\(path).\(name)"
+                    if known.contains(name) {
+                        visit(value, pattern: pattern.isEmpty ? name : "\(pattern).\(name)", path: child)
+                    } else {
+                        unknown.append(child)
+                    }
+                }
+            } else if let list = node as? [Any] {
+                for (index, item) in list.enumerated() { visit(item, pattern: "\(pattern)[]", path: "\(path)[\(index)]") }
+            }
+        }
+        visit(document, pattern: "", path: "")
+        return unknown
+    }
+
+    /// `locations[2].type: …` with the key path, rather than Swift's dump of the error.
     static func describe(_ error: DecodingError) -> String {
         func path(_ codingPath: [any CodingKey]) -> String {
             var text = ""

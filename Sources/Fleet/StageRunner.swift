@@ -212,8 +212,11 @@ private final class RunnerSession<S: Stage> {
                 lastLagReport = clock.now
                 reportLag()
             }
+            // An open transaction must not wait a whole poll timeout past its commit time:
+            // downstream sees nothing of it until it commits.
+            let wait = transaction.isOpen ? max(.zero, settings.commitInterval - (clock.now - transaction.started)) : .milliseconds(100)
             let events: [KafkaConsumerEvent]
-            switch await kafkaResult({ () async throws(KafkaError) in try await consumer.poll() }) {
+            switch await kafkaResult({ () async throws(KafkaError) in try await consumer.poll(timeout: wait) }) {
             case .success(let value): events = value
             case .failure(let error): throw WorkerFailure(message: "consumer failed: \(error)")
             }

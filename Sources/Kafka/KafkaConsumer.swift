@@ -217,9 +217,15 @@ public final class KafkaConsumer: Sendable {
     /// ``KafkaConsumerConfiguration/pollTimeout``, so a caller that must act on a timer
     /// (commit an open transaction) gets control back; ``events()`` hides empty calls.
     public func poll() async throws(KafkaError) -> [KafkaConsumerEvent] {
+        try await poll(timeout: pollTimeout)
+    }
+
+    /// ``poll()`` waiting at most `timeout` for the first record, for a caller with a
+    /// deadline of its own (a transaction due to commit).
+    public func poll(timeout wait: Duration) async throws(KafkaError) -> [KafkaConsumerEvent] {
         let client = client
         let maxBatchSize = maxBatchSize
-        let timeout = pollTimeout.timeoutMilliseconds
+        let timeout = min(wait, pollTimeout).timeoutMilliseconds
         let rebalance = rebalance
         let logger = logger
         return try await onPollQueue { [self] () throws(KafkaError) in

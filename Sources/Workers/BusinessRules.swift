@@ -105,11 +105,14 @@ public struct BusinessRules: Sendable, Hashable, Codable {
     }
 
     private func zone(country: String, postalCode: String?) -> Zone? {
-        let postal = (postalCode ?? "").uppercased().filter { !$0.isWhitespace }
+        let postal = Self.normalized(postalCode)
         return zones
-            .filter { $0.country == country && postal.hasPrefix(($0.postalPrefix ?? "").uppercased()) }
-            .max { ($0.postalPrefix ?? "").count < ($1.postalPrefix ?? "").count }
+            .filter { $0.country == country && postal.hasPrefix(Self.normalized($0.postalPrefix)) }
+            .max { Self.normalized($0.postalPrefix).count < Self.normalized($1.postalPrefix).count }
     }
+
+    /// A postal code or prefix as compared: uppercased, without spaces.
+    static func normalized(_ postal: String?) -> String { (postal ?? "").uppercased().filter { !$0.isWhitespace } }
 
     private static func greatCircleKm(_ lat1: Double, _ lon1: Double, _ lat2: Double, _ lon2: Double) -> Double {
         let radians = Double.pi / 180

@@ -14,7 +14,7 @@ public enum DataImport {
         public var description: String { line > 0 ? "line \(line): \(reason)" : reason }
     }
 
-    /// Catalog CSV columns; the first four are required.
+    /// Catalog CSV columns; `sku`, `title` and `weight_grams` are required.
     public static let catalogColumns = [
         "sku", "title", "weight_grams", "length_mm", "width_mm", "height_mm", "launch_date", "blocked_countries", "hazmat",
         "prices", "sellable", "ship_from_store", "drop_ship_supplier",
@@ -64,8 +64,8 @@ public enum DataImport {
                 }
             }
             var prices: [RegionPrice] = []
-            for entry in field("prices").split(separator: "|") {
-                let parts = entry.split(separator: "=", maxSplits: 1)
+            for entry in field("prices").split(separator: "|").map({ $0.trimmingCharacters(in: .whitespaces) }) where !entry.isEmpty {
+                let parts = entry.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
                 let amount = parts.count == 2 ? parts[1].split(separator: " ") : []
                 guard parts.count == 2, amount.count == 2 else {
                     throw Failure(line: row.line, reason: "prices entry '\(entry)' is not REGION=CUR AMOUNT")
@@ -119,11 +119,16 @@ public enum DataImport {
     /// `{"sku","location","onHand","safetyStock"}`.
     public static func stock(_ data: Data, json: Bool) throws(Failure) -> [StockCount] {
         if json {
+            let counts: [StockCount]
             do {
-                return try EventCodec.decode([StockCount].self, from: Array(data))
+                counts = try EventCodec.decode([StockCount].self, from: Array(data))
             } catch {
                 throw Failure(line: 0, reason: "not a JSON array of stock counts: \(error.description)")
             }
+            for (index, count) in counts.enumerated() where count.onHand < 0 || (count.safetyStock ?? 0) < 0 || count.sku.isEmpty || count.location.isEmpty {
+                throw Failure(line: 0, reason: "entry \(index): sku and location must not be empty, onHand and safetyStock not negative")
+            }
+            return counts
         }
         var counts: [StockCount] = []
         for row in try rows(data, required: ["sku", "location", "on_hand"]) {

@@ -20,6 +20,7 @@ struct OMS: AsyncParsableCommand {
             DeadLetterCommand.self,
             CatalogCommand.self,
             StockCommand.self,
+            OrdersCommand.self,
             BenchCommand.self,
             StageBenchCommand.self,
             PipelineBenchCommand.self,

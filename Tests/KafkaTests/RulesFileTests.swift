@@ -1,0 +1,57 @@
+import Contracts
+import Fleet
+import Foundation
+import Testing
+import Workers
+
+/// The business rules file as a worker reads it at start-up (pure, no broker): the
+/// shipped config/rules.yaml loads, and every kind of mistake names the file and key.
+@Suite("rules file")
+struct RulesFileTests {
+    func load(_ text: String) throws(ConfigurationError) -> BusinessRules {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("rules-\(UUID().uuidString).yaml").path
+        try? text.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        return try RulesFile.load(path: file)
+    }
+
+    @Test("the shipped config/rules.yaml loads and is valid")
+    func shippedFile() throws {
+        let rules = try RulesFile.load(path: NoidaServer.repositoryRoot.appendingPathComponent(RulesFile.defaultPath).path)
+        #expect(rules.locations.count >= 3)
+        #expect(Set(rules.locations.map(\.type)) == Set(LocationType.allCases))
+        #expect(rules.payment.velocity != nil)
+    }
+
+    @Test("an empty file takes every default")
+    func defaults() throws {
+        #expect(try load("{}") == BusinessRules())
+        #expect(try load("") == BusinessRules())
+        #expect(try load("# only a comment\n") == BusinessRules())
+    }
+
+    @Test("a mistake names the key path", arguments: [
+        ("sourcing: {maxShipments: lots}", "sourcing.maxShipments: expected Int"),
+        ("locations: [{id: A, type: depot, country: US}]", "locations[0].type"),
+        ("locations: [{id: A, country: US}]", "locations[0].type: required key is missing"),
+        ("locations: [{id: A, type: store, country: USA}]", "locations[0].country"),
+        ("sourcing: {maxShipments: 0}", "sourcing.maxShipments: must be at least 1"),
+        ("zones: [{country: US, distances: {NOPE: 1}}]", "zones[0].distances.NOPE: no such location"),
+        ("payment: {velocity: {maxOrders: 0, windowSeconds: 60}}", "payment.velocity.maxOrders: must be at least 1"),
+        ("sourcing: {maxShipment: 3}", "unknown key(s) sourcing.maxShipment"),
+        ("locations: [{id: A, type: store, country: US, lat: 1}]", "unknown key(s) locations[0].lat"),
+    ])
+    func mistakes(text: String, expected: String) {
+        #expect {
+            _ = try load(text)
+        } throws: { error in
+            let message = "\(error)"
+            return message.hasPrefix("configuration key rules.file (RULES_FILE): ") && message.contains(expected)
+        }
+    }
+
+    @Test("a missing file says so")
+    func missingFile() {
+        #expect(throws: ConfigurationError.self) { try RulesFile.load(path: "/nonexistent/rules.yaml") }
+    }
+}
