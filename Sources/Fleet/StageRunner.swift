@@ -117,8 +117,11 @@ private final class RunnerSession<S: Stage> {
         var records = 0
         var offsets: [KafkaTopicPartition: Int64] = [:]
         var touched = Set<Int32>()
-        /// At least once: idempotency records, written only once the outputs they vouch
-        /// for are acknowledged (a key without its outputs would skip a replay and lose them).
+        /// At least once: changelog records, written only once the outputs are
+        /// acknowledged (state without its outputs would make a replay emit nothing).
+        var deferredState: [KafkaProducerMessage] = []
+        /// At least once: idempotency records, written only once the outputs and state they
+        /// vouch for are acknowledged (a key without them would skip a replay and lose them).
         var deferred: [KafkaProducerMessage] = []
     }
 
@@ -270,8 +273,10 @@ private final class RunnerSession<S: Stage> {
             }
             var records = try await process(message, now: now)
             if !transactional {
+                let changelog = stage.changelogTopic
+                transaction.deferredState += records.filter { $0.topic == changelog }
                 transaction.deferred += records.filter { $0.topic == TopicCatalog.idempotencyTopic && $0.value != nil }
-                records.removeAll { $0.topic == TopicCatalog.idempotencyTopic && $0.value != nil }
+                records.removeAll { $0.topic == changelog || ($0.topic == TopicCatalog.idempotencyTopic && $0.value != nil) }
             }
             var failure: KafkaError?
             for record in records {
@@ -447,8 +452,10 @@ private final class RunnerSession<S: Stage> {
         }
     }
 
-    /// At least once: outputs, state and dead letters first; the keys that mark their
-    /// inputs done only once those are acknowledged; then the offsets.
+    /// At least once: outputs and dead letters first, then the state (a crash between
+    /// replays inputs against the old state, which emits the same outputs again, with
+    /// the same ids); the keys that mark the inputs done only once both are
+    /// acknowledged; then the offsets.
     ///
     /// Once records are out, the changelog holds the new state, so memory must too:
     /// a rewind to the old state would apply the replayed inputs a second time (a
@@ -458,6 +465,8 @@ private final class RunnerSession<S: Stage> {
     private func commitAtLeastOnce(_ offsets: [KafkaTopicPartitionOffset]) async throws(KafkaError) {
         let delivered = await kafkaResult { () async throws(KafkaError) in
             try await producer.flush()
+            for record in transaction.deferredState { try await producer.enqueue(record) }
+            try await producer.flush()
             for record in transaction.deferred { try await producer.enqueue(record) }
             try await producer.flush()
         }
@@ -465,6 +474,7 @@ private final class RunnerSession<S: Stage> {
             fatalDelivery = error
             throw error
         }
+        transaction.deferredState.removeAll()
         transaction.deferred.removeAll()
         for partition in transaction.touched {
             states[partition]?.commit()

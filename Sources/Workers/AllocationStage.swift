@@ -129,7 +129,7 @@ public enum AllocationMachine {
                     outputs: [])
             }
             guard state.status == .awaitingPayment || state.status == .awaitingOrder else { return Step(state: current, outputs: []) }
-            return Step(state: nil, outputs: [])
+            return Step(state: nil, outputs: state.reserved.map { release($0, orderId: state.orderId, reason: "payment declined", now: now) })
 
         case .cancelOrder(let command):
             guard var state = current else {
@@ -151,6 +151,15 @@ public enum AllocationMachine {
             guard var state = current else { return Step(state: nil, outputs: []) }
             guard result.outcome == .reserved || result.outcome == .refused else { return Step(state: current, outputs: []) }
             let isPlanned = state.planned.firstIndex { $0.lineId == result.lineId && $0.location == result.location && $0.sku == result.sku }
+            if result.outcome == .reserved, state.status == .awaitingPayment || state.status == .awaitingOrder,
+                !state.reserved.contains(where: { $0.lineId == result.lineId && $0.location == result.location })
+            {
+                // A reservation for a plan this state has not seen: at least once, a
+                // restarted worker replays inputs from before its plan while the answers
+                // to that plan are already in. Count it, so the replayed plan builds on it.
+                state.reserved.append(LineAllocation(lineId: result.lineId, sku: result.sku, location: result.location, quantity: result.quantity))
+                return Step(state: state, outputs: [])
+            }
             guard state.status == .reserving, let index = isPlanned else {
                 // Late or repeated: a reservation nobody waits for any more is given back,
                 // unless the order counts it (a repeated answer to a kept reservation).

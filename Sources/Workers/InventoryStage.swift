@@ -19,6 +19,18 @@ public struct InventoryStage: Stage {
     /// Creates the stage.
     public init() {}
 
+    /// The event id plus what the command asks for: at least once, a stage that replays an
+    /// input against older state may send a different command under an id it used before,
+    /// which must not be skipped as a duplicate. A true duplicate has the same content.
+    public func idempotencyKey(for input: Envelope) -> String {
+        switch input.event {
+        case .reserveInventory(let c): "\(input.id)/reserve/\(c.lineId)/\(c.location)/\(c.quantity)"
+        case .releaseInventory(let c): "\(input.id)/release/\(c.lineId)/\(c.location)/\(c.quantity)"
+        case .commitInventory(let c): "\(input.id)/commit/\(c.lineId)/\(c.location)/\(c.quantity)"
+        default: input.id
+        }
+    }
+
     /// Applies one command.
     public func process(_ input: StageInput, state: StageState) throws(StageFailure) -> StageOutcome {
         let sku: String

@@ -324,6 +324,25 @@ private typealias F = PipelineFixtures
         #expect(late.state == reserving)
     }
 
+    @Test func anAnswerReadBeforeTheReplayedPlanIsCountedNotReleased() throws {
+        // At least once: a restarted worker's restored state predates its plan, and the
+        // answer to that plan is read before the replayed approval.
+        let a = alloc("1", "SKU-A", "WH-1", 2)
+        let (early, outputs) = run([placed.event, reserved(a)], snapshot: stocked)
+        let state = try #require(early)
+        #expect(state.status == .awaitingPayment)
+        #expect(state.reserved == [a])
+        #expect(outputs.last == [], "nothing released")
+        let (planned, more) = run([approved], from: state, snapshot: stocked)
+        let commands = (more.last ?? []).compactMap { if case .reserveInventory(let c) = $0 { c } else { nil } }
+        #expect(commands.map(\.lineId) == ["2"], "only the line not yet held is asked for")
+        #expect(planned?.status == .reserving)
+        #expect(planned?.reserved == [a])
+        let declined = run([declined], from: state, snapshot: stocked)
+        #expect(declined.state == nil)
+        #expect(declined.outputs.last?.count == 1, "a decline gives the counted reservation back")
+    }
+
     @Test func cancelReleasesReservedAndPlannedUnits() throws {
         let a = alloc("1", "SKU-A", "WH-1", 2)
         let b = alloc("2", "SKU-B", "WH-1", 1)
