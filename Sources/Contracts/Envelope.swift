@@ -165,9 +165,17 @@ public struct Envelope: Sendable, Hashable {
     public static func output(
         of input: Envelope, stage: String, outputIndex: Int, event: Event, time: Date
     ) -> Envelope {
-        let id = DeterministicID.eventID(inputEventID: input.id, stage: stage, outputIndex: outputIndex)
-        let trace = (input.traceparent ?? TraceParent.root(forEventID: input.id)).child(forEventID: id)
-        return Envelope(id: id, source: "oms/\(stage)", time: time, traceparent: trace, causationID: input.id, event: event)
+        output(causedBy: input.id, trace: input.traceparent, stage: stage, outputIndex: outputIndex, event: event, time: time)
+    }
+
+    /// The envelope of the `outputIndex`-th event `stage` emits for a cause that is not
+    /// an event (a timer firing, named by a stable id), or for an input given by id.
+    public static func output(
+        causedBy causeID: String, trace: TraceParent?, stage: String, outputIndex: Int, event: Event, time: Date
+    ) -> Envelope {
+        let id = DeterministicID.eventID(inputEventID: causeID, stage: stage, outputIndex: outputIndex)
+        let trace = (trace ?? TraceParent.root(forEventID: causeID)).child(forEventID: id)
+        return Envelope(id: id, source: "oms/\(stage)", time: time, traceparent: trace, causationID: causeID, event: event)
     }
 
     /// `ce_subject`, derived from the event so it cannot disagree with the payload.

@@ -167,18 +167,20 @@ public enum OrderStatus: String, Sendable, Hashable, Codable, CaseIterable {
     case partiallyAllocated = "partially_allocated"
     /// Waiting for stock.
     case backordered
-    /// At least one shipment handed to a carrier.
+    /// Some reserved units shipped, others not yet.
+    case partiallyShipped = "partially_shipped"
+    /// Every reserved unit handed to a carrier; not all delivered.
     case shipped
     /// Every shipment delivered.
     case delivered
     /// Cancelled before shipment.
     case cancelled
-    /// Customer asked for a return.
+    /// A return is authorized and on its way back.
     case returnRequested = "return_requested"
-    /// Return received.
+    /// Some delivered units came back.
+    case partiallyReturned = "partially_returned"
+    /// Every delivered unit came back.
     case returned
-    /// Money returned to the customer.
-    case refunded
 }
 
 /// Which customer message to send.
@@ -197,6 +199,8 @@ public enum NotificationKind: String, Sendable, Hashable, Codable, CaseIterable 
     case refunded
     /// Order cancelled.
     case cancelled
+    /// Invitation to review the order, a configured time after delivery.
+    case reviewInvitation = "review_invitation"
 }
 
 /// How urgently operators must act on an SLA alert.
@@ -797,24 +801,127 @@ public struct TrackingEntry: Sendable, Hashable, Codable {
 public struct ReturnSummary: Sendable, Hashable, Codable {
     /// Return id.
     public var returnId: String
-    /// requested, authorized, rejected or received.
+    /// authorized, rejected or received.
     public var status: String
     /// RMA number once authorized.
     public var rma: String?
     /// Lines being returned.
     public var lines: [ShipmentLine]
+    /// Refund requested once received.
+    public var refund: Money?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
         returnId: String,
         status: String,
         rma: String? = nil,
-        lines: [ShipmentLine]
+        lines: [ShipmentLine],
+        refund: Money? = nil
     ) {
         self.returnId = returnId
         self.status = status
         self.rma = rma
         self.lines = lines
+        self.refund = refund
+    }
+}
+
+/// Where the units of one order line are, as the order view counts them.
+public struct LineProgress: Sendable, Hashable, Codable {
+    /// Order line.
+    public var lineId: String
+    /// SKU.
+    public var sku: String
+    /// Units ordered.
+    public var ordered: Int
+    /// Units reserved at a location.
+    public var allocated: Int
+    /// Units in a shipment.
+    public var shipped: Int
+    /// Units in a delivered shipment.
+    public var delivered: Int
+    /// Units received back.
+    public var returned: Int
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        lineId: String,
+        sku: String,
+        ordered: Int,
+        allocated: Int,
+        shipped: Int,
+        delivered: Int,
+        returned: Int
+    ) {
+        self.lineId = lineId
+        self.sku = sku
+        self.ordered = ordered
+        self.allocated = allocated
+        self.shipped = shipped
+        self.delivered = delivered
+        self.returned = returned
+    }
+}
+
+/// A shipment as the shipping and returns stages remember it.
+public struct ParcelRecord: Sendable, Hashable, Codable {
+    /// Shipment id.
+    public var shipmentId: String
+    /// Shipping location.
+    public var location: String
+    /// Contents.
+    public var lines: [ShipmentLine]
+    /// Delivery time, once delivered.
+    public var deliveredAt: Date?
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        shipmentId: String,
+        location: String,
+        lines: [ShipmentLine],
+        deliveredAt: Date? = nil
+    ) {
+        self.shipmentId = shipmentId
+        self.location = location
+        self.lines = lines
+        self.deliveredAt = deliveredAt
+    }
+}
+
+/// A return as the returns stage remembers it.
+public struct ReturnRecord: Sendable, Hashable, Codable {
+    /// Return id.
+    public var returnId: String
+    /// authorized or received.
+    public var status: String
+    /// RMA number.
+    public var rma: String
+    /// Return carrier.
+    public var carrier: String
+    /// Return parcel tracking number.
+    public var trackingNumber: String
+    /// Authorized lines.
+    public var lines: [ReturnLine]
+    /// RMA expiry.
+    public var expiresAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        returnId: String,
+        status: String,
+        rma: String,
+        carrier: String,
+        trackingNumber: String,
+        lines: [ReturnLine],
+        expiresAt: Date
+    ) {
+        self.returnId = returnId
+        self.status = status
+        self.rma = rma
+        self.carrier = carrier
+        self.trackingNumber = trackingNumber
+        self.lines = lines
+        self.expiresAt = expiresAt
     }
 }
 

@@ -1175,6 +1175,190 @@ extension UpdateShippingAddress: ContractEvent {
     public var event: Event { .updateShippingAddress(self) }
 }
 
+/// A warehouse reports what it received for a return and what to do with each line.
+public struct ReceiveReturn: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// Return.
+    public var returnId: String
+    /// What arrived.
+    public var lines: [ReceivedReturnLine]
+    /// Receipt time.
+    public var receivedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        returnId: String,
+        lines: [ReceivedReturnLine],
+        receivedAt: Date
+    ) {
+        self.orderId = orderId
+        self.returnId = returnId
+        self.lines = lines
+        self.receivedAt = receivedAt
+    }
+}
+
+extension ReceiveReturn: ContractEvent {
+    /// `oms.return.receive.v1`.
+    public static let eventType = EventType(name: "oms.return.receive", version: 1)
+    /// Records of this event go to `oms.returns.requests`.
+    public static let topic = "oms.returns.requests"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .receiveReturn(self) }
+}
+
+/// A cancel was accepted: no shipment existed; reservations are released and the authorization voided.
+public struct OrderCancelled: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// Who asked.
+    public var requestedBy: String
+    /// Why.
+    public var reason: Reason
+    /// Decision time.
+    public var cancelledAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        requestedBy: String,
+        reason: Reason,
+        cancelledAt: Date
+    ) {
+        self.orderId = orderId
+        self.requestedBy = requestedBy
+        self.reason = reason
+        self.cancelledAt = cancelledAt
+    }
+}
+
+extension OrderCancelled: ContractEvent {
+    /// `oms.order.cancelled.v1`.
+    public static let eventType = EventType(name: "oms.order.cancelled", version: 1)
+    /// Records of this event go to `oms.orders.cancellations`.
+    public static let topic = "oms.orders.cancellations"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .orderCancelled(self) }
+}
+
+/// A cancel came too late (a shipment exists) or for an order already cancelled.
+public struct CancelRejected: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// Who asked.
+    public var requestedBy: String
+    /// Why not.
+    public var reasons: [Reason]
+    /// Decision time.
+    public var rejectedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        requestedBy: String,
+        reasons: [Reason],
+        rejectedAt: Date
+    ) {
+        self.orderId = orderId
+        self.requestedBy = requestedBy
+        self.reasons = reasons
+        self.rejectedAt = rejectedAt
+    }
+}
+
+extension CancelRejected: ContractEvent {
+    /// `oms.order.cancel_rejected.v1`.
+    public static let eventType = EventType(name: "oms.order.cancel_rejected", version: 1)
+    /// Records of this event go to `oms.orders.cancellations`.
+    public static let topic = "oms.orders.cancellations"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .cancelRejected(self) }
+}
+
+/// What shipping knows of one order (its changelog): the order facts it ships by, allocations waiting for the order, shipments made, and whether it was cancelled.
+public struct ShippingState: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// Order lines (empty until the order is read).
+    public var lines: [OrderLine]
+    /// Order totals, for capture amounts.
+    public var totals: OrderTotals?
+    /// Ship-to address.
+    public var destination: Address?
+    /// Paid delivery speed.
+    public var serviceLevel: ServiceLevel?
+    /// Promised delivery date.
+    public var promisedDeliveryDate: Date?
+    /// When the order was placed.
+    public var placedAt: Date?
+    /// Payment authorization to capture against or void.
+    public var authorizationReference: String?
+    /// Allocations read before the order itself.
+    public var waiting: [LineAllocation]
+    /// Shipments made.
+    public var shipments: [ParcelRecord]
+    /// A cancel was accepted.
+    public var cancelled: Bool
+    /// Last change.
+    public var updatedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        lines: [OrderLine],
+        totals: OrderTotals? = nil,
+        destination: Address? = nil,
+        serviceLevel: ServiceLevel? = nil,
+        promisedDeliveryDate: Date? = nil,
+        placedAt: Date? = nil,
+        authorizationReference: String? = nil,
+        waiting: [LineAllocation],
+        shipments: [ParcelRecord],
+        cancelled: Bool,
+        updatedAt: Date
+    ) {
+        self.orderId = orderId
+        self.lines = lines
+        self.totals = totals
+        self.destination = destination
+        self.serviceLevel = serviceLevel
+        self.promisedDeliveryDate = promisedDeliveryDate
+        self.placedAt = placedAt
+        self.authorizationReference = authorizationReference
+        self.waiting = waiting
+        self.shipments = shipments
+        self.cancelled = cancelled
+        self.updatedAt = updatedAt
+    }
+}
+
+extension ShippingState: ContractEvent {
+    /// `oms.shipping.state.v1`.
+    public static let eventType = EventType(name: "oms.shipping.state", version: 1)
+    /// Records of this event go to `oms.shipping.state`.
+    public static let topic = "oms.shipping.state"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .shippingState(self) }
+}
+
 /// A shipment with carrier, service and label was created for one location.
 public struct ShipmentCreated: Sendable, Hashable, Codable {
     /// Shipment id.
@@ -1197,6 +1381,8 @@ public struct ShipmentCreated: Sendable, Hashable, Codable {
     public var promisedDate: Date
     /// Carrier estimate at creation.
     public var estimatedDelivery: Date
+    /// No rate met the promise; the fastest was chosen.
+    public var atRisk: Bool
     /// Creation time.
     public var createdAt: Date
 
@@ -1212,6 +1398,7 @@ public struct ShipmentCreated: Sendable, Hashable, Codable {
         lines: [ShipmentLine],
         promisedDate: Date,
         estimatedDelivery: Date,
+        atRisk: Bool,
         createdAt: Date
     ) {
         self.shipmentId = shipmentId
@@ -1224,6 +1411,7 @@ public struct ShipmentCreated: Sendable, Hashable, Codable {
         self.lines = lines
         self.promisedDate = promisedDate
         self.estimatedDelivery = estimatedDelivery
+        self.atRisk = atRisk
         self.createdAt = createdAt
     }
 }
@@ -1253,6 +1441,10 @@ public struct ShipmentIndexEntry: Sendable, Hashable, Codable {
     public var orderId: String
     /// Promised delivery date, for delay detection.
     public var promisedDate: Date
+    /// When the parcel was handed over; updates far outside a window around it belong to a reuse of the number.
+    public var shippedAt: Date
+    /// Set when the parcel is a customer return (the shipment id is then the return id).
+    public var returnId: String?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -1260,13 +1452,17 @@ public struct ShipmentIndexEntry: Sendable, Hashable, Codable {
         trackingNumber: String,
         shipmentId: String,
         orderId: String,
-        promisedDate: Date
+        promisedDate: Date,
+        shippedAt: Date,
+        returnId: String? = nil
     ) {
         self.carrier = carrier
         self.trackingNumber = trackingNumber
         self.shipmentId = shipmentId
         self.orderId = orderId
         self.promisedDate = promisedDate
+        self.shippedAt = shippedAt
+        self.returnId = returnId
     }
 }
 
@@ -1523,6 +1719,64 @@ extension ShipmentDelayed: ContractEvent {
     public var event: Event { .shipmentDelayed(self) }
 }
 
+/// What tracking knows of one parcel (its changelog): the shipment it belongs to and the newest status, to drop duplicates and stale updates.
+public struct TrackingState: Sendable, Hashable, Codable {
+    /// Carrier.
+    public var carrier: String
+    /// Tracking number.
+    public var trackingNumber: String
+    /// Shipment (or return) the number belongs to.
+    public var shipmentId: String
+    /// Order.
+    public var orderId: String
+    /// Newest status.
+    public var status: TrackingStatus
+    /// Time of the newest status.
+    public var occurredAt: Date
+    /// The integration's last event ids, for dedupe.
+    public var recentEventIds: [String]
+    /// Delivery already reported.
+    public var delivered: Bool
+    /// Delay already reported.
+    public var delayed: Bool
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        carrier: String,
+        trackingNumber: String,
+        shipmentId: String,
+        orderId: String,
+        status: TrackingStatus,
+        occurredAt: Date,
+        recentEventIds: [String],
+        delivered: Bool,
+        delayed: Bool
+    ) {
+        self.carrier = carrier
+        self.trackingNumber = trackingNumber
+        self.shipmentId = shipmentId
+        self.orderId = orderId
+        self.status = status
+        self.occurredAt = occurredAt
+        self.recentEventIds = recentEventIds
+        self.delivered = delivered
+        self.delayed = delayed
+    }
+}
+
+extension TrackingState: ContractEvent {
+    /// `oms.tracking.state.v1`.
+    public static let eventType = EventType(name: "oms.tracking.state", version: 1)
+    /// Records of this event go to `oms.tracking.state`.
+    public static let topic = "oms.tracking.state"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { "\(carrier)/\(trackingNumber)" }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .trackingState(self) }
+}
+
 /// A customer asks to return delivered items.
 public struct ReturnRequested: Sendable, Hashable, Codable {
     /// Order.
@@ -1695,6 +1949,60 @@ extension ReturnReceived: ContractEvent {
     public var event: Event { .returnReceived(self) }
 }
 
+/// What the returns stage knows of one order (its changelog): amounts, shipments and deliveries, and returns so far.
+public struct ReturnsState: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// Sales channel, for the return window.
+    public var channel: String?
+    /// Order lines (empty until the order is read).
+    public var lines: [OrderLine]
+    /// Order totals, for refund amounts.
+    public var totals: OrderTotals?
+    /// Shipments and their deliveries.
+    public var shipments: [ParcelRecord]
+    /// Returns authorized so far.
+    public var returns: [ReturnRecord]
+    /// Units refunded per line so far.
+    public var refunded: [ShipmentLine]
+    /// Last change.
+    public var updatedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        channel: String? = nil,
+        lines: [OrderLine],
+        totals: OrderTotals? = nil,
+        shipments: [ParcelRecord],
+        returns: [ReturnRecord],
+        refunded: [ShipmentLine],
+        updatedAt: Date
+    ) {
+        self.orderId = orderId
+        self.channel = channel
+        self.lines = lines
+        self.totals = totals
+        self.shipments = shipments
+        self.returns = returns
+        self.refunded = refunded
+        self.updatedAt = updatedAt
+    }
+}
+
+extension ReturnsState: ContractEvent {
+    /// `oms.returns.state.v1`.
+    public static let eventType = EventType(name: "oms.returns.state", version: 1)
+    /// Records of this event go to `oms.returns.state`.
+    public static let topic = "oms.returns.state"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .returnsState(self) }
+}
+
 /// Capture money for a shipped shipment.
 public struct CapturePayment: Sendable, Hashable, Codable {
     /// Order.
@@ -1843,6 +2151,18 @@ public struct OrderView: Sendable, Hashable, Codable {
     public var returns: [ReturnSummary]
     /// Every folded event.
     public var history: [HistoryEntry]
+    /// Units per line allocated, shipped, delivered and returned.
+    public var lineProgress: [LineProgress]
+    /// Where notifications go.
+    public var customerEmail: String?
+    /// Delivery date promised at checkout.
+    public var promisedDeliveryDate: Date?
+    /// When the order entered its current status (SLA watch counts from it).
+    public var statusSince: Date
+    /// When the last shipment was delivered, once every one is.
+    public var deliveredAt: Date?
+    /// Notifications already emitted (kind and subject), so each goes once.
+    public var notificationsSent: [String]
     /// Last change.
     public var updatedAt: Date
 
@@ -1860,6 +2180,12 @@ public struct OrderView: Sendable, Hashable, Codable {
         tracking: [TrackingEntry],
         returns: [ReturnSummary],
         history: [HistoryEntry],
+        lineProgress: [LineProgress],
+        customerEmail: String? = nil,
+        promisedDeliveryDate: Date? = nil,
+        statusSince: Date,
+        deliveredAt: Date? = nil,
+        notificationsSent: [String],
         updatedAt: Date
     ) {
         self.orderId = orderId
@@ -1874,6 +2200,12 @@ public struct OrderView: Sendable, Hashable, Codable {
         self.tracking = tracking
         self.returns = returns
         self.history = history
+        self.lineProgress = lineProgress
+        self.customerEmail = customerEmail
+        self.promisedDeliveryDate = promisedDeliveryDate
+        self.statusSince = statusSince
+        self.deliveredAt = deliveredAt
+        self.notificationsSent = notificationsSent
         self.updatedAt = updatedAt
     }
 }
@@ -1981,6 +2313,90 @@ extension SLAAlert: ContractEvent {
     public var partitionKey: String { orderId }
     /// This event wrapped in the ``Event`` sum type.
     public var event: Event { .slaAlert(self) }
+}
+
+/// An order that breached an SLA left the state it was stuck in.
+public struct SLARecovered: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// SLA rule.
+    public var rule: String
+    /// State it was stuck in.
+    public var status: OrderStatus
+    /// When it entered it.
+    public var since: Date
+    /// When it left it.
+    public var recoveredAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        rule: String,
+        status: OrderStatus,
+        since: Date,
+        recoveredAt: Date
+    ) {
+        self.orderId = orderId
+        self.rule = rule
+        self.status = status
+        self.since = since
+        self.recoveredAt = recoveredAt
+    }
+}
+
+extension SLARecovered: ContractEvent {
+    /// `oms.sla.recovered.v1`.
+    public static let eventType = EventType(name: "oms.sla.recovered", version: 1)
+    /// Records of this event go to `oms.alerts`.
+    public static let topic = "oms.alerts"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .slaRecovered(self) }
+}
+
+/// SLA watch's view of one open order (its changelog): the state it is in and the alerts raised for it.
+public struct SLAWatchState: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// Current status.
+    public var status: OrderStatus
+    /// When it entered it.
+    public var since: Date
+    /// Promise, for ship-by rules.
+    public var promisedDeliveryDate: Date?
+    /// Rules alerted for this status.
+    public var alerted: [String]
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        status: OrderStatus,
+        since: Date,
+        promisedDeliveryDate: Date? = nil,
+        alerted: [String]
+    ) {
+        self.orderId = orderId
+        self.status = status
+        self.since = since
+        self.promisedDeliveryDate = promisedDeliveryDate
+        self.alerted = alerted
+    }
+}
+
+extension SLAWatchState: ContractEvent {
+    /// `oms.sla.state.v1`.
+    public static let eventType = EventType(name: "oms.sla.state", version: 1)
+    /// Records of this event go to `oms.sla.state`.
+    public static let topic = "oms.sla.state"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .slaWatchState(self) }
 }
 
 /// One aggregate bucket of a report (e.g. revenue per channel per hour).
@@ -2178,6 +2594,14 @@ public enum Event: Sendable, Hashable {
     case releaseHold(ReleaseHold)
     /// `oms.order.update_address.v1` on `oms.orders.commands`.
     case updateShippingAddress(UpdateShippingAddress)
+    /// `oms.return.receive.v1` on `oms.returns.requests`.
+    case receiveReturn(ReceiveReturn)
+    /// `oms.order.cancelled.v1` on `oms.orders.cancellations`.
+    case orderCancelled(OrderCancelled)
+    /// `oms.order.cancel_rejected.v1` on `oms.orders.cancellations`.
+    case cancelRejected(CancelRejected)
+    /// `oms.shipping.state.v1` on `oms.shipping.state`.
+    case shippingState(ShippingState)
     /// `oms.shipment.created.v1` on `oms.shipments.created`.
     case shipmentCreated(ShipmentCreated)
     /// `oms.shipment.indexed.v1` on `oms.shipments.index`.
@@ -2190,6 +2614,8 @@ public enum Event: Sendable, Hashable {
     case shipmentDelivered(ShipmentDelivered)
     /// `oms.tracking.delayed.v1` on `oms.shipments.tracking`.
     case shipmentDelayed(ShipmentDelayed)
+    /// `oms.tracking.state.v1` on `oms.tracking.state`.
+    case trackingState(TrackingState)
     /// `oms.return.requested.v1` on `oms.returns.requests`.
     case returnRequested(ReturnRequested)
     /// `oms.return.authorized.v1` on `oms.returns.events`.
@@ -2198,6 +2624,8 @@ public enum Event: Sendable, Hashable {
     case returnRejected(ReturnRejected)
     /// `oms.return.received.v1` on `oms.returns.events`.
     case returnReceived(ReturnReceived)
+    /// `oms.returns.state.v1` on `oms.returns.state`.
+    case returnsState(ReturnsState)
     /// `oms.payment.capture.v1` on `oms.payments.commands`.
     case capturePayment(CapturePayment)
     /// `oms.payment.refund.v1` on `oms.payments.commands`.
@@ -2210,6 +2638,10 @@ public enum Event: Sendable, Hashable {
     case notification(Notification)
     /// `oms.sla.alert.v1` on `oms.alerts`.
     case slaAlert(SLAAlert)
+    /// `oms.sla.recovered.v1` on `oms.alerts`.
+    case slaRecovered(SLARecovered)
+    /// `oms.sla.state.v1` on `oms.sla.state`.
+    case slaWatchState(SLAWatchState)
     /// `oms.report.bucket.v1` on `oms.reports`.
     case reportBucket(ReportBucket)
     /// `oms.idempotency.key.v1` on `oms.idempotency`.
@@ -2246,22 +2678,30 @@ public enum Event: Sendable, Hashable {
         case .cancelOrder(let value): return value
         case .releaseHold(let value): return value
         case .updateShippingAddress(let value): return value
+        case .receiveReturn(let value): return value
+        case .orderCancelled(let value): return value
+        case .cancelRejected(let value): return value
+        case .shippingState(let value): return value
         case .shipmentCreated(let value): return value
         case .shipmentIndexEntry(let value): return value
         case .carrierTrackingUpdate(let value): return value
         case .trackingUpdated(let value): return value
         case .shipmentDelivered(let value): return value
         case .shipmentDelayed(let value): return value
+        case .trackingState(let value): return value
         case .returnRequested(let value): return value
         case .returnAuthorized(let value): return value
         case .returnRejected(let value): return value
         case .returnReceived(let value): return value
+        case .returnsState(let value): return value
         case .capturePayment(let value): return value
         case .refundPayment(let value): return value
         case .voidPayment(let value): return value
         case .orderView(let value): return value
         case .notification(let value): return value
         case .slaAlert(let value): return value
+        case .slaRecovered(let value): return value
+        case .slaWatchState(let value): return value
         case .reportBucket(let value): return value
         case .idempotencyRecord(let value): return value
         case .deadLetter(let value): return value
@@ -2300,22 +2740,30 @@ public enum EventRegistry {
             CancelOrder.self,
             ReleaseHold.self,
             UpdateShippingAddress.self,
+            ReceiveReturn.self,
+            OrderCancelled.self,
+            CancelRejected.self,
+            ShippingState.self,
             ShipmentCreated.self,
             ShipmentIndexEntry.self,
             CarrierTrackingUpdate.self,
             TrackingUpdated.self,
             ShipmentDelivered.self,
             ShipmentDelayed.self,
+            TrackingState.self,
             ReturnRequested.self,
             ReturnAuthorized.self,
             ReturnRejected.self,
             ReturnReceived.self,
+            ReturnsState.self,
             CapturePayment.self,
             RefundPayment.self,
             VoidPayment.self,
             OrderView.self,
             Notification.self,
             SLAAlert.self,
+            SLARecovered.self,
+            SLAWatchState.self,
             ReportBucket.self,
             IdempotencyRecord.self,
             DeadLetter.self,

@@ -152,37 +152,52 @@ public enum TopicCatalog {
             writers: ["allocation"], readers: ["shipping", "view"]),
         TopicSpec(
             name: "oms.orders.commands", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["gateway", "ops"], readers: ["payment", "allocation", "shipping"]),
+            writers: ["gateway", "ops", "intake"], readers: ["payment", "shipping"]),
+        TopicSpec(
+            name: "oms.orders.cancellations", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
+            writers: ["shipping"], readers: ["payment", "allocation", "view"]),
+        TopicSpec(
+            name: "oms.shipping.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
+            writers: ["shipping"], readers: ["shipping"]),
         TopicSpec(
             name: "oms.shipments.created", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["shipping"], readers: ["view", "notifications"]),
+            writers: ["shipping"], readers: ["returns", "view"]),
         TopicSpec(
             name: "oms.shipments.index", key: "carrier/trackingNumber", cleanupPolicy: .compact,
-            coPartitionGroup: tracking, writers: ["shipping"], readers: ["tracking"]),
+            coPartitionGroup: tracking, writers: ["shipping", "returns"], readers: ["tracking"]),
         TopicSpec(
             name: "oms.tracking.inbound", key: "carrier/trackingNumber", cleanupPolicy: .delete,
             coPartitionGroup: tracking, writers: ["gateway", "carriers"], readers: ["tracking"]),
+        TopicSpec(
+            name: "oms.tracking.state", key: "carrier/trackingNumber", cleanupPolicy: .compact,
+            coPartitionGroup: tracking, writers: ["tracking"], readers: ["tracking"]),
         TopicSpec(
             name: "oms.shipments.tracking", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["tracking"], readers: ["returns", "view"]),
         TopicSpec(
             name: "oms.returns.requests", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["gateway"], readers: ["returns"]),
+            writers: ["gateway", "warehouses"], readers: ["returns"]),
         TopicSpec(
             name: "oms.returns.events", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["returns"], readers: ["view", "payments-connector"]),
         TopicSpec(
+            name: "oms.returns.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
+            writers: ["returns"], readers: ["returns"]),
+        TopicSpec(
             name: "oms.payments.commands", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["shipping", "returns", "cancel"], readers: ["payments-connector"]),
+            writers: ["shipping", "returns"], readers: ["view", "payments-connector"]),
         TopicSpec(
             name: "oms.orders.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
-            writers: ["view"], readers: ["gateway"]),
+            writers: ["view"], readers: ["view", "sla-watch", "gateway", "oms orders"]),
         TopicSpec(
             name: "oms.notifications", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["view"], readers: ["notifier"]),
         TopicSpec(
             name: "oms.alerts", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["sla-watch"], readers: ["operators"]),
+        TopicSpec(
+            name: "oms.sla.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
+            writers: ["sla-watch"], readers: ["sla-watch"]),
         TopicSpec(
             name: "oms.reports", key: "report/bucket", cleanupPolicy: .compact,
             writers: ["report"], readers: ["gateway", "oms report"]),

@@ -1,4 +1,5 @@
 import Contracts
+import Foundation
 import Kafka
 import Logging
 import Synchronization
@@ -40,6 +41,20 @@ public final class GlobalTable: Sendable {
     }
 
     func close() async { await reader.close() }
+
+    /// Reads a compacted topic once to its end and returns the latest value per key: for
+    /// commands that look at state (`oms orders show`) without running a stage.
+    public static func snapshot(topic: String, kafka: KafkaConfiguration, timeout: Duration = .seconds(60)) async throws -> [String: Event] {
+        let admin = try KafkaAdmin(configuration: kafka)
+        guard let partitions = try await admin.partitionCounts()[topic] else {
+            throw KafkaError(code: .unknownTopic, message: "topic \(topic) does not exist")
+        }
+        let table = try GlobalTable(topic: topic, partitions: partitions, kafka: kafka, logger: Logger(label: "oms.snapshot"))
+        try await table.catchUp(timeout: timeout)
+        let values = table.values.withLock { $0 }
+        await table.close()
+        return values
+    }
 
     private func apply(_ messages: [KafkaMessage]) {
         var decoded: [(String, Event?)] = []

@@ -46,7 +46,7 @@ public enum RulesFile {
 
     /// The keys each mapping of the file may have, by path pattern (`[]` for any index).
     static let knownKeys: [String: Set<String>] = [
-        "": ["intake", "payment", "sourcing", "locations", "zones"],
+        "": ["intake", "payment", "sourcing", "locations", "zones", "shipping", "returns", "notifications", "sla"],
         "intake": ["currencies"],
         "payment": ["holdAboveMinorUnits", "velocity", "holdOnCountryMismatch", "riskyPostcodes"],
         "payment.velocity": ["maxOrders", "windowSeconds"],
@@ -54,6 +54,13 @@ public enum RulesFile {
         "sourcing": ["maxShipments", "maxReplans", "backorderPolicy"],
         "locations[]": ["id", "type", "country", "latitude", "longitude"],
         "zones[]": ["country", "postalPrefix", "distances", "latitude", "longitude"],
+        "shipping": ["rates", "zoneBands", "promiseDays", "trackingWindowDays"],
+        "shipping.rates[]": ["carrier", "service", "serviceLevel", "zones", "maxWeightGrams", "price", "transitDays", "hazmat"],
+        "shipping.zoneBands[]": ["name", "maxKm"],
+        "returns": ["windowDays", "channelWindowDays", "writeOffReasons", "receivingLocation", "carrier", "rmaValidDays"],
+        "notifications": ["reviewInvitationDelaySeconds", "trackingURL", "checkIntervalSeconds"],
+        "sla": ["rules", "checkIntervalSeconds"],
+        "sla.rules[]": ["name", "status", "maxSeconds", "shipBySecondsBeforePromise", "severity"],
     ]
 
     /// Keys the rules do not have, with their paths; unparseable YAML is left to the decoder.

@@ -8,6 +8,7 @@ struct StageMetrics: Sendable {
     let duplicates: Counter
     let deadLetters: Counter
     let retries: Counter
+    let timerFirings: Counter
     let aborts: Counter
     let rebalances: Counter
     let batchLatency: Timer
@@ -26,6 +27,7 @@ struct StageMetrics: Sendable {
         duplicates = Counter(label: "oms_stage_duplicates_skipped_total", dimensions: dimensions)
         deadLetters = Counter(label: "oms_stage_dead_letters_total", dimensions: dimensions)
         retries = Counter(label: "oms_stage_retries_total", dimensions: dimensions)
+        timerFirings = Counter(label: "oms_stage_timer_firings_total", dimensions: dimensions)
         aborts = Counter(label: "oms_stage_transaction_aborts_total", dimensions: dimensions)
         rebalances = Counter(label: "oms_stage_rebalances_total", dimensions: dimensions)
         batchLatency = Timer(label: "oms_stage_batch_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)

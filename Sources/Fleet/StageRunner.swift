@@ -106,6 +106,7 @@ private final class RunnerSession<S: Stage> {
     /// memory and changelog may disagree, so the worker must restart.
     var fatalDelivery: KafkaError?
     var lastSweep = ContinuousClock.now
+    var lastTick = ContinuousClock.now
     /// The committed offset of each owned input partition, for the lag gauges.
     var committed: [KafkaTopicPartition: Int64] = [:]
     var lastLagReport = ContinuousClock.now
@@ -211,6 +212,9 @@ private final class RunnerSession<S: Stage> {
             if transaction.isOpen, clock.now - transaction.started >= settings.commitInterval {
                 try await commit()
             }
+            if let interval = stage.tickInterval, clock.now - lastTick >= interval {
+                try await fireTimers()
+            }
             if clock.now - lastLagReport >= .seconds(1) {
                 lastLagReport = clock.now
                 reportLag()
@@ -271,24 +275,7 @@ private final class RunnerSession<S: Stage> {
             if !transaction.isOpen {
                 guard try await begin(now: now) else { return }
             }
-            var records = try await process(message, now: now)
-            if !transactional {
-                let changelog = stage.changelogTopic
-                transaction.deferredState += records.filter { $0.topic == changelog }
-                transaction.deferred += records.filter { $0.topic == TopicCatalog.idempotencyTopic && $0.value != nil }
-                records.removeAll { $0.topic == changelog || ($0.topic == TopicCatalog.idempotencyTopic && $0.value != nil) }
-            }
-            var failure: KafkaError?
-            for record in records {
-                if case .failure(let error) = await kafkaResult({ () async throws(KafkaError) in try await producer.enqueue(record) }) {
-                    failure = error
-                    break
-                }
-            }
-            if let failure {
-                try await recover(from: failure, during: "produce")
-                return
-            }
+            guard try await write(try await process(message, now: now)) else { return }
             transaction.offsets[KafkaTopicPartition(topic: message.topic, partition: message.partition)] = message.offset + 1
             transaction.touched.insert(message.partition)
             transaction.records += 1
@@ -296,6 +283,53 @@ private final class RunnerSession<S: Stage> {
             if transaction.records >= settings.batchSize {
                 guard try await commit() else { return }
             }
+        }
+    }
+
+    /// Writes one input's (or timer firing's) records into the open transaction; at least
+    /// once, state and keys wait for the commit. False if that failed and the runner rewound.
+    private func write(_ records: [KafkaProducerMessage]) async throws -> Bool {
+        var records = records
+        if !transactional {
+            let changelog = stage.changelogTopic
+            transaction.deferredState += records.filter { $0.topic == changelog }
+            transaction.deferred += records.filter { $0.topic == TopicCatalog.idempotencyTopic && $0.value != nil }
+            records.removeAll { $0.topic == changelog || ($0.topic == TopicCatalog.idempotencyTopic && $0.value != nil) }
+        }
+        for record in records {
+            if case .failure(let error) = await kafkaResult({ () async throws(KafkaError) in try await producer.enqueue(record) }) {
+                try await recover(from: error, during: "produce")
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Runs the stage's timers over the state of every owned partition; what fires is
+    /// written into the open transaction (opened if needed).
+    private func fireTimers() async throws {
+        lastTick = clock.now
+        let now = Date()
+        for partition in Set(owned.map(\.partition)).sorted() {
+            guard let state = states[partition] else { continue }
+            let firings = stage.tick(now: now, state: state)
+            guard !firings.isEmpty else { continue }
+            if !transaction.isOpen {
+                guard try await begin(now: now) else { return }
+            }
+            let results = StageStep.fire(stage, firings, state: &states[partition, default: KeyedState()], now: now)
+            transaction.touched.insert(partition)
+            for result in results {
+                let records: [KafkaProducerMessage]
+                do {
+                    records = try self.records(of: result, partition: partition)
+                } catch {
+                    logger.error("timer outcome cannot be encoded", metadata: ["error": "\(error)"])
+                    continue
+                }
+                guard try await write(records) else { return }
+            }
+            metrics.timerFirings.increment(by: firings.count)
         }
     }
 

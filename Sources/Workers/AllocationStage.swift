@@ -9,13 +9,14 @@ import Foundation
 /// `AllocationState` in oms.allocation.state.
 ///
 /// It reads the placed order itself (for lines and destination) next to the payment
-/// decision; either may come first. A cancel before shipment releases every
-/// reservation, including ones confirmed after the cancel.
+/// decision; either may come first. A cancel (accepted by shipping, which alone knows
+/// whether a shipment exists) releases every reservation, including ones confirmed
+/// after the cancel.
 public struct AllocationStage: Stage {
     /// `allocation`.
     public let name = "allocation"
-    /// Placed orders, payment decisions, reservation results, commands.
-    public let inputTopics = [OrderPlaced.topic, PaymentApproved.topic, InventoryResult.topic, CancelOrder.topic]
+    /// Placed orders, payment decisions, reservation results, accepted cancels.
+    public let inputTopics = [OrderPlaced.topic, PaymentApproved.topic, InventoryResult.topic, OrderCancelled.topic]
     /// oms.allocation.state.
     public let changelogTopic: String? = AllocationState.topic
     /// The level snapshot and the catalog (drop-ship and ship-from-store flags).
@@ -38,8 +39,8 @@ public struct AllocationStage: Stage {
         case .paymentDeclined(let e): orderId = e.orderId
         case .paymentHeld: return .none
         case .inventoryResult(let e): orderId = e.orderId
-        case .cancelOrder(let e): orderId = e.orderId
-        case .releaseHold, .updateShippingAddress: return .none
+        case .orderCancelled(let e): orderId = e.orderId
+        case .cancelRejected: return .none
         default: throw .rejected("allocation does not handle \(input.envelope.type)")
         }
         var current: AllocationState?
@@ -131,7 +132,7 @@ public enum AllocationMachine {
             guard state.status == .awaitingPayment || state.status == .awaitingOrder else { return Step(state: current, outputs: []) }
             return Step(state: nil, outputs: state.reserved.map { release($0, orderId: state.orderId, reason: "payment declined", now: now) })
 
-        case .cancelOrder(let command):
+        case .orderCancelled(let command):
             guard var state = current else {
                 // Cancelled before allocation heard of it: remember, so later events are ignored.
                 return Step(

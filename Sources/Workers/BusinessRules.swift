@@ -17,17 +17,30 @@ public struct BusinessRules: Sendable, Hashable, Codable {
     public var locations: [StockLocation]
     /// Distances from destinations to locations.
     public var zones: [Zone]
+    /// Carrier rates and promises.
+    public var shipping: ShippingRules
+    /// Return windows and dispositions.
+    public var returns: ReturnRules
+    /// Customer notifications.
+    public var notifications: NotificationRules
+    /// How long an order may stay in each state.
+    public var sla: SLARules
 
     /// Creates rules.
     public init(
         intake: IntakeRules = IntakeRules(), payment: PaymentRules = PaymentRules(), sourcing: SourcingRules = SourcingRules(),
-        locations: [StockLocation] = [], zones: [Zone] = []
+        locations: [StockLocation] = [], zones: [Zone] = [], shipping: ShippingRules = ShippingRules(), returns: ReturnRules = ReturnRules(),
+        notifications: NotificationRules = NotificationRules(), sla: SLARules = SLARules()
     ) {
         self.intake = intake
         self.payment = payment
         self.sourcing = sourcing
         self.locations = locations
         self.zones = zones
+        self.shipping = shipping
+        self.returns = returns
+        self.notifications = notifications
+        self.sla = sla
     }
 
     /// Every problem found, as `key: message`; empty when the rules are usable.
@@ -71,6 +84,10 @@ public struct BusinessRules: Sendable, Hashable, Codable {
                 problems.append("\(path): give distances or latitude/longitude")
             }
         }
+        problems += shipping.problems()
+        problems += returns.problems(locations: ids)
+        problems += notifications.problems()
+        problems += sla.problems()
         return problems
     }
 
@@ -250,7 +267,7 @@ public struct Zone: Sendable, Hashable, Codable {
 
 // Every section and most keys may be left out of the file; these decoders fill the defaults.
 extension BusinessRules {
-    private enum CodingKeys: String, CodingKey { case intake, payment, sourcing, locations, zones }
+    private enum CodingKeys: String, CodingKey { case intake, payment, sourcing, locations, zones, shipping, returns, notifications, sla }
 
     /// Decodes rules; a missing section takes its defaults.
     public init(from decoder: any Decoder) throws {
@@ -260,7 +277,11 @@ extension BusinessRules {
             payment: try c.decodeIfPresent(PaymentRules.self, forKey: .payment) ?? PaymentRules(),
             sourcing: try c.decodeIfPresent(SourcingRules.self, forKey: .sourcing) ?? SourcingRules(),
             locations: try c.decodeIfPresent([StockLocation].self, forKey: .locations) ?? [],
-            zones: try c.decodeIfPresent([Zone].self, forKey: .zones) ?? [])
+            zones: try c.decodeIfPresent([Zone].self, forKey: .zones) ?? [],
+            shipping: try c.decodeIfPresent(ShippingRules.self, forKey: .shipping) ?? ShippingRules(),
+            returns: try c.decodeIfPresent(ReturnRules.self, forKey: .returns) ?? ReturnRules(),
+            notifications: try c.decodeIfPresent(NotificationRules.self, forKey: .notifications) ?? NotificationRules(),
+            sla: try c.decodeIfPresent(SLARules.self, forKey: .sla) ?? SLARules())
     }
 }
 

@@ -127,7 +127,12 @@ public enum InventoryLedger {
         case .commitInventory(let c):
             let key = reservationKey(sku: c.sku, orderId: c.orderId, lineId: c.lineId, location: c.location)
             guard let existing = reservation(key), let index = level.locations.firstIndex(where: { $0.location == c.location }) else {
-                throw .rejected("no reservation of \(c.sku) at \(c.location) for order \(c.orderId) line \(c.lineId) to commit")
+                // Committed before: at least once, a replay can find the reservation gone.
+                // Shipping commits only confirmed reservations, so this is never stock lost.
+                let result = InventoryResult(
+                    orderId: c.orderId, lineId: c.lineId, sku: c.sku, location: c.location, quantity: 0, outcome: .committed,
+                    available: nil, commandId: commandId)
+                return Change(result: result, levelChanged: false, reservationChanges: [])
             }
             let units = min(c.quantity, existing.quantity)
             level.locations[index].reserved = max(0, level.locations[index].reserved - units)

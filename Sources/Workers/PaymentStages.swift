@@ -10,8 +10,9 @@ import Foundation
 public struct PaymentStage: Stage {
     /// `payment`.
     public let name = "payment"
-    /// Placed orders, operator commands, and the decisions (to learn which orders are held).
-    public let inputTopics = [OrderPlaced.topic, CancelOrder.topic, PaymentHeld.topic]
+    /// Placed orders, operator commands, the decisions (to learn which orders are held)
+    /// and accepted cancels.
+    public let inputTopics = [OrderPlaced.topic, ReleaseHold.topic, PaymentHeld.topic, OrderCancelled.topic]
     /// Held orders, keyed by order id.
     public let changelogTopic: String? = HeldOrder.topic
     /// The rules.
@@ -38,16 +39,16 @@ public struct PaymentStage: Stage {
                 orderId: held.orderId, amount: held.amount, reasons: held.reasons, releasedBy: command.releasedBy,
                 decidedAt: input.now)
             return StageOutcome(outputs: [StageOutput(released.event)], stateChanges: [.delete(key: command.orderId)])
-        case .cancelOrder(let command):
-            // Only a held order is payment's to cancel; allocation and shipping handle the rest.
-            guard case .heldOrder(let held) = state.value(command.orderId) else { return .none }
+        case .orderCancelled(let cancelled):
+            // A held order that is cancelled ends its review declined; shipping, which
+            // accepted the cancel, voids the authorization.
+            guard case .heldOrder(let held) = state.value(cancelled.orderId) else { return .none }
             let declined = PaymentDeclined(
                 orderId: held.orderId, amount: held.amount,
-                reasons: held.reasons + [Reason(code: "cancelled_in_review", message: "cancelled by \(command.requestedBy): \(command.reason.message)")],
+                reasons: held.reasons + [Reason(code: "cancelled_in_review", message: "cancelled by \(cancelled.requestedBy): \(cancelled.reason.message)")],
                 decidedAt: input.now)
-            let void = VoidPayment(orderId: held.orderId, authorizationReference: nil, reason: command.reason, requestedAt: input.now)
-            return StageOutcome(outputs: [StageOutput(declined.event), StageOutput(void.event)], stateChanges: [.delete(key: command.orderId)])
-        case .paymentApproved, .paymentDeclined, .paymentReleased, .updateShippingAddress:
+            return StageOutcome(outputs: [StageOutput(declined.event)], stateChanges: [.delete(key: cancelled.orderId)])
+        case .paymentApproved, .paymentDeclined, .paymentReleased, .updateShippingAddress, .cancelOrder, .cancelRejected:
             return .none
         default:
             throw .rejected("payment does not handle \(input.envelope.type)")

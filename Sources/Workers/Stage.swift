@@ -31,6 +31,28 @@ public protocol Stage: Sendable {
     /// runtime retries with backoff), ``StageFailure/rejected(_:)`` for input that can
     /// never succeed (it goes to the dead-letter topic).
     func process(_ input: StageInput, state: StageState) throws(StageFailure) -> StageOutcome
+    /// How often the runtime calls ``tick(now:state:)`` for each partition it owns; nil for
+    /// a stage without timers.
+    var tickInterval: Duration? { get }
+    /// What is due at `now` in one partition's state (SLA breaches, messages a set time
+    /// after an event). It runs between inputs, in the open transaction; each firing's
+    /// state changes and outputs are written like an input's.
+    func tick(now: Date, state: KeyedState) -> [TimerFiring]
+}
+
+/// One timer that fired: its outcome, and the identity its output ids derive from, so
+/// that a firing repeated after a crash (at least once) emits the same event ids.
+public struct TimerFiring: Sendable, Hashable {
+    /// Stable identity of what fired, e.g. `sla/<orderId>/<rule>/<since>`.
+    public var id: String
+    /// Outputs and state changes.
+    public var outcome: StageOutcome
+
+    /// Creates a firing.
+    public init(id: String, outcome: StageOutcome) {
+        self.id = id
+        self.outcome = outcome
+    }
 }
 
 extension Stage {
@@ -40,6 +62,10 @@ extension Stage {
     public var globalTables: [String] { [] }
     /// The input event's id.
     public func idempotencyKey(for input: Envelope) -> String { input.id }
+    /// No timers by default.
+    public var tickInterval: Duration? { nil }
+    /// Nothing is ever due by default.
+    public func tick(now: Date, state: KeyedState) -> [TimerFiring] { [] }
 }
 
 /// An input record as a stage sees it: the decoded event and where it came from.

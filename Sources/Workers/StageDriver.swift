@@ -39,6 +39,17 @@ public struct StageDriver<S: Stage> {
         return result
     }
 
+    /// Runs the stage's timers for `partition` at `now` and commits their effects.
+    public mutating func tick(now: Date, partition: Int32 = 0) -> [StepResult] {
+        var state = states[partition, default: KeyedState()]
+        states[partition] = nil
+        let firings = stage.tick(now: now, state: state)
+        let results = StageStep.fire(stage, firings, state: &state, now: now)
+        state.commit()
+        states[partition] = state
+        return results
+    }
+
     /// The committed value of `key` in `partition`'s state.
     public func value(_ key: String, partition: Int32 = 0) -> Event? {
         states[partition]?.value(key)

@@ -45,6 +45,13 @@ public struct KeyedState: Sendable {
 
     /// How many keys have a committed value.
     public var count: Int { committed.count }
+
+    /// Calls `body` with every key that has a value, pending changes included, in no
+    /// particular order: timers scan the state with it.
+    public func forEach(_ body: (String, Event) -> Void) {
+        for (key, value) in committed where pending[key] == nil { body(key, value) }
+        for (key, change) in pending { if let value = change { body(key, value) } }
+    }
 }
 
 /// The idempotency keys one stage has processed for one partition, each with the time

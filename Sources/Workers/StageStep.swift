@@ -70,6 +70,31 @@ public enum StageStep {
         return StepResult(kind: .processed, outputs: outputs, stateRecords: stateRecords, idempotency: (record.partitionKey, idempotency))
     }
 
+    /// Applies timer firings to `state` and builds their records; outputs get ids derived
+    /// from the firing's id (there is no input, and no idempotency key to write).
+    public static func fire<S: Stage>(_ stage: S, _ firings: [TimerFiring], state: inout KeyedState, now: Date) -> [StepResult] {
+        firings.map { firing in
+            let cause = "timer/\(stage.name)/\(firing.id)"
+            var outputs: [(topic: String, envelope: Envelope)] = []
+            for (index, output) in firing.outcome.outputs.enumerated() {
+                let envelope = Envelope.output(causedBy: cause, trace: nil, stage: stage.name, outputIndex: index, event: output.event, time: now)
+                outputs.append((output.topic ?? envelope.topic, envelope))
+            }
+            var stateRecords: [(key: String, envelope: Envelope?)] = []
+            for (index, change) in firing.outcome.stateChanges.enumerated() {
+                state.apply(change)
+                switch change {
+                case .put(let value):
+                    let envelope = Envelope.output(causedBy: cause, trace: nil, stage: "\(stage.name).state", outputIndex: index, event: value, time: now)
+                    stateRecords.append((change.key, envelope))
+                case .delete(let key):
+                    stateRecords.append((key, nil))
+                }
+            }
+            return StepResult(kind: .processed, outputs: outputs, stateRecords: stateRecords, idempotency: nil)
+        }
+    }
+
     /// Calls the stage with a view of `state` that ends with this call: were the view
     /// still alive when `run` applies the changes, the state's storage would be copied
     /// (copy on write) for every input.

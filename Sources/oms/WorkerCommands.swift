@@ -107,7 +107,9 @@ struct WorkerOptions: ParsableArguments {
 /// The stages `oms worker` and `oms fleet` can run, by name.
 enum StageCatalog {
     /// The order pipeline's stages, which `oms fleet` runs by default.
-    static let pipeline = ["intake", "payment", "fraud-velocity", "inventory", "allocation"]
+    static let pipeline = [
+        "intake", "payment", "fraud-velocity", "inventory", "allocation", "shipping", "tracking", "returns", "view", "sla-watch",
+    ]
 
     /// Stages for tests and benchmarks.
     static let testStages = ["passthrough", "counter"]
@@ -133,6 +135,11 @@ enum StageCatalog {
         case "fraud-velocity": return FraudVelocityStage(rules: try rules().payment)
         case "inventory": return InventoryStage()
         case "allocation": return AllocationStage(rules: try rules())
+        case "shipping": return ShippingStage(rules: try rules())
+        case "tracking": return TrackingStage(rules: try rules().shipping)
+        case "returns": return ReturnsStage(rules: try rules())
+        case "view": return OrderViewStage(rules: try rules().notifications)
+        case "sla-watch": return SLAWatchStage(rules: try rules().sla)
         case "passthrough":
             let defaults = PassThroughStage()
             return PassThroughStage(

@@ -7,7 +7,7 @@ import Yams
 @Suite struct TopicCatalogTests {
     @Test func catalogCoversTheDesignTopics() {
         let names = TopicCatalog.topics.map(\.name)
-        #expect(names.count == 27)
+        #expect(names.count == 32)
         #expect(Set(names).count == names.count)
         #expect(names.allSatisfy { $0.hasPrefix("oms.") })
         for spec in TopicCatalog.topics {
@@ -30,6 +30,7 @@ import Yams
         #expect(compacted == [
             "oms.catalog.products", "oms.inventory.levels", "oms.allocation.state", "oms.shipments.index",
             "oms.orders.state", "oms.reports", "oms.idempotency", "oms.payments.holds", "oms.payments.velocity",
+            "oms.shipping.state", "oms.tracking.state", "oms.returns.state", "oms.sla.state",
         ])
     }
 

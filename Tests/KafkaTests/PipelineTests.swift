@@ -8,7 +8,7 @@ import Workers
 /// The order-to-allocation stages on a real broker: the whole path from channel payload
 /// to allocation in one process, then inventory and allocation as separate worker
 /// processes racing 5,000 orders for scarce stock, with and without kill -9.
-@Suite("pipeline: intake to allocation", .serialized)
+@Suite("pipeline: the order stages on a real broker", .serialized)
 struct PipelineTests {
     @Test("inbound to allocated: a re-sent Shopify order is one order; holds, releases, rejections and dead letters")
     func inboundToAllocated() async throws {
@@ -260,7 +260,7 @@ struct PipelineScenario {
     static let topics = [
         CatalogProduct.topic, InboundChannelOrder.topic, OrderPlaced.topic, OrderRejected.topic, PaymentApproved.topic,
         PaymentScreening.topic, CustomerVelocity.topic, HeldOrder.topic, ReserveInventory.topic, InventoryResult.topic,
-        InventoryLevel.topic, AllocationState.topic, OrderAllocated.topic, CancelOrder.topic, VoidPayment.topic,
+        InventoryLevel.topic, AllocationState.topic, OrderAllocated.topic, CancelOrder.topic, OrderCancelled.topic, VoidPayment.topic,
         TopicCatalog.idempotencyTopic, TopicCatalog.deadLetterTopic,
     ]
 

@@ -10,9 +10,10 @@ private typealias F = PipelineFixtures
 /// tables: placed and approved in either order plan and send reserve commands; all
 /// reserved allocates; refusals re-plan with the availability inventory reported, at most
 /// `maxReplans` times, then the backorder policy decides (backorder, cancel_lines,
-/// hold_order releasing what it holds); a declined order is forgotten; a cancel releases
-/// reserved and planned units, and reservations confirmed after it; repeated results
-/// change nothing.
+/// hold_order releasing what it holds); a declined order is forgotten; an accepted cancel
+/// (`OrderCancelled`, decided by shipping) releases reserved and planned units, and
+/// reservations confirmed after it; the `CancelOrder` command itself is not allocation's;
+/// repeated results change nothing.
 @Suite struct AllocationTests {
     static let locations = [
         StockLocation(id: "WH-1", type: .warehouse, country: "US"),
@@ -31,8 +32,9 @@ private typealias F = PipelineFixtures
     var orderId: String { placed.orderId }
     var approved: Event { PaymentApproved(orderId: orderId, amount: placed.totals.total, reasons: [], decidedAt: F.now).event }
     var declined: Event { PaymentDeclined(orderId: orderId, amount: placed.totals.total, reasons: [], decidedAt: F.now).event }
+    /// A cancel accepted by shipping (allocation no longer reads the CancelOrder command).
     var cancel: Event {
-        CancelOrder(orderId: orderId, requestedBy: "customer", reason: Reason(code: "changed_mind", message: "no longer needed"), requestedAt: F.now).event
+        OrderCancelled(orderId: orderId, requestedBy: "customer", reason: Reason(code: "changed_mind", message: "no longer needed"), cancelledAt: F.now).event
     }
 
     func alloc(_ line: String, _ sku: String, _ location: String, _ quantity: Int) -> LineAllocation {
@@ -474,11 +476,12 @@ private typealias F = PipelineFixtures
         #expect(late.outputs.isEmpty && late.stateRecords.isEmpty, "the order read after its decline is ignored")
     }
 
-    @Test func stageIgnoresHoldsAndOperatorCommandsAndRejectsOthers() {
+    @Test func stageIgnoresHoldsAndRejectedCancelsAndRejectsOthers() {
         var driver = driver()
         let held = PaymentHeld(orderId: orderId, amount: placed.totals.total, reasons: [], decidedAt: F.now).event
-        let release = ReleaseHold(orderId: orderId, releasedBy: "ops", requestedAt: F.now).event
-        for (index, event) in [held, release].enumerated() {
+        // Shares the cancellations topic with OrderCancelled.
+        let refused = CancelRejected(orderId: orderId, requestedBy: "customer", reasons: [], rejectedAt: F.now).event
+        for (index, event) in [held, refused].enumerated() {
             let result = driver.handle(F.envelope("i-\(index)", event), offset: Int64(index), now: F.now)
             #expect(result.kind == .processed)
             #expect(result.outputs.isEmpty)
@@ -489,5 +492,28 @@ private typealias F = PipelineFixtures
             Issue.record("allocation does not read levels as input: \(wrong.kind)")
             return
         }
+    }
+
+    @Test func stageReadsAcceptedCancelsNotTheCommand() {
+        let stage = AllocationStage(rules: Self.rules())
+        #expect(stage.inputTopics.contains(OrderCancelled.topic))
+        #expect(!stage.inputTopics.contains(CancelOrder.topic), "shipping decides cancels")
+
+        var driver = driver()
+        _ = driver.handle(F.envelope("e-1", placed.event), now: F.now)
+        _ = driver.handle(F.envelope("e-2", approved), offset: 1, now: F.now)
+        let command = CancelOrder(orderId: orderId, requestedBy: "customer", reason: Reason(code: "x", message: "x"), requestedAt: F.now).event
+        let result = driver.handle(F.envelope("e-3", command), offset: 2, now: F.now)
+        guard case .rejected? = F.failure(result) else {
+            Issue.record("a CancelOrder command must not release anything: \(result.kind)")
+            return
+        }
+        let accepted = driver.handle(F.envelope("e-4", cancel), offset: 3, now: F.now)
+        #expect(accepted.outputs.map(\.topic) == [ReleaseInventory.topic, ReleaseInventory.topic], "the planned units are given back")
+        guard case .allocationState(let state)? = driver.value(orderId) else {
+            Issue.record("no allocation state")
+            return
+        }
+        #expect(state.status == .cancelled)
     }
 }

@@ -11,7 +11,9 @@ private typealias F = PipelineFixtures
 /// `FraudVelocityStage.decide` (precedence declined > held > approved with reasons
 /// carried; the velocity window counted by the orders' own times, each order once, old
 /// entries pruned), both stages through `StageDriver`, and the holds `PaymentStage`
-/// keeps for operators: release and cancel of held orders.
+/// keeps for operators: release of held orders, and accepted cancels (`OrderCancelled`,
+/// decided by shipping) ending a held order's review declined, without a void (shipping
+/// voids); the `CancelOrder` command itself is ignored.
 @Suite struct PaymentTests {
     let rules = PaymentRules(
         holdAboveMinorUnits: ["USD": 100_000], velocity: nil, holdOnCountryMismatch: true,
@@ -321,7 +323,13 @@ private typealias F = PipelineFixtures
         ReleaseHold(orderId: orderId, releasedBy: "ops@example.com", note: "checked with the customer", requestedAt: F.now)
     }
 
-    func cancel() -> CancelOrder {
+    /// A cancel shipping accepted.
+    func cancel() -> OrderCancelled {
+        OrderCancelled(orderId: orderId, requestedBy: "ops@example.com", reason: Reason(code: "fraud", message: "stolen card"), cancelledAt: F.now)
+    }
+
+    /// The command as the gateway sends it; shipping, not payment, decides it.
+    func cancelCommand() -> CancelOrder {
         CancelOrder(orderId: orderId, requestedBy: "ops@example.com", reason: Reason(code: "fraud", message: "stolen card"), requestedAt: F.now)
     }
 
@@ -374,17 +382,18 @@ private typealias F = PipelineFixtures
         #expect(throws: StageFailure.self) { try PaymentStage(rules: rules).process(input, state: state) }
     }
 
-    @Test func cancelOfAHeldOrderDeclinesAndVoids() throws {
+    @Test func cancelOfAHeldOrderEndsItsReviewDeclinedWithoutAVoid() throws {
         var state = DictionaryState()
         let stage = PaymentStage(rules: rules)
         let hold = StageInput(envelope: F.envelope("d-1", held(reasons: ["velocity"]).event), topic: PaymentHeld.topic, partition: 0, offset: 0, now: F.now)
         state.apply(try stage.process(hold, state: state).stateChanges)
 
-        let input = StageInput(envelope: F.envelope("c-1", cancel().event), topic: CancelOrder.topic, partition: 0, offset: 1, now: F.now)
+        let input = StageInput(envelope: F.envelope("c-1", cancel().event), topic: OrderCancelled.topic, partition: 0, offset: 1, now: F.now)
         let outcome = try stage.process(input, state: state)
-        try #require(outcome.outputs.count == 2)
-        guard case .paymentDeclined(let declined) = outcome.outputs[0].event, case .voidPayment(let void) = outcome.outputs[1].event else {
-            Issue.record("expected PaymentDeclined then VoidPayment, got \(outcome.outputs.map(\.event))")
+        // Shipping, which accepted the cancel, voids the authorization: only the decline here.
+        try #require(outcome.outputs.count == 1, "\(outcome.outputs.map(\.event))")
+        guard case .paymentDeclined(let declined) = outcome.outputs[0].event else {
+            Issue.record("expected PaymentDeclined, got \(outcome.outputs.map(\.event))")
             return
         }
         #expect(declined.orderId == orderId)
@@ -392,13 +401,25 @@ private typealias F = PipelineFixtures
         #expect(F.codes(declined.reasons) == ["velocity", "cancelled_in_review"])
         #expect(declined.reasons[1].message == "cancelled by ops@example.com: stolen card")
         #expect(declined.decidedAt == F.now)
-        #expect(void.orderId == orderId)
-        #expect(void.reason == cancel().reason)
-        #expect(void.requestedAt == F.now)
         #expect(outcome.stateChanges == [.delete(key: orderId)])
 
         state.apply(outcome.stateChanges)
         #expect(try stage.process(input, state: state) == .none, "cancelling again finds no hold")
+    }
+
+    @Test func cancelCommandAndRejectedCancelAreIgnoredEvenForAHeldOrder() throws {
+        let stage = PaymentStage(rules: rules)
+        #expect(stage.inputTopics.contains(OrderCancelled.topic))
+        var driver = StageDriver(stage: stage)
+        _ = driver.handle(F.envelope("d-1", held().event), now: F.now)
+        let refused = CancelRejected(orderId: orderId, requestedBy: "ops@example.com", reasons: [], rejectedAt: F.now)
+        for (index, event) in [cancelCommand().event, refused.event].enumerated() {
+            let result = driver.handle(F.envelope("c-\(index)", event), offset: Int64(index + 1), now: F.now)
+            #expect(result.kind == .processed)
+            #expect(result.outputs.isEmpty)
+            #expect(result.stateRecords.isEmpty)
+        }
+        #expect(driver.value(orderId) != nil, "the hold stays until a cancel is accepted")
     }
 
     @Test func cancelOfAnOrderThatIsNotHeldIsLeftToOthers() throws {

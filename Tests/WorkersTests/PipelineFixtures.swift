@@ -172,3 +172,33 @@ struct FakeSnapshot: AllocationSnapshot {
     func available(sku: String, location: String) -> Int { free[sku]?[location] ?? 0 }
     func product(_ sku: String) -> CatalogProduct? { products[sku] }
 }
+
+// MARK: Fulfilment builders (shipping, tracking, returns, view, SLA)
+
+extension PipelineFixtures {
+    /// An input envelope stamped at `time` (the view folds statuses by envelope time).
+    static func envelope(_ id: String, _ event: Event, at time: Date) -> Envelope {
+        Envelope(id: id, source: "oms/test", time: time, event: event)
+    }
+
+    /// A catalog entry with the given parcel weight and dangerous-goods flag.
+    static func shippingProduct(_ sku: String, weightGrams: Int = 500, hazmat: Bool = false) -> CatalogProduct {
+        var entry = product(sku)
+        entry.weightGrams = weightGrams
+        entry.hazmat = hazmat
+        return entry
+    }
+
+    /// One line's allocation at a location.
+    static func allocation(_ lineId: String, _ sku: String, _ location: String, _ quantity: Int) -> LineAllocation {
+        LineAllocation(lineId: lineId, sku: sku, location: location, quantity: quantity)
+    }
+
+    /// A shipment or return line.
+    static func shipmentLine(_ lineId: String, _ sku: String, _ quantity: Int) -> ShipmentLine {
+        ShipmentLine(lineId: lineId, sku: sku, quantity: quantity)
+    }
+
+    /// `days` whole days as seconds.
+    static func days(_ days: Double) -> TimeInterval { days * 86_400 }
+}

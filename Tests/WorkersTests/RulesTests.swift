@@ -193,4 +193,121 @@ import Workers
         #expect(rules.distance(to: de, country: "US", postalCode: "10001") == 9_000)
         #expect(rules.distance(to: us, country: nil, postalCode: nil) == 20_000)
     }
+
+    // MARK: Fulfilment sections (shipping, returns, notifications, sla)
+
+    @Test func fulfilmentDefaultsValidateClean() {
+        let rules = BusinessRules(shipping: ShippingRules(), returns: ReturnRules(), notifications: NotificationRules(), sla: SLARules())
+        #expect(rules.validate() == [])
+        #expect(ShippingRules().rates == ShippingRules.defaultRates)
+        #expect(SLARules().rules.map(\.name) == ["placed_not_checked", "held_not_reviewed", "approved_not_allocated", "allocated_not_shipped"])
+    }
+
+    @Test func shippingProblemsNameTheirKey() {
+        var shipping = ShippingRules()
+        shipping.rates = [
+            CarrierRate(carrier: "ups", service: "ground", serviceLevel: .standard, maxWeightGrams: 0, price: 100, transitDays: 3),
+            CarrierRate(carrier: "a/b", service: "", serviceLevel: .standard, zones: ["local", "moon"], maxWeightGrams: 10, price: -1, transitDays: -1),
+        ]
+        shipping.zoneBands = [ZoneBand(name: "local", maxKm: 0)]
+        shipping.promiseDays = ["standard": -1, "warp": 1]
+        shipping.trackingWindowDays = 0
+        #expect(BusinessRules(shipping: shipping).validate() == [
+            "shipping.rates[0].maxWeightGrams: must be at least 1",
+            "shipping.rates[1].carrier: must be a non-empty code without '/'",
+            "shipping.rates[1].service: must not be empty",
+            "shipping.rates[1].price: must not be negative",
+            "shipping.rates[1].transitDays: must not be negative",
+            "shipping.rates[1].zones: 'moon' is neither a zone band nor 'international'",
+            "shipping.zoneBands[0].maxKm: must be positive",
+            "shipping.promiseDays.standard: must not be negative",
+            "shipping.promiseDays.warp: not a service level (standard, expedited, next_day, same_day)",
+            "shipping.trackingWindowDays: must be at least 1",
+        ])
+        #expect(BusinessRules(shipping: ShippingRules(rates: [])).validate() == ["shipping.rates: name at least one rate"])
+        // 'international' is always a zone.
+        let abroad = CarrierRate(carrier: "dhl", service: "world", serviceLevel: .expedited, zones: ["international"], maxWeightGrams: 1, price: 0, transitDays: 0)
+        #expect(BusinessRules(shipping: ShippingRules(rates: [abroad])).validate() == [])
+    }
+
+    @Test func returnsProblemsNameTheirKey() {
+        let locations = [Self.location("WH-1")]
+        #expect(BusinessRules(locations: locations, returns: ReturnRules(receivingLocation: "WH-1")).validate() == [])
+        #expect(BusinessRules(locations: locations, returns: ReturnRules(receivingLocation: "WH-9")).validate() == ["returns.receivingLocation: no such location 'WH-9'"])
+        let bad = ReturnRules(windowDays: -1, channelWindowDays: ["web": 10, "amazon": -2], carrier: "", rmaValidDays: 0)
+        #expect(BusinessRules(returns: bad).validate() == [
+            "returns.windowDays: must not be negative",
+            "returns.channelWindowDays.amazon: must not be negative",
+            "returns.carrier: must be a non-empty code without '/'",
+            "returns.rmaValidDays: must be at least 1",
+        ])
+        #expect(bad.window(channel: "web") == 10)
+        #expect(bad.window(channel: "pos") == -1, "other channels take windowDays")
+        #expect(bad.window(channel: nil) == -1)
+    }
+
+    @Test func notificationProblemsNameTheirKey() {
+        let bad = NotificationRules(reviewInvitationDelaySeconds: -1, trackingURL: "https://track.example/{carrier}", checkIntervalSeconds: 0)
+        #expect(BusinessRules(notifications: bad).validate() == [
+            "notifications.reviewInvitationDelaySeconds: must not be negative",
+            "notifications.trackingURL: must contain {trackingNumber}",
+            "notifications.checkIntervalSeconds: must be at least 1",
+        ])
+        #expect(BusinessRules(notifications: NotificationRules(reviewInvitationDelaySeconds: nil)).validate() == [])
+        #expect(NotificationRules().trackingLink(carrier: "ups", trackingNumber: "1Z9") == "https://track.orderfleet.example/ups/1Z9")
+    }
+
+    @Test func slaProblemsNameTheirKey() {
+        let sla = SLARules(
+            rules: [
+                SLARule(name: "fine", status: .placed, maxSeconds: 60),
+                SLARule(name: "both", status: .held, maxSeconds: 60, shipBySecondsBeforePromise: 60),
+                SLARule(name: "", status: .approved),
+                SLARule(name: "fine", status: .allocated, maxSeconds: 0),
+            ],
+            checkIntervalSeconds: 0)
+        #expect(BusinessRules(sla: sla).validate() == [
+            "sla.rules[1]: give exactly one of maxSeconds and shipBySecondsBeforePromise",
+            "sla.rules[2].name: must not be empty",
+            "sla.rules[2]: give exactly one of maxSeconds and shipBySecondsBeforePromise",
+            "sla.rules[3].name: 'fine' is defined twice",
+            "sla.rules[3].maxSeconds: must be at least 1",
+            "sla.checkIntervalSeconds: must be at least 1",
+        ])
+    }
+
+    @Test func fulfilmentSectionsDecodeWithDefaults() throws {
+        let json = """
+            {"shipping": {"rates": [{"carrier": "ups", "service": "ground", "serviceLevel": "standard", "maxWeightGrams": 1000, "price": 500, "transitDays": 3}],
+                          "trackingWindowDays": 60},
+             "returns": {"windowDays": 14},
+             "notifications": {"reviewInvitationDelaySeconds": null},
+             "sla": {"rules": [{"name": "held", "status": "held", "maxSeconds": 60}]}}
+            """
+        let rules = try JSONDecoder().decode(BusinessRules.self, from: Data(json.utf8))
+        #expect(rules.shipping.rates == [CarrierRate(carrier: "ups", service: "ground", serviceLevel: .standard, maxWeightGrams: 1_000, price: 500, transitDays: 3)])
+        #expect(rules.shipping.rates.first?.hazmat == false, "hazmat defaults to false")
+        #expect(rules.shipping.trackingWindowDays == 60)
+        #expect(rules.shipping.zoneBands == ShippingRules.defaultBands)
+        #expect(rules.shipping.promiseDays == ShippingRules().promiseDays)
+        #expect(rules.returns == ReturnRules(windowDays: 14))
+        #expect(rules.notifications.reviewInvitationDelaySeconds == nil, "an explicit null switches the invitation off")
+        #expect(rules.notifications.trackingURL == NotificationRules().trackingURL)
+        #expect(rules.sla.rules == [SLARule(name: "held", status: .held, maxSeconds: 60, severity: .warning)])
+        #expect(rules.sla.checkIntervalSeconds == 5)
+        #expect(rules.validate() == [])
+
+        let empty = try JSONDecoder().decode(BusinessRules.self, from: Data(#"{"notifications": {}}"#.utf8))
+        #expect(empty.notifications.reviewInvitationDelaySeconds == 7 * 86_400, "a missing key keeps the default")
+    }
+
+    @Test func parcelZoneByCountryAndDistanceBand() {
+        let shipping = ShippingRules()
+        let us = Self.location("WH-1")
+        #expect(shipping.zone(from: us, country: "US", distanceKm: 300) == "local", "a band includes its limit")
+        #expect(shipping.zone(from: us, country: "US", distanceKm: 301) == "regional")
+        #expect(shipping.zone(from: us, country: "US", distanceKm: 9_999) == "national", "beyond every band: the last")
+        #expect(shipping.zone(from: us, country: "CA", distanceKm: 10) == "international")
+        #expect(shipping.zone(from: nil, country: "CA", distanceKm: 10) == "local", "an unknown location is not abroad")
+    }
 }

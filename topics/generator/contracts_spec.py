@@ -98,12 +98,13 @@ E("OrderStatus", "Customer- and operator-visible order state in the order view."
     ("allocated", "Stock reserved."),
     ("partially_allocated", "Some stock reserved, rest backordered."),
     ("backordered", "Waiting for stock."),
-    ("shipped", "At least one shipment handed to a carrier."),
+    ("partially_shipped", "Some reserved units shipped, others not yet."),
+    ("shipped", "Every reserved unit handed to a carrier; not all delivered."),
     ("delivered", "Every shipment delivered."),
     ("cancelled", "Cancelled before shipment."),
-    ("return_requested", "Customer asked for a return."),
-    ("returned", "Return received."),
-    ("refunded", "Money returned to the customer."),
+    ("return_requested", "A return is authorized and on its way back."),
+    ("partially_returned", "Some delivered units came back."),
+    ("returned", "Every delivered unit came back."),
 ])
 E("NotificationKind", "Which customer message to send.", [
     ("confirmed", "Order confirmed."),
@@ -113,6 +114,7 @@ E("NotificationKind", "Which customer message to send.", [
     ("delayed", "Carrier estimate passed the promise."),
     ("refunded", "Refund issued."),
     ("cancelled", "Order cancelled."),
+    ("review_invitation", "Invitation to review the order, a configured time after delivery."),
 ])
 E("AlertSeverity", "How urgently operators must act on an SLA alert.", [
     ("warning", "Approaching or just past the SLA."),
@@ -265,9 +267,34 @@ S("TrackingEntry", "One entry of the order's tracking timeline.", [
 ])
 S("ReturnSummary", "A return as shown in the order view.", [
     ("returnId", "String", "Return id."),
-    ("status", "String", "requested, authorized, rejected or received."),
+    ("status", "String", "authorized, rejected or received."),
     ("rma", "String?", "RMA number once authorized."),
     ("lines", "[ShipmentLine]", "Lines being returned."),
+    ("refund", "Money?", "Refund requested once received."),
+])
+S("LineProgress", "Where the units of one order line are, as the order view counts them.", [
+    ("lineId", "String", "Order line."),
+    ("sku", "String", "SKU."),
+    ("ordered", "Int", "Units ordered.", {"minimum": 0}),
+    ("allocated", "Int", "Units reserved at a location.", {"minimum": 0}),
+    ("shipped", "Int", "Units in a shipment.", {"minimum": 0}),
+    ("delivered", "Int", "Units in a delivered shipment.", {"minimum": 0}),
+    ("returned", "Int", "Units received back.", {"minimum": 0}),
+])
+S("ParcelRecord", "A shipment as the shipping and returns stages remember it.", [
+    ("shipmentId", "String", "Shipment id."),
+    ("location", "String", "Shipping location."),
+    ("lines", "[ShipmentLine]", "Contents."),
+    ("deliveredAt", "Date?", "Delivery time, once delivered."),
+])
+S("ReturnRecord", "A return as the returns stage remembers it.", [
+    ("returnId", "String", "Return id."),
+    ("status", "String", "authorized or received."),
+    ("rma", "String", "RMA number."),
+    ("carrier", "String", "Return carrier."),
+    ("trackingNumber", "String", "Return parcel tracking number."),
+    ("lines", "[ReturnLine]", "Authorized lines."),
+    ("expiresAt", "Date", "RMA expiry."),
 ])
 S("HistoryEntry", "One event folded into the order view, for the audit trail.", [
     ("eventId", "String", "ce_id of the event."),
@@ -460,19 +487,54 @@ EV("UpdateShippingAddress", "oms.order.update_address", 1, OC, ORDER_KEY, ORDER_
     ("orderId", "String", "Order."), ("shippingAddress", "Address", "New address."),
     ("requestedBy", "String", "Who asked."), ("requestedAt", "Date", "Request time."),
 ])
+EV("ReceiveReturn", "oms.return.receive", 1, "oms.returns.requests", ORDER_KEY, ORDER_KEY,
+   "A warehouse reports what it received for a return and what to do with each line.", [
+    ("orderId", "String", "Order."), ("returnId", "String", "Return."),
+    ("lines", "[ReceivedReturnLine]", "What arrived."), ("receivedAt", "Date", "Receipt time."),
+])
+CX = "oms.orders.cancellations"
+EV("OrderCancelled", "oms.order.cancelled", 1, CX, ORDER_KEY, ORDER_KEY,
+   "A cancel was accepted: no shipment existed; reservations are released and the authorization voided.", [
+    ("orderId", "String", "Order."), ("requestedBy", "String", "Who asked."), ("reason", "Reason", "Why."),
+    ("cancelledAt", "Date", "Decision time."),
+])
+EV("CancelRejected", "oms.order.cancel_rejected", 1, CX, ORDER_KEY, ORDER_KEY,
+   "A cancel came too late (a shipment exists) or for an order already cancelled.", [
+    ("orderId", "String", "Order."), ("requestedBy", "String", "Who asked."), ("reasons", "[Reason]", "Why not."),
+    ("rejectedAt", "Date", "Decision time."),
+])
+EV("ShippingState", "oms.shipping.state", 1, "oms.shipping.state", ORDER_KEY, ORDER_KEY,
+   "What shipping knows of one order (its changelog): the order facts it ships by, allocations waiting for the order, shipments made, and whether it was cancelled.", [
+    ("orderId", "String", "Order."),
+    ("lines", "[OrderLine]", "Order lines (empty until the order is read)."),
+    ("totals", "OrderTotals?", "Order totals, for capture amounts."),
+    ("destination", "Address?", "Ship-to address."),
+    ("serviceLevel", "ServiceLevel?", "Paid delivery speed."),
+    ("promisedDeliveryDate", "Date?", "Promised delivery date."),
+    ("placedAt", "Date?", "When the order was placed."),
+    ("authorizationReference", "String?", "Payment authorization to capture against or void."),
+    ("waiting", "[LineAllocation]", "Allocations read before the order itself."),
+    ("shipments", "[ParcelRecord]", "Shipments made."),
+    ("cancelled", "Bool", "A cancel was accepted."),
+    ("updatedAt", "Date", "Last change."),
+])
 EV("ShipmentCreated", "oms.shipment.created", 1, "oms.shipments.created", ORDER_KEY, ORDER_KEY,
    "A shipment with carrier, service and label was created for one location.", [
     ("shipmentId", "String", "Shipment id."), ("orderId", "String", "Order."), ("location", "String", "Shipping location."),
     ("carrier", "String", "Carrier code."), ("service", "String", "Carrier service."),
     ("trackingNumber", "String", "Tracking number."), ("labelRef", "String", "Label reference."),
     ("lines", "[ShipmentLine]", "Contents."), ("promisedDate", "Date", "Promised delivery date."),
-    ("estimatedDelivery", "Date", "Carrier estimate at creation."), ("createdAt", "Date", "Creation time."),
+    ("estimatedDelivery", "Date", "Carrier estimate at creation."),
+    ("atRisk", "Bool", "No rate met the promise; the fastest was chosen."),
+    ("createdAt", "Date", "Creation time."),
 ])
 EV("ShipmentIndexEntry", "oms.shipment.indexed", 1, "oms.shipments.index", '"\\(carrier)/\\(trackingNumber)"', ORDER_KEY,
    "Maps a carrier tracking number to its shipment, so tracking can join carrier pushes.", [
     ("carrier", "String", "Carrier code."), ("trackingNumber", "String", "Tracking number."),
     ("shipmentId", "String", "Shipment."), ("orderId", "String", "Order."),
     ("promisedDate", "Date", "Promised delivery date, for delay detection."),
+    ("shippedAt", "Date", "When the parcel was handed over; updates far outside a window around it belong to a reuse of the number."),
+    ("returnId", "String?", "Set when the parcel is a customer return (the shipment id is then the return id)."),
 ])
 EV("CarrierTrackingUpdate", "oms.tracking.carrier_update", 1, "oms.tracking.inbound", '"\\(carrier)/\\(trackingNumber)"', '"\\(carrier)/\\(trackingNumber)"',
    "A carrier push normalized by a carrier adapter, not yet joined to a shipment.", [
@@ -508,6 +570,14 @@ EV("ShipmentDelayed", "oms.tracking.delayed", 1, TR, ORDER_KEY, ORDER_KEY,
     ("rawStatus", "String", "Carrier value."), ("promisedDate", "Date", "Promise."),
     ("estimatedDelivery", "Date", "New estimate."), ("detectedAt", "Date", "Detection time."),
 ])
+EV("TrackingState", "oms.tracking.state", 1, "oms.tracking.state", '"\\(carrier)/\\(trackingNumber)"', ORDER_KEY,
+   "What tracking knows of one parcel (its changelog): the shipment it belongs to and the newest status, to drop duplicates and stale updates.", [
+    ("carrier", "String", "Carrier."), ("trackingNumber", "String", "Tracking number."),
+    ("shipmentId", "String", "Shipment (or return) the number belongs to."), ("orderId", "String", "Order."),
+    ("status", "TrackingStatus", "Newest status."), ("occurredAt", "Date", "Time of the newest status."),
+    ("recentEventIds", "[String]", "The integration's last event ids, for dedupe."),
+    ("delivered", "Bool", "Delivery already reported."), ("delayed", "Bool", "Delay already reported."),
+])
 EV("ReturnRequested", "oms.return.requested", 1, "oms.returns.requests", ORDER_KEY, ORDER_KEY,
    "A customer asks to return delivered items.", [
     ("orderId", "String", "Order."), ("returnId", "String", "Return id."),
@@ -530,6 +600,16 @@ EV("ReturnReceived", "oms.return.received", 1, RE, ORDER_KEY, ORDER_KEY,
    "Returned goods arrived and were inspected.", [
     ("orderId", "String", "Order."), ("returnId", "String", "Return."), ("rma", "String", "RMA number."),
     ("lines", "[ReceivedReturnLine]", "What arrived."), ("receivedAt", "Date", "Receipt time."),
+])
+EV("ReturnsState", "oms.returns.state", 1, "oms.returns.state", ORDER_KEY, ORDER_KEY,
+   "What the returns stage knows of one order (its changelog): amounts, shipments and deliveries, and returns so far.", [
+    ("orderId", "String", "Order."), ("channel", "String?", "Sales channel, for the return window."),
+    ("lines", "[OrderLine]", "Order lines (empty until the order is read)."),
+    ("totals", "OrderTotals?", "Order totals, for refund amounts."),
+    ("shipments", "[ParcelRecord]", "Shipments and their deliveries."),
+    ("returns", "[ReturnRecord]", "Returns authorized so far."),
+    ("refunded", "[ShipmentLine]", "Units refunded per line so far."),
+    ("updatedAt", "Date", "Last change."),
 ])
 PC = "oms.payments.commands"
 EV("CapturePayment", "oms.payment.capture", 1, PC, ORDER_KEY, ORDER_KEY,
@@ -555,7 +635,14 @@ EV("OrderView", "oms.order.view", 1, "oms.orders.state", ORDER_KEY, ORDER_KEY,
     ("totals", "OrderTotals?", "Totals, once placed."), ("lines", "[OrderLine]", ORDER_LINES_DOC),
     ("payments", "[PaymentEntry]", "Money movements."), ("shipments", "[ShipmentSummary]", "Shipments."),
     ("tracking", "[TrackingEntry]", "Tracking timeline."), ("returns", "[ReturnSummary]", "Returns."),
-    ("history", "[HistoryEntry]", "Every folded event."), ("updatedAt", "Date", "Last change."),
+    ("history", "[HistoryEntry]", "Every folded event."),
+    ("lineProgress", "[LineProgress]", "Units per line allocated, shipped, delivered and returned."),
+    ("customerEmail", "String?", "Where notifications go."),
+    ("promisedDeliveryDate", "Date?", "Delivery date promised at checkout."),
+    ("statusSince", "Date", "When the order entered its current status (SLA watch counts from it)."),
+    ("deliveredAt", "Date?", "When the last shipment was delivered, once every one is."),
+    ("notificationsSent", "[String]", "Notifications already emitted (kind and subject), so each goes once."),
+    ("updatedAt", "Date", "Last change."),
 ])
 EV("Notification", "oms.notification", 1, "oms.notifications", ORDER_KEY, ORDER_KEY,
    "A message to send to the customer; an external notifier delivers it.", [
@@ -569,6 +656,16 @@ EV("SLAAlert", "oms.sla.alert", 1, "oms.alerts", ORDER_KEY, ORDER_KEY,
     ("status", "OrderStatus", "State the order is stuck in."), ("since", "Date", "When it entered it."),
     ("thresholdSeconds", "Int", "The SLA.", {"minimum": 0}), ("severity", "AlertSeverity", "Urgency."),
     ("detectedAt", "Date", "Detection time."),
+])
+EV("SLARecovered", "oms.sla.recovered", 1, "oms.alerts", ORDER_KEY, ORDER_KEY,
+   "An order that breached an SLA left the state it was stuck in.", [
+    ("orderId", "String", "Order."), ("rule", "String", "SLA rule."), ("status", "OrderStatus", "State it was stuck in."),
+    ("since", "Date", "When it entered it."), ("recoveredAt", "Date", "When it left it."),
+])
+EV("SLAWatchState", "oms.sla.state", 1, "oms.sla.state", ORDER_KEY, ORDER_KEY,
+   "SLA watch's view of one open order (its changelog): the state it is in and the alerts raised for it.", [
+    ("orderId", "String", "Order."), ("status", "OrderStatus", "Current status."), ("since", "Date", "When it entered it."),
+    ("promisedDeliveryDate", "Date?", "Promise, for ship-by rules."), ("alerted", "[String]", "Rules alerted for this status."),
 ])
 EV("ReportBucket", "oms.report.bucket", 1, "oms.reports", '"\\(report)/\\(bucket)"', '"\\(report)/\\(bucket)"',
    "One aggregate bucket of a report (e.g. revenue per channel per hour).", [
@@ -606,17 +703,22 @@ TOPICS = [
     ("oms.inventory.levels", "sku[/orderId/lineId/location]", "compact", None, "inventory", ["inventory"], ["inventory", "allocation", "gateway"]),
     ("oms.allocation.state", "orderId", "compact", None, "order", ["allocation"], ["allocation"]),
     ("oms.orders.allocated", "orderId", "delete", None, "order", ["allocation"], ["shipping", "view"]),
-    ("oms.orders.commands", "orderId", "delete", None, "order", ["gateway", "ops"], ["payment", "allocation", "shipping"]),
-    ("oms.shipments.created", "orderId", "delete", None, "order", ["shipping"], ["view", "notifications"]),
-    ("oms.shipments.index", "carrier/trackingNumber", "compact", None, "tracking", ["shipping"], ["tracking"]),
+    ("oms.orders.commands", "orderId", "delete", None, "order", ["gateway", "ops", "intake"], ["payment", "shipping"]),
+    ("oms.orders.cancellations", "orderId", "delete", None, "order", ["shipping"], ["payment", "allocation", "view"]),
+    ("oms.shipping.state", "orderId", "compact", None, "order", ["shipping"], ["shipping"]),
+    ("oms.shipments.created", "orderId", "delete", None, "order", ["shipping"], ["returns", "view"]),
+    ("oms.shipments.index", "carrier/trackingNumber", "compact", None, "tracking", ["shipping", "returns"], ["tracking"]),
     ("oms.tracking.inbound", "carrier/trackingNumber", "delete", None, "tracking", ["gateway", "carriers"], ["tracking"]),
+    ("oms.tracking.state", "carrier/trackingNumber", "compact", None, "tracking", ["tracking"], ["tracking"]),
     ("oms.shipments.tracking", "orderId", "delete", None, "order", ["tracking"], ["returns", "view"]),
-    ("oms.returns.requests", "orderId", "delete", None, "order", ["gateway"], ["returns"]),
+    ("oms.returns.requests", "orderId", "delete", None, "order", ["gateway", "warehouses"], ["returns"]),
     ("oms.returns.events", "orderId", "delete", None, "order", ["returns"], ["view", "payments-connector"]),
-    ("oms.payments.commands", "orderId", "delete", None, "order", ["shipping", "returns", "cancel"], ["payments-connector"]),
-    ("oms.orders.state", "orderId", "compact", None, "order", ["view"], ["gateway"]),
+    ("oms.returns.state", "orderId", "compact", None, "order", ["returns"], ["returns"]),
+    ("oms.payments.commands", "orderId", "delete", None, "order", ["shipping", "returns"], ["view", "payments-connector"]),
+    ("oms.orders.state", "orderId", "compact", None, "order", ["view"], ["view", "sla-watch", "gateway", "oms orders"]),
     ("oms.notifications", "orderId", "delete", None, "order", ["view"], ["notifier"]),
     ("oms.alerts", "orderId", "delete", None, "order", ["sla-watch"], ["operators"]),
+    ("oms.sla.state", "orderId", "compact", None, "order", ["sla-watch"], ["sla-watch"]),
     ("oms.reports", "report/bucket", "compact", None, None, ["report"], ["gateway", "oms report"]),
     ("oms.idempotency", "stage/key", "compact", None, None, ["every stage"], ["every stage"]),
     ("oms.deadletter", "original key", "delete", 30 * DAY_MS, None, ["every stage"], ["operators"]),

@@ -1,0 +1,310 @@
+import Contracts
+import Foundation
+
+/// Folds every event of an order into one `OrderView` (oms.orders.state, which is
+/// this stage's changelog and what `oms orders` and the gateway serve) and tells the
+/// customer what happened (oms.notifications), each message once.
+///
+/// The status is derived from what the view holds, not from the last event, so events
+/// read in another order (topics are read side by side) give the same view. A timer
+/// sends the review invitation a configured time after the last delivery.
+public struct OrderViewStage: Stage {
+    /// `view`.
+    public let name = "view"
+    /// Every order-keyed outcome topic.
+    public let inputTopics = [
+        OrderPlaced.topic, OrderRejected.topic, PaymentApproved.topic, OrderAllocated.topic, OrderCancelled.topic, ShipmentCreated.topic,
+        TrackingUpdated.topic, ReturnAuthorized.topic, CapturePayment.topic,
+    ]
+    /// oms.orders.state.
+    public let changelogTopic: String? = OrderView.topic
+    /// Notification rules.
+    public let rules: NotificationRules
+
+    /// Creates the stage.
+    public init(rules: NotificationRules) {
+        self.rules = rules
+    }
+
+    /// Checks for due review invitations this often.
+    public var tickInterval: Duration? { .seconds(rules.checkIntervalSeconds) }
+
+    /// Folds one event.
+    public func process(_ input: StageInput, state: StageState) throws(StageFailure) -> StageOutcome {
+        guard let orderId = OrderViewFolder.orderId(of: input.event) else {
+            throw .rejected("view does not handle \(input.envelope.type)")
+        }
+        var current: OrderView?
+        if case .orderView(let stored) = state.value(orderId) { current = stored }
+        let step = OrderViewFolder.fold(current, orderId: orderId, envelope: input.envelope, rules: rules, now: input.now)
+        var outcome = StageOutcome(outputs: step.notifications.map { StageOutput($0.event) })
+        if let next = step.view, next != current { outcome.stateChanges = [.put(next.event)] }
+        return outcome
+    }
+
+    /// Review invitations that are due.
+    public func tick(now: Date, state: KeyedState) -> [TimerFiring] {
+        guard let delay = rules.reviewInvitationDelaySeconds else { return [] }
+        var firings: [TimerFiring] = []
+        state.forEach { _, value in
+            guard case .orderView(var view) = value, view.status == .delivered, let delivered = view.deliveredAt,
+                delivered.addingTimeInterval(TimeInterval(delay)) <= now, !view.notificationsSent.contains("review_invitation")
+            else { return }
+            view.notificationsSent.append("review_invitation")
+            view.updatedAt = now
+            let note = Contracts.Notification(
+                orderId: view.orderId, kind: .reviewInvitation, recipientEmail: view.customerEmail,
+                data: ["externalOrderId": view.externalOrderId, "channel": view.channel], createdAt: now)
+            firings.append(TimerFiring(id: "review/\(view.orderId)", outcome: StageOutcome(outputs: [StageOutput(note.event)], stateChanges: [.put(view.event)])))
+        }
+        return firings.sorted { $0.id < $1.id }
+    }
+}
+
+/// The order view's fold, as a pure function.
+public enum OrderViewFolder {
+    /// The view after one event and the notifications it causes.
+    public struct Step: Sendable, Hashable {
+        /// The new view (nil: the event changes nothing).
+        public var view: OrderView?
+        /// Messages to send.
+        public var notifications: [Contracts.Notification]
+    }
+
+    /// The order an event belongs to, for the events the view folds.
+    public static func orderId(of event: Event) -> String? {
+        switch event {
+        case .orderPlaced(let e): e.orderId
+        case .orderRejected(let e): e.orderId
+        case .paymentApproved(let e): e.orderId
+        case .paymentDeclined(let e): e.orderId
+        case .paymentHeld(let e): e.orderId
+        case .paymentReleased(let e): e.orderId
+        case .orderAllocated(let e): e.orderId
+        case .orderPartiallyAllocated(let e): e.orderId
+        case .orderBackordered(let e): e.orderId
+        case .orderCancelled(let e): e.orderId
+        case .cancelRejected(let e): e.orderId
+        case .shipmentCreated(let e): e.orderId
+        case .trackingUpdated(let e): e.orderId
+        case .shipmentDelivered(let e): e.orderId
+        case .shipmentDelayed(let e): e.orderId
+        case .returnAuthorized(let e): e.orderId
+        case .returnRejected(let e): e.orderId
+        case .returnReceived(let e): e.orderId
+        case .capturePayment(let e): e.orderId
+        case .refundPayment(let e): e.orderId
+        case .voidPayment(let e): e.orderId
+        default: nil
+        }
+    }
+
+    /// Folds the event in `envelope` into `current`.
+    public static func fold(_ current: OrderView?, orderId: String, envelope: Envelope, rules: NotificationRules, now: Date) -> Step {
+        if let current, current.history.contains(where: { $0.eventId == envelope.id }) { return Step(view: nil, notifications: []) }
+        let at = envelope.time
+        var view = current ?? OrderView(
+            orderId: orderId, channel: "", externalOrderId: "", status: .placed, currency: currency(of: envelope.event) ?? .usd, lines: [],
+            payments: [], shipments: [], tracking: [], returns: [], history: [], lineProgress: [], statusSince: at, notificationsSent: [],
+            updatedAt: now)
+        var notes: [(key: String, kind: NotificationKind, data: [String: String])] = []
+
+        switch envelope.event {
+        case .orderPlaced(let order):
+            view.channel = order.channel
+            view.externalOrderId = order.externalOrderId
+            view.currency = order.currency
+            view.totals = order.totals
+            view.lines = order.lines
+            view.customerEmail = order.customer.email
+            view.promisedDeliveryDate = order.promisedDeliveryDate
+            for line in order.lines {
+                progress(&view, line.lineId, sku: line.sku) { $0.ordered = line.quantity }
+            }
+            view.payments.insert(PaymentEntry(kind: .authorization, amount: order.payment.amount, at: order.placedAt, reference: order.payment.reference), at: 0)
+        case .orderRejected(let rejected):
+            view.channel = rejected.channel
+            view.externalOrderId = rejected.externalOrderId
+        case .paymentApproved, .paymentReleased:
+            notes.append(("confirmed", .confirmed, [:]))
+        case .orderAllocated(let decision):
+            allocate(&view, decision.allocations)
+        case .orderPartiallyAllocated(let decision):
+            allocate(&view, decision.allocations)
+        case .orderCancelled:
+            notes.append(("cancelled", .cancelled, [:]))
+        case .shipmentCreated(let shipment):
+            if !view.shipments.contains(where: { $0.shipmentId == shipment.shipmentId }) {
+                view.shipments.append(ShipmentSummary(
+                    shipmentId: shipment.shipmentId, location: shipment.location, carrier: shipment.carrier, trackingNumber: shipment.trackingNumber,
+                    status: .preTransit, lines: shipment.lines, estimatedDelivery: shipment.estimatedDelivery))
+                for line in shipment.lines { progress(&view, line.lineId, sku: line.sku) { $0.shipped += line.quantity } }
+            }
+            notes.append(("shipped/\(shipment.shipmentId)", .shipped, [
+                "carrier": shipment.carrier, "trackingNumber": shipment.trackingNumber,
+                "trackingUrl": rules.trackingLink(carrier: shipment.carrier, trackingNumber: shipment.trackingNumber),
+                "estimatedDelivery": RFC3339.format(shipment.estimatedDelivery),
+            ]))
+        case .trackingUpdated(let update):
+            view.tracking.append(TrackingEntry(shipmentId: update.shipmentId, status: update.status, rawStatus: update.rawStatus, at: update.occurredAt, message: update.message))
+            if let index = view.shipments.firstIndex(where: { $0.shipmentId == update.shipmentId }), view.shipments[index].status != .delivered {
+                if update.status == .delivered {
+                    markDelivered(&view, index, at: update.occurredAt)
+                } else {
+                    view.shipments[index].status = update.status
+                }
+                if let estimate = update.estimatedDelivery { view.shipments[index].estimatedDelivery = estimate }
+                if update.status == .outForDelivery {
+                    notes.append(("out_for_delivery/\(update.shipmentId)", .outForDelivery, ["trackingNumber": update.trackingNumber]))
+                }
+            }
+        case .shipmentDelivered(let delivery):
+            if let index = view.shipments.firstIndex(where: { $0.shipmentId == delivery.shipmentId }) {
+                markDelivered(&view, index, at: delivery.deliveredAt)
+                notes.append(("delivered/\(delivery.shipmentId)", .delivered, ["trackingNumber": delivery.trackingNumber, "deliveredAt": RFC3339.format(delivery.deliveredAt)]))
+            }
+        case .shipmentDelayed(let delay):
+            if view.shipments.contains(where: { $0.shipmentId == delay.shipmentId }) {
+                notes.append(("delayed/\(delay.shipmentId)", .delayed, ["trackingNumber": delay.trackingNumber, "estimatedDelivery": RFC3339.format(delay.estimatedDelivery)]))
+            }
+        case .returnAuthorized(let ret):
+            upsertReturn(&view, ret.returnId) {
+                $0.status = "authorized"
+                $0.rma = ret.rma
+                $0.lines = ret.lines.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
+            }
+        case .returnRejected(let ret):
+            upsertReturn(&view, ret.returnId) { $0.status = "rejected" }
+        case .returnReceived(let ret):
+            let lines = ret.lines.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
+            var first = false
+            upsertReturn(&view, ret.returnId) {
+                first = $0.status != "received"
+                $0.status = "received"
+                $0.rma = ret.rma
+                $0.lines = lines
+            }
+            if first { for line in lines { progress(&view, line.lineId, sku: line.sku) { $0.returned += line.quantity } } }
+        case .capturePayment(let capture):
+            view.payments.append(PaymentEntry(kind: .capture, amount: capture.amount, at: capture.requestedAt, reference: capture.shipmentId))
+        case .refundPayment(let refund):
+            view.payments.append(PaymentEntry(kind: .refund, amount: refund.amount, at: refund.requestedAt, reference: refund.returnId))
+            if let returnId = refund.returnId { upsertReturn(&view, returnId) { $0.refund = refund.amount } }
+            notes.append(("refunded/\(refund.returnId ?? envelope.id)", .refunded, ["amount": "\(refund.amount)"]))
+        case .voidPayment(let void):
+            view.payments.append(PaymentEntry(kind: .void, amount: Money(minorUnits: 0, currency: view.currency), at: void.requestedAt, reference: void.authorizationReference))
+        case .paymentDeclined, .paymentHeld, .orderBackordered, .cancelRejected:
+            break
+        default:
+            return Step(view: nil, notifications: [])
+        }
+
+        let status = derivedStatus(view, adding: envelope.type.name)
+        if status != view.status || view.history.isEmpty {
+            view.statusSince = at
+            view.status = status
+        }
+        view.history.append(HistoryEntry(eventId: envelope.id, eventType: envelope.type.description, at: at, status: status))
+        view.updatedAt = now
+        var notifications: [Contracts.Notification] = []
+        for note in notes where !view.notificationsSent.contains(note.key) {
+            view.notificationsSent.append(note.key)
+            var data = note.data
+            data["externalOrderId"] = view.externalOrderId
+            notifications.append(Contracts.Notification(orderId: orderId, kind: note.kind, recipientEmail: view.customerEmail, data: data, createdAt: now))
+        }
+        return Step(view: view, notifications: notifications)
+    }
+
+    /// The status the view's contents amount to; `latest` is the type name of the event
+    /// being folded (not in the history yet).
+    public static func derivedStatus(_ view: OrderView, adding latest: String) -> OrderStatus {
+        let seen = Set(view.history.map { EventTypeName.of($0.eventType) } + [latest])
+        if seen.contains(OrderRejected.eventType.name) { return .rejected }
+        if seen.contains(OrderCancelled.eventType.name) { return .cancelled }
+        let total = view.lineProgress.reduce(into: (allocated: 0, shipped: 0, delivered: 0, returned: 0)) {
+            $0.allocated += $1.allocated
+            $0.shipped += $1.shipped
+            $0.delivered += $1.delivered
+            $0.returned += $1.returned
+        }
+        if total.returned > 0 { return total.returned >= total.delivered ? .returned : .partiallyReturned }
+        if view.returns.contains(where: { $0.status == "authorized" }) { return .returnRequested }
+        if total.shipped > 0 {
+            if total.shipped < total.allocated { return .partiallyShipped }
+            let allDelivered = !view.shipments.isEmpty && view.shipments.allSatisfy { $0.status == .delivered }
+            return allDelivered && total.delivered >= total.shipped ? .delivered : .shipped
+        }
+        // The latest allocation decision or payment decision, in the order they were folded.
+        let decisions = view.history.map { EventTypeName.of($0.eventType) } + [latest]
+        if let allocation = decisions.last(where: { allocationStatuses[$0] != nil }) { return allocationStatuses[allocation]! }
+        if let payment = decisions.last(where: { paymentStatuses[$0] != nil }) { return paymentStatuses[payment]! }
+        return .placed
+    }
+
+    private static let allocationStatuses: [String: OrderStatus] = [
+        OrderAllocated.eventType.name: .allocated, OrderPartiallyAllocated.eventType.name: .partiallyAllocated,
+        OrderBackordered.eventType.name: .backordered,
+    ]
+    private static let paymentStatuses: [String: OrderStatus] = [
+        PaymentApproved.eventType.name: .approved, PaymentReleased.eventType.name: .approved, PaymentHeld.eventType.name: .held,
+        PaymentDeclined.eventType.name: .declined,
+    ]
+
+    private static func currency(of event: Event) -> CurrencyCode? {
+        switch event {
+        case .paymentApproved(let e): e.amount.currency
+        case .paymentDeclined(let e): e.amount.currency
+        case .paymentHeld(let e): e.amount.currency
+        case .paymentReleased(let e): e.amount.currency
+        case .capturePayment(let e): e.amount.currency
+        case .refundPayment(let e): e.amount.currency
+        default: nil
+        }
+    }
+
+    private static func allocate(_ view: inout OrderView, _ allocations: [LineAllocation]) {
+        var byLine: [String: (sku: String, quantity: Int)] = [:]
+        for allocation in allocations { byLine[allocation.lineId, default: (allocation.sku, 0)].quantity += allocation.quantity }
+        for (lineId, entry) in byLine.sorted(by: { $0.key < $1.key }) {
+            progress(&view, lineId, sku: entry.sku) { $0.allocated = max($0.allocated, entry.quantity) }
+        }
+    }
+
+    /// Counts a shipment's units delivered, once, whichever of tracking's two events
+    /// (the `delivered` update or `ShipmentDelivered`) comes first.
+    private static func markDelivered(_ view: inout OrderView, _ index: Int, at: Date) {
+        guard view.shipments[index].status != .delivered else { return }
+        view.shipments[index].status = .delivered
+        for line in view.shipments[index].lines { progress(&view, line.lineId, sku: line.sku) { $0.delivered += line.quantity } }
+        if view.shipments.allSatisfy({ $0.status == .delivered }) { view.deliveredAt = max(view.deliveredAt ?? at, at) }
+    }
+
+    private static func progress(_ view: inout OrderView, _ lineId: String, sku: String, _ change: (inout LineProgress) -> Void) {
+        if let index = view.lineProgress.firstIndex(where: { $0.lineId == lineId }) {
+            change(&view.lineProgress[index])
+        } else {
+            var entry = LineProgress(lineId: lineId, sku: sku, ordered: 0, allocated: 0, shipped: 0, delivered: 0, returned: 0)
+            change(&entry)
+            view.lineProgress.append(entry)
+        }
+    }
+
+    private static func upsertReturn(_ view: inout OrderView, _ returnId: String, _ change: (inout ReturnSummary) -> Void) {
+        if let index = view.returns.firstIndex(where: { $0.returnId == returnId }) {
+            change(&view.returns[index])
+        } else {
+            var entry = ReturnSummary(returnId: returnId, status: "authorized", lines: [])
+            change(&entry)
+            view.returns.append(entry)
+        }
+    }
+}
+
+/// `oms.order.placed` from `oms.order.placed.v1`.
+enum EventTypeName {
+    static func of(_ ceType: String) -> String {
+        guard let dot = ceType.range(of: ".v", options: .backwards) else { return ceType }
+        return String(ceType[..<dot.lowerBound])
+    }
+}

@@ -1,0 +1,230 @@
+import Contracts
+import Foundation
+
+/// Authorizes returns, receives them, restocks and refunds.
+///
+/// Per order (its state in oms.returns.state) it remembers the order's lines and
+/// amounts, the shipments and which were delivered, and the returns so far. A
+/// `ReturnRequested` is authorized only for delivered units not already returned or
+/// on their way back, within the channel's return window after the delivery; every
+/// failed check is a reason of the `ReturnRejected`. An authorized return gets an RMA,
+/// a label from the ``CarrierConnector`` and an index entry, so that the return
+/// parcel's tracking flows through the tracking stage like any shipment's.
+///
+/// The return parcel's delivery (a `ShipmentDelivered` whose shipment id is the return
+/// id) or a warehouse's `ReceiveReturn` marks it received: units are restocked at the
+/// receiving location (or written off, by reason) and a refund of exactly what those
+/// units were paid (``OrderAmounts``) is requested.
+public struct ReturnsStage: Stage {
+    /// `returns`.
+    public let name = "returns"
+    /// Placed orders, shipments, tracking events, return requests and receipts.
+    public let inputTopics = [OrderPlaced.topic, ShipmentCreated.topic, ShipmentDelivered.topic, ReturnRequested.topic]
+    /// oms.returns.state.
+    public let changelogTopic: String? = ReturnsState.topic
+    /// Windows, dispositions, locations.
+    public let rules: BusinessRules
+    /// Return label maker.
+    public let connector: any CarrierConnector
+
+    /// Creates the stage.
+    public init(rules: BusinessRules, connector: any CarrierConnector = DeterministicCarrierConnector()) {
+        self.rules = rules
+        self.connector = connector
+    }
+
+    /// Folds order facts, decides requests, handles receipts.
+    public func process(_ input: StageInput, state: StageState) throws(StageFailure) -> StageOutcome {
+        let orderId: String
+        switch input.event {
+        case .orderPlaced(let e): orderId = e.orderId
+        case .shipmentCreated(let e): orderId = e.orderId
+        case .shipmentDelivered(let e): orderId = e.orderId
+        case .returnRequested(let e): orderId = e.orderId
+        case .receiveReturn(let e): orderId = e.orderId
+        case .trackingUpdated, .shipmentDelayed: return .none
+        default: throw .rejected("returns does not handle \(input.envelope.type)")
+        }
+        var current: ReturnsState?
+        if case .returnsState(let stored) = state.value(orderId) { current = stored }
+        let step = try ReturnsMachine.advance(current, orderId: orderId, on: input.event, rules: rules, connector: connector, now: input.now)
+        var outcome = StageOutcome(outputs: step.outputs.map { StageOutput($0) })
+        if var next = step.state, next != current {
+            next.updatedAt = input.now
+            outcome.stateChanges = [.put(next.event)]
+        }
+        return outcome
+    }
+}
+
+/// The returns logic per order, as a pure function.
+public enum ReturnsMachine {
+    /// The order's next state and what to publish.
+    public struct Step: Sendable, Hashable {
+        /// State after the event.
+        public var state: ReturnsState?
+        /// Return events, index entries, restocks and refunds.
+        public var outputs: [Event]
+    }
+
+    /// Applies one event.
+    public static func advance(
+        _ current: ReturnsState?, orderId: String, on event: Event, rules: BusinessRules, connector: any CarrierConnector, now: Date
+    ) throws(StageFailure) -> Step {
+        var state = current ?? ReturnsState(orderId: orderId, lines: [], shipments: [], returns: [], refunded: [], updatedAt: now)
+        switch event {
+        case .orderPlaced(let order):
+            guard state.totals == nil else { return Step(state: current, outputs: []) }
+            state.channel = order.channel
+            state.lines = order.lines
+            state.totals = order.totals
+            return Step(state: state, outputs: [])
+        case .shipmentCreated(let shipment):
+            if let index = state.shipments.firstIndex(where: { $0.shipmentId == shipment.shipmentId }) {
+                guard state.shipments[index].lines.isEmpty else { return Step(state: current, outputs: []) }
+                state.shipments[index].location = shipment.location
+                state.shipments[index].lines = shipment.lines
+            } else {
+                state.shipments.append(ParcelRecord(shipmentId: shipment.shipmentId, location: shipment.location, lines: shipment.lines))
+            }
+            return Step(state: state, outputs: [])
+        case .shipmentDelivered(let delivery):
+            if let index = state.shipments.firstIndex(where: { $0.shipmentId == delivery.shipmentId }) {
+                guard state.shipments[index].deliveredAt == nil else { return Step(state: current, outputs: []) }
+                state.shipments[index].deliveredAt = delivery.deliveredAt
+                return Step(state: state, outputs: [])
+            }
+            guard let ret = state.returns.first(where: { $0.returnId == delivery.shipmentId }) else {
+                // A delivery of a shipment this stage has not read yet cannot happen in
+                // order; out of order, remember it so the shipment finds it.
+                state.shipments.append(ParcelRecord(shipmentId: delivery.shipmentId, location: "", lines: [], deliveredAt: delivery.deliveredAt))
+                return Step(state: state, outputs: [])
+            }
+            let location = rules.returns.receivingLocation ?? originLocation(of: ret, in: state)
+            let received = ret.lines.map { line in
+                ReceivedReturnLine(
+                    lineId: line.lineId, sku: line.sku, quantity: line.quantity,
+                    disposition: rules.returns.writeOffReasons.contains(line.reason) ? .writeOff : .restock, location: location)
+            }
+            return try receive(state, returnId: ret.returnId, lines: received, at: delivery.deliveredAt, now: now)
+        case .receiveReturn(let receipt):
+            return try receive(state, returnId: receipt.returnId, lines: receipt.lines, at: receipt.receivedAt, now: now)
+        case .returnRequested(let request):
+            if state.returns.contains(where: { $0.returnId == request.returnId }) { return Step(state: current, outputs: []) }
+            let reasons = eligibility(of: request, state: state, rules: rules.returns)
+            guard reasons.isEmpty else {
+                return Step(state: current, outputs: [ReturnRejected(orderId: orderId, returnId: request.returnId, reasons: reasons, rejectedAt: now).event])
+            }
+            let rma = "RMA-" + DeterministicID.uuidV5(namespace: ShippingMachine.shipmentNamespace, name: "rma/\(orderId)/\(request.returnId)")
+                .prefix(8).uppercased()
+            let label = connector.label(for: LabelRequest(parcelId: request.returnId, carrier: rules.returns.carrier, service: "return", weightGrams: 0))
+            let expires = request.requestedAt.addingTimeInterval(TimeInterval(rules.returns.rmaValidDays) * 86_400)
+            state.returns.append(ReturnRecord(
+                returnId: request.returnId, status: "authorized", rma: rma, carrier: rules.returns.carrier, trackingNumber: label.trackingNumber,
+                lines: request.lines, expiresAt: expires))
+            return Step(state: state, outputs: [
+                ReturnAuthorized(
+                    orderId: orderId, returnId: request.returnId, rma: rma, labelRef: label.labelRef, carrier: rules.returns.carrier,
+                    trackingNumber: label.trackingNumber, lines: request.lines, expiresAt: expires
+                ).event,
+                ShipmentIndexEntry(
+                    carrier: rules.returns.carrier, trackingNumber: label.trackingNumber, shipmentId: request.returnId, orderId: orderId,
+                    promisedDate: expires, shippedAt: request.requestedAt, returnId: request.returnId
+                ).event,
+            ])
+        default:
+            return Step(state: current, outputs: [])
+        }
+    }
+
+    /// Every reason a request cannot be authorized; empty when it can.
+    public static func eligibility(of request: ReturnRequested, state: ReturnsState, rules: ReturnRules) -> [Reason] {
+        guard state.totals != nil else {
+            return [Reason(code: "order_unknown", message: "order \(state.orderId) is not known to returns")]
+        }
+        if request.lines.isEmpty { return [Reason(code: "no_lines", message: "the request names no lines")] }
+        var reasons: [Reason] = []
+        let delivered = state.shipments.filter { $0.deliveredAt != nil }
+        let deliveredUnits = unitsByLine(delivered.flatMap(\.lines))
+        let pending = state.returns.flatMap(\.lines).reduce(into: [String: Int]()) { $0[$1.lineId, default: 0] += $1.quantity }
+        let asked = request.lines.reduce(into: [String: Int]()) { $0[$1.lineId, default: 0] += $1.quantity }
+        let window = TimeInterval(rules.window(channel: state.channel)) * 86_400
+        for (lineId, quantity) in asked.sorted(by: { $0.key < $1.key }) {
+            guard let line = state.lines.first(where: { $0.lineId == lineId }) else {
+                reasons.append(Reason(code: "line_unknown", message: "line \(lineId) is not in the order"))
+                continue
+            }
+            if let sku = request.lines.first(where: { $0.lineId == lineId })?.sku, sku != line.sku {
+                reasons.append(Reason(code: "sku_mismatch", message: "line \(lineId) is \(line.sku), not \(sku)"))
+            }
+            let deliveredCount = deliveredUnits[lineId, default: 0]
+            let already = pending[lineId, default: 0]
+            if deliveredCount == 0 {
+                reasons.append(Reason(code: "not_delivered", message: "no unit of line \(lineId) has been delivered"))
+            } else if quantity > deliveredCount - already {
+                let message = already > 0
+                    ? "line \(lineId): \(quantity) asked, \(deliveredCount) delivered of which \(already) already returned or on the way back"
+                    : "line \(lineId): \(quantity) asked, \(deliveredCount) delivered"
+                reasons.append(Reason(code: already > 0 ? "already_returned" : "quantity_exceeds_delivered", message: message))
+            }
+            // The window runs from the delivery of the line's last delivered parcel.
+            let lastDelivery = delivered.filter { $0.lines.contains { $0.lineId == lineId } }.compactMap(\.deliveredAt).max()
+            if let lastDelivery, request.requestedAt > lastDelivery.addingTimeInterval(window) {
+                reasons.append(Reason(
+                    code: "window_passed",
+                    message: "line \(lineId) was delivered \(RFC3339.format(lastDelivery)); returns close after \(rules.window(channel: state.channel)) days"))
+            }
+        }
+        return reasons
+    }
+
+    /// Marks a return received: restock or write off each line, refund its worth.
+    private static func receive(_ state: ReturnsState, returnId: String, lines: [ReceivedReturnLine], at: Date, now: Date) throws(StageFailure) -> Step {
+        var state = state
+        guard let index = state.returns.firstIndex(where: { $0.returnId == returnId }) else {
+            throw .rejected("return \(returnId) of order \(state.orderId) was never authorized")
+        }
+        guard state.returns[index].status != "received" else { return Step(state: state, outputs: []) }
+        let ret = state.returns[index]
+        for line in lines {
+            let authorized = ret.lines.filter { $0.lineId == line.lineId }.reduce(0) { $0 + $1.quantity }
+            let counted = lines.filter { $0.lineId == line.lineId }.reduce(0) { $0 + $1.quantity }
+            if counted > authorized {
+                throw .rejected("return \(returnId): \(counted) units of line \(line.lineId) received, \(authorized) authorized")
+            }
+        }
+        state.returns[index].status = "received"
+        // Units that did not arrive are no longer on their way back: they may be asked again.
+        state.returns[index].lines = lines.map { line in
+            ReturnLine(lineId: line.lineId, sku: line.sku, quantity: line.quantity, reason: ret.lines.first { $0.lineId == line.lineId }?.reason ?? "")
+        }
+        var outputs: [Event] = [ReturnReceived(orderId: state.orderId, returnId: returnId, rma: ret.rma, lines: lines, receivedAt: at).event]
+        for line in lines where line.disposition == .restock {
+            outputs.append(RestockInventory(orderId: state.orderId, returnId: returnId, sku: line.sku, location: line.location, quantity: line.quantity).event)
+        }
+        let returned = lines.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
+        if let totals = state.totals, !returned.isEmpty {
+            let amounts = OrderAmounts(lines: state.lines, totals: totals)
+            let refund = amounts.value(of: returned, after: unitsByLine(state.refunded))
+            for line in returned {
+                if let i = state.refunded.firstIndex(where: { $0.lineId == line.lineId }) {
+                    state.refunded[i].quantity += line.quantity
+                } else {
+                    state.refunded.append(line)
+                }
+            }
+            outputs.append(RefundPayment(
+                orderId: state.orderId, returnId: returnId, amount: Money(minorUnits: refund, currency: amounts.currency),
+                reason: Reason(code: "returned", message: "return \(ret.rma): \(returned.map { "\($0.quantity) × \($0.sku)" }.joined(separator: ", "))"),
+                requestedAt: now
+            ).event)
+        }
+        return Step(state: state, outputs: outputs)
+    }
+
+    /// Where the returned units were shipped from (the first parcel that had them).
+    private static func originLocation(of ret: ReturnRecord, in state: ReturnsState) -> String {
+        let lineIds = Set(ret.lines.map(\.lineId))
+        return state.shipments.first { parcel in parcel.lines.contains { lineIds.contains($0.lineId) } }?.location ?? state.shipments.first?.location ?? "unknown"
+    }
+}

@@ -1,0 +1,279 @@
+import Contracts
+import Crypto
+import Foundation
+
+/// Makes labels: the seam to a carrier's API (EasyPost, a carrier's own).
+///
+/// ``Stage/process(_:state:)`` must be deterministic, so a connector must return the
+/// same label for the same request (a real connector keys its API call on the
+/// shipment id, which carriers accept as an idempotency reference).
+public protocol CarrierConnector: Sendable {
+    /// A label for one parcel.
+    func label(for request: LabelRequest) -> CarrierLabel
+}
+
+/// What a label is bought for.
+public struct LabelRequest: Sendable, Hashable {
+    /// The shipment (or return) id; the same id gives the same label.
+    public var parcelId: String
+    /// Carrier code.
+    public var carrier: String
+    /// Carrier service.
+    public var service: String
+    /// Parcel weight.
+    public var weightGrams: Int
+
+    /// Creates a request.
+    public init(parcelId: String, carrier: String, service: String, weightGrams: Int) {
+        self.parcelId = parcelId
+        self.carrier = carrier
+        self.service = service
+        self.weightGrams = weightGrams
+    }
+}
+
+/// A bought label.
+public struct CarrierLabel: Sendable, Hashable {
+    /// The carrier's tracking number.
+    public var trackingNumber: String
+    /// Where the label document is.
+    public var labelRef: String
+
+    /// Creates a label.
+    public init(trackingNumber: String, labelRef: String) {
+        self.trackingNumber = trackingNumber
+        self.labelRef = labelRef
+    }
+}
+
+/// The built-in connector: tracking numbers derived from the parcel id, so a replay
+/// issues the same number. For demos, tests and brands that print their own labels.
+public struct DeterministicCarrierConnector: CarrierConnector {
+    /// Creates the connector.
+    public init() {}
+
+    /// `<CARRIER>` plus 16 digits of SHA-256(carrier, parcel id).
+    public func label(for request: LabelRequest) -> CarrierLabel {
+        let digest = SHA256.hash(data: Data("\(request.carrier)\u{1F}\(request.parcelId)".utf8))
+        let digits = digest.prefix(8).map { String(format: "%02d", Int($0) % 100) }.joined()
+        let prefix = request.carrier.uppercased().filter { $0.isLetter || $0.isNumber }.prefix(4)
+        let number = "\(prefix)\(digits)"
+        return CarrierLabel(trackingNumber: number, labelRef: "label://\(request.carrier)/\(number).pdf")
+    }
+}
+
+/// The carrier choice for one parcel.
+public struct CarrierChoice: Sendable, Hashable {
+    /// The chosen rate.
+    public var rate: CarrierRate
+    /// Its delivery estimate.
+    public var estimatedDelivery: Date
+    /// No rate met the promise; this is the fastest.
+    public var atRisk: Bool
+
+    /// The cheapest rate for `zone` and `weightGrams` whose estimate (`now` + transit
+    /// days) is not after `promise`, fewer transit days breaking price ties; if none
+    /// meets it, the fastest (then cheapest), at risk. Nil if no rate serves the parcel.
+    public static func choose(rates: [CarrierRate], zone: String, weightGrams: Int, hazmat: Bool, promise: Date, now: Date) -> CarrierChoice? {
+        let serving = rates.filter { rate in
+            (rate.zones?.contains(zone) ?? true) && weightGrams <= rate.maxWeightGrams && (!hazmat || rate.hazmat)
+        }
+        func estimate(_ rate: CarrierRate) -> Date { now.addingTimeInterval(TimeInterval(rate.transitDays) * 86_400) }
+        let meeting = serving.filter { estimate($0) <= promise }
+        if let best = meeting.min(by: { ($0.price, $0.transitDays, $0.carrier, $0.service) < ($1.price, $1.transitDays, $1.carrier, $1.service) }) {
+            return CarrierChoice(rate: best, estimatedDelivery: estimate(best), atRisk: false)
+        }
+        guard let fastest = serving.min(by: { ($0.transitDays, $0.price, $0.carrier, $0.service) < ($1.transitDays, $1.price, $1.carrier, $1.service) })
+        else { return nil }
+        return CarrierChoice(rate: fastest, estimatedDelivery: estimate(fastest), atRisk: true)
+    }
+}
+
+/// Ships allocated orders and decides cancellations.
+///
+/// Per allocated location it creates one shipment: carrier and service from the rate
+/// table (``CarrierChoice``), a label from the ``CarrierConnector``, an index entry so
+/// tracking can join carrier pushes, a commit of each reservation (inventory) and a
+/// capture of the shipped units' worth (``OrderAmounts``; the shipping charge goes with
+/// the first shipment).
+///
+/// It is also the one place that decides a cancel, because it is the one writer of
+/// "a shipment exists": a cancel is accepted only while no shipment exists (then
+/// `OrderCancelled`, which allocation and payment act on, and a void of the
+/// authorization), else rejected with the reason. Later allocations of a cancelled
+/// order are not shipped; allocation releases their reservations.
+public struct ShippingStage: Stage {
+    /// `shipping`.
+    public let name = "shipping"
+    /// Placed orders, allocation decisions, order commands.
+    public let inputTopics = [OrderPlaced.topic, OrderAllocated.topic, CancelOrder.topic]
+    /// oms.shipping.state.
+    public let changelogTopic: String? = ShippingState.topic
+    /// The catalog, for weights and dangerous goods.
+    public let globalTables = [CatalogProduct.topic]
+    /// Rates, promises and locations.
+    public let rules: BusinessRules
+    /// Label maker.
+    public let connector: any CarrierConnector
+
+    /// Creates the stage.
+    public init(rules: BusinessRules, connector: any CarrierConnector = DeterministicCarrierConnector()) {
+        self.rules = rules
+        self.connector = connector
+    }
+
+    /// Records the order, ships allocations, decides cancels.
+    public func process(_ input: StageInput, state: StageState) throws(StageFailure) -> StageOutcome {
+        let orderId: String
+        switch input.event {
+        case .orderPlaced(let e): orderId = e.orderId
+        case .orderAllocated(let e): orderId = e.orderId
+        case .orderPartiallyAllocated(let e): orderId = e.orderId
+        case .cancelOrder(let e): orderId = e.orderId
+        case .orderBackordered, .releaseHold, .updateShippingAddress: return .none
+        default: throw .rejected("shipping does not handle \(input.envelope.type)")
+        }
+        var current: ShippingState?
+        if case .shippingState(let stored) = state.value(orderId) { current = stored }
+        let product: (String) -> CatalogProduct? = { sku in
+            if case .catalogProduct(let product) = state.table(CatalogProduct.topic, key: sku) { return product }
+            return nil
+        }
+        let step = ShippingMachine.advance(current, orderId: orderId, on: input.event, rules: rules, connector: connector, product: product, now: input.now)
+        var outcome = StageOutcome(outputs: step.outputs.map { StageOutput($0) })
+        if var next = step.state, next != current {
+            next.updatedAt = input.now
+            outcome.stateChanges = [.put(next.event)]
+        }
+        return outcome
+    }
+}
+
+/// Shipping's decisions per order, as a pure function.
+public enum ShippingMachine {
+    /// The order's next state and what to publish.
+    public struct Step: Sendable, Hashable {
+        /// State after the event.
+        public var state: ShippingState?
+        /// Shipments, index entries, inventory commits, payment commands, cancel outcomes.
+        public var outputs: [Event]
+    }
+
+    /// Applies one event.
+    public static func advance(
+        _ current: ShippingState?, orderId: String, on event: Event, rules: BusinessRules, connector: any CarrierConnector,
+        product: (String) -> CatalogProduct?, now: Date
+    ) -> Step {
+        var state = current ?? ShippingState(orderId: orderId, lines: [], waiting: [], shipments: [], cancelled: false, updatedAt: now)
+        switch event {
+        case .orderPlaced(let order):
+            guard state.totals == nil else { return Step(state: current, outputs: []) }
+            state.lines = order.lines
+            state.totals = order.totals
+            state.destination = order.shippingAddress
+            state.serviceLevel = order.serviceLevel
+            state.promisedDeliveryDate = order.promisedDeliveryDate
+            state.placedAt = order.placedAt
+            state.authorizationReference = order.payment.reference
+            if state.cancelled {
+                // Cancelled before the order was read: the void waited for its reference.
+                let reason = Reason(code: "order_cancelled", message: "order cancelled before shipment")
+                return Step(state: state, outputs: [VoidPayment(orderId: orderId, authorizationReference: order.payment.reference, reason: reason, requestedAt: now).event])
+            }
+            let waiting = state.waiting
+            state.waiting = []
+            return ship(state, waiting, rules: rules, connector: connector, product: product, now: now)
+        case .orderAllocated(let decision):
+            return ship(state, decision.allocations, rules: rules, connector: connector, product: product, now: now)
+        case .orderPartiallyAllocated(let decision):
+            return ship(state, decision.allocations, rules: rules, connector: connector, product: product, now: now)
+        case .cancelOrder(let command):
+            if state.cancelled {
+                let reason = Reason(code: "already_cancelled", message: "order \(orderId) is already cancelled")
+                return Step(state: current, outputs: [CancelRejected(orderId: orderId, requestedBy: command.requestedBy, reasons: [reason], rejectedAt: now).event])
+            }
+            if let first = state.shipments.first {
+                let reason = Reason(
+                    code: "already_shipped",
+                    message: "shipment \(first.shipmentId) from \(first.location) exists (\(state.shipments.count) in all); return the items instead")
+                return Step(state: current, outputs: [CancelRejected(orderId: orderId, requestedBy: command.requestedBy, reasons: [reason], rejectedAt: now).event])
+            }
+            state.cancelled = true
+            state.waiting = []
+            let cancelled = OrderCancelled(orderId: orderId, requestedBy: command.requestedBy, reason: command.reason, cancelledAt: now)
+            guard state.totals != nil else {
+                // The order itself is not read yet: the void goes when it is, with its reference.
+                return Step(state: state, outputs: [cancelled.event])
+            }
+            let void = VoidPayment(orderId: orderId, authorizationReference: state.authorizationReference, reason: command.reason, requestedAt: now)
+            return Step(state: state, outputs: [cancelled.event, void.event])
+        default:
+            return Step(state: current, outputs: [])
+        }
+    }
+
+    /// Creates a shipment per location for the allocations not shipped yet.
+    private static func ship(
+        _ state: ShippingState, _ allocations: [LineAllocation], rules: BusinessRules, connector: any CarrierConnector,
+        product: (String) -> CatalogProduct?, now: Date
+    ) -> Step {
+        var state = state
+        if state.cancelled { return Step(state: state, outputs: []) }
+        guard let totals = state.totals, let destination = state.destination, let placedAt = state.placedAt else {
+            // The decision came before the order itself (topics are read side by side).
+            for allocation in allocations where !state.waiting.contains(allocation) { state.waiting.append(allocation) }
+            return Step(state: state, outputs: [])
+        }
+        // A repeated decision must not ship twice: what a location already shipped is done.
+        let shippedLocations = Set(state.shipments.map(\.location))
+        let fresh = allocations.filter { !shippedLocations.contains($0.location) }
+        guard !fresh.isEmpty else { return Step(state: state, outputs: []) }
+        let amounts = OrderAmounts(lines: state.lines, totals: totals)
+        let promise = state.promisedDeliveryDate
+            ?? placedAt.addingTimeInterval(TimeInterval(rules.shipping.promiseDays[(state.serviceLevel ?? .standard).rawValue] ?? 7) * 86_400)
+        var outputs: [Event] = []
+        for location in Set(fresh.map(\.location)).sorted() {
+            let parts = fresh.filter { $0.location == location }.sorted { $0.lineId < $1.lineId }
+            let lines = parts.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
+            let shipmentId = DeterministicID.uuidV5(namespace: shipmentNamespace, name: "\(state.orderId)/\(location)")
+            let weight = lines.reduce(0) { $0 + (product($1.sku)?.weightGrams ?? 0) * $1.quantity }
+            let hazmat = lines.contains { product($0.sku)?.hazmat ?? false }
+            let site = rules.location(location)
+            let distance = site.map { rules.distance(to: $0, country: destination.country.code, postalCode: destination.postalCode) } ?? 5_000
+            let zone = rules.shipping.zone(from: site, country: destination.country.code, distanceKm: distance)
+            let choice = CarrierChoice.choose(rates: rules.shipping.rates, zone: zone, weightGrams: weight, hazmat: hazmat, promise: promise, now: now)
+                // No rate serves it (too heavy, dangerous goods): the fastest of all, at risk,
+                // so the parcel still leaves and operators see the flag.
+                ?? CarrierChoice(
+                    rate: rules.shipping.rates.min { $0.transitDays < $1.transitDays } ?? ShippingRules.defaultRates[0],
+                    estimatedDelivery: now.addingTimeInterval(TimeInterval((rules.shipping.rates.map(\.transitDays).min() ?? 5)) * 86_400), atRisk: true)
+            let label = connector.label(for: LabelRequest(parcelId: shipmentId, carrier: choice.rate.carrier, service: choice.rate.service, weightGrams: weight))
+            let shipped = unitsByLine(state.shipments.flatMap(\.lines))
+            var capture = amounts.value(of: lines, after: shipped)
+            if state.shipments.isEmpty { capture += amounts.shipping }
+            outputs.append(ShipmentCreated(
+                shipmentId: shipmentId, orderId: state.orderId, location: location, carrier: choice.rate.carrier, service: choice.rate.service,
+                trackingNumber: label.trackingNumber, labelRef: label.labelRef, lines: lines, promisedDate: promise,
+                estimatedDelivery: choice.estimatedDelivery, atRisk: choice.atRisk, createdAt: now
+            ).event)
+            outputs.append(ShipmentIndexEntry(
+                carrier: choice.rate.carrier, trackingNumber: label.trackingNumber, shipmentId: shipmentId, orderId: state.orderId,
+                promisedDate: promise, shippedAt: now
+            ).event)
+            for part in parts {
+                outputs.append(CommitInventory(
+                    orderId: state.orderId, shipmentId: shipmentId, lineId: part.lineId, sku: part.sku, location: location, quantity: part.quantity
+                ).event)
+            }
+            outputs.append(CapturePayment(
+                orderId: state.orderId, shipmentId: shipmentId, amount: Money(minorUnits: capture, currency: amounts.currency),
+                authorizationReference: state.authorizationReference, requestedAt: now
+            ).event)
+            state.shipments.append(ParcelRecord(shipmentId: shipmentId, location: location, lines: lines))
+        }
+        return Step(state: state, outputs: outputs)
+    }
+
+    /// Namespace of shipment ids: UUIDv5 of (order, location), stable across replays.
+    static let shipmentNamespace = UUID(uuidString: "6f1c1f5e-2b1a-5d7e-9a53-0d6b5a0c4e11")!
+}
