@@ -52,9 +52,14 @@ public struct ShippingRules: Sendable, Hashable, Codable {
                 problems.append("\(path).zones: '\(zone)' is neither a zone band nor 'international'")
             }
         }
-        for (index, band) in zoneBands.enumerated() where band.maxKm <= 0 {
-            problems.append("shipping.zoneBands[\(index)].maxKm: must be positive")
+        var bandNames = Set<String>()
+        for (index, band) in zoneBands.enumerated() {
+            if band.maxKm <= 0 { problems.append("shipping.zoneBands[\(index)].maxKm: must be positive") }
+            if band.name == "international" || !bandNames.insert(band.name).inserted {
+                problems.append("shipping.zoneBands[\(index)].name: '\(band.name)' is reserved or defined twice")
+            }
         }
+        if zoneBands.isEmpty { problems.append("shipping.zoneBands: name at least one band") }
         for (level, days) in promiseDays.sorted(by: { $0.key < $1.key }) {
             if ServiceLevel(rawValue: level) == nil { problems.append("shipping.promiseDays.\(level): not a service level (standard, expedited, next_day, same_day)") }
             if days < 0 { problems.append("shipping.promiseDays.\(level): must not be negative") }
@@ -66,7 +71,8 @@ public struct ShippingRules: Sendable, Hashable, Codable {
     /// The zone of a parcel from `location` to the destination.
     public func zone(from location: StockLocation?, country: String, distanceKm: Double) -> String {
         if let location, location.country != country { return "international" }
-        return zoneBands.first { distanceKm <= $0.maxKm }?.name ?? zoneBands.last?.name ?? "national"
+        let bands = zoneBands.sorted { $0.maxKm < $1.maxKm }
+        return bands.first { distanceKm <= $0.maxKm }?.name ?? bands.last?.name ?? "national"
     }
 }
 
@@ -242,7 +248,11 @@ public struct SLARules: Sendable, Hashable, Codable {
             switch (rule.maxSeconds, rule.shipBySecondsBeforePromise) {
             case (nil, nil), (.some, .some): problems.append("\(path): give exactly one of maxSeconds and shipBySecondsBeforePromise")
             case (let max?, nil) where max < 1: problems.append("\(path).maxSeconds: must be at least 1")
+            case (nil, let before?) where before < 0: problems.append("\(path).shipBySecondsBeforePromise: must not be negative")
             default: break
+            }
+            if SLAWatch.finalStatuses.contains(rule.status) {
+                problems.append("\(path).status: '\(rule.status.rawValue)' is final; SLA watch stops following an order there")
             }
         }
         if checkIntervalSeconds < 1 { problems.append("sla.checkIntervalSeconds: must be at least 1") }

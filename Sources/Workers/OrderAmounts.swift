@@ -33,12 +33,13 @@ public struct OrderAmounts: Sendable, Hashable {
         let weightSum = bases.reduce(0, +)
         let weights = weightSum > 0 ? bases : lines.map { Int64($0.quantity) }
         let totalWeight = max(1, weights.reduce(0, +))
-        var shares = weights.map { goods * $0 / totalWeight }
+        // Full-width products: goods × weight overflows Int64 for large orders.
+        let parts = weights.map { totalWeight.dividingFullWidth(goods.multipliedFullWidth(by: $0)) }
+        var shares = parts.map(\.quotient)
         var left = goods - shares.reduce(0, +)
         // Largest remainders first; ties by line order, so the split is deterministic.
         let order = weights.indices.sorted { a, b in
-            let ra = goods * weights[a] % totalWeight, rb = goods * weights[b] % totalWeight
-            return ra != rb ? ra > rb : a < b
+            parts[a].remainder != parts[b].remainder ? parts[a].remainder > parts[b].remainder : a < b
         }
         var index = 0
         while left > 0, !order.isEmpty {
@@ -57,7 +58,8 @@ public struct OrderAmounts: Sendable, Hashable {
         guard let total = lineTotals[lineId], let quantity = quantities[lineId], quantity > 0 else { return 0 }
         let from = min(max(before, 0), quantity)
         let to = min(from + max(count, 0), quantity)
-        return total * Int64(to) / Int64(quantity) - total * Int64(from) / Int64(quantity)
+        let upTo = { (units: Int) in Int64(quantity).dividingFullWidth(total.multipliedFullWidth(by: Int64(units))).quotient }
+        return upTo(to) - upTo(from)
     }
 
     /// The worth of `lines` after `counted` units per line id were already counted.

@@ -134,11 +134,26 @@ public enum OrderViewFolder {
         case .orderCancelled:
             notes.append(("cancelled", .cancelled, [:]))
         case .shipmentCreated(let shipment):
+            // The promise shipping worked out, when the channel gave none (SLA watch uses it).
+            if view.promisedDeliveryDate == nil { view.promisedDeliveryDate = shipment.promisedDate }
             if !view.shipments.contains(where: { $0.shipmentId == shipment.shipmentId }) {
                 view.shipments.append(ShipmentSummary(
                     shipmentId: shipment.shipmentId, location: shipment.location, carrier: shipment.carrier, trackingNumber: shipment.trackingNumber,
                     status: .preTransit, lines: shipment.lines, estimatedDelivery: shipment.estimatedDelivery))
                 for line in shipment.lines { progress(&view, line.lineId, sku: line.sku) { $0.shipped += line.quantity } }
+                // Tracking read before the shipment (topics are read side by side) is in
+                // the timeline already: apply it now.
+                let index = view.shipments.count - 1
+                let early = view.tracking.filter { $0.shipmentId == shipment.shipmentId }
+                if let latest = early.max(by: { $0.at < $1.at }) { view.shipments[index].status = latest.status }
+                if early.contains(where: { $0.status == .outForDelivery }) {
+                    notes.append(("out_for_delivery/\(shipment.shipmentId)", .outForDelivery, ["trackingNumber": shipment.trackingNumber]))
+                }
+                if let delivered = early.first(where: { $0.status == .delivered }) {
+                    view.shipments[index].status = .preTransit
+                    markDelivered(&view, index, at: delivered.at)
+                    notes.append(("delivered/\(shipment.shipmentId)", .delivered, ["trackingNumber": shipment.trackingNumber, "deliveredAt": RFC3339.format(delivered.at)]))
+                }
             }
             notes.append(("shipped/\(shipment.shipmentId)", .shipped, [
                 "carrier": shipment.carrier, "trackingNumber": shipment.trackingNumber,

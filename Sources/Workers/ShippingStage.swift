@@ -242,11 +242,9 @@ public enum ShippingMachine {
             let distance = site.map { rules.distance(to: $0, country: destination.country.code, postalCode: destination.postalCode) } ?? 5_000
             let zone = rules.shipping.zone(from: site, country: destination.country.code, distanceKm: distance)
             let choice = CarrierChoice.choose(rates: rules.shipping.rates, zone: zone, weightGrams: weight, hazmat: hazmat, promise: promise, now: now)
-                // No rate serves it (too heavy, dangerous goods): the fastest of all, at risk,
-                // so the parcel still leaves and operators see the flag.
-                ?? CarrierChoice(
-                    rate: rules.shipping.rates.min { $0.transitDays < $1.transitDays } ?? ShippingRules.defaultRates[0],
-                    estimatedDelivery: now.addingTimeInterval(TimeInterval((rules.shipping.rates.map(\.transitDays).min() ?? 5)) * 86_400), atRisk: true)
+                // No rate serves the zone and weight: the fastest that may carry it (dangerous
+                // goods only with a hazmat service), at risk, so operators see the flag.
+                ?? fallback(rules.shipping.rates, hazmat: hazmat, now: now)
             let label = connector.label(for: LabelRequest(parcelId: shipmentId, carrier: choice.rate.carrier, service: choice.rate.service, weightGrams: weight))
             let shipped = unitsByLine(state.shipments.flatMap(\.lines))
             var capture = amounts.value(of: lines, after: shipped)
@@ -272,6 +270,12 @@ public enum ShippingMachine {
             state.shipments.append(ParcelRecord(shipmentId: shipmentId, location: location, lines: lines))
         }
         return Step(state: state, outputs: outputs)
+    }
+
+    private static func fallback(_ rates: [CarrierRate], hazmat: Bool, now: Date) -> CarrierChoice {
+        let allowed = rates.filter { !hazmat || $0.hazmat }
+        let rate = (allowed.isEmpty ? rates : allowed).min { ($0.transitDays, $0.price) < ($1.transitDays, $1.price) } ?? ShippingRules.defaultRates[0]
+        return CarrierChoice(rate: rate, estimatedDelivery: now.addingTimeInterval(TimeInterval(rate.transitDays) * 86_400), atRisk: true)
     }
 
     /// Namespace of shipment ids: UUIDv5 of (order, location), stable across replays.

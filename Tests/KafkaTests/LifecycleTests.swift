@@ -105,8 +105,10 @@ enum OrderLifecycle {
             "RULES_FILE": scenario.rulesFile, "WORKER_BATCH_SIZE": "500", "WORKER_RETRY_ATTEMPTS": "4",
             "LOG_LEVEL": ProcessInfo.processInfo.environment["TEST_WORKER_LOG_LEVEL"] ?? "notice",
         ]
+        // Dynamic members leave their groups when stopped. (Static ones would not, and
+        // noida-db never expires them: later tests of the same stages would get no partitions.)
         let fleet = WorkerFleet(
-            fixture: scenario.fixture, stage: "lifecycle-\(run)", mode: mode, staticMembership: mode == .exactlyOnce,
+            fixture: scenario.fixture, stage: "lifecycle-\(run)", mode: mode, staticMembership: false,
             arguments: ["fleet"], overrides: overrides)
         defer { fleet.stopAll() }
         for instance in 0..<2 { try fleet.start(instance) }
@@ -293,6 +295,22 @@ enum OrderLifecycle {
         }
         #expect(ours["ups/\(run)-NOBODY"]?.error.contains("unknown tracking number") == true, "\(ours)")
         #expect(ours.count == 1, "nothing else of this run was dead-lettered: \(ours.values.map(\.error).prefix(3))")
+
+        // What operators see: `oms orders show` and `oms orders list` on the same views.
+        let brokers = scenario.fixture.cluster.bootstrapServers
+        let returnedPlan = try #require(planned.first { $0.returnReason != nil })
+        let show = try OMSCommandTests.run(OMSCommandTests.omsBinary, ["orders", "show", returnedPlan.orderId, "--brokers", brokers])
+        #expect(show.status == 0)
+        #expect(show.output.contains("status \(views[returnedPlan.orderId]?.status.rawValue ?? "?") since"))
+        #expect(show.output.contains("oms.return.received.v1"), "the timeline lists the return")
+        #expect(show.output.contains("refund "), "the return shows its refund")
+        let list = try OMSCommandTests.run(OMSCommandTests.omsBinary, ["orders", "list", "--status", "cancelled", "--limit", "100000", "--brokers", brokers])
+        #expect(list.status == 0)
+        let listed = planned.filter { $0.cancel && list.output.contains($0.orderId) }.count
+        #expect(listed == planned.filter(\.cancel).count, "every cancelled order of the run is listed as cancelled")
+        #expect(!planned.contains { !$0.cancel && list.output.contains($0.orderId) })
+        #expect(try OMSCommandTests.run(OMSCommandTests.omsBinary, ["orders", "show", "no-such-order", "--brokers", brokers]).status != 0)
+        #expect(try OMSCommandTests.run(OMSCommandTests.omsBinary, ["orders", "list", "--status", "lost", "--brokers", brokers]).status != 0)
     }
 
     /// Where a SKU of this run is stocked.
