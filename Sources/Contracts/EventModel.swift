@@ -892,7 +892,7 @@ public struct ParcelRecord: Sendable, Hashable, Codable {
 public struct ReturnRecord: Sendable, Hashable, Codable {
     /// Return id.
     public var returnId: String
-    /// authorized or received.
+    /// awaiting_delivery (asked before this stage read the delivery), authorized or received.
     public var status: String
     /// RMA number.
     public var rma: String

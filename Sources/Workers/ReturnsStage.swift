@@ -15,6 +15,9 @@ import Foundation
 /// id) or a warehouse's `ReceiveReturn` marks it received: units are restocked at the
 /// receiving location (or written off, by reason) and a refund of exactly what those
 /// units were paid (``OrderAmounts``) is requested.
+///
+/// A request for units that are shipped but whose delivery this stage has not read yet
+/// (the customer may see it first) waits in the state and is decided when it is read.
 public struct ReturnsStage: Stage {
     /// `returns`.
     public let name = "returns"
@@ -92,7 +95,7 @@ public enum ReturnsMachine {
             if let index = state.shipments.firstIndex(where: { $0.shipmentId == delivery.shipmentId }) {
                 guard state.shipments[index].deliveredAt == nil else { return Step(state: current, outputs: []) }
                 state.shipments[index].deliveredAt = delivery.deliveredAt
-                return Step(state: state, outputs: [])
+                return decideWaiting(state, rules: rules, connector: connector, now: now)
             }
             guard let ret = state.returns.first(where: { $0.returnId == delivery.shipmentId }) else {
                 // A delivery of a shipment this stage has not read yet cannot happen in
@@ -112,10 +115,59 @@ public enum ReturnsMachine {
         case .returnRequested(let request):
             if state.returns.contains(where: { $0.returnId == request.returnId }) { return Step(state: current, outputs: []) }
             let reasons = eligibility(of: request, state: state, rules: rules.returns)
+            if !reasons.isEmpty, awaitsDelivery(request, reasons: reasons, state: state) {
+                // The customer saw the delivery (the view or the carrier told them) before
+                // this stage read it: wait for it rather than refuse.
+                state.returns.append(ReturnRecord(
+                    returnId: request.returnId, status: awaitingDelivery, rma: "", carrier: "", trackingNumber: "", lines: request.lines,
+                    expiresAt: request.requestedAt))
+                return Step(state: state, outputs: [])
+            }
             guard reasons.isEmpty else {
                 return Step(state: current, outputs: [ReturnRejected(orderId: orderId, returnId: request.returnId, reasons: reasons, rejectedAt: now).event])
             }
-            let rma = "RMA-" + DeterministicID.uuidV5(namespace: ShippingMachine.shipmentNamespace, name: "rma/\(orderId)/\(request.returnId)")
+            return authorize(state, request, rules: rules, connector: connector)
+        default:
+            return Step(state: current, outputs: [])
+        }
+    }
+
+    /// Status of a request kept until the delivery it needs is read.
+    static let awaitingDelivery = "awaiting_delivery"
+
+    /// Whether a refused request only lacks deliveries of units already shipped.
+    private static func awaitsDelivery(_ request: ReturnRequested, reasons: [Reason], state: ReturnsState) -> Bool {
+        guard reasons.allSatisfy({ ["not_delivered", "quantity_exceeds_delivered"].contains($0.code) }) else { return false }
+        let shipped = unitsByLine(state.shipments.filter { $0.deliveredAt == nil }.flatMap(\.lines))
+        return request.lines.allSatisfy { shipped[$0.lineId, default: 0] > 0 }
+    }
+
+    /// Decides the requests that waited for a delivery, now that one was read.
+    private static func decideWaiting(_ state: ReturnsState, rules: BusinessRules, connector: any CarrierConnector, now: Date) -> Step {
+        var state = state
+        var outputs: [Event] = []
+        for record in state.returns where record.status == awaitingDelivery {
+            state.returns.removeAll { $0.returnId == record.returnId }
+            let request = ReturnRequested(orderId: state.orderId, returnId: record.returnId, lines: record.lines, requestedAt: record.expiresAt)
+            let reasons = eligibility(of: request, state: state, rules: rules.returns)
+            if reasons.isEmpty {
+                let step = authorize(state, request, rules: rules, connector: connector)
+                state = step.state ?? state
+                outputs += step.outputs
+            } else if awaitsDelivery(request, reasons: reasons, state: state) {
+                state.returns.append(record)
+            } else {
+                outputs.append(ReturnRejected(orderId: state.orderId, returnId: record.returnId, reasons: reasons, rejectedAt: now).event)
+            }
+        }
+        return Step(state: state, outputs: outputs)
+    }
+
+    /// Authorizes a request: RMA, return label, index entry for the return parcel.
+    private static func authorize(_ state: ReturnsState, _ request: ReturnRequested, rules: BusinessRules, connector: any CarrierConnector) -> Step {
+        var state = state
+        let orderId = state.orderId
+        let rma = "RMA-" + DeterministicID.uuidV5(namespace: ShippingMachine.shipmentNamespace, name: "rma/\(orderId)/\(request.returnId)")
                 .prefix(8).uppercased()
             let label = connector.label(for: LabelRequest(parcelId: request.returnId, carrier: rules.returns.carrier, service: "return", weightGrams: 0))
             let expires = request.requestedAt.addingTimeInterval(TimeInterval(rules.returns.rmaValidDays) * 86_400)
@@ -132,9 +184,6 @@ public enum ReturnsMachine {
                     promisedDate: expires, shippedAt: request.requestedAt, returnId: request.returnId
                 ).event,
             ])
-        default:
-            return Step(state: current, outputs: [])
-        }
     }
 
     /// Every reason a request cannot be authorized; empty when it can.
@@ -146,7 +195,8 @@ public enum ReturnsMachine {
         var reasons: [Reason] = []
         let delivered = state.shipments.filter { $0.deliveredAt != nil }
         let deliveredUnits = unitsByLine(delivered.flatMap(\.lines))
-        let pending = state.returns.flatMap(\.lines).reduce(into: [String: Int]()) { $0[$1.lineId, default: 0] += $1.quantity }
+        let pending = state.returns.filter { $0.status != awaitingDelivery }.flatMap(\.lines)
+            .reduce(into: [String: Int]()) { $0[$1.lineId, default: 0] += $1.quantity }
         let asked = request.lines.reduce(into: [String: Int]()) { $0[$1.lineId, default: 0] += $1.quantity }
         let window = TimeInterval(rules.window(channel: state.channel)) * 86_400
         for (lineId, quantity) in asked.sorted(by: { $0.key < $1.key }) {
@@ -181,7 +231,7 @@ public enum ReturnsMachine {
     /// Marks a return received: restock or write off each line, refund its worth.
     private static func receive(_ state: ReturnsState, returnId: String, lines: [ReceivedReturnLine], at: Date, now: Date) throws(StageFailure) -> Step {
         var state = state
-        guard let index = state.returns.firstIndex(where: { $0.returnId == returnId }) else {
+        guard let index = state.returns.firstIndex(where: { $0.returnId == returnId && $0.status != awaitingDelivery }) else {
             throw .rejected("return \(returnId) of order \(state.orderId) was never authorized")
         }
         guard state.returns[index].status != "received" else { return Step(state: state, outputs: []) }

@@ -7,20 +7,20 @@ import Logging
 import ServiceLifecycle
 import Workers
 
-/// `oms bench-pipeline`: orders per second from oms.orders.inbound to the allocation
-/// decision, and latency at a fixed rate, against the pass-through stage on the same
+/// `oms bench-pipeline`: orders per second from oms.orders.inbound to the shipment
+/// (DESIGN.md §8: intake → shipment created), and latency at a fixed rate, against the pass-through stage on the same
 /// broker in the same run.
 struct PipelineBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-pipeline",
-        abstract: "Measure intake → payment → fraud-velocity → allocation ⇄ inventory: orders/s and latency.",
+        abstract: "Measure intake → payment → fraud-velocity → allocation ⇄ inventory → shipping: orders/s and latency.",
         discussion: """
             Without --brokers, on the embedded broker (at least once: it has no transactional offsets); with \
             --brokers, exactly once (scripts/bench-pipeline starts a fresh noida-db). Per instance count: stock \
             is loaded through the inventory stage first; then N canonical orders are written to oms.orders.inbound \
             and the other stages start (that many instances each, in this process); the time runs from the moment \
-            every stage owns its partitions to the moment the N-th allocation decision is read. Then orders are \
-            sent at --rate for --duration and each one's latency is the time from its send to its decision being \
+            every stage owns its partitions to the moment the N-th order's shipment is read. Then orders are \
+            sent at --rate for --duration and each one's latency is the time from its send to its shipment being \
             read. The reference is the pass-through stage copying N events on the same broker, same mode.
             """
     )
@@ -74,7 +74,7 @@ struct PipelineBenchCommand: AsyncParsableCommand {
         say(String(format: "pass-through stage: %.0f events/s (1 instance)", reference))
         for count in counts {
             let result = try await measure(instances: count, kafka: kafka, mode: mode, logger: logger)
-            say(String(format: "%d instance(s) per stage: %.0f orders/s inbound → decision (%.3f × pass-through events/s)", count, result.throughput, result.throughput / reference))
+            say(String(format: "%d instance(s) per stage: %.0f orders/s inbound → shipment created (%.3f × pass-through events/s)", count, result.throughput, result.throughput / reference))
             if let latency = result.latency {
                 say(String(format: "  at %d orders/s: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d orders)", rate, latency.p50, latency.p99, latency.max, latency.count))
             }
@@ -116,7 +116,7 @@ struct PipelineBenchCommand: AsyncParsableCommand {
                 seed.append(AdjustInventory(sku: sku, location: location, mode: .absolute, quantity: 1_000_000, source: "bench", sourceSequence: Int64(Date().millisecondsSince1970)).event)
             }
         }
-        let decisions = try DecisionWatcher(kafka: kafka, logger: logger)
+        let shipments = try ShipmentWatcher(kafka: kafka, logger: logger)
         var runners: [any Service] = []
         var statuses: [RunnerStatus] = []
         func add(_ stage: some Stage, _ index: Int) {
@@ -128,7 +128,7 @@ struct PipelineBenchCommand: AsyncParsableCommand {
         let inventory = ServiceGroup(configuration: .init(services: runners.map { .init(service: $0) }, logger: logger))
         let inventoryTask = Task { try await inventory.run() }
         try await Self.produce(seed, kafka: kafka, logger: logger)
-        try await decisions.waitForLevels(prefix: run, count: skus.count)
+        try await shipments.waitForLevels(prefix: run, count: skus.count)
 
         let ids = (0..<orders).map { "\(run)-o\($0)" }
         try await Self.produce(try ids.map { try Self.inbound($0, skus: skus) }, kafka: kafka, logger: logger)
@@ -139,13 +139,14 @@ struct PipelineBenchCommand: AsyncParsableCommand {
             add(PaymentStage(rules: rules.payment), index)
             add(FraudVelocityStage(rules: rules.payment), index)
             add(AllocationStage(rules: rules), index)
+            add(ShippingStage(rules: rules), index)
         }
         let pipeline = ServiceGroup(configuration: .init(services: runners.map { .init(service: $0) }, logger: logger))
         let pipelineTask = Task { try await pipeline.run() }
         while !statuses.allSatisfy({ $0.isReady && $0.partitions > 0 }) { try await Task.sleep(for: .milliseconds(5)) }
         let start = ContinuousClock.now
         let wanted = Set(ids.map { DeterministicID.orderID(channel: "bench", externalOrderID: $0) })
-        _ = try await decisions.wait(for: wanted, timeout: .seconds(900))
+        _ = try await shipments.wait(for: wanted, timeout: .seconds(900))
         let throughput = Double(orders) / (ContinuousClock.now - start).seconds
 
         var latency: (Double, Double, Double, Int)?
@@ -153,9 +154,9 @@ struct PipelineBenchCommand: AsyncParsableCommand {
             var sent: [String: ContinuousClock.Instant] = [:]
             let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: kafka), logger: logger)
             let total = rate * duration
-            // Decisions are read while orders go out, so each arrival time is its own.
+            // Shipments are read while orders go out, so each arrival time is its own.
             let expected = Set((0..<total).map { DeterministicID.orderID(channel: "bench", externalOrderID: "\(run)-r\($0)") })
-            let arrivals = Task { try await decisions.wait(for: expected, timeout: .seconds(Double(duration) + 300)) }
+            let arrivals = Task { try await shipments.wait(for: expected, timeout: .seconds(Double(duration) + 300)) }
             let begin = ContinuousClock.now
             for index in 0..<total {
                 let due = begin + .seconds(Double(index) / Double(rate))
@@ -175,7 +176,7 @@ struct PipelineBenchCommand: AsyncParsableCommand {
         try await pipelineTask.value
         await inventory.triggerGracefulShutdown()
         try await inventoryTask.value
-        await decisions.close()
+        await shipments.close()
         return Result(throughput: throughput, latency: latency.map { (p50: $0.0, p99: $0.1, max: $0.2, count: $0.3) })
     }
 
@@ -216,16 +217,16 @@ struct PipelineBenchCommand: AsyncParsableCommand {
     }
 }
 
-/// Reads allocation decisions (and levels) from their current end, noting when each
-/// order's decision arrived.
-private actor DecisionWatcher {
+/// Reads shipments (and levels) from their current end, noting when each order's first
+/// shipment arrived.
+private actor ShipmentWatcher {
     let consumer: KafkaConsumer
     let levels: KafkaConsumer
     var seen: [String: ContinuousClock.Instant] = [:]
 
     init(kafka: KafkaConfiguration, logger: Logger) throws {
         consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(kafka: kafka, groupID: "oms-bench-\(UUID().uuidString)"), logger: logger)
-        try consumer.assign((0..<6).map { KafkaTopicPartitionOffset(topic: OrderAllocated.topic, partition: $0, offset: KafkaTopicPartitionOffset.end) })
+        try consumer.assign((0..<6).map { KafkaTopicPartitionOffset(topic: ShipmentCreated.topic, partition: $0, offset: KafkaTopicPartitionOffset.end) })
         levels = try KafkaConsumer(configuration: KafkaConsumerConfiguration(kafka: kafka, groupID: "oms-bench-\(UUID().uuidString)"), logger: logger)
         try levels.assign((0..<6).map { KafkaTopicPartitionOffset(topic: InventoryLevel.topic, partition: $0, offset: KafkaTopicPartitionOffset.end) })
     }
@@ -244,12 +245,12 @@ private actor DecisionWatcher {
         }
     }
 
-    /// Waits until every order in `ids` has a decision; returns when each arrived.
+    /// Waits until every order in `ids` has a shipment; returns when each arrived.
     func wait(for ids: Set<String>, timeout: Duration) async throws -> [String: ContinuousClock.Instant] {
         let deadline = ContinuousClock.now + timeout
         while !ids.isSubset(of: seen.keys) {
             guard ContinuousClock.now < deadline else {
-                throw ValidationError("\(ids.subtracting(seen.keys).count) of \(ids.count) orders got no decision within \(timeout)")
+                throw ValidationError("\(ids.subtracting(seen.keys).count) of \(ids.count) orders got no shipment within \(timeout)")
             }
             for case .messages(let batch) in try await consumer.poll() {
                 let now = ContinuousClock.now

@@ -5,17 +5,15 @@ import Kafka
 import Testing
 import Workers
 
+// In the pipeline suite: the noida-db run joins the same consumer groups as the other
+// pipeline tests, and all of them run worker processes that load this 2-core machine.
 extension PipelineTests {
-    /// On the shared noida-db (or `KAFKA_BROKERS`), exactly once, in the pipeline suite
-    /// because it joins the same consumer groups as the other pipeline tests.
+    /// On the shared noida-db (or `KAFKA_BROKERS`), exactly once.
     @Test("life cycle: 1,000 orders from inbound to delivered, 10% returned, 5% cancelled; views, stock and payments match the model")
     func lifecycle() async throws {
         try await OrderLifecycle.run(orders: 1_000, kill: false)
     }
-}
 
-@Suite("order life cycle under kill -9")
-struct LifecycleKillTests {
     /// At least once on its own embedded broker (see `noOversellUnderKills` for why not
     /// exactly once on noida-db): two `oms fleet` processes, each running every stage,
     /// are killed with -9 and restarted while the orders flow.
@@ -111,7 +109,16 @@ enum OrderLifecycle {
             fixture: scenario.fixture, stage: "lifecycle-\(run)", mode: mode, staticMembership: false,
             arguments: ["fleet"], overrides: overrides)
         defer { fleet.stopAll() }
-        for instance in 0..<2 { try fleet.start(instance) }
+        // Both processes ready (every stage assigned and restored) before orders flow, so
+        // no member joins under open transactions.
+        let ports = try (0..<2).map { _ in Int(try NoidaServer.freePort()) }
+        for instance in 0..<2 { try fleet.start(instance, httpPort: ports[instance]) }
+        let ready = try await waitUntil(timeout: .seconds(180)) {
+            var all = true
+            for port in ports where (try? await HTTP.get(port: port, path: "/readyz"))?.status != 200 { all = false }
+            return all
+        }
+        try #require(ready, "fleet processes ready; logs in \(fleet.directory.path)")
         // Orders only once inventory has applied the counts (allocation plans from them).
         let stocked = try await waitUntil(timeout: .seconds(120)) { try await scenario.finalLevels().count == skus.count }
         try #require(stocked, "inventory levels exist; logs in \(fleet.directory.path)")
@@ -296,7 +303,10 @@ enum OrderLifecycle {
         #expect(ours["ups/\(run)-NOBODY"]?.error.contains("unknown tracking number") == true, "\(ours)")
         #expect(ours.count == 1, "nothing else of this run was dead-lettered: \(ours.values.map(\.error).prefix(3))")
 
-        // What operators see: `oms orders show` and `oms orders list` on the same views.
+        // What operators see: `oms orders show` and `oms orders list` on the same views. Not
+        // on the embedded broker: it keeps only the last ~5 MiB of a partition and does
+        // not compact, so the views of orders that finished early are gone from it.
+        guard cluster == nil else { return }
         let brokers = scenario.fixture.cluster.bootstrapServers
         let returnedPlan = try #require(planned.first { $0.returnReason != nil })
         let show = try OMSCommandTests.run(OMSCommandTests.omsBinary, ["orders", "show", returnedPlan.orderId, "--brokers", brokers])

@@ -142,7 +142,16 @@ struct PipelineTests {
         // Allocation plans from the levels, so they exist before it starts.
         let stocked = try await waitUntil(timeout: .seconds(90)) { try await scenario.finalLevels().count == skus.count }
         try #require(stocked, "inventory applied the stock counts; logs in \(inventory.directory.path)")
-        for instance in 0..<3 { try allocation.start(instance) }
+        // Orders only once every allocation member is ready: a member joining later would
+        // rebalance the group under open transactions (aborts noida-db mishandles, see above).
+        let ports = try (0..<3).map { _ in Int(try NoidaServer.freePort()) }
+        for instance in 0..<3 { try allocation.start(instance, httpPort: ports[instance]) }
+        let ready = try await waitUntil(timeout: .seconds(120)) {
+            var all = true
+            for port in ports where (try? await HTTP.get(port: port, path: "/readyz"))?.status != 200 { all = false }
+            return all
+        }
+        try #require(ready, "allocation workers ready; logs in \(allocation.directory.path)")
 
         var generator = SeededGenerator(seed: 42)
         var orders: [OrderPlaced] = []

@@ -73,6 +73,29 @@ private typealias F = PipelineFixtures
 
     // MARK: Eligibility
 
+    /// The customer saw the delivery before this stage read it (a backlog after a restart):
+    /// the request waits for the delivery instead of being refused.
+    @Test func requestForShippedUnitsWaitsForTheirDelivery() throws {
+        let shippedOnly = try run([placed.event, shipment().event])
+        let asked = try run([request("r-1", [("1", "SKU-A", 1)]).event], from: shippedOnly.state)
+        #expect(asked.outputs == [[]], "no decision yet")
+        #expect(asked.state?.returns.map(\.status) == ["awaiting_delivery"])
+        let decided = try run([delivery("s-1")], from: asked.state)
+        guard case .returnAuthorized(let authorized)? = decided.outputs.first?.first else {
+            Issue.record("expected ReturnAuthorized, got \(decided.outputs)")
+            return
+        }
+        #expect(authorized.returnId == "r-1")
+        #expect(decided.state?.returns.map(\.status) == ["authorized"])
+        // A request for a line that never shipped is refused at once.
+        let unshipped = try run([placed.event, request("r-2", [("1", "SKU-A", 1)]).event])
+        guard case .returnRejected(let rejected)? = unshipped.outputs.last?.first else {
+            Issue.record("expected ReturnRejected, got \(unshipped.outputs)")
+            return
+        }
+        #expect(rejected.reasons.map(\.code) == ["not_delivered"])
+    }
+
     @Test func unknownOrderIsRejected() throws {
         let step = try ReturnsMachine.advance(nil, orderId: orderId, on: request("r-1", [("1", "SKU-A", 1)]).event, rules: Self.rules, connector: connector, now: F.now)
         #expect(step.state == nil, "nothing is kept for an unknown order")
@@ -464,6 +487,21 @@ private typealias F = PipelineFixtures
         }
         // Allocation read before the order: allocated either way.
         #expect(fold([allocated, placed.event, approved]).view?.status == .allocated)
+    }
+
+    /// oms.shipments.tracking can be read ahead of oms.shipments.created (a backlog after
+    /// a restart): the timeline keeps the early events and the shipment applies them.
+    @Test func trackingReadBeforeItsShipmentIsAppliedWhenTheShipmentArrives() throws {
+        let early = [tracking("s-1", .outForDelivery), tracking("s-1", .delivered), delivered("s-1")]
+        let result = fold([placed.event, approved, allocated] + early + [shipped1, shipped2, tracking("s-2", .delivered, number: "T2"), delivered("s-2", number: "T2")])
+        let view = try #require(result.view)
+        #expect(view.shipments.first { $0.shipmentId == "s-1" }?.status == .delivered)
+        #expect(view.lineProgress.first { $0.lineId == "1" }?.delivered == 2, "counted once")
+        #expect(view.status == .delivered)
+        let kinds = result.notes.map(\.kind)
+        #expect(kinds.filter { $0 == .delivered }.count == 2, "one per shipment: \(kinds)")
+        #expect(kinds.filter { $0 == .outForDelivery }.count == 1)
+        #expect(view.promisedDeliveryDate != nil, "shipping's promise is kept when the channel gave none")
     }
 
     @Test func deliveryReportedByTrackingBeforeShipmentDeliveredStillCounts() throws {

@@ -309,5 +309,24 @@ import Workers
         #expect(shipping.zone(from: us, country: "US", distanceKm: 9_999) == "national", "beyond every band: the last")
         #expect(shipping.zone(from: us, country: "CA", distanceKm: 10) == "international")
         #expect(shipping.zone(from: nil, country: "CA", distanceKm: 10) == "local", "an unknown location is not abroad")
+        let unsorted = ShippingRules(zoneBands: [ZoneBand(name: "far", maxKm: 2_000), ZoneBand(name: "near", maxKm: 100)])
+        #expect(unsorted.zone(from: us, country: "US", distanceKm: 50) == "near", "bands are matched nearest first, whatever the file's order")
+    }
+
+    @Test func zoneBandsAndSLAStatusesAreChecked() {
+        let bands = ShippingRules(zoneBands: [ZoneBand(name: "a", maxKm: 10), ZoneBand(name: "a", maxKm: 20), ZoneBand(name: "international", maxKm: 30)])
+        #expect(BusinessRules(shipping: bands).validate() == [
+            "shipping.zoneBands[1].name: 'a' is reserved or defined twice",
+            "shipping.zoneBands[2].name: 'international' is reserved or defined twice",
+        ])
+        #expect(BusinessRules(shipping: ShippingRules(zoneBands: [])).validate() == ["shipping.zoneBands: name at least one band"])
+        let sla = SLARules(rules: [
+            SLARule(name: "done", status: .delivered, maxSeconds: 60),
+            SLARule(name: "early", status: .allocated, shipBySecondsBeforePromise: -1),
+        ])
+        #expect(BusinessRules(sla: sla).validate() == [
+            "sla.rules[0].status: 'delivered' is final; SLA watch stops following an order there",
+            "sla.rules[1].shipBySecondsBeforePromise: must not be negative",
+        ])
     }
 }

@@ -289,7 +289,7 @@ S("ParcelRecord", "A shipment as the shipping and returns stages remember it.", 
 ])
 S("ReturnRecord", "A return as the returns stage remembers it.", [
     ("returnId", "String", "Return id."),
-    ("status", "String", "authorized or received."),
+    ("status", "String", "awaiting_delivery (asked before this stage read the delivery), authorized or received."),
     ("rma", "String", "RMA number."),
     ("carrier", "String", "Return carrier."),
     ("trackingNumber", "String", "Return parcel tracking number."),
