@@ -41,7 +41,8 @@ extension TrackingStatus {
 /// EasyPost `tracker.updated` (and `tracker.created`) webhook Event.
 ///
 /// The tracker is in `result`; its `tracking_details` are the scan history.
-/// The latest detail gives the time, location and message of the update.
+/// The latest detail gives the time, location and message of the update. EasyPost
+/// writes carriers as `USPS`, `UPS`; they become the lowercase OMS codes.
 public enum EasyPostTrackerAdapter {
     /// Decodes an Event body.
     public static func decode<Body: Collection>(_ body: Body, limits: AdapterLimits = .default) throws(ContractError)
@@ -79,7 +80,7 @@ public enum EasyPostTrackerAdapter {
         }
         return CarrierTrackingUpdate(
             source: .easypost, externalEventId: try root.optionalText("id"),
-            carrier: try tracker.nonEmptyString("carrier"), trackingNumber: try tracker.nonEmptyString("tracking_code"),
+            carrier: try tracker.nonEmptyString("carrier").lowercased(), trackingNumber: try tracker.nonEmptyString("tracking_code"),
             status: .fromEasyPost(rawStatus), rawStatus: rawStatus, occurredAt: occurredAt,
             location: latest?.location, message: latest?.message,
             estimatedDelivery: try tracker.optionalDate("est_delivery_date"), checkpoints: checkpoints)

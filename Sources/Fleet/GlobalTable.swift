@@ -10,7 +10,7 @@ import Synchronization
 public final class GlobalTable: Sendable {
     /// The topic.
     public let topic: String
-    private let values = Mutex<[String: Event]>([:])
+    private let state = Mutex<[String: Event]>([:])
     private let reader: PartitionReader
     private let partitions: Int32
     private let logger: Logger
@@ -24,34 +24,44 @@ public final class GlobalTable: Sendable {
     }
 
     /// The current value of `key`.
-    public func value(_ key: String) -> Event? { values.withLock { $0[key] } }
+    public func value(_ key: String) -> Event? { state.withLock { $0[key] } }
 
     /// How many keys hold a value.
-    public var count: Int { values.withLock { $0.count } }
+    public var count: Int { state.withLock { $0.count } }
+
+    /// A table of `topic` (which must exist), not yet read; ``catchUp(timeout:)`` reads it
+    /// and ``follow()`` keeps it current, e.g. for the gateway's lookups.
+    public static func open(topic: String, kafka: KafkaConfiguration, logger: Logger) async throws -> GlobalTable {
+        let admin = try KafkaAdmin(configuration: kafka)
+        guard let partitions = try await admin.partitionCounts()[topic] else {
+            throw KafkaError(code: .unknownTopic, message: "topic \(topic) does not exist")
+        }
+        return try GlobalTable(topic: topic, partitions: partitions, kafka: kafka, logger: logger)
+    }
+
+    /// Every key with its value, at this moment.
+    public var values: [String: Event] { state.withLock { $0 } }
 
     /// Reads until every partition reached its end once, then returns.
-    func catchUp(timeout: Duration) async throws(KafkaError) {
+    public func catchUp(timeout: Duration) async throws(KafkaError) {
         let parts = (0..<partitions).map { KafkaTopicPartition(topic: topic, partition: $0) }
         _ = try await reader.read(parts, timeout: timeout, keepAssigned: true) { apply($0) }
     }
 
     /// Follows the topic until the task is cancelled.
-    func follow() async throws(KafkaError) {
+    public func follow() async throws(KafkaError) {
         try await reader.follow { apply($0) }
     }
 
-    func close() async { await reader.close() }
+    /// Stops reading.
+    public func close() async { await reader.close() }
 
     /// Reads a compacted topic once to its end and returns the latest value per key: for
     /// commands that look at state (`oms orders show`) without running a stage.
     public static func snapshot(topic: String, kafka: KafkaConfiguration, timeout: Duration = .seconds(60)) async throws -> [String: Event] {
-        let admin = try KafkaAdmin(configuration: kafka)
-        guard let partitions = try await admin.partitionCounts()[topic] else {
-            throw KafkaError(code: .unknownTopic, message: "topic \(topic) does not exist")
-        }
-        let table = try GlobalTable(topic: topic, partitions: partitions, kafka: kafka, logger: Logger(label: "oms.snapshot"))
+        let table = try await open(topic: topic, kafka: kafka, logger: Logger(label: "oms.snapshot"))
         try await table.catchUp(timeout: timeout)
-        let values = table.values.withLock { $0 }
+        let values = table.values
         await table.close()
         return values
     }
@@ -73,7 +83,7 @@ public final class GlobalTable: Sendable {
                 ])
             }
         }
-        values.withLock { values in
+        state.withLock { values in
             for (key, value) in decoded { values[key] = value }
         }
     }

@@ -76,3 +76,23 @@ final class PartitionReader: Sendable {
         try? await consumer.close()
     }
 }
+
+/// Reads topics once, from their beginning to their end: for tools that check what a
+/// run wrote (the demo's invariants and latencies).
+public enum TopicScan {
+    /// Every record of `topics` (missing topics are skipped), in offset order per partition.
+    public static func records(of topics: [String], kafka: KafkaConfiguration, logger: Logger, timeout: Duration = .seconds(120)) async throws -> [KafkaMessage] {
+        let counts = try await KafkaAdmin(configuration: kafka).partitionCounts()
+        let partitions = topics.flatMap { topic in (0..<(counts[topic] ?? 0)).map { KafkaTopicPartition(topic: topic, partition: $0) } }
+        let reader = try PartitionReader(kafka: kafka, name: "\(kafka.clientID).scan", batchSize: 10_000, logger: logger)
+        var records: [KafkaMessage] = []
+        do {
+            _ = try await reader.read(partitions, timeout: timeout) { records += $0 }
+        } catch {
+            await reader.close()
+            throw error
+        }
+        await reader.close()
+        return records
+    }
+}

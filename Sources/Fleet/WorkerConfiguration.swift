@@ -23,6 +23,12 @@ public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
     /// What is wrong.
     public var reason: String
 
+    /// An error about `key`.
+    public init(key: String, reason: String) {
+        self.key = key
+        self.reason = reason
+    }
+
     /// The environment variable that sets ``key``.
     public var environmentName: String { WorkerConfiguration.environmentName(of: key) }
 
@@ -180,18 +186,40 @@ public struct WorkerConfiguration: Sendable {
         ("kafka.ssl.key.password", "ssl.key.password", true),
     ]
 
+    /// The keys ``init(reader:)`` reads besides ``kafkaPropertyKeys``. Keep in step with
+    /// it: deployment manifests are checked against this list, so a key missing here
+    /// fails those checks rather than being silently ignored in production.
+    static let scalarKeys = [
+        "kafka.brokers", "kafka.properties", "worker.instance.id", "worker.mode", "worker.batch.size",
+        "worker.commit.interval.ms", "worker.retry.attempts", "worker.retry.backoff.ms",
+        "worker.idempotency.retention.s", "worker.transaction.timeout.ms", "worker.session.timeout.ms",
+        "worker.assignment.strategy", "worker.static.membership", "worker.max.poll.interval.ms",
+        "worker.restore.timeout.s", "worker.statistics.interval.ms", "http.host", "http.port", "log.level",
+    ]
+
+    /// The environment variables a worker reads (`KAFKA_BROKERS`, `WORKER_BATCH_SIZE`, …):
+    /// every key of ``init(reader:)`` and the business rules file (``RulesFile/key``,
+    /// `RULES_FILE`). For tooling that checks deployment manifests for misspelt names,
+    /// which the worker would otherwise ignore without a word.
+    public static let knownEnvironmentVariables: Set<String> = Set(
+        (scalarKeys + kafkaPropertyKeys.map { key, _, _ in key } + [RulesFile.key]).map(environmentName(of:))
+    )
+
     /// `worker.batch.size` → `WORKER_BATCH_SIZE`, as swift-configuration's environment
     /// provider maps keys.
-    static func environmentName(of key: String) -> String {
+    public static func environmentName(of key: String) -> String {
         key.uppercased().map { $0.isLetter || $0.isNumber ? $0 : "_" }.reduce(into: "") { $0.append($1) }
     }
 }
 
-/// Typed reads that tell "absent" (use the default) from "present but wrong" (stop).
-private struct KeyReader {
+/// Typed reads that tell "absent" (use the default) from "present but wrong" (stop);
+/// shared by the worker's and the gateway's configuration.
+package struct KeyReader {
     let reader: ConfigReader
 
-    func string(_ key: String, secret: Bool = false) throws(ConfigurationError) -> String? {
+    package init(reader: ConfigReader) { self.reader = reader }
+
+    package func string(_ key: String, secret: Bool = false) throws(ConfigurationError) -> String? {
         if let value = reader.string(forKey: ConfigKey(key), isSecret: secret) { return value }
         if reader.int(forKey: ConfigKey(key)) != nil || reader.bool(forKey: ConfigKey(key)) != nil {
             throw ConfigurationError(key: key, reason: "must be a string")
@@ -199,7 +227,7 @@ private struct KeyReader {
         return nil
     }
 
-    func int(_ key: String, default defaultValue: Int, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+    package func int(_ key: String, default defaultValue: Int, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
         let value: Int
         if let number = reader.int(forKey: ConfigKey(key)) {
             value = number
@@ -214,7 +242,7 @@ private struct KeyReader {
         return value
     }
 
-    func bool(_ key: String, default defaultValue: Bool) throws(ConfigurationError) -> Bool {
+    package func bool(_ key: String, default defaultValue: Bool) throws(ConfigurationError) -> Bool {
         if let value = reader.bool(forKey: ConfigKey(key)) { return value }
         if let text = reader.string(forKey: ConfigKey(key)) {
             throw ConfigurationError(key: key, reason: "'\(text)' is not true or false")
@@ -222,8 +250,8 @@ private struct KeyReader {
         return defaultValue
     }
 
-    func list(_ key: String) throws(ConfigurationError) -> [String] {
-        if let values = reader.stringArray(forKey: ConfigKey(key)) { return values.filter { !$0.isEmpty } }
-        return try string(key).map { [$0] } ?? []
+    package func list(_ key: String, secret: Bool = false) throws(ConfigurationError) -> [String] {
+        if let values = reader.stringArray(forKey: ConfigKey(key), isSecret: secret) { return values.filter { !$0.isEmpty } }
+        return try string(key, secret: secret).map { [$0] } ?? []
     }
 }

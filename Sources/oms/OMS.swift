@@ -17,6 +17,7 @@ struct OMS: AsyncParsableCommand {
             TopicsCommand.self,
             WorkerCommand.self,
             FleetCommand.self,
+            GatewayCommand.self,
             DeadLetterCommand.self,
             CatalogCommand.self,
             StockCommand.self,

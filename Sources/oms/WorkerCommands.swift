@@ -72,14 +72,7 @@ struct WorkerOptions: ParsableArguments {
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }
-        let level = configuration.logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let registry = Self.bootstrap(logLevel: configuration.logLevel)
         let logger = Logger(label: "oms.worker")
 
         var services: [any Service] = []
@@ -98,7 +91,20 @@ struct WorkerOptions: ParsableArguments {
         try await group.run()
     }
 
-    private static func runner(for stage: some Stage, configuration: WorkerConfiguration, logger: Logger) -> (any Service, RunnerStatus) {
+    /// Sends logs to standard error at `logLevel` and metrics to a Prometheus registry
+    /// (once per process), returning the registry `/metrics` serves.
+    static func bootstrap(logLevel: Logger.Level) -> PrometheusCollectorRegistry {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = logLevel
+            return handler
+        }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }
+
+    static func runner(for stage: some Stage, configuration: WorkerConfiguration, logger: Logger) -> (any Service, RunnerStatus) {
         let runner = StageRunner(stage: stage, configuration: configuration, logger: logger)
         return (runner, runner.status)
     }

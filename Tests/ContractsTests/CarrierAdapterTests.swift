@@ -37,7 +37,7 @@ import Testing
         let update = try EasyPostTrackerAdapter.decode(try Fixtures.bytes("easypost_tracker_updated.json"))
         #expect(update.source == .easypost)
         #expect(update.externalEventId == "evt_3c2a0e28d7f111ee9d4a3b1f8c5e6a7b")
-        #expect(update.carrier == "USPS")
+        #expect(update.carrier == "usps", "EasyPost names carriers USPS, UPS; OMS carrier codes are lowercase")
         #expect(update.trackingNumber == "9400100000000000000000")
         #expect(update.status == .outForDelivery)
         #expect(update.rawStatus == "out_for_delivery")

@@ -1,0 +1,191 @@
+import Contracts
+import Fleet
+import Foundation
+import Hummingbird
+import Kafka
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+import Synchronization
+
+/// The HTTP edge of OrderFleet: channel and carrier webhooks in, operator commands in,
+/// order views and stock out (docs/openapi.yaml).
+///
+/// A write is answered 202 only once Kafka acknowledged its record (idempotent
+/// producer, acks=all). If Kafka does not within `gateway.kafka.timeout.ms` the answer
+/// is 503 with `Retry-After`, so the sender retries and nothing is lost; the retry
+/// carries the same event id, and the stages dedupe on it and on the order's key.
+public final class Gateway: Sendable {
+    let configuration: GatewayConfiguration
+    let kafka: KafkaConfiguration
+    let statuses: [RunnerStatus]
+    let registry: PrometheusCollectorRegistry
+    let logger: Logger
+    let idempotency: IdempotencyCache
+    private let tables = Mutex<Tables?>(nil)
+    private let producer: KafkaProducer
+
+    /// The compacted topics the gateway answers queries from, once read to their end.
+    struct Tables: Sendable {
+        var orders: GlobalTable
+        var levels: GlobalTable
+    }
+
+    /// A gateway producing to and reading from `kafka`.
+    ///
+    /// - Parameters:
+    ///   - statuses: stages running in the same process (the demo); `/readyz` waits for them too.
+    ///   - registry: where `/metrics` reads from (the process's Prometheus registry).
+    public init(
+        configuration: GatewayConfiguration, kafka: KafkaConfiguration, statuses: [RunnerStatus] = [],
+        registry: PrometheusCollectorRegistry, logger: Logger
+    ) throws(KafkaError) {
+        self.configuration = configuration
+        self.kafka = kafka
+        self.statuses = statuses
+        self.registry = registry
+        self.logger = logger
+        idempotency = IdempotencyCache(capacity: configuration.idempotencyEntries)
+        var settings = KafkaProducerConfiguration(kafka: kafka)
+        settings.messageTimeout = configuration.kafkaTimeout
+        settings.linger = .milliseconds(1)
+        producer = try KafkaProducer(configuration: settings, logger: logger)
+    }
+
+    /// Whether the order and inventory tables have been read to their end.
+    public var isReady: Bool { tablesLoaded && statuses.allSatisfy(\.isReady) }
+
+    var tablesLoaded: Bool { tables.withLock { $0 != nil } }
+
+    /// The HTTP server and the table readers, as one service of a service group; it
+    /// ends on graceful shutdown.
+    ///
+    /// - Parameter onListening: called with the bound port (useful with port 0).
+    public func service(host: String, port: Int, onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> some Service {
+        GatewayService(gateway: self, host: host, port: port, onListening: onListening)
+    }
+
+    // MARK: Tables
+
+    /// Opens and reads both tables, retrying while Kafka or the topics are missing, then
+    /// follows them until cancelled.
+    func loadTables() async {
+        var attempt = 0
+        while !Task.isCancelled {
+            var opened: [GlobalTable] = []
+            do {
+                let orders = try await GlobalTable.open(topic: OrderView.topic, kafka: kafka.with(clientID: "oms-gateway"), logger: logger)
+                opened.append(orders)
+                let levels = try await GlobalTable.open(topic: InventoryLevel.topic, kafka: kafka.with(clientID: "oms-gateway"), logger: logger)
+                opened.append(levels)
+                try await orders.catchUp(timeout: .seconds(300))
+                try await levels.catchUp(timeout: .seconds(300))
+                tables.withLock { $0 = Tables(orders: orders, levels: levels) }
+                attempt = 0
+                logger.info("gateway tables loaded", metadata: ["orders": "\(orders.count)", "skus": "\(levels.count)"])
+                // Both follow until cancelled; if one fails, the tables are read afresh.
+                try await withThrowingDiscardingTaskGroup { group in
+                    group.addTask { try await orders.follow() }
+                    group.addTask { try await levels.follow() }
+                }
+            } catch {
+                attempt += 1
+                logger.warning("gateway cannot read its tables; retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
+            }
+            if !Task.isCancelled { tables.withLock { $0 = nil } }
+            for table in opened { await table.close() }
+            if !Task.isCancelled, attempt > 0 { try? await Task.sleep(for: .seconds(min(attempt, 5))) }
+        }
+    }
+
+    func currentTables() throws(GatewayError) -> Tables {
+        guard let tables = tables.withLock({ $0 }) else {
+            throw GatewayError(status: 503, code: "unavailable", message: "the gateway is still reading its tables", retryAfter: configuration.retryAfterSeconds)
+        }
+        return tables
+    }
+
+    /// The view of `orderId`, or 404.
+    func view(_ orderId: String) throws(GatewayError) -> OrderView {
+        guard case .orderView(let view) = try currentTables().orders.value(orderId) else {
+            throw GatewayError(status: 404, code: "not_found", message: "order \(orderId) is not known (\(OrderView.topic))")
+        }
+        return view
+    }
+
+    /// Stock of `sku`, or 404.
+    func level(_ sku: String) throws(GatewayError) -> InventoryLevel {
+        guard case .inventoryLevel(let level) = try currentTables().levels.value(sku) else {
+            throw GatewayError(status: 404, code: "not_found", message: "SKU \(sku) has no stock record (\(InventoryLevel.topic))")
+        }
+        return level
+    }
+
+    // MARK: Producing
+
+    /// Writes `event` and waits for Kafka's acknowledgement; 503 if it does not come.
+    func produce(_ event: Event, id: String) async throws(GatewayError) -> KafkaDeliveryReport {
+        let envelope = Envelope(id: id, source: "oms/gateway", time: Date(), traceparent: TraceParent.root(forEventID: id), event: event)
+        let message: KafkaProducerMessage
+        do {
+            message = try KafkaProducerMessage(envelope, topic: envelope.topic)
+        } catch {
+            throw GatewayError(status: 400, code: "invalid_body", message: "\(error)")
+        }
+        let start = ContinuousClock.now
+        do {
+            let report = try await producer.send(message)
+            Timer(label: "oms_gateway_kafka_ack_seconds").recordNanoseconds((ContinuousClock.now - start).nanoseconds)
+            return report
+        } catch {
+            logger.warning("Kafka did not acknowledge a record; answering 503", metadata: ["topic": "\(envelope.topic)", "error": "\(error)"])
+            throw GatewayError(
+                status: 503, code: "unavailable", message: "Kafka did not acknowledge the record (\(error.code)); retry later",
+                retryAfter: configuration.retryAfterSeconds)
+        }
+    }
+
+    func close() async {
+        try? await producer.close(timeout: .seconds(5))
+    }
+}
+
+/// Runs the HTTP server and the table readers together.
+private struct GatewayService: Service {
+    let gateway: Gateway
+    let host: String
+    let port: Int
+    let onListening: @Sendable (Int) async -> Void
+
+    func run() async throws {
+        let application = Application(
+            router: gateway.router(), configuration: .init(address: .hostname(host, port: port), serverName: "oms-gateway"),
+            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
+            logger: gateway.logger
+        )
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await gateway.loadTables() }
+            // The application returns on graceful shutdown; the table readers then stop.
+            try await application.run()
+            group.cancelAll()
+            try await group.waitForAll()
+        }
+        await gateway.close()
+    }
+}
+
+extension KafkaConfiguration {
+    func with(clientID: String) -> KafkaConfiguration {
+        var copy = self
+        copy.clientID = clientID
+        return copy
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

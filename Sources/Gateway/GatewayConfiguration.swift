@@ -1,0 +1,78 @@
+import Configuration
+import Fleet
+
+/// The gateway's settings: webhook secrets, limits and its Kafka timeout. Kafka itself
+/// (brokers, SASL/TLS) and `http.host`/`http.port` are read as for workers
+/// (``WorkerConfiguration``); the gateway's default port is 8080.
+public struct GatewayConfiguration: Sendable {
+    /// Shopify app secret (`gateway.shopify.secret`); Shopify webhooks are refused (401) without it.
+    public var shopifySecret: String?
+    /// EasyPost webhook secret (`gateway.easypost.secret`).
+    public var easyPostSecret: String?
+    /// AfterShip webhook secret (`gateway.aftership.secret`).
+    public var afterShipSecret: String?
+    /// Per-channel secrets of the generic order endpoint (`gateway.channel.secrets`,
+    /// `channel=secret` entries); a channel without one is not served (404).
+    public var channelSecrets: [String: String] = [:]
+    /// Per-carrier secrets of the generic tracking endpoint (`gateway.carrier.secrets`).
+    public var carrierSecrets: [String: String] = [:]
+    /// Bearer token of the operator endpoints (`gateway.api.token`); none means open,
+    /// for local use only.
+    public var apiToken: String?
+    /// Largest request body accepted (`gateway.body.limit.bytes`); larger gets 413.
+    public var bodyLimit = 1 << 20
+    /// How long a record may wait for Kafka's acknowledgement before the request gets
+    /// 503 (`gateway.kafka.timeout.ms`).
+    public var kafkaTimeout: Duration = .seconds(10)
+    /// The `Retry-After` of a 503, in seconds (`gateway.retry.after.s`).
+    public var retryAfterSeconds = 5
+    /// How many idempotency keys and webhook ids are remembered (`gateway.idempotency.entries`).
+    public var idempotencyEntries = 100_000
+
+    /// Defaults: no secrets, so only the operator and query endpoints work.
+    public init() {}
+
+    /// The keys this type reads, with the environment variables they map to.
+    public static let keys = [
+        "gateway.shopify.secret", "gateway.easypost.secret", "gateway.aftership.secret", "gateway.channel.secrets",
+        "gateway.carrier.secrets", "gateway.api.token", "gateway.body.limit.bytes", "gateway.kafka.timeout.ms",
+        "gateway.retry.after.s", "gateway.idempotency.entries",
+    ]
+
+    /// The environment variables the gateway reads beyond the worker's
+    /// (``WorkerConfiguration``), e.g. `GATEWAY_SHOPIFY_SECRET`.
+    public static let knownEnvironmentVariables = Set(keys.map(WorkerConfiguration.environmentName(of:)))
+
+    /// Reads the settings; a value of the wrong type or out of range stops start-up
+    /// with an error naming its key. Secrets are read as secrets (never logged).
+    public init(reader: ConfigReader) throws(ConfigurationError) {
+        let keys = KeyReader(reader: reader)
+        shopifySecret = try keys.string("gateway.shopify.secret", secret: true)
+        easyPostSecret = try keys.string("gateway.easypost.secret", secret: true)
+        afterShipSecret = try keys.string("gateway.aftership.secret", secret: true)
+        channelSecrets = try Self.pairs(keys.list("gateway.channel.secrets", secret: true), key: "gateway.channel.secrets")
+        carrierSecrets = try Self.pairs(keys.list("gateway.carrier.secrets", secret: true), key: "gateway.carrier.secrets")
+        apiToken = try keys.string("gateway.api.token", secret: true)
+        bodyLimit = try keys.int("gateway.body.limit.bytes", default: bodyLimit, in: 1_024...(64 << 20))
+        kafkaTimeout = .milliseconds(try keys.int("gateway.kafka.timeout.ms", default: 10_000, in: 100...300_000))
+        retryAfterSeconds = try keys.int("gateway.retry.after.s", default: retryAfterSeconds, in: 1...3_600)
+        idempotencyEntries = try keys.int("gateway.idempotency.entries", default: idempotencyEntries, in: 0...10_000_000)
+    }
+
+    /// `name=secret` entries (comma-separated in one environment variable) as a map.
+    static func pairs(_ entries: [String], key: String) throws(ConfigurationError) -> [String: String] {
+        var result: [String: String] = [:]
+        for entry in entries.flatMap({ $0.split(separator: ",").map(String.init) }) {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                // The entry holds a secret: name only its position, never its value.
+                throw ConfigurationError(key: key, reason: "an entry is not name=secret")
+            }
+            guard result[parts[0]] == nil else {
+                throw ConfigurationError(key: key, reason: "'\(parts[0])' is given twice")
+            }
+            result[parts[0]] = parts[1]
+        }
+        return result
+    }
+}

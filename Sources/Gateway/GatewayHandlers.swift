@@ -1,0 +1,216 @@
+import Contracts
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Kafka
+import Metrics
+import NIOCore
+
+/// An answer other than success: a status, a machine-readable code and a message for
+/// the sender. Bodies are `{"error": code, "message": text}`.
+struct GatewayError: Error, HTTPResponseError {
+    var statusCode: Int
+    var code: String
+    var message: String
+    var retryAfter: Int?
+
+    init(status: Int, code: String, message: String, retryAfter: Int? = nil) {
+        statusCode = status
+        self.code = code
+        self.message = message
+        self.retryAfter = retryAfter
+    }
+
+    var status: HTTPResponse.Status { .init(code: statusCode) }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        let body = (try? JSONEncoder.gateway.encode(["error": code, "message": message])) ?? Data()
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    static func invalidBody(_ message: String) -> GatewayError { GatewayError(status: 400, code: "invalid_body", message: message) }
+}
+
+/// The body of a 202: where the record went.
+struct Accepted: Codable, Sendable {
+    var status = "accepted"
+    var topic: String
+    var partition: Int32
+    var offset: Int64
+    var orderId: String?
+    var channel: String?
+    var externalOrderId: String?
+    var carrier: String?
+    var trackingNumber: String?
+    var returnId: String?
+
+    init(_ report: KafkaDeliveryReport, orderId: String? = nil) {
+        topic = report.topic
+        partition = report.partition
+        offset = report.offset
+        self.orderId = orderId
+    }
+}
+
+extension HTTPField.Name {
+    static let shopifyHmac = Self("X-Shopify-Hmac-Sha256")!
+    static let shopifyWebhookID = Self("X-Shopify-Webhook-Id")!
+    static let shopifyTopic = Self("X-Shopify-Topic")!
+    static let easyPostSignature = Self("X-Hmac-Signature")!
+    static let afterShipSignature = Self("aftership-hmac-sha256")!
+    static let omsSignature = Self("X-OMS-Signature")!
+    static let idempotencyKey = Self("Idempotency-Key")!
+    static let idempotentReplayed = Self("Idempotent-Replayed")!
+}
+
+extension JSONEncoder {
+    static let gateway: JSONEncoder = {
+        let encoder = EventCodec.makeEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+}
+
+/// What a handler is given: the raw body and the route's parameters.
+struct Call: Sendable {
+    var body: [UInt8]
+    var request: Request
+    var parameters: Parameters
+
+    func header(_ name: HTTPField.Name) -> String? { request.headers[name] }
+
+    func parameter(_ name: String) -> String { parameters.get(name) ?? "" }
+
+    /// Decodes the body as `T`, with a 400 that says which field is wrong.
+    func decode<T: Decodable>(_ type: T.Type) throws(GatewayError) -> T {
+        do {
+            return try EventCodec.makeDecoder().decode(T.self, from: Data(body))
+        } catch let error as DecodingError {
+            throw .invalidBody(Self.describe(error))
+        } catch {
+            throw .invalidBody("the body is not JSON: \(error.localizedDescription)")
+        }
+    }
+
+    private static func describe(_ error: DecodingError) -> String {
+        func path(_ keys: [any CodingKey]) -> String { keys.isEmpty ? "$" : "$." + keys.map(\.stringValue).joined(separator: ".") }
+        switch error {
+        case .keyNotFound(let key, let context): return "\(path(context.codingPath + [key])) is missing"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context): return "\(path(context.codingPath)): \(context.debugDescription)"
+        case .dataCorrupted(let context): return "\(path(context.codingPath)): \(context.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+}
+
+extension Gateway {
+    /// How a route protects itself.
+    enum Guard {
+        /// A webhook signature, checked against the body before anything else.
+        case signature(WebhookSignature, header: HTTPField.Name, secret: @Sendable (Call) throws(GatewayError) -> String)
+        /// The operator bearer token, when one is configured.
+        case apiToken
+        /// Nothing (health, metrics).
+        case none
+    }
+
+    /// Where a repeated request's key comes from.
+    enum Dedupe {
+        /// The `Idempotency-Key` header.
+        case idempotencyKey
+        /// A platform header naming the delivery (Shopify's webhook id).
+        case header(HTTPField.Name)
+    }
+
+    /// Registers `route`: reads the body (413 over the limit), checks the guard (401),
+    /// answers a repeated key with the first answer, runs `work` and counts the result.
+    func add(
+        _ route: GatewayRoutes.Route, to router: Router<BasicRequestContext>, guard protection: Guard, dedupe: Dedupe? = nil,
+        work: @escaping @Sendable (Call) async throws(GatewayError) -> (status: Int, body: [UInt8])
+    ) {
+        let handler: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, context in
+            let response: Response
+            do {
+                response = try await self.answer(request, context: context, guard: protection, dedupe: dedupe, route: route, work: work)
+            } catch let error as GatewayError {
+                response = try error.response(from: request, context: context)
+            }
+            Counter(label: "oms_gateway_requests_total", dimensions: [("route", route.description), ("status", String(response.status.code))]).increment()
+            return response
+        }
+        switch route.method {
+        case "GET": router.get(RouterPath(route.routerPath), use: handler)
+        default: router.post(RouterPath(route.routerPath), use: handler)
+        }
+    }
+
+    private func answer(
+        _ request: Request, context: BasicRequestContext, guard protection: Guard, dedupe: Dedupe?, route: GatewayRoutes.Route,
+        work: @Sendable (Call) async throws(GatewayError) -> (status: Int, body: [UInt8])
+    ) async throws(GatewayError) -> Response {
+        let body: [UInt8]
+        do {
+            body = Array(buffer: try await request.body.collect(upTo: configuration.bodyLimit))
+        } catch is NIOTooManyBytesError {
+            throw GatewayError(status: 413, code: "too_large", message: "the body is over \(configuration.bodyLimit) bytes (gateway.body.limit.bytes)")
+        } catch {
+            throw .invalidBody("the body could not be read: \(error)")
+        }
+        let call = Call(body: body, request: request, parameters: context.parameters)
+        switch protection {
+        case .signature(let kind, let header, let secret):
+            guard kind.verify(header: call.header(header), body: body, secret: try secret(call)) else {
+                throw GatewayError(status: 401, code: "bad_signature", message: "the \(header.canonicalName) header is missing or does not sign this body")
+            }
+        case .apiToken:
+            if let token = configuration.apiToken {
+                let given = request.headers[.authorization].map { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : "" } ?? ""
+                guard WebhookSignature.tokensMatch(given, token) else {
+                    throw GatewayError(status: 401, code: "unauthorized", message: "a valid 'Authorization: Bearer <token>' header is required")
+                }
+            }
+        case .none:
+            break
+        }
+        let key: String? = switch dedupe {
+        case .idempotencyKey: call.header(.idempotencyKey).map { "\(route.description) \(call.parameters.map { "\($0)=\($1)" }) \($0)" }
+        case .header(let name): call.header(name).map { "\(route.description) \($0)" }
+        case nil: nil
+        }
+        guard let key else {
+            let (status, body) = try await work(call)
+            return Self.json(status: status, body)
+        }
+        switch idempotency.claim(key) {
+        case .answered(let answer):
+            var response = Self.json(status: answer.status, answer.body)
+            response.headers[.idempotentReplayed] = "true"
+            return response
+        case .inFlight:
+            throw GatewayError(status: 409, code: "in_flight", message: "a request with this key is still being processed; retry shortly", retryAfter: 1)
+        case .claimed:
+            do {
+                let (status, body) = try await work(call)
+                idempotency.finish(key, with: .init(status: status, body: body))
+                return Self.json(status: status, body)
+            } catch {
+                idempotency.finish(key, with: nil)
+                throw error
+            }
+        }
+    }
+
+    static func json(status: Int, _ body: [UInt8]) -> Response {
+        Response(status: .init(code: status), headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    static func encode(_ value: some Encodable) throws(GatewayError) -> [UInt8] {
+        do {
+            return Array(try JSONEncoder.gateway.encode(value))
+        } catch {
+            throw GatewayError(status: 500, code: "internal", message: "could not encode the answer")
+        }
+    }
+}

@@ -1,0 +1,258 @@
+import Contracts
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Kafka
+
+extension Gateway {
+    /// Namespace of the event ids the gateway derives from webhook ids and idempotency
+    /// keys, so a retried delivery carries the same event id.
+    static let eventNamespace = UUID(uuidString: "0e7a9f5c-41d2-5b8e-8c3a-6d2f0b9e7a14")!
+
+    /// The id of the event a request produces: derived from the sender's delivery id
+    /// or idempotency key when there is one, else random.
+    static func eventID(_ call: Call, _ route: GatewayRoutes.Route, deliveryHeader: HTTPField.Name = .idempotencyKey) -> String {
+        guard let delivery = call.header(deliveryHeader) ?? call.header(.idempotencyKey) else { return UUID().uuidString.lowercased() }
+        return DeterministicID.uuidV5(namespace: eventNamespace, name: "\(route.path)|\(call.parameters.map { "\($0)=\($1)" })|\(delivery)")
+    }
+
+    func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        let secrets = configuration
+
+        // MARK: Channels
+
+        add(GatewayRoutes.shopifyOrders, to: router, guard: .signature(.base64, header: .shopifyHmac) { _ throws(GatewayError) in
+            try Self.required(secrets.shopifySecret, "gateway.shopify.secret")
+        }, dedupe: .header(.shopifyWebhookID)) { call throws(GatewayError) in
+            if let topic = call.header(.shopifyTopic), topic != "orders/create" {
+                throw .invalidBody("X-Shopify-Topic '\(topic)' is not served here; subscribe orders/create to this address")
+            }
+            return try await self.acceptOrder(call, format: .shopifyOrder, channel: nil, route: GatewayRoutes.shopifyOrders, delivery: .shopifyWebhookID)
+        }
+
+        add(GatewayRoutes.channelOrders, to: router, guard: .signature(.omsHex, header: .omsSignature) { call throws(GatewayError) in
+            let channel = call.parameter("channel")
+            guard let secret = secrets.channelSecrets[channel] else {
+                throw GatewayError(status: 404, code: "not_found", message: "channel '\(channel)' is not configured (gateway.channel.secrets)")
+            }
+            return secret
+        }, dedupe: .idempotencyKey) { call throws(GatewayError) in
+            let name = call.request.uri.queryParameters.get("format") ?? ChannelFormat.canonical.rawValue
+            // Shopify has its own route; Amazon change notifications come by SQS, not webhook.
+            guard let format = ChannelFormat(rawValue: name), [.canonical, .posSale, .amazonOrder].contains(format) else {
+                throw .invalidBody("format '\(name)' is not one of canonical, pos_sale, amazon_order")
+            }
+            return try await self.acceptOrder(call, format: format, channel: call.parameter("channel"), route: GatewayRoutes.channelOrders, delivery: .idempotencyKey)
+        }
+
+        // MARK: Carriers
+
+        add(GatewayRoutes.easyPostEvents, to: router, guard: .signature(.easyPostHex, header: .easyPostSignature) { _ throws(GatewayError) in
+            try Self.required(secrets.easyPostSecret, "gateway.easypost.secret")
+        }) { call throws(GatewayError) in
+            try await self.acceptTracking(call, route: GatewayRoutes.easyPostEvents) { body throws(ContractError) in try EasyPostTrackerAdapter.decode(body) }
+        }
+
+        add(GatewayRoutes.afterShipWebhooks, to: router, guard: .signature(.base64, header: .afterShipSignature) { _ throws(GatewayError) in
+            try Self.required(secrets.afterShipSecret, "gateway.aftership.secret")
+        }) { call throws(GatewayError) in
+            try await self.acceptTracking(call, route: GatewayRoutes.afterShipWebhooks) { body throws(ContractError) in try AfterShipTrackingAdapter.decode(body) }
+        }
+
+        add(GatewayRoutes.carrierTracking, to: router, guard: .signature(.omsHex, header: .omsSignature) { call throws(GatewayError) in
+            let carrier = call.parameter("carrier")
+            guard let secret = secrets.carrierSecrets[carrier] else {
+                throw GatewayError(status: 404, code: "not_found", message: "carrier '\(carrier)' is not configured (gateway.carrier.secrets)")
+            }
+            return secret
+        }, dedupe: .idempotencyKey) { call throws(GatewayError) in
+            try await self.acceptTracking(call, route: GatewayRoutes.carrierTracking) { body throws(ContractError) in
+                let update = try GenericTrackingAdapter.decode(body)
+                guard update.carrier == call.parameter("carrier") else {
+                    throw .invalidField(path: "$.carrier", reason: "'\(update.carrier)' is not the carrier of this address ('\(call.parameter("carrier"))')")
+                }
+                return update
+            }
+        }
+
+        // MARK: Orders
+
+        add(GatewayRoutes.cancelOrder, to: router, guard: .apiToken, dedupe: .idempotencyKey) { call throws(GatewayError) in
+            struct Body: Decodable {
+                var requestedBy: String
+                var reason: String?
+                var message: String?
+            }
+            let body = try call.decode(Body.self)
+            let view = try self.view(call.parameter("orderId"))
+            try Self.nonEmpty(body.requestedBy, "requestedBy")
+            let reason = Reason(code: body.reason ?? "customer_request", message: body.message ?? "cancelled through the gateway")
+            let command = CancelOrder(orderId: view.orderId, requestedBy: body.requestedBy, reason: reason, requestedAt: Date())
+            let report = try await self.produce(command.event, id: Self.eventID(call, GatewayRoutes.cancelOrder))
+            return (202, try Self.encode(Accepted(report, orderId: view.orderId)))
+        }
+
+        add(GatewayRoutes.returnOrder, to: router, guard: .apiToken, dedupe: .idempotencyKey) { call throws(GatewayError) in
+            struct Body: Decodable {
+                struct Line: Decodable {
+                    var lineId: String
+                    var quantity: Int
+                    var reason: String
+                }
+                var lines: [Line]
+                var returnId: String?
+            }
+            let body = try call.decode(Body.self)
+            let view = try self.view(call.parameter("orderId"))
+            guard !body.lines.isEmpty else { throw .invalidBody("$.lines is empty: name at least one line to return") }
+            var lines: [ReturnLine] = []
+            for (index, line) in body.lines.enumerated() {
+                guard let ordered = view.lines.first(where: { $0.lineId == line.lineId }) else {
+                    throw .invalidBody("$.lines.\(index).lineId: order \(view.orderId) has no line '\(line.lineId)' (lines: \(view.lines.map(\.lineId).joined(separator: ", ")))")
+                }
+                guard line.quantity >= 1 else { throw .invalidBody("$.lines.\(index).quantity must be at least 1") }
+                try Self.nonEmpty(line.reason, "lines.\(index).reason")
+                lines.append(ReturnLine(lineId: line.lineId, sku: ordered.sku, quantity: line.quantity, reason: line.reason))
+            }
+            let id = Self.eventID(call, GatewayRoutes.returnOrder)
+            let returnId = body.returnId ?? "rma-" + id.prefix(13)
+            let request = ReturnRequested(orderId: view.orderId, returnId: returnId, lines: lines, requestedAt: Date())
+            var accepted = Accepted(try await self.produce(request.event, id: id), orderId: view.orderId)
+            accepted.returnId = returnId
+            return (202, try Self.encode(accepted))
+        }
+
+        add(GatewayRoutes.releaseOrder, to: router, guard: .apiToken, dedupe: .idempotencyKey) { call throws(GatewayError) in
+            struct Body: Decodable {
+                var releasedBy: String
+                var note: String?
+            }
+            let body = try call.decode(Body.self)
+            let view = try self.view(call.parameter("orderId"))
+            try Self.nonEmpty(body.releasedBy, "releasedBy")
+            guard view.status == .held else {
+                throw GatewayError(status: 409, code: "not_held", message: "order \(view.orderId) is \(view.status.rawValue), not held for review")
+            }
+            let command = ReleaseHold(orderId: view.orderId, releasedBy: body.releasedBy, note: body.note, requestedAt: Date())
+            let report = try await self.produce(command.event, id: Self.eventID(call, GatewayRoutes.releaseOrder))
+            return (202, try Self.encode(Accepted(report, orderId: view.orderId)))
+        }
+
+        add(GatewayRoutes.order, to: router, guard: .apiToken) { call throws(GatewayError) in
+            (200, try Self.encode(try self.view(call.parameter("orderId"))))
+        }
+
+        add(GatewayRoutes.inventory, to: router, guard: .apiToken) { call throws(GatewayError) in
+            (200, try Self.encode(StockAnswer(try self.level(call.parameter("sku")))))
+        }
+
+        // MARK: Operations
+
+        router.get(RouterPath(GatewayRoutes.metrics.routerPath)) { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: self.registry.emitToBuffer())))
+        }
+        router.get(RouterPath(GatewayRoutes.health.routerPath)) { _, _ in
+            self.report(ok: self.statuses.allSatisfy(\.isHealthy))
+        }
+        router.get(RouterPath(GatewayRoutes.ready.routerPath)) { _, _ in
+            self.report(ok: self.isReady)
+        }
+        return router
+    }
+
+    // MARK: Handlers
+
+    private func acceptOrder(
+        _ call: Call, format: ChannelFormat, channel: String?, route: GatewayRoutes.Route, delivery: HTTPField.Name
+    ) async throws(GatewayError) -> (status: Int, body: [UInt8]) {
+        let order: CanonicalOrder
+        do {
+            guard case .order(let decoded) = try ChannelAdapters.decode(format: format, body: call.body) else {
+                throw GatewayError.invalidBody("a \(format.rawValue) body is a change, not an order")
+            }
+            order = decoded
+        } catch let error as ContractError {
+            throw .invalidBody(error.description)
+        } catch let error as GatewayError {
+            throw error
+        } catch {
+            throw .invalidBody("\(error)")
+        }
+        if let channel, order.channel != channel {
+            throw .invalidBody("$.channel: '\(order.channel)' is not the channel of this address ('\(channel)')")
+        }
+        let inbound = InboundChannelOrder(
+            channel: order.channel, format: format, externalOrderId: order.externalOrderId, payload: Data(call.body), receivedAt: Date())
+        let report = try await produce(inbound.event, id: Self.eventID(call, route, deliveryHeader: delivery))
+        var accepted = Accepted(report, orderId: DeterministicID.orderID(channel: order.channel, externalOrderID: order.externalOrderId))
+        accepted.channel = order.channel
+        accepted.externalOrderId = order.externalOrderId
+        return (202, try Self.encode(accepted))
+    }
+
+    private func acceptTracking(
+        _ call: Call, route: GatewayRoutes.Route, decode: (ArraySlice<UInt8>) throws(ContractError) -> CarrierTrackingUpdate
+    ) async throws(GatewayError) -> (status: Int, body: [UInt8]) {
+        let update: CarrierTrackingUpdate
+        do {
+            update = try decode(call.body[...])
+        } catch {
+            throw .invalidBody(error.description)
+        }
+        let id = update.externalEventId.map { DeterministicID.uuidV5(namespace: Self.eventNamespace, name: "\(update.source.rawValue)|\($0)") }
+            ?? Self.eventID(call, route)
+        var accepted = Accepted(try await produce(update.event, id: id))
+        accepted.carrier = update.carrier
+        accepted.trackingNumber = update.trackingNumber
+        return (202, try Self.encode(accepted))
+    }
+
+    private func report(ok: Bool) -> Response {
+        var lines = ["gateway \(tablesLoaded ? "ready" : "loading")"]
+        lines += statuses.map { "\($0.stage) \($0.phase.rawValue) partitions=\($0.partitions)" }
+        return Response(
+            status: ok ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: lines.joined(separator: "\n") + "\n")))
+    }
+
+    static func required(_ secret: String?, _ key: String) throws(GatewayError) -> String {
+        guard let secret else {
+            // Without a secret nothing can be verified: refuse rather than accept unsigned data.
+            throw GatewayError(status: 401, code: "bad_signature", message: "no secret is configured for this webhook (\(key))")
+        }
+        return secret
+    }
+
+    static func nonEmpty(_ value: String, _ field: String) throws(GatewayError) {
+        if value.trimmingCharacters(in: .whitespaces).isEmpty { throw .invalidBody("$.\(field) is empty") }
+    }
+}
+
+/// `GET /v1/inventory/{sku}`: stock per location and what can still be promised.
+struct StockAnswer: Encodable {
+    struct Location: Encodable {
+        var location: String
+        var onHand: Int
+        var reserved: Int
+        var safetyStock: Int
+        var available: Int
+    }
+
+    var sku: String
+    var updatedAt: Date
+    var available: Int
+    var locations: [Location]
+
+    init(_ level: InventoryLevel) {
+        sku = level.sku
+        updatedAt = level.updatedAt
+        locations = level.locations.map {
+            Location(location: $0.location, onHand: $0.onHand, reserved: $0.reserved, safetyStock: $0.safetyStock,
+                     available: max(0, $0.onHand - $0.reserved - $0.safetyStock))
+        }
+        available = locations.reduce(0) { $0 + $1.available }
+    }
+}

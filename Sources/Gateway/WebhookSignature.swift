@@ -1,0 +1,73 @@
+import Crypto
+import Foundation
+
+/// How a sender signs a webhook body: HMAC-SHA256 of the raw bytes with a shared
+/// secret, written into a header in one of the encodings the platforms use.
+public enum WebhookSignature: Sendable {
+    /// Shopify (`X-Shopify-Hmac-Sha256`) and AfterShip (`aftership-hmac-sha256`): base64.
+    case base64
+    /// EasyPost (`X-Hmac-Signature`): `hmac-sha256-hex=` and lowercase hex.
+    case easyPostHex
+    /// OrderFleet's own endpoints (`X-OMS-Signature`): `sha256=` and lowercase hex.
+    case omsHex
+
+    /// Whether `header` is the signature of `body` under `secret`.
+    ///
+    /// The comparison is the HMAC's constant-time check, so the time taken does not
+    /// tell an attacker how many leading bytes of a forged signature were right.
+    public func verify(header: String?, body: some DataProtocol, secret: String) -> Bool {
+        guard let header, let mac = decode(header.trimmingCharacters(in: .whitespaces)) else { return false }
+        return HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: body, using: Self.key(secret, for: self))
+    }
+
+    /// The header value for `body`: what a sender computes (the demo and tests sign with it).
+    public func sign(_ body: some DataProtocol, secret: String) -> String {
+        let mac = Data(HMAC<SHA256>.authenticationCode(for: body, using: Self.key(secret, for: self)))
+        switch self {
+        case .base64: return mac.base64EncodedString()
+        case .easyPostHex: return "hmac-sha256-hex=" + Self.hex(mac)
+        case .omsHex: return "sha256=" + Self.hex(mac)
+        }
+    }
+
+    /// Whether a presented bearer token equals the configured one, in constant time:
+    /// both are MACed under a fresh key and the MACs compared with the HMAC's check.
+    public static func tokensMatch(_ given: String, _ expected: String) -> Bool {
+        let key = SymmetricKey(size: .bits256)
+        let mac = HMAC<SHA256>.authenticationCode(for: Data(expected.utf8), using: key)
+        return HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Data(given.utf8), using: key)
+    }
+
+    private func decode(_ header: String) -> Data? {
+        switch self {
+        case .base64: return Data(base64Encoded: header)
+        case .easyPostHex: return header.hasPrefix("hmac-sha256-hex=") ? Self.unhex(header.dropFirst(16)) : nil
+        case .omsHex: return header.hasPrefix("sha256=") ? Self.unhex(header.dropFirst(7)) : nil
+        }
+    }
+
+    /// EasyPost's client libraries normalize the secret to NFKD before keying the HMAC;
+    /// the others use its UTF-8 bytes as they are.
+    private static func key(_ secret: String, for kind: WebhookSignature) -> SymmetricKey {
+        let text = kind == .easyPostHex ? secret.decomposedStringWithCompatibilityMapping : secret
+        return SymmetricKey(data: Data(text.utf8))
+    }
+
+    private static func hex(_ data: Data) -> String {
+        data.map { String(format: "%02x", $0) }.joined()
+    }
+
+    private static func unhex(_ text: Substring) -> Data? {
+        guard text.utf8.count.isMultiple(of: 2) else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count / 2)
+        var index = text.startIndex
+        while index < text.endIndex {
+            let next = text.index(index, offsetBy: 2)
+            guard let byte = UInt8(text[index..<next], radix: 16) else { return nil }
+            bytes.append(byte)
+            index = next
+        }
+        return Data(bytes)
+    }
+}

@@ -1,0 +1,231 @@
+import Contracts
+import Fleet
+import Foundation
+import Kafka
+import Logging
+
+/// Stock summed over locations, per SKU.
+struct DemoInventory: Codable, Sendable {
+    var onHand: [String: Int] = [:]
+    var reserved: [String: Int] = [:]
+    /// Locations whose numbers cannot be right: negative, or more reserved than on hand.
+    var broken: [String] = []
+
+    init(_ levels: GlobalTable) {
+        for (key, value) in levels.values {
+            guard case .inventoryLevel(let level) = value, key == level.sku else { continue }
+            for stock in level.locations {
+                onHand[level.sku, default: 0] += stock.onHand
+                reserved[level.sku, default: 0] += stock.reserved
+                if stock.onHand < 0 || stock.reserved < 0 || stock.reserved > stock.onHand {
+                    broken.append("\(level.sku)@\(stock.location): on hand \(stock.onHand), reserved \(stock.reserved)")
+                }
+            }
+        }
+    }
+
+    func total(_ skus: [String]) -> (onHand: Int, reserved: Int) {
+        (skus.reduce(0) { $0 + (onHand[$1] ?? 0) }, skus.reduce(0) { $0 + (reserved[$1] ?? 0) })
+    }
+}
+
+/// The end of a demo run: what became of the orders, the invariants and the latencies.
+struct DemoSummary: Codable, Sendable {
+    /// One checked property of the run.
+    struct Invariant: Codable, Sendable {
+        var name: String
+        var holds: Bool
+        var detail: String
+    }
+
+    /// Latency of one stage: from the record that caused an output to the output.
+    struct Latency: Codable, Sendable {
+        var p50Ms: Double
+        var p99Ms: Double
+        var records: Int
+    }
+
+    var orders: Int
+    var settled: Bool
+    var seconds: Double
+    var finalStates: [String: Int]
+    var explained: [String: Int]
+    var twists: [String: Int]
+    var routes: [String: Int]
+    var gatewayAnswers: [String: Int]
+    var replayedAnswers: Int
+    var directRecords: [String: Int]
+    var followUps: [String: Int]
+    var deadLetters: [String: Int]
+    var inventoryBefore: [String: Int]
+    var inventoryAfter: [String: Int]
+    var scarceStock: [String: [String: Int]]
+    var invariants: [Invariant]
+    var latency: [String: Latency]
+
+    var passed: Bool { invariants.allSatisfy(\.holds) }
+
+    static let finalStatuses: Set<OrderStatus> = [.delivered, .cancelled, .rejected, .declined, .returned, .partiallyReturned]
+
+    /// Nil while the order is still moving; else "final" or why it rests where it is.
+    static func settlement(_ plan: DemoScenario.PlannedOrder, _ view: OrderView, returnRequested: Bool) -> String? {
+        let parcelsOut = view.shipments.contains { $0.status != .delivered }
+        let returnOpen = view.returns.contains { $0.status == "authorized" || $0.status == "awaiting_delivery" }
+        if parcelsOut || returnOpen { return nil }
+        if view.status == .delivered, plan.returns, !returnRequested { return nil }
+        if finalStatuses.contains(view.status) { return "final" }
+        let wantsScarce = view.lines.contains { DemoScenario.scarceSKUs.contains($0.sku) }
+        if wantsScarce, [.backordered, .partiallyAllocated, .partiallyShipped].contains(view.status) {
+            return "waiting for stock of a scarce SKU"
+        }
+        if view.status == .returnRequested { return nil }
+        return nil
+    }
+
+    static func make(
+        scenario: DemoScenario, driver: DemoDriver, sender: DemoSender, views: GlobalTable, levels: GlobalTable, before: DemoInventory,
+        settled: Bool, elapsed: Double, kafka: KafkaConfiguration, logger: Logger
+    ) async throws -> DemoSummary {
+        let expected = scenario.orders.filter(\.expectsView)
+        let returnRequests = await driver.returnRequests
+        var finalStates: [String: Int] = [:]
+        var explained: [String: Int] = [:]
+        var unsettled: [String] = []
+        var shippedUnits: [String: Int] = [:]
+        var restocked: [String: Int] = [:]
+        for plan in expected {
+            guard case .orderView(let view) = views.value(plan.orderId) else {
+                unsettled.append("\(plan.orderId) (\(plan.twist.rawValue)): no order view")
+                continue
+            }
+            for shipment in view.shipments {
+                for line in shipment.lines { shippedUnits[line.sku, default: 0] += line.quantity }
+            }
+            for entry in view.returns where entry.status == "received" && !plan.index.isMultiple(of: 3) {
+                for line in entry.lines { restocked[line.sku, default: 0] += line.quantity }
+            }
+            switch settlement(plan, view, returnRequested: returnRequests.contains(view.orderId)) {
+            case "final": finalStates[view.status.rawValue, default: 0] += 1
+            case let reason?: explained["\(view.status.rawValue): \(reason)", default: 0] += 1
+            case nil: unsettled.append("\(plan.orderId) (\(plan.twist.rawValue)): \(view.status.rawValue)")
+            }
+        }
+        let after = DemoInventory(levels)
+
+        // The records themselves: duplicates, dead letters and latencies.
+        let scanned = TopicCatalog.topics.filter { $0.cleanupPolicy == .delete || $0.name == OrderView.topic || $0.name == InventoryLevel.topic }
+        let topics = Set(scanned.map(\.name) + [TopicCatalog.deadLetterTopic]).sorted()
+        let records = try await TopicScan.records(of: topics, kafka: kafka.with(clientID: "oms-demo-scan"), logger: logger)
+        var placed: [String: Int] = [:]
+        var deadLetters: [String: Int] = [:]
+        var times: [String: Date] = [:]
+        var outputs: [(stage: String, cause: String, time: Date)] = []
+        let stageNames = Set(StageCatalog.pipeline)
+        let planned = Set(scenario.orders.map(\.orderId))
+        for record in records {
+            guard let envelope = try? Envelope.decode(record.eventRecord) else { continue }
+            times[envelope.id] = envelope.time
+            // Stage outputs only: changelog records (`oms/<stage>.state`) are the same step.
+            if let cause = envelope.causationID, envelope.source.hasPrefix("oms/"), stageNames.contains(String(envelope.source.dropFirst(4))) {
+                outputs.append((String(envelope.source.dropFirst(4)), cause, envelope.time))
+            }
+            switch envelope.event {
+            case .orderPlaced(let order) where planned.contains(order.orderId): placed[order.orderId, default: 0] += 1
+            case .deadLetter(let letter): deadLetters["\(letter.stage): \(letter.originalTopic)", default: 0] += 1
+            default: break
+            }
+        }
+        var samples: [String: [Double]] = [:]
+        for output in outputs {
+            guard let cause = times[output.cause] else { continue }
+            samples[output.stage, default: []].append(max(0, output.time.timeIntervalSince(cause) * 1000))
+        }
+        let latency = samples.mapValues { values in
+            let sorted = values.sorted()
+            func at(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+            return Latency(p50Ms: at(0.5), p99Ms: at(0.99), records: sorted.count)
+        }
+
+        // The invariants.
+        let statuses = await sender.statuses
+        let replayed = await sender.replayed
+        let count = { (twist: DemoScenario.Twist, routes: [DemoScenario.Route]) in
+            scenario.orders.filter { $0.twist == twist && routes.contains($0.route) }.count
+        }
+        var invariants: [Invariant] = []
+        let oversold = DemoScenario.scarceSKUs.filter { (shippedUnits[$0] ?? 0) > DemoScenario.scarceStock + (restocked[$0] ?? 0) }
+        invariants.append(Invariant(
+            name: "no oversell", holds: after.broken.isEmpty && oversold.isEmpty,
+            detail: after.broken.isEmpty && oversold.isEmpty
+                ? "every location has 0 ≤ reserved ≤ on hand; scarce SKUs shipped \(DemoScenario.scarceSKUs.map { "\(shippedUnits[$0] ?? 0)" }.joined(separator: "/")) of \(DemoScenario.scarceStock) each"
+                : (after.broken + oversold.map { "\($0): shipped \(shippedUnits[$0] ?? 0) > stock \(DemoScenario.scarceStock) + restocked \(restocked[$0] ?? 0)" }).prefix(10).joined(separator: "; ")))
+        let duplicated = placed.filter { $0.value > 1 }
+        let resent = scenario.orders.filter { $0.twist == .resent }.count
+        invariants.append(Invariant(
+            name: "no duplicate order", holds: duplicated.isEmpty,
+            detail: duplicated.isEmpty
+                ? "\(placed.count) orders placed once each on \(OrderPlaced.topic), \(resent) of them sent twice"
+                : "placed more than once: " + duplicated.prefix(10).map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")))
+        invariants.append(Invariant(
+            name: "every order in a final or explained state", holds: unsettled.isEmpty,
+            detail: unsettled.isEmpty
+                ? "\(expected.count) orders: \(finalStates.values.reduce(0, +)) final, \(explained.values.reduce(0, +)) explained"
+                : "\(unsettled.count) not: " + unsettled.prefix(10).joined(separator: "; ")))
+        let malformedRecords = count(.malformedKafka, [.marketplace])
+        let inboundLetters = deadLetters.filter { $0.key.hasSuffix(InboundChannelOrder.topic) }.values.reduce(0, +)
+        let malformedBodies = count(.malformedHTTP, [.shopify, .web])
+        invariants.append(Invariant(
+            name: "malformed input refused or dead-lettered", holds: inboundLetters == malformedRecords && (statuses[400] ?? 0) >= malformedBodies,
+            detail: "\(malformedBodies) malformed bodies → \(statuses[400] ?? 0) × 400; \(malformedRecords) malformed records → \(inboundLetters) dead letters"))
+        let resentHTTP = count(.resent, [.shopify, .web])
+        invariants.append(Invariant(
+            name: "re-sent webhooks answered from the first delivery", holds: replayed == resentHTTP,
+            detail: "\(resentHTTP) re-sent webhooks, \(replayed) answered with Idempotent-Replayed"))
+
+        func totals(_ inventory: DemoInventory) -> [String: Int] {
+            let regular = inventory.total(DemoScenario.regularSKUs)
+            let scarce = inventory.total(DemoScenario.scarceSKUs)
+            return ["regularOnHand": regular.onHand, "regularReserved": regular.reserved, "scarceOnHand": scarce.onHand, "scarceReserved": scarce.reserved]
+        }
+        return DemoSummary(
+            orders: scenario.orders.count, settled: settled, seconds: elapsed, finalStates: finalStates, explained: explained,
+            twists: Dictionary(grouping: scenario.orders, by: \.twist.rawValue).mapValues(\.count),
+            routes: Dictionary(grouping: scenario.orders, by: \.route.rawValue).mapValues(\.count),
+            gatewayAnswers: Dictionary(uniqueKeysWithValues: statuses.map { (String($0.key), $0.value) }), replayedAnswers: replayed,
+            directRecords: await sender.direct, followUps: await driver.actions, deadLetters: deadLetters,
+            inventoryBefore: totals(before), inventoryAfter: totals(after),
+            scarceStock: Dictionary(uniqueKeysWithValues: DemoScenario.scarceSKUs.map {
+                ($0, ["before": before.onHand[$0] ?? 0, "after": after.onHand[$0] ?? 0, "reservedAfter": after.reserved[$0] ?? 0, "shipped": shippedUnits[$0] ?? 0])
+            }),
+            invariants: invariants, latency: latency)
+    }
+
+    func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+
+    var text: String {
+        func table(_ values: [String: Int]) -> String {
+            values.sorted { $0.key < $1.key }.map { "    \($0.key): \($0.value)" }.joined(separator: "\n")
+        }
+        var lines = ["", "Summary: \(orders) orders in \(String(format: "%.1f", seconds)) s\(settled ? "" : " (not all settled)")"]
+        lines += ["  final states:", table(finalStates)]
+        if !explained.isEmpty { lines += ["  resting, explained:", table(explained)] }
+        lines += ["  order mix:", table(twists)]
+        lines += ["  gateway answers (HTTP status): " + gatewayAnswers.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ") + ", \(replayedAnswers) replayed"]
+        lines += ["  follow-ups:", table(followUps)]
+        lines += ["  dead letters:", deadLetters.isEmpty ? "    none" : table(deadLetters)]
+        lines += ["  inventory before → after:"]
+        lines += inventoryBefore.keys.sorted().map { "    \($0): \(inventoryBefore[$0] ?? 0) → \(inventoryAfter[$0] ?? 0)" }
+        lines += ["  latency per stage (cause → output; p50 / p99 ms):"]
+        lines += latency.sorted { $0.key < $1.key }.map {
+            "    " + $0.key.padding(toLength: 16, withPad: " ", startingAt: 0) + String(format: "%8.1f / %8.1f  (%d records)", $0.value.p50Ms, $0.value.p99Ms, $0.value.records)
+        }
+        lines += ["  invariants:"]
+        lines += invariants.map { "    [\($0.holds ? "ok" : "FAILED")] \($0.name): \($0.detail)" }
+        lines.append(passed ? "All invariants hold." : "AN INVARIANT FAILED.")
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,289 @@
+import Contracts
+import Fleet
+import Foundation
+import Gateway
+import Kafka
+import Logging
+import Prometheus
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Sends the demo's traffic the way its sources would: webhooks to the gateway over
+/// HTTP (signed), connectors straight into Kafka. Counts every answer.
+actor DemoSender {
+    private let producer: KafkaProducer
+    private let base: String
+    private let session: URLSession
+    private(set) var sentOrders = 0
+    /// Answers by HTTP status, e.g. 202, 400.
+    private(set) var statuses: [Int: Int] = [:]
+    /// Answers that were replays of an earlier request (`Idempotent-Replayed`).
+    private(set) var replayed = 0
+    /// HTTP requests that failed below HTTP (connection refused, timeout).
+    private(set) var transportErrors = 0
+    /// Records written straight into Kafka, by kind.
+    private(set) var direct: [String: Int] = [:]
+
+    init(kafka: KafkaConfiguration, base: String, logger: Logger) throws {
+        producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: kafka.with(clientID: "oms-demo-connectors")), logger: logger)
+        self.base = base
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpMaximumConnectionsPerHost = 16
+        configuration.timeoutIntervalForRequest = 60
+        session = URLSession(configuration: configuration)
+    }
+
+    /// One planned order through its route (twice if it is re-sent).
+    func send(_ planned: DemoScenario.PlannedOrder) async {
+        defer { sentOrders += 1 }
+        do {
+            let body = try DemoScenario.body(of: planned)
+            let copies = planned.twist == .resent ? 2 : 1
+            for _ in 0..<copies {
+                switch planned.route {
+                case .shopify:
+                    await post("/v1/channels/shopify/orders", body: body, headers: [
+                        "X-Shopify-Hmac-Sha256": WebhookSignature.base64.sign(body, secret: DemoScenario.shopifySecret),
+                        "X-Shopify-Webhook-Id": "wh-\(planned.order.externalOrderId)", "X-Shopify-Topic": "orders/create",
+                    ])
+                case .web:
+                    await post("/v1/channels/web/orders", body: body, headers: [
+                        "X-OMS-Signature": WebhookSignature.omsHex.sign(body, secret: DemoScenario.webSecret),
+                        "Idempotency-Key": "web-\(planned.order.externalOrderId)",
+                    ])
+                case .marketplace where planned.twist == .malformedKafka:
+                    try await produceRaw(topic: InboundChannelOrder.topic, key: "marketplace/\(planned.order.externalOrderId)", value: Array("{not an event".utf8))
+                case .marketplace:
+                    let inbound = InboundChannelOrder(
+                        channel: planned.order.channel, format: .canonical, externalOrderId: planned.order.externalOrderId,
+                        payload: Data(body), receivedAt: Date())
+                    try await produce([inbound.event], kind: "marketplace order")
+                }
+            }
+        } catch {
+            transportErrors += 1
+        }
+    }
+
+    /// A signed EasyPost tracker event.
+    func carrierUpdate(carrier: String, trackingNumber: String, status: String, at: Date, estimate: Date?, eventId: String) async {
+        guard let body = try? DemoScenario.easyPostEvent(id: eventId, carrier: carrier, trackingNumber: trackingNumber, status: status, at: at, estimate: estimate) else { return }
+        await post("/v1/carriers/easypost/events", body: body, headers: [
+            "X-Hmac-Signature": WebhookSignature.easyPostHex.sign(body, secret: DemoScenario.easyPostSecret),
+        ])
+    }
+
+    /// An operator or customer request to the order endpoints; returns the status.
+    @discardableResult
+    func orderCommand(_ path: String, _ json: [String: Any], key: String) async -> Int? {
+        guard let body = try? JSONSerialization.data(withJSONObject: json) else { return nil }
+        return await post(path, body: Array(body), headers: ["Idempotency-Key": key])
+    }
+
+    /// Events straight into Kafka (seed stock, warehouse receipts, marketplace orders).
+    func produce(_ events: [Event], kind: String = "seed") async throws {
+        for event in events {
+            let envelope = Envelope(id: UUID().uuidString.lowercased(), source: "oms/demo", time: Date(), event: event)
+            _ = try await producer.send(try KafkaProducerMessage(envelope, topic: envelope.topic))
+        }
+        direct[kind, default: 0] += events.count
+    }
+
+    private func produceRaw(topic: String, key: String, value: [UInt8]) async throws {
+        _ = try await producer.send(KafkaProducerMessage(topic: topic, key: Array(key.utf8), value: value, headers: []))
+        direct["malformed record", default: 0] += 1
+    }
+
+    @discardableResult
+    private func post(_ path: String, body: [UInt8], headers: [String: String]) async -> Int? {
+        var request = URLRequest(url: URL(string: base + path)!)
+        request.httpMethod = "POST"
+        request.httpBody = Data(body)
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        do {
+            let (_, response) = try await session.data(for: request)
+            guard let http = response as? HTTPURLResponse else { return nil }
+            statuses[http.statusCode, default: 0] += 1
+            if http.value(forHTTPHeaderField: "Idempotent-Replayed") == "true" { replayed += 1 }
+            return http.statusCode
+        } catch {
+            transportErrors += 1
+            return nil
+        }
+    }
+
+    func close() async {
+        try? await producer.close()
+        session.invalidateAndCancel()
+    }
+}
+
+/// What happens after an order is placed, read from the order views: carriers scan
+/// and deliver parcels, operators decide held orders, customers cancel and return,
+/// warehouses receive returns.
+actor DemoDriver {
+    let scenario: DemoScenario
+    let sender: DemoSender
+    let views: GlobalTable
+    private let planned: [String: DemoScenario.PlannedOrder]
+    /// Carrier steps already sent per tracking number.
+    private var parcelSteps: [String: Int] = [:]
+    private var decided: Set<String> = []
+    private var cancelled: Set<String> = []
+    private var returnRequested: Set<String> = []
+    private var received: Set<String> = []
+    /// What the driver did, by action.
+    private(set) var actions: [String: Int] = [:]
+
+    init(scenario: DemoScenario, sender: DemoSender, views: GlobalTable) {
+        self.scenario = scenario
+        self.sender = sender
+        self.views = views
+        planned = Dictionary(scenario.orders.filter(\.expectsView).map { ($0.orderId, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// One round over every order's view.
+    func tick() async {
+        for (orderId, plan) in planned {
+            guard case .orderView(let view) = views.value(orderId) else { continue }
+            await step(plan, view)
+        }
+    }
+
+    private func step(_ plan: DemoScenario.PlannedOrder, _ view: OrderView) async {
+        let id = view.orderId
+        if plan.twist == .cancel, !cancelled.contains(id), ![.rejected, .cancelled].contains(view.status) {
+            cancelled.insert(id)
+            await sender.orderCommand("/v1/orders/\(id)/cancel", ["requestedBy": "customer", "reason": "customer_request"], key: "cancel-\(id)")
+            count("customer cancel")
+        }
+        // A held order the customer already cancelled needs no review.
+        if view.status == .held, !decided.contains(id), !cancelled.contains(id) {
+            decided.insert(id)
+            // An operator reviews: every other held order is released, the rest cancelled.
+            if plan.index.isMultiple(of: 2) {
+                await sender.orderCommand("/v1/orders/\(id)/release", ["releasedBy": "ops@demo", "note": "checked with the customer"], key: "release-\(id)")
+                count("operator release")
+            } else {
+                await sender.orderCommand("/v1/orders/\(id)/cancel", ["requestedBy": "ops@demo", "reason": "fraud", "message": "failed review"], key: "review-cancel-\(id)")
+                count("operator cancel")
+            }
+        }
+        for shipment in view.shipments where shipment.status != .delivered || parcelSteps[shipment.trackingNumber, default: 0] < 2 {
+            await advance(plan, view, shipment)
+        }
+        if plan.returns, view.status == .delivered, !returnRequested.contains(id),
+            let line = view.lineProgress.first(where: { $0.delivered > 0 })
+        {
+            returnRequested.insert(id)
+            let reason = plan.index.isMultiple(of: 3) ? "damaged" : "changed_mind"
+            await sender.orderCommand(
+                "/v1/orders/\(id)/returns", ["lines": [["lineId": line.lineId, "quantity": 1, "reason": reason]]], key: "return-\(id)")
+            count("return request")
+        }
+        for entry in view.returns where entry.status == "authorized" && !received.contains(entry.returnId) {
+            received.insert(entry.returnId)
+            let location = view.shipments.first?.location ?? DemoScenario.locations[0]
+            let lines = entry.lines.map {
+                ReceivedReturnLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity, disposition: plan.index.isMultiple(of: 3) ? .writeOff : .restock, location: location)
+            }
+            try? await sender.produce([ReceiveReturn(orderId: id, returnId: entry.returnId, lines: lines, receivedAt: Date()).event], kind: "warehouse return receipt")
+            count("return received")
+        }
+    }
+
+    /// The next carrier scan of a parcel: in transit, out for delivery, delivered; or
+    /// delivered first and a stale "in transit" after it; or an estimate past the promise.
+    private func advance(_ plan: DemoScenario.PlannedOrder, _ view: OrderView, _ shipment: ShipmentSummary) async {
+        let done = parcelSteps[shipment.trackingNumber, default: 0]
+        let now = Date()
+        let script: [(String, Date, Date?)]
+        if plan.outOfOrder {
+            script = [("delivered", now, nil), ("in_transit", now.addingTimeInterval(-7_200), nil)]
+        } else if plan.delayed {
+            let late = (view.promisedDeliveryDate ?? now).addingTimeInterval(5 * 86_400)
+            script = [("in_transit", now, late), ("delivered", now, nil)]
+        } else {
+            script = [("in_transit", now, nil), ("out_for_delivery", now, nil), ("delivered", now, nil)]
+        }
+        guard done < script.count else { return }
+        let (status, at, estimate) = script[done]
+        parcelSteps[shipment.trackingNumber] = done + 1
+        await sender.carrierUpdate(
+            carrier: shipment.carrier, trackingNumber: shipment.trackingNumber, status: status, at: at, estimate: estimate,
+            eventId: "evt-\(shipment.trackingNumber)-\(done)")
+        count("carrier update")
+    }
+
+    private func count(_ action: String) { actions[action, default: 0] += 1 }
+
+    /// Whether every order reached a final state, or one the summary can explain, and
+    /// nothing the driver started is still under way.
+    func isSettled() -> Bool {
+        planned.values.allSatisfy { plan in
+            guard case .orderView(let view) = views.value(plan.orderId) else { return false }
+            return DemoSummary.settlement(plan, view, returnRequested: returnRequested.contains(view.orderId)) != nil
+        }
+    }
+
+    var returnRequests: Set<String> { returnRequested }
+}
+
+/// One line of live progress: orders per state, per-stage throughput and lag, dead letters.
+actor DemoProgress {
+    let registry: PrometheusCollectorRegistry
+    let views: GlobalTable
+    let scenario: DemoScenario
+    let sender: DemoSender
+    private var lastCounts: [String: Double] = [:]
+    private var lastAt = ContinuousClock.now
+
+    init(registry: PrometheusCollectorRegistry, views: GlobalTable, scenario: DemoScenario, sender: DemoSender) {
+        self.registry = registry
+        self.views = views
+        self.scenario = scenario
+        self.sender = sender
+    }
+
+    func line() async -> String {
+        let ids = Set(scenario.orders.map(\.orderId))
+        var states: [String: Int] = [:]
+        for (key, value) in views.values where ids.contains(key) {
+            if case .orderView(let view) = value { states[view.status.rawValue, default: 0] += 1 }
+        }
+        let metrics = DemoMetrics(text: String(decoding: registry.emitToBuffer(), as: UTF8.self))
+        let now = ContinuousClock.now
+        let seconds = max((now - lastAt).seconds, 0.001)
+        let counts = metrics.sum("oms_stage_records_in_total")
+        let lags = metrics.sum("oms_stage_consumer_lag")
+        let stages = counts.keys.sorted().map { stage in
+            let rate = ((counts[stage] ?? 0) - (lastCounts[stage] ?? 0)) / seconds
+            return "\(stage) \(Int(rate))/s lag \(Int(lags[stage] ?? 0))"
+        }
+        lastCounts = counts
+        lastAt = now
+        let deadLetters = Int(metrics.sum("oms_stage_dead_letters_total").values.reduce(0, +))
+        let sent = await sender.sentOrders
+        return "sent \(sent)/\(scenario.orders.count) | "
+            + states.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: " ")
+            + " | dead letters \(deadLetters)\n          " + stages.joined(separator: ", ")
+    }
+}
+
+/// Sums of Prometheus samples per `stage` label, read from the text format.
+struct DemoMetrics {
+    let text: String
+
+    func sum(_ name: String) -> [String: Double] {
+        var result: [String: Double] = [:]
+        for line in text.split(separator: "\n") where line.hasPrefix(name + "{") {
+            guard let stageRange = line.range(of: #"stage=""#), let valueStart = line.lastIndex(of: " ") else { continue }
+            let rest = line[stageRange.upperBound...]
+            guard let end = rest.firstIndex(of: "\"") else { continue }
+            result[String(rest[..<end]), default: 0] += Double(line[line.index(after: valueStart)...]) ?? 0
+        }
+        return result
+    }
+}

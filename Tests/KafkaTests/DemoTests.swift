@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+
+/// `oms demo`, the newcomer's first command, as a process: 2,000 orders through every
+/// stage and the gateway on the embedded broker, checked by its own summary.
+@Suite("Demo")
+struct DemoTests {
+    @Test("oms demo --orders 2000 settles every order and every invariant holds")
+    func demo2000() throws {
+        let summaryFile = FileManager.default.temporaryDirectory.appendingPathComponent("oms-demo-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: summaryFile) }
+        let process = Process()
+        process.executableURL = OMSCommandTests.omsBinary
+        process.currentDirectoryURL = NoidaServer.repositoryRoot
+        // A generous --settle: other suites run beside this one and slow it down.
+        process.arguments = ["demo", "--orders", "2000", "--rate", "80", "--settle", "600", "--port", "0", "--summary-json", summaryFile.path]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(printed.suffix(3_000))")
+
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: summaryFile)) as? [String: Any])
+        #expect(summary["orders"] as? Int == 2000)
+        #expect(summary["settled"] as? Bool == true)
+        let invariants = try #require(summary["invariants"] as? [[String: Any]])
+        #expect(Set(invariants.compactMap { $0["name"] as? String }) == [
+            "no oversell", "no duplicate order", "every order in a final or explained state", "malformed input refused or dead-lettered",
+            "re-sent webhooks answered from the first delivery",
+        ])
+        for invariant in invariants {
+            #expect(invariant["holds"] as? Bool == true, "\(invariant["name"] ?? ""): \(invariant["detail"] ?? "")")
+        }
+        // Every order that should have a view is counted once as final or explained.
+        let twists = try #require(summary["twists"] as? [String: Int])
+        let expected = 2000 - (twists["malformed_http"] ?? 0) - (twists["malformed_kafka"] ?? 0)
+        let final = (summary["finalStates"] as? [String: Int] ?? [:]).values.reduce(0, +)
+        let explained = (summary["explained"] as? [String: Int] ?? [:]).values.reduce(0, +)
+        #expect(final + explained == expected)
+        #expect((summary["finalStates"] as? [String: Int])?["delivered"] ?? 0 > 1000, "most orders are delivered")
+        // Each stage reported latencies, and the live progress was printed.
+        let latency = try #require(summary["latency"] as? [String: Any])
+        #expect(Set(latency.keys).isSuperset(of: ["intake", "payment", "fraud-velocity", "inventory", "allocation", "shipping", "tracking", "returns", "view"]))
+        #expect(printed.contains("sent 2000/2000"))
+        #expect(printed.contains("All invariants hold."))
+    }
+}

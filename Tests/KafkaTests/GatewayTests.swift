@@ -1,0 +1,363 @@
+import Contracts
+import Fleet
+import Foundation
+import Gateway
+import Kafka
+import Logging
+import Prometheus
+import ServiceLifecycle
+import Testing
+import Workers
+import Yams
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The gateway over real HTTP (URLSession) against a real broker, with the stages that
+/// turn its records into orders and stock running next to it.
+@Suite("Gateway", .serialized)
+struct GatewayTests {
+    static let shopifySecret = "test-shopify-secret"
+    static let easyPostSecret = "test-easypost-secret"
+    static let token = "test-operator-token"
+
+    // MARK: Pure parts
+
+    @Test("signatures match an independent HMAC (openssl) and refuse tampering")
+    func signatures() {
+        let body = Array(#"{"id":1}"#.utf8)
+        // `printf '{"id":1}' | openssl dgst -sha256 -hmac hush -binary | base64` and `-hex`.
+        #expect(WebhookSignature.base64.sign(body, secret: "hush") == "VnKUjZsLuN5iZWjn5EntcBVCF9kMN43LglzCE1/GSeY=")
+        #expect(WebhookSignature.omsHex.sign(body, secret: "hush") == "sha256=5672948d9b0bb8de626568e7e449ed70154217d90c378dcb825cc2135fc649e6")
+        #expect(WebhookSignature.easyPostHex.sign(body, secret: "hush") == "hmac-sha256-hex=5672948d9b0bb8de626568e7e449ed70154217d90c378dcb825cc2135fc649e6")
+        for kind in [WebhookSignature.base64, .omsHex, .easyPostHex] {
+            let header = kind.sign(body, secret: "hush")
+            #expect(kind.verify(header: header, body: body, secret: "hush"))
+            #expect(!kind.verify(header: header, body: Array(#"{"id":2}"#.utf8), secret: "hush"), "tampered body")
+            #expect(!kind.verify(header: header, body: body, secret: "other"), "wrong secret")
+            #expect(!kind.verify(header: nil, body: body, secret: "hush"), "missing header")
+            #expect(!kind.verify(header: String(header.dropLast(2)), body: body, secret: "hush"), "truncated")
+        }
+        #expect(!WebhookSignature.omsHex.verify(header: "5672948d9b0bb8de626568e7e449ed70154217d90c378dcb825cc2135fc649e6", body: body, secret: "hush"), "prefix required")
+        #expect(WebhookSignature.tokensMatch("abc", "abc"))
+        #expect(!WebhookSignature.tokensMatch("abd", "abc"))
+        #expect(!WebhookSignature.tokensMatch("", "abc"))
+    }
+
+    @Test("docs/openapi.yaml documents exactly the routes the gateway serves")
+    func openAPIMatchesRoutes() throws {
+        let text = try String(contentsOf: NoidaServer.repositoryRoot.appendingPathComponent("docs/openapi.yaml"), encoding: .utf8)
+        let document = try #require(try Yams.load(yaml: text) as? [String: Any])
+        #expect((document["openapi"] as? String)?.hasPrefix("3.1") == true, "an OpenAPI 3.1 document")
+        let paths = try #require(document["paths"] as? [String: Any])
+        var documented = Set<String>()
+        for (path, item) in paths {
+            for method in (item as? [String: Any] ?? [:]).keys where ["get", "post", "put", "patch", "delete"].contains(method) {
+                documented.insert("\(method.uppercased()) \(path)")
+            }
+        }
+        let served = Set(GatewayRoutes.all.map(\.description))
+        #expect(documented.subtracting(served).isEmpty, "documented but not served: \(documented.subtracting(served).sorted())")
+        #expect(served.subtracting(documented).isEmpty, "served but not documented: \(served.subtracting(documented).sorted())")
+    }
+
+    @Test("configuration: secrets and limits by key; a wrong value names its key")
+    func configuration() async throws {
+        let reader = try await WorkerConfiguration.reader(environment: [
+            "GATEWAY_SHOPIFY_SECRET": "s", "GATEWAY_CHANNEL_SECRETS": "web=a,pos=b", "GATEWAY_BODY_LIMIT_BYTES": "4096",
+        ])
+        let settings = try GatewayConfiguration(reader: reader)
+        #expect(settings.shopifySecret == "s")
+        #expect(settings.channelSecrets == ["web": "a", "pos": "b"])
+        #expect(settings.bodyLimit == 4096)
+        for (name, value, key) in [
+            ("GATEWAY_BODY_LIMIT_BYTES", "12", "gateway.body.limit.bytes"), ("GATEWAY_CHANNEL_SECRETS", "web", "gateway.channel.secrets"),
+            ("GATEWAY_KAFKA_TIMEOUT_MS", "soon", "gateway.kafka.timeout.ms"),
+        ] {
+            let error = await #expect(throws: ConfigurationError.self) {
+                try GatewayConfiguration(reader: try await WorkerConfiguration.reader(environment: [name: value]))
+            }
+            #expect(error?.key == key)
+            #expect(error?.description.contains("web") != true || key != "gateway.channel.secrets", "a secret entry is not echoed")
+        }
+    }
+
+    // MARK: On a broker
+
+    @Test("webhooks become orders; replays, bad signatures, bad bodies and queries answer as documented")
+    func webhooksAndQueries() async throws {
+        try await GatewayHarness.with(stages: [.intake, .inventory, .view], apiToken: Self.token) { harness in
+            let sku = "CLOAK-BLK-M"
+            try await harness.produce([
+                CatalogProduct(sku: sku, title: "Cloak", weightGrams: 900, dimensions: Dimensions(lengthMm: 1, widthMm: 1, heightMm: 1), blockedCountries: [], hazmat: false, prices: []).event,
+                CatalogProduct(sku: "SOCK-GRY", title: "Socks", weightGrams: 100, dimensions: Dimensions(lengthMm: 1, widthMm: 1, heightMm: 1), blockedCountries: [], hazmat: false, prices: []).event,
+                AdjustInventory(sku: sku, location: "WH-EAST", mode: .absolute, quantity: 7, source: "test", sourceSequence: 1).event,
+            ])
+            let (body, externalID) = try Self.shopifyOrder()
+            let orderId = DeterministicID.orderID(channel: "shopify", externalOrderID: externalID)
+            let signature = WebhookSignature.base64.sign(body, secret: Self.shopifySecret)
+            let webhookID = TestCluster.uniqueName("wh")
+            let headers = ["X-Shopify-Hmac-Sha256": signature, "X-Shopify-Webhook-Id": webhookID, "X-Shopify-Topic": "orders/create"]
+
+            // Bad signature: 401 and nothing produced.
+            let forged = try await harness.post("/v1/channels/shopify/orders", body: body, headers: headers.merging(["X-Shopify-Hmac-Sha256": WebhookSignature.base64.sign(body, secret: "guess")]) { $1 })
+            #expect(forged.status == 401)
+            #expect(forged.json["error"] as? String == "bad_signature")
+
+            // Valid: 202 after Kafka's acknowledgement, with where the record went.
+            let first = try await harness.post("/v1/channels/shopify/orders", body: body, headers: headers)
+            #expect(first.status == 202, "\(first.text)")
+            #expect(first.json["orderId"] as? String == orderId)
+            #expect(first.json["topic"] as? String == InboundChannelOrder.topic)
+
+            // The same webhook id again: the first answer, marked, nothing new produced.
+            let replay = try await harness.post("/v1/channels/shopify/orders", body: body, headers: headers)
+            #expect(replay.status == 202)
+            #expect(replay.header("Idempotent-Replayed") == "true")
+            #expect(replay.text == first.text)
+
+            // The order view the stages wrote is served, with the bearer token only.
+            let placed = try await waitUntil(timeout: .seconds(60)) { try await harness.get("/v1/orders/\(orderId)").status == 200 }
+            #expect(placed, "order \(orderId) reached oms.orders.state")
+            let view = try await harness.get("/v1/orders/\(orderId)")
+            #expect(view.json["orderId"] as? String == orderId)
+            #expect(view.json["externalOrderId"] as? String == externalID)
+            #expect((view.json["lines"] as? [Any])?.count == 2)
+            #expect(try await harness.get("/v1/orders/\(orderId)", token: nil).status == 401)
+            #expect(try await harness.get("/v1/orders/\(orderId)", token: "wrong").status == 401)
+            #expect(try await harness.get("/v1/orders/no-such-order").status == 404)
+
+            // Exactly one inbound record and one placed order for the two deliveries, none for the forged one.
+            let inbound = try await harness.records(InboundChannelOrder.topic).filter { $0.keyString == "shopify/\(externalID)" }
+            #expect(inbound.count == 1, "one record for a webhook delivered twice; none for the forged one")
+            let orders = try await harness.records(OrderPlaced.topic).filter { $0.header(EnvelopeHeader.subject)?.stringValue == orderId }
+            #expect(orders.count == 1)
+
+            // Stock as the inventory stage keeps it.
+            #expect(try await waitUntil { try await harness.get("/v1/inventory/\(sku)").status == 200 })
+            let stock = try await harness.get("/v1/inventory/\(sku)")
+            let locations = try #require(stock.json["locations"] as? [[String: Any]])
+            #expect(locations.first?["location"] as? String == "WH-EAST")
+            #expect(locations.first?["onHand"] as? Int == 7)
+            #expect(stock.json["available"] as? Int == 7 - (locations.first?["reserved"] as? Int ?? 0))
+            #expect(try await harness.get("/v1/inventory/NO-SUCH-SKU").status == 404)
+
+            // Malformed bodies: 400 saying what is wrong; too large: 413; neither produces.
+            let before = try await harness.records(InboundChannelOrder.topic).count
+            let broken = Array(#"{"id": 77, "currency": "USD", "line_items": []}"#.utf8)
+            let malformed = try await harness.post("/v1/channels/shopify/orders", body: broken, headers: [
+                "X-Shopify-Hmac-Sha256": WebhookSignature.base64.sign(broken, secret: Self.shopifySecret), "X-Shopify-Webhook-Id": TestCluster.uniqueName("wh"),
+            ])
+            #expect(malformed.status == 400)
+            #expect(malformed.json["error"] as? String == "invalid_body")
+            #expect((malformed.json["message"] as? String)?.isEmpty == false)
+            let huge = Array(repeating: UInt8(ascii: "a"), count: GatewayHarness.bodyLimit + 1)
+            let tooLarge = try await harness.post("/v1/channels/shopify/orders", body: huge, headers: ["X-Shopify-Hmac-Sha256": WebhookSignature.base64.sign(huge, secret: Self.shopifySecret)])
+            #expect(tooLarge.status == 413)
+            #expect(try await harness.records(InboundChannelOrder.topic).count == before, "no record for a refused body")
+
+            // Operator endpoints: validation, 404, 409, and Idempotency-Key replays.
+            #expect(try await harness.post("/v1/orders/no-such-order/cancel", json: ["requestedBy": "ops"]).status == 404)
+            #expect(try await harness.post("/v1/orders/\(orderId)/cancel", json: ["reason": "x"]).status == 400, "requestedBy is required")
+            #expect(try await harness.post("/v1/orders/\(orderId)/release", json: ["releasedBy": "ops"]).status == 409, "not held")
+            let badReturn = try await harness.post("/v1/orders/\(orderId)/returns", json: ["lines": [["lineId": "nope", "quantity": 1, "reason": "x"]]])
+            #expect(badReturn.status == 400)
+            #expect((badReturn.json["message"] as? String)?.contains("nope") == true)
+            let key = TestCluster.uniqueName("cancel")
+            let cancel = try await harness.post("/v1/orders/\(orderId)/cancel", json: ["requestedBy": "ops"], headers: ["Idempotency-Key": key])
+            #expect(cancel.status == 202)
+            let again = try await harness.post("/v1/orders/\(orderId)/cancel", json: ["requestedBy": "ops"], headers: ["Idempotency-Key": key])
+            #expect(again.header("Idempotent-Replayed") == "true")
+            let cancels = try await harness.records(CancelOrder.topic).filter { $0.header(EnvelopeHeader.subject)?.stringValue == orderId }
+            #expect(cancels.count == 1)
+
+            // A carrier webhook: verified, normalized, on the tracking topic.
+            let tracker = try DemoEasyPost.body(trackingNumber: "1Z999", carrier: "UPS")
+            let tracked = try await harness.post("/v1/carriers/easypost/events", body: tracker, headers: ["X-Hmac-Signature": WebhookSignature.easyPostHex.sign(tracker, secret: Self.easyPostSecret)])
+            #expect(tracked.status == 202, "\(tracked.text)")
+            #expect(tracked.json["carrier"] as? String == "ups")
+            #expect(try await harness.post("/v1/carriers/easypost/events", body: tracker, headers: ["X-Hmac-Signature": "hmac-sha256-hex=00"]).status == 401)
+            let metrics = try await harness.get("/metrics", token: nil)
+            #expect(metrics.status == 200)
+            #expect(metrics.header("Content-Type")?.hasPrefix("text/plain") == true)
+        }
+    }
+
+    @Test("Kafka down: 503 with Retry-After and nothing lost; the retried webhook lands exactly once")
+    func kafkaDown() async throws {
+        try await GatewayHarness.with(stages: [], kafkaTimeout: .milliseconds(1_500)) { harness in
+            guard let embedded = harness.cluster.embedded else { return }  // A real cluster cannot be stopped from here.
+            let (body, externalID) = try Self.shopifyOrder()
+            let headers = [
+                "X-Shopify-Hmac-Sha256": WebhookSignature.base64.sign(body, secret: Self.shopifySecret), "X-Shopify-Webhook-Id": TestCluster.uniqueName("wh"),
+            ]
+            for broker in Int32(1)...3 { try embedded.setBrokerDown(broker) }
+            let refused = try await harness.post("/v1/channels/shopify/orders", body: body, headers: headers)
+            #expect(refused.status == 503)
+            #expect(refused.header("Retry-After") == "5")
+            #expect(refused.json["error"] as? String == "unavailable")
+            for broker in Int32(1)...3 { try embedded.setBrokerUp(broker) }
+            var retried = try await harness.post("/v1/channels/shopify/orders", body: body, headers: headers)
+            // The producer may still be reconnecting; a sender keeps retrying after a 503.
+            for _ in 0..<10 where retried.status == 503 {
+                try await Task.sleep(for: .seconds(1))
+                retried = try await harness.post("/v1/channels/shopify/orders", body: body, headers: headers)
+            }
+            #expect(retried.status == 202, "\(retried.text)")
+            #expect(retried.header("Idempotent-Replayed") == nil, "a failed answer is not kept")
+            let records = try await harness.records(InboundChannelOrder.topic).filter { $0.keyString == "shopify/\(externalID)" }
+            #expect(records.count == 1, "exactly one record after a refused and a retried delivery")
+        }
+    }
+
+    /// The Shopify fixture with an id no other run uses; returns the body and that id.
+    static func shopifyOrder() throws -> (body: [UInt8], externalID: String) {
+        let url = NoidaServer.repositoryRoot.appendingPathComponent("Tests/ContractsTests/Fixtures/shopify_orders_create.json")
+        var object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        let id = Int.random(in: 1_000_000_000...9_999_999_999)
+        object["id"] = id
+        return (Array(try JSONSerialization.data(withJSONObject: object)), String(id))
+    }
+}
+
+/// A minimal EasyPost `tracker.updated` body.
+enum DemoEasyPost {
+    static func body(trackingNumber: String, carrier: String) throws -> [UInt8] {
+        let event: [String: Any] = [
+            "id": "evt_\(UUID().uuidString.prefix(8))", "description": "tracker.updated",
+            "result": [
+                "tracking_code": trackingNumber, "carrier": carrier, "status": "in_transit", "updated_at": RFC3339.format(Date()),
+            ],
+        ]
+        return Array(try JSONSerialization.data(withJSONObject: event))
+    }
+}
+
+/// A gateway (and optionally stages) on a fresh embedded cluster, or on `KAFKA_BROKERS`.
+final class GatewayHarness: Sendable {
+    enum StageName { case intake, inventory, view }
+
+    static let bodyLimit = 4_096
+    let cluster: TestCluster
+    let base: String
+    let workers: RunningWorkers
+
+    private init(cluster: TestCluster, base: String, workers: RunningWorkers) {
+        self.cluster = cluster
+        self.base = base
+        self.workers = workers
+    }
+
+    /// Runs `body` against a started harness and stops it afterwards, also when `body` throws.
+    static func with(
+        stages: [StageName], apiToken: String? = nil, kafkaTimeout: Duration = .seconds(10), _ body: (GatewayHarness) async throws -> Void
+    ) async throws {
+        let harness = try await start(stages: stages, apiToken: apiToken, kafkaTimeout: kafkaTimeout)
+        do {
+            try await body(harness)
+        } catch {
+            try? await harness.stop()
+            throw error
+        }
+        try await harness.stop()
+    }
+
+    private static func start(stages: [StageName], apiToken: String?, kafkaTimeout: Duration) async throws -> GatewayHarness {
+        let cluster = try TestCluster.make(.basic)
+        // Every catalog topic but oms.alerts, which another suite creates with its own partition count.
+        let needed = TopicCatalog.topics.map(\.name).filter { $0 != "oms.alerts" } + [TopicCatalog.idempotencyTopic, TopicCatalog.deadLetterTopic]
+        try await cluster.ensureTopics(Array(Set(needed)))
+        var settings = GatewayConfiguration()
+        settings.shopifySecret = GatewayTests.shopifySecret
+        settings.easyPostSecret = GatewayTests.easyPostSecret
+        settings.apiToken = apiToken
+        settings.bodyLimit = bodyLimit
+        settings.kafkaTimeout = kafkaTimeout
+        let rules = try RulesFile.load(path: NoidaServer.repositoryRoot.appendingPathComponent(RulesFile.defaultPath).path)
+        var configuration = WorkerConfiguration(brokers: cluster.bootstrapServers, instanceID: TestCluster.uniqueName("gw"))
+        configuration.mode = cluster.embedded == nil ? .exactlyOnce : .atLeastOnce
+        configuration.httpPort = nil
+        configuration.statisticsInterval = nil
+        var services: [any Service] = []
+        var statuses: [RunnerStatus] = []
+        for name in stages {
+            let stage: any Stage = switch name {
+            case .intake: IntakeStage(rules: rules.intake)
+            case .inventory: InventoryStage()
+            case .view: OrderViewStage(rules: rules.notifications)
+            }
+            let (service, status) = Self.runner(stage, configuration)
+            services.append(service)
+            statuses.append(status)
+        }
+        let gateway = try Gateway(
+            configuration: settings, kafka: KafkaConfiguration(bootstrapServers: cluster.bootstrapServers, clientID: "test-gateway"), statuses: statuses,
+            registry: PrometheusCollectorRegistry(), logger: TestCluster.logger)
+        let port = Locked<Int?>(nil)
+        services.append(gateway.service(host: "127.0.0.1", port: 0) { bound in port.withLock { $0 = bound } })
+        let workers = RunningWorkers(services)
+        var bound: Int?
+        _ = try await waitUntil(timeout: .seconds(60)) {
+            bound = port.withLock { $0 }
+            return bound != nil && gateway.isReady
+        }
+        let harness = GatewayHarness(cluster: cluster, base: "http://127.0.0.1:\(try #require(bound))", workers: workers)
+        #expect(gateway.isReady, "gateway and stages ready")
+        return harness
+    }
+
+    private static func runner(_ stage: some Stage, _ configuration: WorkerConfiguration) -> (any Service, RunnerStatus) {
+        let runner = StageRunner(stage: stage, configuration: configuration, logger: TestCluster.logger)
+        return (runner, runner.status)
+    }
+
+    func stop() async throws { try await workers.stop() }
+
+    func produce(_ events: [Event]) async throws {
+        let producer = try cluster.producer()
+        for event in events {
+            let envelope = Envelope(id: UUID().uuidString.lowercased(), source: "test", time: Date(), event: event)
+            _ = try await producer.send(try KafkaProducerMessage(envelope, topic: envelope.topic))
+        }
+        try await producer.close()
+    }
+
+    func records(_ topic: String) async throws -> [KafkaMessage] {
+        try await TopicScan.records(of: [topic], kafka: cluster.configuration, logger: TestCluster.logger)
+    }
+
+    struct Answer {
+        var status: Int
+        var text: String
+        var headers: [String: String]
+
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:] }
+        func header(_ name: String) -> String? { headers.first { $0.key.lowercased() == name.lowercased() }?.value }
+    }
+
+    func get(_ path: String, token: String? = GatewayTests.token) async throws -> Answer {
+        var request = URLRequest(url: URL(string: base + path)!)
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        return try await send(request)
+    }
+
+    func post(_ path: String, json: [String: Any], headers: [String: String] = [:]) async throws -> Answer {
+        try await post(path, body: Array(try JSONSerialization.data(withJSONObject: json)), headers: headers.merging(["Authorization": "Bearer \(GatewayTests.token)"]) { first, _ in first })
+    }
+
+    func post(_ path: String, body: [UInt8], headers: [String: String]) async throws -> Answer {
+        var request = URLRequest(url: URL(string: base + path)!)
+        request.httpMethod = "POST"
+        request.httpBody = Data(body)
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        return try await send(request)
+    }
+
+    private func send(_ request: URLRequest) async throws -> Answer {
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let http = try #require(response as? HTTPURLResponse)
+        var headers: [String: String] = [:]
+        for (name, value) in http.allHeaderFields { headers["\(name)"] = "\(value)" }
+        return Answer(status: http.statusCode, text: String(decoding: data, as: UTF8.self), headers: headers)
+    }
+}
