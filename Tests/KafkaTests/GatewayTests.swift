@@ -183,6 +183,49 @@ struct GatewayTests {
         }
     }
 
+    @Test("AfterShip, generic carrier and generic channel webhooks: their signatures, their records")
+    func otherWebhooks() async throws {
+        try await GatewayHarness.with(stages: []) { harness in
+            let fixtures = NoidaServer.repositoryRoot.appendingPathComponent("Tests/ContractsTests/Fixtures")
+            // AfterShip: base64 HMAC in aftership-hmac-sha256.
+            let afterShip = Array(try Data(contentsOf: fixtures.appendingPathComponent("aftership_webhook.json")))
+            let shipped = try await harness.post("/v1/carriers/aftership/webhooks", body: afterShip, headers: [
+                "aftership-hmac-sha256": WebhookSignature.base64.sign(afterShip, secret: GatewayHarness.afterShipSecret),
+            ])
+            #expect(shipped.status == 202, "\(shipped.text)")
+            #expect(shipped.json["trackingNumber"] as? String == "1Z999AA10123456784")
+            #expect(try await harness.post("/v1/carriers/aftership/webhooks", body: afterShip, headers: [
+                "aftership-hmac-sha256": WebhookSignature.base64.sign(afterShip, secret: "guess"),
+            ]).status == 401)
+
+            // Generic carrier: X-OMS-Signature with the carrier's secret; the body's carrier must be the path's.
+            let generic = Array(try Data(contentsOf: fixtures.appendingPathComponent("generic_tracking.json")))
+            let signed = ["X-OMS-Signature": WebhookSignature.omsHex.sign(generic, secret: GatewayHarness.dhlSecret)]
+            #expect(try await harness.post("/v1/carriers/dhl/tracking", body: generic, headers: signed).status == 202)
+            #expect(try await harness.post("/v1/carriers/gls/tracking", body: generic, headers: signed).status == 404, "no secret for gls")
+            let tracking = try await harness.records(CarrierTrackingUpdate.topic)
+            #expect(Set(tracking.compactMap(\.keyString)).isSuperset(of: ["ups/1Z999AA10123456784", "dhl/JD014600006281230704"]))
+
+            // Generic channel, canonical format: the body's channel must be the path's.
+            var order = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: fixtures.appendingPathComponent("canonical_order.json"))) as? [String: Any])
+            let external = TestCluster.uniqueName("web-order")
+            order["channel"] = "web"
+            order["externalOrderId"] = external
+            let canonical = Array(try JSONSerialization.data(withJSONObject: order))
+            let answer = try await harness.post("/v1/channels/web/orders", body: canonical, headers: [
+                "X-OMS-Signature": WebhookSignature.omsHex.sign(canonical, secret: GatewayHarness.webSecret), "Idempotency-Key": "k1",
+            ])
+            #expect(answer.status == 202, "\(answer.text)")
+            #expect(answer.json["orderId"] as? String == DeterministicID.orderID(channel: "web", externalOrderID: external))
+            let wrongFormat = try await harness.post("/v1/channels/web/orders?format=amazon_order_change", body: canonical, headers: [
+                "X-OMS-Signature": WebhookSignature.omsHex.sign(canonical, secret: GatewayHarness.webSecret),
+            ])
+            #expect(wrongFormat.status == 400)
+            let inbound = try await harness.records(InboundChannelOrder.topic)
+            #expect(inbound.filter { $0.keyString?.hasPrefix("web/") == true }.map(\.keyString) == ["web/\(external)"], "one record; none for the refused format")
+        }
+    }
+
     @Test("Kafka down: 503 with Retry-After and nothing lost; the retried webhook lands exactly once")
     func kafkaDown() async throws {
         try await GatewayHarness.with(stages: [], kafkaTimeout: .milliseconds(1_500)) { harness in
@@ -238,6 +281,9 @@ final class GatewayHarness: Sendable {
     enum StageName { case intake, inventory, view }
 
     static let bodyLimit = 4_096
+    static let afterShipSecret = "test-aftership-secret"
+    static let dhlSecret = "test-dhl-secret"
+    static let webSecret = "test-web-secret"
     let cluster: TestCluster
     let base: String
     let workers: RunningWorkers
@@ -270,6 +316,9 @@ final class GatewayHarness: Sendable {
         var settings = GatewayConfiguration()
         settings.shopifySecret = GatewayTests.shopifySecret
         settings.easyPostSecret = GatewayTests.easyPostSecret
+        settings.afterShipSecret = afterShipSecret
+        settings.carrierSecrets = ["dhl": dhlSecret]
+        settings.channelSecrets = ["web": webSecret]
         settings.apiToken = apiToken
         settings.bodyLimit = bodyLimit
         settings.kafkaTimeout = kafkaTimeout
