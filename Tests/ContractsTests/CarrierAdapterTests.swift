@@ -49,7 +49,7 @@ import Testing
         #expect(update.checkpoints.map(\.status) == [.preTransit, .inTransit, .outForDelivery])
         #expect(update.checkpoints.first?.message == "Shipping Label Created, USPS Awaiting Item")
         let partitionKey = update.partitionKey
-        #expect(partitionKey == "USPS/9400100000000000000000")
+        #expect(partitionKey == "usps/9400100000000000000000")
     }
 
     @Test func easyPostUnknownStatusKeepsRaw() throws {
