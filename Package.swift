@@ -71,6 +71,7 @@ let package = Package(
             dependencies: [
                 "Kafka",
                 "Contracts",
+                "Workers",
                 "Fleet",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Configuration", package: "swift-configuration"),

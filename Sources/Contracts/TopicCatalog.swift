@@ -119,10 +119,10 @@ public enum TopicCatalog {
             writers: ["gateway", "marketplaces"], readers: ["intake"]),
         TopicSpec(
             name: "oms.orders.placed", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["intake"], readers: ["payment", "allocation"]),
+            writers: ["intake"], readers: ["payment", "allocation", "report"]),
         TopicSpec(
             name: "oms.orders.rejected", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["intake"], readers: ["view"]),
+            writers: ["intake"], readers: ["view", "report"]),
         TopicSpec(
             name: "oms.payments.checked", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["fraud-velocity", "payment"], readers: ["payment", "allocation", "view"]),
@@ -140,7 +140,7 @@ public enum TopicCatalog {
             writers: ["allocation", "shipping", "returns", "ops"], readers: ["inventory"]),
         TopicSpec(
             name: "oms.inventory.results", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["inventory"], readers: ["allocation"]),
+            writers: ["inventory"], readers: ["allocation", "report"]),
         TopicSpec(
             name: "oms.inventory.levels", key: "sku[/orderId/lineId/location]", cleanupPolicy: .compact, coPartitionGroup: inventory,
             writers: ["inventory"], readers: ["inventory", "allocation", "gateway"]),
@@ -149,19 +149,19 @@ public enum TopicCatalog {
             writers: ["allocation"], readers: ["allocation"]),
         TopicSpec(
             name: "oms.orders.allocated", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["allocation"], readers: ["shipping", "view"]),
+            writers: ["allocation"], readers: ["shipping", "view", "report"]),
         TopicSpec(
             name: "oms.orders.commands", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["gateway", "ops", "intake"], readers: ["payment", "shipping"]),
         TopicSpec(
             name: "oms.orders.cancellations", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["shipping"], readers: ["payment", "allocation", "view"]),
+            writers: ["shipping"], readers: ["payment", "allocation", "view", "report"]),
         TopicSpec(
             name: "oms.shipping.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
             writers: ["shipping"], readers: ["shipping"]),
         TopicSpec(
             name: "oms.shipments.created", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["shipping"], readers: ["returns", "view"]),
+            writers: ["shipping"], readers: ["returns", "view", "report"]),
         TopicSpec(
             name: "oms.shipments.index", key: "carrier/trackingNumber", cleanupPolicy: .compact,
             coPartitionGroup: tracking, writers: ["shipping", "returns"], readers: ["tracking"]),
@@ -173,19 +173,19 @@ public enum TopicCatalog {
             coPartitionGroup: tracking, writers: ["tracking"], readers: ["tracking"]),
         TopicSpec(
             name: "oms.shipments.tracking", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["tracking"], readers: ["returns", "view"]),
+            writers: ["tracking"], readers: ["returns", "view", "report"]),
         TopicSpec(
             name: "oms.returns.requests", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["gateway", "warehouses"], readers: ["returns"]),
         TopicSpec(
             name: "oms.returns.events", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["returns"], readers: ["view", "payments-connector"]),
+            writers: ["returns"], readers: ["view", "payments-connector", "report"]),
         TopicSpec(
             name: "oms.returns.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
             writers: ["returns"], readers: ["returns"]),
         TopicSpec(
             name: "oms.payments.commands", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["shipping", "returns"], readers: ["view", "payments-connector"]),
+            writers: ["shipping", "returns"], readers: ["view", "payments-connector", "report"]),
         TopicSpec(
             name: "oms.orders.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
             writers: ["view"], readers: ["view", "sla-watch", "gateway", "oms orders"]),
@@ -194,7 +194,7 @@ public enum TopicCatalog {
             writers: ["view"], readers: ["notifier"]),
         TopicSpec(
             name: "oms.alerts", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["sla-watch"], readers: ["operators"]),
+            writers: ["sla-watch"], readers: ["operators", "report"]),
         TopicSpec(
             name: "oms.sla.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
             writers: ["sla-watch"], readers: ["sla-watch"]),
@@ -206,7 +206,7 @@ public enum TopicCatalog {
             writers: ["every stage"], readers: ["every stage"]),
         TopicSpec(
             name: "oms.deadletter", key: "original key", cleanupPolicy: .delete, retentionMs: 30 * day,
-            writers: ["every stage"], readers: ["operators"]),
+            writers: ["every stage"], readers: ["operators", "report"]),
     ]
 
     /// The spec of the topic called `name`, if it is in the catalog.
@@ -241,7 +241,7 @@ public enum TopicCatalog {
         }
         if let idempotency = topics.first(where: { $0.name == idempotencyTopic }) {
             let stageInputs = topics.filter {
-                $0.name != idempotencyTopic && $0.readers.contains { reader in Self.stages.contains(reader) }
+                $0.name != idempotencyTopic && $0.readers.contains { reader in Self.stageNames.contains(reader) }
             }
             let tooWide = stageInputs.filter { $0.partitions > idempotency.partitions }
             if !tooWide.isEmpty {
@@ -259,8 +259,9 @@ public enum TopicCatalog {
         return violations
     }
 
-    /// Names of the fleet's stages as they appear in `readers`.
-    static let stages: Set<String> = [
-        "intake", "payment", "inventory", "allocation", "shipping", "tracking", "returns", "view", "sla-watch", "report",
+    /// Names of the fleet's stages as they appear in `readers`; each consumes in the
+    /// group `oms.<name>`.
+    public static let stageNames: Set<String> = [
+        "intake", "payment", "fraud-velocity", "inventory", "allocation", "shipping", "tracking", "returns", "view", "sla-watch", "report",
     ]
 }

@@ -8,6 +8,7 @@ import Metrics
 import Prometheus
 import ServiceLifecycle
 import Synchronization
+import Workers
 
 /// The HTTP edge of OrderFleet: channel and carrier webhooks in, operator commands in,
 /// order views and stock out (docs/openapi.yaml).
@@ -30,7 +31,10 @@ public final class Gateway: Sendable {
     struct Tables: Sendable {
         var orders: GlobalTable
         var levels: GlobalTable
+        var reports: GlobalTable
     }
+
+    let dashboard = Dashboard()
 
     /// A gateway producing to and reading from `kafka`.
     ///
@@ -79,15 +83,15 @@ public final class Gateway: Sendable {
                 opened.append(orders)
                 let levels = try await GlobalTable.open(topic: InventoryLevel.topic, kafka: kafka.with(clientID: "oms-gateway"), logger: logger)
                 opened.append(levels)
-                try await orders.catchUp(timeout: .seconds(300))
-                try await levels.catchUp(timeout: .seconds(300))
-                tables.withLock { $0 = Tables(orders: orders, levels: levels) }
+                let reports = try await GlobalTable.open(topic: ReportBucket.topic, kafka: kafka.with(clientID: "oms-gateway"), logger: logger)
+                opened.append(reports)
+                for table in opened { try await table.catchUp(timeout: .seconds(300)) }
+                tables.withLock { $0 = Tables(orders: orders, levels: levels, reports: reports) }
                 attempt = 0
                 logger.info("gateway tables loaded", metadata: ["orders": "\(orders.count)", "skus": "\(levels.count)"])
                 // Both follow until cancelled; if one fails, the tables are read afresh.
                 try await withThrowingDiscardingTaskGroup { group in
-                    group.addTask { try await orders.follow() }
-                    group.addTask { try await levels.follow() }
+                    for table in opened { group.addTask { try await table.follow() } }
                 }
             } catch {
                 attempt += 1
@@ -120,6 +124,31 @@ public final class Gateway: Sendable {
             throw GatewayError(status: 404, code: "not_found", message: "SKU \(sku) has no stock record (\(InventoryLevel.topic))")
         }
         return level
+    }
+
+    /// The report buckets as they are now, partitions added up.
+    func reportQuery() throws(GatewayError) -> ReportQuery {
+        ReportQuery(buckets: try currentTables().reports.values.values.compactMap { event -> ReportBucket? in
+            if case .reportBucket(let bucket) = event { return bucket } else { return nil }
+        })
+    }
+
+    /// Orders per status, from the views.
+    func statusCounts() throws(GatewayError) -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for case .orderView(let view) in try currentTables().orders.values.values { counts[view.status.rawValue, default: 0] += 1 }
+        return counts
+    }
+
+    /// On hand and reserved per SKU, from the levels.
+    func stockTotals() throws(GatewayError) -> (onHand: [String: Int], reserved: [String: Int]) {
+        var onHand: [String: Int] = [:]
+        var reserved: [String: Int] = [:]
+        for case .inventoryLevel(let level) in try currentTables().levels.values.values {
+            onHand[level.sku] = level.locations.reduce(0) { $0 + $1.onHand }
+            reserved[level.sku] = level.locations.reduce(0) { $0 + $1.reserved }
+        }
+        return (onHand, reserved)
     }
 
     // MARK: Producing

@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Kafka
+import Workers
 
 extension Gateway {
     /// Namespace of the event ids the gateway derives from webhook ids and idempotency
@@ -147,7 +148,33 @@ extension Gateway {
             (200, try Self.encode(StockAnswer(try self.level(call.parameter("sku")))))
         }
 
+        add(GatewayRoutes.report, to: router, guard: .apiToken) { call throws(GatewayError) in
+            let name = call.parameter("name")
+            let query = call.request.uri.queryParameters
+            let filter = ReportQuery.Filter(from: query.get("from"), to: query.get("to"), channel: query.get("channel"))
+            let stock: (onHand: [String: Int], reserved: [String: Int]) = name == "inventory" ? try self.stockTotals() : ([:], [:])
+            guard let tables = try self.reportQuery().report(name, filter: filter, onHand: stock.onHand, reserved: stock.reserved) else {
+                throw GatewayError(status: 404, code: "not_found", message: "no report '\(name)'; reports: \(ReportQuery.names.joined(separator: ", "))")
+            }
+            return (200, try Self.encode(tables))
+        }
+
         // MARK: Operations
+
+        router.get(RouterPath(GatewayRoutes.dashboard.routerPath)) { _, _ in
+            // Order ids and counts only, no personal data: the page is not behind the token.
+            let loads = await self.dashboard.stageLoads(kafka: self.kafka.with(clientID: "oms-gateway-dashboard"))
+            let html: String
+            do {
+                let stock = try self.stockTotals()
+                html = Dashboard.render(
+                    statuses: try self.statusCounts(), loads: loads, query: try self.reportQuery(), onHand: stock.onHand, reserved: stock.reserved, now: Date())
+            } catch {
+                html = "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"2\"><title>OrderFleet operations</title></head><body><p>The gateway is still reading its tables.</p></body></html>"
+            }
+            return Response(
+                status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: ResponseBody(byteBuffer: ByteBuffer(string: html)))
+        }
 
         router.get(RouterPath(GatewayRoutes.metrics.routerPath)) { _, _ in
             Response(

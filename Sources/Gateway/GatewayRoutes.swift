@@ -27,6 +27,8 @@ public enum GatewayRoutes {
     static let releaseOrder = Route(method: "POST", path: "/v1/orders/{orderId}/release")
     static let order = Route(method: "GET", path: "/v1/orders/{orderId}")
     static let inventory = Route(method: "GET", path: "/v1/inventory/{sku}")
+    static let report = Route(method: "GET", path: "/v1/reports/{name}")
+    static let dashboard = Route(method: "GET", path: "/")
     static let health = Route(method: "GET", path: "/healthz")
     static let ready = Route(method: "GET", path: "/readyz")
     static let metrics = Route(method: "GET", path: "/metrics")
@@ -34,6 +36,6 @@ public enum GatewayRoutes {
     /// All of them.
     public static let all: [Route] = [
         shopifyOrders, channelOrders, easyPostEvents, afterShipWebhooks, carrierTracking, cancelOrder, returnOrder, releaseOrder,
-        order, inventory, health, ready, metrics,
+        order, inventory, report, dashboard, health, ready, metrics,
     ]
 }

@@ -19,7 +19,7 @@ struct DemoCommand: AsyncParsableCommand {
         abstract: "Run every stage and the gateway in one process and drive a realistic order mix through them.",
         discussion: """
             Starts the embedded Kafka cluster (librdkafka's mock, 3 brokers; or uses --brokers), creates the \
-            topics, starts the ten stages and the HTTP gateway, seeds a catalog and stock, then sends orders \
+            topics, starts the eleven stages and the HTTP gateway, seeds a catalog and stock, then sends orders \
             from Shopify webhooks, the generic channel endpoint and a marketplace writing straight into Kafka — \
             some re-sent, malformed, fraudulent, cancelled or for scarce SKUs — and follows them with carrier \
             updates (some delayed, some out of order), operator releases and returns. It prints progress while \
@@ -92,7 +92,7 @@ struct DemoCommand: AsyncParsableCommand {
         let stages: [any Stage] = [
             IntakeStage(rules: rules.intake), PaymentStage(rules: rules.payment), FraudVelocityStage(rules: rules.payment), InventoryStage(),
             AllocationStage(rules: rules), ShippingStage(rules: rules), TrackingStage(rules: rules.shipping), ReturnsStage(rules: rules),
-            OrderViewStage(rules: rules.notifications), SLAWatchStage(rules: rules.sla),
+            OrderViewStage(rules: rules.notifications), SLAWatchStage(rules: rules.sla), ReportStage(),
         ]
         var settings = WorkerConfiguration(brokers: bootstrap, instanceID: "demo")
         settings.mode = embedded == nil ? .exactlyOnce : .atLeastOnce
@@ -121,7 +121,7 @@ struct DemoCommand: AsyncParsableCommand {
             break
         }
         let base = "http://127.0.0.1:\(boundPort)"
-        say("\(stages.count) stages and the gateway started; dashboard of the moment: \(base)/readyz and \(base)/metrics")
+        say("\(stages.count) stages and the gateway started; operations dashboard: \(base)/ (reports: \(base)/v1/reports/orders)")
 
         // 3. Catalog and stock, then wait until every stage is ready.
         let run = DemoScenario.Run(name: String(UUID().uuidString.prefix(6)).lowercased(), number: Int.random(in: 1_000...9_999_999))

@@ -3,6 +3,7 @@ import Fleet
 import Foundation
 import Kafka
 import Logging
+import Workers
 
 /// Stock summed over locations, per SKU.
 struct DemoInventory: Codable, Sendable {
@@ -181,6 +182,8 @@ struct DemoSummary: Codable, Sendable {
         invariants.append(Invariant(
             name: "re-sent webhooks answered from the first delivery", holds: replayed == resentHTTP,
             detail: "\(resentHTTP) re-sent webhooks, \(replayed) answered with Idempotent-Replayed"))
+        invariants.append(try await reportsMatch(
+            scenario: scenario, views: views, shippedUnits: shippedUnits, deadLetters: deadLetters.values.reduce(0, +), kafka: kafka))
 
         func totals(_ inventory: DemoInventory) -> [String: Int] {
             let regular = inventory.total(DemoScenario.regularSKUs)
@@ -198,6 +201,63 @@ struct DemoSummary: Codable, Sendable {
                 ($0, ["before": before.onHand[$0] ?? 0, "after": after.onHand[$0] ?? 0, "reservedAfter": after.reserved[$0] ?? 0, "shipped": shippedUnits[$0] ?? 0])
             }),
             invariants: invariants, latency: latency)
+    }
+
+    /// The report stage's numbers against a model: orders, revenue and rejections per
+    /// channel from what was sent; shipped units, returned units and deliveries from the
+    /// order views; dead letters from the dead-letter topic. The report stage may trail
+    /// the views, so this waits up to 60 s for them to agree.
+    static func reportsMatch(
+        scenario: DemoScenario, views: GlobalTable, shippedUnits: [String: Int], deadLetters: Int, kafka: KafkaConfiguration
+    ) async throws -> Invariant {
+        var model: [String: Int64] = [:]
+        for plan in scenario.orders where plan.expectsView {
+            let channel = plan.order.channel
+            if plan.twist == .unknownSKU {
+                model["rejected \(channel)", default: 0] += 1
+            } else {
+                model["orders \(channel)", default: 0] += 1
+                model["revenue \(channel) \(plan.order.currency.code)", default: 0] += plan.order.totals.total.minorUnits
+            }
+        }
+        for (sku, units) in shippedUnits { model["shipped \(sku)"] = Int64(units) }
+        for case .orderView(let view) in views.values.values where Set(scenario.orders.map(\.orderId)).contains(view.orderId) {
+            if view.deliveredAt != nil { model["delivered orders", default: 0] += 1 }
+            for entry in view.returns where ["authorized", "received"].contains(entry.status) {
+                model["returned units", default: 0] += Int64(entry.lines.reduce(0) { $0 + $1.quantity })
+            }
+        }
+        model["dead letters"] = Int64(deadLetters)
+        var differences: [String] = []
+        let deadline = ContinuousClock.now + .seconds(60)
+        repeat {
+            let buckets = try await GlobalTable.snapshot(topic: ReportBucket.topic, kafka: kafka.with(clientID: "oms-demo-reports")).values.compactMap { event -> ReportBucket? in
+                if case .reportBucket(let bucket) = event { return bucket } else { return nil }
+            }
+            let query = ReportQuery(buckets: buckets)
+            var reported: [String: Int64] = [:]
+            func int(_ cell: ReportTable.Cell) -> Int64 { if case .integer(let value) = cell { value } else { 0 } }
+            for row in query.orders(.init()).rows {
+                let channel = row[1].description
+                if int(row[3]) > 0 { reported["orders \(channel)", default: 0] += int(row[3]) }
+                if int(row[4]) > 0 { reported["revenue \(channel) \(row[2])", default: 0] += int(row[4]) }
+                if int(row[7]) > 0 { reported["rejected \(channel)", default: 0] += int(row[7]) }
+            }
+            for row in query.inventory(onHand: [:], reserved: [:]).rows where int(row[1]) > 0 { reported["shipped \(row[0])"] = int(row[1]) }
+            reported["delivered orders"] = query.fulfilment(.init()).rows.reduce(0) { $0 + int($1[2]) }
+            reported["returned units"] = query.returns().rows.reduce(0) { $0 + int($1[2]) }
+            reported["dead letters"] = query.deadLetters().rows.reduce(0) { $0 + int($1[2]) }
+            differences = Set(model.keys).union(reported.keys).sorted().compactMap { key in
+                (model[key] ?? 0) == (reported[key] ?? 0) ? nil : "\(key): model \(model[key] ?? 0), report \(reported[key] ?? 0)"
+            }
+            if differences.isEmpty { break }
+            try await Task.sleep(for: .seconds(1))
+        } while ContinuousClock.now < deadline
+        return Invariant(
+            name: "reports agree with the inputs", holds: differences.isEmpty,
+            detail: differences.isEmpty
+                ? "orders, revenue and rejections per channel, shipped units per SKU, deliveries, returned units and dead letters (\(model.count) numbers)"
+                : differences.prefix(10).joined(separator: "; "))
     }
 
     func json() throws -> Data {

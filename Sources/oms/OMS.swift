@@ -22,6 +22,7 @@ struct OMS: AsyncParsableCommand {
             CatalogCommand.self,
             StockCommand.self,
             OrdersCommand.self,
+            ReportCommand.self,
             BenchCommand.self,
             StageBenchCommand.self,
             PipelineBenchCommand.self,

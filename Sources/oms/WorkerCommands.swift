@@ -114,7 +114,7 @@ struct WorkerOptions: ParsableArguments {
 enum StageCatalog {
     /// The order pipeline's stages, which `oms fleet` runs by default.
     static let pipeline = [
-        "intake", "payment", "fraud-velocity", "inventory", "allocation", "shipping", "tracking", "returns", "view", "sla-watch",
+        "intake", "payment", "fraud-velocity", "inventory", "allocation", "shipping", "tracking", "returns", "view", "sla-watch", "report",
     ]
 
     /// Stages for tests and benchmarks.
@@ -146,6 +146,7 @@ enum StageCatalog {
         case "returns": return ReturnsStage(rules: try rules())
         case "view": return OrderViewStage(rules: try rules().notifications)
         case "sla-watch": return SLAWatchStage(rules: try rules().sla)
+        case "report": return ReportStage()
         case "passthrough":
             let defaults = PassThroughStage()
             return PassThroughStage(

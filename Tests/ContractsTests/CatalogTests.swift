@@ -93,8 +93,8 @@ import Yams
         let idemViolations = TopicCatalog.coPartitioningViolations(narrowIdempotency)
         #expect(idemViolations.count == 1)
         #expect(idemViolations.first?.group == "oms.idempotency")
-        // A topic no stage reads (oms.alerts, read by operators) does not constrain it.
-        #expect(idemViolations.first?.partitionsByTopic["oms.alerts"] == nil)
+        // A topic no stage reads (oms.notifications, read by the notifier) does not constrain it.
+        #expect(idemViolations.first?.partitionsByTopic["oms.notifications"] == nil)
         #expect(idemViolations.first?.partitionsByTopic["oms.orders.placed"] == 6)
     }
 }

@@ -253,12 +253,64 @@ struct GatewayTests {
         }
     }
 
+    @Test("the dashboard in a headless browser: no console errors, the run's counts, a screenshot")
+    func dashboardInBrowser() async throws {
+        try await GatewayHarness.with(stages: [.intake, .view, .report]) { harness in
+            try await harness.produce([
+                CatalogProduct(sku: "CLOAK-BLK-M", title: "Cloak", weightGrams: 900, dimensions: Dimensions(lengthMm: 1, widthMm: 1, heightMm: 1), blockedCountries: [], hazmat: false, prices: []).event,
+                CatalogProduct(sku: "SOCK-GRY", title: "Socks", weightGrams: 100, dimensions: Dimensions(lengthMm: 1, widthMm: 1, heightMm: 1), blockedCountries: [], hazmat: false, prices: []).event,
+            ])
+            try await Task.sleep(for: .seconds(1))
+            // Three orders placed, one rejected (a SKU the catalog does not have).
+            var ids: [String] = []
+            for index in 0..<4 {
+                var (body, external) = try Self.shopifyOrder()
+                if index == 3 {
+                    body = Array(String(decoding: body, as: UTF8.self).replacingOccurrences(of: "SOCK-GRY", with: "NO-SUCH-SKU").utf8)
+                }
+                let answer = try await harness.post("/v1/channels/shopify/orders", body: body, headers: [
+                    "X-Shopify-Hmac-Sha256": WebhookSignature.base64.sign(body, secret: Self.shopifySecret), "X-Shopify-Webhook-Id": "wh-\(external)",
+                ])
+                #expect(answer.status == 202)
+                ids.append(DeterministicID.orderID(channel: "shopify", externalOrderID: external))
+            }
+            let counted = try await waitUntil(timeout: .seconds(60)) {
+                let orders = try await harness.get("/v1/reports/orders")
+                let rows = (try? JSONSerialization.jsonObject(with: Data(orders.text.utf8)) as? [[String: Any]])?.first?["rows"] as? [[String: Any]] ?? []
+                let placed = rows.reduce(0) { $0 + ($1["orders"] as? Int ?? 0) }
+                let rejected = rows.reduce(0) { $0 + ($1["rejected"] as? Int ?? 0) }
+                let views = try await ids.asyncAllSatisfy { try await harness.get("/v1/orders/\($0)").status == 200 }
+                return placed == 3 && rejected == 1 && views
+            }
+            #expect(counted, "the report stage and the view counted the orders")
+
+            let artifacts = NoidaServer.repositoryRoot.appendingPathComponent(".build/test-artifacts")
+            try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
+            let screenshot = artifacts.appendingPathComponent("dashboard.png")
+            try? FileManager.default.removeItem(at: screenshot)
+            let dom = try Chromium.run(["--dump-dom", harness.base + "/"])
+            #expect(dom.status == 0, "\(dom.errors.suffix(2_000))")
+            let consoleLines = dom.errors.split(separator: "\n").filter { $0.contains("CONSOLE") || $0.contains("Uncaught") }
+            #expect(consoleLines.isEmpty, "console messages: \(consoleLines)")
+            #expect(dom.output.contains("<title>OrderFleet operations</title>"))
+            #expect(dom.output.contains("4 orders"), "the header counts every order view")
+            #expect(dom.output.contains("aria-label=\"orders per state: placed 3, rejected 1\""), "orders per state, as the chart's text equivalent")
+            #expect(dom.output.contains("<td>shopify</td><td>USD</td><td class=\"n\">3</td>"), "today's orders by channel")
+            #expect(dom.output.contains("<td>intake</td>"), "the stages' load")
+            let shot = try Chromium.run(["--screenshot=\(screenshot.path)", "--window-size=1280,900", harness.base + "/"])
+            #expect(shot.status == 0)
+            let size = (try? FileManager.default.attributesOfItem(atPath: screenshot.path)[.size] as? Int) ?? 0
+            #expect(size > 10_000, "a screenshot was saved at \(screenshot.path)")
+        }
+    }
+
     /// The Shopify fixture with an id no other run uses; returns the body and that id.
     static func shopifyOrder() throws -> (body: [UInt8], externalID: String) {
         let url = NoidaServer.repositoryRoot.appendingPathComponent("Tests/ContractsTests/Fixtures/shopify_orders_create.json")
         var object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
         let id = Int.random(in: 1_000_000_000...9_999_999_999)
         object["id"] = id
+        object["created_at"] = RFC3339.format(Date())
         return (Array(try JSONSerialization.data(withJSONObject: object)), String(id))
     }
 }
@@ -278,7 +330,7 @@ enum DemoEasyPost {
 
 /// A gateway (and optionally stages) on a fresh embedded cluster, or on `KAFKA_BROKERS`.
 final class GatewayHarness: Sendable {
-    enum StageName { case intake, inventory, view }
+    enum StageName { case intake, inventory, view, report }
 
     static let bodyLimit = 4_096
     static let afterShipSecret = "test-aftership-secret"
@@ -310,8 +362,9 @@ final class GatewayHarness: Sendable {
 
     private static func start(stages: [StageName], apiToken: String?, kafkaTimeout: Duration) async throws -> GatewayHarness {
         let cluster = try TestCluster.make(.basic)
-        // Every catalog topic but oms.alerts, which another suite creates with its own partition count.
-        let needed = TopicCatalog.topics.map(\.name).filter { $0 != "oms.alerts" } + [TopicCatalog.idempotencyTopic, TopicCatalog.deadLetterTopic]
+        // Every catalog topic; on a shared broker not oms.alerts, which another suite
+        // creates there with its own partition count.
+        let needed = TopicCatalog.topics.map(\.name).filter { cluster.embedded != nil || $0 != "oms.alerts" }
         try await cluster.ensureTopics(Array(Set(needed)))
         var settings = GatewayConfiguration()
         settings.shopifySecret = GatewayTests.shopifySecret
@@ -334,6 +387,7 @@ final class GatewayHarness: Sendable {
             case .intake: IntakeStage(rules: rules.intake)
             case .inventory: InventoryStage()
             case .view: OrderViewStage(rules: rules.notifications)
+            case .report: ReportStage()
             }
             let (service, status) = Self.runner(stage, configuration)
             services.append(service)
@@ -408,5 +462,38 @@ final class GatewayHarness: Sendable {
         var headers: [String: String] = [:]
         for (name, value) in http.allHeaderFields { headers["\(name)"] = "\(value)" }
         return Answer(status: http.statusCode, text: String(decoding: data, as: UTF8.self), headers: headers)
+    }
+}
+
+/// Debian's chromium, headless, as the dashboard test's real browser.
+enum Chromium {
+    static func run(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/chromium")
+        // --no-sandbox: CI runs as root, where chromium refuses its sandbox. Logging to
+        // stderr shows the page's console messages (`CONSOLE(...)`).
+        process.arguments = [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--enable-logging=stderr", "--v=0",
+            "--user-data-dir=\(FileManager.default.temporaryDirectory.appendingPathComponent("oms-chromium-\(UUID().uuidString)").path)",
+        ] + arguments
+        // stderr to a file: two pipes read one after the other could fill and block.
+        let errorsFile = FileManager.default.temporaryDirectory.appendingPathComponent("oms-chromium-\(UUID().uuidString).log")
+        _ = FileManager.default.createFile(atPath: errorsFile.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: errorsFile) }
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = try FileHandle(forWritingTo: errorsFile)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, text, (try? String(contentsOf: errorsFile, encoding: .utf8)) ?? "")
+    }
+}
+
+extension Sequence {
+    func asyncAllSatisfy(_ predicate: (Element) async throws -> Bool) async rethrows -> Bool {
+        for element in self where try await !predicate(element) { return false }
+        return true
     }
 }

@@ -1,0 +1,173 @@
+import Contracts
+import Foundation
+import Testing
+import Workers
+
+private typealias F = PipelineFixtures
+
+/// The report stage's folds (`ReportFold.fold`) on hand-built event streams, and the
+/// reports read back from the buckets (`ReportQuery`): partitions added up, money never
+/// added across currencies, late events, partial returns, percentiles.
+@Suite struct ReportTests {
+    /// Buckets per partition, as the changelog would hold them.
+    struct Store {
+        var state: [String: Event] = [:]
+
+        mutating func fold(_ events: [Event], partition: Int32 = 0, at time: Date = F.now) {
+            for event in events {
+                let snapshot = state
+                for change in ReportFold.fold(event, partition: partition, at: time, value: { snapshot[$0] }) {
+                    switch change {
+                    case .put(let value): state[change.key] = value
+                    case .delete(let key): state[key] = nil
+                    }
+                }
+            }
+        }
+
+        var query: ReportQuery {
+            ReportQuery(buckets: state.values.compactMap { if case .reportBucket(let bucket) = $0 { return bucket } else { return nil } })
+        }
+    }
+
+    static func placed(_ id: String, channel: String = "web", currency: CurrencyCode = .usd, price: Int64 = 1_000, quantity: Int = 2, promise: Date? = nil) -> OrderPlaced {
+        var order = F.placed(F.order(channel: channel, externalOrderId: id, lines: [F.line("1", "SKU-A", quantity: quantity, price: price, currency: currency)], shipping: 0, currency: currency))
+        order.promisedDeliveryDate = promise
+        return order
+    }
+
+    static func shipment(_ order: OrderPlaced, at: Date, units: Int = 2, atRisk: Bool = false) -> ShipmentCreated {
+        ShipmentCreated(
+            shipmentId: "s-\(order.orderId)", orderId: order.orderId, location: "WH-1", carrier: "ups", service: "ground", trackingNumber: "T-\(order.orderId)",
+            labelRef: "label", lines: [F.shipmentLine("1", "SKU-A", units)], promisedDate: order.placedAt.addingTimeInterval(F.days(3)),
+            estimatedDelivery: at.addingTimeInterval(F.days(2)), atRisk: atRisk, createdAt: at)
+    }
+
+    static func delivered(_ order: OrderPlaced, at: Date) -> Event {
+        ShipmentDelivered(orderId: order.orderId, shipmentId: "s-\(order.orderId)", carrier: "ups", trackingNumber: "T-\(order.orderId)", rawStatus: "delivered", deliveredAt: at).event
+    }
+
+    @Test("orders and revenue per day, channel and currency: never summed across currencies, partitions added up")
+    func ordersAndRevenue() throws {
+        var store = Store()
+        store.fold([Self.placed("a", channel: "web").event, Self.placed("b", channel: "web", price: 2_500).event], partition: 0)
+        store.fold([Self.placed("c", channel: "web", currency: .eur, price: 700).event], partition: 3)
+        store.fold([Self.placed("d", channel: "shop", price: 100, quantity: 1).event], partition: 3)
+        store.fold([OrderRejected(orderId: "x", channel: "web", externalOrderId: "x", reasons: [], rejectedAt: F.placedAt).event], partition: 1)
+        let table = store.query.orders(.init())
+        let rows = Dictionary(uniqueKeysWithValues: table.rows.map { ("\($0[1])/\($0[2])", $0) })
+        #expect(rows["web/USD"]?[3] == .integer(2))
+        #expect(rows["web/USD"]?[4] == .integer(2 * 1_000 + 2 * 2_500), "revenue in minor units")
+        #expect(rows["web/USD"]?[5] == .integer(3_500), "average order value")
+        #expect(rows["web/EUR"]?[4] == .integer(1_400), "EUR kept apart from USD")
+        #expect(rows["shop/USD"]?[3] == .integer(1))
+        #expect(rows["web/-"]?[7] == .integer(1), "rejected orders counted")
+        #expect(store.query.orders(.init(channel: "shop")).rows.count == 1)
+        #expect(store.query.orders(.init(from: "2030-01-01")).rows.isEmpty, "filtered by day")
+    }
+
+    @Test("fulfilment: ship and delivery times, on time against the promise, late events, delays")
+    func fulfilment() throws {
+        var store = Store()
+        let onTime = Self.placed("a", promise: F.placedAt.addingTimeInterval(F.days(5)))
+        let late = Self.placed("b", promise: F.placedAt.addingTimeInterval(F.days(1)))
+        store.fold([onTime.event, late.event])
+        store.fold([Self.shipment(onTime, at: F.placedAt.addingTimeInterval(100)).event, Self.shipment(late, at: F.placedAt.addingTimeInterval(3_000), atRisk: true).event])
+        store.fold([Self.delivered(onTime, at: F.placedAt.addingTimeInterval(F.days(2))), Self.delivered(late, at: F.placedAt.addingTimeInterval(F.days(2)))])
+        // A delivery whose order the stage never saw (read before it, or placed before the
+        // report stage existed) counts as a delivered parcel, not as an order on time.
+        store.fold([Self.delivered(Self.placed("ghost"), at: F.now)])
+        store.fold([ShipmentDelayed(orderId: late.orderId, shipmentId: "s", carrier: "ups", trackingNumber: "T", status: .inTransit, rawStatus: "x", promisedDate: F.now, estimatedDelivery: F.now, detectedAt: F.now).event])
+        let days = store.query.fulfilment(.init()).rows
+        let total = { (column: Int) in days.reduce(Int64(0)) { if case .integer(let v) = $1[column] { return $0 + v } else { return $0 } } }
+        #expect(total(1) == 2, "two orders shipped")
+        #expect(total(2) == 2, "two orders delivered (the unknown one is not an order here)")
+        #expect(total(3) == 1 && total(4) == 1, "one on time, one late")
+        #expect(total(12) == 1, "one delay")
+        #expect(total(13) == 1, "one shipment at risk")
+        let shipDay = try #require(days.first { $0[1] != .integer(0) })
+        #expect(shipDay[6] == .integer(128), "p50 of 100 s and 3000 s is the 128 s bucket")
+        #expect(shipDay[8] == .integer(4_096), "p99 is 3000 s's bucket")
+        #expect(store.query.lateOrders(now: F.now).rows.isEmpty, "delivered orders are no longer open")
+    }
+
+    @Test("late and at-risk orders now: open orders past their promise or shipped at risk")
+    func lateNow() {
+        var store = Store()
+        let overdue = Self.placed("a", promise: F.placedAt.addingTimeInterval(60))
+        let fine = Self.placed("b", promise: F.placedAt.addingTimeInterval(F.days(9)))
+        let risky = Self.placed("c", promise: F.placedAt.addingTimeInterval(F.days(9)))
+        store.fold([overdue.event, fine.event, risky.event, Self.shipment(risky, at: F.placedAt, atRisk: true).event])
+        let rows = store.query.lateOrders(now: F.now).rows
+        #expect(rows.map { $0[0] } == [.text(overdue.orderId), .text(risky.orderId)].sorted { $0.description < $1.description })
+        store.fold([OrderCancelled(orderId: overdue.orderId, requestedBy: "ops", reason: Reason(code: "x", message: "x"), cancelledAt: F.now).event])
+        #expect(store.query.lateOrders(now: F.now).rows.count == 1, "a cancelled order is not late")
+    }
+
+    @Test("inventory: shipped, backordered and refused units per SKU, sell-through against stock")
+    func inventory() {
+        var store = Store()
+        let order = Self.placed("a")
+        store.fold([
+            Self.shipment(order, at: F.now, units: 3).event,
+            OrderBackordered(orderId: "a", lines: [BackorderedLine(lineId: "1", sku: "SKU-A", quantity: 4)], policy: .backorder, reasons: [], decidedAt: F.now).event,
+            InventoryResult(orderId: "a", lineId: "1", sku: "SKU-A", location: "WH-1", quantity: 2, outcome: .refused, available: 0, commandId: "c").event,
+            InventoryResult(orderId: "a", lineId: "1", sku: "SKU-A", location: "WH-1", quantity: 2, outcome: .reserved, available: 5, commandId: "d").event,
+        ])
+        let row = store.query.inventory(onHand: ["SKU-A": 9], reserved: ["SKU-A": 1]).rows.first
+        #expect(row == [.text("SKU-A"), .integer(3), .integer(4), .integer(1), .integer(0), .integer(9), .integer(1), .decimal(0.25)])
+        #expect(store.query.stockouts().rows == [[.text("SKU-A"), .text("WH-1"), .integer(1), .integer(2)]])
+    }
+
+    @Test("returns: partial returns per SKU and reason, return rate, restocked vs written off, refunds per currency")
+    func returns() {
+        var store = Store()
+        let order = Self.placed("a", quantity: 4)
+        store.fold([Self.shipment(order, at: F.now, units: 4).event])
+        store.fold([
+            ReturnAuthorized(orderId: order.orderId, returnId: "r1", rma: "R1", labelRef: "l", carrier: "ups", trackingNumber: nil, lines: [ReturnLine(lineId: "1", sku: "SKU-A", quantity: 1, reason: "damaged")], expiresAt: F.now).event,
+            ReturnReceived(orderId: order.orderId, returnId: "r1", rma: "R1", lines: [ReceivedReturnLine(lineId: "1", sku: "SKU-A", quantity: 1, disposition: .writeOff, location: "WH-1")], receivedAt: F.now).event,
+            RefundPayment(orderId: order.orderId, returnId: "r1", amount: Money(minorUnits: 1_000, currency: .usd), reason: Reason(code: "return", message: ""), requestedAt: F.now).event,
+            RefundPayment(orderId: "b", returnId: "r2", amount: Money(minorUnits: 300, currency: .eur), reason: Reason(code: "return", message: ""), requestedAt: F.now).event,
+        ])
+        #expect(store.query.returns().rows == [[.text("SKU-A"), .text("damaged"), .integer(1), .decimal(0.25), .integer(0), .integer(1)]])
+        let refunds = store.query.refunds(.init()).rows
+        #expect(refunds.map { $0[1] } == [.text("EUR"), .text("USD")])
+        #expect(refunds.map { $0[3] } == [.integer(300), .integer(1_000)], "never summed across currencies")
+    }
+
+    @Test("pipeline: dead letters per stage and reason code; SLA breaches per status")
+    func pipeline() {
+        var store = Store()
+        func letter(_ stage: String, _ error: String) -> Event {
+            DeadLetter(originalTopic: "t", partition: 0, offset: 1, stage: stage, error: error, attempts: 1, failedAt: F.now, rawKey: nil, rawValue: nil).event
+        }
+        store.fold([letter("tracking", "unknown tracking number 1Z999"), letter("tracking", "unknown tracking number 1Z998"), letter("intake", "payload is not valid JSON: x")])
+        store.fold([SLAAlert(orderId: "a", rule: "r", status: .placed, since: F.now, thresholdSeconds: 60, severity: .warning, detectedAt: F.now).event])
+        #expect(store.query.deadLetters().rows == [
+            [.text("intake"), .text("payload is not valid JSON"), .integer(1)], [.text("tracking"), .text("unknown tracking number"), .integer(2)],
+        ])
+        #expect(store.query.slaBreaches(.init()).rows.map { $0[1...] } == [[.text("placed"), .integer(1)]])
+    }
+
+    @Test("the same input folded twice after a crash gives the same buckets as the stage state sees them")
+    func determinism() {
+        var first = Store()
+        var second = Store()
+        let event = Self.placed("a").event
+        first.fold([event], at: F.now)
+        second.fold([event], at: F.now)
+        #expect(first.state == second.state)
+        #expect(ReportQuery.percentile(["x_0": 1, "x_3": 1, "x_5": 2], "x", 0.5) == 8)
+        #expect(ReportQuery.percentile([:], "x", 0.5) == 0)
+        #expect(ReportFold.histogramKey("ship", seconds: 0) == "ship_0")
+        #expect(ReportFold.histogramKey("ship", seconds: 5) == "ship_3")
+    }
+
+    @Test("tables as text and CSV")
+    func formats() {
+        let table = ReportTable(name: "t", columns: ["a", "b"], rows: [[.text("x,y"), .integer(3)], [.text("z"), .decimal(0.5)]])
+        #expect(table.csv == "a,b\n\"x,y\",3\nz,0.500\n")
+        #expect(table.text.split(separator: "\n").count == 3)
+    }
+}
