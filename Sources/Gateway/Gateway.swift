@@ -11,7 +11,7 @@ import Synchronization
 import Workers
 
 /// The HTTP edge of OrderFleet: channel and carrier webhooks in, operator commands in,
-/// order views and stock out (docs/openapi.yaml).
+/// order views, stock, reports and the operations dashboard out (docs/openapi.yaml).
 ///
 /// A write is answered 202 only once Kafka acknowledged its record (idempotent
 /// producer, acks=all). If Kafka does not within `gateway.kafka.timeout.ms` the answer
@@ -57,7 +57,8 @@ public final class Gateway: Sendable {
         producer = try KafkaProducer(configuration: settings, logger: logger)
     }
 
-    /// Whether the order and inventory tables have been read to their end.
+    /// Whether the order, stock and report tables have been read to their end and the
+    /// stages running in the same process are ready.
     public var isReady: Bool { tablesLoaded && statuses.allSatisfy(\.isReady) }
 
     var tablesLoaded: Bool { tables.withLock { $0 != nil } }
@@ -72,7 +73,7 @@ public final class Gateway: Sendable {
 
     // MARK: Tables
 
-    /// Opens and reads both tables, retrying while Kafka or the topics are missing, then
+    /// Opens and reads the tables, retrying while Kafka or the topics are missing, then
     /// follows them until cancelled.
     func loadTables() async {
         var attempt = 0

@@ -151,7 +151,7 @@ extension Gateway {
         add(GatewayRoutes.report, to: router, guard: .apiToken) { call throws(GatewayError) in
             let name = call.parameter("name")
             let query = call.request.uri.queryParameters
-            let filter = ReportQuery.Filter(from: query.get("from"), to: query.get("to"), channel: query.get("channel"))
+            let filter = ReportQuery.Filter(from: query.get("from"), to: query.get("to"), channel: query.get("channel"), hourly: query.get("by") == "hour")
             let stock: (onHand: [String: Int], reserved: [String: Int]) = name == "inventory" ? try self.stockTotals() : ([:], [:])
             guard let tables = try self.reportQuery().report(name, filter: filter, onHand: stock.onHand, reserved: stock.reserved) else {
                 throw GatewayError(status: 404, code: "not_found", message: "no report '\(name)'; reports: \(ReportQuery.names.joined(separator: ", "))")

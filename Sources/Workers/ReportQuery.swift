@@ -109,12 +109,15 @@ public struct ReportQuery: Sendable {
         public var to: String?
         /// One channel only (orders report).
         public var channel: String?
+        /// Orders per hour instead of per day.
+        public var hourly: Bool
 
         /// No filter.
-        public init(from: String? = nil, to: String? = nil, channel: String? = nil) {
+        public init(from: String? = nil, to: String? = nil, channel: String? = nil, hourly: Bool = false) {
             self.from = from
             self.to = to
             self.channel = channel
+            self.hourly = hourly
         }
 
         func includes(day: String) -> Bool { (from.map { day >= $0 } ?? true) && (to.map { day <= $0 } ?? true) }
@@ -137,7 +140,8 @@ public struct ReportQuery: Sendable {
         (merged[report] ?? [:]).sorted { $0.key < $1.key }
     }
 
-    /// Per day, channel and currency: orders, revenue, average order value, units, rejected.
+    /// Per day (or hour), channel and currency: orders, revenue, average order value,
+    /// units, rejected.
     public func orders(_ filter: Filter) -> ReportTable {
         var rows: [String: [String: Int64]] = [:]
         for (bucket, values) in buckets(ReportFold.Name.orders) {
@@ -145,10 +149,11 @@ public struct ReportQuery: Sendable {
             guard parts.count == 3 else { continue }
             let day = String(parts[0].prefix(10))
             guard filter.includes(day: day), filter.channel.map({ $0 == parts[1] }) ?? true else { continue }
-            for (key, value) in values { rows["\(day)/\(parts[1])/\(parts[2])", default: [:]][key, default: 0] += value }
+            let period = filter.hourly ? parts[0] : day
+            for (key, value) in values { rows["\(period)/\(parts[1])/\(parts[2])", default: [:]][key, default: 0] += value }
         }
         return ReportTable(
-            name: "orders", columns: ["day", "channel", "currency", "orders", "revenue", "averageOrderValue", "units", "rejected"],
+            name: "orders", columns: [filter.hourly ? "hour" : "day", "channel", "currency", "orders", "revenue", "averageOrderValue", "units", "rejected"],
             rows: rows.sorted { $0.key < $1.key }.map { key, values in
                 let parts = key.split(separator: "/").map(String.init)
                 let orders = values["orders"] ?? 0

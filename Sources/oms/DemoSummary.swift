@@ -79,7 +79,6 @@ struct DemoSummary: Codable, Sendable {
         if wantsScarce, [.backordered, .partiallyAllocated, .partiallyShipped].contains(view.status) {
             return "waiting for stock of a scarce SKU"
         }
-        if view.status == .returnRequested { return nil }
         return nil
     }
 

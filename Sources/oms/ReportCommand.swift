@@ -25,6 +25,7 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(help: "First day, yyyy-MM-dd (UTC).") var from: String?
     @Option(help: "Last day, yyyy-MM-dd (UTC).") var to: String?
     @Option(help: "Only this channel (orders).") var channel: String?
+    @Flag(help: "Orders per hour instead of per day (orders).") var hourly = false
     @Option(help: "table, json or csv.") var format: Format = .table
 
     func validate() throws {
@@ -52,7 +53,7 @@ struct ReportCommand: AsyncParsableCommand {
             }
         }
         let tables = ReportQuery(buckets: buckets).report(
-            name, filter: .init(from: from, to: to, channel: channel), onHand: onHand, reserved: reserved) ?? []
+            name, filter: .init(from: from, to: to, channel: channel, hourly: hourly), onHand: onHand, reserved: reserved) ?? []
         switch format {
         case .table: print(tables.map { "== \($0.name)\n\($0.rows.isEmpty ? "(no rows)" : $0.text)" }.joined(separator: "\n\n"))
         case .csv: print(tables.map { "# \($0.name)\n\($0.csv)" }.joined(separator: "\n"), terminator: "")

@@ -284,6 +284,18 @@ struct GatewayTests {
             }
             #expect(counted, "the report stage and the view counted the orders")
 
+            // `oms report` as a process reads the same numbers from oms.reports.
+            let brokers = harness.cluster.bootstrapServers
+            let json = try OMSCommandTests.run(OMSCommandTests.omsBinary, ["report", "orders", "--brokers", brokers, "--format", "json"])
+            #expect(json.status == 0)
+            let tables = (try? JSONSerialization.jsonObject(with: Data(json.output.utf8))) as? [[String: Any]] ?? []
+            let rows = tables.first?["rows"] as? [[String: Any]] ?? []
+            #expect(rows.reduce(0) { $0 + ($1["orders"] as? Int ?? 0) } >= 3, "\(json.output)")
+            let csv = try OMSCommandTests.run(OMSCommandTests.omsBinary, ["report", "orders", "--hourly", "--channel", "shopify", "--brokers", brokers, "--format", "csv"])
+            #expect(csv.output.contains("hour,channel,currency,orders,revenue,averageOrderValue,units,rejected"))
+            #expect(try OMSCommandTests.run(OMSCommandTests.omsBinary, ["report", "nonsense", "--brokers", brokers]).status != 0)
+            #expect(try OMSCommandTests.run(OMSCommandTests.omsBinary, ["report", "orders", "--from", "yesterday", "--brokers", brokers]).status != 0)
+
             let artifacts = NoidaServer.repositoryRoot.appendingPathComponent(".build/test-artifacts")
             try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
             let screenshot = artifacts.appendingPathComponent("dashboard.png")

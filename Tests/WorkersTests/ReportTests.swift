@@ -64,6 +64,9 @@ private typealias F = PipelineFixtures
         #expect(rows["web/-"]?[7] == .integer(1), "rejected orders counted")
         #expect(store.query.orders(.init(channel: "shop")).rows.count == 1)
         #expect(store.query.orders(.init(from: "2030-01-01")).rows.isEmpty, "filtered by day")
+        let hourly = store.query.orders(.init(hourly: true))
+        #expect(hourly.columns.first == "hour")
+        #expect(hourly.rows.first?[0] == .text(ReportFold.hourKey(F.placedAt)))
     }
 
     @Test("fulfilment: ship and delivery times, on time against the promise, late events, delays")
