@@ -2,9 +2,10 @@ import Foundation
 import Testing
 
 /// `oms demo`, the newcomer's first command, as a process: 2,000 orders through every
-/// stage and the gateway on the embedded broker, checked by its own summary. In the
-/// serialized pipeline suite: it keeps both cores busy for minutes, and the life-cycle
-/// tests' deadlines assume they do not share the machine with it.
+/// stage and the gateway on the embedded broker, checked by its own summary. It keeps
+/// both cores busy for minutes, so `scripts/test` runs it on its own after the other
+/// tests (whose deadlines assume they do not share the machine with it), and it sits in
+/// the serialized pipeline suite for runs of everything at once.
 extension PipelineTests {
     @Test("oms demo --orders 2000 settles every order and every invariant holds")
     func demo2000() throws {
