@@ -205,13 +205,6 @@ private struct GatewayService: Service {
     }
 }
 
-extension KafkaConfiguration {
-    func with(clientID: String) -> KafkaConfiguration {
-        var copy = self
-        copy.clientID = clientID
-        return copy
-    }
-}
 
 extension Duration {
     var nanoseconds: Int64 {

@@ -143,6 +143,15 @@ public struct KafkaConsumerConfiguration: Sendable {
     }
 }
 
+extension KafkaConfiguration {
+    /// The same settings under another client id (one per client, so logs and metrics tell them apart).
+    public func with(clientID: String) -> KafkaConfiguration {
+        var copy = self
+        copy.clientID = clientID
+        return copy
+    }
+}
+
 extension Duration {
     /// Whole milliseconds, rounded down, as librdkafka's `*.ms` properties and timeouts take them.
     var milliseconds: Int {

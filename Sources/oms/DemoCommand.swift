@@ -70,19 +70,10 @@ struct DemoCommand: AsyncParsableCommand {
         func say(_ line: String) { Self.emit(String(format: "[%6.1fs] ", (clock.now - started).seconds) + line) }
 
         // 1. Kafka and topics.
-        var embedded: EmbeddedKafka?
-        let bootstrap: String
+        let (bootstrap, embedded) = try await TopicProvisioning.cluster(brokers: brokers, clientID: "oms-demo", logger: logger)
         if let brokers {
-            bootstrap = brokers
-            let admin = try KafkaAdmin(configuration: KafkaConfiguration(bootstrapServers: brokers, clientID: "oms-demo"), logger: logger)
-            let brokerCount = try await admin.brokerCount()
-            for spec in TopicCatalog.topics { _ = try await admin.createTopic(TopicProvisioning.kafkaSpec(for: spec, brokers: brokerCount)) }
             say("Kafka at \(brokers): \(TopicCatalog.topics.count) topics ready; exactly-once")
         } else {
-            let cluster = try EmbeddedKafka(brokers: 3, logger: logger)
-            try TopicProvisioning.createAll(on: cluster)
-            embedded = cluster
-            bootstrap = cluster.bootstrapServers
             say("embedded Kafka (librdkafka mock cluster, 3 brokers) at \(bootstrap): \(TopicCatalog.topics.count) topics; at-least-once (the mock has no transactional offsets)")
         }
         let kafka = KafkaConfiguration(bootstrapServers: bootstrap, clientID: "oms-demo")
@@ -232,10 +223,3 @@ struct DemoCommand: AsyncParsableCommand {
     }
 }
 
-extension KafkaConfiguration {
-    func with(clientID: String) -> KafkaConfiguration {
-        var copy = self
-        copy.clientID = clientID
-        return copy
-    }
-}

@@ -47,19 +47,7 @@ struct PipelineBenchCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "oms.bench")
         logger.logLevel = .error
-        var embedded: EmbeddedKafka?
-        let bootstrap: String
-        if let brokers {
-            bootstrap = brokers
-            let admin = try KafkaAdmin(configuration: KafkaConfiguration(bootstrapServers: brokers, clientID: "oms-bench"), logger: logger)
-            let brokerCount = try await admin.brokerCount()
-            for spec in TopicCatalog.topics { _ = try await admin.createTopic(TopicProvisioning.kafkaSpec(for: spec, brokers: brokerCount)) }
-        } else {
-            let cluster = try EmbeddedKafka(brokers: 3, logger: logger)
-            try TopicProvisioning.createAll(on: cluster)
-            embedded = cluster
-            bootstrap = cluster.bootstrapServers
-        }
+        let (bootstrap, embedded) = try await TopicProvisioning.cluster(brokers: brokers, clientID: "oms-bench", logger: logger)
         let mode: DeliveryMode = embedded == nil ? .exactlyOnce : .atLeastOnce
         let kafka = KafkaConfiguration(bootstrapServers: bootstrap, clientID: "oms-bench")
         say("broker \(brokers ?? "embedded (librdkafka mock, 3 brokers)"), \(mode.rawValue); \(orders) orders; latency at \(rate)/s for \(duration) s")

@@ -125,6 +125,20 @@ enum TopicProvisioning {
 
     /// Creates every catalog topic on an embedded cluster (its CreateTopics hangs, so
     /// through the mock cluster's own API; it keeps no topic configs).
+    /// `brokers` with every catalog topic created, or, without brokers, a new embedded
+    /// 3-broker cluster with them (kept alive by the caller through `embedded`).
+    static func cluster(brokers: String?, clientID: String, logger: Logger) async throws -> (bootstrap: String, embedded: EmbeddedKafka?) {
+        if let brokers {
+            let admin = try KafkaAdmin(configuration: KafkaConfiguration(bootstrapServers: brokers, clientID: clientID), logger: logger)
+            let brokerCount = try await admin.brokerCount()
+            for spec in TopicCatalog.topics { _ = try await admin.createTopic(kafkaSpec(for: spec, brokers: brokerCount)) }
+            return (brokers, nil)
+        }
+        let cluster = try EmbeddedKafka(brokers: 3, logger: logger)
+        try createAll(on: cluster)
+        return (cluster.bootstrapServers, cluster)
+    }
+
     static func createAll(on cluster: EmbeddedKafka) throws {
         for spec in TopicCatalog.topics {
             try cluster.createTopic(spec.name, partitions: Int32(spec.partitions), replicationFactor: Int32(min(spec.replicationFactor, cluster.brokerCount)))
