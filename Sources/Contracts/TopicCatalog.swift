@@ -101,7 +101,7 @@ public struct TopicsFile: Sendable, Hashable, Codable {
     }
 }
 
-/// Every topic of the system (DESIGN.md §3); `topics/topics.yaml` mirrors it.
+/// Every topic of the system (docs/EVENTS.md); `topics/topics.yaml` mirrors it.
 public enum TopicCatalog {
     private static let day: Int64 = 86_400_000
     static let order = "order"

@@ -1,4 +1,5 @@
 import Contracts
+import Crypto
 import Foundation
 import Kafka
 import Logging
@@ -21,17 +22,62 @@ public enum DeadLetterHeader {
     public static let time = "oms_dlq_time"
     /// Prefix of the failed record's own headers, kept so that a replay restores them.
     public static let originalPrefix = "oms_orig_"
+    /// `true` when the letter holds a reference to the failed record instead of all of
+    /// it (the whole would not fit the dead-letter topic): its value is cut to its first
+    /// bytes, and the record itself stays at the topic, partition and offset named.
+    public static let truncated = "oms_dlq_truncated"
+    /// With ``truncated``: the failed record's value size in bytes.
+    public static let valueSize = "oms_dlq_value_size"
+    /// With ``truncated``: the SHA-256 of the failed record's value, hex.
+    public static let valueSHA256 = "oms_dlq_value_sha256"
+    /// With ``truncated``: `true` when the failed record's own headers were left out too.
+    public static let headersDropped = "oms_dlq_headers_dropped"
 }
 
 /// Builds dead-letter records and turns them back into the records they hold.
 public enum DeadLetters {
+    /// How many bytes of a failed record's value a reference keeps (see
+    /// ``DeadLetterHeader/truncated``).
+    public static let keptValueBytes = 16 * 1024
+
     /// The dead-letter record for `message`: a `DeadLetter` event (raw key and value
     /// kept byte for byte) with headers naming where it came from and why it failed.
-    public static func record(for message: KafkaMessage, stage: String, error: String, attempts: Int, now: Date) -> KafkaProducerMessage {
+    ///
+    /// When that record would be larger than `sizeLimit` (the dead-letter topic's, see
+    /// `KafkaRecordSizeLimits`), it keeps a reference instead: the first
+    /// ``keptValueBytes`` of the value, its size and SHA-256, and the source position,
+    /// and says so in ``DeadLetterHeader/truncated``; if even that is too large, the
+    /// failed record's own headers are left out as well.
+    public static func record(
+        for message: KafkaMessage, stage: String, error: String, attempts: Int, now: Date, sizeLimit: Int = .max
+    ) -> KafkaProducerMessage {
+        let whole = letter(for: message, stage: stage, error: error, attempts: attempts, now: now, value: message.value, reference: nil)
+        guard KafkaRecordSizeLimits.size(of: whole) > sizeLimit else { return whole }
+        let value = message.value ?? []
+        var reference = [
+            KafkaHeader(name: DeadLetterHeader.truncated, string: "true"),
+            KafkaHeader(name: DeadLetterHeader.valueSize, string: String(value.count)),
+            KafkaHeader(name: DeadLetterHeader.valueSHA256, string: SHA256.hash(data: value).map { String(format: "%02x", $0) }.joined()),
+        ]
+        let kept = Array(value.prefix(keptValueBytes))
+        let cut = letter(for: message, stage: stage, error: error, attempts: attempts, now: now, value: kept, reference: reference)
+        guard KafkaRecordSizeLimits.size(of: cut) > sizeLimit else { return cut }
+        reference.append(KafkaHeader(name: DeadLetterHeader.headersDropped, string: "true"))
+        var bare = message
+        bare.headers = []
+        bare.key = message.key.map { Array($0.prefix(1024)) }
+        return letter(for: bare, stage: stage, error: error, attempts: attempts, now: now, value: Array(kept.prefix(1024)), reference: reference)
+    }
+
+    private static func letter(
+        for message: KafkaMessage, stage: String, error: String, attempts: Int, now: Date, value keptValue: [UInt8]?, reference: [KafkaHeader]?
+    ) -> KafkaProducerMessage {
+        // An error text can quote what failed; a header is not the place for all of it.
+        let error = error.count > 2_000 ? String(error.prefix(2_000)) + "…" : error
         let letter = DeadLetter(
             originalTopic: message.topic, partition: message.partition, offset: message.offset, stage: stage,
             error: error, attempts: attempts, failedAt: now,
-            rawKey: message.key.map { Data($0) }, rawValue: message.value.map { Data($0) }
+            rawKey: message.key.map { Data($0) }, rawValue: keptValue.map { Data($0) }
         )
         // The id is derived from the record's position, so a retried transaction writes
         // the same dead letter, and from the input's id where it has one.
@@ -47,6 +93,7 @@ public enum DeadLetters {
             KafkaHeader(name: DeadLetterHeader.attempts, string: String(attempts)),
             KafkaHeader(name: DeadLetterHeader.time, string: RFC3339.format(now)),
         ]
+        headers += reference ?? []
         headers += message.headers.map { KafkaHeader(name: DeadLetterHeader.originalPrefix + $0.name, value: $0.value) }
         let value: [UInt8]
         do {
@@ -56,7 +103,7 @@ public enum DeadLetters {
         } catch {
             // Cannot happen for a DeadLetter (all its fields encode); keep the raw value
             // rather than lose the record.
-            value = message.value ?? []
+            value = keptValue ?? []
         }
         return KafkaProducerMessage(topic: TopicCatalog.deadLetterTopic, key: message.key, value: value, headers: headers)
     }
@@ -66,6 +113,9 @@ public enum DeadLetters {
     public static func original(of deadLetter: KafkaMessage) throws(DeadLetterError) -> KafkaProducerMessage {
         guard let topic = deadLetter.header(DeadLetterHeader.topic)?.stringValue else {
             throw DeadLetterError(offset: deadLetter.offset, reason: "no \(DeadLetterHeader.topic) header: not a dead letter")
+        }
+        if deadLetter.header(DeadLetterHeader.truncated)?.stringValue == "true" {
+            throw DeadLetterError(offset: deadLetter.offset, reason: "it holds only a reference (the record was too large to keep): read it at \(topic) partition \(deadLetter.header(DeadLetterHeader.partition)?.stringValue ?? "?") offset \(deadLetter.header(DeadLetterHeader.offset)?.stringValue ?? "?")")
         }
         guard case .deadLetter(let letter) = (try? Envelope.decode(deadLetter.eventRecord))?.event else {
             throw DeadLetterError(offset: deadLetter.offset, reason: "value is not an oms.deadletter.v1 event")

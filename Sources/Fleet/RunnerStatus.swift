@@ -4,7 +4,9 @@ import Synchronization
 ///
 /// Ready means: the worker is in its group and every partition it owns has its state
 /// restored, so it processes records as they come. A worker with no partitions (more
-/// instances than partitions) is ready too: it stands by.
+/// instances than partitions) is ready too: it stands by. A stalled worker (Kafka away,
+/// a transaction that keeps failing, a restart after a failed delivery) is not ready but
+/// healthy: it keeps trying by itself, and restarting the process would not help.
 public final class RunnerStatus: Sendable {
     /// The stage's name.
     public let stage: String
@@ -23,6 +25,9 @@ public final class RunnerStatus: Sendable {
         case restoring
         /// Processing.
         case running
+        /// Cannot make progress (Kafka unreachable, writes failing, restarting its
+        /// session); retrying with backoff. Not ready, still healthy.
+        case stalled
         /// Finishing its last batch and leaving the group.
         case stopping
         /// Stopped after a failure.

@@ -17,6 +17,12 @@ struct StageMetrics: Sendable {
     let restoredRecords: Counter
     let stateKeys: Gauge
     let idempotencyKeys: Gauge
+    /// 1 while the runner cannot make progress and retries, else 0.
+    let stalled: Gauge
+    /// In-process restarts of the runner's Kafka session after a failure.
+    let restarts: Counter
+    /// Inputs dead-lettered because writing their outcome kept failing (poison pills).
+    let poisonPills: Counter
     let stage: String
 
     init(stage: String) {
@@ -36,6 +42,9 @@ struct StageMetrics: Sendable {
         restoredRecords = Counter(label: "oms_stage_restored_records_total", dimensions: dimensions)
         stateKeys = Gauge(label: "oms_stage_state_keys", dimensions: dimensions)
         idempotencyKeys = Gauge(label: "oms_stage_idempotency_keys", dimensions: dimensions)
+        stalled = Gauge(label: "oms_stage_stalled", dimensions: dimensions)
+        restarts = Counter(label: "oms_stage_restarts_total", dimensions: dimensions)
+        poisonPills = Counter(label: "oms_stage_poison_records_total", dimensions: dimensions)
     }
 
     /// Records not yet committed behind the partition's high watermark. Computed by the

@@ -7,16 +7,33 @@ import ServiceLifecycle
 import Synchronization
 import Workers
 
-/// Why a runner stopped for good; the process exits non-zero so its supervisor restarts it.
+/// Why a runner's Kafka session ended. A restartable failure starts a new session in the
+/// same process after a backoff; any other stops the runner, and the process exits
+/// non-zero so that its supervisor restarts it.
 public struct WorkerFailure: Error, Sendable, CustomStringConvertible {
     /// What happened.
     public var message: String
+    /// Whether a new session may get past it (a failed delivery, a broken producer);
+    /// false for configuration errors and for a newer instance that took over.
+    public var restartable: Bool
+    /// A failure; not restartable unless said.
+    public init(message: String, restartable: Bool = false) {
+        self.message = message
+        self.restartable = restartable
+    }
     /// `message`.
     public var description: String { message }
 }
 
+/// Set once graceful shutdown starts; read by the runner's loops.
+final class StopFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var isSet: Bool { flag.load(ordering: .relaxed) || Task.isCancelled }
+    func set() { flag.store(true, ordering: .relaxed) }
+}
+
 /// Runs one ``Stage`` as a member of the consumer group `oms.<stage>`: the fleet's
-/// runtime (DESIGN.md §6).
+/// runtime (docs/ARCHITECTURE.md, "Stages and the runtime").
 ///
 /// Per transaction (one or more consumer batches, up to
 /// ``WorkerConfiguration/batchSize`` records or ``WorkerConfiguration/commitInterval``):
@@ -42,6 +59,7 @@ public final class StageRunner<S: Stage>: Service, Sendable {
         self.stage = stage
         self.configuration = configuration
         status = RunnerStatus(stage: stage.name)
+        metrics = StageMetrics(stage: stage.name)
         var logger = logger ?? Logger(label: "oms.worker")
         logger[metadataKey: "stage"] = "\(stage.name)"
         self.logger = logger
@@ -50,32 +68,80 @@ public final class StageRunner<S: Stage>: Service, Sendable {
     /// The consumer group: `oms.<stage>`.
     public var groupID: String { "oms.\(stage.name)" }
 
-    /// Runs until graceful shutdown (returns) or a fatal error (throws).
+    /// Runs until graceful shutdown (returns) or a failure that a new session cannot
+    /// get past (throws): a retriable or restartable error never ends it.
     public func run() async throws {
         status.set(.starting)
-        let stopping = Atomic<Bool>(false)
-        do {
-            let session = try await RunnerSession(runner: self)
-            do {
-                try await withGracefulShutdownHandler {
-                    try await session.run { stopping.load(ordering: .relaxed) }
-                } onGracefulShutdown: {
-                    stopping.store(true, ordering: .relaxed)
-                }
-                status.set(.stopping)
-                try await session.finish()
-            } catch {
-                await session.abandon()
-                throw error
-            }
-            status.set(.stopped)
-            logger.info("stopped")
-        } catch {
-            status.set(.failed)
-            logger.critical("worker failed", metadata: ["error": "\(error)"])
-            throw error
+        let stopping = StopFlag()
+        try await withGracefulShutdownHandler {
+            try await self.runSessions(stopping: stopping)
+        } onGracefulShutdown: {
+            stopping.set()
         }
     }
+
+    /// One Kafka session after another: a session that fails in a way a fresh one can
+    /// get past (Kafka away for longer than the clients wait, a failed delivery at least
+    /// once, a broken idempotent producer) is replaced after an exponential backoff,
+    /// while `/readyz` says not ready and `oms_stage_stalled` is 1.
+    private func runSessions(stopping: StopFlag) async throws {
+        var restarts = 0
+        while true {
+            let started = ContinuousClock.now
+            do {
+                let session = try await RunnerSession(runner: self, stopping: stopping)
+                do {
+                    try await session.run()
+                    status.set(.stopping)
+                    try await session.finish()
+                } catch {
+                    await session.abandon()
+                    throw error
+                }
+                status.set(.stopped)
+                metrics.stalled.record(0)
+                logger.info("stopped")
+                return
+            } catch {
+                if stopping.isSet {
+                    status.set(.stopped)
+                    logger.info("stopped", metadata: ["last_error": "\(error)"])
+                    return
+                }
+                guard Self.isRestartable(error) else {
+                    status.set(.failed)
+                    logger.critical("worker failed", metadata: ["error": "\(error)"])
+                    throw error
+                }
+                if ContinuousClock.now - started > .seconds(60) { restarts = 0 }
+                restarts += 1
+                let delay = Backoff.delay(base: configuration.retryBackoff, attempt: restarts, cap: .seconds(30))
+                status.set(.stalled)
+                metrics.stalled.record(1)
+                metrics.restarts.increment()
+                logger.error("worker session failed; starting a new one in this process", metadata: [
+                    "error": "\(error)", "restart": "\(restarts)", "delay_ms": "\(delay.milliseconds)",
+                ])
+                await Backoff.sleep(delay, unless: stopping)
+            }
+        }
+    }
+
+    /// Whether a new session may get past `error`: everything but configuration errors,
+    /// a newer instance with the same id (fencing it back would only start a fight) and
+    /// cancellation.
+    static func isRestartable(_ error: any Error) -> Bool {
+        switch error {
+        case let failure as WorkerFailure: return failure.restartable
+        case let kafka as KafkaError: return !kafka.isFenced && kafka.code != .invalidArgument
+        case is CancellationError: return false
+        default: return true
+        }
+    }
+
+    /// Failures of writes across sessions, to find the record that keeps failing.
+    let recordFailures = Mutex(RecordFailures())
+    let metrics: StageMetrics
 
     fileprivate var log: Logger { logger }
 }
@@ -95,6 +161,12 @@ private final class RunnerSession<S: Stage> {
     let tableTasks: [Task<Void, Never>]
     let transactional: Bool
     let clock = ContinuousClock()
+    let stopping: StopFlag
+    /// Its ``StageRunner/recordFailures`` survive a restart of the session.
+    let runner: StageRunner<S>
+    /// The largest record each output topic takes.
+    let limits: KafkaRecordSizeLimits
+    let limitsTask: Task<Void, Never>
 
     /// Input partitions owned.
     var owned = Set<KafkaTopicPartition>()
@@ -118,6 +190,10 @@ private final class RunnerSession<S: Stage> {
         var records = 0
         var offsets: [KafkaTopicPartition: Int64] = [:]
         var touched = Set<Int32>()
+        /// The inputs in the transaction, and the one being written (a failure while
+        /// writing it is its own).
+        var inputs: [RecordPosition] = []
+        var current: RecordPosition?
         /// At least once: changelog records, written only once the outputs are
         /// acknowledged (state without its outputs would make a replay emit nothing).
         var deferredState: [KafkaProducerMessage] = []
@@ -126,12 +202,14 @@ private final class RunnerSession<S: Stage> {
         var deferred: [KafkaProducerMessage] = []
     }
 
-    init(runner: StageRunner<S>) async throws {
+    init(runner: StageRunner<S>, stopping: StopFlag) async throws {
         stage = runner.stage
         settings = runner.configuration
         status = runner.status
         logger = runner.log
-        metrics = StageMetrics(stage: stage.name)
+        metrics = runner.metrics
+        self.runner = runner
+        self.stopping = stopping
         transactional = settings.mode == .exactlyOnce
         let group = runner.groupID
         var kafka = settings.kafka
@@ -140,6 +218,12 @@ private final class RunnerSession<S: Stage> {
         let admin = try KafkaAdmin(configuration: kafka, logger: logger)
         let counts = try await admin.partitionCounts()
         try Self.checkTopics(stage, counts: counts)
+        // Until the broker answers (or for brokers that never do), the defaults stand.
+        let limits = KafkaRecordSizeLimits(kafka: kafka)
+        self.limits = limits
+        let logger = logger
+        let topics = counts.keys.sorted()
+        limitsTask = Task { await limits.load(topics: topics, admin: admin, logger: logger) }
 
         var producerSettings = KafkaProducerConfiguration(kafka: kafka)
         if transactional {
@@ -203,8 +287,8 @@ private final class RunnerSession<S: Stage> {
 
     // MARK: The loop
 
-    func run(stopping: () -> Bool) async throws {
-        while !stopping(), !Task.isCancelled {
+    func run() async throws {
+        while !stopping.isSet {
             if status.phase == .starting, clock.now - subscribed > .seconds(15) {
                 // More members than partitions: no assignment comes; stand by, ready.
                 status.set(.running)
@@ -224,8 +308,17 @@ private final class RunnerSession<S: Stage> {
             let wait = transaction.isOpen ? max(.zero, settings.commitInterval - (clock.now - transaction.started)) : .milliseconds(100)
             let events: [KafkaConsumerEvent]
             switch await kafkaResult({ () async throws(KafkaError) in try await consumer.poll(timeout: wait) }) {
-            case .success(let value): events = value
-            case .failure(let error): throw WorkerFailure(message: "consumer failed: \(error)")
+            case .success(let value):
+                events = value
+                stalls = 0
+            case .failure(let error) where error.errorClass == .fatal:
+                throw WorkerFailure(
+                    message: "consumer failed: \(error)" + (error.isFenced ? " (fenced by a newer instance with the same worker.instance.id)" : ""),
+                    restartable: !error.isFenced)
+            case .failure(let error):
+                // The consumer recovers by itself once the brokers answer again.
+                await stall(during: "poll", error)
+                continue
             }
             for event in events {
                 switch event {
@@ -261,7 +354,32 @@ private final class RunnerSession<S: Stage> {
         await closeHelpers()
     }
 
+    /// Consecutive failed attempts (polls, transactions, rewinds) with no progress between.
+    var stalls = 0
+
+    /// Reports that the runner cannot make progress and waits before the next attempt:
+    /// exponential backoff from `worker.retry.backoff.ms` up to 5 s.
+    private func stall(during operation: String, _ error: KafkaError) async {
+        stalls += 1
+        status.set(.stalled)
+        metrics.stalled.record(1)
+        let delay = Backoff.delay(base: settings.retryBackoff, attempt: stalls, cap: .seconds(5))
+        logger.warning("cannot make progress; retrying", metadata: [
+            "operation": "\(operation)", "error": "\(error)", "class": "\(error.errorClass)", "attempt": "\(stalls)", "delay_ms": "\(delay.milliseconds)",
+        ])
+        await Backoff.sleep(delay, unless: stopping)
+    }
+
+    /// Progress again after a stall.
+    private func progressed() {
+        guard stalls > 0 || status.phase == .stalled else { return }
+        stalls = 0
+        metrics.stalled.record(0)
+        if status.phase == .stalled { status.set(.running) }
+    }
+
     private func closeHelpers() async {
+        limitsTask.cancel()
         for task in tableTasks { task.cancel() }
         for table in tables.values { await table.close() }
         await reader.close()
@@ -275,12 +393,19 @@ private final class RunnerSession<S: Stage> {
             if !transaction.isOpen {
                 guard try await begin(now: now) else { return }
             }
+            let position = RecordPosition(message)
+            transaction.current = position
             guard try await write(try await process(message, now: now)) else { return }
+            transaction.current = nil
+            transaction.inputs.append(position)
             transaction.offsets[KafkaTopicPartition(topic: message.topic, partition: message.partition)] = message.offset + 1
             transaction.touched.insert(message.partition)
             transaction.records += 1
             metrics.recordsIn.increment()
-            if transaction.records >= settings.batchSize {
+            // While a transaction keeps failing, each input gets one of its own, so that
+            // a failure at commit names its record.
+            let isolating = runner.recordFailures.withLock { $0.isolating }
+            if transaction.records >= (isolating ? 1 : settings.batchSize) {
                 guard try await commit() else { return }
             }
         }
@@ -335,6 +460,14 @@ private final class RunnerSession<S: Stage> {
 
     /// The records one input turns into: outputs, state, idempotency key, or a dead letter.
     private func process(_ message: KafkaMessage, now: Date) async throws -> [KafkaProducerMessage] {
+        if let poison = runner.recordFailures.withLock({ $0.poison(RecordPosition(message), after: settings.retryAttempts) }) {
+            metrics.poisonPills.increment()
+            // Past twice the attempts, even the dead letter failed: keep only a reference.
+            let bare = poison.attempts >= 2 * settings.retryAttempts
+            return [deadLetter(
+                message, error: "writing its outcome failed \(poison.attempts) times (\(poison.error))", attempts: poison.attempts, now: now,
+                referenceOnly: bare)]
+        }
         let envelope: Envelope
         do {
             envelope = try Envelope.decode(message.eventRecord)
@@ -357,7 +490,7 @@ private final class RunnerSession<S: Stage> {
             case .processed:
                 logger.debug("processed", metadata: Self.metadata(envelope).merging(["outputs": "\(result.outputs.count)"]) { $1 })
                 do {
-                    return try records(of: result, partition: message.partition)
+                    return try fitting(records(of: result, partition: message.partition), input: message, now: now)
                 } catch {
                     // Only a value JSON cannot hold (a non-finite float) gets here; the
                     // contracts have none. The input's state changes stay staged: undoing
@@ -401,12 +534,25 @@ private final class RunnerSession<S: Stage> {
         return records
     }
 
-    private func deadLetter(_ message: KafkaMessage, error: String, attempts: Int, now: Date) -> KafkaProducerMessage {
+    /// An input's records if each fits its topic; otherwise its outputs are replaced by a
+    /// dead letter that says which record is too large (a retry would fail the same way).
+    /// Its state change and idempotency key stay, so memory and changelog agree.
+    private func fitting(_ records: [KafkaProducerMessage], input: KafkaMessage, now: Date) -> [KafkaProducerMessage] {
+        guard let tooLarge = records.first(where: { !limits.fits($0) }) else { return records }
+        let size = KafkaRecordSizeLimits.size(of: tooLarge)
+        let reason = "its outcome cannot be written: a record of \(size) bytes for \(tooLarge.topic) is over that topic's limit of \(limits.limit(for: tooLarge.topic)) bytes (max.message.bytes, message.max.bytes)"
+        let changelog = stage.changelogTopic
+        let kept = records.filter { ($0.topic == changelog || $0.topic == TopicCatalog.idempotencyTopic) && limits.fits($0) }
+        return kept + [deadLetter(input, error: reason, attempts: 1, now: now)]
+    }
+
+    private func deadLetter(_ message: KafkaMessage, error: String, attempts: Int, now: Date, referenceOnly: Bool = false) -> KafkaProducerMessage {
         metrics.deadLetters.increment()
         logger.warning("dead letter", metadata: [
             "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)", "error": "\(error)",
         ])
-        return DeadLetters.record(for: message, stage: stage.name, error: error, attempts: attempts, now: now)
+        let limit = referenceOnly ? 0 : limits.limit(for: TopicCatalog.deadLetterTopic)
+        return DeadLetters.record(for: message, stage: stage.name, error: error, attempts: attempts, now: now, sizeLimit: limit)
     }
 
     static func metadata(_ envelope: Envelope) -> Logger.Metadata {
@@ -473,12 +619,16 @@ private final class RunnerSession<S: Stage> {
                     states[partition]?.commit()
                     keys[partition]?.commit()
                 }
+                let inputs = transaction.inputs
+                let batchSize = settings.batchSize
+                runner.recordFailures.withLock { $0.committed(inputs, batchSize: batchSize) }
                 transaction = OpenTransaction()
                 metrics.commitLatency.recordInterval(since: start)
+                progressed()
                 return true
             case .failure(let error) where error.isRetriable && !error.txnRequiresAbort && !error.isFatal && fatalDelivery == nil && attempt < 5:
                 logger.warning("commit failed, retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
-                try await Task.sleep(for: settings.retryBackoff * (1 << attempt))
+                await Backoff.sleep(Backoff.delay(base: settings.retryBackoff, attempt: attempt, cap: .seconds(5)), unless: stopping)
             case .failure(let error):
                 try await recover(from: error, during: "commit")
                 return false
@@ -521,16 +671,29 @@ private final class RunnerSession<S: Stage> {
 
     /// Aborts the open transaction, drops uncommitted state and seeks every owned
     /// partition back to its committed offset; throws if the error is fatal.
+    ///
+    /// Before that, the failure is charged to the input being written, or to the only
+    /// input of the transaction: the same input failing ``WorkerConfiguration/retryAttempts``
+    /// times (at once for a record the broker can never take) is dead-lettered when it
+    /// comes again, so that one record cannot stall its partition. Then it backs off.
     private func recover(from error: KafkaError, during operation: String) async throws {
+        let suspect = transaction.current ?? (transaction.inputs.count == 1 ? transaction.inputs[0] : nil)
+        let attempts = settings.retryAttempts
+        runner.recordFailures.withLock { $0.failed(suspect, error: error, poisonAfter: attempts) }
         if let delivery = fatalDelivery {
-            throw WorkerFailure(message: "at least once: records of a batch may be out but not all were acknowledged (\(delivery)); restarting so that state is restored from the changelog")
+            throw WorkerFailure(
+                message: "at least once: records of a batch may be out but not all were acknowledged (\(delivery)); a new session restores state from the changelog",
+                restartable: true)
         }
         if error.isFatal || producer.fatalError != nil {
             let cause = producer.fatalError ?? error
-            throw WorkerFailure(message: "fatal Kafka error during \(operation): \(cause) (fenced by a newer instance with the same worker.instance.id, or the producer is broken)")
+            throw WorkerFailure(
+                message: "fatal Kafka error during \(operation): \(cause)" + (cause.isFenced ? " (fenced by a newer instance with the same worker.instance.id)" : " (the producer is broken; a new session makes a new one)"),
+                restartable: !cause.isFenced)
         }
-        logger.warning("aborting transaction", metadata: ["operation": "\(operation)", "error": "\(error)"])
+        logger.warning("aborting transaction", metadata: ["operation": "\(operation)", "error": "\(error)", "class": "\(error.errorClass)"])
         try await rewind()
+        await stall(during: operation, error)
     }
 
     private func rewind() async throws {
@@ -542,9 +705,10 @@ private final class RunnerSession<S: Stage> {
                 let result = await kafkaResult({ () async throws(KafkaError) in try await producer.abortTransaction() })
                 guard case .failure(let error) = result else { break }
                 if error.isFatal || producer.fatalError != nil || attempt >= 5 {
-                    throw WorkerFailure(message: "cannot abort the transaction: \(producer.fatalError ?? error)")
+                    let cause = producer.fatalError ?? error
+                    throw WorkerFailure(message: "cannot abort the transaction: \(cause)", restartable: !cause.isFenced)
                 }
-                try await Task.sleep(for: settings.retryBackoff * (1 << attempt))
+                await Backoff.sleep(Backoff.delay(base: settings.retryBackoff, attempt: attempt, cap: .seconds(5)), unless: stopping)
             }
         }
         for partition in states.keys { states[partition]?.rollback() }
@@ -552,15 +716,20 @@ private final class RunnerSession<S: Stage> {
         transaction = OpenTransaction()
         guard !owned.isEmpty else { return }
         let parts = owned.sorted()
-        let result = await kafkaResult { () async throws(KafkaError) -> Void in
-            let committed = try await consumer.committed(parts)
-            let reset = KafkaTopicPartitionOffset.beginning
-            try await consumer.seek(committed.map { KafkaTopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: $0.offset >= 0 ? $0.offset : reset) })
-        }
-        if case .failure(let error) = result {
-            // Without a rewind, the records after the aborted ones would be processed
-            // while these are skipped: stop and let the supervisor restart from commits.
-            throw WorkerFailure(message: "cannot rewind to the committed offsets: \(error)")
+        // Without a rewind, the records after the aborted ones would be processed while
+        // these are skipped: nothing else happens until it succeeds.
+        while true {
+            let result = await kafkaResult { () async throws(KafkaError) -> Void in
+                let committed = try await consumer.committed(parts)
+                let reset = KafkaTopicPartitionOffset.beginning
+                try await consumer.seek(committed.map { KafkaTopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: $0.offset >= 0 ? $0.offset : reset) })
+            }
+            guard case .failure(let error) = result else { return }
+            if error.errorClass == .fatal || stopping.isSet {
+                // A new session starts from the committed offsets; a stopping one commits nothing.
+                throw WorkerFailure(message: "cannot rewind to the committed offsets: \(error)", restartable: true)
+            }
+            await stall(during: "rewind to the committed offsets", error)
         }
     }
 
@@ -686,5 +855,91 @@ extension Timer {
         let elapsed = ContinuousClock.now - start
         let (seconds, attoseconds) = elapsed.components
         recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
+
+/// Where an input record sits.
+struct RecordPosition: Hashable, Sendable {
+    var topic: String
+    var partition: Int32
+    var offset: Int64
+
+    init(_ message: KafkaMessage) {
+        topic = message.topic
+        partition = message.partition
+        offset = message.offset
+    }
+}
+
+/// Failed writes charged to the inputs they were for: the poison-pill rule.
+///
+/// A transaction that fails is charged to the input being written when it failed, or
+/// to its only input. Failures that say nothing about a record (Kafka unreachable, a
+/// timeout) are not charged: they would dead-letter innocent records during an outage.
+/// After two failed transactions in a row the runner isolates: one input per
+/// transaction, so that a failure at commit names its input.
+struct RecordFailures: Sendable {
+    /// Failed transactions in a row.
+    private(set) var streak = 0
+    /// One input per transaction until the failing one is found.
+    private(set) var isolating = false
+    private var cleanWhileIsolating = 0
+    private var charged: [RecordPosition: (attempts: Int, error: String)] = [:]
+
+    /// Charges a failure to `suspect` (if any and if the error can be the record's).
+    mutating func failed(_ suspect: RecordPosition?, error: KafkaError, poisonAfter: Int) {
+        streak += 1
+        if streak >= 2, !isolating {
+            isolating = true
+            cleanWhileIsolating = 0
+        }
+        guard let suspect, error.errorClass == .recordRejected || !error.isRetriable else { return }
+        var entry = charged[suspect] ?? (0, "")
+        // A record the broker can never take is a poison pill at once.
+        entry.attempts = error.errorClass == .recordRejected ? max(entry.attempts + 1, poisonAfter) : entry.attempts + 1
+        entry.error = error.description
+        charged[suspect] = entry
+    }
+
+    /// `inputs` were committed: their charges are cleared, the streak ends, and
+    /// isolation ends once nothing is charged or a whole batch went through.
+    mutating func committed(_ inputs: [RecordPosition], batchSize: Int) {
+        streak = 0
+        for input in inputs { charged[input] = nil }
+        guard isolating else { return }
+        cleanWhileIsolating += inputs.count
+        if charged.isEmpty || cleanWhileIsolating >= batchSize { isolating = false }
+    }
+
+    /// The charges of `position` if it failed `after` times or more: dead-letter it.
+    func poison(_ position: RecordPosition, after: Int) -> (attempts: Int, error: String)? {
+        guard let entry = charged[position], entry.attempts >= after else { return nil }
+        return entry
+    }
+}
+
+/// Exponential backoff with jitter, interrupted by a stop.
+enum Backoff {
+    /// `base` × 2^(attempt − 1), at most `cap`, ±20% jitter so that instances do not retry
+    /// in step.
+    static func delay(base: Duration, attempt: Int, cap: Duration) -> Duration {
+        let exponential = base * (1 << min(max(attempt - 1, 0), 20))
+        return min(exponential, cap) * Double.random(in: 0.8...1.2)
+    }
+
+    /// Sleeps `delay`, waking every 100 ms to see whether to stop.
+    static func sleep(_ delay: Duration, unless stopping: StopFlag) async {
+        let deadline = ContinuousClock.now + delay
+        while !stopping.isSet, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: min(.milliseconds(100), deadline - ContinuousClock.now))
+        }
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds.
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }

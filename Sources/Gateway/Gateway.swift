@@ -16,7 +16,9 @@ import Workers
 /// A write is answered 202 only once Kafka acknowledged its record (idempotent
 /// producer, acks=all). If Kafka does not within `gateway.kafka.timeout.ms` the answer
 /// is 503 with `Retry-After`, so the sender retries and nothing is lost; the retry
-/// carries the same event id, and the stages dedupe on it and on the order's key.
+/// carries the same event id, and the stages dedupe on it and on the order's key. While
+/// librdkafka sees no broker at all, writes get that 503 at once and `/readyz` says not
+/// ready. A record that can never fit its topic gets 413, never "retry later".
 public final class Gateway: Sendable {
     let configuration: GatewayConfiguration
     let kafka: KafkaConfiguration
@@ -26,6 +28,8 @@ public final class Gateway: Sendable {
     let idempotency: IdempotencyCache
     private let tables = Mutex<Tables?>(nil)
     private let producer: KafkaProducer
+    /// The record size limits of the topics the gateway writes.
+    let limits: KafkaRecordSizeLimits
 
     /// The compacted topics the gateway answers queries from, once read to their end.
     struct Tables: Sendable {
@@ -51,15 +55,46 @@ public final class Gateway: Sendable {
         self.registry = registry
         self.logger = logger
         idempotency = IdempotencyCache(capacity: configuration.idempotencyEntries)
-        var settings = KafkaProducerConfiguration(kafka: kafka)
+        var producerKafka = kafka
+        // Statistics tell when a broker is reachable again after all were down.
+        producerKafka.statisticsInterval = .milliseconds(500)
+        var settings = KafkaProducerConfiguration(kafka: producerKafka)
         settings.messageTimeout = configuration.kafkaTimeout
         settings.linger = .milliseconds(1)
         producer = try KafkaProducer(configuration: settings, logger: logger)
+        limits = KafkaRecordSizeLimits(kafka: kafka)
     }
+
+    /// The topics the gateway writes.
+    static let writtenTopics = [
+        InboundChannelOrder.topic, CarrierTrackingUpdate.topic, CancelOrder.topic, ReceiveReturn.topic,
+    ]
+
+    /// The largest body a webhook or command may have: `gateway.body.limit.bytes`, or
+    /// less where the smallest written topic's record limit says so. A channel order keeps
+    /// its body base64-encoded in the record (4 bytes for 3), next to an envelope of
+    /// at most ``envelopeAllowance`` bytes.
+    public var bodyLimit: Int {
+        let record = Self.writtenTopics.map(limits.limit(for:)).min() ?? KafkaRecordSizeLimits.brokerDefault
+        return max(1_024, min(configuration.bodyLimit, (record - Self.envelopeAllowance) / 4 * 3))
+    }
+
+    /// Where ``bodyLimit`` comes from, for a 413's message.
+    var bodyLimitSource: String {
+        bodyLimit < configuration.bodyLimit
+            ? "the largest body whose record fits the Kafka topics' record limit, max.message.bytes"
+            : "gateway.body.limit.bytes"
+    }
+
+    /// Room for the envelope and headers around a channel order's body.
+    static let envelopeAllowance = 4_096
+
+    /// Whether Kafka can take writes, as far as librdkafka knows.
+    public var kafkaReachable: Bool { producer.brokersReachable }
 
     /// Whether the order, stock and report tables have been read to their end and the
     /// stages running in the same process are ready.
-    public var isReady: Bool { tablesLoaded && statuses.allSatisfy(\.isReady) }
+    public var isReady: Bool { tablesLoaded && kafkaReachable && statuses.allSatisfy(\.isReady) }
 
     var tablesLoaded: Bool { tables.withLock { $0 != nil } }
 
@@ -76,6 +111,7 @@ public final class Gateway: Sendable {
     /// Opens and reads the tables, retrying while Kafka or the topics are missing, then
     /// follows them until cancelled.
     func loadTables() async {
+        await loadLimits()
         var attempt = 0
         while !Task.isCancelled {
             var opened: [GlobalTable] = []
@@ -154,7 +190,16 @@ public final class Gateway: Sendable {
 
     // MARK: Producing
 
-    /// Writes `event` and waits for Kafka's acknowledgement; 503 if it does not come.
+    /// Reads the written topics' `max.message.bytes` (the defaults stand where the
+    /// broker does not say).
+    private func loadLimits() async {
+        guard let admin = try? KafkaAdmin(configuration: kafka.with(clientID: "oms-gateway-limits"), logger: logger) else { return }
+        await limits.load(topics: Self.writtenTopics, admin: admin, timeout: .seconds(3), logger: logger)
+        logger.info("gateway body limit", metadata: ["bytes": "\(bodyLimit)"])
+    }
+
+    /// Writes `event` and waits for Kafka's acknowledgement: 503 if it does not come (at
+    /// once while no broker is reachable), 413 if the record can never fit its topic.
     func produce(_ event: Event, id: String) async throws(GatewayError) -> KafkaDeliveryReport {
         let envelope = Envelope(id: id, source: "oms/gateway", time: Date(), traceparent: TraceParent.root(forEventID: id), event: event)
         let message: KafkaProducerMessage
@@ -163,17 +208,35 @@ public final class Gateway: Sendable {
         } catch {
             throw GatewayError(status: 400, code: "invalid_body", message: "\(error)")
         }
+        guard limits.fits(message) else {
+            throw tooLarge(recordBytes: KafkaRecordSizeLimits.size(of: message), topic: envelope.topic)
+        }
+        guard producer.brokersReachable else {
+            throw GatewayError(
+                status: 503, code: "unavailable", message: "no Kafka broker is reachable; retry later", retryAfter: configuration.retryAfterSeconds)
+        }
         let start = ContinuousClock.now
         do {
             let report = try await producer.send(message)
             Timer(label: "oms_gateway_kafka_ack_seconds").recordNanoseconds((ContinuousClock.now - start).nanoseconds)
             return report
+        } catch where error.errorClass == .recordRejected {
+            throw tooLarge(recordBytes: KafkaRecordSizeLimits.size(of: message), topic: envelope.topic, kafka: error)
         } catch {
             logger.warning("Kafka did not acknowledge a record; answering 503", metadata: ["topic": "\(envelope.topic)", "error": "\(error)"])
             throw GatewayError(
                 status: 503, code: "unavailable", message: "Kafka did not acknowledge the record (\(error.code)); retry later",
                 retryAfter: configuration.retryAfterSeconds)
         }
+    }
+
+    /// The 413 for a record that can never be written: retrying cannot help.
+    private func tooLarge(recordBytes: Int, topic: String, kafka error: KafkaError? = nil) -> GatewayError {
+        GatewayError(
+            status: 413, code: "too_large",
+            message: "as a Kafka record this request is \(recordBytes) bytes; \(topic) takes at most \(limits.limit(for: topic))"
+                + (error.map { " (\($0.code))" } ?? "") + "; bodies up to \(bodyLimit) bytes always fit",
+            closeConnection: false)
     }
 
     func close() async {
@@ -189,8 +252,11 @@ private struct GatewayService: Service {
     let onListening: @Sendable (Int) async -> Void
 
     func run() async throws {
+        let gateway = gateway
         let application = Application(
-            router: gateway.router(), configuration: .init(address: .hostname(host, port: port), serverName: "oms-gateway"),
+            router: gateway.router(),
+            server: .http1(configuration: .init(additionalChannelHandlers: [OversizedBodyHandler { (gateway.bodyLimit, gateway.bodyLimitSource) }])),
+            configuration: .init(address: .hostname(host, port: port), serverName: "oms-gateway"),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
             logger: gateway.logger
         )

@@ -19,11 +19,13 @@ public struct GatewayConfiguration: Sendable {
     /// Bearer token of the operator endpoints (`gateway.api.token`); none means open,
     /// for local use only.
     public var apiToken: String?
-    /// Largest request body accepted (`gateway.body.limit.bytes`); larger gets 413.
+    /// Largest request body accepted (`gateway.body.limit.bytes`); larger gets 413. The
+    /// gateway lowers it to what fits the Kafka topics it writes (``Gateway/bodyLimit``).
     public var bodyLimit = 1 << 20
     /// How long a record may wait for Kafka's acknowledgement before the request gets
-    /// 503 (`gateway.kafka.timeout.ms`).
-    public var kafkaTimeout: Duration = .seconds(10)
+    /// 503 (`gateway.kafka.timeout.ms`): well under the 5 s after which Shopify and other
+    /// senders count a webhook as failed.
+    public var kafkaTimeout: Duration = .milliseconds(2_500)
     /// The `Retry-After` of a 503, in seconds (`gateway.retry.after.s`).
     public var retryAfterSeconds = 5
     /// How many idempotency keys and webhook ids are remembered (`gateway.idempotency.entries`).
@@ -54,7 +56,7 @@ public struct GatewayConfiguration: Sendable {
         carrierSecrets = try Self.pairs(keys.list("gateway.carrier.secrets", secret: true), key: "gateway.carrier.secrets")
         apiToken = try keys.string("gateway.api.token", secret: true)
         bodyLimit = try keys.int("gateway.body.limit.bytes", default: bodyLimit, in: 1_024...(64 << 20))
-        kafkaTimeout = .milliseconds(try keys.int("gateway.kafka.timeout.ms", default: 10_000, in: 100...300_000))
+        kafkaTimeout = .milliseconds(try keys.int("gateway.kafka.timeout.ms", default: 2_500, in: 100...300_000))
         retryAfterSeconds = try keys.int("gateway.retry.after.s", default: retryAfterSeconds, in: 1...3_600)
         idempotencyEntries = try keys.int("gateway.idempotency.entries", default: idempotencyEntries, in: 0...10_000_000)
     }

@@ -13,12 +13,15 @@ struct GatewayError: Error, HTTPResponseError {
     var code: String
     var message: String
     var retryAfter: Int?
+    /// Answer with `Connection: close` (a body that was not read whole).
+    var closeConnection: Bool
 
-    init(status: Int, code: String, message: String, retryAfter: Int? = nil) {
+    init(status: Int, code: String, message: String, retryAfter: Int? = nil, closeConnection: Bool = false) {
         statusCode = status
         self.code = code
         self.message = message
         self.retryAfter = retryAfter
+        self.closeConnection = closeConnection
     }
 
     var status: HTTPResponse.Status { .init(code: statusCode) }
@@ -26,6 +29,7 @@ struct GatewayError: Error, HTTPResponseError {
     func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        if closeConnection { headers[.connection] = "close" }
         let body = (try? JSONEncoder.gateway.encode(["error": code, "message": message])) ?? Data()
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
@@ -150,14 +154,7 @@ extension Gateway {
         _ request: Request, context: BasicRequestContext, guard protection: Guard, dedupe: Dedupe?, route: GatewayRoutes.Route,
         work: @Sendable (Call) async throws(GatewayError) -> (status: Int, body: [UInt8])
     ) async throws(GatewayError) -> Response {
-        let body: [UInt8]
-        do {
-            body = Array(buffer: try await request.body.collect(upTo: configuration.bodyLimit))
-        } catch is NIOTooManyBytesError {
-            throw GatewayError(status: 413, code: "too_large", message: "the body is over \(configuration.bodyLimit) bytes (gateway.body.limit.bytes)")
-        } catch {
-            throw .invalidBody("the body could not be read: \(error)")
-        }
+        let body = try await readBody(request)
         let call = Call(body: body, request: request, parameters: context.parameters)
         switch protection {
         case .signature(let kind, let header, let secret):
@@ -199,6 +196,43 @@ extension Gateway {
                 idempotency.finish(key, with: nil)
                 throw error
             }
+        }
+    }
+
+    /// The request body, up to ``Gateway/bodyLimit``. A declared length over it never gets
+    /// here (``OversizedBodyHandler``); a chunked body that passes it is read and dropped
+    /// (for at most 2 s) before the 413 goes out with `Connection: close`, so that a sender
+    /// that writes its whole body before it reads sees the 413 too.
+    private func readBody(_ request: Request) async throws(GatewayError) -> [UInt8] {
+        let limit = bodyLimit
+        var body: [UInt8] = []
+        do {
+            var iterator = request.body.makeAsyncIterator()
+            while let buffer = try await iterator.next() {
+                guard body.count + buffer.readableBytes <= limit else {
+                    await drain(&iterator)
+                    throw tooLargeBody(limit: limit)
+                }
+                body += buffer.readableBytesView
+            }
+        } catch let error as GatewayError {
+            throw error
+        } catch {
+            throw .invalidBody("the body could not be read: \(error)")
+        }
+        return body
+    }
+
+    private func tooLargeBody(limit: Int) -> GatewayError {
+        GatewayError(status: 413, code: "too_large", message: "the body is over \(limit) bytes (\(bodyLimitSource))", closeConnection: true)
+    }
+
+    private func drain(_ iterator: inout RequestBody.AsyncIterator) async {
+        let deadline = ContinuousClock.now + .seconds(2)
+        var dropped = 0
+        while ContinuousClock.now < deadline, dropped < 256 << 20 {
+            guard let buffer = try? await iterator.next() else { return }
+            dropped += buffer.readableBytes
         }
     }
 

@@ -196,6 +196,40 @@ public final class KafkaAdmin: Sendable {
         return KafkaTopicDescription(name: name, partitions: topic.partitions, replicationFactor: Int16(clamping: topic.replicas), configs: configs)
     }
 
+    /// `max.message.bytes` of each topic that has it set or defaulted by the broker, in
+    /// one DescribeConfigs request; topics the broker does not describe are left out.
+    /// Throws when the broker does not answer (some Kafka-protocol brokers have no
+    /// DescribeConfigs).
+    public func maxMessageBytes(of topics: [String], timeout: Duration = .seconds(5)) async throws(KafkaError) -> [String: Int] {
+        let client = client
+        return try await client.blocking { () throws(KafkaError) -> [String: Int] in
+            let resources: [OpaquePointer?] = topics.map { rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, $0) }
+            defer { for resource in resources { if let resource { rd_kafka_ConfigResource_destroy(resource) } } }
+            guard !resources.contains(where: { $0 == nil }) else { throw KafkaError(code: .invalidArgument, message: "bad topic name in \(topics)") }
+            return try Self.request(client, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, timeout: timeout) { options, queue in
+                var list = resources
+                rd_kafka_DescribeConfigs(client.handle, &list, list.count, options, queue)
+            } result: { event throws(KafkaError) -> [String: Int] in
+                var count = 0
+                guard let result = rd_kafka_event_DescribeConfigs_result(event),
+                      let described = rd_kafka_DescribeConfigs_result_resources(result, &count) else { return [:] }
+                var limits: [String: Int] = [:]
+                for index in 0..<count {
+                    guard let resource = described[index], rd_kafka_ConfigResource_error(resource) == RD_KAFKA_RESP_ERR_NO_ERROR else { continue }
+                    let name = String(cString: rd_kafka_ConfigResource_name(resource))
+                    var entryCount = 0
+                    guard let entries = rd_kafka_ConfigResource_configs(resource, &entryCount) else { continue }
+                    for entry in UnsafeBufferPointer(start: entries, count: entryCount) {
+                        guard let entry, let key = rd_kafka_ConfigEntry_name(entry), String(cString: key) == "max.message.bytes",
+                              let value = rd_kafka_ConfigEntry_value(entry), let bytes = Int(String(cString: value)) else { continue }
+                        limits[name] = bytes
+                    }
+                }
+                return limits
+            }
+        }
+    }
+
     /// The partition count of every topic in the cluster, from metadata alone (cheaper
     /// than ``describeTopic(_:timeout:)``, and answered by brokers without DescribeConfigs).
     public func partitionCounts(timeout: Duration = .seconds(30)) async throws(KafkaError) -> [String: Int32] {

@@ -82,7 +82,7 @@ public struct KafkaProducerConfiguration: Sendable {
 }
 
 /// Group-consumer settings: manual offset management, `read_committed`,
-/// cooperative-sticky assignment and a short fetch wait, as DESIGN.md §6 asks.
+/// cooperative-sticky assignment and a short fetch wait, as the stage runtime needs (docs/ARCHITECTURE.md).
 public struct KafkaConsumerConfiguration: Sendable {
     /// Where a group without committed offsets starts.
     public enum OffsetReset: String, Sendable {

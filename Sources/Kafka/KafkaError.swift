@@ -58,6 +58,44 @@ public struct KafkaError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let state = Code(RD_KAFKA_RESP_ERR__STATE)
         /// A topic configuration conflicts with the one requested (raised by ``KafkaAdmin``).
         public static let topicConfigConflict = Code(RD_KAFKA_RESP_ERR_INVALID_CONFIG)
+        /// A static group member with the same `group.instance.id` joined: this one is out.
+        public static let fencedInstanceID = Code(RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID)
+        /// No broker of the cluster can be reached.
+        public static let allBrokersDown = Code(RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+    }
+
+    /// What a caller does about an error, from the error alone.
+    public enum Class: String, Sendable, CustomStringConvertible {
+        /// Clears up by itself: retry the same call with backoff (a broker away, a timeout).
+        case retriable
+        /// The open transaction is doomed: abort it, rewind to the committed offsets and
+        /// retry with backoff. Errors that fit no other class land here too.
+        case abortable
+        /// The client instance is unusable (fenced, broken idempotence): make a new one,
+        /// or stop when another instance took over.
+        case fatal
+        /// This record can never be written as it is (too large, invalid): retrying is
+        /// pointless; it becomes a dead letter (a worker) or a 4xx (the gateway).
+        case recordRejected = "record-rejected"
+
+        /// The class's name.
+        public var description: String { rawValue }
+    }
+
+    /// The error's class: fatal first, then a rejected record, then abortable, then
+    /// retriable; anything else is abortable.
+    public var errorClass: Class {
+        if isFatal { return .fatal }
+        if Self.recordRejectedCodes.contains(code.rawValue) { return .recordRejected }
+        if txnRequiresAbort { return .abortable }
+        if isRetriable { return .retriable }
+        return .abortable
+    }
+
+    /// Another instance with the same `transactional.id` (or static `group.instance.id`)
+    /// took over: restarting would only fence it back.
+    public var isFenced: Bool {
+        [Code.producerFenced, .invalidProducerEpoch, .brokerProducerFenced, .fencedInstanceID].contains(code)
     }
 
     /// The error code.
@@ -136,6 +174,17 @@ public struct KafkaError: Error, Sendable, Equatable, CustomStringConvertible {
         RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND.rawValue,
         RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION.rawValue,
         RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS.rawValue,
+        RD_KAFKA_RESP_ERR__MSG_TIMED_OUT.rawValue,
+        RD_KAFKA_RESP_ERR__TIMED_OUT_QUEUE.rawValue,
+    ]
+
+    /// Codes that say the record itself can never be written (whatever the retries).
+    private static let recordRejectedCodes: Set<Int32> = [
+        RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE.rawValue,
+        RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE.rawValue,
+        RD_KAFKA_RESP_ERR_INVALID_RECORD.rawValue,
+        RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE.rawValue,
+        RD_KAFKA_RESP_ERR_INVALID_MSG.rawValue,
     ]
 }
 

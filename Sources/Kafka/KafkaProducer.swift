@@ -167,6 +167,12 @@ public final class KafkaProducer: Sendable {
         _ = tracker.takeFailures()
     }
 
+    /// Whether a broker is reachable, from librdkafka's own view: false from its
+    /// all-brokers-down error until its statistics show a connection up again. Needs
+    /// `statistics.interval.ms` (``KafkaConfiguration/statisticsInterval``) to notice the
+    /// way back; true while nothing is known.
+    public var brokersReachable: Bool { client.callbacks.statistics.brokersReachable }
+
     /// The fatal error that killed this producer, if one did (e.g. fenced).
     public var fatalError: KafkaError? { client.fatalError() }
 
@@ -263,7 +269,9 @@ final class DeliveryTracker: Sendable {
 
     func classify(_ error: KafkaError) -> KafkaError {
         guard transactional, !error.isFatal else { return error }
-        return KafkaError(code: error.code, message: error.message, isRetriable: false, isFatal: false, txnRequiresAbort: true)
+        // Retriable stays said: the abort is needed either way, but a timeout is not the
+        // record's fault (the runner's poison-pill rule tells them apart).
+        return KafkaError(code: error.code, message: error.message, isRetriable: error.isRetriable, isFatal: false, txnRequiresAbort: true)
     }
 
     func recordFailure(_ error: KafkaError) {

@@ -49,6 +49,7 @@ final class RdKafkaClient: @unchecked Sendable {
             throw .configuration(String(cBuffer: errstr))
         }
         self.handle = handle
+        liveClientHandles.add(1, ordering: .relaxed)
         self.callbacks = callbacks
         self.blockingQueue = DispatchQueue(label: "orderfleet.kafka.\(name)")
         if kind == .consumer {
@@ -75,6 +76,7 @@ final class RdKafkaClient: @unchecked Sendable {
             if let queue { rd_kafka_queue_destroy(queue.pointer) }
             rd_kafka_destroy(handle.pointer)
             withExtendedLifetime(callbacks) {}  // the C callbacks use it until destroy returns
+            liveClientHandles.subtract(1, ordering: .relaxed)
         }
     }
 
@@ -149,6 +151,7 @@ private let rdkafkaErrorCallback: @convention(c) (OpaquePointer?, Int32, UnsafeP
     guard let callbacks = RdKafkaClient.callbacks(of: opaque) else { return }
     let code = KafkaError.Code(rawValue: err)
     let text = reason.map { String(cString: $0) } ?? ""
+    if code == .allBrokersDown { callbacks.statistics.allBrokersDown() }
     // Most client errors (a broker connection dropped) are transient and librdkafka
     // recovers by itself; fatal ones surface through the next call on the handle.
     let level: Logger.Level = code == .fatal ? .critical : .warning

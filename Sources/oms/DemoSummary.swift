@@ -69,6 +69,12 @@ struct DemoSummary: Codable, Sendable {
     static let finalStatuses: Set<OrderStatus> = [.delivered, .cancelled, .rejected, .declined, .returned, .partiallyReturned]
 
     /// Nil while the order is still moving; else "final" or why it rests where it is.
+    /// " plus 0/1/0/0 restocked from returns": a returned unit put back on the shelf can be
+    /// shipped again, so a scarce SKU may ship more than its first stock.
+    static func restockNote(_ restocked: [Int]) -> String {
+        restocked.allSatisfy { $0 == 0 } ? "" : " plus \(restocked.map(String.init).joined(separator: "/")) restocked from returns"
+    }
+
     static func settlement(_ plan: DemoScenario.PlannedOrder, _ view: OrderView, returnRequested: Bool) -> String? {
         let parcelsOut = view.shipments.contains { $0.status != .delivered }
         let returnOpen = view.returns.contains { $0.status == "authorized" || $0.status == "awaiting_delivery" }
@@ -158,6 +164,7 @@ struct DemoSummary: Codable, Sendable {
             name: "no oversell", holds: after.broken.isEmpty && oversold.isEmpty,
             detail: after.broken.isEmpty && oversold.isEmpty
                 ? "every location has 0 ≤ reserved ≤ on hand; scarce SKUs shipped \(DemoScenario.scarceSKUs.map { "\(shippedUnits[$0] ?? 0)" }.joined(separator: "/")) of \(DemoScenario.scarceStock) each"
+                    + Self.restockNote(DemoScenario.scarceSKUs.map { restocked[$0] ?? 0 })
                 : (after.broken + oversold.map { "\($0): shipped \(shippedUnits[$0] ?? 0) > stock \(DemoScenario.scarceStock) + restocked \(restocked[$0] ?? 0)" }).prefix(10).joined(separator: "; ")))
         let duplicated = placed.filter { $0.value > 1 }
         let resent = scenario.orders.filter { $0.twist == .resent }.count

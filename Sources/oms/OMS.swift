@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Kafka
 
 /// `oms`: the one OrderFleet executable.
@@ -29,6 +30,23 @@ struct OMS: AsyncParsableCommand {
             VersionCommand.self,
         ]
     )
+
+    /// Standard output goes out line by line, also into a file or a pipe, where it would
+    /// otherwise wait in a block buffer until exit (a script reading `oms broker`'s
+    /// bootstrap address would wait forever).
+    static func main() async {
+        lineBufferStandardOutput()
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 struct VersionCommand: ParsableCommand {

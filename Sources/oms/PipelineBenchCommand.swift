@@ -8,7 +8,7 @@ import ServiceLifecycle
 import Workers
 
 /// `oms bench-pipeline`: orders per second from oms.orders.inbound to the shipment
-/// (DESIGN.md §8: intake → shipment created), and latency at a fixed rate, against the pass-through stage on the same
+/// (intake → shipment created, docs/BENCHMARKS.md), and latency at a fixed rate, against the pass-through stage on the same
 /// broker in the same run.
 struct PipelineBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -122,12 +122,10 @@ struct PipelineBenchCommand: AsyncParsableCommand {
         try await Self.produce(try ids.map { try Self.inbound($0, skus: skus) }, kafka: kafka, logger: logger)
         runners = []
         statuses = []
+        // The stages from inbound to the shipment; inventory runs already.
+        let measured = try StageRegistry.stages(named: ["intake", "payment", "fraud-velocity", "allocation", "shipping"], rules: rules)
         for index in 0..<instances {
-            add(IntakeStage(rules: rules.intake), index)
-            add(PaymentStage(rules: rules.payment), index)
-            add(FraudVelocityStage(rules: rules.payment), index)
-            add(AllocationStage(rules: rules), index)
-            add(ShippingStage(rules: rules), index)
+            for stage in measured { add(stage, index) }
         }
         let pipeline = ServiceGroup(configuration: .init(services: runners.map { .init(service: $0) }, logger: logger))
         let pipelineTask = Task { try await pipeline.run() }

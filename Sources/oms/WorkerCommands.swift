@@ -110,12 +110,11 @@ struct WorkerOptions: ParsableArguments {
     }
 }
 
-/// The stages `oms worker` and `oms fleet` can run, by name.
+/// The stages `oms worker` and `oms fleet` can run, by name: the pipeline's
+/// (``StageRegistry``) and two for tests and benchmarks.
 enum StageCatalog {
     /// The order pipeline's stages, which `oms fleet` runs by default.
-    static let pipeline = [
-        "intake", "payment", "fraud-velocity", "inventory", "allocation", "shipping", "tracking", "returns", "view", "sla-watch", "report",
-    ]
+    static var pipeline: [String] { StageRegistry.names }
 
     /// Stages for tests and benchmarks.
     static let testStages = ["passthrough", "counter"]
@@ -128,25 +127,7 @@ enum StageCatalog {
     /// `counter.output`, and `<stage>.name` to run a second copy under another group).
     static func make(_ name: String, reader: ConfigReader) throws -> any Stage {
         func setting(_ key: String) -> String? { reader.string(forKey: ConfigKey(key)) }
-        func rules() throws -> BusinessRules {
-            do {
-                return try RulesFile.load(path: setting(RulesFile.key) ?? RulesFile.defaultPath)
-            } catch {
-                throw ValidationError(error.description)
-            }
-        }
         switch name {
-        case "intake": return IntakeStage(rules: try rules().intake)
-        case "payment": return PaymentStage(rules: try rules().payment)
-        case "fraud-velocity": return FraudVelocityStage(rules: try rules().payment)
-        case "inventory": return InventoryStage()
-        case "allocation": return AllocationStage(rules: try rules())
-        case "shipping": return ShippingStage(rules: try rules())
-        case "tracking": return TrackingStage(rules: try rules().shipping)
-        case "returns": return ReturnsStage(rules: try rules())
-        case "view": return OrderViewStage(rules: try rules().notifications)
-        case "sla-watch": return SLAWatchStage(rules: try rules().sla)
-        case "report": return ReportStage()
         case "passthrough":
             let defaults = PassThroughStage()
             return PassThroughStage(
@@ -163,7 +144,16 @@ enum StageCatalog {
                 output: setting("counter.output") ?? defaults.outputTopic
             )
         default:
-            throw ValidationError("unknown stage '\(name)'; stages: \(names.joined(separator: ", "))")
+            guard StageRegistry.names.contains(name) else {
+                throw ValidationError("unknown stage '\(name)'; stages: \(names.joined(separator: ", "))")
+            }
+            let rules: BusinessRules
+            do {
+                rules = try RulesFile.load(path: setting(RulesFile.key) ?? RulesFile.defaultPath)
+            } catch {
+                throw ValidationError(error.description)
+            }
+            return try StageRegistry.stages(named: [name], rules: rules)[0]
         }
     }
 }

@@ -16,14 +16,21 @@ extension PipelineTests {
         process.currentDirectoryURL = NoidaServer.repositoryRoot
         // A generous --settle: other suites run beside this one and slow it down.
         process.arguments = ["demo", "--orders", "2000", "--rate", "80", "--settle", "600", "--port", "0", "--summary-json", summaryFile.path]
+        // Both streams in one pipe, in the order written: logs go to standard error.
         let output = Pipe()
         process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
+        process.standardError = output
         process.standardInput = FileHandle.nullDevice
         try process.run()
         let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         #expect(process.terminationStatus == 0, "\(printed.suffix(3_000))")
+        // The verdict is the last word: nothing at error level after it (a client that
+        // outlived the embedded cluster would log its refused connections there).
+        let verdict = try #require(printed.range(of: "All invariants hold."), "\(printed.suffix(3_000))")
+        let after = printed[verdict.upperBound...].split(separator: "\n")
+        let errors = after.filter { line in line.split(separator: " ").dropFirst().first.map { $0 == "error" || $0 == "critical" } ?? false }
+        #expect(errors.isEmpty, "after the verdict: \(errors.prefix(5))")
 
         let summary = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: summaryFile)) as? [String: Any])
         #expect(summary["orders"] as? Int == 2000)

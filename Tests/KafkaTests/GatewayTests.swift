@@ -226,20 +226,30 @@ struct GatewayTests {
         }
     }
 
-    @Test("Kafka down: 503 with Retry-After and nothing lost; the retried webhook lands exactly once")
+    @Test("Kafka down: 503 with Retry-After within 1 s, /readyz 503, nothing lost; back by itself; the retried webhook lands exactly once")
     func kafkaDown() async throws {
-        try await GatewayHarness.with(stages: [], kafkaTimeout: .milliseconds(1_500)) { harness in
+        // The default produce timeout (2.5 s): what a user runs.
+        try await GatewayHarness.with(stages: [], kafkaTimeout: GatewayConfiguration().kafkaTimeout) { harness in
             guard let embedded = harness.cluster.embedded else { return }  // A real cluster cannot be stopped from here.
             let (body, externalID) = try Self.shopifyOrder()
             let headers = [
                 "X-Shopify-Hmac-Sha256": WebhookSignature.base64.sign(body, secret: Self.shopifySecret), "X-Shopify-Webhook-Id": TestCluster.uniqueName("wh"),
             ]
+            #expect(try await harness.get("/readyz").status == 200)
             for broker in Int32(1)...3 { try embedded.setBrokerDown(broker) }
+            // librdkafka notices the dropped connections; /readyz follows within 5 s.
+            let unready = try await waitUntil(timeout: .seconds(5)) { try await harness.get("/readyz").status == 503 }
+            #expect(unready, "/readyz answers 503 while no broker is reachable")
+            let start = ContinuousClock.now
             let refused = try await harness.post("/v1/channels/shopify/orders", body: body, headers: headers)
+            let waited = ContinuousClock.now - start
             #expect(refused.status == 503)
+            #expect(waited <= .seconds(1), "refused in \(waited), within Shopify's 5 s")
             #expect(refused.header("Retry-After") == "5")
             #expect(refused.json["error"] as? String == "unavailable")
             for broker in Int32(1)...3 { try embedded.setBrokerUp(broker) }
+            let ready = try await waitUntil(timeout: .seconds(30)) { try await harness.get("/readyz").status == 200 }
+            #expect(ready, "/readyz is 200 again once a broker is back")
             var retried = try await harness.post("/v1/channels/shopify/orders", body: body, headers: headers)
             // The producer may still be reconnecting; a sender keeps retrying after a 503.
             for _ in 0..<10 where retried.status == 503 {
@@ -250,6 +260,63 @@ struct GatewayTests {
             #expect(retried.header("Idempotent-Replayed") == nil, "a failed answer is not kept")
             let records = try await harness.records(InboundChannelOrder.topic).filter { $0.keyString == "shopify/\(externalID)" }
             #expect(records.count == 1, "exactly one record after a refused and a retried delivery")
+        }
+    }
+
+    @Test("a body that fits the gateway's limit but not the topic's record limit: 413 with the reason, no record")
+    func overTheTopicLimit() async throws {
+        // gateway.body.limit.bytes at its 1 MiB default: the topic's limit is the smaller.
+        try await GatewayHarness.with(stages: [], bodyLimit: GatewayConfiguration().bodyLimit) { harness in
+            let (order, externalID) = try Self.shopifyOrder()
+            // About 800 KB of line items: under 1 MiB, over the record limit once
+            // base64-encoded in its envelope.
+            var json = try #require(try JSONSerialization.jsonObject(with: Data(order)) as? [String: Any])
+            let item = try #require((json["line_items"] as? [[String: Any]])?.first)
+            let itemBytes = try JSONSerialization.data(withJSONObject: item).count
+            json["line_items"] = Array(repeating: item, count: 800_000 / (itemBytes + 1))
+            let body = Array(try JSONSerialization.data(withJSONObject: json))
+            #expect(body.count < GatewayConfiguration().bodyLimit && body.count > 750_000, "\(body.count) bytes")
+            let headers = [
+                "X-Shopify-Hmac-Sha256": WebhookSignature.base64.sign(body, secret: Self.shopifySecret), "X-Shopify-Webhook-Id": TestCluster.uniqueName("wh"),
+            ]
+            let answer = try await harness.post("/v1/channels/shopify/orders", body: body, headers: headers)
+            #expect(answer.status == 413, "\(answer.text)")
+            #expect(answer.json["error"] as? String == "too_large")
+            #expect((answer.json["message"] as? String)?.contains("record limit") == true, "\(answer.text)")
+            let records = try await harness.records(InboundChannelOrder.topic).filter { $0.keyString == "shopify/\(externalID)" }
+            #expect(records.isEmpty)
+        }
+    }
+
+    @Test("an 8 MiB upload from a client that writes its whole body before reading gets 413 within 2 s")
+    func largeUploadWriteFirst() async throws {
+        try await GatewayHarness.with(stages: [], bodyLimit: GatewayConfiguration().bodyLimit) { harness in
+            // Python's http.client writes the whole body, then reads: as many webhook senders.
+            let script = """
+                import http.client, sys, time
+                host, port = sys.argv[1].split(":")
+                body = b"x" * (8 << 20)
+                for chunked in (False, True):
+                    connection = http.client.HTTPConnection(host, int(port), timeout=20)
+                    start = time.monotonic()
+                    if chunked:
+                        connection.request("POST", "/v1/channels/shopify/orders", body=iter([body[i:i + 65536] for i in range(0, len(body), 65536)]),
+                                           headers={"X-Shopify-Hmac-Sha256": "x"}, encode_chunked=True)
+                    else:
+                        connection.request("POST", "/v1/channels/shopify/orders", body=body, headers={"X-Shopify-Hmac-Sha256": "x"})
+                    response = connection.getresponse()
+                    print(response.status, round(time.monotonic() - start, 3))
+                """
+            let address = harness.base.replacingOccurrences(of: "http://", with: "")
+            // Off the cooperative pool: the gateway in this process answers on it.
+            let result = try await OMSCommandTests.runOffPool(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, address])
+            #expect(result.status == 0, "\(result.output)")
+            let answers = result.output.split(separator: "\n").map { $0.split(separator: " ") }
+            #expect(answers.count == 2, "\(result.output)")
+            for answer in answers {
+                #expect(answer.first == "413", "\(result.output)")
+                #expect((Double(answer.last ?? "") ?? 99) <= 2, "answered within 2 s: \(result.output)")
+            }
         }
     }
 
@@ -342,7 +409,8 @@ enum DemoEasyPost {
 
 /// A gateway (and optionally stages) on a fresh embedded cluster, or on `KAFKA_BROKERS`.
 final class GatewayHarness: Sendable {
-    enum StageName { case intake, inventory, view, report }
+    /// The pipeline stages a harness can run beside the gateway (``StageRegistry`` names).
+    enum StageName: String { case intake, inventory, view, report }
 
     static let bodyLimit = 4_096
     static let afterShipSecret = "test-aftership-secret"
@@ -360,9 +428,10 @@ final class GatewayHarness: Sendable {
 
     /// Runs `body` against a started harness and stops it afterwards, also when `body` throws.
     static func with(
-        stages: [StageName], apiToken: String? = nil, kafkaTimeout: Duration = .seconds(10), _ body: (GatewayHarness) async throws -> Void
+        stages: [StageName], apiToken: String? = nil, kafkaTimeout: Duration = .seconds(10), bodyLimit: Int = bodyLimit,
+        _ body: (GatewayHarness) async throws -> Void
     ) async throws {
-        let harness = try await start(stages: stages, apiToken: apiToken, kafkaTimeout: kafkaTimeout)
+        let harness = try await start(stages: stages, apiToken: apiToken, kafkaTimeout: kafkaTimeout, bodyLimit: bodyLimit)
         do {
             try await body(harness)
         } catch {
@@ -372,7 +441,7 @@ final class GatewayHarness: Sendable {
         try await harness.stop()
     }
 
-    private static func start(stages: [StageName], apiToken: String?, kafkaTimeout: Duration) async throws -> GatewayHarness {
+    private static func start(stages: [StageName], apiToken: String?, kafkaTimeout: Duration, bodyLimit: Int) async throws -> GatewayHarness {
         let cluster = try TestCluster.make(.basic)
         // Every catalog topic; on a shared broker not oms.alerts, which another suite
         // creates there with its own partition count.
@@ -394,13 +463,7 @@ final class GatewayHarness: Sendable {
         configuration.statisticsInterval = nil
         var services: [any Service] = []
         var statuses: [RunnerStatus] = []
-        for name in stages {
-            let stage: any Stage = switch name {
-            case .intake: IntakeStage(rules: rules.intake)
-            case .inventory: InventoryStage()
-            case .view: OrderViewStage(rules: rules.notifications)
-            case .report: ReportStage()
-            }
+        for stage in try StageRegistry.stages(named: stages.map(\.rawValue), rules: rules) {
             let (service, status) = Self.runner(stage, configuration)
             services.append(service)
             statuses.append(status)

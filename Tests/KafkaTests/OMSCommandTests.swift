@@ -25,6 +25,16 @@ struct OMSCommandTests {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
+    /// ``run(_:_:)`` on a thread of its own: waiting for a process must not hold one of the
+    /// few threads of Swift's cooperative pool, which an in-process server needs to answer it.
+    static func runOffPool(_ executable: URL, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try run(executable, arguments) })
+            }
+        }
+    }
+
     @Test("oms broker serves a cluster that kcat -L can list, and stops on SIGTERM")
     func brokerWithKcat() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("oms-broker-\(UUID().uuidString)")

@@ -6,7 +6,7 @@ import Testing
 
 /// A broker for one test: `KAFKA_BROKERS` when set (any real Kafka), otherwise the
 /// embedded mock cluster or the shared noida-db process, by what the test needs
-/// (DESIGN.md §7).
+/// (docs/ARCHITECTURE.md, "Brokers").
 struct TestCluster: Sendable {
     /// What a test needs of its broker.
     enum Needs {
@@ -116,7 +116,7 @@ func collect(
     return seen.withLock { $0 }
 }
 
-/// The shared noida-db broker of this test process (DESIGN.md §7): started on first use
+/// The shared noida-db broker of this test process (docs/ARCHITECTURE.md, "Brokers"): started on first use
 /// with a fresh data directory and a free port, stopped by PID when the process exits.
 /// A watchdog shell stops it too if the test process dies without running exit handlers.
 final class NoidaServer: Sendable {
