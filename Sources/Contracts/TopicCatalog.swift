@@ -90,7 +90,7 @@ public struct CoPartitionViolation: Sendable, Hashable, Codable, CustomStringCon
 ///
 /// Decoding it (e.g. with Yams' `YAMLDecoder`) gives specs with any per-topic
 /// overrides an operator made; check them with
-/// ``TopicCatalog/coPartitioningViolations(_:)`` before applying.
+/// ``TopicCatalog/coPartitioningViolations(_:stages:)`` before applying.
 public struct TopicsFile: Sendable, Hashable, Codable {
     /// Every topic, in catalog order.
     public var topics: [TopicSpec]
@@ -119,7 +119,7 @@ public enum TopicCatalog {
             writers: ["gateway", "marketplaces"], readers: ["intake"]),
         TopicSpec(
             name: "oms.orders.placed", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["intake"], readers: ["payment", "allocation", "report"]),
+            writers: ["intake"], readers: ["payment", "allocation", "shipping", "returns", "view", "report"]),
         TopicSpec(
             name: "oms.orders.rejected", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["intake"], readers: ["view", "report"]),
@@ -223,7 +223,10 @@ public enum TopicCatalog {
     /// every topic of a group has the same partition count, and `oms.idempotency`
     /// has at least as many partitions as any topic a stage consumes, because
     /// idempotency keys are written to the same partition number as their input.
-    public static func coPartitioningViolations(_ topics: [TopicSpec] = topics) -> [CoPartitionViolation] {
+    ///
+    /// - Parameter stages: the names of the stages (as they appear in `readers`), which
+    ///   write idempotency keys; the fleet's list is `Fleet.StageRegistry.names`.
+    public static func coPartitioningViolations(_ topics: [TopicSpec] = topics, stages: Set<String>) -> [CoPartitionViolation] {
         var violations: [CoPartitionViolation] = []
         var groups: [String: [TopicSpec]] = [:]
         for topic in topics {
@@ -241,7 +244,7 @@ public enum TopicCatalog {
         }
         if let idempotency = topics.first(where: { $0.name == idempotencyTopic }) {
             let stageInputs = topics.filter {
-                $0.name != idempotencyTopic && $0.readers.contains { reader in Self.stageNames.contains(reader) }
+                $0.name != idempotencyTopic && $0.readers.contains { reader in stages.contains(reader) }
             }
             let tooWide = stageInputs.filter { $0.partitions > idempotency.partitions }
             if !tooWide.isEmpty {
@@ -258,10 +261,4 @@ public enum TopicCatalog {
         }
         return violations
     }
-
-    /// Names of the fleet's stages as they appear in `readers`; each consumes in the
-    /// group `oms.<name>`.
-    public static let stageNames: Set<String> = [
-        "intake", "payment", "fraud-velocity", "inventory", "allocation", "shipping", "tracking", "returns", "view", "sla-watch", "report",
-    ]
 }

@@ -3,10 +3,29 @@ import Logging
 import Prometheus
 import ServiceLifecycle
 
-/// The HTTP endpoints every worker serves: `/metrics` (Prometheus text format),
-/// `/healthz` (200 while every stage runs or restores) and `/readyz` (200 once every
-/// stage has restored its state and processes).
+/// The HTTP endpoints every worker and the gateway serve: `/metrics` (Prometheus text
+/// format), `/healthz` (200 while every stage runs, restores or retries) and `/readyz`
+/// (200 once every stage has restored its state and processes, and every extra check
+/// says ready). One implementation for both, so they answer alike.
 public enum HealthServer {
+    /// Something beside the stages with its own say in readiness (the gateway: its
+    /// tables read and Kafka reachable).
+    public struct Check: Sendable {
+        /// The line's first word on `/healthz` and `/readyz`.
+        public var name: String
+        /// Whether it is ready.
+        public var isReady: @Sendable () -> Bool
+        /// What it reports after its name, e.g. `tables=loaded kafka=reachable`.
+        public var detail: @Sendable () -> String
+
+        /// A check called `name`.
+        public init(name: String, isReady: @escaping @Sendable () -> Bool, detail: @escaping @Sendable () -> String) {
+            self.name = name
+            self.isReady = isReady
+            self.detail = detail
+        }
+    }
+
     /// The server as a service of the worker's service group.
     ///
     /// - Parameter onListening: called with the bound port (useful with port 0).
@@ -15,18 +34,7 @@ public enum HealthServer {
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some Service {
         let router = Router()
-        router.get("metrics") { _, _ in
-            Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer()))
-            )
-        }
-        router.get("healthz") { _, _ in
-            report(statuses, ok: statuses.allSatisfy(\.isHealthy))
-        }
-        router.get("readyz") { _, _ in
-            report(statuses, ok: statuses.allSatisfy(\.isReady))
-        }
+        addRoutes(to: router, registry: registry, statuses: statuses)
         return Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: "oms"),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
@@ -34,12 +42,30 @@ public enum HealthServer {
         )
     }
 
-    /// One line per stage: `stage phase partitions=N`.
-    private static func report(_ statuses: [RunnerStatus], ok: Bool) -> Response {
-        let body = statuses.map { "\($0.stage) \($0.phase.rawValue) partitions=\($0.partitions)" }.joined(separator: "\n") + "\n"
+    /// Adds `/metrics`, `/healthz` and `/readyz` to `router`.
+    public static func addRoutes<Context: RequestContext>(
+        to router: Router<Context>, registry: PrometheusCollectorRegistry, statuses: [RunnerStatus], checks: [Check] = []
+    ) {
+        router.get("metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer()))
+            )
+        }
+        router.get("healthz") { _, _ in
+            report(statuses, checks, ok: statuses.allSatisfy(\.isHealthy))
+        }
+        router.get("readyz") { _, _ in
+            report(statuses, checks, ok: statuses.allSatisfy(\.isReady) && checks.allSatisfy { $0.isReady() })
+        }
+    }
+
+    /// One line per check (`name detail`), then one per stage (`stage phase partitions=N`).
+    private static func report(_ statuses: [RunnerStatus], _ checks: [Check], ok: Bool) -> Response {
+        let lines = checks.map { "\($0.name) \($0.detail())" } + statuses.map { "\($0.stage) \($0.phase.rawValue) partitions=\($0.partitions)" }
         return Response(
             status: ok ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: body))
+            body: ResponseBody(byteBuffer: ByteBuffer(string: lines.joined(separator: "\n") + "\n"))
         )
     }
 }

@@ -1,4 +1,5 @@
 import Contracts
+import Fleet
 import Foundation
 import Kafka
 import Synchronization
@@ -23,7 +24,7 @@ final class Dashboard: Sendable {
     func stageLoads(kafka: KafkaConfiguration) async -> [StageLoad] {
         guard let admin = try? KafkaAdmin(configuration: kafka) else { return [] }
         var loads: [StageLoad] = []
-        for stage in TopicCatalog.stageNames.sorted() {
+        for stage in StageRegistry.names.sorted() {
             let inputs = TopicCatalog.topics.filter { $0.readers.contains(stage) && !$0.name.hasSuffix(".state") }.map(\.name)
             // Only partitions the group has consumed: a stage also reads global tables
             // (e.g. allocation the levels), which have no committed offsets.

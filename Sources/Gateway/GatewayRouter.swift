@@ -1,4 +1,5 @@
 import Contracts
+import Fleet
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -17,12 +18,20 @@ extension Gateway {
         return DeterministicID.uuidV5(namespace: eventNamespace, name: "\(route.path)|\(call.parameters.map { "\($0)=\($1)" })|\(delivery)")
     }
 
+    /// Every route, grouped by concern: who calls it and how it is protected.
     func router() -> Router<BasicRequestContext> {
         let router = Router()
+        addChannelRoutes(to: router)
+        addCarrierRoutes(to: router)
+        addOrderCommandRoutes(to: router)
+        addQueryRoutes(to: router)
+        addOperationsRoutes(to: router)
+        return router
+    }
+
+    /// Channels' order webhooks, signed with a per-channel secret.
+    private func addChannelRoutes(to router: Router<BasicRequestContext>) {
         let secrets = configuration
-
-        // MARK: Channels
-
         add(GatewayRoutes.shopifyOrders, to: router, guard: .signature(.base64, header: .shopifyHmac) { _ throws(GatewayError) in
             try Self.required(secrets.shopifySecret, "gateway.shopify.secret")
         }, dedupe: .header(.shopifyWebhookID)) { call throws(GatewayError) in
@@ -46,9 +55,11 @@ extension Gateway {
             }
             return try await self.acceptOrder(call, format: format, channel: call.parameter("channel"), route: GatewayRoutes.channelOrders, delivery: .idempotencyKey)
         }
+    }
 
-        // MARK: Carriers
-
+    /// Carriers' tracking webhooks, signed with a per-carrier secret.
+    private func addCarrierRoutes(to router: Router<BasicRequestContext>) {
+        let secrets = configuration
         add(GatewayRoutes.easyPostEvents, to: router, guard: .signature(.easyPostHex, header: .easyPostSignature) { _ throws(GatewayError) in
             try Self.required(secrets.easyPostSecret, "gateway.easypost.secret")
         }) { call throws(GatewayError) in
@@ -76,9 +87,10 @@ extension Gateway {
                 return update
             }
         }
+    }
 
-        // MARK: Orders
-
+    /// Operators' and customers' commands on an order: bearer token, `Idempotency-Key`.
+    private func addOrderCommandRoutes(to router: Router<BasicRequestContext>) {
         add(GatewayRoutes.cancelOrder, to: router, guard: .apiToken, dedupe: .idempotencyKey) { call throws(GatewayError) in
             struct Body: Decodable {
                 var requestedBy: String
@@ -139,7 +151,10 @@ extension Gateway {
             let report = try await self.produce(command.event, id: Self.eventID(call, GatewayRoutes.releaseOrder))
             return (202, try Self.encode(Accepted(report, orderId: view.orderId)))
         }
+    }
 
+    /// Queries answered from the compacted topics: bearer token.
+    private func addQueryRoutes(to router: Router<BasicRequestContext>) {
         add(GatewayRoutes.order, to: router, guard: .apiToken) { call throws(GatewayError) in
             (200, try Self.encode(try self.view(call.parameter("orderId"))))
         }
@@ -158,9 +173,10 @@ extension Gateway {
             }
             return (200, try Self.encode(tables))
         }
+    }
 
-        // MARK: Operations
-
+    /// The dashboard, metrics and health: no token (no personal data on them).
+    private func addOperationsRoutes(to router: Router<BasicRequestContext>) {
         router.get(RouterPath(GatewayRoutes.dashboard.routerPath)) { _, _ in
             // Order ids and counts only, no personal data: the page is not behind the token.
             let loads = await self.dashboard.stageLoads(kafka: self.kafka.with(clientID: "oms-gateway-dashboard"))
@@ -176,18 +192,11 @@ extension Gateway {
                 status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: ResponseBody(byteBuffer: ByteBuffer(string: html)))
         }
 
-        router.get(RouterPath(GatewayRoutes.metrics.routerPath)) { _, _ in
-            Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: ResponseBody(byteBuffer: ByteBuffer(bytes: self.registry.emitToBuffer())))
-        }
-        router.get(RouterPath(GatewayRoutes.health.routerPath)) { _, _ in
-            self.report(ok: self.statuses.allSatisfy(\.isHealthy))
-        }
-        router.get(RouterPath(GatewayRoutes.ready.routerPath)) { _, _ in
-            self.report(ok: self.isReady)
-        }
-        return router
+        HealthServer.addRoutes(to: router, registry: registry, statuses: statuses, checks: [
+            HealthServer.Check(name: "gateway", isReady: { self.tablesLoaded && self.kafkaReachable }) {
+                "tables=\(self.tablesLoaded ? "loaded" : "loading") kafka=\(self.kafkaReachable ? "reachable" : "unreachable")"
+            },
+        ])
     }
 
     // MARK: Handlers
@@ -235,14 +244,6 @@ extension Gateway {
         accepted.carrier = update.carrier
         accepted.trackingNumber = update.trackingNumber
         return (202, try Self.encode(accepted))
-    }
-
-    private func report(ok: Bool) -> Response {
-        var lines = ["gateway \(tablesLoaded ? "ready" : "loading")"]
-        lines += statuses.map { "\($0.stage) \($0.phase.rawValue) partitions=\($0.partitions)" }
-        return Response(
-            status: ok ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: lines.joined(separator: "\n") + "\n")))
     }
 
     static func required(_ secret: String?, _ key: String) throws(GatewayError) -> String {

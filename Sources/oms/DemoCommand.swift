@@ -5,6 +5,7 @@ import Foundation
 import Gateway
 import Kafka
 import Logging
+import Prometheus
 import ServiceLifecycle
 import Workers
 #if canImport(FoundationNetworking)
@@ -65,26 +66,37 @@ struct DemoCommand: AsyncParsableCommand {
         let count = duration.map { $0 * rate } ?? orders
         let registry = WorkerOptions.bootstrap(logLevel: .error)
         let logger = Logger(label: "oms.demo")
-        let clock = ContinuousClock()
-        let started = clock.now
-        func say(_ line: String) { Self.emit(String(format: "[%6.1fs] ", (clock.now - started).seconds) + line) }
+        let console = DemoConsole()
+        let cluster = try await startKafka(console: console, logger: logger)
+        let system = try await startSystem(on: cluster, registry: registry, console: console, logger: logger)
+        let world = try await seed(count: count, system: system, cluster: cluster, console: console, logger: logger)
+        let outcome = try await drive(world, count: count, registry: registry, console: console)
+        try await finish(world, outcome: outcome, system: system, cluster: cluster, console: console, logger: logger)
+    }
 
-        // 1. Kafka and topics.
+    // MARK: Steps
+
+    /// 1. Kafka (the embedded cluster, or `--brokers`) and every topic.
+    private func startKafka(console: DemoConsole, logger: Logger) async throws -> DemoCluster {
         let provisioned = try await TopicProvisioning.cluster(brokers: brokers, clientID: "oms-demo", logger: logger)
-        let bootstrap = provisioned.bootstrap
-        let embedded = provisioned.embedded
         if let brokers {
-            say("Kafka at \(brokers): \(TopicCatalog.topics.count) topics ready; exactly-once")
+            console.say("Kafka at \(brokers): \(TopicCatalog.topics.count) topics ready; exactly-once")
         } else {
-            say("embedded Kafka (librdkafka mock cluster, 3 brokers) at \(bootstrap): \(TopicCatalog.topics.count) topics; at-least-once (the mock has no transactional offsets)")
+            console.say("embedded Kafka (librdkafka mock cluster, 3 brokers) at \(provisioned.bootstrap): \(TopicCatalog.topics.count) topics; at-least-once (the mock has no transactional offsets)")
         }
-        let kafka = KafkaConfiguration(bootstrapServers: bootstrap, clientID: "oms-demo")
+        return DemoCluster(
+            bootstrap: provisioned.bootstrap, embedded: provisioned.embedded,
+            kafka: KafkaConfiguration(bootstrapServers: provisioned.bootstrap, clientID: "oms-demo"))
+    }
 
-        // 2. Stages and gateway in one service group.
+    /// 2. Every stage and the gateway in one service group, running.
+    private func startSystem(
+        on cluster: DemoCluster, registry: PrometheusCollectorRegistry, console: DemoConsole, logger: Logger
+    ) async throws -> DemoSystem {
         let rules = try RulesFile.load(path: RulesFile.defaultPath)
         let stages = StageRegistry.pipeline.map { $0.make(rules) }
-        var settings = WorkerConfiguration(brokers: bootstrap, instanceID: "demo")
-        settings.mode = embedded == nil ? .exactlyOnce : .atLeastOnce
+        var settings = WorkerConfiguration(brokers: cluster.bootstrap, instanceID: "demo")
+        settings.mode = cluster.embedded == nil ? .exactlyOnce : .atLeastOnce
         settings.httpPort = nil
         settings.commitInterval = .milliseconds(20)
         var services: [any Service] = []
@@ -98,7 +110,8 @@ struct DemoCommand: AsyncParsableCommand {
         gatewaySettings.shopifySecret = DemoScenario.shopifySecret
         gatewaySettings.easyPostSecret = DemoScenario.easyPostSecret
         gatewaySettings.channelSecrets = ["web": DemoScenario.webSecret]
-        let gateway = try Gateway(configuration: gatewaySettings, kafka: kafka.with(clientID: "oms-demo-gateway"), statuses: statuses, registry: registry, logger: logger)
+        let gateway = try Gateway(
+            configuration: gatewaySettings, kafka: cluster.kafka.with(clientID: "oms-demo-gateway"), statuses: statuses, registry: registry, logger: logger)
         let bound = AsyncStream.makeStream(of: Int.self)
         services.append(gateway.service(host: "127.0.0.1", port: port) { port in bound.continuation.yield(port) })
         let group = ServiceGroup(configuration: .init(
@@ -110,9 +123,14 @@ struct DemoCommand: AsyncParsableCommand {
             break
         }
         let base = "http://127.0.0.1:\(boundPort)"
-        say("\(stages.count) stages and the gateway started; operations dashboard: \(base)/ (reports: \(base)/v1/reports/orders)")
+        console.say("\(stages.count) stages and the gateway started; operations dashboard: \(base)/ (reports: \(base)/v1/reports/orders)")
+        return DemoSystem(group: group, running: running, gateway: gateway, base: base)
+    }
 
-        // 3. Catalog and stock, then wait until every stage is ready.
+    /// 3. The scenario, its catalog and stock, the views and levels followed; returns once
+    /// every stage is ready.
+    private func seed(count: Int, system: DemoSystem, cluster: DemoCluster, console: DemoConsole, logger: Logger) async throws -> DemoWorld {
+        let kafka = cluster.kafka
         let run = DemoScenario.Run(name: String(UUID().uuidString.prefix(6)).lowercased(), number: Int.random(in: 1_000...9_999_999))
         let scenario = try DemoScenario(count: count, seed: seed, run: run)
         let views = try await GlobalTable.open(topic: OrderView.topic, kafka: kafka.with(clientID: "oms-demo-views"), logger: logger)
@@ -125,20 +143,25 @@ struct DemoCommand: AsyncParsableCommand {
                 tasks.addTask { try? await levels.follow() }
             }
         }
-        let sender = try DemoSender(kafka: kafka, base: base, logger: logger)
+        let sender = try DemoSender(kafka: kafka, base: system.base, logger: logger)
         try await sender.produce(scenario.seed)
         let skus = DemoScenario.regularSKUs + DemoScenario.scarceSKUs
-        while !(gateway.isReady && skus.allSatisfy { levels.value($0) != nil }) {
-            guard clock.now - started < .seconds(300) else { throw ValidationError("the stages did not get ready within 300 s") }
+        while !(system.gateway.isReady && skus.allSatisfy { levels.value($0) != nil }) {
+            guard console.elapsed < .seconds(300) else { throw ValidationError("the stages did not get ready within 300 s") }
             try await Task.sleep(for: .milliseconds(100))
         }
         let before = DemoInventory(levels)
-        say("catalog of \(skus.count) SKUs and stock at \(DemoScenario.locations.joined(separator: ", ")) loaded; every stage ready")
+        console.say("catalog of \(skus.count) SKUs and stock at \(DemoScenario.locations.joined(separator: ", ")) loaded; every stage ready")
+        return DemoWorld(scenario: scenario, views: views, levels: levels, followers: followers, sender: sender, before: before)
+    }
 
-        // 4. Traffic, follow-ups and progress, until every order settled.
-        say("sending \(count) orders at \(rate)/s: \(Dictionary(grouping: scenario.orders, by: \.route).map { "\($0.value.count) \($0.key.rawValue)" }.sorted().joined(separator: ", "))")
-        let driver = DemoDriver(scenario: scenario, sender: sender, views: views)
-        let progress = DemoProgress(registry: registry, views: views, scenario: scenario, sender: sender)
+    /// 4. Traffic, follow-ups and progress, until every order settled or `--settle` ran out.
+    private func drive(_ world: DemoWorld, count: Int, registry: PrometheusCollectorRegistry, console: DemoConsole) async throws -> DemoOutcome {
+        let (scenario, sender, rate) = (world.scenario, world.sender, rate)
+        console.say("sending \(count) orders at \(rate)/s: \(Dictionary(grouping: scenario.orders, by: \.route).map { "\($0.value.count) \($0.key.rawValue)" }.sorted().joined(separator: ", "))")
+        let driver = DemoDriver(scenario: scenario, sender: sender, views: world.views)
+        let progress = DemoProgress(registry: registry, views: world.views, scenario: scenario, sender: sender)
+        let clock = ContinuousClock()
         let sendStart = clock.now
         let traffic = Task {
             await withDiscardingTaskGroup { tasks in
@@ -155,11 +178,10 @@ struct DemoCommand: AsyncParsableCommand {
         while true {
             await driver.tick()
             if clock.now - lastProgress >= .seconds(2) {
-                say(await progress.line())
+                console.say(await progress.line())
                 lastProgress = clock.now
             }
-            let sent = await sender.sentOrders
-            if settleDeadline == nil, sent >= count {
+            if settleDeadline == nil, await sender.sentOrders >= count {
                 settleDeadline = clock.now + .seconds(settle)
             }
             if let deadline = settleDeadline {
@@ -172,51 +194,57 @@ struct DemoCommand: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(250))
         }
         await traffic.value
-        say(await progress.line())
-        say(settled ? "every order settled; checking the invariants" : "not every order settled within --settle \(settle) s; checking anyway")
+        console.say(await progress.line())
+        console.say(settled ? "every order settled; checking the invariants" : "not every order settled within --settle \(settle) s; checking anyway")
+        return DemoOutcome(driver: driver, settled: settled, elapsed: (clock.now - sendStart).seconds)
+    }
 
-        // 5. The summary; the stages stop before the broker goes, whatever happens.
+    /// 5. The summary, the shutdown (the stages stop before the broker goes, whatever
+    /// happens) and the verdict, printed last.
+    private func finish(
+        _ world: DemoWorld, outcome: DemoOutcome, system: DemoSystem, cluster: DemoCluster, console: DemoConsole, logger: Logger
+    ) async throws {
         let summary: DemoSummary
         do {
             summary = try await DemoSummary.make(
-            scenario: scenario, driver: driver, sender: sender, views: views, levels: levels, before: before, settled: settled,
-                elapsed: (clock.now - sendStart).seconds, kafka: kafka, logger: logger)
+                scenario: world.scenario, driver: outcome.driver, sender: world.sender, views: world.views, levels: world.levels,
+                before: world.before, settled: outcome.settled, elapsed: outcome.elapsed, kafka: cluster.kafka, logger: logger)
         } catch {
-            followers.cancel()
-            await group.triggerGracefulShutdown()
-            try? await running.value
+            world.followers.cancel()
+            await system.group.triggerGracefulShutdown()
+            try? await system.running.value
             throw error
         }
         if let summaryJson {
             try Data(try summary.json()).write(to: URL(fileURLWithPath: summaryJson))
-            say("summary written to \(summaryJson)")
+            console.say("summary written to \(summaryJson)")
         }
-        followers.cancel()
+        world.followers.cancel()
         if keepRunning {
             Self.emit(summary.text)
             Self.emit("""
 
                 The stages and the gateway keep running; Ctrl-C stops them. Try:
-                  curl -s \(base)/v1/orders/\(scenario.orders.first(where: \.expectsView)?.orderId ?? "ORDER-ID")
-                  curl -s \(base)/v1/inventory/SCARCE-1
-                  curl -s \(base)/metrics | grep oms_stage_records_in_total
-                  KAFKA_BROKERS=\(bootstrap) .build/debug/oms orders list --status held
+                  curl -s \(system.base)/v1/orders/\(world.scenario.orders.first(where: \.expectsView)?.orderId ?? "ORDER-ID")
+                  curl -s \(system.base)/v1/inventory/SCARCE-1
+                  curl -s \(system.base)/metrics | grep oms_stage_records_in_total
+                  KAFKA_BROKERS=\(cluster.bootstrap) .build/debug/oms orders list --status held
                 """)
-            try await running.value
+            try await system.running.value
         } else {
-            await group.triggerGracefulShutdown()
-            try await running.value
+            await system.group.triggerGracefulShutdown()
+            try await system.running.value
         }
-        await views.close()
-        await levels.close()
-        await sender.close()
+        await world.views.close()
+        await world.levels.close()
+        await world.sender.close()
         // Every client is gone before the process ends (none is left to log that its
         // broker went away), and the verdict is the last thing printed.
-        if embedded != nil, !(await KafkaLibrary.waitForClientsToClose(leaving: 1, timeout: .seconds(15))) {
+        if cluster.embedded != nil, !(await KafkaLibrary.waitForClientsToClose(leaving: 1, timeout: .seconds(15))) {
             logger.warning("Kafka clients still open at shutdown", metadata: ["open": "\(KafkaLibrary.openClients)"])
         }
         if !keepRunning { Self.emit(summary.text) }
-        if embedded != nil {
+        if cluster.embedded != nil {
             // The embedded cluster ends with the process: librdkafka 2.0.2's mock cluster
             // destroy can wait forever for its host's broker thread once no client is left.
             Foundation.exit(summary.passed ? 0 : 1)
@@ -231,3 +259,50 @@ struct DemoCommand: AsyncParsableCommand {
     }
 }
 
+/// Progress lines with the time since the demo started.
+private struct DemoConsole {
+    let started = ContinuousClock.now
+
+    /// Time since the demo started.
+    var elapsed: Duration { ContinuousClock.now - started }
+
+    /// Prints `[  12.3s] line`.
+    func say(_ line: String) {
+        DemoCommand.emit(String(format: "[%6.1fs] ", elapsed.seconds) + line)
+    }
+}
+
+/// The Kafka the demo runs on.
+private struct DemoCluster {
+    let bootstrap: String
+    /// Set when the demo runs the embedded cluster; it lives as long as this does.
+    let embedded: EmbeddedKafka?
+    let kafka: KafkaConfiguration
+}
+
+/// The running stages and gateway.
+private struct DemoSystem {
+    let group: ServiceGroup
+    let running: Task<Void, any Error>
+    let gateway: Gateway
+    /// The gateway's address, `http://127.0.0.1:<port>`.
+    let base: String
+}
+
+/// The scenario and what the demo watches it through.
+private struct DemoWorld {
+    let scenario: DemoScenario
+    let views: GlobalTable
+    let levels: GlobalTable
+    let followers: Task<Void, Never>
+    let sender: DemoSender
+    let before: DemoInventory
+}
+
+/// How the traffic ended.
+private struct DemoOutcome {
+    let driver: DemoDriver
+    let settled: Bool
+    /// Seconds from the first order sent to the end of the wait.
+    let elapsed: Double
+}

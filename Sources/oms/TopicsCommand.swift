@@ -1,5 +1,6 @@
 import ArgumentParser
 import Contracts
+import Fleet
 import Foundation
 import Kafka
 import Logging
@@ -80,7 +81,7 @@ struct TopicsCommand: AsyncParsableCommand {
                     throw error
                 }
             }
-            let violations = TopicCatalog.coPartitioningViolations()
+            let violations = TopicCatalog.coPartitioningViolations(stages: Set(StageRegistry.names))
             for violation in violations { print("catalog  \(violation)") }
             if drifted > 0 || !violations.isEmpty {
                 print("\(drifted) topic(s) differ from the catalog; nothing was changed")

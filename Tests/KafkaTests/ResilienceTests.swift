@@ -95,7 +95,7 @@ struct ResilienceTests {
         for broker in Int32(1)...3 { try embedded.setBrokerUp(broker) }
         #expect(unready, "/readyz said not ready during the outage")
 
-        let complete = try await waitUntil(timeout: .seconds(120)) {
+        let complete = try await waitUntil(timeout: .seconds(240)) {
             Set(FleetFixture.causations(try await fixture.readAll(fixture.output))).isSuperset(of: ids)
         }
         #expect(complete, "every input has its outcome after the outage; log in \(fleet.directory.path)")

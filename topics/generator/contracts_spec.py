@@ -692,7 +692,7 @@ DAY_MS = 86_400_000
 TOPICS = [
     ("oms.catalog.products", "sku", "compact", None, None, ["pim-connector", "oms catalog import"], ["intake", "allocation", "shipping"]),
     ("oms.orders.inbound", "channel/externalOrderId", "delete", 7 * DAY_MS, None, ["gateway", "marketplaces"], ["intake"]),
-    ("oms.orders.placed", "orderId", "delete", None, "order", ["intake"], ["payment", "allocation", "report"]),
+    ("oms.orders.placed", "orderId", "delete", None, "order", ["intake"], ["payment", "allocation", "shipping", "returns", "view", "report"]),
     ("oms.orders.rejected", "orderId", "delete", None, "order", ["intake"], ["view", "report"]),
     ("oms.payments.checked", "orderId", "delete", None, "order", ["fraud-velocity", "payment"], ["payment", "allocation", "view"]),
     ("oms.payments.screening", "customerKey", "delete", None, "customer", ["payment"], ["fraud-velocity"]),
