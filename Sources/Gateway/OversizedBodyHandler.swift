@@ -7,10 +7,11 @@ import NIOHTTPTypes
 ///
 /// A declared `Content-Length` over the limit is answered 413 with `Connection: close` at
 /// once, before any handler sees the request. A body without a declared length is passed
-/// on and counted: once it is over the limit, the handler gets the end of the request
-/// right after the chunk that crossed it (and answers 413 itself, seeing too many bytes).
-/// Either way the rest of the body is dropped as it arrives and the connection is closed
-/// when it ends.
+/// on and counted: once it is over the limit, this handler answers 413 itself, ends the
+/// request for the route handler right after the chunk that crossed it, and drops the
+/// route handler's own answer (a 413 too: it sees too many bytes). Either way the rest of
+/// the body is dropped as it arrives and the connection is closed once it ended and the
+/// answer is out.
 ///
 /// Dropping the body instead of closing straight away matters for senders that write
 /// their whole body before they read (Python's http.client, many webhook senders): a
@@ -32,9 +33,10 @@ final class OversizedBodyHandler: ChannelDuplexHandler, RemovableChannelHandler 
         case passing
         /// In a request without a declared length: counting its body.
         case counting(bytes: Int, limit: Int)
-        /// Over the limit: dropping the rest of the body; the connection closes once the
-        /// body ended and the 413 is written, whichever comes last.
-        case dropping(bodyEnded: Bool, answered: Bool)
+        /// Over the limit, 413 sent: dropping the rest of the body (and, while `muting`,
+        /// the route handler's answer); the connection closes once the body ended and the
+        /// route handler's answer, if muted, is over.
+        case dropping(bodyEnded: Bool, muting: Bool)
     }
 
     private let limit: @Sendable () -> (bytes: Int, source: String)
@@ -52,8 +54,8 @@ final class OversizedBodyHandler: ChannelDuplexHandler, RemovableChannelHandler 
             let limit = limit()
             let declared = head.headerFields[.contentLength].flatMap(Int.init)
             if let declared, declared > limit.bytes {
-                state = .dropping(bodyEnded: false, answered: true)
-                refuse(context: context, declared: declared, limit: limit)
+                state = .dropping(bodyEnded: false, muting: false)
+                refuse(context: context, declared: declared, limit: (limit.bytes, limit.source))
                 return
             }
             state = declared == nil ? .counting(bytes: 0, limit: limit.bytes) : .passing
@@ -64,18 +66,17 @@ final class OversizedBodyHandler: ChannelDuplexHandler, RemovableChannelHandler 
             let total = bytes + buffer.readableBytes
             context.fireChannelRead(data)
             if total > limit {
-                // The route handler answers; its answer passes through ``write``.
-                state = .dropping(bodyEnded: false, answered: false)
+                state = .dropping(bodyEnded: false, muting: true)
+                refuse(context: context, declared: nil, limit: self.limit())
                 context.fireChannelRead(wrapInboundOut(.end(nil)))
-                scheduleClose(context: context)
             } else {
                 state = .counting(bytes: total, limit: limit)
             }
         case (.body, .passing):
             context.fireChannelRead(data)
-        case (.end, .dropping(_, let answered)):
-            state = .dropping(bodyEnded: true, answered: answered)
-            if answered { context.close(promise: nil) }
+        case (.end, .dropping(_, let muting)):
+            state = .dropping(bodyEnded: true, muting: muting)
+            if !muting { context.close(promise: nil) }
         case (.end, _):
             state = .passing
             context.fireChannelRead(data)
@@ -83,26 +84,22 @@ final class OversizedBodyHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        guard case .dropping(let bodyEnded, false) = state, case .end = unwrapOutboundIn(data) else {
+        guard case .dropping(let bodyEnded, true) = state else {
             context.write(data, promise: promise)
             return
         }
-        state = .dropping(bodyEnded: bodyEnded, answered: true)
-        guard bodyEnded else {
-            context.write(data, promise: promise)
-            return
-        }
-        // The sender finished first: close once the answer is out.
-        let written = promise ?? context.eventLoop.makePromise()
-        let channel = context.channel
-        written.futureResult.whenComplete { _ in channel.close(promise: nil) }
-        context.write(data, promise: written)
+        // The route handler's answer to a request already answered: dropped.
+        promise?.succeed()
+        guard case .end = unwrapOutboundIn(data) else { return }
+        state = .dropping(bodyEnded: bodyEnded, muting: false)
+        if bodyEnded { context.close(promise: nil) }
     }
 
-    private func refuse(context: ChannelHandlerContext, declared: Int, limit: (bytes: Int, source: String)) {
+    private func refuse(context: ChannelHandlerContext, declared: Int?, limit: (bytes: Int, source: String)) {
         Counter(label: "oms_gateway_requests_total", dimensions: [("route", "any (body over the limit)"), ("status", "413")]).increment()
         var body = context.channel.allocator.buffer(capacity: 200)
-        body.writeString(#"{"error":"too_large","message":"the body is \#(declared) bytes, over \#(limit.bytes) bytes (\#(limit.source))"}"#)
+        let size = declared.map { "\($0) bytes, " } ?? ""
+        body.writeString(#"{"error":"too_large","message":"the body is \#(size)over \#(limit.bytes) bytes (\#(limit.source))"}"#)
         let head = HTTPResponse(status: .contentTooLarge, headerFields: [
             .contentType: "application/json", .contentLength: String(body.readableBytes), .connection: "close",
         ])
