@@ -55,11 +55,16 @@ let package = Package(
             ]
         ),
         .target(
+            name: "StageMachine",
+            dependencies: ["Contracts", "Workers"]
+        ),
+        .target(
             name: "Fleet",
             dependencies: [
                 "Kafka",
                 "Contracts",
                 "Workers",
+                "StageMachine",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -124,6 +129,10 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
+        ),
+        .testTarget(
+            name: "SimulationTests",
+            dependencies: ["StageMachine", "Workers", "Contracts"]
         ),
         .testTarget(
             name: "WorkersTests",

@@ -4,6 +4,7 @@ import Kafka
 import Logging
 import Metrics
 import ServiceLifecycle
+import StageMachine
 import Synchronization
 import Workers
 
@@ -35,13 +36,11 @@ final class StopFlag: Sendable {
 /// Runs one ``Stage`` as a member of the consumer group `oms.<stage>`: the fleet's
 /// runtime (docs/ARCHITECTURE.md, "Stages and the runtime").
 ///
-/// Per transaction (one or more consumer batches, up to
-/// ``WorkerConfiguration/batchSize`` records or ``WorkerConfiguration/commitInterval``):
-/// skip inputs with a known idempotency key, run the stage, produce outputs, changelog
-/// records and idempotency keys, send the consumed offsets, commit. Abortable errors
-/// abort and rewind to the committed offsets, dropping uncommitted state; fatal ones
-/// (fenced) end ``run()`` with an error. Records that cannot be decoded, and inputs the
-/// stage rejects, go to `oms.deadletter` inside the same transaction.
+/// What to do with records, rebalances and failures is decided by a
+/// `StageMachine.RunnerMachine` (ARCHITECTURE.md, *The runner machine*): exactly once
+/// with Kafka transactions, at least once with write-ahead intents. The session here is
+/// its driver: it polls, performs the machine's actions on librdkafka one at a time and
+/// feeds their outcomes back, and turns what happened into metrics, logs and status.
 ///
 /// Conforms to swift-service-lifecycle's `Service`: on graceful shutdown it finishes the
 /// batch, commits, leaves the group and flushes.
@@ -168,39 +167,19 @@ private final class RunnerSession<S: Stage> {
     let limits: KafkaRecordSizeLimits
     let limitsTask: Task<Void, Never>
 
-    /// Input partitions owned.
-    var owned = Set<KafkaTopicPartition>()
-    /// State and idempotency keys by partition number (shared by co-partitioned inputs).
-    var states: [Int32: KeyedState] = [:]
-    var keys: [Int32: IdempotencyKeys] = [:]
-    var transaction = OpenTransaction()
-    /// At least once: a delivery failed after part of a batch may have been written;
-    /// memory and changelog may disagree, so the worker must restart.
-    var fatalDelivery: KafkaError?
-    var lastSweep = ContinuousClock.now
+    /// The runtime's semantics: partitions, state, keys, batches, rewinds.
+    var machine: RunnerMachine<S>
+    /// The records of the open batch, by position: dead letters keep their bytes.
+    var batch: [RecordPosition: KafkaMessage] = [:]
+    /// When the open batch opened (the commit interval counts from there).
+    var transactionStarted: ContinuousClock.Instant?
+    var commitStarted: ContinuousClock.Instant?
+    var restoreStarted: ContinuousClock.Instant?
     var lastTick = ContinuousClock.now
     /// The committed offset of each owned input partition, for the lag gauges.
     var committed: [KafkaTopicPartition: Int64] = [:]
     var lastLagReport = ContinuousClock.now
     var subscribed = ContinuousClock.now
-
-    struct OpenTransaction {
-        var isOpen = false
-        var started = ContinuousClock.now
-        var records = 0
-        var offsets: [KafkaTopicPartition: Int64] = [:]
-        var touched = Set<Int32>()
-        /// The inputs in the transaction, and the one being written (a failure while
-        /// writing it is its own).
-        var inputs: [RecordPosition] = []
-        var current: RecordPosition?
-        /// At least once: changelog records, written only once the outputs are
-        /// acknowledged (state without its outputs would make a replay emit nothing).
-        var deferredState: [KafkaProducerMessage] = []
-        /// At least once: idempotency records, written only once the outputs and state they
-        /// vouch for are acknowledged (a key without them would skip a replay and lose them).
-        var deferred: [KafkaProducerMessage] = []
-    }
 
     init(runner: StageRunner<S>, stopping: StopFlag) async throws {
         stage = runner.stage
@@ -247,6 +226,12 @@ private final class RunnerSession<S: Stage> {
         }
         self.tables = tables
         tableTasks = tables.values.map { table in Task { try? await table.follow() } }
+        machine = RunnerMachine(
+            stage: stage, strategy: transactional ? ExactlyOnceStrategy() : AtLeastOnceStrategy(),
+            settings: .init(batchSize: settings.batchSize, retryAttempts: settings.retryAttempts, retention: settings.idempotencyRetention),
+            failures: runner.recordFailures.withLock { $0 },
+            tables: { topic, key in tables[topic]?.value(key) },
+            oversize: { [limits, changelog = stage.changelogTopic] record in Self.oversize(record, limits: limits, changelog: changelog) })
 
         var consumerKafka = kafka
         consumerKafka.statisticsInterval = settings.statisticsInterval
@@ -287,17 +272,20 @@ private final class RunnerSession<S: Stage> {
 
     // MARK: The loop
 
+    /// The driver: polls, feeds what it gets to the machine, and performs the machine's
+    /// actions until it has none; it decides nothing about the records itself.
     func run() async throws {
         while !stopping.isSet {
             if status.phase == .starting, clock.now - subscribed > .seconds(15) {
                 // More members than partitions: no assignment comes; stand by, ready.
                 status.set(.running)
             }
-            if transaction.isOpen, clock.now - transaction.started >= settings.commitInterval {
-                try await commit()
+            if let started = transactionStarted, clock.now - started >= settings.commitInterval {
+                try await feed(.commitDue)
             }
             if let interval = stage.tickInterval, clock.now - lastTick >= interval {
-                try await fireTimers()
+                lastTick = clock.now
+                try await feed(.tick(now: Date()))
             }
             if clock.now - lastLagReport >= .seconds(1) {
                 lastLagReport = clock.now
@@ -305,7 +293,7 @@ private final class RunnerSession<S: Stage> {
             }
             // An open transaction must not wait a whole poll timeout past its commit time:
             // downstream sees nothing of it until it commits.
-            let wait = transaction.isOpen ? max(.zero, settings.commitInterval - (clock.now - transaction.started)) : .milliseconds(100)
+            let wait = transactionStarted.map { max(.zero, settings.commitInterval - (clock.now - $0)) } ?? .milliseconds(100)
             let events: [KafkaConsumerEvent]
             switch await kafkaResult({ () async throws(KafkaError) in try await consumer.poll(timeout: wait) }) {
             case .success(let value):
@@ -317,21 +305,34 @@ private final class RunnerSession<S: Stage> {
                     restartable: !error.isFenced)
             case .failure(let error):
                 // The consumer recovers by itself once the brokers answer again.
-                await stall(during: "poll", error)
+                await stall(during: "poll", failure(error))
                 continue
             }
             for event in events {
                 switch event {
                 case .messages(let messages):
                     let start = clock.now
-                    try await handle(messages)
+                    // Kept until the batch commits: at least once, its dead letters are
+                    // encoded at commit time.
+                    for message in messages { batch[RecordPosition(message)] = message }
+                    try await feed(.fetched(messages.map(Self.input), now: Date()))
                     metrics.batchLatency.recordInterval(since: start)
                 case .assigned(let parts):
                     metrics.rebalances.increment()
-                    try await assign(parts)
+                    if case .success(let offsets) = await kafkaResult({ () async throws(KafkaError) in try await consumer.committed(parts) }) {
+                        for offset in offsets where offset.offset >= 0 { committed[offset.topicPartition] = offset.offset }
+                    }
+                    try await feed(.assigned(parts.map { TopicPartition(topic: $0.topic, partition: $0.partition) }))
+                    status.set(partitions: machine.owned.count)
+                    status.set(.running)
                 case .revoked(let parts), .lost(let parts):
                     metrics.rebalances.increment()
-                    try await release(parts)
+                    for part in parts {
+                        committed[part] = nil
+                        metrics.lag(part).destroy()
+                    }
+                    try await feed(.revoked(parts.map { TopicPartition(topic: $0.topic, partition: $0.partition) }))
+                    status.set(partitions: machine.owned.count)
                 case .endOfPartition:
                     break
                 }
@@ -341,7 +342,7 @@ private final class RunnerSession<S: Stage> {
 
     /// Commits what is open, leaves the group, flushes.
     func finish() async throws {
-        try await commit()
+        try await feed(.commitDue)
         try? await consumer.close()
         try? await producer.close()
         await closeHelpers()
@@ -359,13 +360,13 @@ private final class RunnerSession<S: Stage> {
 
     /// Reports that the runner cannot make progress and waits before the next attempt:
     /// exponential backoff from `worker.retry.backoff.ms` up to 5 s.
-    private func stall(during operation: String, _ error: KafkaError) async {
+    private func stall(during operation: String, _ error: RuntimeFailure) async {
         stalls += 1
         status.set(.stalled)
         metrics.stalled.record(1)
         let delay = Backoff.delay(base: settings.retryBackoff, attempt: stalls, cap: .seconds(5))
         logger.warning("cannot make progress; retrying", metadata: [
-            "operation": "\(operation)", "error": "\(error)", "class": "\(error.errorClass)", "attempt": "\(stalls)", "delay_ms": "\(delay.milliseconds)",
+            "operation": "\(operation)", "error": "\(error)", "class": "\(error.errorClass.rawValue)", "attempt": "\(stalls)", "delay_ms": "\(delay.milliseconds)",
         ])
         await Backoff.sleep(delay, unless: stopping)
     }
@@ -385,174 +386,302 @@ private final class RunnerSession<S: Stage> {
         await reader.close()
     }
 
-    // MARK: Records
+    // MARK: Performing the machine's actions
 
-    private func handle(_ messages: [KafkaMessage]) async throws {
-        let now = Date()
-        for message in messages {
-            if !transaction.isOpen {
-                guard try await begin(now: now) else { return }
-            }
-            let position = RecordPosition(message)
-            transaction.current = position
-            guard try await write(try await process(message, now: now)) else { return }
-            transaction.current = nil
-            transaction.inputs.append(position)
-            transaction.offsets[KafkaTopicPartition(topic: message.topic, partition: message.partition)] = message.offset + 1
-            transaction.touched.insert(message.partition)
-            transaction.records += 1
-            metrics.recordsIn.increment()
-            // While a transaction keeps failing, each input gets one of its own, so that
-            // a failure at commit names its record.
-            let isolating = runner.recordFailures.withLock { $0.isolating }
-            if transaction.records >= (isolating ? 1 : settings.batchSize) {
-                guard try await commit() else { return }
-            }
+    /// Feeds one event and performs every action it leads to.
+    private func feed(_ event: RunnerMachine<S>.Event) async throws {
+        machine.handle(event)
+        while let action = machine.nextAction() {
+            let outcome = try await perform(action)
+            machine.handle(outcome)
+            observe()
         }
+        observe()
     }
 
-    /// Writes one input's (or timer firing's) records into the open transaction; at least
-    /// once, state and keys wait for the commit. False if that failed and the runner rewound.
-    private func write(_ records: [KafkaProducerMessage]) async throws -> Bool {
-        var records = records
-        if !transactional {
-            let changelog = stage.changelogTopic
-            transaction.deferredState += records.filter { $0.topic == changelog }
-            transaction.deferred += records.filter { $0.topic == TopicCatalog.idempotencyTopic && $0.value != nil }
-            records.removeAll { $0.topic == changelog || ($0.topic == TopicCatalog.idempotencyTopic && $0.value != nil) }
-        }
-        for record in records {
-            if case .failure(let error) = await kafkaResult({ () async throws(KafkaError) in try await producer.enqueue(record) }) {
-                try await recover(from: error, during: "produce")
-                return false
+    /// Performs one action; its outcome goes back to the machine. Throws only to end
+    /// the session (the machine's stop, a cancelled wait).
+    private func perform(_ action: RunnerMachine<S>.Action) async throws -> RunnerMachine<S>.Event {
+        let result: Result<Void, KafkaError>
+        switch action {
+        case .restore(let partitions):
+            return await restore(partitions)
+        case .beginTransaction:
+            result = Result { () throws(KafkaError) in try producer.beginTransaction() }
+        case .produce(let records, let input):
+            let messages = encode(records, input: input)
+            result = await kafkaResult { () async throws(KafkaError) in
+                for message in messages { try await producer.enqueue(message) }
             }
-        }
-        return true
-    }
-
-    /// Runs the stage's timers over the state of every owned partition; what fires is
-    /// written into the open transaction (opened if needed).
-    private func fireTimers() async throws {
-        lastTick = clock.now
-        let now = Date()
-        for partition in Set(owned.map(\.partition)).sorted() {
-            guard let state = states[partition] else { continue }
-            let firings = stage.tick(now: now, state: state)
-            guard !firings.isEmpty else { continue }
-            if !transaction.isOpen {
-                guard try await begin(now: now) else { return }
-            }
-            let results = StageStep.fire(stage, firings, state: &states[partition, default: KeyedState()], now: now)
-            transaction.touched.insert(partition)
-            for result in results {
-                let records: [KafkaProducerMessage]
-                do {
-                    records = try self.records(of: result, partition: partition)
-                } catch {
-                    logger.error("timer outcome cannot be encoded", metadata: ["error": "\(error)"])
-                    continue
+        case .flush:
+            if commitStarted == nil { commitStarted = clock.now }
+            result = await kafkaResult { () async throws(KafkaError) in try await producer.flush() }
+        case .commitTransaction(let offsets):
+            if commitStarted == nil { commitStarted = clock.now }
+            let offsets = Self.kafkaOffsets(offsets)
+            result = await kafkaResult { () async throws(KafkaError) in
+                if !offsets.isEmpty {
+                    try await producer.sendOffsetsToTransaction(offsets, groupMetadata: try consumer.groupMetadata())
                 }
-                guard try await write(records) else { return }
+                try await producer.commitTransaction()
             }
-            metrics.timerFirings.increment(by: firings.count)
+        case .commitOffsets(let offsets):
+            let offsets = Self.kafkaOffsets(offsets)
+            result = await kafkaResult { () async throws(KafkaError) in try await consumer.commit(offsets) }
+        case .abortTransaction:
+            result = await kafkaResult { () async throws(KafkaError) in try await producer.abortTransaction() }
+        case .seekToCommitted(let parts):
+            let parts = parts.map { KafkaTopicPartition(topic: $0.topic, partition: $0.partition) }
+            result = await kafkaResult { () async throws(KafkaError) -> Void in
+                let committed = try await consumer.committed(parts)
+                let reset = KafkaTopicPartitionOffset.beginning
+                try await consumer.seek(committed.map { KafkaTopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: $0.offset >= 0 ? $0.offset : reset) })
+            }
+            if case .failure(let error) = result, stopping.isSet {
+                // A new session starts from the committed offsets; a stopping one commits nothing.
+                throw WorkerFailure(message: "cannot rewind to the committed offsets: \(error)", restartable: true)
+            }
+        case .wait(.stall(let operation, let failure)):
+            await stall(during: operation, failure)
+            result = .success(())
+        case .wait(.backoff(let attempt)):
+            await Backoff.sleep(Backoff.delay(base: settings.retryBackoff, attempt: attempt, cap: .seconds(5)), unless: stopping)
+            result = .success(())
+        case .wait(.retryInput(let attempt)):
+            try await Task.sleep(for: settings.retryBackoff * (1 << min(attempt - 1, 10)))
+            result = .success(())
+        case .stop(let reason):
+            throw WorkerFailure(message: reason.message, restartable: reason.restartable)
+        }
+        switch result {
+        case .success: return .succeeded
+        case .failure(let error): return .failed(failure(error))
         }
     }
 
-    /// The records one input turns into: outputs, state, idempotency key, or a dead letter.
-    private func process(_ message: KafkaMessage, now: Date) async throws -> [KafkaProducerMessage] {
-        if let poison = runner.recordFailures.withLock({ $0.poison(RecordPosition(message), after: settings.retryAttempts) }) {
-            metrics.poisonPills.increment()
-            // Past twice the attempts, even the dead letter failed: keep only a reference.
-            let bare = poison.attempts >= 2 * settings.retryAttempts
-            return [deadLetter(
-                message, error: "writing its outcome failed \(poison.attempts) times (\(poison.error))", attempts: poison.attempts, now: now,
-                referenceOnly: bare)]
-        }
-        let envelope: Envelope
+    /// A Kafka error as the machine classifies failures; a broken producer's own error
+    /// is the cause that counts.
+    private func failure(_ error: KafkaError) -> RuntimeFailure {
+        let cause = producer.fatalError ?? error
+        let errorClass: RuntimeFailure.Class =
+            switch error.errorClass {
+            case .retriable: .retriable
+            case .abortable: .abortable
+            case .fatal: .fatal
+            case .recordRejected: .recordRejected
+            }
+        return RuntimeFailure(
+            errorClass, message: "\(cause)", fenced: cause.isFenced, producerBroken: producer.fatalError != nil,
+            retriable: error.isRetriable, requiresAbort: error.txnRequiresAbort)
+    }
+
+    static func kafkaOffsets(_ offsets: [TopicPartition: Int64]) -> [KafkaTopicPartitionOffset] {
+        offsets.map { KafkaTopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) }
+    }
+
+    static func input(_ message: KafkaMessage) -> InputRecord {
+        let content: InputRecord.Content
         do {
-            envelope = try Envelope.decode(message.eventRecord)
+            content = .envelope(try Envelope.decode(message.eventRecord))
         } catch {
-            return [deadLetter(message, error: "\(error)", attempts: 1, now: now)]
+            content = .undecodable("\(error)")
         }
-        let input = StageInput(envelope: envelope, topic: message.topic, partition: message.partition, offset: message.offset, now: now)
-        var attempt = 1
-        while true {
-            let tables = tables
-            let result = StageStep.run(
-                stage, input: input, state: &states[message.partition, default: KeyedState()],
-                keys: &keys[message.partition, default: IdempotencyKeys()], retention: settings.idempotencyRetention
-            ) { topic, key in tables[topic]?.value(key) }
-            switch result.kind {
-            case .duplicate:
-                metrics.duplicates.increment()
-                logger.debug("duplicate skipped", metadata: Self.metadata(envelope))
-                return []
-            case .processed:
-                logger.debug("processed", metadata: Self.metadata(envelope).merging(["outputs": "\(result.outputs.count)"]) { $1 })
-                do {
-                    return try fitting(records(of: result, partition: message.partition), input: message, now: now)
-                } catch {
-                    // Only a value JSON cannot hold (a non-finite float) gets here; the
-                    // contracts have none. The input's state changes stay staged: undoing
-                    // one input's changes alone would need per-input undo records.
-                    return [deadLetter(message, error: "cannot encode the outcome: \(error)", attempts: attempt, now: now)]
+        return InputRecord(position: RecordPosition(message), content: content)
+    }
+
+    /// Reads the changelog and idempotency partitions of `partitions` into the machine.
+    private func restore(_ partitions: [Int32]) async -> RunnerMachine<S>.Event {
+        status.set(.restoring)
+        restoreStarted = clock.now
+        var targets = partitions.map { KafkaTopicPartition(topic: TopicCatalog.idempotencyTopic, partition: $0) }
+        if let changelog = stage.changelogTopic {
+            targets += partitions.map { KafkaTopicPartition(topic: changelog, partition: $0) }
+        }
+        let prefix = "\(stage.name)/"
+        let changelog = stage.changelogTopic
+        var undecodable = 0
+        func restored(_ message: KafkaMessage) -> RestoredRecord? {
+            guard let key = message.keyString else { return nil }
+            if message.topic == TopicCatalog.idempotencyTopic {
+                guard key.hasPrefix(prefix) else { return nil }
+                if key.hasPrefix(prefix + "~intent/") {
+                    guard let value = message.value else { return .intent(partition: message.partition, key: key, records: nil) }
+                    do {
+                        return .intent(partition: message.partition, key: key, records: try IntentCodec.decode(value))
+                    } catch {
+                        undecodable += 1
+                        return nil
+                    }
                 }
-            case .failed(.retryable(let reason)) where attempt < settings.retryAttempts:
-                metrics.retries.increment()
-                logger.warning("retrying", metadata: Self.metadata(envelope).merging(["attempt": "\(attempt)", "reason": "\(reason)"]) { $1 })
-                try await Task.sleep(for: settings.retryBackoff * (1 << min(attempt - 1, 10)))
-                attempt += 1
-            case .failed(let failure):
-                logger.warning("dead-lettered", metadata: Self.metadata(envelope).merging(["reason": "\(failure)"]) { $1 })
-                return [deadLetter(message, error: failure.description, attempts: attempt, now: now)]
+                let expiresAt = message.value == nil ? nil : IdempotencyHeader.expiry(of: message)
+                return .key(partition: message.partition, key: String(key.dropFirst(prefix.count)), expiresAt: expiresAt)
             }
+            guard message.topic == changelog else { return nil }
+            guard message.value != nil else { return .state(partition: message.partition, key: key, value: nil) }
+            guard let envelope = try? Envelope.decode(message.eventRecord) else {
+                undecodable += 1
+                return nil
+            }
+            return .state(partition: message.partition, key: key, value: envelope.event)
+        }
+        let result = await kafkaResult { () async throws(KafkaError) in
+            try await reader.read(targets, timeout: settings.restoreTimeout) { messages in
+                machine.handle(.restored(messages.compactMap(restored)))
+            }
+        }
+        if undecodable > 0 {
+            logger.error("undecodable changelog records skipped during restore", metadata: ["count": "\(undecodable)"])
+        }
+        switch result {
+        case .success:
+            status.set(.running)
+            return .succeeded
+        case .failure(let error):
+            return .failed(failure(error))
         }
     }
 
-    private func records(of result: StepResult, partition: Int32) throws(ContractError) -> [KafkaProducerMessage] {
-        var records: [KafkaProducerMessage] = []
-        records.reserveCapacity(result.outputs.count + result.stateRecords.count + 1)
-        for output in result.outputs {
-            records.append(try KafkaProducerMessage(output.envelope, topic: output.topic))
+    /// The Kafka records of the machine's records. An outcome that cannot be encoded (a
+    /// value JSON cannot hold; the contracts have none) becomes a dead letter.
+    private func encode(_ records: [OutputRecord], input: RecordPosition?) -> [KafkaProducerMessage] {
+        do {
+            return try records.compactMap(message)
+        } catch {
+            logger.error("outcome cannot be encoded", metadata: ["error": "\(error)"])
+            guard let input, let original = batch[input] else { return [] }
+            return [deadLetter(original, error: "cannot encode the outcome: \(error)", attempts: 1, referenceOnly: false)]
         }
-        if let changelog = stage.changelogTopic {
-            for change in result.stateRecords {
-                if let envelope = change.envelope {
-                    records.append(try KafkaProducerMessage(envelope, topic: changelog, partition: partition, key: change.key))
-                } else {
-                    records.append(KafkaProducerMessage(topic: changelog, partition: partition, key: change.key, value: nil as String?))
-                }
+    }
+
+    private func message(_ record: OutputRecord) throws -> KafkaProducerMessage? {
+        if case .intent(let partition, let key, let records) = record {
+            guard let records else {
+                return KafkaProducerMessage(topic: TopicCatalog.idempotencyTopic, partition: partition, key: key, value: nil as String?)
             }
+            let items = try records.compactMap { record in try message(record).map { (record, $0) } }
+            return KafkaProducerMessage(
+                topic: TopicCatalog.idempotencyTopic, partition: partition, key: Array(key.utf8), value: try IntentCodec.encode(items))
         }
-        if let (key, envelope) = result.idempotency, case .idempotencyRecord(let record) = envelope.event {
+        guard case .deadLetter(let input, let error, let attempts, let referenceOnly) = record else {
+            return try Self.message(record, changelog: stage.changelogTopic)
+        }
+        guard let original = batch[input] else {
+            logger.error("dead letter for a record no longer at hand", metadata: ["topic": "\(input.topic)", "offset": "\(input.offset)"])
+            return nil
+        }
+        return deadLetter(original, error: error, attempts: attempts, referenceOnly: referenceOnly)
+    }
+
+    /// The Kafka record of an output, changelog or idempotency record (not a dead letter).
+    static func message(_ record: OutputRecord, changelog: String?) throws -> KafkaProducerMessage? {
+        switch record {
+        case .output(let topic, let envelope):
+            return try KafkaProducerMessage(envelope, topic: topic)
+        case .state(let partition, let key, let envelope):
+            guard let changelog else { return nil }
+            guard let envelope else { return KafkaProducerMessage(topic: changelog, partition: partition, key: key, value: nil as String?) }
+            return try KafkaProducerMessage(envelope, topic: changelog, partition: partition, key: key)
+        case .idempotency(let partition, let key, let envelope, let expiresAt):
+            guard let envelope else {
+                return KafkaProducerMessage(topic: TopicCatalog.idempotencyTopic, partition: partition, key: key, value: nil as String?)
+            }
             var message = try KafkaProducerMessage(envelope, topic: TopicCatalog.idempotencyTopic, partition: partition, key: key)
             // Restore reads the expiry from this header instead of decoding JSON.
-            message.headers.append(KafkaHeader(name: IdempotencyHeader.expiresAt, string: String(record.expiresAt.millisecondsSince1970)))
-            records.append(message)
+            if let expiresAt { message.headers.append(KafkaHeader(name: IdempotencyHeader.expiresAt, string: String(expiresAt))) }
+            return message
+        case .encoded(let record):
+            return KafkaProducerMessage(
+                topic: record.topic, partition: record.partition, key: record.key, value: record.value,
+                headers: record.headers.map { KafkaHeader(name: $0.name, value: $0.value) })
+        case .deadLetter, .intent:
+            return nil
         }
-        metrics.recordsOut.increment(by: result.outputs.count)
-        return records
     }
 
-    /// An input's records if each fits its topic; otherwise its outputs are replaced by a
-    /// dead letter that says which record is too large (a retry would fail the same way).
-    /// Its state change and idempotency key stay, so memory and changelog agree.
-    private func fitting(_ records: [KafkaProducerMessage], input: KafkaMessage, now: Date) -> [KafkaProducerMessage] {
-        guard let tooLarge = records.first(where: { !limits.fits($0) }) else { return records }
-        let size = KafkaRecordSizeLimits.size(of: tooLarge)
-        let reason = "its outcome cannot be written: a record of \(size) bytes for \(tooLarge.topic) is over that topic's limit of \(limits.limit(for: tooLarge.topic)) bytes (max.message.bytes, message.max.bytes)"
-        let changelog = stage.changelogTopic
-        let kept = records.filter { ($0.topic == changelog || $0.topic == TopicCatalog.idempotencyTopic) && limits.fits($0) }
-        return kept + [deadLetter(input, error: reason, attempts: 1, now: now)]
+    /// Why `record` can never be written: larger than its topic takes. Dead letters cut
+    /// themselves to fit.
+    static func oversize(_ record: OutputRecord, limits: KafkaRecordSizeLimits, changelog: String?) -> String? {
+        if case .intent(_, _, let records?) = record {
+            // An estimate (JSON with base64 bytes) that spares encoding the intent twice;
+            // dead letters cut themselves to fit and are left out.
+            let sizes = records.compactMap { try? message($0, changelog: changelog) }.map(KafkaRecordSizeLimits.size(of:))
+            let estimate = sizes.reduce(0, +) * 4 / 3 + 256 * sizes.count + 256
+            let limit = limits.limit(for: TopicCatalog.idempotencyTopic)
+            guard estimate > limit else { return nil }
+            return "its at-least-once intent of about \(estimate) bytes is over \(TopicCatalog.idempotencyTopic)'s limit of \(limit) bytes"
+        }
+        guard let message = try? message(record, changelog: changelog), !limits.fits(message) else { return nil }
+        let size = KafkaRecordSizeLimits.size(of: message)
+        return "a record of \(size) bytes for \(message.topic) is over that topic's limit of \(limits.limit(for: message.topic)) bytes (max.message.bytes, message.max.bytes)"
     }
 
-    private func deadLetter(_ message: KafkaMessage, error: String, attempts: Int, now: Date, referenceOnly: Bool = false) -> KafkaProducerMessage {
-        metrics.deadLetters.increment()
-        logger.warning("dead letter", metadata: [
-            "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)", "error": "\(error)",
-        ])
+    private func deadLetter(_ message: KafkaMessage, error: String, attempts: Int, referenceOnly: Bool) -> KafkaProducerMessage {
         let limit = referenceOnly ? 0 : limits.limit(for: TopicCatalog.deadLetterTopic)
-        return DeadLetters.record(for: message, stage: stage.name, error: error, attempts: attempts, now: now, sizeLimit: limit)
+        return DeadLetters.record(for: message, stage: stage.name, error: error, attempts: attempts, now: Date(), sizeLimit: limit)
+    }
+
+    /// Turns the machine's notes into metrics, logs and the runner's failure bookkeeping.
+    private func observe() {
+        if machine.transactionOpen {
+            if transactionStarted == nil { transactionStarted = clock.now }
+        } else {
+            transactionStarted = nil
+            if !machine.busy, !batch.isEmpty { batch.removeAll(keepingCapacity: true) }
+        }
+        for note in machine.takeNotes() {
+            switch note {
+            case .duplicate(let envelope):
+                metrics.duplicates.increment()
+                logger.debug("duplicate skipped", metadata: Self.metadata(envelope))
+            case .processed(let envelope, let outputs):
+                logger.debug("processed", metadata: Self.metadata(envelope).merging(["outputs": "\(outputs)"]) { $1 })
+            case .retrying(let envelope, let attempt, let reason):
+                metrics.retries.increment()
+                logger.warning("retrying", metadata: Self.metadata(envelope).merging(["attempt": "\(attempt)", "reason": "\(reason)"]) { $1 })
+            case .deadLettered(let position, let reason):
+                metrics.deadLetters.increment()
+                logger.warning("dead letter", metadata: [
+                    "topic": "\(position.topic)", "partition": "\(position.partition)", "offset": "\(position.offset)", "error": "\(reason)",
+                ])
+            case .poisonPill:
+                metrics.poisonPills.increment()
+            case .recordIn:
+                metrics.recordsIn.increment()
+            case .recordsOut(let count):
+                metrics.recordsOut.increment(by: count)
+            case .timerFirings(let count):
+                metrics.timerFirings.increment(by: count)
+            case .committed(let offsets):
+                for (part, offset) in offsets { committed[KafkaTopicPartition(topic: part.topic, partition: part.partition)] = offset }
+                if let start = commitStarted { metrics.commitLatency.recordInterval(since: start) }
+                commitStarted = nil
+                progressed()
+            case .commitRetry(let failure, let attempt):
+                logger.warning("commit failed, retrying", metadata: ["error": "\(failure)", "attempt": "\(attempt)"])
+            case .offsetCommitFailed(let failure):
+                logger.warning("offset commit failed; the batch's inputs will be read again and skipped as duplicates", metadata: ["error": "\(failure)"])
+            case .aborting(let operation, let failure):
+                logger.warning("aborting transaction", metadata: ["operation": "\(operation)", "error": "\(failure)", "class": "\(failure.errorClass.rawValue)"])
+            case .rewound:
+                metrics.aborts.increment()
+                commitStarted = nil
+            case .idempotencyKeys(let count):
+                metrics.idempotencyKeys.record(count)
+            case .restoredPartitions(let partitions, let stateKeys, let idempotencyKeys, let records):
+                if let start = restoreStarted { metrics.restoreTime.recordInterval(since: start) }
+                metrics.restoredRecords.increment(by: records)
+                let counts = machine.counts
+                metrics.stateKeys.record(counts.state)
+                metrics.idempotencyKeys.record(counts.keys)
+                logger.info("restored", metadata: [
+                    "partitions": "\(partitions)", "records": "\(records)",
+                    "seconds": "\(restoreStarted.map { (clock.now - $0).seconds } ?? 0)",
+                    "state_keys": "\(stateKeys)", "idempotency_keys": "\(idempotencyKeys)",
+                ])
+            case .failuresChanged(let failures):
+                runner.recordFailures.withLock { $0 = failures }
+            }
+        }
     }
 
     static func metadata(_ envelope: Envelope) -> Logger.Metadata {
@@ -561,266 +690,14 @@ private final class RunnerSession<S: Stage> {
         return metadata
     }
 
-    // MARK: Transactions
-
-    /// Opens a transaction and writes the tombstones of expired idempotency keys into it.
-    /// False if that failed and the runner rewound.
-    private func begin(now: Date) async throws -> Bool {
-        if transactional {
-            do throws(KafkaError) {
-                try producer.beginTransaction()
-            } catch {
-                try await recover(from: error, during: "begin transaction")
-                return false
-            }
-        }
-        transaction = OpenTransaction(isOpen: true, started: clock.now)
-        if clock.now - lastSweep >= .seconds(1) {
-            lastSweep = clock.now
-            let nowMilliseconds = now.millisecondsSince1970
-            for partition in keys.keys.sorted() {
-                for key in keys[partition]!.removeExpired(now: nowMilliseconds) {
-                    let tombstone = KafkaProducerMessage(topic: TopicCatalog.idempotencyTopic, partition: partition, key: "\(stage.name)/\(key)", value: nil as String?)
-                    if case .failure(let error) = await kafkaResult({ () async throws(KafkaError) in try await producer.enqueue(tombstone) }) {
-                        try await recover(from: error, during: "write tombstones")
-                        return false
-                    }
-                }
-            }
-            metrics.idempotencyKeys.record(keys.values.reduce(0) { $0 + $1.count })
-        }
-        return true
-    }
-
-    /// Commits the open transaction (or, at least once, flushes and commits offsets).
-    /// False if it failed and the runner rewound.
-    @discardableResult
-    private func commit() async throws -> Bool {
-        guard transaction.isOpen else { return true }
-        let start = clock.now
-        let offsets = transaction.offsets.map { KafkaTopicPartitionOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value) }
-        var attempt = 0
-        while true {
-            attempt += 1
-            let result = await kafkaResult { () async throws(KafkaError) in
-                if transactional {
-                    if !offsets.isEmpty {
-                        try await producer.sendOffsetsToTransaction(offsets, groupMetadata: try consumer.groupMetadata())
-                    }
-                    try await producer.commitTransaction()
-                } else {
-                    try await commitAtLeastOnce(offsets)
-                }
-            }
-            switch result {
-            case .success:
-                for offset in offsets { committed[offset.topicPartition] = offset.offset }
-                for partition in transaction.touched {
-                    states[partition]?.commit()
-                    keys[partition]?.commit()
-                }
-                let inputs = transaction.inputs
-                let batchSize = settings.batchSize
-                runner.recordFailures.withLock { $0.committed(inputs, batchSize: batchSize) }
-                transaction = OpenTransaction()
-                metrics.commitLatency.recordInterval(since: start)
-                progressed()
-                return true
-            case .failure(let error) where error.isRetriable && !error.txnRequiresAbort && !error.isFatal && fatalDelivery == nil && attempt < 5:
-                logger.warning("commit failed, retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
-                await Backoff.sleep(Backoff.delay(base: settings.retryBackoff, attempt: attempt, cap: .seconds(5)), unless: stopping)
-            case .failure(let error):
-                try await recover(from: error, during: "commit")
-                return false
-            }
-        }
-    }
-
-    /// At least once: outputs and dead letters first, then the state (a crash between
-    /// replays inputs against the old state, which emits the same outputs again, with
-    /// the same ids); the keys that mark the inputs done only once both are
-    /// acknowledged; then the offsets.
-    ///
-    /// Once records are out, the changelog holds the new state, so memory must too:
-    /// a rewind to the old state would apply the replayed inputs a second time (a
-    /// reservation counted twice). So a failed delivery stops the worker (its successor
-    /// restores from the changelog), and a failed offset commit after the keys are
-    /// written only means replays, which the keys skip.
-    private func commitAtLeastOnce(_ offsets: [KafkaTopicPartitionOffset]) async throws(KafkaError) {
-        let delivered = await kafkaResult { () async throws(KafkaError) in
-            try await producer.flush()
-            for record in transaction.deferredState { try await producer.enqueue(record) }
-            try await producer.flush()
-            for record in transaction.deferred { try await producer.enqueue(record) }
-            try await producer.flush()
-        }
-        if case .failure(let error) = delivered {
-            fatalDelivery = error
-            throw error
-        }
-        transaction.deferredState.removeAll()
-        transaction.deferred.removeAll()
-        for partition in transaction.touched {
-            states[partition]?.commit()
-            keys[partition]?.commit()
-        }
-        if case .failure(let error) = await kafkaResult({ () async throws(KafkaError) in try await consumer.commit(offsets) }) {
-            logger.warning("offset commit failed; the batch's inputs will be read again and skipped as duplicates", metadata: ["error": "\(error)"])
-        }
-    }
-
-    /// Aborts the open transaction, drops uncommitted state and seeks every owned
-    /// partition back to its committed offset; throws if the error is fatal.
-    ///
-    /// Before that, the failure is charged to the input being written, or to the only
-    /// input of the transaction: the same input failing ``WorkerConfiguration/retryAttempts``
-    /// times (at once for a record the broker can never take) is dead-lettered when it
-    /// comes again, so that one record cannot stall its partition. Then it backs off.
-    private func recover(from error: KafkaError, during operation: String) async throws {
-        let suspect = transaction.current ?? (transaction.inputs.count == 1 ? transaction.inputs[0] : nil)
-        let attempts = settings.retryAttempts
-        runner.recordFailures.withLock { $0.failed(suspect, error: error, poisonAfter: attempts) }
-        if let delivery = fatalDelivery {
-            throw WorkerFailure(
-                message: "at least once: records of a batch may be out but not all were acknowledged (\(delivery)); a new session restores state from the changelog",
-                restartable: true)
-        }
-        if error.isFatal || producer.fatalError != nil {
-            let cause = producer.fatalError ?? error
-            throw WorkerFailure(
-                message: "fatal Kafka error during \(operation): \(cause)" + (cause.isFenced ? " (fenced by a newer instance with the same worker.instance.id)" : " (the producer is broken; a new session makes a new one)"),
-                restartable: !cause.isFenced)
-        }
-        logger.warning("aborting transaction", metadata: ["operation": "\(operation)", "error": "\(error)", "class": "\(error.errorClass)"])
-        try await rewind()
-        await stall(during: operation, error)
-    }
-
-    private func rewind() async throws {
-        metrics.aborts.increment()
-        if transactional, transaction.isOpen {
-            var attempt = 0
-            while true {
-                attempt += 1
-                let result = await kafkaResult({ () async throws(KafkaError) in try await producer.abortTransaction() })
-                guard case .failure(let error) = result else { break }
-                if error.isFatal || producer.fatalError != nil || attempt >= 5 {
-                    let cause = producer.fatalError ?? error
-                    throw WorkerFailure(message: "cannot abort the transaction: \(cause)", restartable: !cause.isFenced)
-                }
-                await Backoff.sleep(Backoff.delay(base: settings.retryBackoff, attempt: attempt, cap: .seconds(5)), unless: stopping)
-            }
-        }
-        for partition in states.keys { states[partition]?.rollback() }
-        for partition in keys.keys { keys[partition]?.rollback() }
-        transaction = OpenTransaction()
-        guard !owned.isEmpty else { return }
-        let parts = owned.sorted()
-        // Without a rewind, the records after the aborted ones would be processed while
-        // these are skipped: nothing else happens until it succeeds.
-        while true {
-            let result = await kafkaResult { () async throws(KafkaError) -> Void in
-                let committed = try await consumer.committed(parts)
-                let reset = KafkaTopicPartitionOffset.beginning
-                try await consumer.seek(committed.map { KafkaTopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: $0.offset >= 0 ? $0.offset : reset) })
-            }
-            guard case .failure(let error) = result else { return }
-            if error.errorClass == .fatal || stopping.isSet {
-                // A new session starts from the committed offsets; a stopping one commits nothing.
-                throw WorkerFailure(message: "cannot rewind to the committed offsets: \(error)", restartable: true)
-            }
-            await stall(during: "rewind to the committed offsets", error)
-        }
-    }
-
     /// Sets each owned partition's lag gauge: high watermark (as last fetched) minus the
     /// committed offset.
     private func reportLag() {
-        for part in owned {
+        for owned in machine.owned {
+            let part = KafkaTopicPartition(topic: owned.topic, partition: owned.partition)
             guard let marks = consumer.cachedWatermarks(topic: part.topic, partition: part.partition) else { continue }
             let base = committed[part] ?? marks.low
             metrics.lag(part).record(max(0, marks.high - base))
-        }
-    }
-
-    // MARK: Rebalances
-
-    private func assign(_ parts: [KafkaTopicPartition]) async throws {
-        let before = Set(owned.map(\.partition))
-        owned.formUnion(parts)
-        status.set(partitions: owned.count)
-        if case .success(let offsets) = await kafkaResult({ () async throws(KafkaError) in try await consumer.committed(parts) }) {
-            for offset in offsets where offset.offset >= 0 { committed[offset.topicPartition] = offset.offset }
-        }
-        let new = Set(parts.map(\.partition)).subtracting(before).sorted()
-        guard !new.isEmpty else {
-            status.set(.running)
-            return
-        }
-        status.set(.restoring)
-        let start = clock.now
-        for partition in new {
-            states[partition] = KeyedState()
-            keys[partition] = IdempotencyKeys()
-        }
-        var targets = new.map { KafkaTopicPartition(topic: TopicCatalog.idempotencyTopic, partition: $0) }
-        if let changelog = stage.changelogTopic {
-            targets += new.map { KafkaTopicPartition(topic: changelog, partition: $0) }
-        }
-        let prefix = "\(stage.name)/"
-        let changelog = stage.changelogTopic
-        var undecodable = 0
-        func restore(_ message: KafkaMessage) {
-            guard let key = message.keyString else { return }
-            if message.topic == TopicCatalog.idempotencyTopic {
-                guard key.hasPrefix(prefix) else { return }
-                let expiresAt = message.value == nil ? nil : IdempotencyHeader.expiry(of: message)
-                keys[message.partition]?.restore(String(key.dropFirst(prefix.count)), expiresAt: expiresAt)
-            } else if message.topic == changelog {
-                guard message.value != nil else {
-                    states[message.partition]?.restore(key: key, value: nil)
-                    return
-                }
-                guard let envelope = try? Envelope.decode(message.eventRecord) else {
-                    undecodable += 1
-                    return
-                }
-                states[message.partition]?.restore(key: key, value: envelope.event)
-            }
-        }
-        let count = try await reader.read(targets, timeout: settings.restoreTimeout) { messages in
-            for message in messages { restore(message) }
-        }
-        if undecodable > 0 {
-            logger.error("undecodable changelog records skipped during restore", metadata: ["count": "\(undecodable)"])
-        }
-        metrics.restoreTime.recordInterval(since: start)
-        metrics.restoredRecords.increment(by: count)
-        metrics.stateKeys.record(states.values.reduce(0) { $0 + $1.count })
-        metrics.idempotencyKeys.record(keys.values.reduce(0) { $0 + $1.count })
-        logger.info("restored", metadata: [
-            "partitions": "\(new)", "records": "\(count)", "seconds": "\((clock.now - start).seconds)",
-            "state_keys": "\(new.reduce(0) { $0 + (states[$1]?.count ?? 0) })",
-            "idempotency_keys": "\(new.reduce(0) { $0 + (keys[$1]?.count ?? 0) })",
-        ])
-        status.set(.running)
-    }
-
-    private func release(_ parts: [KafkaTopicPartition]) async throws {
-        owned.subtract(parts)
-        status.set(partitions: owned.count)
-        for part in parts {
-            committed[part] = nil
-            metrics.lag(part).destroy()
-        }
-        // The open transaction holds records of the partitions that are gone; committing
-        // it now could duplicate work their new owner starts from the committed offsets.
-        // Abort it and rewind the partitions still owned.
-        if transaction.isOpen { try await rewind() }
-        let kept = Set(owned.map(\.partition))
-        for partition in Set(parts.map(\.partition)).subtracting(kept) {
-            states[partition] = nil
-            keys[partition] = nil
         }
     }
 }
@@ -858,63 +735,9 @@ extension Timer {
     }
 }
 
-/// Where an input record sits.
-struct RecordPosition: Hashable, Sendable {
-    var topic: String
-    var partition: Int32
-    var offset: Int64
-
+extension RecordPosition {
     init(_ message: KafkaMessage) {
-        topic = message.topic
-        partition = message.partition
-        offset = message.offset
-    }
-}
-
-/// Failed writes charged to the inputs they were for: the poison-pill rule.
-///
-/// A transaction that fails is charged to the input being written when it failed, or
-/// to its only input. Failures that say nothing about a record (Kafka unreachable, a
-/// timeout) are not charged: they would dead-letter innocent records during an outage.
-/// After two failed transactions in a row the runner isolates: one input per
-/// transaction, so that a failure at commit names its input.
-struct RecordFailures: Sendable {
-    /// Failed transactions in a row.
-    private(set) var streak = 0
-    /// One input per transaction until the failing one is found.
-    private(set) var isolating = false
-    private var cleanWhileIsolating = 0
-    private var charged: [RecordPosition: (attempts: Int, error: String)] = [:]
-
-    /// Charges a failure to `suspect` (if any and if the error can be the record's).
-    mutating func failed(_ suspect: RecordPosition?, error: KafkaError, poisonAfter: Int) {
-        streak += 1
-        if streak >= 2, !isolating {
-            isolating = true
-            cleanWhileIsolating = 0
-        }
-        guard let suspect, error.errorClass == .recordRejected || !error.isRetriable else { return }
-        var entry = charged[suspect] ?? (0, "")
-        // A record the broker can never take is a poison pill at once.
-        entry.attempts = error.errorClass == .recordRejected ? max(entry.attempts + 1, poisonAfter) : entry.attempts + 1
-        entry.error = error.description
-        charged[suspect] = entry
-    }
-
-    /// `inputs` were committed: their charges are cleared, the streak ends, and
-    /// isolation ends once nothing is charged or a whole batch went through.
-    mutating func committed(_ inputs: [RecordPosition], batchSize: Int) {
-        streak = 0
-        for input in inputs { charged[input] = nil }
-        guard isolating else { return }
-        cleanWhileIsolating += inputs.count
-        if charged.isEmpty || cleanWhileIsolating >= batchSize { isolating = false }
-    }
-
-    /// The charges of `position` if it failed `after` times or more: dead-letter it.
-    func poison(_ position: RecordPosition, after: Int) -> (attempts: Int, error: String)? {
-        guard let entry = charged[position], entry.attempts >= after else { return nil }
-        return entry
+        self.init(topic: message.topic, partition: message.partition, offset: message.offset)
     }
 }
 

@@ -24,7 +24,7 @@ public struct StepResult: Sendable {
 }
 
 /// Runs one input through a stage against one partition's state, with the semantics of
-/// DESIGN.md §6: known idempotency key → skip; otherwise process, stage the state
+/// the runtime (docs/ARCHITECTURE.md): known idempotency key → skip; otherwise process, stage the state
 /// changes and the key as pending, and build the output envelopes.
 ///
 /// Shared by the Kafka runtime and by ``StageDriver``, so that what is tested without
