@@ -58,7 +58,12 @@ struct StageRunnerTests {
         #expect(errors.contains { $0.contains("poison") }, "\(errors)")
 
         let keys = try await fixture.readAll(TopicCatalog.idempotencyTopic, partitions: 6).compactMap(\.keyString).filter { $0.hasPrefix("\(stage.name)/") }
-        #expect(keys.count == ids.count)
+        // At most one key per input, each written once. Not "exactly": noida-db drops a
+        // producer's committed batches from read_committed fetches that start past one of its
+        // abort markers (docs/ARCHITECTURE.md, "Brokers"), and this test aborts on purpose, so
+        // the read-back can miss a few keys that the broker holds (seen: 1,996 of 2,000, once
+        // in five runs under load). The outputs above are the effect, checked exactly.
+        #expect(keys.count <= ids.count && keys.count >= ids.count * 99 / 100, "\(keys.count) keys for \(ids.count) inputs")
         #expect(Set(keys).count == keys.count, "each idempotency key written once")
     }
 
