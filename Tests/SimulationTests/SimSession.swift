@@ -55,17 +55,23 @@ final class SimSession<S: Stage>: AnySession {
         return poll(world)
     }
 
+    /// Takes the assignment the group handed out: owns `parts` from `generation` on,
+    /// fetching from their committed offsets.
+    private func takeAssignment(_ parts: [TopicPartition], generation: Int) {
+        pendingAssignment = nil
+        joined = false
+        owned = parts
+        positions = [:]
+        self.generation = generation
+        machine.handle(.assigned(parts))
+    }
+
     private func poll(_ world: World) -> Bool {
         let groupState = world.groups[group]!
         if !groupState.members.contains(member) || groupState.rebalancing {
             guard !joined else {
                 if let parts = pendingAssignment {
-                    pendingAssignment = nil
-                    joined = false
-                    owned = parts
-                    positions = [:]
-                    generation = groupState.generation
-                    machine.handle(.assigned(parts))
+                    takeAssignment(parts, generation: groupState.generation)
                     return true
                 }
                 // Timed out of the group while it waited (a pause): join again.
@@ -82,12 +88,7 @@ final class SimSession<S: Stage>: AnySession {
             return true
         }
         if let parts = pendingAssignment {
-            pendingAssignment = nil
-            joined = false
-            owned = parts
-            positions = [:]
-            generation = groupState.generation
-            machine.handle(.assigned(parts))
+            takeAssignment(parts, generation: groupState.generation)
             return true
         }
         if machine.transactionOpen, world.random.chance(0.25) {
