@@ -728,10 +728,9 @@ func kafkaResult<T>(_ body: () async throws(KafkaError) -> T) async -> Result<T,
 }
 
 extension Timer {
-    func recordInterval(since start: ContinuousClock.Instant) {
-        let elapsed = ContinuousClock.now - start
-        let (seconds, attoseconds) = elapsed.components
-        recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    /// Records the time from `start` until now.
+    public func recordInterval(since start: ContinuousClock.Instant) {
+        recordNanoseconds((ContinuousClock.now - start).nanoseconds)
     }
 }
 
@@ -760,9 +759,12 @@ enum Backoff {
 }
 
 extension Duration {
-    /// Whole milliseconds.
-    var milliseconds: Int64 {
+    /// Whole nanoseconds.
+    var nanoseconds: Int64 {
         let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
+
+    /// Whole milliseconds.
+    var milliseconds: Int64 { nanoseconds / 1_000_000 }
 }

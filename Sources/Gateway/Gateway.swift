@@ -218,7 +218,7 @@ public final class Gateway: Sendable {
         let start = ContinuousClock.now
         do {
             let report = try await producer.send(message)
-            Timer(label: "oms_gateway_kafka_ack_seconds").recordNanoseconds((ContinuousClock.now - start).nanoseconds)
+            Timer(label: "oms_gateway_kafka_ack_seconds").recordInterval(since: start)
             return report
         } catch where error.errorClass == .recordRejected {
             throw tooLarge(recordBytes: KafkaRecordSizeLimits.size(of: message), topic: envelope.topic, kafka: error)
@@ -271,10 +271,3 @@ private struct GatewayService: Service {
     }
 }
 
-
-extension Duration {
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
-}
