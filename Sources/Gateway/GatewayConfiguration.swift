@@ -1,5 +1,6 @@
 import Configuration
 import Fleet
+import Workers
 
 /// The gateway's settings: webhook secrets, limits and its Kafka timeout. Kafka itself
 /// (brokers, SASL/TLS) and `http.host`/`http.port` are read as for workers
@@ -30,6 +31,11 @@ public struct GatewayConfiguration: Sendable {
     public var retryAfterSeconds = 5
     /// How many idempotency keys and webhook ids are remembered (`gateway.idempotency.entries`).
     public var idempotencyEntries = 100_000
+    /// Dated FX rates from the CSV file at `gateway.fx.rates` (format in ``FXRates``):
+    /// with them `/v1/reports/orders` and `/v1/reports/returns` also show money in the
+    /// file's base currency. None by default, so a gateway never converts with a table
+    /// nobody chose for it.
+    public var fxRates: FXRates?
 
     /// Defaults: no secrets, so only the operator and query endpoints work.
     public init() {}
@@ -38,7 +44,7 @@ public struct GatewayConfiguration: Sendable {
     public static let keys = [
         "gateway.shopify.secret", "gateway.easypost.secret", "gateway.aftership.secret", "gateway.channel.secrets",
         "gateway.carrier.secrets", "gateway.api.token", "gateway.body.limit.bytes", "gateway.kafka.timeout.ms",
-        "gateway.retry.after.s", "gateway.idempotency.entries",
+        "gateway.retry.after.s", "gateway.idempotency.entries", "gateway.fx.rates",
     ]
 
     /// The environment variables the gateway reads beyond the worker's
@@ -59,6 +65,13 @@ public struct GatewayConfiguration: Sendable {
         kafkaTimeout = .milliseconds(try keys.int("gateway.kafka.timeout.ms", default: 2_500, in: 100...300_000))
         retryAfterSeconds = try keys.int("gateway.retry.after.s", default: retryAfterSeconds, in: 1...3_600)
         idempotencyEntries = try keys.int("gateway.idempotency.entries", default: idempotencyEntries, in: 0...10_000_000)
+        if let path = try keys.string("gateway.fx.rates") {
+            do {
+                fxRates = try FXRates.load(path: path)
+            } catch {
+                throw ConfigurationError(key: "gateway.fx.rates", reason: error.description)
+            }
+        }
     }
 
     /// `name=secret` entries (comma-separated in one environment variable) as a map.

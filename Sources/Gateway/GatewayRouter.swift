@@ -168,7 +168,7 @@ extension Gateway {
             let query = call.request.uri.queryParameters
             let filter = ReportQuery.Filter(from: query.get("from"), to: query.get("to"), channel: query.get("channel"), hourly: query.get("by") == "hour")
             let stock: (onHand: [String: Int], reserved: [String: Int]) = name == "inventory" ? try self.stockTotals() : ([:], [:])
-            guard let tables = try self.reportQuery().report(name, filter: filter, onHand: stock.onHand, reserved: stock.reserved) else {
+            guard let tables = try self.reportQuery().report(name, filter: filter, onHand: stock.onHand, reserved: stock.reserved, rates: self.configuration.fxRates) else {
                 throw GatewayError(status: 404, code: "not_found", message: "no report '\(name)'; reports: \(ReportQuery.names.joined(separator: ", "))")
             }
             return (200, try Self.encode(tables))

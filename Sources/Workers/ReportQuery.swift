@@ -2,7 +2,8 @@ import Contracts
 import Foundation
 
 /// A report as rows: what `oms report`, the gateway's `/v1/reports/{name}` and the
-/// dashboard show. Cells are text or numbers; money stays per currency.
+/// dashboard show. Cells are text or numbers; money stays per currency (with FX rates,
+/// base-currency columns and tables come next to it).
 public struct ReportTable: Sendable, Hashable, Encodable {
     /// One value.
     public enum Cell: Sendable, Hashable, Encodable, CustomStringConvertible {
@@ -124,13 +125,16 @@ public struct ReportQuery: Sendable {
     }
 
     /// The report `name`; `onHand` and `reserved` (per SKU, from oms.inventory.levels)
-    /// complete the inventory report. Nil for an unknown name.
-    public func report(_ name: String, filter: Filter = Filter(), now: Date = Date(), onHand: [String: Int] = [:], reserved: [String: Int] = [:]) -> [ReportTable]? {
+    /// complete the inventory report; with `rates` the money tables also show the base
+    /// currency (``orders(_:rates:)``, ``refunds(_:rates:)``). Nil for an unknown name.
+    public func report(
+        _ name: String, filter: Filter = Filter(), now: Date = Date(), onHand: [String: Int] = [:], reserved: [String: Int] = [:], rates: FXRates? = nil
+    ) -> [ReportTable]? {
         switch name {
-        case "orders": [orders(filter)]
+        case "orders": [orders(filter, rates: rates)] + (rates.map { [ordersInBase(filter, rates: $0)] } ?? [])
         case "fulfilment": [fulfilment(filter), lateOrders(now: now)]
         case "inventory": [inventory(onHand: onHand, reserved: reserved), stockouts()]
-        case "returns": [returns(), refunds(filter)]
+        case "returns": [returns(), refunds(filter, rates: rates)] + (rates.map { [refundsInBase(filter, rates: $0)] } ?? [])
         case "pipeline": [deadLetters(), slaBreaches(filter)]
         default: nil
         }
@@ -142,7 +146,67 @@ public struct ReportQuery: Sendable {
 
     /// Per day (or hour), channel and currency: orders, revenue, average order value,
     /// units, rejected.
-    public func orders(_ filter: Filter) -> ReportTable {
+    ///
+    /// With `rates`, each row also gets the base currency, the rate used and its date, and
+    /// the revenue and average order value (rounded half-even) in the base currency. The
+    /// row's own figures stay per currency, so the conversion can be checked against
+    /// them; a row whose currency has no rate on or before its day shows `none` as the
+    /// rate and `not converted` as the amounts rather than a 0 that would read as no
+    /// money. ``ordersInBase(_:rates:)`` adds the currencies up.
+    public func orders(_ filter: Filter, rates: FXRates? = nil) -> ReportTable {
+        let rows = ordersRows(filter)
+        var columns = [filter.hourly ? "hour" : "day", "channel", "currency", "orders", "revenue", "averageOrderValue", "units", "rejected"]
+        if rates != nil { columns += ["baseCurrency", "fxRate", "fxDate", "revenueBase", "averageOrderValueBase"] }
+        return ReportTable(
+            name: "orders", columns: columns,
+            rows: rows.map { row in
+                let orders = row.values["orders"] ?? 0
+                let revenue = row.values["revenue"] ?? 0
+                var cells: [ReportTable.Cell] = [
+                    .text(row.period), .text(row.channel), .text(row.currency), .integer(orders), .integer(revenue),
+                    .integer(orders > 0 ? revenue / orders : 0), .integer(row.values["units"] ?? 0), .integer(row.values["rejected"] ?? 0),
+                ]
+                if let rates {
+                    let converted = FXConverted(revenue, row.currency, day: String(row.period.prefix(10)), rates: rates)
+                    cells += converted.baseCells + [converted.cell, converted.average(over: orders)]
+                }
+                return cells
+            })
+    }
+
+    /// Per day (or hour) and channel, all currencies added up in the base currency:
+    /// orders, revenue, average order value, units, rejected, and how many orders are
+    /// missing from the revenue because their currency has no rate for the day (the
+    /// `orders` table names them). The one number per channel an operator compares
+    /// across days; never summed from an amount that could not be converted.
+    public func ordersInBase(_ filter: Filter, rates: FXRates) -> ReportTable {
+        var sums: [String: (orders: Int64, revenue: Int64, converted: Int64, units: Int64, rejected: Int64)] = [:]
+        for row in ordersRows(filter) {
+            let orders = row.values["orders"] ?? 0
+            var sum = sums["\(row.period)/\(row.channel)"] ?? (0, 0, 0, 0, 0)
+            sum.orders += orders
+            sum.units += row.values["units"] ?? 0
+            sum.rejected += row.values["rejected"] ?? 0
+            if let amount = FXConverted(row.values["revenue"] ?? 0, row.currency, day: String(row.period.prefix(10)), rates: rates).amount {
+                sum.revenue += amount
+                sum.converted += orders
+            }
+            sums["\(row.period)/\(row.channel)"] = sum
+        }
+        return ReportTable(
+            name: "orders-base",
+            columns: [filter.hourly ? "hour" : "day", "channel", "baseCurrency", "orders", "revenueBase", "averageOrderValueBase", "units", "rejected", "ordersNotConverted"],
+            rows: sums.sorted { $0.key < $1.key }.map { key, sum in
+                let parts = key.split(separator: "/", maxSplits: 1).map(String.init)
+                return [
+                    .text(parts[0]), .text(parts[1]), .text(rates.base.code), .integer(sum.orders), .integer(sum.revenue),
+                    .integer(FXRates.divideHalfEven(sum.revenue, by: sum.converted)), .integer(sum.units), .integer(sum.rejected), .integer(sum.orders - sum.converted),
+                ]
+            })
+    }
+
+    /// The orders buckets added up per period (day or hour), channel and currency.
+    private func ordersRows(_ filter: Filter) -> [(period: String, channel: String, currency: String, values: [String: Int64])] {
         var rows: [String: [String: Int64]] = [:]
         for (bucket, values) in buckets(ReportFold.Name.orders) {
             let parts = bucket.split(separator: "/", maxSplits: 2).map(String.init)
@@ -152,16 +216,10 @@ public struct ReportQuery: Sendable {
             let period = filter.hourly ? parts[0] : day
             for (key, value) in values { rows["\(period)/\(parts[1])/\(parts[2])", default: [:]][key, default: 0] += value }
         }
-        return ReportTable(
-            name: "orders", columns: [filter.hourly ? "hour" : "day", "channel", "currency", "orders", "revenue", "averageOrderValue", "units", "rejected"],
-            rows: rows.sorted { $0.key < $1.key }.map { key, values in
-                let parts = key.split(separator: "/").map(String.init)
-                let orders = values["orders"] ?? 0
-                return [
-                    .text(parts[0]), .text(parts[1]), .text(parts[2]), .integer(orders), .integer(values["revenue"] ?? 0),
-                    .integer(orders > 0 ? (values["revenue"] ?? 0) / orders : 0), .integer(values["units"] ?? 0), .integer(values["rejected"] ?? 0),
-                ]
-            })
+        return rows.sorted { $0.key < $1.key }.map { key, values in
+            let parts = key.split(separator: "/").map(String.init)
+            return (parts[0], parts[1], parts[2], values)
+        }
     }
 
     /// Per day: shipped and delivered orders, on-time rate, ship and delivery time
@@ -244,15 +302,50 @@ public struct ReportQuery: Sendable {
             })
     }
 
-    /// Refunds per day and currency.
-    public func refunds(_ filter: Filter) -> ReportTable {
+    /// Refunds per day and currency; with `rates` also the base currency, the rate used,
+    /// its date and the amount in the base currency, as in ``orders(_:rates:)``.
+    public func refunds(_ filter: Filter, rates: FXRates? = nil) -> ReportTable {
         ReportTable(
-            name: "refunds", columns: ["day", "currency", "refunds", "amount"],
-            rows: buckets(ReportFold.Name.refunds).compactMap { bucket, values -> [ReportTable.Cell]? in
-                let parts = bucket.split(separator: "/").map(String.init)
-                guard parts.count == 2, filter.includes(day: parts[0]) else { return nil }
-                return [.text(parts[0]), .text(parts[1]), .integer(values["refunds"] ?? 0), .integer(values["amount"] ?? 0)]
+            name: "refunds", columns: ["day", "currency", "refunds", "amount"] + (rates == nil ? [] : ["baseCurrency", "fxRate", "fxDate", "amountBase"]),
+            rows: refundsRows(filter).map { day, currency, values in
+                var cells: [ReportTable.Cell] = [.text(day), .text(currency), .integer(values["refunds"] ?? 0), .integer(values["amount"] ?? 0)]
+                if let rates {
+                    let converted = FXConverted(values["amount"] ?? 0, currency, day: day, rates: rates)
+                    cells += converted.baseCells + [converted.cell]
+                }
+                return cells
             })
+    }
+
+    /// Per day, all currencies added up in the base currency: refunds, amount, and how
+    /// many refunds are missing from the amount for want of a rate (the `refunds` table
+    /// names their currency).
+    public func refundsInBase(_ filter: Filter, rates: FXRates) -> ReportTable {
+        var sums: [String: (refunds: Int64, amount: Int64, notConverted: Int64)] = [:]
+        for (day, currency, values) in refundsRows(filter) {
+            let refunds = values["refunds"] ?? 0
+            var sum = sums[day] ?? (0, 0, 0)
+            sum.refunds += refunds
+            if let amount = FXConverted(values["amount"] ?? 0, currency, day: day, rates: rates).amount {
+                sum.amount += amount
+            } else {
+                sum.notConverted += refunds
+            }
+            sums[day] = sum
+        }
+        return ReportTable(
+            name: "refunds-base", columns: ["day", "baseCurrency", "refunds", "amountBase", "refundsNotConverted"],
+            rows: sums.sorted { $0.key < $1.key }.map { day, sum in
+                [.text(day), .text(rates.base.code), .integer(sum.refunds), .integer(sum.amount), .integer(sum.notConverted)]
+            })
+    }
+
+    private func refundsRows(_ filter: Filter) -> [(day: String, currency: String, values: [String: Int64])] {
+        buckets(ReportFold.Name.refunds).compactMap { bucket, values in
+            let parts = bucket.split(separator: "/").map(String.init)
+            guard parts.count == 2, filter.includes(day: parts[0]) else { return nil }
+            return (parts[0], parts[1], values)
+        }
     }
 
     /// Dead letters per stage and reason.
@@ -292,5 +385,45 @@ public struct ReportQuery: Sendable {
             if seen >= max(rank, 1) { return Int64(1) << bound }
         }
         return Int64(1) << (counts.map(\.bound).max() ?? 0)
+    }
+}
+
+/// One report amount in the base currency, as the cells of a report row.
+///
+/// Rows without a currency (`-`: rejections only) hold no money, so their base amount
+/// is 0 and their rate `-`, not `none`: nothing is missing from them.
+struct FXConverted {
+    /// The base amount in minor units; nil when not converted.
+    let amount: Int64?
+    /// `baseCurrency`, `fxRate` and `fxDate`.
+    let baseCells: [ReportTable.Cell]
+
+    init(_ minorUnits: Int64, _ code: String, day: String, rates: FXRates) {
+        guard code != "-" || minorUnits != 0 else {
+            amount = 0
+            baseCells = [.text(rates.base.code), .text("-"), .text("")]
+            return
+        }
+        guard let currency = try? CurrencyCode(code) else {
+            amount = nil
+            baseCells = [.text(rates.base.code), .text("none"), .text("")]
+            return
+        }
+        switch rates.convert(Money(minorUnits: minorUnits, currency: currency), on: day) {
+        case .converted(let money, let rate):
+            amount = money.minorUnits
+            baseCells = [.text(rates.base.code), .text(rate.value.description), .text(rate.date ?? "")]
+        case .notConverted:
+            amount = nil
+            baseCells = [.text(rates.base.code), .text("none"), .text("")]
+        }
+    }
+
+    /// `revenueBase` / `amountBase`.
+    var cell: ReportTable.Cell { amount.map { .integer($0) } ?? .text("not converted") }
+
+    /// The base amount per order, rounded half-even.
+    func average(over count: Int64) -> ReportTable.Cell {
+        amount.map { .integer(FXRates.divideHalfEven($0, by: count)) } ?? .text("not converted")
     }
 }

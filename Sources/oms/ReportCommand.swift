@@ -11,7 +11,9 @@ struct ReportCommand: AsyncParsableCommand {
         abstract: "Print a report: \(ReportQuery.names.joined(separator: ", ")).",
         discussion: """
             Reads oms.reports (written by the report stage) once to its end and adds up its partitions; \
-            `inventory` also reads oms.inventory.levels. Money is in minor units and per currency. \
+            `inventory` also reads oms.inventory.levels. Money is in minor units and per currency; with an FX \
+            rates file (--fx-rates, default \(FXRates.defaultPath) when it exists) `orders` and `returns` also show \
+            it in the file's base currency, with tables summed over currencies (orders-base, refunds-base). \
             Durations (fulfilment) are seconds, upper bounds of power-of-two buckets.
             """
     )
@@ -27,6 +29,8 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(help: "Only this channel (orders).") var channel: String?
     @Flag(help: "Orders per hour instead of per day (orders).") var hourly = false
     @Option(help: "table, json or csv.") var format: Format = .table
+    @Option(help: "FX rates CSV (date,currency,rate; first line '# base: EUR'); default \(FXRates.defaultPath) if it exists; 'none' for none.")
+    var fxRates: String?
 
     func validate() throws {
         guard ReportQuery.names.contains(name) else {
@@ -39,7 +43,20 @@ struct ReportCommand: AsyncParsableCommand {
         }
     }
 
+    /// The named file, else the default one if it is there; a named file that cannot be
+    /// read is an error, as a silently missing base column would look like a bug.
+    func loadRates() throws -> FXRates? {
+        let path = fxRates ?? (FileManager.default.fileExists(atPath: FXRates.defaultPath) ? FXRates.defaultPath : nil)
+        guard let path, path != "none" else { return nil }
+        do {
+            return try FXRates.load(path: path)
+        } catch {
+            throw ValidationError("--fx-rates: \(error.description)")
+        }
+    }
+
     func run() async throws {
+        let rates = try loadRates()
         let kafka = try client.kafkaConfiguration(clientID: "oms-report")
         let buckets = try await GlobalTable.snapshot(topic: ReportBucket.topic, kafka: kafka).values.compactMap { event -> ReportBucket? in
             if case .reportBucket(let bucket) = event { return bucket } else { return nil }
@@ -53,7 +70,7 @@ struct ReportCommand: AsyncParsableCommand {
             }
         }
         let tables = ReportQuery(buckets: buckets).report(
-            name, filter: .init(from: from, to: to, channel: channel, hourly: hourly), onHand: onHand, reserved: reserved) ?? []
+            name, filter: .init(from: from, to: to, channel: channel, hourly: hourly), onHand: onHand, reserved: reserved, rates: rates) ?? []
         switch format {
         case .table: print(tables.map { "== \($0.name)\n\($0.rows.isEmpty ? "(no rows)" : $0.text)" }.joined(separator: "\n\n"))
         case .csv: print(tables.map { "# \($0.name)\n\($0.csv)" }.joined(separator: "\n"), terminator: "")

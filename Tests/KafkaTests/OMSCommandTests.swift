@@ -122,4 +122,22 @@ struct OMSCommandTests {
         #expect(process.terminationStatus != 0)
         #expect(message.contains("no.such.key"))
     }
+
+    @Test("oms report --fx-rates: a bad rates file stops it before Kafka, naming the file and the line")
+    func reportBadRates() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("fx-\(UUID().uuidString).csv")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try "# base: EUR\ndate,currency,rate\n2026-01-01,USD,abc\n".write(to: file, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = Self.omsBinary
+        process.arguments = ["report", "orders", "--brokers", "127.0.0.1:1", "--fx-rates", file.path]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 64)
+        #expect(message.contains("\(file.path) line 3: rate 'abc' is not a number"), "\(message)")
+    }
 }
