@@ -203,6 +203,32 @@ public enum NotificationKind: String, Sendable, Hashable, Codable, CaseIterable 
     case reviewInvitation = "review_invitation"
 }
 
+/// What a channel is told about one of its orders.
+public enum ChannelAction: String, Sendable, Hashable, Codable, CaseIterable {
+    /// A shipment left: mark its lines fulfilled with carrier and tracking.
+    case ship
+    /// The order was cancelled in the OMS.
+    case cancel
+    /// Money was refunded (a return or a goodwill refund).
+    case refund
+}
+
+/// Where one outbound command stands with its external system.
+public enum DeliveryState: String, Sendable, Hashable, Codable, CaseIterable {
+    /// A call passed its point of no return; its answer is not recorded yet.
+    case attempting
+    /// The system took the effect.
+    case delivered
+    /// The system refused it with its reason; an operator re-drives it from the dead letters.
+    case rejected
+    /// Nothing to do (opted out, no recipient, channel without sync).
+    case skipped
+    /// The answer was lost and the system cannot be asked; an operator decides.
+    case unknown
+    /// Retries ran out before the system took it; re-driven from the dead letters.
+    case failed
+}
+
 /// How urgently operators must act on an SLA alert.
 public enum AlertSeverity: String, Sendable, Hashable, Codable, CaseIterable {
     /// Approaching or just past the SLA.
@@ -595,6 +621,80 @@ public struct ShipmentLine: Sendable, Hashable, Codable {
         self.lineId = lineId
         self.sku = sku
         self.quantity = quantity
+    }
+}
+
+/// One thing a channel is told about its order.
+public struct ChannelFact: Sendable, Hashable, Codable {
+    /// Identity of the fact: `ship/<shipmentId>`, `cancel`, `refund/<returnId or event id>`.
+    public var id: String
+    /// What to tell.
+    public var action: ChannelAction
+    /// Shipment, for `ship`.
+    public var shipmentId: String?
+    /// Carrier code, for `ship`.
+    public var carrier: String?
+    /// Tracking number, for `ship`.
+    public var trackingNumber: String?
+    /// Lines shipped, for `ship`; empty otherwise.
+    public var lines: [ShipmentLine]
+    /// Amount refunded, for `refund`.
+    public var amount: Money?
+    /// Why, for `cancel` and `refund`.
+    public var reason: String?
+    /// When the fact happened in the OMS.
+    public var at: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        id: String,
+        action: ChannelAction,
+        shipmentId: String? = nil,
+        carrier: String? = nil,
+        trackingNumber: String? = nil,
+        lines: [ShipmentLine],
+        amount: Money? = nil,
+        reason: String? = nil,
+        at: Date
+    ) {
+        self.id = id
+        self.action = action
+        self.shipmentId = shipmentId
+        self.carrier = carrier
+        self.trackingNumber = trackingNumber
+        self.lines = lines
+        self.amount = amount
+        self.reason = reason
+        self.at = at
+    }
+}
+
+/// What stock feed knows of one SKU on one channel.
+public struct ChannelStock: Sendable, Hashable, Codable {
+    /// Channel.
+    public var channel: String
+    /// Available-to-sell over the channel's locations at the latest level.
+    public var available: Int
+    /// What the channel should show now, from the latest level and the channel's rules.
+    public var target: Int
+    /// What was last sent; nil before the first update.
+    public var advertised: Int?
+    /// When it was sent.
+    public var sentAt: Date?
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        channel: String,
+        available: Int,
+        target: Int,
+        advertised: Int? = nil,
+        sentAt: Date? = nil
+    ) {
+        self.channel = channel
+        self.available = available
+        self.target = target
+        self.advertised = advertised
+        self.sentAt = sentAt
     }
 }
 

@@ -2223,7 +2223,7 @@ extension OrderView: ContractEvent {
     public var event: Event { .orderView(self) }
 }
 
-/// A message to send to the customer; an external notifier delivers it.
+/// A message to send to the customer; the email connector delivers it.
 public struct Notification: Sendable, Hashable, Codable {
     /// Order.
     public var orderId: String
@@ -2263,6 +2263,316 @@ extension Notification: ContractEvent {
     public var partitionKey: String { orderId }
     /// This event wrapped in the ``Event`` sum type.
     public var event: Event { .notification(self) }
+}
+
+/// A command to tell the channel that sent an order what became of it; the channel connector performs it.
+public struct ChannelUpdate: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// Channel the order came from.
+    public var channel: String
+    /// The channel's order id.
+    public var externalOrderId: String
+    /// What to tell.
+    public var fact: ChannelFact
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        channel: String,
+        externalOrderId: String,
+        fact: ChannelFact
+    ) {
+        self.orderId = orderId
+        self.channel = channel
+        self.externalOrderId = externalOrderId
+        self.fact = fact
+    }
+}
+
+extension ChannelUpdate: ContractEvent {
+    /// `oms.channel.update.v1`.
+    public static let eventType = EventType(name: "oms.channel.update", version: 1)
+    /// Records of this event go to `oms.channels.commands`.
+    public static let topic = "oms.channels.commands"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .channelUpdate(self) }
+}
+
+/// Channel sync's view of one order (its changelog): where it came from, so later facts can be told to it.
+public struct ChannelSyncState: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// Channel; nil until the placed order is read.
+    public var channel: String?
+    /// The channel's order id; nil until the placed order is read.
+    public var externalOrderId: String?
+    /// Facts already turned into commands, by ``ChannelFact/id``.
+    public var told: [String]
+    /// Facts read before the placed order (topics are read side by side), told once it is read.
+    public var pending: [ChannelFact]
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        channel: String? = nil,
+        externalOrderId: String? = nil,
+        told: [String],
+        pending: [ChannelFact]
+    ) {
+        self.orderId = orderId
+        self.channel = channel
+        self.externalOrderId = externalOrderId
+        self.told = told
+        self.pending = pending
+    }
+}
+
+extension ChannelSyncState: ContractEvent {
+    /// `oms.channel.sync_state.v1`.
+    public static let eventType = EventType(name: "oms.channel.sync_state", version: 1)
+    /// Records of this event go to `oms.channels.state`.
+    public static let topic = "oms.channels.state"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .channelSyncState(self) }
+}
+
+/// A command to set what a channel shows as available for one SKU; the stock connector performs it.
+public struct StockUpdate: Sendable, Hashable, Codable {
+    /// SKU; the record key.
+    public var sku: String
+    /// Channel.
+    public var channel: String
+    /// Units to show: available-to-sell after the channel's share, buffer and cap.
+    public var quantity: Int
+    /// Available-to-sell over the channel's locations when decided.
+    public var availableToSell: Int
+    /// `change` or `resync`.
+    public var reason: String
+    /// When stock feed decided it.
+    public var decidedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        sku: String,
+        channel: String,
+        quantity: Int,
+        availableToSell: Int,
+        reason: String,
+        decidedAt: Date
+    ) {
+        self.sku = sku
+        self.channel = channel
+        self.quantity = quantity
+        self.availableToSell = availableToSell
+        self.reason = reason
+        self.decidedAt = decidedAt
+    }
+}
+
+extension StockUpdate: ContractEvent {
+    /// `oms.stock.update.v1`.
+    public static let eventType = EventType(name: "oms.stock.update", version: 1)
+    /// Records of this event go to `oms.channels.stock`.
+    public static let topic = "oms.channels.stock"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { sku }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { sku }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .stockUpdate(self) }
+}
+
+/// An operator's request to send one SKU's stock to its channels again, whatever was sent (`oms channels resync`).
+public struct StockResync: Sendable, Hashable, Codable {
+    /// SKU; the record key.
+    public var sku: String
+    /// Only this channel; nil for every one.
+    public var channel: String?
+    /// Request time.
+    public var requestedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        sku: String,
+        channel: String? = nil,
+        requestedAt: Date
+    ) {
+        self.sku = sku
+        self.channel = channel
+        self.requestedAt = requestedAt
+    }
+}
+
+extension StockResync: ContractEvent {
+    /// `oms.stock.resync.v1`.
+    public static let eventType = EventType(name: "oms.stock.resync", version: 1)
+    /// Records of this event go to `oms.stockfeed.requests`.
+    public static let topic = "oms.stockfeed.requests"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { sku }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { sku }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .stockResync(self) }
+}
+
+/// Stock feed's view of one SKU (its changelog): per channel what it should show and what was sent.
+public struct StockFeedState: Sendable, Hashable, Codable {
+    /// SKU; the record key.
+    public var sku: String
+    /// Per channel, sorted by channel.
+    public var channels: [ChannelStock]
+    /// Last change.
+    public var updatedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        sku: String,
+        channels: [ChannelStock],
+        updatedAt: Date
+    ) {
+        self.sku = sku
+        self.channels = channels
+        self.updatedAt = updatedAt
+    }
+}
+
+extension StockFeedState: ContractEvent {
+    /// `oms.stockfeed.state.v1`.
+    public static let eventType = EventType(name: "oms.stockfeed.state", version: 1)
+    /// Records of this event go to `oms.stockfeed.state`.
+    public static let topic = "oms.stockfeed.state"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { sku }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { sku }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .stockFeedState(self) }
+}
+
+/// Where one outbound command stands with its external system: the connector's ledger (compacted, in the command's partition) and its results.
+public struct OutboundDelivery: Sendable, Hashable, Codable {
+    /// Connector name.
+    public var connector: String
+    /// Id of the command event.
+    public var commandId: String
+    /// Type of the command event.
+    public var commandType: String
+    /// The command's key: its order (for a stock command, its SKU).
+    public var orderId: String
+    /// Key sent with every call for this command.
+    public var idempotencyKey: String
+    /// Where it stands.
+    public var state: DeliveryState
+    /// Calls made so far.
+    public var attempts: Int
+    /// The system's id for the effect, when it gave one.
+    public var reference: String?
+    /// The system's last status code (HTTP or SMTP).
+    public var status: Int?
+    /// The system's last message.
+    public var reason: String?
+    /// Offset of the command record this state is for.
+    public var sourceOffset: Int64
+    /// When it changed.
+    public var updatedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        connector: String,
+        commandId: String,
+        commandType: String,
+        orderId: String,
+        idempotencyKey: String,
+        state: DeliveryState,
+        attempts: Int,
+        reference: String? = nil,
+        status: Int? = nil,
+        reason: String? = nil,
+        sourceOffset: Int64,
+        updatedAt: Date
+    ) {
+        self.connector = connector
+        self.commandId = commandId
+        self.commandType = commandType
+        self.orderId = orderId
+        self.idempotencyKey = idempotencyKey
+        self.state = state
+        self.attempts = attempts
+        self.reference = reference
+        self.status = status
+        self.reason = reason
+        self.sourceOffset = sourceOffset
+        self.updatedAt = updatedAt
+    }
+}
+
+extension OutboundDelivery: ContractEvent {
+    /// `oms.outbound.delivery.v1`.
+    public static let eventType = EventType(name: "oms.outbound.delivery", version: 1)
+    /// Records of this event go to `oms.outbound.deliveries`.
+    public static let topic = "oms.outbound.deliveries"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { "\(connector)/\(commandId)" }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .outboundDelivery(self) }
+}
+
+/// An outbound command needs an operator: rejected, retries exhausted, or outcome unknown.
+public struct ConnectorAlert: Sendable, Hashable, Codable {
+    /// Connector name.
+    public var connector: String
+    /// Command event id.
+    public var commandId: String
+    /// The command's key: its order (for a stock command, its SKU).
+    public var orderId: String
+    /// Why.
+    public var state: DeliveryState
+    /// The system's message or the runtime's.
+    public var reason: String
+    /// When.
+    public var raisedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        connector: String,
+        commandId: String,
+        orderId: String,
+        state: DeliveryState,
+        reason: String,
+        raisedAt: Date
+    ) {
+        self.connector = connector
+        self.commandId = commandId
+        self.orderId = orderId
+        self.state = state
+        self.reason = reason
+        self.raisedAt = raisedAt
+    }
+}
+
+extension ConnectorAlert: ContractEvent {
+    /// `oms.outbound.alert.v1`.
+    public static let eventType = EventType(name: "oms.outbound.alert", version: 1)
+    /// Records of this event go to `oms.alerts`.
+    public static let topic = "oms.alerts"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .connectorAlert(self) }
 }
 
 /// An order has been in a state longer than its SLA.
@@ -2636,6 +2946,20 @@ public enum Event: Sendable, Hashable {
     case orderView(OrderView)
     /// `oms.notification.v1` on `oms.notifications`.
     case notification(Notification)
+    /// `oms.channel.update.v1` on `oms.channels.commands`.
+    case channelUpdate(ChannelUpdate)
+    /// `oms.channel.sync_state.v1` on `oms.channels.state`.
+    case channelSyncState(ChannelSyncState)
+    /// `oms.stock.update.v1` on `oms.channels.stock`.
+    case stockUpdate(StockUpdate)
+    /// `oms.stock.resync.v1` on `oms.stockfeed.requests`.
+    case stockResync(StockResync)
+    /// `oms.stockfeed.state.v1` on `oms.stockfeed.state`.
+    case stockFeedState(StockFeedState)
+    /// `oms.outbound.delivery.v1` on `oms.outbound.deliveries`.
+    case outboundDelivery(OutboundDelivery)
+    /// `oms.outbound.alert.v1` on `oms.alerts`.
+    case connectorAlert(ConnectorAlert)
     /// `oms.sla.alert.v1` on `oms.alerts`.
     case slaAlert(SLAAlert)
     /// `oms.sla.recovered.v1` on `oms.alerts`.
@@ -2699,6 +3023,13 @@ public enum Event: Sendable, Hashable {
         case .voidPayment(let value): return value
         case .orderView(let value): return value
         case .notification(let value): return value
+        case .channelUpdate(let value): return value
+        case .channelSyncState(let value): return value
+        case .stockUpdate(let value): return value
+        case .stockResync(let value): return value
+        case .stockFeedState(let value): return value
+        case .outboundDelivery(let value): return value
+        case .connectorAlert(let value): return value
         case .slaAlert(let value): return value
         case .slaRecovered(let value): return value
         case .slaWatchState(let value): return value
@@ -2761,6 +3092,13 @@ public enum EventRegistry {
             VoidPayment.self,
             OrderView.self,
             Notification.self,
+            ChannelUpdate.self,
+            ChannelSyncState.self,
+            StockUpdate.self,
+            StockResync.self,
+            StockFeedState.self,
+            OutboundDelivery.self,
+            ConnectorAlert.self,
             SLAAlert.self,
             SLARecovered.self,
             SLAWatchState.self,

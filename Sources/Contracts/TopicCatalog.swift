@@ -119,7 +119,7 @@ public enum TopicCatalog {
             writers: ["gateway", "marketplaces"], readers: ["intake"]),
         TopicSpec(
             name: "oms.orders.placed", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["intake"], readers: ["payment", "allocation", "shipping", "returns", "view", "report"]),
+            writers: ["intake"], readers: ["payment", "allocation", "shipping", "returns", "view", "report", "channel-sync"]),
         TopicSpec(
             name: "oms.orders.rejected", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["intake"], readers: ["view", "report"]),
@@ -143,7 +143,7 @@ public enum TopicCatalog {
             writers: ["inventory"], readers: ["allocation", "report"]),
         TopicSpec(
             name: "oms.inventory.levels", key: "sku[/orderId/lineId/location]", cleanupPolicy: .compact, coPartitionGroup: inventory,
-            writers: ["inventory"], readers: ["inventory", "allocation", "gateway"]),
+            writers: ["inventory"], readers: ["inventory", "allocation", "gateway", "stock-feed"]),
         TopicSpec(
             name: "oms.allocation.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
             writers: ["allocation"], readers: ["allocation"]),
@@ -155,13 +155,13 @@ public enum TopicCatalog {
             writers: ["gateway", "ops", "intake"], readers: ["payment", "shipping"]),
         TopicSpec(
             name: "oms.orders.cancellations", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["shipping"], readers: ["payment", "allocation", "view", "report"]),
+            writers: ["shipping"], readers: ["payment", "allocation", "view", "report", "channel-sync"]),
         TopicSpec(
             name: "oms.shipping.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
             writers: ["shipping"], readers: ["shipping"]),
         TopicSpec(
             name: "oms.shipments.created", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["shipping"], readers: ["returns", "view", "report"]),
+            writers: ["shipping"], readers: ["returns", "view", "report", "channel-sync"]),
         TopicSpec(
             name: "oms.shipments.index", key: "carrier/trackingNumber", cleanupPolicy: .compact,
             coPartitionGroup: tracking, writers: ["shipping", "returns"], readers: ["tracking"]),
@@ -185,16 +185,34 @@ public enum TopicCatalog {
             writers: ["returns"], readers: ["returns"]),
         TopicSpec(
             name: "oms.payments.commands", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["shipping", "returns"], readers: ["view", "payments-connector", "report"]),
+            writers: ["shipping", "returns"], readers: ["view", "payments-connector", "report", "channel-sync"]),
         TopicSpec(
             name: "oms.orders.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
             writers: ["view"], readers: ["view", "sla-watch", "gateway", "oms orders"]),
         TopicSpec(
             name: "oms.notifications", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["view"], readers: ["notifier"]),
+            writers: ["view"], readers: ["email-connector"]),
         TopicSpec(
             name: "oms.alerts", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["sla-watch"], readers: ["operators", "report"]),
+            writers: ["sla-watch", "every connector"], readers: ["operators", "report"]),
+        TopicSpec(
+            name: "oms.channels.commands", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
+            writers: ["channel-sync"], readers: ["channel-connector"]),
+        TopicSpec(
+            name: "oms.channels.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
+            writers: ["channel-sync"], readers: ["channel-sync"]),
+        TopicSpec(
+            name: "oms.outbound.deliveries", key: "connector/commandId", cleanupPolicy: .compact, coPartitionGroup: order,
+            writers: ["every connector"], readers: ["every connector", "operators"]),
+        TopicSpec(
+            name: "oms.channels.stock", key: "sku", cleanupPolicy: .delete, coPartitionGroup: inventory,
+            writers: ["stock-feed"], readers: ["stock-connector"]),
+        TopicSpec(
+            name: "oms.stockfeed.requests", key: "sku", cleanupPolicy: .delete, coPartitionGroup: inventory,
+            writers: ["oms channels resync"], readers: ["stock-feed"]),
+        TopicSpec(
+            name: "oms.stockfeed.state", key: "sku", cleanupPolicy: .compact, coPartitionGroup: inventory,
+            writers: ["stock-feed"], readers: ["stock-feed"]),
         TopicSpec(
             name: "oms.sla.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
             writers: ["sla-watch"], readers: ["sla-watch"]),

@@ -4,7 +4,7 @@ import Logging
 /// Reads whole partitions from the beginning to their end (for `read_committed`, the
 /// last stable offset), outside any consumer group: how a runner restores changelogs
 /// and idempotency keys.
-final class PartitionReader: Sendable {
+package final class PartitionReader: Sendable {
     private let consumer: KafkaConsumer
 
     /// noida-db answers a fetch with whole partitions, past `fetch.max.bytes`; a
@@ -13,7 +13,7 @@ final class PartitionReader: Sendable {
     /// honours the fetch limits never sends that much.
     static let receiveLimit = "1000000000"
 
-    init(kafka: KafkaConfiguration, name: String, batchSize: Int, logger: Logger) throws(KafkaError) {
+    package init(kafka: KafkaConfiguration, name: String, batchSize: Int, logger: Logger) throws(KafkaError) {
         var kafka = kafka
         kafka.clientID = name
         // The end of a partition is announced by librdkafka (after transaction markers
@@ -28,7 +28,7 @@ final class PartitionReader: Sendable {
     /// Calls `body` with every record of `partitions`, batch by batch, in offset order
     /// per partition, and returns how many there were. Throws if the end is not reached
     /// by `timeout`. With `keepAssigned` the partitions stay assigned for ``follow(_:)``.
-    func read(
+    package func read(
         _ partitions: [KafkaTopicPartition], timeout: Duration, keepAssigned: Bool = false, _ body: ([KafkaMessage]) -> Void
     ) async throws(KafkaError) -> Int {
         var pending = Set<KafkaTopicPartition>()
@@ -72,7 +72,7 @@ final class PartitionReader: Sendable {
         }
     }
 
-    func close() async {
+    package func close() async {
         try? await consumer.close()
     }
 }

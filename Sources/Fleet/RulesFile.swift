@@ -46,7 +46,7 @@ public enum RulesFile {
 
     /// The keys each mapping of the file may have, by path pattern (`[]` for any index).
     static let knownKeys: [String: Set<String>] = [
-        "": ["intake", "payment", "sourcing", "locations", "zones", "shipping", "returns", "notifications", "sla"],
+        "": ["intake", "payment", "sourcing", "locations", "zones", "shipping", "returns", "notifications", "sla", "stockFeeds"],
         "intake": ["currencies"],
         "payment": ["holdAboveMinorUnits", "velocity", "holdOnCountryMismatch", "riskyPostcodes"],
         "payment.velocity": ["maxOrders", "windowSeconds"],
@@ -61,6 +61,8 @@ public enum RulesFile {
         "notifications": ["reviewInvitationDelaySeconds", "trackingURL", "checkIntervalSeconds"],
         "sla": ["rules", "checkIntervalSeconds"],
         "sla.rules[]": ["name", "status", "maxSeconds", "shipBySecondsBeforePromise", "severity"],
+        "stockFeeds": ["channels", "checkIntervalSeconds"],
+        "stockFeeds.channels[]": ["channel", "percent", "buffer", "max", "minIntervalSeconds", "locations"],
     ]
 
     /// Keys the rules do not have, with their paths; unparseable YAML is left to the decoder.

@@ -48,6 +48,6 @@ public final class RunnerStatus: Sendable {
     /// Whether the runner is alive (not failed or stopped).
     public var isHealthy: Bool { ![.failed, .stopped].contains(phase) }
 
-    func set(_ phase: Phase) { state.withLock { $0.phase = phase } }
-    func set(partitions: Int) { state.withLock { $0.partitions = partitions } }
+    package func set(_ phase: Phase) { state.withLock { $0.phase = phase } }
+    package func set(partitions: Int) { state.withLock { $0.partitions = partitions } }
 }

@@ -22,6 +22,8 @@ public enum StageRegistry {
         Entry(name: "shipping") { ShippingStage(rules: $0) },
         Entry(name: "tracking") { TrackingStage(rules: $0.shipping) },
         Entry(name: "returns") { ReturnsStage(rules: $0) },
+        Entry(name: "channel-sync") { _ in ChannelSyncStage() },
+        Entry(name: "stock-feed") { StockFeedStage(rules: $0.stockFeeds) },
         Entry(name: "view") { OrderViewStage(rules: $0.notifications) },
         Entry(name: "sla-watch") { SLAWatchStage(rules: $0.sla) },
         Entry(name: "report") { _ in ReportStage() },

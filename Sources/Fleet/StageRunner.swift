@@ -27,10 +27,11 @@ public struct WorkerFailure: Error, Sendable, CustomStringConvertible {
 }
 
 /// Set once graceful shutdown starts; read by the runner's loops.
-final class StopFlag: Sendable {
+package final class StopFlag: Sendable {
     private let flag = Atomic<Bool>(false)
-    var isSet: Bool { flag.load(ordering: .relaxed) || Task.isCancelled }
-    func set() { flag.store(true, ordering: .relaxed) }
+    package init() {}
+    package var isSet: Bool { flag.load(ordering: .relaxed) || Task.isCancelled }
+    package func set() { flag.store(true, ordering: .relaxed) }
 }
 
 /// Runs one ``Stage`` as a member of the consumer group `oms.<stage>`: the fleet's
@@ -481,6 +482,9 @@ private final class RunnerSession<S: Stage> {
 
     static func input(_ message: KafkaMessage) -> InputRecord {
         let content: InputRecord.Content
+        if message.value == nil, message.key != nil {
+            return InputRecord(position: RecordPosition(message), content: .tombstone)
+        }
         do {
             content = .envelope(try Envelope.decode(message.eventRecord))
         } catch {
@@ -741,16 +745,16 @@ extension RecordPosition {
 }
 
 /// Exponential backoff with jitter, interrupted by a stop.
-enum Backoff {
+package enum Backoff {
     /// `base` × 2^(attempt − 1), at most `cap`, ±20% jitter so that instances do not retry
     /// in step.
-    static func delay(base: Duration, attempt: Int, cap: Duration) -> Duration {
+    package static func delay(base: Duration, attempt: Int, cap: Duration) -> Duration {
         let exponential = base * (1 << min(max(attempt - 1, 0), 20))
         return min(exponential, cap) * Double.random(in: 0.8...1.2)
     }
 
     /// Sleeps `delay`, waking every 100 ms to see whether to stop.
-    static func sleep(_ delay: Duration, unless stopping: StopFlag) async {
+    package static func sleep(_ delay: Duration, unless stopping: StopFlag) async {
         let deadline = ContinuousClock.now + delay
         while !stopping.isSet, ContinuousClock.now < deadline {
             try? await Task.sleep(for: min(.milliseconds(100), deadline - ContinuousClock.now))

@@ -544,6 +544,7 @@ public struct RunnerMachine<S: Stage> {
         let envelope: Envelope
         switch record.content {
         case .undecodable(let reason): return [deadLetter(position, error: reason, attempts: 1)]
+        case .tombstone: return []
         case .envelope(let value): envelope = value
         }
         let input = StageInput(envelope: envelope, topic: position.topic, partition: position.partition, offset: position.offset, now: batchNow)

@@ -51,6 +51,9 @@ public struct InputRecord: Sendable {
         case envelope(Envelope)
         /// Bytes no contract accepts: the record becomes a dead letter.
         case undecodable(String)
+        /// A keyed record without a value: a compacted input's delete (e.g. a released
+        /// reservation in the inventory changelog, which stock feed reads). Consumed, no effect.
+        case tombstone
     }
 
     /// Where it was read.

@@ -25,12 +25,14 @@ public struct BusinessRules: Sendable, Hashable, Codable {
     public var notifications: NotificationRules
     /// How long an order may stay in each state.
     public var sla: SLARules
+    /// Stock shown on channels.
+    public var stockFeeds: StockFeedRules
 
     /// Creates rules.
     public init(
         intake: IntakeRules = IntakeRules(), payment: PaymentRules = PaymentRules(), sourcing: SourcingRules = SourcingRules(),
         locations: [StockLocation] = [], zones: [Zone] = [], shipping: ShippingRules = ShippingRules(), returns: ReturnRules = ReturnRules(),
-        notifications: NotificationRules = NotificationRules(), sla: SLARules = SLARules()
+        notifications: NotificationRules = NotificationRules(), sla: SLARules = SLARules(), stockFeeds: StockFeedRules = StockFeedRules()
     ) {
         self.intake = intake
         self.payment = payment
@@ -41,6 +43,7 @@ public struct BusinessRules: Sendable, Hashable, Codable {
         self.returns = returns
         self.notifications = notifications
         self.sla = sla
+        self.stockFeeds = stockFeeds
     }
 
     /// Every problem found, as `key: message`; empty when the rules are usable.
@@ -88,6 +91,7 @@ public struct BusinessRules: Sendable, Hashable, Codable {
         problems += returns.problems(locations: ids)
         problems += notifications.problems()
         problems += sla.problems()
+        problems += stockFeeds.problems(locations: ids)
         return problems
     }
 
@@ -267,7 +271,7 @@ public struct Zone: Sendable, Hashable, Codable {
 
 // Every section and most keys may be left out of the file; these decoders fill the defaults.
 extension BusinessRules {
-    private enum CodingKeys: String, CodingKey { case intake, payment, sourcing, locations, zones, shipping, returns, notifications, sla }
+    private enum CodingKeys: String, CodingKey { case intake, payment, sourcing, locations, zones, shipping, returns, notifications, sla, stockFeeds }
 
     /// Decodes rules; a missing section takes its defaults.
     public init(from decoder: any Decoder) throws {
@@ -281,7 +285,8 @@ extension BusinessRules {
             shipping: try c.decodeIfPresent(ShippingRules.self, forKey: .shipping) ?? ShippingRules(),
             returns: try c.decodeIfPresent(ReturnRules.self, forKey: .returns) ?? ReturnRules(),
             notifications: try c.decodeIfPresent(NotificationRules.self, forKey: .notifications) ?? NotificationRules(),
-            sla: try c.decodeIfPresent(SLARules.self, forKey: .sla) ?? SLARules())
+            sla: try c.decodeIfPresent(SLARules.self, forKey: .sla) ?? SLARules(),
+            stockFeeds: try c.decodeIfPresent(StockFeedRules.self, forKey: .stockFeeds) ?? StockFeedRules())
     }
 }
 

@@ -116,6 +116,19 @@ E("NotificationKind", "Which customer message to send.", [
     ("cancelled", "Order cancelled."),
     ("review_invitation", "Invitation to review the order, a configured time after delivery."),
 ])
+E("ChannelAction", "What a channel is told about one of its orders.", [
+    ("ship", "A shipment left: mark its lines fulfilled with carrier and tracking."),
+    ("cancel", "The order was cancelled in the OMS."),
+    ("refund", "Money was refunded (a return or a goodwill refund)."),
+])
+E("DeliveryState", "Where one outbound command stands with its external system.", [
+    ("attempting", "A call passed its point of no return; its answer is not recorded yet."),
+    ("delivered", "The system took the effect."),
+    ("rejected", "The system refused it with its reason; an operator re-drives it from the dead letters."),
+    ("skipped", "Nothing to do (opted out, no recipient, channel without sync)."),
+    ("unknown", "The answer was lost and the system cannot be asked; an operator decides."),
+    ("failed", "Retries ran out before the system took it; re-driven from the dead letters."),
+])
 E("AlertSeverity", "How urgently operators must act on an SLA alert.", [
     ("warning", "Approaching or just past the SLA."),
     ("critical", "Far past the SLA."),
@@ -216,6 +229,22 @@ S("ShipmentLine", "Units of an order line in a shipment or return.", [
     ("lineId", "String", "Order line."),
     ("sku", "String", "SKU."),
     ("quantity", "Int", "Units.", {"minimum": 1}),
+])
+S("ChannelFact", "One thing a channel is told about its order.", [
+    ("id", "String", "Identity of the fact: `ship/<shipmentId>`, `cancel`, `refund/<returnId or event id>`."),
+    ("action", "ChannelAction", "What to tell."),
+    ("shipmentId", "String?", "Shipment, for `ship`."), ("carrier", "String?", "Carrier code, for `ship`."),
+    ("trackingNumber", "String?", "Tracking number, for `ship`."),
+    ("lines", "[ShipmentLine]", "Lines shipped, for `ship`; empty otherwise."),
+    ("amount", "Money?", "Amount refunded, for `refund`."), ("reason", "String?", "Why, for `cancel` and `refund`."),
+    ("at", "Date", "When the fact happened in the OMS."),
+])
+S("ChannelStock", "What stock feed knows of one SKU on one channel.", [
+    ("channel", "String", "Channel."),
+    ("available", "Int", "Available-to-sell over the channel's locations at the latest level.", {"minimum": 0}),
+    ("target", "Int", "What the channel should show now, from the latest level and the channel's rules.", {"minimum": 0}),
+    ("advertised", "Int?", "What was last sent; nil before the first update.", {"minimum": 0}),
+    ("sentAt", "Date?", "When it was sent."),
 ])
 S("TrackingLocation", "Where a carrier scan happened, as free text because carriers differ.", [
     ("city", "String?", "City."),
@@ -645,10 +674,57 @@ EV("OrderView", "oms.order.view", 1, "oms.orders.state", ORDER_KEY, ORDER_KEY,
     ("updatedAt", "Date", "Last change."),
 ])
 EV("Notification", "oms.notification", 1, "oms.notifications", ORDER_KEY, ORDER_KEY,
-   "A message to send to the customer; an external notifier delivers it.", [
+   "A message to send to the customer; the email connector delivers it.", [
     ("orderId", "String", "Order."), ("kind", "NotificationKind", "Which message."),
     ("recipientEmail", "String?", "Recipient, if known."), ("data", "[String: String]", "Template values."),
     ("createdAt", "Date", "Creation time."),
+])
+EV("ChannelUpdate", "oms.channel.update", 1, "oms.channels.commands", ORDER_KEY, ORDER_KEY,
+   "A command to tell the channel that sent an order what became of it; the channel connector performs it.", [
+    ("orderId", "String", "Order."), ("channel", "String", "Channel the order came from."),
+    ("externalOrderId", "String", "The channel's order id."), ("fact", "ChannelFact", "What to tell."),
+])
+EV("ChannelSyncState", "oms.channel.sync_state", 1, "oms.channels.state", ORDER_KEY, ORDER_KEY,
+   "Channel sync's view of one order (its changelog): where it came from, so later facts can be told to it.", [
+    ("orderId", "String", "Order."), ("channel", "String?", "Channel; nil until the placed order is read."),
+    ("externalOrderId", "String?", "The channel's order id; nil until the placed order is read."),
+    ("told", "[String]", "Facts already turned into commands, by ``ChannelFact/id``."),
+    ("pending", "[ChannelFact]", "Facts read before the placed order (topics are read side by side), told once it is read."),
+])
+EV("StockUpdate", "oms.stock.update", 1, "oms.channels.stock", "sku", "sku",
+   "A command to set what a channel shows as available for one SKU; the stock connector performs it.", [
+    ("sku", "String", "SKU; the record key."), ("channel", "String", "Channel."),
+    ("quantity", "Int", "Units to show: available-to-sell after the channel's share, buffer and cap.", {"minimum": 0}),
+    ("availableToSell", "Int", "Available-to-sell over the channel's locations when decided.", {"minimum": 0}),
+    ("reason", "String", "`change` or `resync`."), ("decidedAt", "Date", "When stock feed decided it."),
+])
+EV("StockResync", "oms.stock.resync", 1, "oms.stockfeed.requests", "sku", "sku",
+   "An operator's request to send one SKU's stock to its channels again, whatever was sent (`oms channels resync`).", [
+    ("sku", "String", "SKU; the record key."), ("channel", "String?", "Only this channel; nil for every one."),
+    ("requestedAt", "Date", "Request time."),
+])
+EV("StockFeedState", "oms.stockfeed.state", 1, "oms.stockfeed.state", "sku", "sku",
+   "Stock feed's view of one SKU (its changelog): per channel what it should show and what was sent.", [
+    ("sku", "String", "SKU; the record key."), ("channels", "[ChannelStock]", "Per channel, sorted by channel."),
+    ("updatedAt", "Date", "Last change."),
+])
+EV("OutboundDelivery", "oms.outbound.delivery", 1, "oms.outbound.deliveries", '"\\(connector)/\\(commandId)"', ORDER_KEY,
+   "Where one outbound command stands with its external system: the connector's ledger (compacted, in the command's partition) and its results.", [
+    ("connector", "String", "Connector name."), ("commandId", "String", "Id of the command event."),
+    ("commandType", "String", "Type of the command event."), ("orderId", "String", "The command's key: its order (for a stock command, its SKU)."),
+    ("idempotencyKey", "String", "Key sent with every call for this command."),
+    ("state", "DeliveryState", "Where it stands."), ("attempts", "Int", "Calls made so far.", {"minimum": 0}),
+    ("reference", "String?", "The system's id for the effect, when it gave one."),
+    ("status", "Int?", "The system's last status code (HTTP or SMTP)."), ("reason", "String?", "The system's last message."),
+    ("sourceOffset", "Int64", "Offset of the command record this state is for.", {"minimum": 0}),
+    ("updatedAt", "Date", "When it changed."),
+])
+EV("ConnectorAlert", "oms.outbound.alert", 1, "oms.alerts", ORDER_KEY, ORDER_KEY,
+   "An outbound command needs an operator: rejected, retries exhausted, or outcome unknown.", [
+    ("connector", "String", "Connector name."), ("commandId", "String", "Command event id."),
+    ("orderId", "String", "The command's key: its order (for a stock command, its SKU)."),
+    ("state", "DeliveryState", "Why."), ("reason", "String", "The system's message or the runtime's."),
+    ("raisedAt", "Date", "When."),
 ])
 EV("SLAAlert", "oms.sla.alert", 1, "oms.alerts", ORDER_KEY, ORDER_KEY,
    "An order has been in a state longer than its SLA.", [
@@ -692,7 +768,7 @@ DAY_MS = 86_400_000
 TOPICS = [
     ("oms.catalog.products", "sku", "compact", None, None, ["pim-connector", "oms catalog import"], ["intake", "allocation", "shipping"]),
     ("oms.orders.inbound", "channel/externalOrderId", "delete", 7 * DAY_MS, None, ["gateway", "marketplaces"], ["intake"]),
-    ("oms.orders.placed", "orderId", "delete", None, "order", ["intake"], ["payment", "allocation", "shipping", "returns", "view", "report"]),
+    ("oms.orders.placed", "orderId", "delete", None, "order", ["intake"], ["payment", "allocation", "shipping", "returns", "view", "report", "channel-sync"]),
     ("oms.orders.rejected", "orderId", "delete", None, "order", ["intake"], ["view", "report"]),
     ("oms.payments.checked", "orderId", "delete", None, "order", ["fraud-velocity", "payment"], ["payment", "allocation", "view"]),
     ("oms.payments.screening", "customerKey", "delete", None, "customer", ["payment"], ["fraud-velocity"]),
@@ -700,13 +776,13 @@ TOPICS = [
     ("oms.payments.holds", "orderId", "compact", None, "order", ["payment"], ["payment"]),
     ("oms.inventory.commands", "sku", "delete", None, "inventory", ["allocation", "shipping", "returns", "ops"], ["inventory"]),
     ("oms.inventory.results", "orderId", "delete", None, "order", ["inventory"], ["allocation", "report"]),
-    ("oms.inventory.levels", "sku[/orderId/lineId/location]", "compact", None, "inventory", ["inventory"], ["inventory", "allocation", "gateway"]),
+    ("oms.inventory.levels", "sku[/orderId/lineId/location]", "compact", None, "inventory", ["inventory"], ["inventory", "allocation", "gateway", "stock-feed"]),
     ("oms.allocation.state", "orderId", "compact", None, "order", ["allocation"], ["allocation"]),
     ("oms.orders.allocated", "orderId", "delete", None, "order", ["allocation"], ["shipping", "view", "report"]),
     ("oms.orders.commands", "orderId", "delete", None, "order", ["gateway", "ops", "intake"], ["payment", "shipping"]),
-    ("oms.orders.cancellations", "orderId", "delete", None, "order", ["shipping"], ["payment", "allocation", "view", "report"]),
+    ("oms.orders.cancellations", "orderId", "delete", None, "order", ["shipping"], ["payment", "allocation", "view", "report", "channel-sync"]),
     ("oms.shipping.state", "orderId", "compact", None, "order", ["shipping"], ["shipping"]),
-    ("oms.shipments.created", "orderId", "delete", None, "order", ["shipping"], ["returns", "view", "report"]),
+    ("oms.shipments.created", "orderId", "delete", None, "order", ["shipping"], ["returns", "view", "report", "channel-sync"]),
     ("oms.shipments.index", "carrier/trackingNumber", "compact", None, "tracking", ["shipping", "returns"], ["tracking"]),
     ("oms.tracking.inbound", "carrier/trackingNumber", "delete", None, "tracking", ["gateway", "carriers"], ["tracking"]),
     ("oms.tracking.state", "carrier/trackingNumber", "compact", None, "tracking", ["tracking"], ["tracking"]),
@@ -714,10 +790,16 @@ TOPICS = [
     ("oms.returns.requests", "orderId", "delete", None, "order", ["gateway", "warehouses"], ["returns"]),
     ("oms.returns.events", "orderId", "delete", None, "order", ["returns"], ["view", "payments-connector", "report"]),
     ("oms.returns.state", "orderId", "compact", None, "order", ["returns"], ["returns"]),
-    ("oms.payments.commands", "orderId", "delete", None, "order", ["shipping", "returns"], ["view", "payments-connector", "report"]),
+    ("oms.payments.commands", "orderId", "delete", None, "order", ["shipping", "returns"], ["view", "payments-connector", "report", "channel-sync"]),
     ("oms.orders.state", "orderId", "compact", None, "order", ["view"], ["view", "sla-watch", "gateway", "oms orders"]),
-    ("oms.notifications", "orderId", "delete", None, "order", ["view"], ["notifier"]),
-    ("oms.alerts", "orderId", "delete", None, "order", ["sla-watch"], ["operators", "report"]),
+    ("oms.notifications", "orderId", "delete", None, "order", ["view"], ["email-connector"]),
+    ("oms.alerts", "orderId", "delete", None, "order", ["sla-watch", "every connector"], ["operators", "report"]),
+    ("oms.channels.commands", "orderId", "delete", None, "order", ["channel-sync"], ["channel-connector"]),
+    ("oms.channels.state", "orderId", "compact", None, "order", ["channel-sync"], ["channel-sync"]),
+    ("oms.outbound.deliveries", "connector/commandId", "compact", None, "order", ["every connector"], ["every connector", "operators"]),
+    ("oms.channels.stock", "sku", "delete", None, "inventory", ["stock-feed"], ["stock-connector"]),
+    ("oms.stockfeed.requests", "sku", "delete", None, "inventory", ["oms channels resync"], ["stock-feed"]),
+    ("oms.stockfeed.state", "sku", "compact", None, "inventory", ["stock-feed"], ["stock-feed"]),
     ("oms.sla.state", "orderId", "compact", None, "order", ["sla-watch"], ["sla-watch"]),
     ("oms.reports", "report/bucket", "compact", None, None, ["report"], ["gateway", "oms report"]),
     ("oms.idempotency", "stage/key", "compact", None, None, ["every stage"], ["every stage"]),
