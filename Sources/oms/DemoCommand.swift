@@ -110,10 +110,14 @@ struct DemoCommand: AsyncParsableCommand {
         gatewaySettings.shopifySecret = DemoScenario.shopifySecret
         gatewaySettings.easyPostSecret = DemoScenario.easyPostSecret
         gatewaySettings.channelSecrets = ["web": DemoScenario.webSecret]
+        gatewaySettings.fxRates = try? FXRates.load(path: FXRates.defaultPath)
         let gateway = try Gateway(
             configuration: gatewaySettings, kafka: cluster.kafka.with(clientID: "oms-demo-gateway"), statuses: statuses, registry: registry, logger: logger)
         let bound = AsyncStream.makeStream(of: Int.self)
         services.append(gateway.service(host: "127.0.0.1", port: port) { port in bound.continuation.yield(port) })
+        let channels = LocalChannels()
+        let channelsBound = AsyncStream.makeStream(of: Int.self)
+        services.append(channels.service { port in channelsBound.continuation.yield(port) })
         let group = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         let running = Task { try await group.run() }
@@ -122,9 +126,21 @@ struct DemoCommand: AsyncParsableCommand {
             boundPort = value
             break
         }
+        var channelsPort = 0
+        for await value in channelsBound.stream {
+            channelsPort = value
+            break
+        }
+        let mailbox = LocalMailbox()
+        let smtpPort = try await mailbox.start()
+        let connectors = try DemoConnectors(
+            channels: channels, base: "http://127.0.0.1:\(channelsPort)", feeds: rules.stockFeeds, mailbox: mailbox, smtpPort: smtpPort,
+            settings: settings, logger: logger)
+        for connector in connectors.services { await group.addServiceUnlessShutdown(connector) }
         let base = "http://127.0.0.1:\(boundPort)"
         console.say("\(stages.count) stages and the gateway started; operations dashboard: \(base)/ (reports: \(base)/v1/reports/orders)")
-        return DemoSystem(group: group, running: running, gateway: gateway, base: base)
+        console.say("channel, stock and email connectors started: local Shopify, SP-API and webhook receivers at \(connectors.base), SMTP at 127.0.0.1:\(smtpPort)")
+        return DemoSystem(group: group, running: running, gateway: gateway, base: base, connectors: connectors)
     }
 
     /// 3. The scenario, its catalog and stock, the views and levels followed; returns once
@@ -150,6 +166,7 @@ struct DemoCommand: AsyncParsableCommand {
             guard console.elapsed < .seconds(300) else { throw ValidationError("the stages did not get ready within 300 s") }
             try await Task.sleep(for: .milliseconds(100))
         }
+        system.connectors.register(scenario)
         let before = DemoInventory(levels)
         console.say("catalog of \(skus.count) SKUs and stock at \(DemoScenario.locations.joined(separator: ", ")) loaded; every stage ready")
         return DemoWorld(scenario: scenario, views: views, levels: levels, followers: followers, sender: sender, before: before)
@@ -206,9 +223,14 @@ struct DemoCommand: AsyncParsableCommand {
     ) async throws {
         let summary: DemoSummary
         do {
+            let outbound = [
+                await system.connectors.invariant(views: world.views, scenario: world.scenario, timeout: .seconds(60)),
+                await system.connectors.stockInvariant(levels: world.levels, timeout: .seconds(60)),
+                await system.connectors.emailInvariant(kafka: cluster.kafka.with(clientID: "oms-demo-email"), logger: logger, timeout: .seconds(60)),
+            ]
             summary = try await DemoSummary.make(
                 scenario: world.scenario, driver: outcome.driver, sender: world.sender, views: world.views, levels: world.levels,
-                before: world.before, settled: outcome.settled, elapsed: outcome.elapsed, kafka: cluster.kafka, logger: logger)
+                before: world.before, settled: outcome.settled, elapsed: outcome.elapsed, outbound: outbound, kafka: cluster.kafka, logger: logger)
         } catch {
             world.followers.cancel()
             await system.group.triggerGracefulShutdown()
@@ -287,6 +309,8 @@ private struct DemoSystem {
     let gateway: Gateway
     /// The gateway's address, `http://127.0.0.1:<port>`.
     let base: String
+    /// The outbound connectors and the receivers they talk to.
+    let connectors: DemoConnectors
 }
 
 /// The scenario and what the demo watches it through.

@@ -90,7 +90,7 @@ struct DemoSummary: Codable, Sendable {
 
     static func make(
         scenario: DemoScenario, driver: DemoDriver, sender: DemoSender, views: GlobalTable, levels: GlobalTable, before: DemoInventory,
-        settled: Bool, elapsed: Double, kafka: KafkaConfiguration, logger: Logger
+        settled: Bool, elapsed: Double, outbound: [Invariant] = [], kafka: KafkaConfiguration, logger: Logger
     ) async throws -> DemoSummary {
         let expected = scenario.orders.filter(\.expectsView)
         let returnRequests = await driver.returnRequests
@@ -188,6 +188,7 @@ struct DemoSummary: Codable, Sendable {
         invariants.append(Invariant(
             name: "re-sent webhooks answered from the first delivery", holds: replayed == resentHTTP,
             detail: "\(resentHTTP) re-sent webhooks, \(replayed) answered with Idempotent-Replayed"))
+        invariants += outbound
         invariants.append(try await reportsMatch(
             scenario: scenario, views: views, shippedUnits: shippedUnits, deadLetters: deadLetters.values.reduce(0, +), kafka: kafka))
 

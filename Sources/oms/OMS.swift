@@ -18,6 +18,8 @@ struct OMS: AsyncParsableCommand {
             TopicsCommand.self,
             WorkerCommand.self,
             FleetCommand.self,
+            ConnectorCommand.self,
+            ChannelsCommand.self,
             GatewayCommand.self,
             DeadLetterCommand.self,
             CatalogCommand.self,

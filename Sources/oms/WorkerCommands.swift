@@ -60,18 +60,8 @@ struct WorkerOptions: ParsableArguments {
     /// Loads the configuration, builds the stages and runs them with the health server
     /// until SIGTERM or SIGINT; a stage's fatal error ends the process non-zero.
     func launch(stages names: [String]) async throws {
-        var environment = ProcessInfo.processInfo.environment
-        if let brokers { environment["KAFKA_BROKERS"] = brokers }
-        let reader: ConfigReader
-        let configuration: WorkerConfiguration
-        let stages: [any Stage]
-        do {
-            reader = try await WorkerConfiguration.reader(environment: environment, file: config)
-            configuration = try WorkerConfiguration(reader: reader)
-            stages = try names.map { try StageCatalog.make($0, reader: reader) }
-        } catch let error as ConfigurationError {
-            throw ValidationError(error.description)
-        }
+        let (reader, configuration) = try await load()
+        let stages = try names.map { try StageCatalog.make($0, reader: reader) }
         let registry = Self.bootstrap(logLevel: configuration.logLevel)
         let logger = Logger(label: "oms.worker")
 
@@ -89,6 +79,19 @@ struct WorkerOptions: ParsableArguments {
         }
         let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
+    }
+
+    /// The configuration reader (environment over `--config`) and the worker settings;
+    /// a wrong setting is a usage error naming its key.
+    func load() async throws -> (ConfigReader, WorkerConfiguration) {
+        var environment = ProcessInfo.processInfo.environment
+        if let brokers { environment["KAFKA_BROKERS"] = brokers }
+        do {
+            let reader = try await WorkerConfiguration.reader(environment: environment, file: config)
+            return (reader, try WorkerConfiguration(reader: reader))
+        } catch {
+            throw ValidationError(error.description)
+        }
     }
 
     /// Sends logs to standard error at `logLevel` and metrics to a Prometheus registry

@@ -1,0 +1,89 @@
+import AsyncHTTPClient
+import Configuration
+import Contracts
+import Fleet
+import Foundation
+
+/// The connectors `oms connector` runs, by name, built from configuration
+/// (docs/OPERATIONS.md, "Connectors", lists every key).
+public enum ConnectorCatalog {
+    /// Every connector: `channels` (ChannelUpdate → the order's channel), `stock`
+    /// (StockUpdate → the channel's listing) and `email` (Notification → the customer,
+    /// over SMTP).
+    public static let names = ["channels", "stock", "email"]
+
+    /// Builds the connector called `name`; a missing or wrong setting stops start-up
+    /// with an error naming its key.
+    public static func make(_ name: String, reader: ConfigReader, http: HTTPClient = .shared) throws(ConfigurationError) -> ConnectorDefinition {
+        let keys = KeyReader(reader: reader)
+        let common = try CommonSettings(keys: keys, connector: name)
+        switch name {
+        case "channels", "stock":
+            let exchange = HTTPExchange(client: http, timeout: common.httpTimeout)
+            let router = ChannelRouter(channels: try channels(keys: keys, http: exchange))
+            return ConnectorDefinition(
+                name: name, inputTopic: name == "stock" ? StockUpdate.topic : ChannelUpdate.topic, endpoint: router,
+                concurrency: common.concurrency, breaker: common.breaker, policy: common.policy)
+        case "email":
+            return ConnectorDefinition(
+                name: name, inputTopic: Contracts.Notification.topic, endpoint: try EmailConnectorSettings.endpoint(keys: keys),
+                concurrency: common.concurrency, breaker: common.breaker, policy: common.policy)
+        default:
+            throw ConfigurationError(key: "connector", reason: "unknown connector '\(name)'; connectors: \(names.joined(separator: ", "))")
+        }
+    }
+
+    /// `channels.names` lists the channels (as in `OrderPlaced.channel`) that have a
+    /// sync; each has `channels.<name>.kind` (`shopify`, `amazon` or `webhook`) and the
+    /// keys of its kind.
+    static func channels(keys: KeyReader, http: HTTPExchange) throws(ConfigurationError) -> [String: any OutboundEndpoint] {
+        var channels: [String: any OutboundEndpoint] = [:]
+        for channel in try keys.list("channels.names") {
+            let prefix = "channels.\(channel)"
+            func required(_ key: String, secret: Bool = false) throws(ConfigurationError) -> String {
+                guard let value = try keys.string("\(prefix).\(key)", secret: secret), !value.isEmpty else {
+                    throw ConfigurationError(key: "\(prefix).\(key)", reason: "required for channel \(channel)")
+                }
+                return value
+            }
+            switch try required("kind") {
+            case "shopify":
+                let shop = try required("shop")
+                channels[channel] = ShopifyChannel(
+                    shop: shop, baseURL: try keys.string("\(prefix).url") ?? "https://\(shop)", accessToken: try required("token", secret: true),
+                    notifyCustomer: try keys.bool("\(prefix).notify.customer", default: false),
+                    inventoryLocation: try keys.string("\(prefix).location"), http: http)
+            case "amazon":
+                channels[channel] = AmazonChannel(
+                    baseURL: try required("url"), marketplaceID: try required("marketplace"), accessToken: try required("token", secret: true),
+                    sellerID: try keys.string("\(prefix).seller"), http: http)
+            case "webhook":
+                channels[channel] = WebhookChannel(url: try required("url"), secret: try required("secret", secret: true), http: http)
+            case let other:
+                throw ConfigurationError(key: "\(prefix).kind", reason: "'\(other)' is not one of shopify, amazon, webhook")
+            }
+        }
+        return channels
+    }
+
+    /// The settings every connector has, under `connector.*`.
+    struct CommonSettings {
+        var concurrency: Int
+        var breaker: CircuitBreaker
+        var policy: RetryPolicy
+        var httpTimeout: Duration
+
+        init(keys: KeyReader, connector: String) throws(ConfigurationError) {
+            concurrency = try keys.int("connector.concurrency", default: 4, in: 1...256)
+            breaker = CircuitBreaker(
+                threshold: try keys.int("connector.breaker.failures", default: 5, in: 1...1_000),
+                openFor: .milliseconds(try keys.int("connector.breaker.open.ms", default: 10_000, in: 10...3_600_000)))
+            policy = RetryPolicy(
+                baseDelay: .milliseconds(try keys.int("connector.retry.base.ms", default: 200, in: 1...60_000)),
+                maxDelay: .milliseconds(try keys.int("connector.retry.max.delay.ms", default: 30_000, in: 1...3_600_000)),
+                maxAttempts: try keys.int("connector.retry.max.attempts", default: 50, in: 1...100_000),
+                maxElapsed: .seconds(try keys.int("connector.retry.max.elapsed.s", default: 600, in: 1...86_400)))
+            httpTimeout = .milliseconds(try keys.int("connector.http.timeout.ms", default: 10_000, in: 100...300_000))
+        }
+    }
+}

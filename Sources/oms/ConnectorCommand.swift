@@ -1,0 +1,46 @@
+import ArgumentParser
+import Fleet
+import Foundation
+import Logging
+import Outbound
+import ServiceLifecycle
+
+/// `oms connector <name>…`: outbound connectors, each in its consumer group `oms.<name>`.
+struct ConnectorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "connector",
+        abstract: "Run outbound connectors: perform commands on external systems (channels, email).",
+        discussion: """
+            Each connector consumes its command topic in the group oms.<name> and calls its external system once per \
+            command, reconciling after a crash (docs/ARCHITECTURE.md, "The outbound side"). Settings as for `oms worker`, \
+            plus connector.*, channels.* and email.* (docs/OPERATIONS.md). Connectors: \(ConnectorCatalog.names.joined(separator: ", ")).
+            """
+    )
+
+    @Argument(help: "The connectors to run.")
+    var names: [String]
+
+    @OptionGroup var options: WorkerOptions
+
+    func run() async throws {
+        guard !names.isEmpty else { throw ValidationError("name a connector: \(ConnectorCatalog.names.joined(separator: ", "))") }
+        guard Set(names).count == names.count else { throw ValidationError("a connector is named twice") }
+        let (reader, configuration) = try await options.load()
+        let definitions: [ConnectorDefinition]
+        do {
+            definitions = try names.map { name throws(ConfigurationError) in try ConnectorCatalog.make(name, reader: reader) }
+        } catch {
+            throw ValidationError(error.description)
+        }
+        let registry = WorkerOptions.bootstrap(logLevel: configuration.logLevel)
+        let logger = Logger(label: "oms.connector")
+        let connectors = definitions.map { OutboundConnector(definition: $0, configuration: configuration, logger: logger) }
+        var services: [any Service] = connectors
+        if let port = configuration.httpPort {
+            services.append(HealthServer.make(host: configuration.httpHost, port: port, registry: registry, statuses: connectors.map(\.status), logger: logger) { port in
+                logger.info("serving /metrics, /healthz, /readyz", metadata: ["port": "\(port)"])
+            })
+        }
+        try await ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+    }
+}

@@ -1,0 +1,387 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Outbound
+import ServiceLifecycle
+import Synchronization
+
+/// Stand-ins for the channels OrderFleet talks back to, for the demo and the tests: a
+/// Shopify shop (Admin REST: fulfillment orders, fulfillments, cancel, refunds, variants,
+/// inventory levels), an Amazon SP-API marketplace (shipment confirmation, order items,
+/// listings) and an OrderFleet webhook receiver, each in the provider's documented
+/// shapes, error bodies included.
+///
+/// It counts what an auditor would: calls and effects per idempotency key, fulfillments
+/// per tracking number. Faults can be switched on: a rate limit (429 with `Retry-After`
+/// and a full `X-Shopify-Shop-Api-Call-Limit`), an outage (503), and answers that are
+/// lost after the effect (the answer is held past the client's timeout).
+public final class LocalChannels: Sendable {
+    /// What the receivers were asked and what they did.
+    public struct Ledger: Sendable {
+        /// Shopify fulfillments created per tracking number.
+        public var fulfillments: [String: Int] = [:]
+        /// Shopify orders cancelled (times the cancel took effect).
+        public var cancellations: [String: Int] = [:]
+        /// Shopify refunds created per idempotency key found in the note.
+        public var refunds: [String: Int] = [:]
+        /// Amazon shipment confirmations per package reference.
+        public var confirmations: [String: Int] = [:]
+        /// Webhook POSTs per idempotency key, and the ones applied (once per key).
+        public var webhookCalls: [String: Int] = [:]
+        /// Webhook keys applied.
+        public var webhookEffects: [String: Int] = [:]
+        /// Channel facts applied through the webhook, by `<externalOrderId>/<fact id>`.
+        public var webhookFacts: [String: Int] = [:]
+        /// Stock values set, in order, by `<shopify|amazon|webhook>/<sku>`.
+        public var stock: [String: [Int]] = [:]
+        /// Webhook stock updates that showed more than the available-to-sell they carried.
+        public var stockAboveAvailable = 0
+        /// Requests answered 429 or 503.
+        public var refused = 0
+        /// Effects whose answer was held back until the client gave up.
+        public var lostAnswers = 0
+        /// Signatures that did not verify.
+        public var badSignatures = 0
+    }
+
+    /// Faults to inject.
+    public struct Faults: Sendable {
+        /// Every n-th request is answered 429 (0: never).
+        public var rateLimitEvery = 0
+        /// Every request is answered 503 while this is set.
+        public var down = false
+        /// Every n-th effect's answer is held back for `holdAnswer` (0: never).
+        public var loseAnswerEvery = 0
+        /// How long a lost answer is held (longer than the client's timeout).
+        public var holdAnswer: Duration = .seconds(3)
+
+        /// No faults.
+        public init() {}
+    }
+
+    /// The Shopify access token and webhook secret the receivers accept.
+    public let token: String
+    /// The webhook secret.
+    public let secret: String
+    private let state = Mutex(State())
+
+    private struct State {
+        var ledger = Ledger()
+        var faults = Faults()
+        var requests = 0
+        var effects = 0
+        /// Shopify orders: line item id → quantity still open.
+        var open: [String: [String: Int]] = [:]
+        var fulfillmentsByOrder: [String: [Fulfillment]] = [:]
+        var cancelledAt: [String: String] = [:]
+        var refundsByOrder: [String: [[String: String]]] = [:]
+        var amazonShipped: [String: [String: Int]] = [:]
+        /// Listed SKUs and their Shopify inventory item ids.
+        var listed: [String: Int] = [:]
+        var nextID = 1_000_000
+    }
+
+    private struct Fulfillment {
+        var id: Int
+        var orderID: String
+        var tracking: String
+        var json: [String: Any] {
+            ["id": id, "order_id": orderID, "status": "success", "tracking_number": tracking, "tracking_numbers": [tracking]]
+        }
+    }
+
+    /// Receivers accepting `token` and `secret`.
+    public init(token: String = "shpat_local", secret: String = "whsec_local") {
+        self.token = token
+        self.secret = secret
+    }
+
+    /// What happened so far.
+    public var ledger: Ledger { state.withLock { $0.ledger } }
+
+    /// Changes the faults.
+    public func setFaults(_ change: (inout Faults) -> Void) { state.withLock { change(&$0.faults) } }
+
+    /// Makes SKUs known to the Shopify shop (variants with inventory items) and to the
+    /// SP-API marketplace (listings).
+    public func listSKUs(_ skus: [String]) {
+        state.withLock { state in for sku in skus where state.listed[sku] == nil { state.listed[sku] = 40_000 + state.listed.count } }
+    }
+
+    /// Makes a Shopify order known: its line item ids and quantities.
+    public func addShopifyOrder(_ id: String, lines: [String: Int]) {
+        state.withLock { $0.open[id] = lines }
+    }
+
+    /// The server as a service; `onListening` gets the bound port.
+    public func service(port: Int = 0, onListening: @escaping @Sendable (Int) async -> Void) -> some Service {
+        let router = Router()
+        addShopify(router)
+        addAmazon(router)
+        router.post("hooks/{name}") { request, context in try await self.webhook(request, context) }
+        var logger = Logger(label: "oms.local-channels")
+        logger.logLevel = .warning
+        return Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "local-channels"),
+            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) }, logger: logger)
+    }
+
+    // MARK: Shopify
+
+    private func addShopify(_ router: Router<BasicRequestContext>) {
+        let base = "admin/api/\(ShopifyChannel.apiVersion)"
+        router.get("\(base)/orders/{id}/fulfillment_orders.json") { request, context in
+            try await self.shopify(request, context, effect: false) { id, _ in
+                guard let open = self.state.withLock({ $0.open[id] }) else { return Self.notFound }
+                let items = open.keys.sorted().map { line in
+                    ["id": "fol-\(line)", "line_item_id": line, "quantity": open[line]!, "fulfillable_quantity": open[line]!] as [String: Any]
+                }
+                return (200, ["fulfillment_orders": [["id": "fo-\(id)", "order_id": id, "status": items.contains { ($0["fulfillable_quantity"] as! Int) > 0 } ? "open" : "closed", "line_items": items]]])
+            }
+        }
+        router.post("\(base)/fulfillments.json") { request, context in
+            try await self.shopify(request, context, effect: true) { _, body in self.fulfil(body) }
+        }
+        router.get("\(base)/orders/{id}/fulfillments.json") { request, context in
+            try await self.shopify(request, context, effect: false) { id, _ in
+                (200, ["fulfillments": self.state.withLock { ($0.fulfillmentsByOrder[id] ?? []).map(\.json) }])
+            }
+        }
+        router.post("\(base)/orders/{id}/cancel.json") { request, context in
+            try await self.shopify(request, context, effect: true) { id, _ in
+                self.state.withLock { state -> (Int, [String: Any]) in
+                    guard state.open[id] != nil else { return Self.notFound }
+                    if state.cancelledAt[id] != nil { return (422, ["error": "Order has already been cancelled"]) }
+                    if state.fulfillmentsByOrder[id] != nil { return (422, ["error": "Cannot cancel an order that has fulfillments"]) }
+                    state.cancelledAt[id] = "2026-12-04T10:00:00Z"
+                    state.ledger.cancellations[id, default: 0] += 1
+                    return (200, ["order": ["id": id, "cancelled_at": "2026-12-04T10:00:00Z"]])
+                }
+            }
+        }
+        router.get("\(base)/orders/{id}.json") { request, context in
+            try await self.shopify(request, context, effect: false) { id, _ in
+                self.state.withLock { state -> (Int, [String: Any]) in
+                    guard state.open[id] != nil else { return Self.notFound }
+                    return (200, ["order": ["id": id, "cancelled_at": state.cancelledAt[id] as Any? ?? NSNull()]])
+                }
+            }
+        }
+        router.post("\(base)/orders/{id}/refunds.json") { request, context in
+            try await self.shopify(request, context, effect: true) { id, body in
+                self.state.withLock { state -> (Int, [String: Any]) in
+                    guard state.open[id] != nil else { return Self.notFound }
+                    let refund = (body["refund"] as? [String: Any]) ?? [:]
+                    guard let transactions = refund["transactions"] as? [[String: Any]], !transactions.isEmpty else {
+                        return (422, ["errors": ["transactions": ["can't be blank"]]])
+                    }
+                    let note = (refund["note"] as? String) ?? ""
+                    state.nextID += 1
+                    state.refundsByOrder[id, default: []].append(["id": "\(state.nextID)", "note": note])
+                    let key = note.split(separator: " ").last.map(String.init) ?? note
+                    state.ledger.refunds[key, default: 0] += 1
+                    return (201, ["refund": ["id": state.nextID, "order_id": id, "note": note]])
+                }
+            }
+        }
+        router.get("\(base)/variants.json") { request, context in
+            try await self.shopify(request, context, effect: false) { _, _ in
+                let variants = self.state.withLock { $0.listed }.sorted { $0.key < $1.key }.map { sku, item in
+                    ["id": item + 1_000_000, "sku": sku, "inventory_item_id": item] as [String: Any]
+                }
+                return (200, ["variants": variants])
+            }
+        }
+        router.post("\(base)/inventory_levels/set.json") { request, context in
+            try await self.shopify(request, context, effect: true) { _, body in
+                guard let item = body["inventory_item_id"] as? Int, let available = body["available"] as? Int, let location = body["location_id"] as? Int
+                else { return (422, ["errors": ["location_id, inventory_item_id and available are required"]]) }
+                let known = self.state.withLock { state -> Bool in
+                    guard let sku = state.listed.first(where: { $0.value == item })?.key else { return false }
+                    state.ledger.stock["shopify/\(sku)", default: []].append(available)
+                    return true
+                }
+                guard known else { return (422, ["errors": ["Inventory item does not exist"]]) }
+                return (200, ["inventory_level": ["inventory_item_id": item, "location_id": location, "available": available]])
+            }
+        }
+        router.get("\(base)/orders/{id}/refunds.json") { request, context in
+            try await self.shopify(request, context, effect: false) { id, _ in
+                (200, ["refunds": self.state.withLock { $0.refundsByOrder[id] ?? [] }])
+            }
+        }
+    }
+
+    private static var notFound: (Int, [String: Any]) { (404, ["errors": "Not Found"]) }
+
+    private func fulfil(_ body: [String: Any]) -> (Int, [String: Any]) {
+        let fulfillment = (body["fulfillment"] as? [String: Any]) ?? [:]
+        guard let groups = fulfillment["line_items_by_fulfillment_order"] as? [[String: Any]], !groups.isEmpty else {
+            return (422, ["errors": ["line_items_by_fulfillment_order": ["can't be blank"]]])
+        }
+        let tracking = (fulfillment["tracking_info"] as? [String: Any])?["number"] as? String ?? ""
+        return state.withLock { state -> (Int, [String: Any]) in
+            var orderID = ""
+            var taken: [(String, Int)] = []
+            for group in groups {
+                orderID = String(((group["fulfillment_order_id"] as? String) ?? "").dropFirst(3))
+                guard let open = state.open[orderID] else { return (404, ["errors": "Not Found"]) }
+                for item in (group["fulfillment_order_line_items"] as? [[String: Any]]) ?? [] {
+                    let line = String(((item["id"] as? String) ?? "").dropFirst(4))
+                    let quantity = (item["quantity"] as? Int) ?? 0
+                    guard let left = open[line], quantity > 0, quantity <= left else {
+                        return (422, ["errors": ["base": ["Invalid fulfillment order line item quantity requested."]]])
+                    }
+                    taken.append((line, quantity))
+                }
+            }
+            if state.cancelledAt[orderID] != nil { return (422, ["errors": ["base": ["Fulfillment order is closed."]]]) }
+            for (line, quantity) in taken { state.open[orderID]![line]! -= quantity }
+            state.nextID += 1
+            let record = Fulfillment(id: state.nextID, orderID: orderID, tracking: tracking)
+            state.fulfillmentsByOrder[orderID, default: []].append(record)
+            state.ledger.fulfillments[tracking, default: 0] += 1
+            return (201, ["fulfillment": record.json])
+        }
+    }
+
+    /// Checks the token, applies faults, runs `handle` with the path's id and the JSON
+    /// body, and answers JSON (an effect's answer may be held back to lose it).
+    private func shopify(
+        _ request: Request, _ context: BasicRequestContext, effect: Bool, _ handle: (String, [String: Any]) -> (Int, [String: Any])
+    ) async throws -> Response {
+        if let refusal = refusal(shopify: true) { return refusal }
+        guard request.headers[HTTPField.Name("X-Shopify-Access-Token")!] == token else {
+            return Self.json(401, ["errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"])
+        }
+        let body = try await request.body.collect(upTo: 1 << 20)
+        let object = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] ?? [:]
+        let (status, answer) = handle(context.parameters.get("id") ?? "", object)
+        if effect, (200..<300).contains(status) { try await maybeLoseAnswer() }
+        return Self.json(status, answer, headers: [HTTPField.Name("X-Shopify-Shop-Api-Call-Limit")!: "1/40"])
+    }
+
+    // MARK: Amazon
+
+    private func addAmazon(_ router: Router<BasicRequestContext>) {
+        router.post("orders/v0/orders/{id}/shipmentConfirmation") { request, context in
+            if let refusal = self.refusal(shopify: false) { return refusal }
+            guard request.headers[HTTPField.Name("x-amz-access-token")!] == self.token else {
+                return Self.json(403, ["errors": [["code": "Unauthorized", "message": "Access to requested resource is denied.", "details": ""]]])
+            }
+            let id = context.parameters.get("id") ?? ""
+            let body = try await request.body.collect(upTo: 1 << 20)
+            let object = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] ?? [:]
+            guard let detail = object["packageDetail"] as? [String: Any], let reference = detail["packageReferenceId"] as? String,
+                let items = detail["orderItems"] as? [[String: Any]], object["marketplaceId"] is String
+            else {
+                return Self.json(400, ["errors": [["code": "InvalidInput", "message": "packageDetail and marketplaceId are required", "details": ""]]])
+            }
+            self.state.withLock { state in
+                state.ledger.confirmations[reference, default: 0] += 1
+                for item in items {
+                    state.amazonShipped[id, default: [:]]["\(item["orderItemId"] ?? "")", default: 0] += (item["quantity"] as? Int) ?? 0
+                }
+            }
+            try await self.maybeLoseAnswer()
+            return Response(status: .noContent)
+        }
+        router.patch("listings/2021-08-01/items/{seller}/{sku}") { request, context in
+            if let refusal = self.refusal(shopify: false) { return refusal }
+            guard request.headers[HTTPField.Name("x-amz-access-token")!] == self.token else {
+                return Self.json(403, ["errors": [["code": "Unauthorized", "message": "Access to requested resource is denied.", "details": ""]]])
+            }
+            let sku = context.parameters.get("sku") ?? ""
+            let body = try await request.body.collect(upTo: 1 << 20)
+            let object = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] ?? [:]
+            let value = ((object["patches"] as? [[String: Any]])?.first?["value"] as? [[String: Any]])?.first
+            guard let quantity = value?["quantity"] as? Int else {
+                return Self.json(200, ["sku": sku, "status": "INVALID", "submissionId": "", "issues": [["code": "90220", "message": "'fulfillment_availability' is required but not supplied.", "severity": "ERROR"]]])
+            }
+            let listed = self.state.withLock { state -> Bool in
+                guard state.listed[sku] != nil else { return false }
+                state.ledger.stock["amazon/\(sku)", default: []].append(quantity)
+                return true
+            }
+            guard listed else { return Self.json(404, ["errors": [["code": "NOT_FOUND", "message": "SKU '\(sku)' not found in marketplace", "details": ""]]]) }
+            try await self.maybeLoseAnswer()
+            return Self.json(200, ["sku": sku, "status": "ACCEPTED", "submissionId": UUID().uuidString, "issues": []])
+        }
+        router.get("orders/v0/orders/{id}/orderItems") { _, context in
+            if let refusal = self.refusal(shopify: false) { return refusal }
+            let shipped = self.state.withLock { $0.amazonShipped[context.parameters.get("id") ?? ""] ?? [:] }
+            let items = shipped.map { ["OrderItemId": $0.key, "QuantityShipped": $0.value] as [String: Any] }
+            return Self.json(200, ["payload": ["OrderItems": items]])
+        }
+    }
+
+    // MARK: Webhook
+
+    private func webhook(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        if let refusal = refusal(shopify: false) { return refusal }
+        let body = Data(buffer: try await request.body.collect(upTo: 1 << 20))
+        let signature = request.headers[HTTPField.Name(OutboundSignature.header)!] ?? ""
+        guard OutboundSignature.verify(signature, body: body, secret: secret, now: Date()) else {
+            state.withLock { $0.ledger.badSignatures += 1 }
+            return Self.json(401, ["error": "signature does not verify"])
+        }
+        guard let key = request.headers[HTTPField.Name("Idempotency-Key")!] else {
+            return Self.json(400, ["error": "Idempotency-Key header is required"])
+        }
+        let data = ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any])?["data"] as? [String: Any]
+        let fact = "\(data?["externalOrderId"] ?? "?")/\((data?["fact"] as? [String: Any])?["id"] ?? "?")"
+        state.withLock { state in
+            state.ledger.webhookCalls[key, default: 0] += 1
+            guard state.ledger.webhookEffects[key] == nil else { return }
+            state.ledger.webhookEffects[key] = 1
+            if let sku = data?["sku"] as? String, let quantity = data?["quantity"] as? Int {
+                state.ledger.stock["webhook/\(sku)", default: []].append(quantity)
+                if quantity > (data?["availableToSell"] as? Int ?? 0) { state.ledger.stockAboveAvailable += 1 }
+            } else {
+                state.ledger.webhookFacts[fact, default: 0] += 1
+            }
+        }
+        try await maybeLoseAnswer()
+        return Self.json(200, ["received": key])
+    }
+
+    // MARK: Faults
+
+    private func refusal(shopify: Bool) -> Response? {
+        state.withLock { state -> Response? in
+            state.requests += 1
+            if state.faults.down {
+                state.ledger.refused += 1
+                return Self.json(503, shopify ? ["errors": "Service Unavailable"] : ["errors": [["code": "ServiceUnavailable", "message": "Service temporarily unavailable", "details": ""]]])
+            }
+            if state.faults.rateLimitEvery > 0, state.requests % state.faults.rateLimitEvery == 0 {
+                state.ledger.refused += 1
+                var headers = HTTPFields()
+                headers[HTTPField.Name("Retry-After")!] = "1.0"
+                if shopify { headers[HTTPField.Name("X-Shopify-Shop-Api-Call-Limit")!] = "40/40" }
+                return Self.json(429, shopify ? ["errors": "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."]
+                    : ["errors": [["code": "QuotaExceeded", "message": "You exceeded your quota for the requested resource.", "details": ""]]], headers: headers)
+            }
+            return nil
+        }
+    }
+
+    private func maybeLoseAnswer() async throws {
+        let hold = state.withLock { state -> Duration? in
+            state.effects += 1
+            guard state.faults.loseAnswerEvery > 0, state.effects % state.faults.loseAnswerEvery == 0 else { return nil }
+            state.ledger.lostAnswers += 1
+            return state.faults.holdAnswer
+        }
+        if let hold { try await Task.sleep(for: hold) }
+    }
+
+    private static func json(_ status: Int, _ object: [String: Any], headers: HTTPFields = [:]) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        var headers = headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        return Response(status: .init(code: status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

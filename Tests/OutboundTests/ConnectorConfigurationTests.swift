@@ -1,0 +1,51 @@
+import Fleet
+import Foundation
+import Testing
+
+@testable import Outbound
+
+/// A connector with a missing or wrong setting does not start, and says which key.
+@Suite("Connector configuration")
+struct ConnectorConfigurationTests {
+    static func error(_ connector: String, _ environment: [String: String]) async throws -> String? {
+        let reader = try await WorkerConfiguration.reader(environment: environment)
+        do {
+            _ = try ConnectorCatalog.make(connector, reader: reader)
+            return nil
+        } catch {
+            return error.description
+        }
+    }
+
+    @Test("bad channel, retry and email settings name their key")
+    func namesTheKey() async throws {
+        #expect(try await Self.error("channels", ["CHANNELS_NAMES": "shop"])?.contains("channels.shop.kind (CHANNELS_SHOP_KIND): required") == true)
+        #expect(try await Self.error("channels", ["CHANNELS_NAMES": "shop", "CHANNELS_SHOP_KIND": "ebay"])?.contains("'ebay' is not one of shopify, amazon, webhook") == true)
+        #expect(try await Self.error("stock", ["CHANNELS_NAMES": "m", "CHANNELS_M_KIND": "amazon", "CHANNELS_M_URL": "http://x"])?.contains("channels.m.marketplace") == true)
+        #expect(try await Self.error("channels", ["CONNECTOR_RETRY_MAX_ATTEMPTS": "0"])?.contains("connector.retry.max.attempts") == true)
+        #expect(try await Self.error("email", [:])?.contains("email.smtp.host (EMAIL_SMTP_HOST): required") == true)
+        let base = ["EMAIL_SMTP_HOST": "mail", "EMAIL_FROM": "a@b.example", "EMAIL_MESSAGE_ID_DOMAIN": "b.example"]
+        #expect(try await Self.error("email", base.merging(["EMAIL_SMTP_SECURITY": "tls"]) { $1 })?.contains("email.smtp.security") == true)
+        #expect(try await Self.error("email", base.merging(["EMAIL_QUIET_HOURS": "late"]) { $1 })?.contains("email.quiet.hours") == true)
+        #expect(try await Self.error("email", base.merging(["EMAIL_TEMPLATES": "/nonexistent"]) { $1 })?.contains("email.templates") == true)
+        #expect(try await Self.error("sms", [:])?.contains("unknown connector 'sms'") == true)
+    }
+
+    @Test("good settings build every connector")
+    func builds() async throws {
+        let environment = [
+            "CHANNELS_NAMES": "shopify,amazon,brand", "CHANNELS_SHOPIFY_KIND": "shopify", "CHANNELS_SHOPIFY_SHOP": "s.myshopify.com",
+            "CHANNELS_SHOPIFY_TOKEN": "t", "CHANNELS_AMAZON_KIND": "amazon", "CHANNELS_AMAZON_URL": "https://sellingpartnerapi-eu.amazon.com",
+            "CHANNELS_AMAZON_MARKETPLACE": "A1PA6795UKMFR9", "CHANNELS_AMAZON_TOKEN": "t", "CHANNELS_BRAND_KIND": "webhook",
+            "CHANNELS_BRAND_URL": "https://brand.example/hook", "CHANNELS_BRAND_SECRET": "s",
+            "EMAIL_SMTP_HOST": "mail", "EMAIL_FROM": "a@b.example", "EMAIL_MESSAGE_ID_DOMAIN": "b.example", "EMAIL_QUIET_HOURS": "21:00-08:00",
+            "EMAIL_QUIET_TIME_ZONE": "Europe/Berlin",
+        ]
+        for name in ConnectorCatalog.names {
+            #expect(try await Self.error(name, environment) == nil, "\(name)")
+        }
+        let reader = try await WorkerConfiguration.reader(environment: environment)
+        let channels = try ConnectorCatalog.make("channels", reader: reader)
+        #expect((channels.endpoint as? ChannelRouter)?.channels.keys.sorted() == ["amazon", "brand", "shopify"])
+    }
+}
