@@ -149,6 +149,7 @@ let package = Package(
                 "Workers",
                 "Fleet",
                 "Gateway",
+                "Outbound",
                 "oms",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Configuration", package: "swift-configuration"),

@@ -12,6 +12,9 @@ public enum ConnectorCatalog {
     /// over SMTP).
     public static let names = ["channels", "stock", "email"]
 
+    /// The command topic each connector consumes.
+    public static let inputTopics = ["channels": ChannelUpdate.topic, "stock": StockUpdate.topic, "email": Contracts.Notification.topic]
+
     /// Builds the connector called `name`; a missing or wrong setting stops start-up
     /// with an error naming its key.
     public static func make(_ name: String, reader: ConfigReader, http: HTTPClient = .shared) throws(ConfigurationError) -> ConnectorDefinition {
@@ -22,11 +25,11 @@ public enum ConnectorCatalog {
             let exchange = HTTPExchange(client: http, timeout: common.httpTimeout)
             let router = ChannelRouter(channels: try channels(keys: keys, http: exchange))
             return ConnectorDefinition(
-                name: name, inputTopic: name == "stock" ? StockUpdate.topic : ChannelUpdate.topic, endpoint: router,
+                name: name, inputTopic: inputTopics[name]!, endpoint: router,
                 concurrency: common.concurrency, breaker: common.breaker, policy: common.policy)
         case "email":
             return ConnectorDefinition(
-                name: name, inputTopic: Contracts.Notification.topic, endpoint: try EmailConnectorSettings.endpoint(keys: keys),
+                name: name, inputTopic: inputTopics[name]!, endpoint: try EmailConnectorSettings.endpoint(keys: keys),
                 concurrency: common.concurrency, breaker: common.breaker, policy: common.policy)
         default:
             throw ConfigurationError(key: "connector", reason: "unknown connector '\(name)'; connectors: \(names.joined(separator: ", "))")

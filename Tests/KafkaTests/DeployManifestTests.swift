@@ -3,6 +3,7 @@ import Contracts
 import Fleet
 import Foundation
 import Gateway
+import Outbound
 import Testing
 import Workers
 import Yams
@@ -39,6 +40,18 @@ struct DeployManifestTests {
         }
     }
 
+    @Test("a connector has one Deployment, PodDisruptionBudget and ScaledObject", arguments: ConnectorCatalog.names)
+    func connectorObjects(connector: String) throws {
+        let manifests = try DeployFiles.kubernetes()
+        let deployments = manifests.filter { $0.kind == "Deployment" && $0.containers.contains { $0.connector == connector } }
+        #expect(deployments.count == 1, "deploy/k8s: \(deployments.count) Deployments run `oms connector \(connector)`, want 1")
+        guard let deployment = deployments.first else { return }
+        let budgets = manifests.filter { $0.kind == "PodDisruptionBudget" && $0.selectsPods(of: deployment) }
+        #expect(budgets.count == 1, "deploy/k8s: \(budgets.count) PodDisruptionBudgets select the pods of \(deployment.label), want 1")
+        let scalers = manifests.filter { $0.kind == "ScaledObject" && $0.kafkaTriggers.contains { $0["consumerGroup"] as? String == "oms.\(connector)" } }
+        #expect(scalers.count == 1 && scalers.first?.string("spec", "scaleTargetRef", "name") == deployment.name, "deploy/k8s: oms.\(connector) needs one ScaledObject targeting \(deployment.label)")
+    }
+
     @Test("every ScaledObject scales a stage's group within its input partitions, with the workers' connection")
     func scalers() throws {
         let manifests = try DeployFiles.kubernetes()
@@ -60,21 +73,23 @@ struct DeployManifestTests {
             #expect(minimum <= maximum, "\(scaler.label): minReplicaCount \(minimum) > maxReplicaCount \(maximum)")
             for trigger in scaler.kafkaTriggers {
                 let group = trigger["consumerGroup"] as? String ?? "(none)"
-                guard group.hasPrefix("oms."), let stage = stages[String(group.dropFirst(4))] else {
-                    Issue.record("\(scaler.label): consumerGroup \(group) is not oms.<stage> of a pipeline stage (\(StageCatalog.pipeline.joined(separator: ", ")))")
+                let member = String(group.dropFirst(4))
+                let inputs = stages[member]?.inputTopics ?? ConnectorCatalog.inputTopics[member].map { [$0] }
+                guard group.hasPrefix("oms."), let inputs else {
+                    Issue.record("\(scaler.label): consumerGroup \(group) is not oms.<stage> of a pipeline stage (\(StageCatalog.pipeline.joined(separator: ", "))) or oms.<connector> (\(ConnectorCatalog.names.joined(separator: ", ")))")
                     continue
                 }
-                let partitions = stage.inputTopics.map { topic -> (String, Int?) in (topic, TopicCatalog.spec(named: topic)?.partitions) }
+                let partitions = inputs.map { topic -> (String, Int?) in (topic, TopicCatalog.spec(named: topic)?.partitions) }
                 for (topic, count) in partitions where count == nil {
-                    Issue.record("\(scaler.label): input topic \(topic) of \(stage.name) is not in TopicCatalog")
+                    Issue.record("\(scaler.label): input topic \(topic) of \(member) is not in TopicCatalog")
                 }
                 if let fewest = partitions.compactMap({ $0.1 }).min() {
                     // A partition has one consumer in a group: workers beyond the
                     // partition count get nothing and stand idle.
-                    #expect(maximum <= fewest, "\(scaler.label): maxReplicaCount \(maximum) exceeds \(fewest), the fewest partitions among \(stage.name)'s inputs \(stage.inputTopics)")
+                    #expect(maximum <= fewest, "\(scaler.label): maxReplicaCount \(maximum) exceeds \(fewest), the fewest partitions among \(member)'s inputs \(inputs)")
                 }
                 if let topic = trigger["topic"] as? String {
-                    #expect(stage.inputTopics.contains(topic), "\(scaler.label): trigger topic \(topic) is not an input of \(stage.name) \(stage.inputTopics)")
+                    #expect(inputs.contains(topic), "\(scaler.label): trigger topic \(topic) is not an input of \(member) \(inputs)")
                 }
                 #expect(trigger["lagThreshold"] is String, "\(scaler.label): lagThreshold must be a quoted string (KEDA metadata values are strings)")
                 #expect(trigger["bootstrapServers"] as? String == config.data["KAFKA_BROKERS"], "\(scaler.label): bootstrapServers \(trigger["bootstrapServers"] ?? "missing") differs from KAFKA_BROKERS in \(config.label)")
@@ -119,8 +134,8 @@ struct DeployManifestTests {
         let deployments = manifests.filter { $0.kind == "Deployment" }
         #expect(deployments.contains { $0.containers.contains(where: \.isGateway) }, "deploy/k8s: no Deployment runs `oms gateway`")
         for deployment in deployments {
-            let containers = deployment.containers.filter { $0.stage != nil || $0.isGateway }
-            #expect(!containers.isEmpty, "\(deployment.label): runs neither `oms worker <stage>` nor `oms gateway`")
+            let containers = deployment.containers.filter { $0.stage != nil || $0.isGateway || $0.connector != nil }
+            #expect(!containers.isEmpty, "\(deployment.label): runs neither `oms worker <stage>`, `oms connector <name>` nor `oms gateway`")
             for container in containers {
                 let port = Int(container.envValues["HTTP_PORT"] ?? "") ?? (container.isGateway ? nil : 9464)
                 if container.isGateway {
@@ -137,7 +152,7 @@ struct DeployManifestTests {
                     #expect(value != nil, "\(container.label): no resources.\(section).\(resource)")
                 }
             }
-            guard containers.contains(where: { $0.stage != nil }) else { continue }
+            guard containers.contains(where: { $0.stage != nil || $0.connector != nil }) else { continue }
             // KEDA's HPA owns the count; a fixed one resets it at every `kubectl apply`.
             #expect(deployment.value("spec", "replicas") == nil, "\(deployment.label): a replicas field fights the ScaledObject's autoscaler")
             #expect(deployment.value("spec", "template", "spec", "terminationGracePeriodSeconds") is Int, "\(deployment.label): no terminationGracePeriodSeconds (SIGTERM commits the open transaction; give it the time)")
@@ -523,6 +538,12 @@ enum DeployFiles {
         }
 
         var isGateway: Bool { subcommand.first == "gateway" }
+
+        /// The connector of `oms connector <name>`.
+        var connector: String? {
+            let arguments = subcommand
+            return arguments.first == "connector" && arguments.count > 1 ? arguments[1] : nil
+        }
 
         var env: [[String: Any]] { (body["env"] as? [Any] ?? []).compactMap { $0 as? [String: Any] } }
 
