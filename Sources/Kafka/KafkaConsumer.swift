@@ -193,6 +193,11 @@ public final class KafkaConsumer: Sendable {
     /// The fatal error that killed this consumer, if one did.
     public var fatalError: KafkaError? { client.fatalError() }
 
+    /// Whether the group took this member's partitions away behind its back (its session
+    /// or poll interval ran out while it worked): another member may own them now, so
+    /// work for them must stop before its next effect (`rd_kafka_assignment_lost`).
+    public var assignmentLost: Bool { rd_kafka_assignment_lost(client.handle) != 0 }
+
     /// Leaves the group (revoking its partitions, so others take over at once) and ends
     /// iteration. Commit before calling it.
     public func close() async throws(KafkaError) {

@@ -218,6 +218,11 @@ final class ConnectorSession: Sendable {
     private func settle(_ records: [KafkaMessage], partition: Int32) async throws {
         let definition = connector.definition
         for message in records {
+            // A member the group dropped while it worked (its partitions may be another's
+            // now) stops before its next call; its successor reconciles from the ledger.
+            if consumer.assignmentLost {
+                throw KafkaError(code: .state, message: "the group took partition \(partition) away during the batch; stopping before the next call")
+            }
             let command: Envelope
             do {
                 command = try Envelope.decode(message.eventRecord)

@@ -99,7 +99,10 @@ enum ConnectorFleet {
                 "CHANNELS_SHOPIFY_TOKEN": channels.token,
                 "CHANNELS_BRAND_KIND": "webhook", "CHANNELS_BRAND_URL": "\(base)/hooks/brand", "CHANNELS_BRAND_SECRET": channels.secret,
                 "CONNECTOR_HTTP_TIMEOUT_MS": "1000", "CONNECTOR_RETRY_BASE_MS": "100", "CONNECTOR_RETRY_MAX_DELAY_MS": "2000",
-                "CONNECTOR_BREAKER_OPEN_MS": "2000", "WORKER_BATCH_SIZE": "50",
+                "CONNECTOR_BREAKER_OPEN_MS": "2000", "WORKER_BATCH_SIZE": "20",
+                // The embedded broker drops a member that works longer than its session
+                // timeout through a rebalance; a longer one makes that rare on a loaded machine.
+                "WORKER_SESSION_TIMEOUT_MS": "10000",
             ])
     }
 
@@ -166,6 +169,7 @@ struct EmailConnectorProcessTests {
                 "EMAIL_SMTP_HOST": "127.0.0.1", "EMAIL_SMTP_PORT": String(smtp.port), "EMAIL_SMTP_SECURITY": "none",
                 "EMAIL_FROM": "orders@shop.example", "EMAIL_MESSAGE_ID_DOMAIN": "shop.example",
                 "EMAIL_TEMPLATES": root.appendingPathComponent("config/notifications").path, "WORKER_BATCH_SIZE": "20",
+                "WORKER_SESSION_TIMEOUT_MS": "10000",
             ])
         defer { fleet.stopAll() }
         for instance in 0..<2 { try fleet.start(instance) }

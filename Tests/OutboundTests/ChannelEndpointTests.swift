@@ -78,10 +78,11 @@ struct ChannelEndpointTests {
         }
     }
 
-    @Test("Shopify: refusals carry Shopify's own message (unknown order, double cancel, bad token)")
+    @Test("Shopify: refusals carry Shopify's own message (unknown order, cancel after a fulfillment, bad token); a cancel already done is done")
     func shopifyRejections() async throws {
         try await withChannels { channels, base in
             channels.addShopifyOrder("8001", lines: ["1": 1])
+            channels.addShopifyOrder("8002", lines: ["1": 1])
             let processor = Harness.processor(Harness.shopify(base, channels: channels))
             let unknown = try await processor.settle(Harness.ship(order: "9999", lines: [("1", 1)], tracking: "T9"), offset: 0)
             #expect(unknown.entry.state == .rejected)
@@ -90,15 +91,39 @@ struct ChannelEndpointTests {
 
             let cancel = try await processor.settle(Harness.cancel(order: "8001", id: "c1"), offset: 1)
             #expect(cancel.entry.state == .delivered)
+            // A second cancel (a predecessor's, unseen) finds the order cancelled: done, once.
             let twice = try await processor.settle(Harness.cancel(order: "8001", id: "c2"), offset: 2)
-            #expect(twice.entry.state == .rejected)
-            #expect(twice.entry.reason == "Order has already been cancelled")
+            #expect(twice.entry.state == .delivered)
             #expect(channels.ledger.cancellations == ["8001": 1])
+            _ = try await processor.settle(Harness.ship(order: "8002", lines: [("1", 1)], tracking: "T82"), offset: 3)
+            let late = try await processor.settle(Harness.cancel(order: "8002", id: "c3"), offset: 4)
+            #expect(late.entry.state == .rejected)
+            #expect(late.entry.status == 422)
+            #expect(late.entry.reason == "Cannot cancel an order that has fulfillments")
 
             let wrongToken = ShopifyChannel(shop: "local", baseURL: base, accessToken: "wrong", http: HTTPExchange(client: .shared))
             let denied = try await Harness.processor(wrongToken).settle(Harness.ship(order: "8001", lines: [("1", 1)], tracking: "T8"), offset: 3)
             #expect(denied.entry.state == .rejected)
             #expect(denied.entry.reason?.contains("Invalid API key or access token") == true)
+        }
+    }
+
+    @Test("Shopify: a shipment fulfilled by a call no ledger entry tells of is found by its tracking number, not fulfilled again")
+    func shopifyUnseenPredecessor() async throws {
+        try await withChannels { channels, base in
+            channels.addShopifyOrder("8201", lines: ["1": 1])
+            let command = Harness.ship(order: "8201", lines: [("1", 1)], tracking: "T8201")
+            _ = try await Harness.processor(Harness.shopify(base, channels: channels)).settle(command, offset: 0)
+            // Another process with an empty ledger (as after a rebalance that overtook a
+            // member still at work) gets the same command.
+            let again = try await Harness.processor(Harness.shopify(base, channels: channels)).settle(command, offset: 0)
+            #expect(again.entry.state == .delivered)
+            #expect(channels.ledger.fulfillments == ["T8201": 1])
+            let refund = Harness.refund(order: "8201", minorUnits: 500)
+            _ = try await Harness.processor(Harness.shopify(base, channels: channels)).settle(refund, offset: 1)
+            let refundAgain = try await Harness.processor(Harness.shopify(base, channels: channels)).settle(refund, offset: 1)
+            #expect(refundAgain.entry.state == .delivered)
+            #expect(channels.ledger.refunds.values.reduce(0, +) == 1)
         }
     }
 
