@@ -39,6 +39,8 @@ extension PipelineTests {
         #expect(Set(invariants.compactMap { $0["name"] as? String }) == [
             "no oversell", "no duplicate order", "every order in a final or explained state", "malformed input refused or dead-lettered",
             "re-sent webhooks answered from the first delivery", "reports agree with the inputs",
+            "every shipped channel order confirmed to its channel once", "no feed ever advertised more than available-to-sell",
+            "every notification delivered once",
         ])
         for invariant in invariants {
             #expect(invariant["holds"] as? Bool == true, "\(invariant["name"] ?? ""): \(invariant["detail"] ?? "")")
