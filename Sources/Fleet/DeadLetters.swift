@@ -57,7 +57,7 @@ public enum DeadLetters {
         var reference = [
             KafkaHeader(name: DeadLetterHeader.truncated, string: "true"),
             KafkaHeader(name: DeadLetterHeader.valueSize, string: String(value.count)),
-            KafkaHeader(name: DeadLetterHeader.valueSHA256, string: SHA256.hash(data: value).map { String(format: "%02x", $0) }.joined()),
+            KafkaHeader(name: DeadLetterHeader.valueSHA256, string: Hex.encode(SHA256.hash(data: value))),
         ]
         let kept = Array(value.prefix(keptValueBytes))
         let cut = letter(for: message, stage: stage, error: error, attempts: attempts, now: now, value: kept, reference: reference)

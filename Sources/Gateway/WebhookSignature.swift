@@ -1,3 +1,4 @@
+import Contracts
 import Crypto
 import Foundation
 
@@ -25,8 +26,8 @@ public enum WebhookSignature: Sendable {
         let mac = Data(HMAC<SHA256>.authenticationCode(for: body, using: Self.key(secret, for: self)))
         switch self {
         case .base64: return mac.base64EncodedString()
-        case .easyPostHex: return "hmac-sha256-hex=" + Self.hex(mac)
-        case .omsHex: return "sha256=" + Self.hex(mac)
+        case .easyPostHex: return "hmac-sha256-hex=" + Hex.encode(mac)
+        case .omsHex: return "sha256=" + Hex.encode(mac)
         }
     }
 
@@ -41,8 +42,8 @@ public enum WebhookSignature: Sendable {
     private func decode(_ header: String) -> Data? {
         switch self {
         case .base64: return Data(base64Encoded: header)
-        case .easyPostHex: return header.hasPrefix("hmac-sha256-hex=") ? Self.unhex(header.dropFirst(16)) : nil
-        case .omsHex: return header.hasPrefix("sha256=") ? Self.unhex(header.dropFirst(7)) : nil
+        case .easyPostHex: return header.hasPrefix("hmac-sha256-hex=") ? Hex.decode(header.dropFirst(16)) : nil
+        case .omsHex: return header.hasPrefix("sha256=") ? Hex.decode(header.dropFirst(7)) : nil
         }
     }
 
@@ -51,23 +52,5 @@ public enum WebhookSignature: Sendable {
     private static func key(_ secret: String, for kind: WebhookSignature) -> SymmetricKey {
         let text = kind == .easyPostHex ? secret.decomposedStringWithCompatibilityMapping : secret
         return SymmetricKey(data: Data(text.utf8))
-    }
-
-    private static func hex(_ data: Data) -> String {
-        data.map { String(format: "%02x", $0) }.joined()
-    }
-
-    private static func unhex(_ text: Substring) -> Data? {
-        guard text.utf8.count.isMultiple(of: 2) else { return nil }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count / 2)
-        var index = text.startIndex
-        while index < text.endIndex {
-            let next = text.index(index, offsetBy: 2)
-            guard let byte = UInt8(text[index..<next], radix: 16) else { return nil }
-            bytes.append(byte)
-            index = next
-        }
-        return Data(bytes)
     }
 }

@@ -438,7 +438,7 @@ public enum OutboundSignature {
         for part in value.split(separator: ",") {
             let pair = part.split(separator: "=", maxSplits: 1).map(String.init)
             guard pair.count == 2 else { continue }
-            if pair[0] == "t" { timestamp = Int(pair[1]) } else if pair[0] == "v1", let mac = unhex(pair[1]) { signatures.append(mac) }
+            if pair[0] == "t" { timestamp = Int(pair[1]) } else if pair[0] == "v1", let mac = Hex.decode(pair[1]) { signatures.append(mac) }
         }
         guard let timestamp, abs(now.timeIntervalSince1970 - TimeInterval(timestamp)) <= tolerance else { return false }
         let signed = message(body: body, timestamp: timestamp)
@@ -464,22 +464,9 @@ public enum OutboundSignature {
         return message
     }
 
-    private static func unhex(_ text: String) -> Data? {
-        guard text.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        var index = text.startIndex
-        while index < text.endIndex {
-            let next = text.index(index, offsetBy: 2)
-            guard let byte = UInt8(text[index..<next], radix: 16) else { return nil }
-            bytes.append(byte)
-            index = next
-        }
-        return Data(bytes)
-    }
-
     private static func mac(body: Data, timestamp: Int, secret: String) -> String {
         let code = HMAC<SHA256>.authenticationCode(for: message(body: body, timestamp: timestamp), using: SymmetricKey(data: Data(secret.utf8)))
-        return code.map { String(format: "%02x", $0) }.joined()
+        return Hex.encode(code)
     }
 }
 
