@@ -1049,3 +1049,102 @@ public struct HistoryEntry: Sendable, Hashable, Codable {
         self.status = status
     }
 }
+
+/// A return as a customer's timeline shows it.
+public struct CustomerReturn: Sendable, Hashable, Codable {
+    /// Return id.
+    public var returnId: String
+    /// authorized, rejected or received.
+    public var status: String
+    /// Refund requested once received.
+    public var refund: Money?
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        returnId: String,
+        status: String,
+        refund: Money? = nil
+    ) {
+        self.returnId = returnId
+        self.status = status
+        self.refund = refund
+    }
+}
+
+/// One order in a customer's timeline, as its order view last showed it.
+public struct CustomerOrder: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// Sales channel.
+    public var channel: String
+    /// Channel order id.
+    public var externalOrderId: String
+    /// Status when last seen.
+    public var status: OrderStatus
+    /// Order currency.
+    public var currency: CurrencyCode
+    /// Order total, once placed.
+    public var total: Money?
+    /// Refunds requested so far; nil when none.
+    public var refunded: Money?
+    /// Its returns.
+    public var returns: [CustomerReturn]
+    /// Messages sent about it, as `kind` or `kind/subject`, in order.
+    public var notifications: [String]
+    /// When the order view began (the order's first event).
+    public var placedAt: Date
+    /// When its view last changed.
+    public var updatedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        channel: String,
+        externalOrderId: String,
+        status: OrderStatus,
+        currency: CurrencyCode,
+        total: Money? = nil,
+        refunded: Money? = nil,
+        returns: [CustomerReturn],
+        notifications: [String],
+        placedAt: Date,
+        updatedAt: Date
+    ) {
+        self.orderId = orderId
+        self.channel = channel
+        self.externalOrderId = externalOrderId
+        self.status = status
+        self.currency = currency
+        self.total = total
+        self.refunded = refunded
+        self.returns = returns
+        self.notifications = notifications
+        self.placedAt = placedAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// What a set of a customer's orders adds up to.
+public struct CustomerTotals: Sendable, Hashable, Codable {
+    /// Orders.
+    public var orders: Int
+    /// Returns of them.
+    public var returns: Int
+    /// Messages sent about them.
+    public var notifications: Int
+    /// Per currency (sorted by code): totals of the orders neither rejected, declined nor cancelled, less their refunds.
+    public var value: [Money]
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orders: Int,
+        returns: Int,
+        notifications: Int,
+        value: [Money]
+    ) {
+        self.orders = orders
+        self.returns = returns
+        self.notifications = notifications
+        self.value = value
+    }
+}

@@ -2459,6 +2459,94 @@ extension StockFeedState: ContractEvent {
     public var event: Event { .stockFeedState(self) }
 }
 
+/// An order of a customer as its view now stands, re-keyed by customer so the timeline of each customer is folded in one place.
+public struct CustomerOrderFact: Sendable, Hashable, Codable {
+    /// The customer (``CustomerKeys``): a name-based UUID of the normalized e-mail address, so no address is in a key.
+    public var customerId: String
+    /// The normalized (trimmed, lower-case) e-mail address.
+    public var email: String
+    /// The order.
+    public var order: CustomerOrder
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        customerId: String,
+        email: String,
+        order: CustomerOrder
+    ) {
+        self.customerId = customerId
+        self.email = email
+        self.order = order
+    }
+}
+
+extension CustomerOrderFact: ContractEvent {
+    /// `oms.customer.order_fact.v1`.
+    public static let eventType = EventType(name: "oms.customer.order_fact", version: 1)
+    /// Records of this event go to `oms.customers.facts`.
+    public static let topic = "oms.customers.facts"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { customerId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { customerId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .customerOrderFact(self) }
+}
+
+/// A customer's timeline for the brand's CRM (compacted, keyed by customer): orders, returns, notifications and lifetime value per currency.
+public struct CustomerTimeline: Sendable, Hashable, Codable {
+    /// The customer; the record key.
+    public var customerId: String
+    /// The normalized e-mail address.
+    public var email: String
+    /// The most recent orders, newest placed first; at most ``CustomerTimelines/keptOrders``.
+    public var orders: [CustomerOrder]
+    /// Every order seen: counts and lifetime value per currency.
+    public var lifetime: CustomerTotals
+    /// Orders no longer listed, as last seen (later changes to them are not counted).
+    public var older: CustomerTotals
+    /// First order placed.
+    public var firstOrderAt: Date
+    /// Latest order placed.
+    public var lastOrderAt: Date
+    /// Last change.
+    public var updatedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        customerId: String,
+        email: String,
+        orders: [CustomerOrder],
+        lifetime: CustomerTotals,
+        older: CustomerTotals,
+        firstOrderAt: Date,
+        lastOrderAt: Date,
+        updatedAt: Date
+    ) {
+        self.customerId = customerId
+        self.email = email
+        self.orders = orders
+        self.lifetime = lifetime
+        self.older = older
+        self.firstOrderAt = firstOrderAt
+        self.lastOrderAt = lastOrderAt
+        self.updatedAt = updatedAt
+    }
+}
+
+extension CustomerTimeline: ContractEvent {
+    /// `oms.customer.timeline.v1`.
+    public static let eventType = EventType(name: "oms.customer.timeline", version: 1)
+    /// Records of this event go to `oms.customers.state`.
+    public static let topic = "oms.customers.state"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { customerId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { customerId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .customerTimeline(self) }
+}
+
 /// Where one outbound command stands with its external system: the connector's ledger (compacted, in the command's partition) and its results.
 public struct OutboundDelivery: Sendable, Hashable, Codable {
     /// Connector name.
@@ -2956,6 +3044,10 @@ public enum Event: Sendable, Hashable {
     case stockResync(StockResync)
     /// `oms.stockfeed.state.v1` on `oms.stockfeed.state`.
     case stockFeedState(StockFeedState)
+    /// `oms.customer.order_fact.v1` on `oms.customers.facts`.
+    case customerOrderFact(CustomerOrderFact)
+    /// `oms.customer.timeline.v1` on `oms.customers.state`.
+    case customerTimeline(CustomerTimeline)
     /// `oms.outbound.delivery.v1` on `oms.outbound.deliveries`.
     case outboundDelivery(OutboundDelivery)
     /// `oms.outbound.alert.v1` on `oms.alerts`.
@@ -3028,6 +3120,8 @@ public enum Event: Sendable, Hashable {
         case .stockUpdate(let value): return value
         case .stockResync(let value): return value
         case .stockFeedState(let value): return value
+        case .customerOrderFact(let value): return value
+        case .customerTimeline(let value): return value
         case .outboundDelivery(let value): return value
         case .connectorAlert(let value): return value
         case .slaAlert(let value): return value
@@ -3097,6 +3191,8 @@ public enum EventRegistry {
             StockUpdate.self,
             StockResync.self,
             StockFeedState.self,
+            CustomerOrderFact.self,
+            CustomerTimeline.self,
             OutboundDelivery.self,
             ConnectorAlert.self,
             SLAAlert.self,

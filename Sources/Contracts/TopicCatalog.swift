@@ -188,7 +188,7 @@ public enum TopicCatalog {
             writers: ["shipping", "returns"], readers: ["view", "payments-connector", "report", "channel-sync"]),
         TopicSpec(
             name: "oms.orders.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
-            writers: ["view"], readers: ["view", "sla-watch", "gateway", "oms orders"]),
+            writers: ["view"], readers: ["view", "sla-watch", "customer-facts", "gateway", "oms orders"]),
         TopicSpec(
             name: "oms.notifications", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["view"], readers: ["email-connector"]),
@@ -213,6 +213,12 @@ public enum TopicCatalog {
         TopicSpec(
             name: "oms.stockfeed.state", key: "sku", cleanupPolicy: .compact, coPartitionGroup: inventory,
             writers: ["stock-feed"], readers: ["stock-feed"]),
+        TopicSpec(
+            name: "oms.customers.facts", key: "customerId", cleanupPolicy: .delete, coPartitionGroup: customer,
+            writers: ["customer-facts"], readers: ["customers"]),
+        TopicSpec(
+            name: "oms.customers.state", key: "customerId", cleanupPolicy: .compact, coPartitionGroup: customer,
+            writers: ["customers"], readers: ["customers", "gateway", "CRM"]),
         TopicSpec(
             name: "oms.sla.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
             writers: ["sla-watch"], readers: ["sla-watch"]),

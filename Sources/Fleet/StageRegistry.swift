@@ -25,6 +25,8 @@ public enum StageRegistry {
         Entry(name: "channel-sync") { _ in ChannelSyncStage() },
         Entry(name: "stock-feed") { StockFeedStage(rules: $0.stockFeeds) },
         Entry(name: "view") { OrderViewStage(rules: $0.notifications) },
+        Entry(name: "customer-facts") { _ in CustomerFactsStage() },
+        Entry(name: "customers") { _ in CustomerTimelineStage() },
         Entry(name: "sla-watch") { SLAWatchStage(rules: $0.sla) },
         Entry(name: "report") { _ in ReportStage() },
     ]

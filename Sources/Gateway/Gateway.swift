@@ -36,6 +36,7 @@ public final class Gateway: Sendable {
         var orders: GlobalTable
         var levels: GlobalTable
         var reports: GlobalTable
+        var customers: GlobalTable
     }
 
     let dashboard = Dashboard()
@@ -122,8 +123,10 @@ public final class Gateway: Sendable {
                 opened.append(levels)
                 let reports = try await GlobalTable.open(topic: ReportBucket.topic, kafka: kafka.with(clientID: "oms-gateway"), logger: logger)
                 opened.append(reports)
+                let customers = try await GlobalTable.open(topic: CustomerTimeline.topic, kafka: kafka.with(clientID: "oms-gateway"), logger: logger)
+                opened.append(customers)
                 for table in opened { try await table.catchUp(timeout: .seconds(300)) }
-                tables.withLock { $0 = Tables(orders: orders, levels: levels, reports: reports) }
+                tables.withLock { $0 = Tables(orders: orders, levels: levels, reports: reports, customers: customers) }
                 attempt = 0
                 logger.info("gateway tables loaded", metadata: ["orders": "\(orders.count)", "skus": "\(levels.count)"])
                 // Both follow until cancelled; if one fails, the tables are read afresh.
@@ -153,6 +156,16 @@ public final class Gateway: Sendable {
             throw GatewayError(status: 404, code: "not_found", message: "order \(orderId) is not known (\(OrderView.topic))")
         }
         return view
+    }
+
+    /// The timeline of a customer, by customer id or e-mail address, or 404.
+    func customer(_ idOrEmail: String) throws(GatewayError) -> CustomerTimeline {
+        let id = idOrEmail.contains("@") ? CustomerTimelines.customerId(email: idOrEmail) : idOrEmail
+        guard case .customerTimeline(let timeline) = try currentTables().customers.value(id) else {
+            // The address is not echoed: answers end up in logs.
+            throw GatewayError(status: 404, code: "not_found", message: "no customer \(idOrEmail.contains("@") ? "with that e-mail address" : id) is known (\(CustomerTimeline.topic))")
+        }
+        return timeline
     }
 
     /// Stock of `sku`, or 404.

@@ -1,4 +1,5 @@
 import Configuration
+import Contracts
 import Fleet
 import Workers
 
@@ -6,8 +7,16 @@ import Workers
 /// (brokers, SASL/TLS) and `http.host`/`http.port` are read as for workers
 /// (``WorkerConfiguration``); the gateway's default port is 8080.
 public struct GatewayConfiguration: Sendable {
-    /// Shopify app secret (`gateway.shopify.secret`); Shopify webhooks are refused (401) without it.
+    /// Shopify app secret (`gateway.shopify.secret`) of a brand with one shop: orders
+    /// from any shop not listed in ``shopifyShops`` are checked with it and written under
+    /// channel `shopify`. Shopify webhooks of such a shop are refused (401) without it.
     public var shopifySecret: String?
+    /// The brand's Shopify shops by `*.myshopify.com` domain (`gateway.shopify.secrets`,
+    /// `domain=secret` entries, and `gateway.shopify.shops`, `domain=channel` entries):
+    /// a webhook's `X-Shopify-Shop-Domain` chooses the secret its signature is checked
+    /// with and the channel its order is written under, so that the channels connector
+    /// answers the shop the order came from (`channels.<channel>.shop`).
+    public var shopifyShops: [String: ShopifyShop] = [:]
     /// EasyPost webhook secret (`gateway.easypost.secret`).
     public var easyPostSecret: String?
     /// AfterShip webhook secret (`gateway.aftership.secret`).
@@ -42,7 +51,7 @@ public struct GatewayConfiguration: Sendable {
 
     /// The keys this type reads, with the environment variables they map to.
     public static let keys = [
-        "gateway.shopify.secret", "gateway.easypost.secret", "gateway.aftership.secret", "gateway.channel.secrets",
+        "gateway.shopify.secret", "gateway.shopify.secrets", "gateway.shopify.shops", "gateway.easypost.secret", "gateway.aftership.secret", "gateway.channel.secrets",
         "gateway.carrier.secrets", "gateway.api.token", "gateway.body.limit.bytes", "gateway.kafka.timeout.ms",
         "gateway.retry.after.s", "gateway.idempotency.entries", "gateway.fx.rates",
     ]
@@ -56,6 +65,10 @@ public struct GatewayConfiguration: Sendable {
     public init(reader: ConfigReader) throws(ConfigurationError) {
         let keys = KeyReader(reader: reader)
         shopifySecret = try keys.string("gateway.shopify.secret", secret: true)
+        shopifyShops = try Self.shops(
+            secrets: Self.pairs(keys.list("gateway.shopify.secrets", secret: true), key: "gateway.shopify.secrets"),
+            channels: Self.pairs(keys.list("gateway.shopify.shops"), key: "gateway.shopify.shops"),
+            fallback: shopifySecret != nil)
         easyPostSecret = try keys.string("gateway.easypost.secret", secret: true)
         afterShipSecret = try keys.string("gateway.aftership.secret", secret: true)
         channelSecrets = try Self.pairs(keys.list("gateway.channel.secrets", secret: true), key: "gateway.channel.secrets")
@@ -74,6 +87,39 @@ public struct GatewayConfiguration: Sendable {
         }
     }
 
+    /// The shop a Shopify webhook comes from, by its `X-Shopify-Shop-Domain`: a listed
+    /// shop, else (with `gateway.shopify.secret`) the single shop under channel
+    /// `shopify`; nil when neither.
+    public func shopifyShop(domain: String?) -> ShopifyShop? {
+        if let domain, let shop = shopifyShops[domain.lowercased()] { return shop }
+        return shopifySecret.map { ShopifyShop(channel: ShopifyOrderAdapter.channel, secret: $0) }
+    }
+
+    /// Joins the per-shop secrets and channels; a shop without a channel is `shopify`,
+    /// which only one shop may be (two shops under one channel could not be told apart
+    /// when the channel is answered).
+    static func shops(secrets: [String: String], channels: [String: String], fallback: Bool) throws(ConfigurationError) -> [String: ShopifyShop] {
+        if let orphan = channels.keys.sorted().first(where: { secrets[$0] == nil }) {
+            throw ConfigurationError(key: "gateway.shopify.secrets", reason: "shop '\(orphan)' has a channel in gateway.shopify.shops but no secret")
+        }
+        var shops: [String: ShopifyShop] = [:]
+        var owners: [String: String] = fallback ? [ShopifyOrderAdapter.channel: "gateway.shopify.secret"] : [:]
+        for (domain, secret) in secrets.sorted(by: { $0.key < $1.key }) {
+            let channel = channels[domain] ?? ShopifyOrderAdapter.channel
+            guard ShopifyShop.isChannelName(channel) else {
+                throw ConfigurationError(key: "gateway.shopify.shops", reason: "'\(channel)' (shop \(domain)) is not a channel name: letters, digits, '-', '_' and '.' only")
+            }
+            if let owner = owners[channel] {
+                throw ConfigurationError(
+                    key: "gateway.shopify.shops",
+                    reason: "shop \(domain) and \(owner) would both be channel '\(channel)'; name a channel for each shop")
+            }
+            owners[channel] = "shop \(domain)"
+            shops[domain.lowercased()] = ShopifyShop(channel: channel, secret: secret)
+        }
+        return shops
+    }
+
     /// `name=secret` entries (comma-separated in one environment variable) as a map.
     static func pairs(_ entries: [String], key: String) throws(ConfigurationError) -> [String: String] {
         var result: [String: String] = [:]
@@ -89,5 +135,29 @@ public struct GatewayConfiguration: Sendable {
             result[parts[0]] = parts[1]
         }
         return result
+    }
+}
+
+/// One Shopify shop of the brand: the channel its orders are written under and the app
+/// secret its webhooks are signed with.
+public struct ShopifyShop: Sendable, Equatable {
+    /// The channel of its orders (`OrderPlaced.channel`), e.g. `shopify-eu`.
+    public var channel: String
+    /// The secret its webhooks' `X-Shopify-Hmac-Sha256` is computed with.
+    public var secret: String
+
+    /// A shop writing orders under `channel`, signed with `secret`.
+    public init(channel: String, secret: String) {
+        self.channel = channel
+        self.secret = secret
+    }
+
+    /// Whether `name` can be a channel: it is part of the `channel/externalOrderId`
+    /// partition key, so no '/' or spaces.
+    static func isChannelName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || "-_.".utf8.contains(byte)
+        }
     }
 }

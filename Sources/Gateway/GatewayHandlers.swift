@@ -62,6 +62,7 @@ extension HTTPField.Name {
     static let shopifyHmac = Self("X-Shopify-Hmac-Sha256")!
     static let shopifyWebhookID = Self("X-Shopify-Webhook-Id")!
     static let shopifyTopic = Self("X-Shopify-Topic")!
+    static let shopifyShopDomain = Self("X-Shopify-Shop-Domain")!
     static let easyPostSignature = Self("X-Hmac-Signature")!
     static let afterShipSignature = Self("aftership-hmac-sha256")!
     static let omsSignature = Self("X-OMS-Signature")!

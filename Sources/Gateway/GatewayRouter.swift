@@ -32,13 +32,15 @@ extension Gateway {
     /// Channels' order webhooks, signed with a per-channel secret.
     private func addChannelRoutes(to router: Router<BasicRequestContext>) {
         let secrets = configuration
-        add(GatewayRoutes.shopifyOrders, to: router, guard: .signature(.base64, header: .shopifyHmac) { _ throws(GatewayError) in
-            try Self.required(secrets.shopifySecret, "gateway.shopify.secret")
+        add(GatewayRoutes.shopifyOrders, to: router, guard: .signature(.base64, header: .shopifyHmac) { call throws(GatewayError) in
+            try Self.shop(of: call, secrets).secret
         }, dedupe: .header(.shopifyWebhookID)) { call throws(GatewayError) in
             if let topic = call.header(.shopifyTopic), topic != "orders/create" {
                 throw .invalidBody("X-Shopify-Topic '\(topic)' is not served here; subscribe orders/create to this address")
             }
-            return try await self.acceptOrder(call, format: .shopifyOrder, channel: nil, route: GatewayRoutes.shopifyOrders, delivery: .shopifyWebhookID)
+            return try await self.acceptOrder(
+                call, format: .shopifyOrder, channel: .assigned(try Self.shop(of: call, secrets).channel), route: GatewayRoutes.shopifyOrders,
+                delivery: .shopifyWebhookID)
         }
 
         add(GatewayRoutes.channelOrders, to: router, guard: .signature(.omsHex, header: .omsSignature) { call throws(GatewayError) in
@@ -53,7 +55,8 @@ extension Gateway {
             guard let format = ChannelFormat(rawValue: name), [.canonical, .posSale, .amazonOrder].contains(format) else {
                 throw .invalidBody("format '\(name)' is not one of canonical, pos_sale, amazon_order")
             }
-            return try await self.acceptOrder(call, format: format, channel: call.parameter("channel"), route: GatewayRoutes.channelOrders, delivery: .idempotencyKey)
+            return try await self.acceptOrder(
+                call, format: format, channel: .checked(call.parameter("channel")), route: GatewayRoutes.channelOrders, delivery: .idempotencyKey)
         }
     }
 
@@ -159,6 +162,11 @@ extension Gateway {
             (200, try Self.encode(try self.view(call.parameter("orderId"))))
         }
 
+        add(GatewayRoutes.customer, to: router, guard: .apiToken) { call throws(GatewayError) in
+            let id = call.parameter("customerId")
+            return (200, try Self.encode(try self.customer(id.removingPercentEncoding ?? id)))
+        }
+
         add(GatewayRoutes.inventory, to: router, guard: .apiToken) { call throws(GatewayError) in
             (200, try Self.encode(StockAnswer(try self.level(call.parameter("sku")))))
         }
@@ -201,10 +209,18 @@ extension Gateway {
 
     // MARK: Handlers
 
+    /// Which channel an order webhook's order belongs to.
+    enum OrderChannel {
+        /// The address names it; the body must name the same.
+        case checked(String)
+        /// The sender's identity decides it (a Shopify shop's channel); the body's is replaced.
+        case assigned(String)
+    }
+
     private func acceptOrder(
-        _ call: Call, format: ChannelFormat, channel: String?, route: GatewayRoutes.Route, delivery: HTTPField.Name
+        _ call: Call, format: ChannelFormat, channel: OrderChannel, route: GatewayRoutes.Route, delivery: HTTPField.Name
     ) async throws(GatewayError) -> (status: Int, body: [UInt8]) {
-        let order: CanonicalOrder
+        var order: CanonicalOrder
         do {
             guard case .order(let decoded) = try ChannelAdapters.decode(format: format, body: call.body) else {
                 throw GatewayError.invalidBody("a \(format.rawValue) body is a change, not an order")
@@ -217,8 +233,11 @@ extension Gateway {
         } catch {
             throw .invalidBody("\(error)")
         }
-        if let channel, order.channel != channel {
-            throw .invalidBody("$.channel: '\(order.channel)' is not the channel of this address ('\(channel)')")
+        switch channel {
+        case .checked(let name) where order.channel != name:
+            throw .invalidBody("$.channel: '\(order.channel)' is not the channel of this address ('\(name)')")
+        case .checked: break
+        case .assigned(let name): order.channel = name
         }
         let inbound = InboundChannelOrder(
             channel: order.channel, format: format, externalOrderId: order.externalOrderId, payload: Data(call.body), receivedAt: Date())
@@ -244,6 +263,18 @@ extension Gateway {
         accepted.carrier = update.carrier
         accepted.trackingNumber = update.trackingNumber
         return (202, try Self.encode(accepted))
+    }
+
+    /// The Shopify shop a webhook comes from (its `X-Shopify-Shop-Domain`); 401 naming
+    /// the keys when no secret can check it.
+    static func shop(of call: Call, _ configuration: GatewayConfiguration) throws(GatewayError) -> ShopifyShop {
+        let domain = call.header(.shopifyShopDomain)
+        guard let shop = configuration.shopifyShop(domain: domain) else {
+            // Without a secret nothing can be verified: refuse rather than accept unsigned data.
+            let named = domain.map { "shop '\($0)' is not configured" } ?? "the webhook names no shop (X-Shopify-Shop-Domain)"
+            throw GatewayError(status: 401, code: "bad_signature", message: "\(named) and no single-shop secret is set (gateway.shopify.secrets, gateway.shopify.secret)")
+        }
+        return shop
     }
 
     static func required(_ secret: String?, _ key: String) throws(GatewayError) -> String {

@@ -26,6 +26,7 @@ public enum GatewayRoutes {
     static let returnOrder = Route(method: "POST", path: "/v1/orders/{orderId}/returns")
     static let releaseOrder = Route(method: "POST", path: "/v1/orders/{orderId}/release")
     static let order = Route(method: "GET", path: "/v1/orders/{orderId}")
+    static let customer = Route(method: "GET", path: "/v1/customers/{customerId}")
     static let inventory = Route(method: "GET", path: "/v1/inventory/{sku}")
     static let report = Route(method: "GET", path: "/v1/reports/{name}")
     static let dashboard = Route(method: "GET", path: "/")
@@ -36,6 +37,6 @@ public enum GatewayRoutes {
     /// All of them.
     public static let all: [Route] = [
         shopifyOrders, channelOrders, easyPostEvents, afterShipWebhooks, carrierTracking, cancelOrder, returnOrder, releaseOrder,
-        order, inventory, report, dashboard, health, ready, metrics,
+        order, customer, inventory, report, dashboard, health, ready, metrics,
     ]
 }

@@ -50,7 +50,10 @@ public struct IntakeStage: Stage {
             return .emit(command.event)
         case .change(.statusChanged):
             return .none
-        case .order(let order):
+        case .order(var order):
+            // A Shopify body names no shop: the gateway chose the channel from the
+            // webhook's X-Shopify-Shop-Domain (one channel per shop) and keyed the record so.
+            if inbound.format == .shopifyOrder { order.channel = inbound.channel }
             guard order.channel == inbound.channel, order.externalOrderId == inbound.externalOrderId else {
                 throw .rejected(
                     "payload is order \(order.channel)/\(order.externalOrderId) but the record is keyed \(inbound.partitionKey)")

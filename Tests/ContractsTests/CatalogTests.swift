@@ -8,12 +8,12 @@ import Yams
     /// The stages as `readers` name them (the fleet's list is Fleet.StageRegistry, which
     /// this pure target does not link).
     static let stages: Set<String> = [
-        "intake", "payment", "fraud-velocity", "inventory", "allocation", "shipping", "tracking", "returns", "channel-sync", "stock-feed", "view", "sla-watch", "report",
+        "intake", "payment", "fraud-velocity", "inventory", "allocation", "shipping", "tracking", "returns", "channel-sync", "stock-feed", "view", "customer-facts", "customers", "sla-watch", "report",
     ]
 
     @Test func catalogCoversTheDesignTopics() {
         let names = TopicCatalog.topics.map(\.name)
-        #expect(names.count == 38)
+        #expect(names.count == 40)
         #expect(Set(names).count == names.count)
         #expect(names.allSatisfy { $0.hasPrefix("oms.") })
         for spec in TopicCatalog.topics {
@@ -37,7 +37,7 @@ import Yams
             "oms.catalog.products", "oms.inventory.levels", "oms.allocation.state", "oms.shipments.index",
             "oms.orders.state", "oms.reports", "oms.idempotency", "oms.payments.holds", "oms.payments.velocity",
             "oms.shipping.state", "oms.tracking.state", "oms.returns.state", "oms.sla.state", "oms.channels.state",
-            "oms.outbound.deliveries", "oms.stockfeed.state",
+            "oms.outbound.deliveries", "oms.stockfeed.state", "oms.customers.state",
         ])
     }
 

@@ -18,6 +18,8 @@ import FoundationNetworking
 @Suite("Gateway", .serialized)
 struct GatewayTests {
     static let shopifySecret = "test-shopify-secret"
+    /// The brand's second shop, written under its own channel.
+    static let euShop = (domain: "brand-eu.myshopify.com", channel: "shopify-eu", secret: "test-shopify-eu-secret")
     static let easyPostSecret = "test-easypost-secret"
     static let token = "test-operator-token"
 
@@ -82,11 +84,36 @@ struct GatewayTests {
         }
     }
 
+    @Test("configuration: several Shopify shops, each with its secret and channel; clashes name their key")
+    func shopifyShops() async throws {
+        let reader = try await WorkerConfiguration.reader(environment: [
+            "GATEWAY_SHOPIFY_SECRETS": "brand-eu.myshopify.com=e,Brand-US.myshopify.com=u", "GATEWAY_SHOPIFY_SHOPS": "brand-eu.myshopify.com=shopify-eu",
+        ])
+        let settings = try GatewayConfiguration(reader: reader)
+        #expect(settings.shopifyShop(domain: "brand-eu.myshopify.com") == ShopifyShop(channel: "shopify-eu", secret: "e"))
+        #expect(settings.shopifyShop(domain: "brand-us.myshopify.com") == ShopifyShop(channel: "shopify", secret: "u"), "no channel named: shopify")
+        #expect(settings.shopifyShop(domain: "other.myshopify.com") == nil, "an unlisted shop without gateway.shopify.secret is refused")
+        #expect(settings.shopifyShop(domain: nil) == nil)
+        for (environment, key, says) in [
+            (["GATEWAY_SHOPIFY_SECRETS": "a.myshopify.com=x,b.myshopify.com=y"], "gateway.shopify.shops", "both be channel 'shopify'"),
+            (["GATEWAY_SHOPIFY_SECRETS": "a.myshopify.com=x", "GATEWAY_SHOPIFY_SECRET": "z"], "gateway.shopify.shops", "both be channel 'shopify'"),
+            (["GATEWAY_SHOPIFY_SHOPS": "a.myshopify.com=shopify-a"], "gateway.shopify.secrets", "no secret"),
+            (["GATEWAY_SHOPIFY_SECRETS": "a.myshopify.com=x", "GATEWAY_SHOPIFY_SHOPS": "a.myshopify.com=shop/a"], "gateway.shopify.shops", "not a channel name"),
+        ] {
+            let error = await #expect(throws: ConfigurationError.self) {
+                try GatewayConfiguration(reader: try await WorkerConfiguration.reader(environment: environment))
+            }
+            #expect(error?.key == key, "\(environment)")
+            #expect(error?.description.contains(says) == true, "\(String(describing: error))")
+            #expect(error?.description.contains("=x") != true, "a secret is not echoed")
+        }
+    }
+
     // MARK: On a broker
 
     @Test("webhooks become orders; replays, bad signatures, bad bodies and queries answer as documented")
     func webhooksAndQueries() async throws {
-        try await GatewayHarness.with(stages: [.intake, .inventory, .view], apiToken: Self.token) { harness in
+        try await GatewayHarness.with(stages: [.intake, .inventory, .view, .customerFacts, .customers], apiToken: Self.token) { harness in
             let sku = "CLOAK-BLK-M"
             try await harness.produce([
                 CatalogProduct(sku: sku, title: "Cloak", weightGrams: 900, dimensions: Dimensions(lengthMm: 1, widthMm: 1, heightMm: 1), blockedCountries: [], hazmat: false, prices: []).event,
@@ -132,6 +159,24 @@ struct GatewayTests {
             #expect(inbound.count == 1, "one record for a webhook delivered twice; none for the forged one")
             let orders = try await harness.records(OrderPlaced.topic).filter { $0.header(EnvelopeHeader.subject)?.stringValue == orderId }
             #expect(orders.count == 1)
+
+            // The customer's timeline (the CRM feed), by address or by id, with the token only.
+            let email = "jon.snow+\(externalID)@example.com"
+            let listed = try await waitUntil(timeout: .seconds(60)) {
+                let answer = try await harness.get("/v1/customers/\(email)")
+                return answer.status == 200 && (answer.json["orders"] as? [[String: Any]])?.first?["orderId"] as? String == orderId
+            }
+            #expect(listed, "order \(orderId) reached its customer's timeline in oms.customers.state")
+            let customer = try await harness.get("/v1/customers/\(CustomerTimelines.customerId(email: email))")
+            #expect(customer.status == 200)
+            #expect(customer.json["email"] as? String == email)
+            let lifetime = try #require(customer.json["lifetime"] as? [String: Any])
+            #expect(lifetime["orders"] as? Int == 1)
+            #expect((lifetime["value"] as? [[String: Any]])?.count == 1)
+            #expect(try await harness.get("/v1/customers/\(email)", token: nil).status == 401)
+            let unknown = try await harness.get("/v1/customers/nobody-\(externalID)@example.com")
+            #expect(unknown.status == 404)
+            #expect(!unknown.text.contains("nobody"), "the address is not echoed")
 
             // Stock as the inventory stage keeps it.
             #expect(try await waitUntil { try await harness.get("/v1/inventory/\(sku)").status == 200 })
@@ -383,6 +428,39 @@ struct GatewayTests {
         }
     }
 
+    @Test("several Shopify shops: X-Shopify-Shop-Domain chooses the secret and the channel the order is written under")
+    func severalShopifyShops() async throws {
+        try await GatewayHarness.with(stages: []) { harness in
+            let (body, externalID) = try Self.shopifyOrder()
+            func post(domain: String?, secret: String) async throws -> GatewayHarness.Answer {
+                var headers = [
+                    "X-Shopify-Hmac-Sha256": WebhookSignature.base64.sign(body, secret: secret), "X-Shopify-Webhook-Id": TestCluster.uniqueName("wh"),
+                    "X-Shopify-Topic": "orders/create",
+                ]
+                headers["X-Shopify-Shop-Domain"] = domain
+                return try await harness.post("/v1/channels/shopify/orders", body: body, headers: headers)
+            }
+            // The EU shop's secret is checked for the EU shop only, and the other way round.
+            let wrongShop = try await post(domain: Self.euShop.domain, secret: Self.shopifySecret)
+            #expect(wrongShop.status == 401, "\(wrongShop.text)")
+            #expect(try await post(domain: "brand-us.myshopify.com", secret: Self.euShop.secret).status == 401)
+            #expect(try await post(domain: nil, secret: Self.euShop.secret).status == 401)
+
+            let eu = try await post(domain: "Brand-EU.myshopify.com", secret: Self.euShop.secret)
+            #expect(eu.status == 202, "\(eu.text)")
+            #expect(eu.json["channel"] as? String == Self.euShop.channel)
+            #expect(eu.json["orderId"] as? String == DeterministicID.orderID(channel: Self.euShop.channel, externalOrderID: externalID))
+            // Any other shop falls back to gateway.shopify.secret under channel shopify.
+            let single = try await post(domain: "brand-us.myshopify.com", secret: Self.shopifySecret)
+            #expect(single.status == 202, "\(single.text)")
+            #expect(single.json["channel"] as? String == "shopify")
+
+            let inbound = try await harness.records(InboundChannelOrder.topic).filter { $0.keyString?.hasSuffix("/\(externalID)") == true }
+            #expect(Set(inbound.compactMap(\.keyString)) == ["\(Self.euShop.channel)/\(externalID)", "shopify/\(externalID)"])
+            #expect(inbound.count == 2, "one record per accepted delivery; none for the refused ones")
+        }
+    }
+
     /// The Shopify fixture with an id no other run uses; returns the body and that id.
     static func shopifyOrder() throws -> (body: [UInt8], externalID: String) {
         let url = NoidaServer.repositoryRoot.appendingPathComponent("Tests/ContractsTests/Fixtures/shopify_orders_create.json")
@@ -390,6 +468,8 @@ struct GatewayTests {
         let id = Int.random(in: 1_000_000_000...9_999_999_999)
         object["id"] = id
         object["created_at"] = RFC3339.format(Date())
+        // A customer of its own, so that its timeline holds this run's orders only.
+        object["email"] = "jon.snow+\(id)@example.com"
         return (Array(try JSONSerialization.data(withJSONObject: object)), String(id))
     }
 }
@@ -410,7 +490,7 @@ enum DemoEasyPost {
 /// A gateway (and optionally stages) on a fresh embedded cluster, or on `KAFKA_BROKERS`.
 final class GatewayHarness: Sendable {
     /// The pipeline stages a harness can run beside the gateway (``StageRegistry`` names).
-    enum StageName: String { case intake, inventory, view, report }
+    enum StageName: String { case intake, inventory, view, report, customerFacts = "customer-facts", customers }
 
     static let bodyLimit = 4_096
     static let afterShipSecret = "test-aftership-secret"
@@ -449,6 +529,7 @@ final class GatewayHarness: Sendable {
         try await cluster.ensureTopics(Array(Set(needed)))
         var settings = GatewayConfiguration()
         settings.shopifySecret = GatewayTests.shopifySecret
+        settings.shopifyShops = [GatewayTests.euShop.domain: ShopifyShop(channel: GatewayTests.euShop.channel, secret: GatewayTests.euShop.secret)]
         settings.easyPostSecret = GatewayTests.easyPostSecret
         settings.afterShipSecret = afterShipSecret
         settings.carrierSecrets = ["dhl": dhlSecret]

@@ -312,6 +312,25 @@ private typealias F = PipelineFixtures
         }
     }
 
+    /// A brand with several Shopify shops: the gateway writes each shop's orders under
+    /// the shop's channel (the body names no shop), and intake places them there.
+    @Test func shopifyOrderTakesTheChannelTheGatewayChoseForItsShop() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let body = try Data(contentsOf: root.appendingPathComponent("Tests/ContractsTests/Fixtures/shopify_orders_create.json"))
+        var driver = driver()
+        for (offset, channel) in ["shopify-eu", "shopify"].enumerated() {
+            let inbound = InboundChannelOrder(channel: channel, format: .shopifyOrder, externalOrderId: "5678901234567", payload: body, receivedAt: F.now)
+            let result = driver.handle(F.envelope("in-\(channel)", inbound.event), offset: Int64(offset), now: F.now)
+            #expect(result.kind == .processed, "shop \(channel): \(result.kind)")
+            let orderId = DeterministicID.orderID(channel: channel, externalOrderID: "5678901234567")
+            switch F.events(result).first {
+            case .orderPlaced(let placed)?: #expect(placed.orderId == orderId && placed.channel == channel)
+            case .orderRejected(let rejected)?: #expect(rejected.orderId == orderId && rejected.channel == channel)
+            case let other: Issue.record("expected the order placed or rejected under \(channel), got \(String(describing: other))")
+            }
+        }
+    }
+
     @Test func otherEventTypesAreRejected() {
         var driver = driver()
         let result = driver.handle(F.envelope("in-1", F.placed().event), now: F.now)

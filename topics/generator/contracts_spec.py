@@ -708,6 +708,42 @@ EV("StockFeedState", "oms.stockfeed.state", 1, "oms.stockfeed.state", "sku", "sk
     ("sku", "String", "SKU; the record key."), ("channels", "[ChannelStock]", "Per channel, sorted by channel."),
     ("updatedAt", "Date", "Last change."),
 ])
+S("CustomerReturn", "A return as a customer's timeline shows it.", [
+    ("returnId", "String", "Return id."),
+    ("status", "String", "authorized, rejected or received."),
+    ("refund", "Money?", "Refund requested once received."),
+])
+S("CustomerOrder", "One order in a customer's timeline, as its order view last showed it.", [
+    ("orderId", "String", "Order."), ("channel", "String", "Sales channel."), ("externalOrderId", "String", "Channel order id."),
+    ("status", "OrderStatus", "Status when last seen."), ("currency", "CurrencyCode", "Order currency."),
+    ("total", "Money?", "Order total, once placed."),
+    ("refunded", "Money?", "Refunds requested so far; nil when none."),
+    ("returns", "[CustomerReturn]", "Its returns."),
+    ("notifications", "[String]", "Messages sent about it, as `kind` or `kind/subject`, in order."),
+    ("placedAt", "Date", "When the order view began (the order's first event)."),
+    ("updatedAt", "Date", "When its view last changed."),
+])
+EV("CustomerOrderFact", "oms.customer.order_fact", 1, "oms.customers.facts", "customerId", "customerId",
+   "An order of a customer as its view now stands, re-keyed by customer so the timeline of each customer is folded in one place.", [
+    ("customerId", "String", "The customer (``CustomerKeys``): a name-based UUID of the normalized e-mail address, so no address is in a key."),
+    ("email", "String", "The normalized (trimmed, lower-case) e-mail address."),
+    ("order", "CustomerOrder", "The order."),
+])
+S("CustomerTotals", "What a set of a customer's orders adds up to.", [
+    ("orders", "Int", "Orders.", {"minimum": 0}),
+    ("returns", "Int", "Returns of them.", {"minimum": 0}),
+    ("notifications", "Int", "Messages sent about them.", {"minimum": 0}),
+    ("value", "[Money]", "Per currency (sorted by code): totals of the orders neither rejected, declined nor cancelled, less their refunds."),
+])
+EV("CustomerTimeline", "oms.customer.timeline", 1, "oms.customers.state", "customerId", "customerId",
+   "A customer's timeline for the brand's CRM (compacted, keyed by customer): orders, returns, notifications and lifetime value per currency.", [
+    ("customerId", "String", "The customer; the record key."), ("email", "String", "The normalized e-mail address."),
+    ("orders", "[CustomerOrder]", "The most recent orders, newest placed first; at most ``CustomerTimelines/keptOrders``."),
+    ("lifetime", "CustomerTotals", "Every order seen: counts and lifetime value per currency."),
+    ("older", "CustomerTotals", "Orders no longer listed, as last seen (later changes to them are not counted)."),
+    ("firstOrderAt", "Date", "First order placed."), ("lastOrderAt", "Date", "Latest order placed."),
+    ("updatedAt", "Date", "Last change."),
+])
 EV("OutboundDelivery", "oms.outbound.delivery", 1, "oms.outbound.deliveries", '"\\(connector)/\\(commandId)"', ORDER_KEY,
    "Where one outbound command stands with its external system: the connector's ledger (compacted, in the command's partition) and its results.", [
     ("connector", "String", "Connector name."), ("commandId", "String", "Id of the command event."),
@@ -791,7 +827,7 @@ TOPICS = [
     ("oms.returns.events", "orderId", "delete", None, "order", ["returns"], ["view", "payments-connector", "report"]),
     ("oms.returns.state", "orderId", "compact", None, "order", ["returns"], ["returns"]),
     ("oms.payments.commands", "orderId", "delete", None, "order", ["shipping", "returns"], ["view", "payments-connector", "report", "channel-sync"]),
-    ("oms.orders.state", "orderId", "compact", None, "order", ["view"], ["view", "sla-watch", "gateway", "oms orders"]),
+    ("oms.orders.state", "orderId", "compact", None, "order", ["view"], ["view", "sla-watch", "customer-facts", "gateway", "oms orders"]),
     ("oms.notifications", "orderId", "delete", None, "order", ["view"], ["email-connector"]),
     ("oms.alerts", "orderId", "delete", None, "order", ["sla-watch", "every connector"], ["operators", "report"]),
     ("oms.channels.commands", "orderId", "delete", None, "order", ["channel-sync"], ["channel-connector"]),
@@ -800,6 +836,8 @@ TOPICS = [
     ("oms.channels.stock", "sku", "delete", None, "inventory", ["stock-feed"], ["stock-connector"]),
     ("oms.stockfeed.requests", "sku", "delete", None, "inventory", ["oms channels resync"], ["stock-feed"]),
     ("oms.stockfeed.state", "sku", "compact", None, "inventory", ["stock-feed"], ["stock-feed"]),
+    ("oms.customers.facts", "customerId", "delete", None, "customer", ["customer-facts"], ["customers"]),
+    ("oms.customers.state", "customerId", "compact", None, "customer", ["customers"], ["customers", "gateway", "CRM"]),
     ("oms.sla.state", "orderId", "compact", None, "order", ["sla-watch"], ["sla-watch"]),
     ("oms.reports", "report/bucket", "compact", None, None, ["report"], ["gateway", "oms report"]),
     ("oms.idempotency", "stage/key", "compact", None, None, ["every stage"], ["every stage"]),
