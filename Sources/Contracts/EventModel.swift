@@ -249,6 +249,18 @@ public enum PaymentEntryKind: String, Sendable, Hashable, Codable, CaseIterable 
     case void
 }
 
+/// Which ERP feed file a row belongs to.
+public enum ERPEntity: String, Sendable, Hashable, Codable, CaseIterable {
+    /// A placed order.
+    case orders
+    /// A shipment handed to a carrier.
+    case shipments
+    /// A return decision or receipt.
+    case returns
+    /// A refund requested from the payment provider.
+    case refunds
+}
+
 /// A machine-readable code plus a human message, so rules can be counted and explained.
 public struct Reason: Sendable, Hashable, Codable {
     /// Stable code, e.g. `sku_unknown`; reports group by it.

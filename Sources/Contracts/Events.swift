@@ -2547,6 +2547,48 @@ extension CustomerTimeline: ContractEvent {
     public var event: Event { .customerTimeline(self) }
 }
 
+/// One row of the ERP feed (the outbound topic a brand's ERP reads; `oms erp export` writes the daily files from it): its entity, its business id and its documented columns.
+public struct ERPRecord: Sendable, Hashable, Codable {
+    /// The file it belongs to.
+    public var entity: ERPEntity
+    /// Its business id, unique within the entity: order id, shipment id, return id and status, refund id.
+    public var id: String
+    /// Order; the record key.
+    public var orderId: String
+    /// When it happened (the business time that decides its day, UTC).
+    public var at: Date
+    /// The row, by column name (docs/OPERATIONS.md, *ERP feed*, lists each entity's columns); amounts are decimal strings in the currency's major unit.
+    public var columns: [String: String]
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        entity: ERPEntity,
+        id: String,
+        orderId: String,
+        at: Date,
+        columns: [String: String]
+    ) {
+        self.entity = entity
+        self.id = id
+        self.orderId = orderId
+        self.at = at
+        self.columns = columns
+    }
+}
+
+extension ERPRecord: ContractEvent {
+    /// `oms.erp.record.v1`.
+    public static let eventType = EventType(name: "oms.erp.record", version: 1)
+    /// Records of this event go to `oms.erp.feed`.
+    public static let topic = "oms.erp.feed"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .erpRecord(self) }
+}
+
 /// Where one outbound command stands with its external system: the connector's ledger (compacted, in the command's partition) and its results.
 public struct OutboundDelivery: Sendable, Hashable, Codable {
     /// Connector name.
@@ -3048,6 +3090,8 @@ public enum Event: Sendable, Hashable {
     case customerOrderFact(CustomerOrderFact)
     /// `oms.customer.timeline.v1` on `oms.customers.state`.
     case customerTimeline(CustomerTimeline)
+    /// `oms.erp.record.v1` on `oms.erp.feed`.
+    case erpRecord(ERPRecord)
     /// `oms.outbound.delivery.v1` on `oms.outbound.deliveries`.
     case outboundDelivery(OutboundDelivery)
     /// `oms.outbound.alert.v1` on `oms.alerts`.
@@ -3122,6 +3166,7 @@ public enum Event: Sendable, Hashable {
         case .stockFeedState(let value): return value
         case .customerOrderFact(let value): return value
         case .customerTimeline(let value): return value
+        case .erpRecord(let value): return value
         case .outboundDelivery(let value): return value
         case .connectorAlert(let value): return value
         case .slaAlert(let value): return value
@@ -3193,6 +3238,7 @@ public enum EventRegistry {
             StockFeedState.self,
             CustomerOrderFact.self,
             CustomerTimeline.self,
+            ERPRecord.self,
             OutboundDelivery.self,
             ConnectorAlert.self,
             SLAAlert.self,

@@ -119,7 +119,7 @@ public enum TopicCatalog {
             writers: ["gateway", "marketplaces"], readers: ["intake"]),
         TopicSpec(
             name: "oms.orders.placed", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["intake"], readers: ["payment", "allocation", "shipping", "returns", "view", "report", "channel-sync"]),
+            writers: ["intake"], readers: ["payment", "allocation", "shipping", "returns", "view", "report", "channel-sync", "erp-feed"]),
         TopicSpec(
             name: "oms.orders.rejected", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["intake"], readers: ["view", "report"]),
@@ -161,7 +161,7 @@ public enum TopicCatalog {
             writers: ["shipping"], readers: ["shipping"]),
         TopicSpec(
             name: "oms.shipments.created", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["shipping"], readers: ["returns", "view", "report", "channel-sync"]),
+            writers: ["shipping"], readers: ["returns", "view", "report", "channel-sync", "erp-feed"]),
         TopicSpec(
             name: "oms.shipments.index", key: "carrier/trackingNumber", cleanupPolicy: .compact,
             coPartitionGroup: tracking, writers: ["shipping", "returns"], readers: ["tracking"]),
@@ -179,13 +179,13 @@ public enum TopicCatalog {
             writers: ["gateway", "warehouses"], readers: ["returns"]),
         TopicSpec(
             name: "oms.returns.events", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["returns"], readers: ["view", "payments-connector", "report"]),
+            writers: ["returns"], readers: ["view", "payments-connector", "report", "erp-feed"]),
         TopicSpec(
             name: "oms.returns.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
             writers: ["returns"], readers: ["returns"]),
         TopicSpec(
             name: "oms.payments.commands", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["shipping", "returns"], readers: ["view", "payments-connector", "report", "channel-sync"]),
+            writers: ["shipping", "returns"], readers: ["view", "payments-connector", "report", "channel-sync", "erp-feed"]),
         TopicSpec(
             name: "oms.orders.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
             writers: ["view"], readers: ["view", "sla-watch", "customer-facts", "gateway", "oms orders"]),
@@ -219,6 +219,9 @@ public enum TopicCatalog {
         TopicSpec(
             name: "oms.customers.state", key: "customerId", cleanupPolicy: .compact, coPartitionGroup: customer,
             writers: ["customers"], readers: ["customers", "gateway", "CRM"]),
+        TopicSpec(
+            name: "oms.erp.feed", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
+            writers: ["erp-feed"], readers: ["ERP", "oms erp export"]),
         TopicSpec(
             name: "oms.sla.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
             writers: ["sla-watch"], readers: ["sla-watch"]),

@@ -27,6 +27,7 @@ public enum StageRegistry {
         Entry(name: "view") { OrderViewStage(rules: $0.notifications) },
         Entry(name: "customer-facts") { _ in CustomerFactsStage() },
         Entry(name: "customers") { _ in CustomerTimelineStage() },
+        Entry(name: "erp-feed") { _ in ERPFeedStage() },
         Entry(name: "sla-watch") { SLAWatchStage(rules: $0.sla) },
         Entry(name: "report") { _ in ReportStage() },
     ]

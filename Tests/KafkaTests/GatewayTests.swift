@@ -113,7 +113,7 @@ struct GatewayTests {
 
     @Test("webhooks become orders; replays, bad signatures, bad bodies and queries answer as documented")
     func webhooksAndQueries() async throws {
-        try await GatewayHarness.with(stages: [.intake, .inventory, .view, .customerFacts, .customers], apiToken: Self.token) { harness in
+        try await GatewayHarness.with(stages: [.intake, .inventory, .view, .customerFacts, .customers, .erpFeed], apiToken: Self.token) { harness in
             let sku = "CLOAK-BLK-M"
             try await harness.produce([
                 CatalogProduct(sku: sku, title: "Cloak", weightGrams: 900, dimensions: Dimensions(lengthMm: 1, widthMm: 1, heightMm: 1), blockedCountries: [], hazmat: false, prices: []).event,
@@ -177,6 +177,25 @@ struct GatewayTests {
             let unknown = try await harness.get("/v1/customers/nobody-\(externalID)@example.com")
             #expect(unknown.status == 404)
             #expect(!unknown.text.contains("nobody"), "the address is not echoed")
+
+            // The ERP feed: today's orders file (oms erp export) has the order, once.
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("erp-\(externalID)")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            var exported = ""
+            let inFile = try await waitUntil(timeout: .seconds(60)) {
+                let run = try await OMSCommandTests.runOffPool(OMSCommandTests.omsBinary, [
+                    "erp", "export", "--day", RFC3339.formatDate(Date()), "--entity", "orders", "--format", "both",
+                    "--dir", directory.path, "--brokers", harness.cluster.bootstrapServers,
+                ])
+                guard run.status == 0 else { return false }
+                exported = (try? String(contentsOf: directory.appendingPathComponent("orders-\(RFC3339.formatDate(Date())).csv"), encoding: .utf8)) ?? ""
+                return exported.contains(orderId)
+            }
+            #expect(inFile, "order \(orderId) in the ERP orders file")
+            #expect(exported.hasPrefix("order_id,channel,external_order_id,placed_at,currency,"))
+            #expect(exported.components(separatedBy: "\r\n").filter { $0.hasPrefix(orderId) }.count == 1)
+            let jsonl = try String(contentsOf: directory.appendingPathComponent("orders-\(RFC3339.formatDate(Date())).jsonl"), encoding: .utf8)
+            #expect(jsonl.contains("\"order_id\":\"\(orderId)\""))
 
             // Stock as the inventory stage keeps it.
             #expect(try await waitUntil { try await harness.get("/v1/inventory/\(sku)").status == 200 })
@@ -490,7 +509,7 @@ enum DemoEasyPost {
 /// A gateway (and optionally stages) on a fresh embedded cluster, or on `KAFKA_BROKERS`.
 final class GatewayHarness: Sendable {
     /// The pipeline stages a harness can run beside the gateway (``StageRegistry`` names).
-    enum StageName: String { case intake, inventory, view, report, customerFacts = "customer-facts", customers }
+    enum StageName: String { case intake, inventory, view, report, customerFacts = "customer-facts", customers, erpFeed = "erp-feed" }
 
     static let bodyLimit = 4_096
     static let afterShipSecret = "test-aftership-secret"

@@ -744,6 +744,20 @@ EV("CustomerTimeline", "oms.customer.timeline", 1, "oms.customers.state", "custo
     ("firstOrderAt", "Date", "First order placed."), ("lastOrderAt", "Date", "Latest order placed."),
     ("updatedAt", "Date", "Last change."),
 ])
+E("ERPEntity", "Which ERP feed file a row belongs to.", [
+    ("orders", "A placed order."),
+    ("shipments", "A shipment handed to a carrier."),
+    ("returns", "A return decision or receipt."),
+    ("refunds", "A refund requested from the payment provider."),
+])
+EV("ERPRecord", "oms.erp.record", 1, "oms.erp.feed", ORDER_KEY, ORDER_KEY,
+   "One row of the ERP feed (the outbound topic a brand's ERP reads; `oms erp export` writes the daily files from it): its entity, its business id and its documented columns.", [
+    ("entity", "ERPEntity", "The file it belongs to."),
+    ("id", "String", "Its business id, unique within the entity: order id, shipment id, return id and status, refund id."),
+    ("orderId", "String", "Order; the record key."),
+    ("at", "Date", "When it happened (the business time that decides its day, UTC)."),
+    ("columns", "[String: String]", "The row, by column name (docs/OPERATIONS.md, *ERP feed*, lists each entity's columns); amounts are decimal strings in the currency's major unit."),
+])
 EV("OutboundDelivery", "oms.outbound.delivery", 1, "oms.outbound.deliveries", '"\\(connector)/\\(commandId)"', ORDER_KEY,
    "Where one outbound command stands with its external system: the connector's ledger (compacted, in the command's partition) and its results.", [
     ("connector", "String", "Connector name."), ("commandId", "String", "Id of the command event."),
@@ -804,7 +818,7 @@ DAY_MS = 86_400_000
 TOPICS = [
     ("oms.catalog.products", "sku", "compact", None, None, ["pim-connector", "oms catalog import"], ["intake", "allocation", "shipping"]),
     ("oms.orders.inbound", "channel/externalOrderId", "delete", 7 * DAY_MS, None, ["gateway", "marketplaces"], ["intake"]),
-    ("oms.orders.placed", "orderId", "delete", None, "order", ["intake"], ["payment", "allocation", "shipping", "returns", "view", "report", "channel-sync"]),
+    ("oms.orders.placed", "orderId", "delete", None, "order", ["intake"], ["payment", "allocation", "shipping", "returns", "view", "report", "channel-sync", "erp-feed"]),
     ("oms.orders.rejected", "orderId", "delete", None, "order", ["intake"], ["view", "report"]),
     ("oms.payments.checked", "orderId", "delete", None, "order", ["fraud-velocity", "payment"], ["payment", "allocation", "view"]),
     ("oms.payments.screening", "customerKey", "delete", None, "customer", ["payment"], ["fraud-velocity"]),
@@ -818,15 +832,15 @@ TOPICS = [
     ("oms.orders.commands", "orderId", "delete", None, "order", ["gateway", "ops", "intake"], ["payment", "shipping"]),
     ("oms.orders.cancellations", "orderId", "delete", None, "order", ["shipping"], ["payment", "allocation", "view", "report", "channel-sync"]),
     ("oms.shipping.state", "orderId", "compact", None, "order", ["shipping"], ["shipping"]),
-    ("oms.shipments.created", "orderId", "delete", None, "order", ["shipping"], ["returns", "view", "report", "channel-sync"]),
+    ("oms.shipments.created", "orderId", "delete", None, "order", ["shipping"], ["returns", "view", "report", "channel-sync", "erp-feed"]),
     ("oms.shipments.index", "carrier/trackingNumber", "compact", None, "tracking", ["shipping", "returns"], ["tracking"]),
     ("oms.tracking.inbound", "carrier/trackingNumber", "delete", None, "tracking", ["gateway", "carriers"], ["tracking"]),
     ("oms.tracking.state", "carrier/trackingNumber", "compact", None, "tracking", ["tracking"], ["tracking"]),
     ("oms.shipments.tracking", "orderId", "delete", None, "order", ["tracking"], ["returns", "view", "report"]),
     ("oms.returns.requests", "orderId", "delete", None, "order", ["gateway", "warehouses"], ["returns"]),
-    ("oms.returns.events", "orderId", "delete", None, "order", ["returns"], ["view", "payments-connector", "report"]),
+    ("oms.returns.events", "orderId", "delete", None, "order", ["returns"], ["view", "payments-connector", "report", "erp-feed"]),
     ("oms.returns.state", "orderId", "compact", None, "order", ["returns"], ["returns"]),
-    ("oms.payments.commands", "orderId", "delete", None, "order", ["shipping", "returns"], ["view", "payments-connector", "report", "channel-sync"]),
+    ("oms.payments.commands", "orderId", "delete", None, "order", ["shipping", "returns"], ["view", "payments-connector", "report", "channel-sync", "erp-feed"]),
     ("oms.orders.state", "orderId", "compact", None, "order", ["view"], ["view", "sla-watch", "customer-facts", "gateway", "oms orders"]),
     ("oms.notifications", "orderId", "delete", None, "order", ["view"], ["email-connector"]),
     ("oms.alerts", "orderId", "delete", None, "order", ["sla-watch", "every connector"], ["operators", "report"]),
@@ -838,6 +852,7 @@ TOPICS = [
     ("oms.stockfeed.state", "sku", "compact", None, "inventory", ["stock-feed"], ["stock-feed"]),
     ("oms.customers.facts", "customerId", "delete", None, "customer", ["customer-facts"], ["customers"]),
     ("oms.customers.state", "customerId", "compact", None, "customer", ["customers"], ["customers", "gateway", "CRM"]),
+    ("oms.erp.feed", "orderId", "delete", None, "order", ["erp-feed"], ["ERP", "oms erp export"]),
     ("oms.sla.state", "orderId", "compact", None, "order", ["sla-watch"], ["sla-watch"]),
     ("oms.reports", "report/bucket", "compact", None, None, ["report"], ["gateway", "oms report"]),
     ("oms.idempotency", "stage/key", "compact", None, None, ["every stage"], ["every stage"]),

@@ -18,8 +18,9 @@ def camel(raw):
     return parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:])
 
 def case_name(struct_name):
-    if struct_name.startswith("SLA"):
-        return "sla" + struct_name[3:]
+    for acronym in ("SLA", "ERP"):
+        if struct_name.startswith(acronym):
+            return acronym.lower() + struct_name[len(acronym):]
     return struct_name[0].lower() + struct_name[1:]
 
 def fields_of(f):
