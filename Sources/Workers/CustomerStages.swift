@@ -129,7 +129,7 @@ public enum CustomerTimelines {
     }
 
     /// Amounts added up per currency, sorted by currency code.
-    static func sum(_ amounts: [Money]) -> [Money] {
+    public static func sum(_ amounts: [Money]) -> [Money] {
         var byCurrency: [CurrencyCode: Int64] = [:]
         for amount in amounts { byCurrency[amount.currency, default: 0] += amount.minorUnits }
         return byCurrency.map { Money(minorUnits: $1, currency: $0) }.sorted { $0.currency.code < $1.currency.code }

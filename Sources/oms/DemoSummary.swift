@@ -189,6 +189,7 @@ struct DemoSummary: Codable, Sendable {
             name: "re-sent webhooks answered from the first delivery", holds: replayed == resentHTTP,
             detail: "\(resentHTTP) re-sent webhooks, \(replayed) answered with Idempotent-Replayed"))
         invariants += outbound
+        invariants.append(try await feedsMatch(scenario: scenario, views: views, kafka: kafka, logger: logger))
         invariants.append(try await reportsMatch(
             scenario: scenario, views: views, shippedUnits: shippedUnits, deadLetters: deadLetters.values.reduce(0, +), kafka: kafka))
 
@@ -265,6 +266,55 @@ struct DemoSummary: Codable, Sendable {
             detail: differences.isEmpty
                 ? "orders, revenue and rejections per channel, shipped units per SKU, deliveries, returned units and dead letters (\(model.count) numbers)"
                 : differences.prefix(10).joined(separator: "; "))
+    }
+
+    /// The CRM and ERP feeds against the order views: every order with an address is in
+    /// its customer's timeline with the view's status, the lifetime values add up to what
+    /// the listed orders are worth, and the ERP feed has one order row per placed order and
+    /// one shipment row per shipment. The feed stages trail the views, so this waits up to
+    /// 60 s for them to agree.
+    static func feedsMatch(scenario: DemoScenario, views: GlobalTable, kafka: KafkaConfiguration, logger: Logger) async throws -> Invariant {
+        let planned = Set(scenario.orders.map(\.orderId))
+        let orderViews = views.values.values.compactMap { event -> OrderView? in
+            if case .orderView(let view) = event, planned.contains(view.orderId) { view } else { nil }
+        }
+        let withAddress = orderViews.filter { CustomerTimelines.normalized(email: $0.customerEmail) != nil }
+        let placedViews = orderViews.filter { $0.totals != nil && $0.status != .rejected }
+        var problems: [String] = []
+        var customers = 0
+        let deadline = ContinuousClock.now + .seconds(60)
+        repeat {
+            problems = []
+            var listed: [String: OrderStatus] = [:]
+            let timelines = try await GlobalTable.snapshot(topic: CustomerTimeline.topic, kafka: kafka.with(clientID: "oms-demo-crm")).values
+            customers = 0
+            for case .customerTimeline(let timeline) in timelines {
+                customers += 1
+                for order in timeline.orders { listed[order.orderId] = order.status }
+                if timeline.lifetime.value != CustomerTimelines.sum(timeline.orders.compactMap(CustomerTimelines.value) + timeline.older.value) {
+                    problems.append("customer \(timeline.customerId): lifetime value \(timeline.lifetime.value) is not what its orders are worth")
+                }
+            }
+            for view in withAddress where listed[view.orderId] != view.status {
+                problems.append("\(view.orderId): \(listed[view.orderId].map { "timeline says \($0.rawValue)" } ?? "in no timeline"), view \(view.status.rawValue)")
+            }
+            let rows = try await TopicScan.records(of: [ERPRecord.topic], kafka: kafka.with(clientID: "oms-demo-erp"), logger: logger).compactMap { record -> ERPRecord? in
+                if case .erpRecord(let row)? = (try? Envelope.decode(record.eventRecord))?.event { row } else { nil }
+            }
+            let orderRows = Set(rows.filter { $0.entity == .orders }.map(\.id))
+            let shipmentRows = Set(rows.filter { $0.entity == .shipments }.map(\.id))
+            for view in placedViews where !orderRows.contains(view.orderId) { problems.append("\(view.orderId): no ERP order row") }
+            for shipment in orderViews.flatMap(\.shipments) where !shipmentRows.contains(shipment.shipmentId) {
+                problems.append("shipment \(shipment.shipmentId): no ERP shipment row")
+            }
+            if problems.isEmpty { break }
+            try await Task.sleep(for: .seconds(1))
+        } while ContinuousClock.now < deadline
+        return Invariant(
+            name: "CRM and ERP feeds agree with the order views", holds: problems.isEmpty,
+            detail: problems.isEmpty
+                ? "\(withAddress.count) orders in \(customers) customer timelines with their status and value; \(placedViews.count) order rows and \(orderViews.flatMap(\.shipments).count) shipment rows for the ERP"
+                : "\(problems.count) differences: " + problems.prefix(10).joined(separator: "; "))
     }
 
     func json() throws -> Data {

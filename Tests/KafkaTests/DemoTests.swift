@@ -40,7 +40,7 @@ extension PipelineTests {
             "no oversell", "no duplicate order", "every order in a final or explained state", "malformed input refused or dead-lettered",
             "re-sent webhooks answered from the first delivery", "reports agree with the inputs",
             "every shipped channel order confirmed to its channel once", "no feed ever advertised more than available-to-sell",
-            "every notification delivered once",
+            "every notification delivered once", "CRM and ERP feeds agree with the order views",
         ])
         for invariant in invariants {
             #expect(invariant["holds"] as? Bool == true, "\(invariant["name"] ?? ""): \(invariant["detail"] ?? "")")
