@@ -227,6 +227,16 @@ public enum DeliveryState: String, Sendable, Hashable, Codable, CaseIterable {
     case unknown
     /// Retries ran out before the system took it; re-driven from the dead letters.
     case failed
+    /// A call failed before the effect; the next attempt is due at `nextAttemptAt` (webhook deliveries, retried off the partition).
+    case retrying
+}
+
+/// Whether a webhook subscription gets deliveries.
+public enum WebhookStatus: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Deliveries are made.
+    case active
+    /// No deliveries: switched off by an operator, or automatically after persistent failure.
+    case disabled
 }
 
 /// How urgently operators must act on an SLA alert.

@@ -2155,6 +2155,8 @@ public struct OrderView: Sendable, Hashable, Codable {
     public var lineProgress: [LineProgress]
     /// Where notifications go.
     public var customerEmail: String?
+    /// The ship-to phone, where text messages go.
+    public var customerPhone: String?
     /// Delivery date promised at checkout.
     public var promisedDeliveryDate: Date?
     /// When the order entered its current status (SLA watch counts from it).
@@ -2182,6 +2184,7 @@ public struct OrderView: Sendable, Hashable, Codable {
         history: [HistoryEntry],
         lineProgress: [LineProgress],
         customerEmail: String? = nil,
+        customerPhone: String? = nil,
         promisedDeliveryDate: Date? = nil,
         statusSince: Date,
         deliveredAt: Date? = nil,
@@ -2202,6 +2205,7 @@ public struct OrderView: Sendable, Hashable, Codable {
         self.history = history
         self.lineProgress = lineProgress
         self.customerEmail = customerEmail
+        self.customerPhone = customerPhone
         self.promisedDeliveryDate = promisedDeliveryDate
         self.statusSince = statusSince
         self.deliveredAt = deliveredAt
@@ -2233,6 +2237,8 @@ public struct Notification: Sendable, Hashable, Codable {
     public var recipientEmail: String?
     /// Template values.
     public var data: [String: String]
+    /// The customer's phone, if known: the SMS connector texts the kinds it has a template for.
+    public var recipientPhone: String?
     /// Creation time.
     public var createdAt: Date
 
@@ -2242,12 +2248,14 @@ public struct Notification: Sendable, Hashable, Codable {
         kind: NotificationKind,
         recipientEmail: String? = nil,
         data: [String: String],
+        recipientPhone: String? = nil,
         createdAt: Date
     ) {
         self.orderId = orderId
         self.kind = kind
         self.recipientEmail = recipientEmail
         self.data = data
+        self.recipientPhone = recipientPhone
         self.createdAt = createdAt
     }
 }
@@ -2615,6 +2623,10 @@ public struct OutboundDelivery: Sendable, Hashable, Codable {
     public var sourceOffset: Int64
     /// When it changed.
     public var updatedAt: Date
+    /// When the first attempt was made (webhook deliveries: their retry window starts here).
+    public var firstAttemptAt: Date?
+    /// When the next attempt is due (state `retrying`).
+    public var nextAttemptAt: Date?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -2629,7 +2641,9 @@ public struct OutboundDelivery: Sendable, Hashable, Codable {
         status: Int? = nil,
         reason: String? = nil,
         sourceOffset: Int64,
-        updatedAt: Date
+        updatedAt: Date,
+        firstAttemptAt: Date? = nil,
+        nextAttemptAt: Date? = nil
     ) {
         self.connector = connector
         self.commandId = commandId
@@ -2643,6 +2657,8 @@ public struct OutboundDelivery: Sendable, Hashable, Codable {
         self.reason = reason
         self.sourceOffset = sourceOffset
         self.updatedAt = updatedAt
+        self.firstAttemptAt = firstAttemptAt
+        self.nextAttemptAt = nextAttemptAt
     }
 }
 
@@ -2657,6 +2673,60 @@ extension OutboundDelivery: ContractEvent {
     public var partitionKey: String { "\(connector)/\(commandId)" }
     /// This event wrapped in the ``Event`` sum type.
     public var event: Event { .outboundDelivery(self) }
+}
+
+/// A brand system's subscription to events (compacted, keyed by id): where to POST them and which types; its signing secret is derived from `webhooks.signing.key`, never stored.
+public struct WebhookSubscription: Sendable, Hashable, Codable {
+    /// Id, `wh_` and 16 hex digits; the record key.
+    public var subscriptionId: String
+    /// Where deliveries are POSTed (http or https).
+    public var url: String
+    /// Event types delivered (``WebhookEvents/subscribable``), or `*` for all of them.
+    public var eventTypes: [String]
+    /// The operator's note.
+    public var description: String?
+    /// Active or disabled.
+    public var status: WebhookStatus
+    /// Why it was disabled.
+    public var reason: String?
+    /// When it was added; events before it are not delivered.
+    public var createdAt: Date
+    /// Last change.
+    public var updatedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        subscriptionId: String,
+        url: String,
+        eventTypes: [String],
+        description: String? = nil,
+        status: WebhookStatus,
+        reason: String? = nil,
+        createdAt: Date,
+        updatedAt: Date
+    ) {
+        self.subscriptionId = subscriptionId
+        self.url = url
+        self.eventTypes = eventTypes
+        self.description = description
+        self.status = status
+        self.reason = reason
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+extension WebhookSubscription: ContractEvent {
+    /// `oms.webhook.subscription.v1`.
+    public static let eventType = EventType(name: "oms.webhook.subscription", version: 1)
+    /// Records of this event go to `oms.webhooks.subscriptions`.
+    public static let topic = "oms.webhooks.subscriptions"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { subscriptionId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { subscriptionId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .webhookSubscription(self) }
 }
 
 /// An outbound command needs an operator: rejected, retries exhausted, or outcome unknown.
@@ -3094,6 +3164,8 @@ public enum Event: Sendable, Hashable {
     case erpRecord(ERPRecord)
     /// `oms.outbound.delivery.v1` on `oms.outbound.deliveries`.
     case outboundDelivery(OutboundDelivery)
+    /// `oms.webhook.subscription.v1` on `oms.webhooks.subscriptions`.
+    case webhookSubscription(WebhookSubscription)
     /// `oms.outbound.alert.v1` on `oms.alerts`.
     case connectorAlert(ConnectorAlert)
     /// `oms.sla.alert.v1` on `oms.alerts`.
@@ -3168,6 +3240,7 @@ public enum Event: Sendable, Hashable {
         case .customerTimeline(let value): return value
         case .erpRecord(let value): return value
         case .outboundDelivery(let value): return value
+        case .webhookSubscription(let value): return value
         case .connectorAlert(let value): return value
         case .slaAlert(let value): return value
         case .slaRecovered(let value): return value
@@ -3240,6 +3313,7 @@ public enum EventRegistry {
             CustomerTimeline.self,
             ERPRecord.self,
             OutboundDelivery.self,
+            WebhookSubscription.self,
             ConnectorAlert.self,
             SLAAlert.self,
             SLARecovered.self,

@@ -205,6 +205,9 @@ public enum TopicCatalog {
             name: "oms.outbound.deliveries", key: "connector/commandId", cleanupPolicy: .compact, coPartitionGroup: order,
             writers: ["every connector"], readers: ["every connector", "operators"]),
         TopicSpec(
+            name: "oms.webhooks.subscriptions", key: "subscriptionId", cleanupPolicy: .compact,
+            writers: ["oms webhooks", "gateway", "webhooks-connector"], readers: ["webhooks-connector", "gateway"]),
+        TopicSpec(
             name: "oms.channels.stock", key: "sku", cleanupPolicy: .delete, coPartitionGroup: inventory,
             writers: ["stock-feed"], readers: ["stock-connector"]),
         TopicSpec(

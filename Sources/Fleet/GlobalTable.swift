@@ -14,12 +14,14 @@ public final class GlobalTable: Sendable {
     private let reader: PartitionReader
     private let partitions: Int32
     private let logger: Logger
+    private let keep: @Sendable (Event) -> Bool
 
     /// Connects; ``catchUp(timeout:)`` reads.
-    init(topic: String, partitions: Int32, kafka: KafkaConfiguration, logger: Logger) throws(KafkaError) {
+    init(topic: String, partitions: Int32, kafka: KafkaConfiguration, logger: Logger, keep: @escaping @Sendable (Event) -> Bool = { _ in true }) throws(KafkaError) {
         self.topic = topic
         self.partitions = partitions
         self.logger = logger
+        self.keep = keep
         reader = try PartitionReader(kafka: kafka, name: "\(kafka.clientID).table", batchSize: 10_000, logger: logger)
     }
 
@@ -30,13 +32,16 @@ public final class GlobalTable: Sendable {
     public var count: Int { state.withLock { $0.count } }
 
     /// A table of `topic` (which must exist), not yet read; ``catchUp(timeout:)`` reads it
-    /// and ``follow()`` keeps it current, e.g. for the gateway's lookups.
-    public static func open(topic: String, kafka: KafkaConfiguration, logger: Logger) async throws -> GlobalTable {
+    /// and ``follow()`` keeps it current, e.g. for the gateway's lookups. Only values
+    /// `keep` accepts are held (a key whose new value it refuses is dropped).
+    public static func open(
+        topic: String, kafka: KafkaConfiguration, logger: Logger, keep: @escaping @Sendable (Event) -> Bool = { _ in true }
+    ) async throws -> GlobalTable {
         let admin = try KafkaAdmin(configuration: kafka)
         guard let partitions = try await admin.partitionCounts()[topic] else {
             throw KafkaError(code: .unknownTopic, message: "topic \(topic) does not exist")
         }
-        return try GlobalTable(topic: topic, partitions: partitions, kafka: kafka, logger: logger)
+        return try GlobalTable(topic: topic, partitions: partitions, kafka: kafka, logger: logger, keep: keep)
     }
 
     /// Every key with its value, at this moment.
@@ -76,7 +81,8 @@ public final class GlobalTable: Sendable {
                 continue
             }
             do {
-                decoded.append((key, try Envelope.decode(message.eventRecord).event))
+                let event = try Envelope.decode(message.eventRecord).event
+                decoded.append((key, keep(event) ? event : nil))
             } catch {
                 logger.error("undecodable record in global table", metadata: [
                     "topic": "\(topic)", "partition": "\(message.partition)", "offset": "\(message.offset)", "error": "\(error)",

@@ -72,6 +72,29 @@ package final class PartitionReader: Sendable {
         }
     }
 
+    /// The record at `position`, or nil when it is gone (compacted, past retention) or
+    /// not there by `timeout`: for an operator re-sending one event.
+    package func record(at position: KafkaTopicPartitionOffset, timeout: Duration) async throws(KafkaError) -> KafkaMessage? {
+        try consumer.assign([position])
+        defer { try? consumer.assign([]) }
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            for event in try await consumer.poll() {
+                switch event {
+                case .messages(let messages):
+                    if let found = messages.first(where: { $0.offset >= position.offset }) {
+                        return found.offset == position.offset ? found : nil
+                    }
+                case .endOfPartition:
+                    return nil
+                case .assigned, .revoked, .lost:
+                    break
+                }
+            }
+        }
+        return nil
+    }
+
     package func close() async {
         try? await consumer.close()
     }

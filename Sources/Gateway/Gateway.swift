@@ -37,6 +37,9 @@ public final class Gateway: Sendable {
         var levels: GlobalTable
         var reports: GlobalTable
         var customers: GlobalTable
+        var webhooks: GlobalTable
+        /// The webhooks connector's ledger entries only (its delivery log).
+        var webhookDeliveries: GlobalTable
     }
 
     let dashboard = Dashboard()
@@ -125,8 +128,17 @@ public final class Gateway: Sendable {
                 opened.append(reports)
                 let customers = try await GlobalTable.open(topic: CustomerTimeline.topic, kafka: kafka.with(clientID: "oms-gateway"), logger: logger)
                 opened.append(customers)
+                let webhooks = try await GlobalTable.open(topic: WebhookSubscription.topic, kafka: kafka.with(clientID: "oms-gateway"), logger: logger)
+                opened.append(webhooks)
+                let deliveries = try await GlobalTable.open(topic: OutboundDelivery.topic, kafka: kafka.with(clientID: "oms-gateway"), logger: logger) { event in
+                    if case .outboundDelivery(let entry) = event { return entry.connector == "webhooks" }
+                    return false
+                }
+                opened.append(deliveries)
                 for table in opened { try await table.catchUp(timeout: .seconds(300)) }
-                tables.withLock { $0 = Tables(orders: orders, levels: levels, reports: reports, customers: customers) }
+                tables.withLock {
+                    $0 = Tables(orders: orders, levels: levels, reports: reports, customers: customers, webhooks: webhooks, webhookDeliveries: deliveries)
+                }
                 attempt = 0
                 logger.info("gateway tables loaded", metadata: ["orders": "\(orders.count)", "skus": "\(levels.count)"])
                 // Both follow until cancelled; if one fails, the tables are read afresh.
@@ -166,6 +178,14 @@ public final class Gateway: Sendable {
             throw GatewayError(status: 404, code: "not_found", message: "no customer \(idOrEmail.contains("@") ? "with that e-mail address" : id) is known (\(CustomerTimeline.topic))")
         }
         return timeline
+    }
+
+    /// The webhook subscription `id`, or 404.
+    func webhookSubscription(_ id: String) throws(GatewayError) -> WebhookSubscription {
+        guard case .webhookSubscription(let subscription) = try currentTables().webhooks.value(id) else {
+            throw GatewayError(status: 404, code: "not_found", message: "no webhook subscription \(id) (\(WebhookSubscription.topic))")
+        }
+        return subscription
     }
 
     /// Stock of `sku`, or 404.

@@ -29,6 +29,10 @@ public struct GatewayConfiguration: Sendable {
     /// Bearer token of the operator endpoints (`gateway.api.token`); none means open,
     /// for local use only.
     public var apiToken: String?
+    /// The key webhook subscriptions' signing secrets derive from (`webhooks.signing.key`,
+    /// shared with the webhooks connector): a subscription added through the gateway is
+    /// answered with its secret when it is set.
+    public var webhookSigningKey: String?
     /// Largest request body accepted (`gateway.body.limit.bytes`); larger gets 413. The
     /// gateway lowers it to what fits the Kafka topics it writes (``Gateway/bodyLimit``).
     public var bodyLimit = 1 << 20
@@ -53,7 +57,7 @@ public struct GatewayConfiguration: Sendable {
     public static let keys = [
         "gateway.shopify.secret", "gateway.shopify.secrets", "gateway.shopify.shops", "gateway.easypost.secret", "gateway.aftership.secret", "gateway.channel.secrets",
         "gateway.carrier.secrets", "gateway.api.token", "gateway.body.limit.bytes", "gateway.kafka.timeout.ms",
-        "gateway.retry.after.s", "gateway.idempotency.entries", "gateway.fx.rates",
+        "gateway.retry.after.s", "gateway.idempotency.entries", "gateway.fx.rates", "webhooks.signing.key",
     ]
 
     /// The environment variables the gateway reads beyond the worker's
@@ -74,6 +78,7 @@ public struct GatewayConfiguration: Sendable {
         channelSecrets = try Self.pairs(keys.list("gateway.channel.secrets", secret: true), key: "gateway.channel.secrets")
         carrierSecrets = try Self.pairs(keys.list("gateway.carrier.secrets", secret: true), key: "gateway.carrier.secrets")
         apiToken = try keys.string("gateway.api.token", secret: true)
+        webhookSigningKey = try keys.string("webhooks.signing.key", secret: true)
         bodyLimit = try keys.int("gateway.body.limit.bytes", default: bodyLimit, in: 1_024...(64 << 20))
         kafkaTimeout = .milliseconds(try keys.int("gateway.kafka.timeout.ms", default: 2_500, in: 100...300_000))
         retryAfterSeconds = try keys.int("gateway.retry.after.s", default: retryAfterSeconds, in: 1...3_600)

@@ -25,6 +25,7 @@ extension Gateway {
         addCarrierRoutes(to: router)
         addOrderCommandRoutes(to: router)
         addQueryRoutes(to: router)
+        addWebhookRoutes(to: router)
         addOperationsRoutes(to: router)
         return router
     }

@@ -111,7 +111,7 @@ public struct ShopifyChannel: OutboundEndpoint {
             return await fulfil(update, call: call)
         case .cancel:
             let body = try? JSONSerialization.data(withJSONObject: ["reason": "other", "email": false])
-            let outcome = await http.send(.POST, url("orders/\(order)/cancel.json"), headers: headers, json: body, pointOfNoReturn: call.pointOfNoReturn)
+            let outcome = await http.send(.POST, url("orders/\(order)/cancel.json"), headers: headers, body: body, pointOfNoReturn: call.pointOfNoReturn)
             let result = HTTPVerdict.result(of: outcome, now: Date()) { _ in order }
             // A cancel is a state, not a count: an order already cancelled is what we asked for.
             if case .rejected(422, _) = result, case .happened(let reference) = await reconcile(call) { return .delivered(reference: reference) }
@@ -133,7 +133,7 @@ public struct ShopifyChannel: OutboundEndpoint {
                 ] as [String: Any],
             ]
             let body = try? JSONSerialization.data(withJSONObject: refund)
-            let outcome = await http.send(.POST, url("orders/\(order)/refunds.json"), headers: headers, json: body, pointOfNoReturn: call.pointOfNoReturn)
+            let outcome = await http.send(.POST, url("orders/\(order)/refunds.json"), headers: headers, body: body, pointOfNoReturn: call.pointOfNoReturn)
             return HTTPVerdict.result(of: outcome, now: Date()) { Self.id(in: $0, object: "refund") }
         }
     }
@@ -206,7 +206,7 @@ public struct ShopifyChannel: OutboundEndpoint {
             ] as [String: Any],
         ]
         let body = try? JSONSerialization.data(withJSONObject: fulfillment)
-        let outcome = await http.send(.POST, url("fulfillments.json"), headers: headers, json: body, pointOfNoReturn: call.pointOfNoReturn)
+        let outcome = await http.send(.POST, url("fulfillments.json"), headers: headers, body: body, pointOfNoReturn: call.pointOfNoReturn)
         return HTTPVerdict.result(of: outcome, now: Date()) { Self.id(in: $0, object: "fulfillment") }
     }
 
@@ -225,7 +225,7 @@ public struct ShopifyChannel: OutboundEndpoint {
         // Shopify's ids are integers; JSON numbers as it documents them.
         let ids: [String: Any] = ["location_id": Int(location).map { $0 as Any } ?? location, "inventory_item_id": Int(item).map { $0 as Any } ?? item]
         let body = try? JSONSerialization.data(withJSONObject: ids.merging(["available": stock.quantity]) { $1 })
-        let outcome = await http.send(.POST, url("inventory_levels/set.json"), headers: headers, json: body, pointOfNoReturn: call.pointOfNoReturn)
+        let outcome = await http.send(.POST, url("inventory_levels/set.json"), headers: headers, body: body, pointOfNoReturn: call.pointOfNoReturn)
         return HTTPVerdict.result(of: outcome, now: Date()) { _ in "\(item)@\(location)" }
     }
 
@@ -322,7 +322,7 @@ public struct AmazonChannel: OutboundEndpoint {
         ]
         let body = try? JSONSerialization.data(withJSONObject: detail)
         let outcome = await http.send(
-            .POST, "\(baseURL)/orders/v0/orders/\(update.externalOrderId)/shipmentConfirmation", headers: headers, json: body,
+            .POST, "\(baseURL)/orders/v0/orders/\(update.externalOrderId)/shipmentConfirmation", headers: headers, body: body,
             pointOfNoReturn: call.pointOfNoReturn)
         return HTTPVerdict.result(of: outcome, now: Date()) { _ in update.fact.shipmentId }
     }
@@ -342,7 +342,7 @@ public struct AmazonChannel: OutboundEndpoint {
         let sku = stock.sku.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? stock.sku
         let outcome = await http.send(
             .PATCH, "\(baseURL)/listings/2021-08-01/items/\(sellerID)/\(sku)?marketplaceIds=\(marketplaceID)", headers: headers,
-            json: try? JSONSerialization.data(withJSONObject: patch), pointOfNoReturn: call.pointOfNoReturn)
+            body: try? JSONSerialization.data(withJSONObject: patch), pointOfNoReturn: call.pointOfNoReturn)
         if case .answered(let response) = outcome {
             if response.status == 404 { return .skipped(reason: "SKU \(stock.sku) has no listing on \(marketplaceID)") }
             if (200..<300).contains(response.status), let json = response.json as? [String: Any], json["status"] as? String == "INVALID" {
@@ -408,7 +408,7 @@ public struct WebhookChannel: OutboundEndpoint {
             ("X-OrderFleet-Event-Type", call.command.type.name),
             (OutboundSignature.header, OutboundSignature.sign(body: body, timestamp: timestamp, secret: secret)),
         ]
-        let outcome = await http.send(.POST, url, headers: headers, json: body, pointOfNoReturn: call.pointOfNoReturn)
+        let outcome = await http.send(.POST, url, headers: headers, body: body, pointOfNoReturn: call.pointOfNoReturn)
         return HTTPVerdict.result(of: outcome, now: now())
     }
 

@@ -3,20 +3,39 @@ import Configuration
 import Contracts
 import Fleet
 import Foundation
+import Logging
+import ServiceLifecycle
 
 /// The connectors `oms connector` runs, by name, built from configuration
 /// (docs/OPERATIONS.md, "Connectors", lists every key).
 public enum ConnectorCatalog {
     /// Every connector: `channels` (ChannelUpdate → the order's channel), `stock`
-    /// (StockUpdate → the channel's listing) and `email` (Notification → the customer,
-    /// over SMTP).
-    public static let names = ["channels", "stock", "email"]
+    /// (StockUpdate → the channel's listing), `email` (Notification → the customer,
+    /// over SMTP), `sms` (Notification → the customer's phone, through Twilio) and
+    /// `webhooks` (subscribed events → the brand's systems).
+    public static let names = ["channels", "stock", "email", "sms", WebhookConnector.name]
 
-    /// The command topic each connector consumes.
-    public static let inputTopics = ["channels": ChannelUpdate.topic, "stock": StockUpdate.topic, "email": Contracts.Notification.topic]
+    /// The topics each connector consumes.
+    public static let inputTopics = [
+        "channels": [ChannelUpdate.topic], "stock": [StockUpdate.topic], "email": [Contracts.Notification.topic], "sms": [Contracts.Notification.topic],
+        WebhookConnector.name: WebhookEvents.topics,
+    ]
 
-    /// Builds the connector called `name`; a missing or wrong setting stops start-up
-    /// with an error naming its key.
+    /// The connector called `name` as a service with its status, ready to run; a missing
+    /// or wrong setting stops start-up with an error naming its key.
+    public static func service(
+        _ name: String, reader: ConfigReader, configuration: WorkerConfiguration, logger: Logger, http: HTTPClient = .shared
+    ) throws(ConfigurationError) -> (service: any Service, status: RunnerStatus) {
+        if name == WebhookConnector.name {
+            let connector = WebhookConnector(settings: try WebhookSettings(keys: KeyReader(reader: reader)), configuration: configuration, http: http, logger: logger)
+            return (connector, connector.status)
+        }
+        let connector = OutboundConnector(definition: try make(name, reader: reader, http: http), configuration: configuration, logger: logger)
+        return (connector, connector.status)
+    }
+
+    /// Builds the command connector called `name` (any but `webhooks`); a missing or
+    /// wrong setting stops start-up with an error naming its key.
     public static func make(_ name: String, reader: ConfigReader, http: HTTPClient = .shared) throws(ConfigurationError) -> ConnectorDefinition {
         let keys = KeyReader(reader: reader)
         let common = try CommonSettings(keys: keys, connector: name)
@@ -25,11 +44,16 @@ public enum ConnectorCatalog {
             let exchange = HTTPExchange(client: http, timeout: common.httpTimeout)
             let router = ChannelRouter(channels: try channels(keys: keys, http: exchange))
             return ConnectorDefinition(
-                name: name, inputTopic: inputTopics[name]!, endpoint: router,
+                name: name, inputTopic: inputTopics[name]![0], endpoint: router,
                 concurrency: common.concurrency, breaker: common.breaker, policy: common.policy)
         case "email":
             return ConnectorDefinition(
-                name: name, inputTopic: inputTopics[name]!, endpoint: try EmailConnectorSettings.endpoint(keys: keys),
+                name: name, inputTopic: inputTopics[name]![0], endpoint: try NotificationConnectorSettings.email(keys: keys),
+                concurrency: common.concurrency, breaker: common.breaker, policy: common.policy)
+        case "sms":
+            return ConnectorDefinition(
+                name: name, inputTopic: inputTopics[name]![0],
+                endpoint: try NotificationConnectorSettings.sms(keys: keys, http: HTTPExchange(client: http, timeout: common.httpTimeout)),
                 concurrency: common.concurrency, breaker: common.breaker, policy: common.policy)
         default:
             throw ConfigurationError(key: "connector", reason: "unknown connector '\(name)'; connectors: \(names.joined(separator: ", "))")

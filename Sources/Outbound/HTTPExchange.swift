@@ -46,17 +46,18 @@ public struct HTTPExchange: Sendable {
         self.timeout = timeout
     }
 
-    /// Sends a request; `pointOfNoReturn`, if given, is awaited right before it leaves
-    /// (a throw there is reported as ``Outcome/notSent(_:)``).
+    /// Sends a request with a body of `contentType` (JSON unless said otherwise);
+    /// `pointOfNoReturn`, if given, is awaited right before it leaves (a throw there is
+    /// reported as ``Outcome/notSent(_:)``).
     public func send(
-        _ method: HTTPMethod, _ url: String, headers: [(String, String)] = [], json body: Data? = nil,
-        pointOfNoReturn: (@Sendable () async throws -> Void)? = nil
+        _ method: HTTPMethod, _ url: String, headers: [(String, String)] = [], body: Data? = nil,
+        contentType: String = "application/json", pointOfNoReturn: (@Sendable () async throws -> Void)? = nil
     ) async -> Outcome {
         var request = HTTPClientRequest(url: url)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body {
-            request.headers.replaceOrAdd(name: "Content-Type", value: "application/json")
+            request.headers.replaceOrAdd(name: "Content-Type", value: contentType)
             request.body = .bytes(ByteBuffer(bytes: body))
         }
         request.headers.replaceOrAdd(name: "Accept", value: "application/json")

@@ -79,44 +79,64 @@ public final class OutboundConnector: Service, Sendable {
     }
 
     private func runSessions(stopping: StopFlag) async throws {
-        var restarts = 0
-        while true {
-            let started = ContinuousClock.now
+        try await runReplacingSessions(
+            status: status, restarts: metrics.restarts, logger: logger, backoff: configuration.retryBackoff, stopping: stopping
+        ) { try await ConnectorSession(connector: self) }
+    }
+}
+
+/// A Kafka session of a connector: a consumer group membership with its clients.
+protocol ReplaceableSession: Sendable {
+    /// Works until `stopping` is set; throws when the session cannot go on.
+    func run(stopping: StopFlag) async throws
+    /// Leaves the group and closes the clients.
+    func close() async
+}
+
+/// Runs sessions one after another until graceful shutdown: a session that fails in a
+/// way a new one can get past is replaced after a backoff; a fenced or misconfigured one
+/// ends the connector with its error.
+func runReplacingSessions(
+    status: RunnerStatus, restarts counter: Counter, logger: Logger, backoff: Duration, stopping: StopFlag,
+    open: () async throws -> any ReplaceableSession
+) async throws {
+    var restarts = 0
+    while true {
+        let started = ContinuousClock.now
+        do {
+            let session = try await open()
             do {
-                let session = try await ConnectorSession(connector: self)
-                do {
-                    try await session.run(stopping: stopping)
-                } catch {
-                    await session.close()
-                    throw error
-                }
+                try await session.run(stopping: stopping)
+            } catch {
                 await session.close()
+                throw error
+            }
+            await session.close()
+            status.set(.stopped)
+            return
+        } catch {
+            if stopping.isSet {
                 status.set(.stopped)
                 return
-            } catch {
-                if stopping.isSet {
-                    status.set(.stopped)
-                    return
-                }
-                if let kafka = error as? KafkaError, kafka.code == .invalidArgument || kafka.isFenced {
-                    status.set(.failed)
-                    logger.critical("connector failed", metadata: ["error": "\(error)"])
-                    throw error
-                }
-                if ContinuousClock.now - started > .seconds(60) { restarts = 0 }
-                restarts += 1
-                let delay = Backoff.delay(base: configuration.retryBackoff, attempt: restarts, cap: .seconds(30))
-                status.set(.stalled)
-                metrics.restarts.increment()
-                logger.error("connector session failed; starting a new one", metadata: ["error": "\(error)", "restart": "\(restarts)"])
-                await Backoff.sleep(delay, unless: stopping)
             }
+            if let kafka = error as? KafkaError, kafka.code == .invalidArgument || kafka.isFenced {
+                status.set(.failed)
+                logger.critical("connector failed", metadata: ["error": "\(error)"])
+                throw error
+            }
+            if ContinuousClock.now - started > .seconds(60) { restarts = 0 }
+            restarts += 1
+            let delay = Backoff.delay(base: backoff, attempt: restarts, cap: .seconds(30))
+            status.set(.stalled)
+            counter.increment()
+            logger.error("connector session failed; starting a new one", metadata: ["error": "\(error)", "restart": "\(restarts)"])
+            await Backoff.sleep(delay, unless: stopping)
         }
     }
 }
 
 /// One Kafka session of a connector.
-final class ConnectorSession: Sendable {
+final class ConnectorSession: ReplaceableSession {
     let connector: OutboundConnector
     let consumer: KafkaConsumer
     let producer: KafkaProducer

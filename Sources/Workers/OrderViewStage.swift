@@ -54,7 +54,7 @@ public struct OrderViewStage: Stage {
             view.updatedAt = now
             let note = Contracts.Notification(
                 orderId: view.orderId, kind: .reviewInvitation, recipientEmail: view.customerEmail,
-                data: ["externalOrderId": view.externalOrderId, "channel": view.channel], createdAt: now)
+                data: ["externalOrderId": view.externalOrderId, "channel": view.channel], recipientPhone: view.customerPhone, createdAt: now)
             firings.append(TimerFiring(id: "review/\(view.orderId)", outcome: StageOutcome(outputs: [StageOutput(note.event)], stateChanges: [.put(view.event)])))
         }
         return firings.sorted { $0.id < $1.id }
@@ -117,6 +117,7 @@ public enum OrderViewFolder {
             view.totals = order.totals
             view.lines = order.lines
             view.customerEmail = order.customer.email
+            view.customerPhone = order.shippingAddress.phone.flatMap { $0.isEmpty ? nil : $0 }
             view.promisedDeliveryDate = order.promisedDeliveryDate
             for line in order.lines {
                 progress(&view, line.lineId, sku: line.sku) { $0.ordered = line.quantity }
@@ -226,7 +227,8 @@ public enum OrderViewFolder {
             view.notificationsSent.append(note.key)
             var data = note.data
             data["externalOrderId"] = view.externalOrderId
-            notifications.append(Contracts.Notification(orderId: orderId, kind: note.kind, recipientEmail: view.customerEmail, data: data, createdAt: now))
+            notifications.append(Contracts.Notification(
+                orderId: orderId, kind: note.kind, recipientEmail: view.customerEmail, data: data, recipientPhone: view.customerPhone, createdAt: now))
         }
         return Step(view: view, notifications: notifications)
     }

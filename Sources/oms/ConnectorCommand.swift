@@ -9,11 +9,11 @@ import ServiceLifecycle
 struct ConnectorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "connector",
-        abstract: "Run outbound connectors: perform commands on external systems (channels, email).",
+        abstract: "Run outbound connectors: perform commands on external systems (channels, email, SMS) and deliver subscribed webhooks.",
         discussion: """
             Each connector consumes its command topic in the group oms.<name> and calls its external system once per \
             command, reconciling after a crash (docs/ARCHITECTURE.md, "The outbound side"). Settings as for `oms worker`, \
-            plus connector.*, channels.* and email.* (docs/OPERATIONS.md). Connectors: \(ConnectorCatalog.names.joined(separator: ", ")).
+            plus connector.*, channels.*, email.*, sms.* and webhooks.* (docs/OPERATIONS.md). Connectors: \(ConnectorCatalog.names.joined(separator: ", ")).
             """
     )
 
@@ -26,16 +26,17 @@ struct ConnectorCommand: AsyncParsableCommand {
         guard !names.isEmpty else { throw ValidationError("name a connector: \(ConnectorCatalog.names.joined(separator: ", "))") }
         guard Set(names).count == names.count else { throw ValidationError("a connector is named twice") }
         let (reader, configuration) = try await options.load()
-        let definitions: [ConnectorDefinition]
+        let logger = Logger(label: "oms.connector")
+        let connectors: [(service: any Service, status: RunnerStatus)]
         do {
-            definitions = try names.map { name throws(ConfigurationError) in try ConnectorCatalog.make(name, reader: reader) }
+            connectors = try names.map { name throws(ConfigurationError) in
+                try ConnectorCatalog.service(name, reader: reader, configuration: configuration, logger: logger)
+            }
         } catch {
             throw ValidationError(error.description)
         }
         let registry = WorkerOptions.bootstrap(logLevel: configuration.logLevel)
-        let logger = Logger(label: "oms.connector")
-        let connectors = definitions.map { OutboundConnector(definition: $0, configuration: configuration, logger: logger) }
-        var services: [any Service] = connectors
+        var services = connectors.map(\.service)
         if let port = configuration.httpPort {
             services.append(HealthServer.make(host: configuration.httpHost, port: port, registry: registry, statuses: connectors.map(\.status), logger: logger) { port in
                 logger.info("serving /metrics, /healthz, /readyz", metadata: ["port": "\(port)"])

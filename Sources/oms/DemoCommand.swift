@@ -136,11 +136,12 @@ struct DemoCommand: AsyncParsableCommand {
         let connectors = try DemoConnectors(
             channels: channels, base: "http://127.0.0.1:\(channelsPort)", feeds: rules.stockFeeds, mailbox: mailbox, smtpPort: smtpPort,
             settings: settings, logger: logger)
+        let subscription = try await connectors.subscribe(kafka: cluster.kafka.with(clientID: "oms-demo-webhooks"))
         for connector in connectors.services { await group.addServiceUnlessShutdown(connector) }
         let base = "http://127.0.0.1:\(boundPort)"
         console.say("\(stages.count) stages and the gateway started; operations dashboard: \(base)/ (reports: \(base)/v1/reports/orders)")
-        console.say("channel, stock and email connectors started: local Shopify, SP-API and webhook receivers at \(connectors.base), SMTP at 127.0.0.1:\(smtpPort)")
-        return DemoSystem(group: group, running: running, gateway: gateway, base: base, connectors: connectors)
+        console.say("channel, stock, email, SMS and webhooks connectors started: local Shopify, SP-API, Twilio and webhook receivers at \(connectors.base), SMTP at 127.0.0.1:\(smtpPort); the brand's ERP subscribed as \(subscription.subscriptionId)")
+        return DemoSystem(group: group, running: running, gateway: gateway, base: base, connectors: connectors, subscription: subscription)
     }
 
     /// 3. The scenario, its catalog and stock, the views and levels followed; returns once
@@ -226,7 +227,8 @@ struct DemoCommand: AsyncParsableCommand {
             let outbound = [
                 await system.connectors.invariant(views: world.views, scenario: world.scenario, timeout: .seconds(60)),
                 await system.connectors.stockInvariant(levels: world.levels, timeout: .seconds(60)),
-                await system.connectors.emailInvariant(kafka: cluster.kafka.with(clientID: "oms-demo-email"), logger: logger, timeout: .seconds(60)),
+            ] + (await system.connectors.notificationInvariants(kafka: cluster.kafka.with(clientID: "oms-demo-notifications"), logger: logger, timeout: .seconds(60))) + [
+                await system.connectors.webhookInvariant(system.subscription, kafka: cluster.kafka.with(clientID: "oms-demo-webhooks"), logger: logger, timeout: .seconds(60)),
             ]
             summary = try await DemoSummary.make(
                 scenario: world.scenario, driver: outcome.driver, sender: world.sender, views: world.views, levels: world.levels,
@@ -311,6 +313,8 @@ private struct DemoSystem {
     let base: String
     /// The outbound connectors and the receivers they talk to.
     let connectors: DemoConnectors
+    /// The brand ERP's webhook subscription.
+    let subscription: WebhookSubscription
 }
 
 /// The scenario and what the demo watches it through.

@@ -4,6 +4,7 @@ import Fleet
 import Foundation
 import Logging
 import Outbound
+import ServiceLifecycle
 import Workers
 
 /// The demo's outbound side: the channel connector, and the local receivers it talks to
@@ -24,6 +25,15 @@ struct DemoConnectors: Sendable {
     let mailbox: LocalMailbox
     /// The `email` connector: notifications to the local mailbox over SMTP.
     let emailConnector: OutboundConnector
+    /// The `sms` connector: the same notifications as texts, to the local Twilio stand-in.
+    let smsConnector: OutboundConnector
+    /// The `webhooks` connector: the brand ERP's subscription (``subscribe(kafka:)``) to
+    /// the local receiver `/hooks/brand-erp`.
+    let webhookConnector: WebhookConnector
+    /// The key the subscription's secret derives from.
+    static let signingKey = "orderfleet-demo-webhook-signing-key"
+    /// What the brand ERP subscribes to.
+    static let subscribedTypes = [OrderPlaced.eventType, ShipmentCreated.eventType, OrderCancelled.eventType]
 
     init(
         channels: LocalChannels, base: String, feeds: StockFeedRules, mailbox: LocalMailbox, smtpPort: Int, settings: WorkerConfiguration, logger: Logger
@@ -60,10 +70,36 @@ struct DemoConnectors: Sendable {
                 name: "email", inputTopic: Contracts.Notification.topic, endpoint: email, concurrency: 4, breaker: CircuitBreaker(),
                 policy: RetryPolicy(maxElapsed: .seconds(120))),
             configuration: settings, logger: logger)
+        let sms = TwilioSMS(
+            baseURL: base, accountSID: "AC0000000000000000000000000000demo", authToken: channels.token, from: "+15005550006",
+            templates: try SMSTemplates(), defaultLocales: [DemoScenario.Route.marketplace.rawValue: "de"], http: http)
+        smsConnector = OutboundConnector(
+            definition: ConnectorDefinition(
+                name: "sms", inputTopic: Contracts.Notification.topic, endpoint: sms, concurrency: 4, breaker: CircuitBreaker(),
+                policy: RetryPolicy(maxElapsed: .seconds(120))),
+            configuration: settings, logger: logger)
+        webhookConnector = WebhookConnector(
+            settings: WebhookSettings(signingKey: Self.signingKey, policy: RetryPolicy(baseDelay: .milliseconds(200), maxDelay: .seconds(2), maxElapsed: .seconds(120)), httpTimeout: .seconds(2)),
+            configuration: settings, logger: logger)
     }
 
     /// The connectors, to run with the stages.
-    var services: [OutboundConnector] { [channelConnector, stockConnector, emailConnector] }
+    var services: [any Service] { [channelConnector, stockConnector, emailConnector, smsConnector, webhookConnector] }
+
+    /// Subscribes the brand's ERP (the local receiver `/hooks/brand-erp`) to placed,
+    /// shipped and cancelled orders, as `oms webhooks add` would; before the webhooks
+    /// connector starts, so it knows the subscription from its first event.
+    func subscribe(kafka: KafkaConfiguration) async throws -> WebhookSubscription {
+        let now = Date()
+        let subscription = WebhookSubscription(
+            subscriptionId: WebhookEvents.newSubscriptionID(), url: "\(base)/hooks/brand-erp", eventTypes: Self.subscribedTypes.map(\.name),
+            description: "the brand's ERP (demo)", status: .active, createdAt: now, updatedAt: now)
+        channels.setSecret(WebhookEvents.signingSecret(subscriptionID: subscription.subscriptionId, signingKey: Self.signingKey), forHook: "brand-erp")
+        let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: kafka))
+        _ = try await producer.send(try KafkaProducerMessage(Envelope(id: UUID().uuidString, source: "oms/demo", time: now, event: subscription.event), topic: WebhookSubscription.topic))
+        try await producer.close()
+        return subscription
+    }
 
     /// Tells the local shop about the scenario's Shopify orders, as the real shop would
     /// know them: line item ids and quantities.
@@ -165,13 +201,14 @@ extension DemoConnectors {
 }
 
 extension DemoConnectors {
-    /// Waits up to `timeout` for the email connector to settle every notification; then
-    /// the invariant: each one with a recipient delivered exactly once (one message per
-    /// Message-ID in the mailbox), the others skipped, none unknown or failed.
-    func emailInvariant(kafka: KafkaConfiguration, logger: Logger, timeout: Duration) async -> DemoSummary.Invariant {
+    /// The notifications, and the last ledger state per notification of the connectors
+    /// named, once each has settled every notification (or `timeout` passed).
+    private func settledNotifications(
+        _ connectors: [String], kafka: KafkaConfiguration, logger: Logger, timeout: Duration
+    ) async -> (notifications: Set<String>, states: [String: [String: DeliveryState]]) {
         let deadline = ContinuousClock.now + timeout
         var notifications = Set<String>()
-        var states: [String: DeliveryState] = [:]
+        var states: [String: [String: DeliveryState]] = [:]
         repeat {
             guard let records = try? await TopicScan.records(of: [Contracts.Notification.topic, OutboundDelivery.topic], kafka: kafka, logger: logger) else { break }
             notifications = []
@@ -180,21 +217,84 @@ extension DemoConnectors {
                 guard let envelope = try? Envelope.decode(record.eventRecord) else { continue }
                 switch envelope.event {
                 case .notification: notifications.insert(envelope.id)
-                case .outboundDelivery(let entry) where entry.connector == "email": states[entry.commandId] = entry.state
+                case .outboundDelivery(let entry) where connectors.contains(entry.connector): states[entry.connector, default: [:]][entry.commandId] = entry.state
                 default: break
                 }
             }
-            if notifications.allSatisfy({ states[$0].map { $0 != .attempting } ?? false }) { break }
+            let settled = connectors.allSatisfy { connector in notifications.allSatisfy { states[connector]?[$0].map { $0 != .attempting } ?? false } }
+            if settled { break }
             try? await Task.sleep(for: .milliseconds(500))
         } while ContinuousClock.now < deadline
+        return (notifications, states)
+    }
+
+    /// Waits up to `timeout` for the email and SMS connectors to settle every
+    /// notification; then the invariants: each one with a recipient emailed exactly once
+    /// (one message per Message-ID in the mailbox), each one with a phone and a text
+    /// template texted exactly once, the others skipped, none unknown or failed.
+    func notificationInvariants(kafka: KafkaConfiguration, logger: Logger, timeout: Duration) async -> [DemoSummary.Invariant] {
+        let (notifications, states) = await settledNotifications(["email", "sms"], kafka: kafka, logger: logger, timeout: timeout)
+        func count(_ connector: String, _ state: DeliveryState) -> Int { notifications.filter { states[connector]?[$0] == state }.count }
         let counts = mailbox.byMessageID
-        let delivered = notifications.filter { states[$0] == .delivered }.count
-        let skipped = notifications.filter { states[$0] == .skipped }.count
-        let unsettled = notifications.count - delivered - skipped
+        let emailed = count("email", .delivered)
+        let emailSkipped = count("email", .skipped)
+        let emailUnsettled = notifications.count - emailed - emailSkipped
         let twice = counts.values.filter { $0 > 1 }.count
+        let texts = channels.ledger.texts
+        let texted = count("sms", .delivered)
+        let textSkipped = count("sms", .skipped)
+        let textUnsettled = notifications.count - texted - textSkipped
+        let textedTwice = texts.values.filter { $0 > 1 }.count
+        return [
+            DemoSummary.Invariant(
+                name: "every notification delivered once", holds: emailUnsettled == 0 && twice == 0 && counts.count == emailed,
+                detail: "\(notifications.count) notifications: \(emailed) emails delivered (\(counts.count) Message-IDs in the mailbox, \(twice) more than once), "
+                    + "\(emailSkipped) skipped (no address or opted out), \(emailUnsettled) not delivered"),
+            DemoSummary.Invariant(
+                name: "every text message sent once", holds: textUnsettled == 0 && textedTwice == 0 && texts.count == texted && texted > 0,
+                detail: "\(texted) texts through the Twilio API (\(texts.count) distinct, \(textedTwice) more than once), "
+                    + "\(textSkipped) notifications not texted (no phone, or a kind without a text), \(textUnsettled) not settled"),
+        ]
+    }
+}
+
+extension DemoConnectors {
+    /// Waits up to `timeout` for every subscribed event to reach the brand's receiver;
+    /// then the invariant: each one delivered once (one applied `webhook-id` per event),
+    /// nothing else, every signature good.
+    func webhookInvariant(_ subscription: WebhookSubscription, kafka: KafkaConfiguration, logger: Logger, timeout: Duration) async -> DemoSummary.Invariant {
+        let deadline = ContinuousClock.now + timeout
+        var expected: [String: String] = [:]
+        let prefix = "\(subscription.subscriptionId)/"
+        func missing() -> Int {
+            let effects = channels.ledger.webhookEffects
+            return expected.keys.filter { effects[$0] == nil }.count
+        }
+        repeat {
+            guard let records = try? await TopicScan.records(of: Self.subscribedTypes.map(Self.topic), kafka: kafka, logger: logger) else { break }
+            expected = [:]
+            for record in records {
+                guard let event = try? Envelope.decode(record.eventRecord), subscription.wants(event.type, at: event.time) else { continue }
+                expected[subscription.deliveryID(of: event.id)] = event.type.name
+            }
+            if missing() == 0 { break }
+            try? await Task.sleep(for: .milliseconds(500))
+        } while ContinuousClock.now < deadline
+        let ledger = channels.ledger
+        let calls = ledger.webhookCalls.filter { $0.key.hasPrefix(prefix) }
+        let effects = ledger.webhookEffects.filter { $0.key.hasPrefix(prefix) }
+        let absent = missing()
+        let unexpected = effects.keys.filter { expected[$0] == nil }.count
+        let repeated = calls.values.filter { $0 > 1 }.count
+        let byType = Dictionary(grouping: expected.values, by: { $0 }).mapValues(\.count)
         return DemoSummary.Invariant(
-            name: "every notification delivered once", holds: unsettled == 0 && twice == 0 && counts.count == delivered,
-            detail: "\(notifications.count) notifications: \(delivered) emails delivered (\(counts.count) Message-IDs in the mailbox, \(twice) more than once), "
-                + "\(skipped) skipped (no address or opted out), \(unsettled) not delivered")
+            name: "every subscribed event delivered to the brand's webhook once",
+            holds: absent == 0 && unexpected == 0 && effects.values.allSatisfy { $0 == 1 } && ledger.badSignatures == 0,
+            detail: "\(expected.count) events (\(byType.keys.sorted().map { "\(byType[$0]!) \($0)" }.joined(separator: ", "))); "
+                + "\(absent) missing, \(unexpected) unexpected, \(ledger.badSignatures) bad signatures; \(repeated) sent again under the same webhook-id after a lost answer")
+    }
+
+    private static func topic(_ type: EventType) -> String {
+        EventRegistry.all.first { $0.eventType == type }!.topic
     }
 }

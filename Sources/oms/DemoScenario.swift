@@ -144,9 +144,10 @@ struct DemoScenario: Sendable {
         let shipping: Int64 = 595
         let total = Money(minorUnits: subtotal + shipping, currency: usd)
         let zip = ["10001", "60601", "94105", "30301", "75201", "02108", "80202"][index % 7]
+        // Two customers in three leave a phone: they get text messages too.
         let shippingAddress = Address(
             name: "Customer \(customer)", lines: ["\(100 + index) Main St"], city: "Springfield", region: "NY", postalCode: zip,
-            country: countries.us)
+            country: countries.us, phone: customer % 3 == 0 ? nil : "+1 (212) 555-\(String(format: "%04d", customer % 10_000))")
         var billing: Address?
         if twist == .countryMismatch {
             billing = Address(name: "Customer \(customer)", lines: ["1 Rue Test"], city: "Montreal", region: "QC", postalCode: "H2X", country: countries.ca)
@@ -179,7 +180,8 @@ struct DemoScenario: Sendable {
     static func shopifyJSON(_ order: CanonicalOrder) throws -> [UInt8] {
         func amount(_ minor: Int64) -> String { String(format: "%d.%02d", minor / 100, minor % 100) }
         func address(_ a: Address) -> [String: Any] {
-            ["name": a.name, "address1": a.lines.first ?? "", "city": a.city, "province_code": a.region ?? "", "zip": a.postalCode ?? "", "country_code": a.country.code]
+            ["name": a.name, "address1": a.lines.first ?? "", "city": a.city, "province_code": a.region ?? "", "zip": a.postalCode ?? "", "country_code": a.country.code,
+             "phone": a.phone ?? NSNull()]
         }
         var body: [String: Any] = [
             "id": Int(order.externalOrderId) ?? 0,

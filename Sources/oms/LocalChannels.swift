@@ -7,11 +7,11 @@ import Outbound
 import ServiceLifecycle
 import Synchronization
 
-/// Stand-ins for the channels OrderFleet talks back to, for the demo and the tests: a
+/// Stand-ins for the systems OrderFleet talks back to, for the demo and the tests: a
 /// Shopify shop (Admin REST: fulfillment orders, fulfillments, cancel, refunds, variants,
 /// inventory levels), an Amazon SP-API marketplace (shipment confirmation, order items,
-/// listings) and an OrderFleet webhook receiver, each in the provider's documented
-/// shapes, error bodies included.
+/// listings), OrderFleet webhook receivers and Twilio's Messages API (create, list), each
+/// in the provider's documented shapes, error bodies included.
 ///
 /// It counts what an auditor would: calls and effects per idempotency key, fulfillments
 /// per tracking number. Faults can be switched on: a rate limit (429 with `Retry-After`
@@ -28,11 +28,14 @@ public final class LocalChannels: Sendable {
         public var refunds: [String: Int] = [:]
         /// Amazon shipment confirmations per package reference.
         public var confirmations: [String: Int] = [:]
+        /// Twilio text messages created, per `<to>|<body>`.
+        public var texts: [String: Int] = [:]
         /// Webhook POSTs per idempotency key, and the ones applied (once per key).
         public var webhookCalls: [String: Int] = [:]
         /// Webhook keys applied.
         public var webhookEffects: [String: Int] = [:]
-        /// Channel facts applied through the webhook, by `<externalOrderId>/<fact id>`.
+        /// Channel facts applied through the webhook, by `<externalOrderId>/<fact id>`
+        /// (other events, e.g. a subscription's, count only in ``webhookEffects``).
         public var webhookFacts: [String: Int] = [:]
         /// Stock values set, in order, by `<shopify|amazon|webhook>/<sku>`.
         public var stock: [String: [Int]] = [:]
@@ -56,6 +59,8 @@ public final class LocalChannels: Sendable {
         public var loseAnswerEvery = 0
         /// How long a lost answer is held (longer than the client's timeout).
         public var holdAnswer: Duration = .seconds(3)
+        /// Webhook receivers (`/hooks/<name>`) answering 503 to everything.
+        public var downHooks: Set<String> = []
 
         /// No faults.
         public init() {}
@@ -70,6 +75,8 @@ public final class LocalChannels: Sendable {
     private struct State {
         var ledger = Ledger()
         var faults = Faults()
+        /// Secrets of webhook receivers that do not use ``LocalChannels/secret``.
+        var hookSecrets: [String: String] = [:]
         var requests = 0
         var effects = 0
         /// Shopify orders: line item id → quantity still open.
@@ -80,6 +87,8 @@ public final class LocalChannels: Sendable {
         var amazonShipped: [String: [String: Int]] = [:]
         /// Listed SKUs and their Shopify inventory item ids.
         var listed: [String: Int] = [:]
+        /// Twilio messages, newest first, as the API lists them.
+        var texts: [[String: Any]] = []
         var nextID = 1_000_000
     }
 
@@ -101,6 +110,10 @@ public final class LocalChannels: Sendable {
     /// What happened so far.
     public var ledger: Ledger { state.withLock { $0.ledger } }
 
+    /// Makes the receiver `/hooks/<name>` verify signatures with `secret` (a webhook
+    /// subscription's own secret).
+    public func setSecret(_ secret: String, forHook name: String) { state.withLock { $0.hookSecrets[name] = secret } }
+
     /// Changes the faults.
     public func setFaults(_ change: (inout Faults) -> Void) { state.withLock { change(&$0.faults) } }
 
@@ -120,6 +133,7 @@ public final class LocalChannels: Sendable {
         let router = Router()
         addShopify(router)
         addAmazon(router)
+        addTwilio(router)
         router.post("hooks/{name}") { request, context in try await self.webhook(request, context) }
         var logger = Logger(label: "oms.local-channels")
         logger.logLevel = .warning
@@ -252,7 +266,7 @@ public final class LocalChannels: Sendable {
     private func shopify(
         _ request: Request, _ context: BasicRequestContext, effect: Bool, _ handle: (String, [String: Any]) -> (Int, [String: Any])
     ) async throws -> Response {
-        if let refusal = refusal(shopify: true) { return refusal }
+        if let refusal = refusal(.shopify) { return refusal }
         guard request.headers[HTTPField.Name("X-Shopify-Access-Token")!] == token else {
             return Self.json(401, ["errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"])
         }
@@ -267,7 +281,7 @@ public final class LocalChannels: Sendable {
 
     private func addAmazon(_ router: Router<BasicRequestContext>) {
         router.post("orders/v0/orders/{id}/shipmentConfirmation") { request, context in
-            if let refusal = self.refusal(shopify: false) { return refusal }
+            if let refusal = self.refusal(.amazon) { return refusal }
             guard request.headers[HTTPField.Name("x-amz-access-token")!] == self.token else {
                 return Self.json(403, ["errors": [["code": "Unauthorized", "message": "Access to requested resource is denied.", "details": ""]]])
             }
@@ -289,7 +303,7 @@ public final class LocalChannels: Sendable {
             return Response(status: .noContent)
         }
         router.patch("listings/2021-08-01/items/{seller}/{sku}") { request, context in
-            if let refusal = self.refusal(shopify: false) { return refusal }
+            if let refusal = self.refusal(.amazon) { return refusal }
             guard request.headers[HTTPField.Name("x-amz-access-token")!] == self.token else {
                 return Self.json(403, ["errors": [["code": "Unauthorized", "message": "Access to requested resource is denied.", "details": ""]]])
             }
@@ -310,7 +324,7 @@ public final class LocalChannels: Sendable {
             return Self.json(200, ["sku": sku, "status": "ACCEPTED", "submissionId": UUID().uuidString, "issues": []])
         }
         router.get("orders/v0/orders/{id}/orderItems") { _, context in
-            if let refusal = self.refusal(shopify: false) { return refusal }
+            if let refusal = self.refusal(.amazon) { return refusal }
             let shipped = self.state.withLock { $0.amazonShipped[context.parameters.get("id") ?? ""] ?? [:] }
             let items = shipped.map { ["OrderItemId": $0.key, "QuantityShipped": $0.value] as [String: Any] }
             return Self.json(200, ["payload": ["OrderItems": items]])
@@ -320,10 +334,16 @@ public final class LocalChannels: Sendable {
     // MARK: Webhook
 
     private func webhook(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        if let refusal = refusal(shopify: false) { return refusal }
+        let name = context.parameters.get("name") ?? ""
+        if let refusal = refusal(.amazon) { return refusal }
+        let (down, hookSecret) = state.withLock { state in
+            if state.faults.downHooks.contains(name) { state.ledger.refused += 1 }
+            return (state.faults.downHooks.contains(name), state.hookSecrets[name] ?? secret)
+        }
+        if down { return Self.json(503, ["error": "receiver \(name) is down"]) }
         let body = Data(buffer: try await request.body.collect(upTo: 1 << 20))
         let signature = request.headers[HTTPField.Name(OutboundSignature.header)!] ?? ""
-        guard OutboundSignature.verify(signature, body: body, secret: secret, now: Date()) else {
+        guard OutboundSignature.verify(signature, body: body, secret: hookSecret, now: Date()) else {
             state.withLock { $0.ledger.badSignatures += 1 }
             return Self.json(401, ["error": "signature does not verify"])
         }
@@ -339,7 +359,7 @@ public final class LocalChannels: Sendable {
             if let sku = data?["sku"] as? String, let quantity = data?["quantity"] as? Int {
                 state.ledger.stock["webhook/\(sku)", default: []].append(quantity)
                 if quantity > (data?["availableToSell"] as? Int ?? 0) { state.ledger.stockAboveAvailable += 1 }
-            } else {
+            } else if data?["fact"] != nil {
                 state.ledger.webhookFacts[fact, default: 0] += 1
             }
         }
@@ -347,22 +367,104 @@ public final class LocalChannels: Sendable {
         return Self.json(200, ["received": key])
     }
 
+    // MARK: Twilio
+
+    private func addTwilio(_ router: Router<BasicRequestContext>) {
+        let messages = "2010-04-01/Accounts/{account}/Messages.json"
+        router.post(RouterPath(messages)) { request, context in
+            if let refusal = self.twilioAuthentication(request, context) ?? self.refusal(.twilio) { return refusal }
+            let body = String(decoding: Data(buffer: try await request.body.collect(upTo: 1 << 16)), as: UTF8.self)
+            var form: [String: String] = [:]
+            for pair in body.split(separator: "&") {
+                let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
+                if parts.count == 2 { form[parts[0]] = parts[1] }
+            }
+            guard let to = form["To"], PhoneNumber.e164(to) == to else {
+                return Self.json(400, Self.twilioError(21211, "The 'To' number \(form["To"] ?? "") is not a valid phone number.", status: 400))
+            }
+            guard form["From"] != nil || form["MessagingServiceSid"] != nil else {
+                return Self.json(400, Self.twilioError(21603, "The 'From' phone number is required.", status: 400))
+            }
+            guard let text = form["Body"], !text.isEmpty else {
+                return Self.json(400, Self.twilioError(21602, "Message body is required.", status: 400))
+            }
+            let message = self.state.withLock { state -> [String: Any] in
+                state.nextID += 1
+                let message: [String: Any] = [
+                    "sid": String(format: "SM%032x", state.nextID), "to": to, "from": form["From"] ?? form["MessagingServiceSid"]!, "body": text,
+                    "status": "queued", "direction": "outbound-api", "date_created": Self.rfc2822.string(from: Date()),
+                ]
+                state.texts.insert(message, at: 0)
+                state.ledger.texts["\(to)|\(text)", default: 0] += 1
+                return message
+            }
+            try await self.maybeLoseAnswer()
+            return Self.json(201, message)
+        }
+        router.get(RouterPath(messages)) { request, context in
+            if let refusal = self.twilioAuthentication(request, context) ?? self.refusal(.twilio) { return refusal }
+            let to = request.uri.queryParameters.get("To")
+            let size = request.uri.queryParameters.get("PageSize").flatMap { Int($0) } ?? 50
+            let found = self.state.withLock { state in Array(state.texts.filter { to == nil || $0["to"] as? String == to }.prefix(size)) }
+            return Self.json(200, ["messages": found, "page": 0, "page_size": size])
+        }
+    }
+
+    private func twilioAuthentication(_ request: Request, _ context: BasicRequestContext) -> Response? {
+        let expected = "Basic " + Data("\(context.parameters.get("account") ?? ""):\(token)".utf8).base64EncodedString()
+        guard request.headers[.authorization] == expected else {
+            return Self.json(401, Self.twilioError(20003, "Authenticate", status: 401))
+        }
+        return nil
+    }
+
+    /// Twilio's error body.
+    private static func twilioError(_ code: Int, _ message: String, status: Int) -> [String: Any] {
+        ["code": code, "message": message, "more_info": "https://www.twilio.com/docs/errors/\(code)", "status": status]
+    }
+
+    private static let rfc2822: DateFormatter = {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss Z"
+        return formatter
+    }()
+
     // MARK: Faults
 
-    private func refusal(shopify: Bool) -> Response? {
+    /// Whose error bodies a refusal is written in.
+    private enum Dialect {
+        case shopify
+        /// SP-API's, also used by the OrderFleet webhook receivers.
+        case amazon
+        case twilio
+    }
+
+    private func refusal(_ dialect: Dialect) -> Response? {
         state.withLock { state -> Response? in
             state.requests += 1
             if state.faults.down {
                 state.ledger.refused += 1
-                return Self.json(503, shopify ? ["errors": "Service Unavailable"] : ["errors": [["code": "ServiceUnavailable", "message": "Service temporarily unavailable", "details": ""]]])
+                switch dialect {
+                case .shopify: return Self.json(503, ["errors": "Service Unavailable"])
+                case .amazon: return Self.json(503, ["errors": [["code": "ServiceUnavailable", "message": "Service temporarily unavailable", "details": ""]]])
+                case .twilio: return Self.json(503, Self.twilioError(20503, "Service Unavailable", status: 503))
+                }
             }
             if state.faults.rateLimitEvery > 0, state.requests % state.faults.rateLimitEvery == 0 {
                 state.ledger.refused += 1
                 var headers = HTTPFields()
                 headers[HTTPField.Name("Retry-After")!] = "1.0"
-                if shopify { headers[HTTPField.Name("X-Shopify-Shop-Api-Call-Limit")!] = "40/40" }
-                return Self.json(429, shopify ? ["errors": "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."]
-                    : ["errors": [["code": "QuotaExceeded", "message": "You exceeded your quota for the requested resource.", "details": ""]]], headers: headers)
+                switch dialect {
+                case .shopify:
+                    headers[HTTPField.Name("X-Shopify-Shop-Api-Call-Limit")!] = "40/40"
+                    return Self.json(429, ["errors": "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."], headers: headers)
+                case .amazon:
+                    return Self.json(429, ["errors": [["code": "QuotaExceeded", "message": "You exceeded your quota for the requested resource.", "details": ""]]], headers: headers)
+                case .twilio:
+                    return Self.json(429, Self.twilioError(20429, "Too Many Requests", status: 429), headers: headers)
+                }
             }
             return nil
         }

@@ -20,6 +20,7 @@ struct OMS: AsyncParsableCommand {
             FleetCommand.self,
             ConnectorCommand.self,
             ChannelsCommand.self,
+            WebhooksCommand.self,
             ERPCommand.self,
             GatewayCommand.self,
             DeadLetterCommand.self,

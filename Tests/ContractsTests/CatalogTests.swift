@@ -13,7 +13,7 @@ import Yams
 
     @Test func catalogCoversTheDesignTopics() {
         let names = TopicCatalog.topics.map(\.name)
-        #expect(names.count == 41)
+        #expect(names.count == 42)
         #expect(Set(names).count == names.count)
         #expect(names.allSatisfy { $0.hasPrefix("oms.") })
         for spec in TopicCatalog.topics {
@@ -37,7 +37,7 @@ import Yams
             "oms.catalog.products", "oms.inventory.levels", "oms.allocation.state", "oms.shipments.index",
             "oms.orders.state", "oms.reports", "oms.idempotency", "oms.payments.holds", "oms.payments.velocity",
             "oms.shipping.state", "oms.tracking.state", "oms.returns.state", "oms.sla.state", "oms.channels.state",
-            "oms.outbound.deliveries", "oms.stockfeed.state", "oms.customers.state",
+            "oms.outbound.deliveries", "oms.stockfeed.state", "oms.customers.state", "oms.webhooks.subscriptions",
         ])
     }
 

@@ -27,7 +27,7 @@ import Testing
     @Test func everyEventTypeHasASample() throws {
         let sampled = Set(try EventSamples.full().map { type(of: $0.payload).eventType })
         #expect(sampled == Set(EventRegistry.knownTypes))
-        #expect(EventRegistry.knownTypes.count == 63)
+        #expect(EventRegistry.knownTypes.count == 64)
         #expect(Set(EventRegistry.knownTypes.map(\.ceType)).count == EventRegistry.knownTypes.count)
     }
 
@@ -75,6 +75,7 @@ import Testing
             case "sku": #expect(record.key == "sku-1", "\(spec.name)")
             case "customerKey": #expect(record.key == "customerKey-1", "\(spec.name)")
             case "customerId": #expect(record.key == "customerId-1", "\(spec.name)")
+            case "subscriptionId": #expect(record.key == "subscriptionId-1", "\(spec.name)")
             case "sku[/orderId/lineId/location]":
                 // A SKU's level, or one of its open reservations, in the SKU's partition.
                 #expect(["sku-1", "sku-1/orderId-1/lineId-1/location-1"].contains(record.key), "\(spec.name)")

@@ -57,6 +57,52 @@ struct ConnectorProcessTests {
         }
     }
 
+    @Test("kill -9: each notification texted once through Twilio's API, despite lost answers (reconciled by listing) and 429s")
+    func textsUnderKills() async throws {
+        try await withServedChannels { channels, base in
+            let broker = try EmbeddedBrokerProcess.start(topics: [])
+            defer { broker.stop() }
+            let fixture = FleetFixture(
+                cluster: TestCluster(bootstrapServers: broker.bootstrap, embedded: nil), input: Contracts.Notification.topic, output: OutboundDelivery.topic,
+                partitions: 6)
+            channels.setFaults { $0.loseAnswerEvery = 7; $0.holdAnswer = .seconds(3); $0.rateLimitEvery = 11 }
+            let fleet = WorkerFleet(
+                fixture: fixture, stage: TestCluster.uniqueName("sms"), mode: .atLeastOnce, staticMembership: false, arguments: ["connector", "sms"],
+                overrides: [
+                    "SMS_URL": base, "SMS_ACCOUNT_SID": "AC0123456789abcdef0123456789abcdef", "SMS_AUTH_TOKEN": channels.token, "SMS_FROM": "+15005550006",
+                    "CONNECTOR_HTTP_TIMEOUT_MS": "1000", "CONNECTOR_RETRY_BASE_MS": "100", "CONNECTOR_RETRY_MAX_DELAY_MS": "2000",
+                    "CONNECTOR_BREAKER_OPEN_MS": "2000", "WORKER_BATCH_SIZE": "20", "WORKER_SESSION_TIMEOUT_MS": "10000",
+                ])
+            defer { fleet.stopAll() }
+            for instance in 0..<2 { try fleet.start(instance) }
+            let count = 150
+            let notes = (0..<count).map { index in
+                let note = Contracts.Notification(
+                    orderId: "oms-T\(index)", kind: .shipped, recipientEmail: nil,
+                    data: ["externalOrderId": "T\(index)", "carrier": "ups", "trackingNumber": "1ZT\(index)"], recipientPhone: "+4915100\(1000 + index)",
+                    createdAt: Date())
+                return Envelope(id: "note-T\(index)", source: "test", time: Date(), event: note.event)
+            }
+            let producing = Task {
+                let producer = try fixture.cluster.producer()
+                for note in notes { try await producer.enqueue(try KafkaProducerMessage(note, topic: Contracts.Notification.topic)) }
+                try await producer.close()
+            }
+            let kills = try await fleet.killRandomly(for: .seconds(15), every: .seconds(3))
+            try await producing.value
+            #expect(kills >= 2)
+            let done = try await waitUntil(timeout: .seconds(180)) { channels.ledger.texts.count == count }
+            #expect(done, "connector logs in \(fleet.directory.path)")
+            let final = try await ConnectorFleet.finalStates(fixture, connector: "sms", count: count)
+            fleet.stopAll()
+            let ledger = channels.ledger
+            #expect(ledger.texts.values.allSatisfy { $0 == 1 }, "a text sent twice: \(ledger.texts.filter { $0.value > 1 })")
+            #expect(ledger.lostAnswers > 0 && ledger.refused > 0)
+            #expect(final.count == count && final.values.allSatisfy { $0.state == .delivered }, "\(final.values.filter { $0.state != .delivered }.prefix(3))")
+            #expect(final.values.contains { $0.reason == "reconciled: the endpoint has it" })
+        }
+    }
+
     @Test("an endpoint down for a minute: the connector waits it out and delivers everything, no dead letter")
     func endpointDownForAMinute() async throws {
         try await withServedChannels { channels, base in

@@ -74,7 +74,7 @@ struct DeployManifestTests {
             for trigger in scaler.kafkaTriggers {
                 let group = trigger["consumerGroup"] as? String ?? "(none)"
                 let member = String(group.dropFirst(4))
-                let inputs = stages[member]?.inputTopics ?? ConnectorCatalog.inputTopics[member].map { [$0] }
+                let inputs = stages[member]?.inputTopics ?? ConnectorCatalog.inputTopics[member]
                 guard group.hasPrefix("oms."), let inputs else {
                     Issue.record("\(scaler.label): consumerGroup \(group) is not oms.<stage> of a pipeline stage (\(StageCatalog.pipeline.joined(separator: ", "))) or oms.<connector> (\(ConnectorCatalog.names.joined(separator: ", ")))")
                     continue

@@ -515,6 +515,7 @@ final class GatewayHarness: Sendable {
     static let afterShipSecret = "test-aftership-secret"
     static let dhlSecret = "test-dhl-secret"
     static let webSecret = "test-web-secret"
+    static let webhookSigningKey = "test-webhook-signing-key-0123456789"
     let cluster: TestCluster
     let base: String
     let workers: RunningWorkers
@@ -554,6 +555,7 @@ final class GatewayHarness: Sendable {
         settings.carrierSecrets = ["dhl": dhlSecret]
         settings.channelSecrets = ["web": webSecret]
         settings.apiToken = apiToken
+        settings.webhookSigningKey = webhookSigningKey
         settings.bodyLimit = bodyLimit
         settings.kafkaTimeout = kafkaTimeout
         let rules = try RulesFile.load(path: NoidaServer.repositoryRoot.appendingPathComponent(RulesFile.defaultPath).path)

@@ -1,5 +1,6 @@
 import Fleet
 import Foundation
+import Logging
 import Testing
 
 @testable import Outbound
@@ -10,7 +11,7 @@ struct ConnectorConfigurationTests {
     static func error(_ connector: String, _ environment: [String: String]) async throws -> String? {
         let reader = try await WorkerConfiguration.reader(environment: environment)
         do {
-            _ = try ConnectorCatalog.make(connector, reader: reader)
+            _ = try ConnectorCatalog.service(connector, reader: reader, configuration: WorkerConfiguration(brokers: "localhost:9092"), logger: Logger(label: "test"))
             return nil
         } catch {
             return error.description
@@ -28,7 +29,15 @@ struct ConnectorConfigurationTests {
         #expect(try await Self.error("email", base.merging(["EMAIL_SMTP_SECURITY": "tls"]) { $1 })?.contains("email.smtp.security") == true)
         #expect(try await Self.error("email", base.merging(["EMAIL_QUIET_HOURS": "late"]) { $1 })?.contains("email.quiet.hours") == true)
         #expect(try await Self.error("email", base.merging(["EMAIL_TEMPLATES": "/nonexistent"]) { $1 })?.contains("email.templates") == true)
-        #expect(try await Self.error("sms", [:])?.contains("unknown connector 'sms'") == true)
+        #expect(try await Self.error("fax", [:])?.contains("unknown connector 'fax'") == true)
+        #expect(try await Self.error("sms", [:])?.contains("sms.from (SMS_FROM): required") == true)
+        let sms = ["SMS_FROM": "+15005550006", "SMS_ACCOUNT_SID": "AC1", "SMS_AUTH_TOKEN": "t"]
+        #expect(try await Self.error("sms", sms.merging(["SMS_FROM": "0151 2345"]) { $1 })?.contains("is neither an E.164 number") == true)
+        #expect(try await Self.error("sms", sms.merging(["SMS_TEMPLATES": "/nonexistent"]) { $1 })?.contains("sms.templates") == true)
+        #expect(try await Self.error("sms", sms.merging(["SMS_QUIET_KINDS": "loud"]) { $1 })?.contains("sms.quiet.kinds") == true)
+        #expect(try await Self.error("webhooks", [:])?.contains("webhooks.signing.key (WEBHOOKS_SIGNING_KEY): required") == true)
+        #expect(try await Self.error("webhooks", ["WEBHOOKS_SIGNING_KEY": "short"])?.contains("at least 16 characters") == true)
+        #expect(try await Self.error("webhooks", ["WEBHOOKS_SIGNING_KEY": String(repeating: "k", count: 32), "WEBHOOKS_RETRY_WINDOW_S": "0"])?.contains("webhooks.retry.window.s") == true)
     }
 
     @Test("good settings build every connector")
@@ -39,7 +48,8 @@ struct ConnectorConfigurationTests {
             "CHANNELS_AMAZON_MARKETPLACE": "A1PA6795UKMFR9", "CHANNELS_AMAZON_TOKEN": "t", "CHANNELS_BRAND_KIND": "webhook",
             "CHANNELS_BRAND_URL": "https://brand.example/hook", "CHANNELS_BRAND_SECRET": "s",
             "EMAIL_SMTP_HOST": "mail", "EMAIL_FROM": "a@b.example", "EMAIL_MESSAGE_ID_DOMAIN": "b.example", "EMAIL_QUIET_HOURS": "21:00-08:00",
-            "EMAIL_QUIET_TIME_ZONE": "Europe/Berlin",
+            "EMAIL_QUIET_TIME_ZONE": "Europe/Berlin", "WEBHOOKS_SIGNING_KEY": "a-signing-key-of-32-characters!!",
+            "SMS_FROM": "MG0123456789abcdef0123456789abcdef", "SMS_ACCOUNT_SID": "AC1", "SMS_AUTH_TOKEN": "t", "SMS_QUIET_HOURS": "21:00-08:00",
         ]
         for name in ConnectorCatalog.names {
             #expect(try await Self.error(name, environment) == nil, "\(name)")

@@ -5,7 +5,7 @@ import Testing
 @testable import Outbound
 
 @Suite("Email policy")
-struct EmailPolicyTests {
+struct NotificationPolicyTests {
     let berlinNight = QuietHours(from: "21:00", to: "08:00", timeZone: "Europe/Berlin")!
 
     /// 2026-12-01 at `hour`:`minute` UTC; Berlin is UTC+1 in December.
@@ -17,7 +17,7 @@ struct EmailPolicyTests {
 
     @Test("no recipient, or only blanks: skipped")
     func noRecipient() {
-        let policy = EmailPolicy()
+        let policy = NotificationPolicy()
         #expect(policy.decide(notification: EmailFixtures.notification(to: nil), now: utc(12)) == .skip(reason: "no recipient"))
         #expect(policy.decide(notification: EmailFixtures.notification(to: "  "), now: utc(12)) == .skip(reason: "no recipient"))
         #expect(policy.decide(notification: EmailFixtures.notification(to: " jane@example.com "), now: utc(12)) == .send(to: "jane@example.com"))
@@ -25,7 +25,7 @@ struct EmailPolicyTests {
 
     @Test("opted-out addresses (any case) and customer ids: skipped")
     func optOuts() {
-        let policy = EmailPolicy(optedOutAddresses: ["Jane.Doe@Example.com"], optedOutCustomerIDs: ["cust-9"])
+        let policy = NotificationPolicy(optedOutAddresses: ["Jane.Doe@Example.com"], optedOutCustomerIDs: ["cust-9"])
         #expect(policy.decide(notification: EmailFixtures.notification(to: "JANE.DOE@example.COM"), now: utc(12)) == .skip(reason: "opted out"))
         let byCustomer = EmailFixtures.notification(to: "other@example.com", data: ["customerId": "cust-9"])
         #expect(policy.decide(notification: byCustomer, now: utc(12)) == .skip(reason: "opted out"))
@@ -35,7 +35,7 @@ struct EmailPolicyTests {
 
     @Test("quiet hours hold a review invitation until 08:00 local time, across midnight")
     func quietHours() {
-        let policy = EmailPolicy(quietHours: berlinNight)
+        let policy = NotificationPolicy(quietHours: berlinNight)
         let review = EmailFixtures.notification(.reviewInvitation)
         // 22:30 Berlin: 9 h 30 min to go.
         #expect(policy.decide(notification: review, now: utc(21, 30)) == .wait(after: .seconds(9 * 3600 + 1800), reason: "quiet hours"))
@@ -50,16 +50,16 @@ struct EmailPolicyTests {
 
     @Test("urgent kinds ignore quiet hours; the set of kinds that wait is configurable")
     func urgency() {
-        let policy = EmailPolicy(quietHours: berlinNight)
+        let policy = NotificationPolicy(quietHours: berlinNight)
         #expect(policy.decide(notification: EmailFixtures.notification(.delayed), now: utc(23)) == .send(to: "jane.doe@example.com"))
-        let stricter = EmailPolicy(quietHours: berlinNight, nonUrgentKinds: [.reviewInvitation, .delivered])
+        let stricter = NotificationPolicy(quietHours: berlinNight, nonUrgentKinds: [.reviewInvitation, .delivered])
         #expect(stricter.decide(notification: EmailFixtures.notification(.delivered), now: utc(23)) == .wait(after: .seconds(8 * 3600), reason: "quiet hours"))
     }
 
     @Test("a channel's own quiet hours override the default")
     func perChannel() {
         let shanghai = QuietHours(from: "22:00", to: "07:30", timeZone: "Asia/Shanghai")!
-        let policy = EmailPolicy(quietHours: berlinNight, channelQuietHours: ["tmall": shanghai])
+        let policy = NotificationPolicy(quietHours: berlinNight, channelQuietHours: ["tmall": shanghai])
         let tmall = EmailFixtures.notification(.reviewInvitation, data: ["channel": "tmall"])
         // 15:00 UTC = 23:00 Shanghai (quiet until 07:30, 8 h 30 min), 16:00 Berlin (not quiet).
         #expect(policy.decide(notification: tmall, now: utc(15)) == .wait(after: .seconds(8 * 3600 + 1800), reason: "quiet hours"))
@@ -72,7 +72,7 @@ struct EmailPolicyTests {
         // Night of 28–29 March 2026: Berlin moves from UTC+1 to UTC+2 at 02:00.
         // 23:00 Berlin (22:00 UTC) to 08:00 Berlin (06:00 UTC) is 8 hours, not 9.
         let review = EmailFixtures.notification(.reviewInvitation)
-        let policy = EmailPolicy(quietHours: berlinNight)
+        let policy = NotificationPolicy(quietHours: berlinNight)
         #expect(policy.decide(notification: review, now: utc(22, day: 28, month: 3)) == .wait(after: .seconds(8 * 3600), reason: "quiet hours"))
     }
 
@@ -88,7 +88,7 @@ struct EmailPolicyTests {
     @Test("the endpoint applies the policy before connecting, with its injected clock")
     func endpointPolicy() async throws {
         var settings = EmailFixtures.settings(port: try await SMTPTestServer.freePort())
-        settings.policy = EmailPolicy(optedOutAddresses: ["jane.doe@example.com"], quietHours: berlinNight)
+        settings.policy = NotificationPolicy(optedOutAddresses: ["jane.doe@example.com"], quietHours: berlinNight)
         let night = utc(23)
         let endpoint = try EmailEndpoint(settings: settings, now: { night })
         let optedOut = await endpoint.perform(EmailFixtures.call(EmailFixtures.notification(.shipped)))

@@ -128,6 +128,11 @@ E("DeliveryState", "Where one outbound command stands with its external system."
     ("skipped", "Nothing to do (opted out, no recipient, channel without sync)."),
     ("unknown", "The answer was lost and the system cannot be asked; an operator decides."),
     ("failed", "Retries ran out before the system took it; re-driven from the dead letters."),
+    ("retrying", "A call failed before the effect; the next attempt is due at `nextAttemptAt` (webhook deliveries, retried off the partition)."),
+])
+E("WebhookStatus", "Whether a webhook subscription gets deliveries.", [
+    ("active", "Deliveries are made."),
+    ("disabled", "No deliveries: switched off by an operator, or automatically after persistent failure."),
 ])
 E("AlertSeverity", "How urgently operators must act on an SLA alert.", [
     ("warning", "Approaching or just past the SLA."),
@@ -667,6 +672,7 @@ EV("OrderView", "oms.order.view", 1, "oms.orders.state", ORDER_KEY, ORDER_KEY,
     ("history", "[HistoryEntry]", "Every folded event."),
     ("lineProgress", "[LineProgress]", "Units per line allocated, shipped, delivered and returned."),
     ("customerEmail", "String?", "Where notifications go."),
+    ("customerPhone", "String?", "The ship-to phone, where text messages go."),
     ("promisedDeliveryDate", "Date?", "Delivery date promised at checkout."),
     ("statusSince", "Date", "When the order entered its current status (SLA watch counts from it)."),
     ("deliveredAt", "Date?", "When the last shipment was delivered, once every one is."),
@@ -677,6 +683,7 @@ EV("Notification", "oms.notification", 1, "oms.notifications", ORDER_KEY, ORDER_
    "A message to send to the customer; the email connector delivers it.", [
     ("orderId", "String", "Order."), ("kind", "NotificationKind", "Which message."),
     ("recipientEmail", "String?", "Recipient, if known."), ("data", "[String: String]", "Template values."),
+    ("recipientPhone", "String?", "The customer's phone, if known: the SMS connector texts the kinds it has a template for."),
     ("createdAt", "Date", "Creation time."),
 ])
 EV("ChannelUpdate", "oms.channel.update", 1, "oms.channels.commands", ORDER_KEY, ORDER_KEY,
@@ -768,6 +775,19 @@ EV("OutboundDelivery", "oms.outbound.delivery", 1, "oms.outbound.deliveries", '"
     ("status", "Int?", "The system's last status code (HTTP or SMTP)."), ("reason", "String?", "The system's last message."),
     ("sourceOffset", "Int64", "Offset of the command record this state is for.", {"minimum": 0}),
     ("updatedAt", "Date", "When it changed."),
+    ("firstAttemptAt", "Date?", "When the first attempt was made (webhook deliveries: their retry window starts here)."),
+    ("nextAttemptAt", "Date?", "When the next attempt is due (state `retrying`)."),
+])
+EV("WebhookSubscription", "oms.webhook.subscription", 1, "oms.webhooks.subscriptions", "subscriptionId", "subscriptionId",
+   "A brand system's subscription to events (compacted, keyed by id): where to POST them and which types; its signing secret is derived from `webhooks.signing.key`, never stored.", [
+    ("subscriptionId", "String", "Id, `wh_` and 16 hex digits; the record key."),
+    ("url", "String", "Where deliveries are POSTed (http or https)."),
+    ("eventTypes", "[String]", "Event types delivered (``WebhookEvents/subscribable``), or `*` for all of them."),
+    ("description", "String?", "The operator's note."),
+    ("status", "WebhookStatus", "Active or disabled."),
+    ("reason", "String?", "Why it was disabled."),
+    ("createdAt", "Date", "When it was added; events before it are not delivered."),
+    ("updatedAt", "Date", "Last change."),
 ])
 EV("ConnectorAlert", "oms.outbound.alert", 1, "oms.alerts", ORDER_KEY, ORDER_KEY,
    "An outbound command needs an operator: rejected, retries exhausted, or outcome unknown.", [
@@ -847,6 +867,7 @@ TOPICS = [
     ("oms.channels.commands", "orderId", "delete", None, "order", ["channel-sync"], ["channel-connector"]),
     ("oms.channels.state", "orderId", "compact", None, "order", ["channel-sync"], ["channel-sync"]),
     ("oms.outbound.deliveries", "connector/commandId", "compact", None, "order", ["every connector"], ["every connector", "operators"]),
+    ("oms.webhooks.subscriptions", "subscriptionId", "compact", None, None, ["oms webhooks", "gateway", "webhooks-connector"], ["webhooks-connector", "gateway"]),
     ("oms.channels.stock", "sku", "delete", None, "inventory", ["stock-feed"], ["stock-connector"]),
     ("oms.stockfeed.requests", "sku", "delete", None, "inventory", ["oms channels resync"], ["stock-feed"]),
     ("oms.stockfeed.state", "sku", "compact", None, "inventory", ["stock-feed"], ["stock-feed"]),

@@ -35,7 +35,7 @@ public struct EmailSettings: Sendable, CustomStringConvertible {
     /// The locale per channel (`data["channel"]`) for notifications without `data["locale"]`.
     public var defaultLocales: [String: String]
     /// Opt-outs and quiet hours.
-    public var policy: EmailPolicy
+    public var policy: NotificationPolicy
     /// How long to wait for the TCP connection.
     public var connectTimeout: Duration
     /// How long to wait for each reply before the end of data.
@@ -51,7 +51,7 @@ public struct EmailSettings: Sendable, CustomStringConvertible {
         tls: TLSConfiguration = .makeClientConfiguration(),
         fromAddress: String, fromName: String? = nil, messageIDDomain: String, clientName: String? = nil,
         templatesDirectory: String = NotificationTemplates.defaultDirectory, defaultLocales: [String: String] = [:],
-        policy: EmailPolicy = EmailPolicy(),
+        policy: NotificationPolicy = NotificationPolicy(),
         connectTimeout: Duration = .seconds(10), replyTimeout: Duration = .seconds(60), endOfDataTimeout: Duration = .seconds(300)
     ) {
         self.host = host

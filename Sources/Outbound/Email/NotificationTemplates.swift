@@ -54,16 +54,9 @@ public struct NotificationTemplates: Sendable {
     /// does not parse.
     public init(directory: String = Self.defaultDirectory) throws {
         let base = URL(fileURLWithPath: directory, isDirectory: true)
-        let names: [String]
-        do {
-            names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".mustache") }.sorted()
-        } catch {
-            throw NotificationTemplateError(file: directory, reason: "cannot list the template directory (\(error.localizedDescription))")
-        }
         var templates: [Key: MustacheTemplate] = [:]
-        for name in names {
-            let path = base.appendingPathComponent(name).path
-            let parts = name.dropLast(".mustache".count).split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        for file in try Self.files(in: directory) {
+            let (parts, path) = (file.nameParts, file.path)
             guard parts.count == 3, let kind = NotificationKind(rawValue: parts[0]), let part = Part(rawValue: parts[2]),
                 !parts[1].isEmpty, parts[1] == parts[1].lowercased()
             else {
@@ -72,12 +65,7 @@ public struct NotificationTemplates: Sendable {
                     reason: "not a template name: expected <kind>.<locale>.<subject|txt|html>.mustache with kind one of "
                         + NotificationKind.allCases.map(\.rawValue).joined(separator: ", ") + " and a lower-case locale")
             }
-            let text: String
-            do {
-                text = try String(contentsOfFile: path, encoding: .utf8)
-            } catch {
-                throw NotificationTemplateError(file: path, reason: "cannot read it as UTF-8 (\(error.localizedDescription))")
-            }
+            let text = try file.text()
             templates[Key(kind: kind, locale: parts[1], part: part)] = try Self.parse(text, part: part, file: path)
         }
         let locales = Set(templates.keys.map(\.locale))
@@ -100,6 +88,11 @@ public struct NotificationTemplates: Sendable {
     /// The locale for `notification`: `data["locale"]` if supported (`de-AT` finds
     /// `de`), else `defaults[data["channel"]]`, else ``fallbackLocale``.
     func locale(for notification: Contracts.Notification, defaults: [String: String]) -> String {
+        Self.locale(for: notification, defaults: defaults, among: locales)
+    }
+
+    /// The locale for `notification` among `locales` (see ``locale(for:defaults:)``).
+    static func locale(for notification: Contracts.Notification, defaults: [String: String], among locales: Set<String>) -> String {
         for candidate in [notification.data["locale"], notification.data["channel"].flatMap { defaults[$0] }] {
             guard let candidate else { continue }
             let lowered = candidate.lowercased().replacingOccurrences(of: "_", with: "-")
@@ -134,6 +127,42 @@ public struct NotificationTemplates: Sendable {
         if values["orderId"] == nil { values["orderId"] = notification.orderId }
         values["kind"] = notification.kind.rawValue
         return values
+    }
+
+    /// A `*.mustache` file of a template directory.
+    struct File {
+        /// The name without `.mustache`, split at the dots.
+        var nameParts: [String]
+        var path: String
+
+        /// Its content; a file that is not UTF-8 names itself.
+        func text() throws -> String {
+            do {
+                return try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                throw NotificationTemplateError(file: path, reason: "cannot read it as UTF-8 (\(error.localizedDescription))")
+            }
+        }
+    }
+
+    /// The `*.mustache` files of `directory`, sorted by name.
+    static func files(in directory: String) throws -> [File] {
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".mustache") }.sorted()
+        } catch {
+            throw NotificationTemplateError(file: directory, reason: "cannot list the template directory (\(error.localizedDescription))")
+        }
+        return names.map { name in
+            File(
+                nameParts: name.dropLast(".mustache".count).split(separator: ".", omittingEmptySubsequences: false).map(String.init),
+                path: URL(fileURLWithPath: directory, isDirectory: true).appendingPathComponent(name).path)
+        }
+    }
+
+    /// Parses a template whose output is plain text (no HTML escaping).
+    static func parsePlainText(_ text: String, file: String) throws -> MustacheTemplate {
+        try parse(text, part: .txt, file: file)
     }
 
     private static func parse(_ text: String, part: Part, file: String) throws -> MustacheTemplate {

@@ -61,9 +61,10 @@ public enum PolicyDecision: Sendable, Hashable {
     case wait(after: Duration, reason: String)
 }
 
-/// Who gets which notification, and when: pure, so the clock is an argument.
-public struct EmailPolicy: Sendable, Hashable {
-    /// Addresses that receive nothing, compared case-insensitively.
+/// Who gets which notification, and when, by email or text message: pure, so the clock
+/// is an argument.
+public struct NotificationPolicy: Sendable, Hashable {
+    /// Addresses (or phone numbers) that receive nothing, compared case-insensitively.
     public var optedOutAddresses: Set<String>
     /// Customer ids (`data["customerId"]`) that receive nothing.
     public var optedOutCustomerIDs: Set<String>
@@ -86,9 +87,15 @@ public struct EmailPolicy: Sendable, Hashable {
         self.nonUrgentKinds = nonUrgentKinds
     }
 
-    /// Whether, to whom, and when `notification` goes out at `now`.
+    /// Whether, to whom, and when `notification` goes out at `now` by email.
     public func decide(notification: Contracts.Notification, now: Date) -> PolicyDecision {
-        let recipient = notification.recipientEmail.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+        decide(notification: notification, recipient: notification.recipientEmail, now: now)
+    }
+
+    /// Whether, to whom, and when `notification` goes out at `now` to `recipient` (its
+    /// address, or its phone number).
+    public func decide(notification: Contracts.Notification, recipient: String?, now: Date) -> PolicyDecision {
+        let recipient = recipient.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
         guard !recipient.isEmpty else { return .skip(reason: "no recipient") }
         if optedOutAddresses.contains(Self.normalised(recipient)) { return .skip(reason: "opted out") }
         if let customer = notification.data["customerId"], optedOutCustomerIDs.contains(customer) {
