@@ -41,6 +41,13 @@ public enum WebhookEvents {
         "wh_" + Hex.encode((0..<8).map { _ in UInt8.random(in: 0...255) })
     }
 
+    /// The id of a subscription added with an `Idempotency-Key`: `wh_` and the first 16 hex
+    /// digits of the key's SHA-256, so a retried add writes the same subscription again,
+    /// whichever gateway instance takes it.
+    public static func subscriptionID(idempotencyKey: String) -> String {
+        "wh_" + Hex.encode(SHA256.hash(data: Data(idempotencyKey.utf8)).prefix(8))
+    }
+
     /// The subscription's signing secret, `whsec_` and 64 hex digits: HMAC-SHA256 of its id
     /// under the fleet's signing key (`webhooks.signing.key`). Derived, so no secret is
     /// ever written to Kafka; whoever holds the key can show it again.

@@ -71,7 +71,7 @@ public final class Gateway: Sendable {
 
     /// The topics the gateway writes.
     static let writtenTopics = [
-        InboundChannelOrder.topic, CarrierTrackingUpdate.topic, CancelOrder.topic, ReceiveReturn.topic,
+        InboundChannelOrder.topic, CarrierTrackingUpdate.topic, CancelOrder.topic, ReceiveReturn.topic, WebhookSubscription.topic,
     ]
 
     /// The largest body a webhook or command may have: `gateway.body.limit.bytes`, or
@@ -130,10 +130,9 @@ public final class Gateway: Sendable {
                 opened.append(customers)
                 let webhooks = try await GlobalTable.open(topic: WebhookSubscription.topic, kafka: kafka.with(clientID: "oms-gateway"), logger: logger)
                 opened.append(webhooks)
-                let deliveries = try await GlobalTable.open(topic: OutboundDelivery.topic, kafka: kafka.with(clientID: "oms-gateway"), logger: logger) { event in
-                    if case .outboundDelivery(let entry) = event { return entry.connector == "webhooks" }
-                    return false
-                }
+                // The ledger holds every connector's deliveries; the log needs the webhooks connector's only.
+                let deliveries = try await GlobalTable.open(
+                    topic: OutboundDelivery.topic, kafka: kafka.with(clientID: "oms-gateway"), logger: logger, keep: Self.isWebhookDelivery)
                 opened.append(deliveries)
                 for table in opened { try await table.catchUp(timeout: .seconds(300)) }
                 tables.withLock {

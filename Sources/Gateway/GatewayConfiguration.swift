@@ -30,8 +30,8 @@ public struct GatewayConfiguration: Sendable {
     /// for local use only.
     public var apiToken: String?
     /// The key webhook subscriptions' signing secrets derive from (`webhooks.signing.key`,
-    /// shared with the webhooks connector): a subscription added through the gateway is
-    /// answered with its secret when it is set.
+    /// shared with the webhooks connector, at least 16 characters): a subscription added
+    /// through the gateway is answered with its secret when it is set.
     public var webhookSigningKey: String?
     /// Largest request body accepted (`gateway.body.limit.bytes`); larger gets 413. The
     /// gateway lowers it to what fits the Kafka topics it writes (``Gateway/bodyLimit``).
@@ -79,6 +79,11 @@ public struct GatewayConfiguration: Sendable {
         carrierSecrets = try Self.pairs(keys.list("gateway.carrier.secrets", secret: true), key: "gateway.carrier.secrets")
         apiToken = try keys.string("gateway.api.token", secret: true)
         webhookSigningKey = try keys.string("webhooks.signing.key", secret: true)
+        // The webhooks connector refuses a shorter key; a gateway that took one would hand
+        // out secrets no delivery is ever signed with.
+        if let key = webhookSigningKey, key.count < 16 {
+            throw ConfigurationError(key: "webhooks.signing.key", reason: "at least 16 characters (the webhooks connector's key)")
+        }
         bodyLimit = try keys.int("gateway.body.limit.bytes", default: bodyLimit, in: 1_024...(64 << 20))
         kafkaTimeout = .milliseconds(try keys.int("gateway.kafka.timeout.ms", default: 2_500, in: 100...300_000))
         retryAfterSeconds = try keys.int("gateway.retry.after.s", default: retryAfterSeconds, in: 1...3_600)

@@ -227,7 +227,9 @@ struct DemoCommand: AsyncParsableCommand {
             let outbound = [
                 await system.connectors.invariant(views: world.views, scenario: world.scenario, timeout: .seconds(60)),
                 await system.connectors.stockInvariant(levels: world.levels, timeout: .seconds(60)),
-            ] + (await system.connectors.notificationInvariants(kafka: cluster.kafka.with(clientID: "oms-demo-notifications"), logger: logger, timeout: .seconds(60))) + [
+            // Every notification goes through two connectors (email, sms), each writing
+            // its ledger: they trail the pipeline most on a loaded machine.
+            ] + (await system.connectors.notificationInvariants(kafka: cluster.kafka.with(clientID: "oms-demo-notifications"), logger: logger, timeout: .seconds(180))) + [
                 await system.connectors.webhookInvariant(system.subscription, kafka: cluster.kafka.with(clientID: "oms-demo-webhooks"), logger: logger, timeout: .seconds(60)),
             ]
             summary = try await DemoSummary.make(

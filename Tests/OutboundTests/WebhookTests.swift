@@ -34,6 +34,10 @@ struct WebhookTests {
         try WebhookEvents.validate(url: "https://x.example/h", eventTypes: ["oms.order.placed", "oms.shipment.created"])
         let id = WebhookEvents.newSubscriptionID()
         #expect(id.hasPrefix("wh_") && id.count == 19 && id != WebhookEvents.newSubscriptionID())
+        // An add retried with the same Idempotency-Key names the same subscription.
+        let keyed = WebhookEvents.subscriptionID(idempotencyKey: "add-1")
+        #expect(keyed == WebhookEvents.subscriptionID(idempotencyKey: "add-1") && keyed != WebhookEvents.subscriptionID(idempotencyKey: "add-2"))
+        #expect(keyed.hasPrefix("wh_") && keyed.count == 19)
         let secret = WebhookEvents.signingSecret(subscriptionID: id, signingKey: "key-one-0123456789")
         #expect(secret.hasPrefix("whsec_") && secret.count == 70)
         #expect(secret == WebhookEvents.signingSecret(subscriptionID: id, signingKey: "key-one-0123456789"))
@@ -154,6 +158,33 @@ struct WebhookTests {
         // A success closes the breaker: the rest of wh_b goes at once.
         book.settle(next[0], entry: Self.entry(for: next[0], state: .delivered), pause: nil, now: Self.t0)
         #expect(book.due(now: Self.t0.addingTimeInterval(12), limit: 8).filter { $0.subscriptionID == "wh_b" }.count == 3)
+    }
+
+    @Test("book: a subscription that turns up after events it wants were read makes the connector read them again, and only it gets deliveries")
+    func lateSubscription() {
+        var book = WebhookBook()
+        let early = Self.subscription("wh_a")
+        #expect(book.rewinds(for: [early]).isEmpty, "the first call learns the subscriptions")
+        for index in 0..<20 {
+            // Two events a second, from t0 + 60 s.
+            let event = Self.placed("o\(index)", at: Self.t0.addingTimeInterval(60 + Double(index) / 2))
+            book.read(event, from: Self.source, offset: Int64(100 + index), subscriptions: [early], now: Self.t0.addingTimeInterval(70))
+        }
+        #expect(book.rewinds(for: [early]).isEmpty)
+        // Created at t0 + 68 s: events from t0 + 63 s (the skew) on are read again, from offset 106.
+        let late = Self.subscription("wh_b", created: Self.t0.addingTimeInterval(68))
+        #expect(book.rewinds(for: [early, late]).map(\.offset) == [106])
+        #expect(book.rewinds(for: [early, late]).isEmpty, "once only")
+        var added = 0
+        for index in 6..<20 {
+            let event = Self.placed("o\(index)", at: Self.t0.addingTimeInterval(60 + Double(index) / 2))
+            added += book.read(event, from: Self.source, offset: Int64(100 + index), subscriptions: [early, late], now: Self.t0.addingTimeInterval(71))
+        }
+        // wh_a's deliveries are already waiting; wh_b gets the events not older than itself.
+        #expect(added == 4)
+        #expect(book.jobs.keys.filter { $0.hasPrefix("wh_b/") }.count == 4)
+        // A disabled newcomer makes no one read again.
+        #expect(book.rewinds(for: [early, late, Self.subscription("wh_c", status: .disabled, created: Self.t0)]).isEmpty)
     }
 
     static func entry(for job: WebhookJob, state: DeliveryState) -> OutboundDelivery {

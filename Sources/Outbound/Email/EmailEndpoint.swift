@@ -176,9 +176,14 @@ public struct EmailEndpoint: OutboundEndpoint {
         return result
     }
 
+    /// The `Message-ID` of the email for notification `id` under `domain`.
+    public static func messageID(notificationID id: String, domain: String) -> String {
+        "<\(EmailComposer.messageIDLocalPart(id))@\(domain)>"
+    }
+
     /// SMTP has no way to ask whether a message arrived.
     public func reconcile(_ call: OutboundCall) async -> Reconciliation {
-        let messageID = "<\(EmailComposer.messageIDLocalPart(call.command.id))@\(settings.messageIDDomain)>"
+        let messageID = Self.messageID(notificationID: call.command.id, domain: settings.messageIDDomain)
         return .cannotTell(reason: "SMTP has no lookup; check the mailbox for Message-ID \(messageID)")
     }
 

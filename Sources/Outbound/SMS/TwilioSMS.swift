@@ -37,7 +37,7 @@ public struct SMSTemplates: Sendable {
     }
 
     /// The text for `notification`, one line, or nil when its kind is not texted.
-    func render(_ notification: Contracts.Notification, defaults: [String: String]) -> String? {
+    package func render(_ notification: Contracts.Notification, defaults: [String: String]) -> String? {
         let wanted = NotificationTemplates.locale(for: notification, defaults: defaults, among: locales)
         let kind = notification.kind.rawValue
         guard let template = templates["\(kind).\(wanted)"] ?? templates["\(kind).\(NotificationTemplates.fallbackLocale)"] else { return nil }

@@ -24,6 +24,11 @@ struct WebhookBook: Sendable {
     private(set) var ledger: [Int32: [String: OutboundDelivery]] = [:]
     private(set) var jobs: [String: WebhookJob] = [:]
     private var inFlight: Set<String> = []
+    /// Per subscription, the ids of its deliveries that are due, oldest read first; ids
+    /// of jobs gone since (a partition given up) are passed over when met.
+    private var queues: [String: DeliveryQueue] = [:]
+    /// Deliveries waiting for a retry, with the time it is due.
+    private var waiting: [String: Date] = [:]
     /// Per source partition: offsets of events with unfinished deliveries, and how many.
     private var open: [KafkaTopicPartition: [Int64: Int]] = [:]
     /// Per source partition: the offset after the last event read.
@@ -34,6 +39,18 @@ struct WebhookBook: Sendable {
     private(set) var lastSuccess: [String: Date] = [:]
     private var failuresInARow: [String: Int] = [:]
     private var pausedUntil: [String: Date] = [:]
+    /// The subscriptions this session has fanned out to; one it meets later was written
+    /// while events it wants may already have been read.
+    private var knownSubscriptions: Set<String>?
+    /// Per source partition, the offset of the first event read in each second (by the
+    /// events' time), for the last ``checkpointWindow``: where to read again from for a
+    /// subscription that turns up late.
+    private var checkpoints: [KafkaTopicPartition: [(second: Int64, offset: Int64)]] = [:]
+    /// How far back ``checkpoints`` reach.
+    static let checkpointWindow: TimeInterval = 600
+    /// How much older than a subscription an event may claim to be and still be read
+    /// again for it (clocks of the producers differ).
+    static let clockSkew: TimeInterval = 5
 
     /// Takes the ledger entries of newly owned partitions.
     mutating func load(_ entries: [Int32: [String: OutboundDelivery]], partitions: Set<Int32>) {
@@ -52,8 +69,10 @@ struct WebhookBook: Sendable {
         for (id, job) in jobs where gone.contains(job.source) {
             jobs[id] = nil
             inFlight.remove(id)
+            waiting[id] = nil
         }
         for partition in gone {
+            checkpoints[partition] = nil
             open[partition] = nil
             readUpTo[partition] = nil
             committed[partition] = nil
@@ -70,6 +89,7 @@ struct WebhookBook: Sendable {
     @discardableResult
     mutating func read(_ event: Envelope, from source: KafkaTopicPartition, offset: Int64, subscriptions: [WebhookSubscription], now: Date) -> Int {
         pass(source, offset: offset)
+        checkpoint(source, offset: offset, time: event.time, now: now)
         var added = 0
         for subscription in subscriptions where subscription.wants(event.type, at: event.time) {
             let id = subscription.deliveryID(of: event.id)
@@ -79,29 +99,80 @@ struct WebhookBook: Sendable {
             let due = entry?.state == .retrying ? (entry?.nextAttemptAt ?? now) : now
             jobs[id] = WebhookJob(
                 deliveryID: id, subscriptionID: subscription.subscriptionId, event: event, source: source, offset: offset, entry: entry, due: due)
+            if due > now { waiting[id] = due } else { queues[subscription.subscriptionId, default: DeliveryQueue()].append(id) }
             open[source, default: [:]][offset, default: 0] += 1
             added += 1
         }
         return added
     }
 
+    /// Where to read again, per source partition, because `subscriptions` holds ones this
+    /// session has not met before: the first event of the second before each newcomer was
+    /// created (less the clock skew). The first call only learns the subscriptions there
+    /// are. Events read again make deliveries only for the newcomers: the others'
+    /// deliveries are in memory or final in the ledger.
+    mutating func rewinds(for subscriptions: [WebhookSubscription]) -> [KafkaTopicPartitionOffset] {
+        let ids = Set(subscriptions.map(\.subscriptionId))
+        guard let known = knownSubscriptions else {
+            knownSubscriptions = ids
+            return []
+        }
+        knownSubscriptions = known.union(ids)
+        let newcomers = subscriptions.filter { !known.contains($0.subscriptionId) && $0.status == .active }
+        guard let earliest = newcomers.map(\.createdAt).min() else { return [] }
+        let from = Int64((earliest.timeIntervalSince1970 - Self.clockSkew).rounded(.down))
+        var rewinds: [KafkaTopicPartitionOffset] = []
+        for (partition, marks) in checkpoints {
+            guard let mark = marks.first(where: { $0.second >= from }), let next = readUpTo[partition], mark.offset < next else { continue }
+            rewinds.append(KafkaTopicPartitionOffset(topic: partition.topic, partition: partition.partition, offset: mark.offset))
+        }
+        return rewinds.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
+    }
+
+    private mutating func checkpoint(_ source: KafkaTopicPartition, offset: Int64, time: Date, now: Date) {
+        let second = Int64(time.timeIntervalSince1970.rounded(.down))
+        var marks = checkpoints[source] ?? []
+        // Times only rise here: a late-stamped event is covered by the skew margin.
+        if let last = marks.last, last.second >= second { return }
+        marks.append((second, offset))
+        let oldest = Int64(now.timeIntervalSince1970 - Self.checkpointWindow)
+        if let keep = marks.firstIndex(where: { $0.second >= oldest }), keep > 0 { marks.removeFirst(keep) }
+        checkpoints[source] = marks
+    }
+
     /// The deliveries to attempt now, at most `limit`, oldest due first, marked in flight.
     /// A subscription whose last calls failed gets one probe at a time once its pause is over.
     mutating func due(now: Date, limit: Int) -> [WebhookJob] {
+        for (id, at) in waiting where at <= now {
+            waiting[id] = nil
+            if let job = jobs[id] { queues[job.subscriptionID, default: DeliveryQueue()].append(id) }
+        }
+        var probing = Set(inFlight.compactMap { jobs[$0]?.subscriptionID }.filter { (failuresInARow[$0] ?? 0) > 0 })
+        var open = queues.keys.filter { pausedUntil[$0].map { $0 <= now } ?? true }.sorted()
         var taken: [WebhookJob] = []
-        var probing: Set<String> = Set(inFlight.compactMap { jobs[$0]?.subscriptionID }.filter { (failuresInARow[$0] ?? 0) > 0 })
-        let ready = jobs.values.filter { $0.due <= now && !inFlight.contains($0.deliveryID) }.sorted { ($0.due, $0.offset) < ($1.due, $1.offset) }
-        for job in ready {
-            if inFlight.count >= limit { break }
-            if let until = pausedUntil[job.subscriptionID], until > now { continue }
-            if (failuresInARow[job.subscriptionID] ?? 0) > 0 {
-                guard !probing.contains(job.subscriptionID) else { continue }
-                probing.insert(job.subscriptionID)
+        // One from each subscription in turn, so a busy one does not starve the others.
+        while inFlight.count < limit, !open.isEmpty {
+            var still: [String] = []
+            for subscription in open where inFlight.count < limit {
+                let failing = (failuresInARow[subscription] ?? 0) > 0
+                if failing, probing.contains(subscription) { continue }
+                guard let job = nextJob(of: subscription) else { continue }
+                inFlight.insert(job.deliveryID)
+                taken.append(job)
+                if failing { probing.insert(subscription) } else { still.append(subscription) }
             }
-            inFlight.insert(job.deliveryID)
-            taken.append(job)
+            open = still
         }
         return taken
+    }
+
+    /// The next due job of `subscription`'s queue, passing over ids whose job is gone.
+    private mutating func nextJob(of subscription: String) -> WebhookJob? {
+        while let id = queues[subscription]?.popFirst() {
+            if let job = jobs[id], !inFlight.contains(id) { return job }
+        }
+        queues[subscription] = nil
+        return nil
     }
 
     /// Records where an attempt left a delivery: final entries end the job (and may let
@@ -125,6 +196,7 @@ struct WebhookBook: Sendable {
         if entry.state == .retrying {
             jobs[job.deliveryID]!.entry = entry
             jobs[job.deliveryID]!.due = entry.nextAttemptAt ?? now
+            waiting[job.deliveryID] = entry.nextAttemptAt ?? now
             return
         }
         jobs[job.deliveryID] = nil
@@ -155,5 +227,26 @@ struct WebhookBook: Sendable {
     /// The subscription part of a delivery id.
     static func subscription(of deliveryID: String) -> String {
         String(deliveryID.prefix { $0 != "/" })
+    }
+}
+
+/// A first-in first-out queue of delivery ids whose removals cost nothing.
+struct DeliveryQueue: Sendable {
+    private var ids: [String] = []
+    private var head = 0
+
+    mutating func append(_ id: String) { ids.append(id) }
+
+    mutating func popFirst() -> String? {
+        guard head < ids.count else { return nil }
+        defer {
+            head += 1
+            // Drop the consumed front now and then, not on every pop.
+            if head > 1_024, head * 2 > ids.count {
+                ids.removeFirst(head)
+                head = 0
+            }
+        }
+        return ids[head]
     }
 }

@@ -145,6 +145,7 @@ final class WebhookSession: ReplaceableSession {
                     book.withLock { $0.drop(partitions) }
                 case .messages(let messages):
                     read(messages)
+                    try await catchUpNewSubscriptions()
                 case .endOfPartition:
                     break
                 }
@@ -197,12 +198,26 @@ final class WebhookSession: ReplaceableSession {
         connector.logger.info("restored ledger", metadata: ["partitions": "\(partitions.sorted())", "records": "\(count)"])
     }
 
-    /// Fans the events out to the subscriptions that want them.
-    private func read(_ messages: [KafkaMessage]) {
-        let active = subscriptions.values.values.compactMap { event -> WebhookSubscription? in
+    /// The subscriptions as the table holds them now.
+    private var currentSubscriptions: [WebhookSubscription] {
+        subscriptions.values.values.compactMap { event -> WebhookSubscription? in
             if case .webhookSubscription(let subscription) = event { return subscription }
             return nil
         }
+    }
+
+    /// Reads again, for a subscription that turned up after events it wants may have
+    /// been read, from where those events begin.
+    private func catchUpNewSubscriptions() async throws {
+        let rewinds = book.withLock { $0.rewinds(for: currentSubscriptions) }
+        guard !rewinds.isEmpty else { return }
+        try await consumer.seek(rewinds)
+        connector.logger.info("a new subscription: reading recent events again", metadata: ["from": "\(rewinds.map(\.description))"])
+    }
+
+    /// Fans the events out to the subscriptions that want them.
+    private func read(_ messages: [KafkaMessage]) {
+        let active = currentSubscriptions
         let now = Date()
         var undecodable = 0
         book.withLock { book in
