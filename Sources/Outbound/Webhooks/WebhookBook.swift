@@ -12,7 +12,6 @@ struct WebhookJob: Sendable {
     var offset: Int64
     /// Its latest ledger entry, nil before the first attempt.
     var entry: OutboundDelivery?
-    var due: Date
 }
 
 /// What the webhooks connector knows of the partitions it owns, as a value with pure
@@ -98,7 +97,7 @@ struct WebhookBook: Sendable {
             if let entry, entry.state != .attempting, entry.state != .retrying { continue }
             let due = entry?.state == .retrying ? (entry?.nextAttemptAt ?? now) : now
             jobs[id] = WebhookJob(
-                deliveryID: id, subscriptionID: subscription.subscriptionId, event: event, source: source, offset: offset, entry: entry, due: due)
+                deliveryID: id, subscriptionID: subscription.subscriptionId, event: event, source: source, offset: offset, entry: entry)
             if due > now { waiting[id] = due } else { queues[subscription.subscriptionId, default: DeliveryQueue()].append(id) }
             open[source, default: [:]][offset, default: 0] += 1
             added += 1
@@ -140,7 +139,8 @@ struct WebhookBook: Sendable {
         checkpoints[source] = marks
     }
 
-    /// The deliveries to attempt now, at most `limit`, oldest due first, marked in flight.
+    /// The deliveries to attempt now, at most `limit`, one per subscription in turn (each
+    /// in the order read), marked in flight.
     /// A subscription whose last calls failed gets one probe at a time once its pause is over.
     mutating func due(now: Date, limit: Int) -> [WebhookJob] {
         for (id, at) in waiting where at <= now {
@@ -195,7 +195,6 @@ struct WebhookBook: Sendable {
         guard jobs[job.deliveryID] != nil else { return }
         if entry.state == .retrying {
             jobs[job.deliveryID]!.entry = entry
-            jobs[job.deliveryID]!.due = entry.nextAttemptAt ?? now
             waiting[job.deliveryID] = entry.nextAttemptAt ?? now
             return
         }

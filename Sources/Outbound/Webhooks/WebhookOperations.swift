@@ -71,7 +71,7 @@ public enum WebhookOperations {
         }
         let job = WebhookJob(
             deliveryID: deliveryID, subscriptionID: subscriptionID, event: event, source: KafkaTopicPartition(topic: topic, partition: logged.partition),
-            offset: entry.sourceOffset, entry: entry, due: Date())
+            offset: entry.sourceOffset, entry: entry)
         var marker = WebhookConnector.attempting(job, now: Date())
         // An operator's attempt has a window of its own.
         marker.firstAttemptAt = Date()
