@@ -205,18 +205,8 @@ final class ConnectorSession: ReplaceableSession {
 
     /// Reads the ledger partitions of newly owned input partitions.
     private func restore(_ partitions: [Int32]) async throws {
-        let name = connector.definition.name
-        var entries: [Int32: [String: OutboundDelivery]] = [:]
-        let count = try await reader.read(
-            partitions.map { KafkaTopicPartition(topic: OutboundDelivery.topic, partition: $0) }, timeout: connector.configuration.restoreTimeout
-        ) { messages in
-            for message in messages {
-                guard let envelope = try? Envelope.decode(message.eventRecord), case .outboundDelivery(let entry) = envelope.event,
-                    entry.connector == name
-                else { continue }
-                entries[message.partition, default: [:]][entry.commandId] = entry
-            }
-        }
+        let (entries, count) = try await readLedger(
+            partitions, connector: connector.definition.name, reader: reader, timeout: connector.configuration.restoreTimeout)
         await store.load(entries, partitions: partitions)
         connector.logger.info("restored ledger", metadata: ["partitions": "\(partitions.sorted())", "records": "\(count)"])
     }
@@ -311,12 +301,38 @@ struct PartitionLedger: DeliveryLedger {
     }
 
     func record(_ entry: OutboundDelivery) async throws {
-        let envelope = Envelope.output(
-            causedBy: "\(entry.commandId)/\(entry.state.rawValue)/\(entry.attempts)/\(entry.sourceOffset)", trace: nil, stage: connector,
-            outputIndex: 0, event: entry.event, time: entry.updatedAt)
-        _ = try await producer.send(try KafkaProducerMessage(envelope, topic: OutboundDelivery.topic, partition: partition))
+        _ = try await producer.send(try entry.ledgerRecord(partition: partition))
         await store.put(entry, partition: partition)
     }
+}
+
+extension OutboundDelivery {
+    /// Its record in the ledger, in `partition` (its command's), with an id derived from
+    /// the command, the state, the attempts and the command's offset, so a replay writes
+    /// the same record.
+    func ledgerRecord(partition: Int32) throws -> KafkaProducerMessage {
+        let envelope = Envelope.output(
+            causedBy: "\(commandId)/\(state.rawValue)/\(attempts)/\(sourceOffset)", trace: nil, stage: connector,
+            outputIndex: 0, event: event, time: updatedAt)
+        return try KafkaProducerMessage(envelope, topic: OutboundDelivery.topic, partition: partition)
+    }
+}
+
+/// The entries of `connector` in these ledger partitions, by partition and command id
+/// (the last of each command), and how many records were read.
+func readLedger(
+    _ partitions: [Int32], connector: String, reader: PartitionReader, timeout: Duration
+) async throws -> (entries: [Int32: [String: OutboundDelivery]], records: Int) {
+    var entries: [Int32: [String: OutboundDelivery]] = [:]
+    let count = try await reader.read(partitions.map { KafkaTopicPartition(topic: OutboundDelivery.topic, partition: $0) }, timeout: timeout) { messages in
+        for message in messages {
+            guard let envelope = try? Envelope.decode(message.eventRecord), case .outboundDelivery(let entry) = envelope.event,
+                entry.connector == connector
+            else { continue }
+            entries[message.partition, default: [:]][entry.commandId] = entry
+        }
+    }
+    return (entries, count)
 }
 
 /// One ``EndpointGate`` per gate key, made on first use.

@@ -73,14 +73,6 @@ public final class WebhookConnector: Service, Sendable {
         entry.firstAttemptAt = entry.firstAttemptAt ?? now
         return entry
     }
-
-    /// A ledger record in the source event's partition.
-    static func ledgerRecord(_ entry: OutboundDelivery, partition: Int32) throws -> KafkaProducerMessage {
-        let envelope = Envelope.output(
-            causedBy: "\(entry.commandId)/\(entry.state.rawValue)/\(entry.attempts)/\(entry.sourceOffset)", trace: nil, stage: name,
-            outputIndex: 0, event: entry.event, time: entry.updatedAt)
-        return try KafkaProducerMessage(envelope, topic: OutboundDelivery.topic, partition: partition)
-    }
 }
 
 /// One Kafka session of the webhooks connector.
@@ -144,8 +136,9 @@ final class WebhookSession: ReplaceableSession {
                 case .revoked(let partitions), .lost(let partitions):
                     book.withLock { $0.drop(partitions) }
                 case .messages(let messages):
-                    read(messages)
-                    try await catchUpNewSubscriptions()
+                    let current = currentSubscriptions
+                    read(messages, for: current)
+                    try await catchUpNewSubscriptions(current)
                 case .endOfPartition:
                     break
                 }
@@ -183,17 +176,8 @@ final class WebhookSession: ReplaceableSession {
 
     /// Reads the ledger partitions of newly owned source partitions.
     private func restore(_ partitions: Set<Int32>) async throws {
-        var entries: [Int32: [String: OutboundDelivery]] = [:]
-        let count = try await reader.read(
-            partitions.sorted().map { KafkaTopicPartition(topic: OutboundDelivery.topic, partition: $0) }, timeout: connector.configuration.restoreTimeout
-        ) { messages in
-            for message in messages {
-                guard let envelope = try? Envelope.decode(message.eventRecord), case .outboundDelivery(let entry) = envelope.event,
-                    entry.connector == WebhookConnector.name
-                else { continue }
-                entries[message.partition, default: [:]][entry.commandId] = entry
-            }
-        }
+        let (entries, count) = try await readLedger(
+            partitions.sorted(), connector: WebhookConnector.name, reader: reader, timeout: connector.configuration.restoreTimeout)
         book.withLock { $0.load(entries, partitions: partitions) }
         connector.logger.info("restored ledger", metadata: ["partitions": "\(partitions.sorted())", "records": "\(count)"])
     }
@@ -208,16 +192,15 @@ final class WebhookSession: ReplaceableSession {
 
     /// Reads again, for a subscription that turned up after events it wants may have
     /// been read, from where those events begin.
-    private func catchUpNewSubscriptions() async throws {
-        let rewinds = book.withLock { $0.rewinds(for: currentSubscriptions) }
+    private func catchUpNewSubscriptions(_ current: [WebhookSubscription]) async throws {
+        let rewinds = book.withLock { $0.rewinds(for: current) }
         guard !rewinds.isEmpty else { return }
         try await consumer.seek(rewinds)
         connector.logger.info("a new subscription: reading recent events again", metadata: ["from": "\(rewinds.map(\.description))"])
     }
 
     /// Fans the events out to the subscriptions that want them.
-    private func read(_ messages: [KafkaMessage]) {
-        let active = currentSubscriptions
+    private func read(_ messages: [KafkaMessage], for active: [WebhookSubscription]) {
         let now = Date()
         var undecodable = 0
         book.withLock { book in
@@ -256,7 +239,7 @@ final class WebhookSession: ReplaceableSession {
         var marker = WebhookConnector.attempting(job, now: now)
         let result: CallResult
         if let subscription, subscription.status == .active {
-            let record = try WebhookConnector.ledgerRecord(marker, partition: job.source.partition)
+            let record = try marker.ledgerRecord(partition: job.source.partition)
             let producer = self.producer
             result = await connector.poster.post(job.event, to: subscription, attempt: marker.attempts) { _ = try await producer.send(record) }
         } else {
@@ -265,7 +248,7 @@ final class WebhookSession: ReplaceableSession {
             result = .skipped(reason: subscription == nil ? "subscription deleted" : "subscription disabled")
         }
         let entry = WebhookRetries.settle(marker, after: result, now: Date(), policy: settings.policy, jitter: Double.random(in: 0..<1))
-        _ = try await producer.send(try WebhookConnector.ledgerRecord(entry, partition: job.source.partition))
+        _ = try await producer.send(try entry.ledgerRecord(partition: job.source.partition))
         let pause: Duration? = entry.state == .retrying || entry.state == .failed
             ? settings.policy.delay(afterAttempt: book.withLock { $0.failures(of: job.subscriptionID) } + 1, jitter: Double.random(in: 0.5..<1), hint: hint(result))
             : nil

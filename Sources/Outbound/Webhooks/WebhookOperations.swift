@@ -76,14 +76,14 @@ public enum WebhookOperations {
         // An operator's attempt has a window of its own.
         marker.firstAttemptAt = Date()
         let producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: kafka), logger: logger)
-        let record = try WebhookConnector.ledgerRecord(marker, partition: logged.partition)
+        let record = try marker.ledgerRecord(partition: logged.partition)
         let poster = WebhookPoster(http: HTTPExchange(client: http, timeout: timeout), signingKey: signingKey)
         let result = await poster.post(event, to: subscription, attempt: marker.attempts) { _ = try await producer.send(record) }
         var settled = WebhookRetries.settle(marker, after: result, now: Date(), policy: RetryPolicy(maxElapsed: .zero), jitter: 0)
         if settled.state == .retrying { settled.state = .failed }
         settled.reason = settled.state == .delivered ? "redelivered by an operator" : settled.reason
         do {
-            _ = try await producer.send(try WebhookConnector.ledgerRecord(settled, partition: logged.partition))
+            _ = try await producer.send(try settled.ledgerRecord(partition: logged.partition))
         } catch {
             try? await producer.close()
             throw error
