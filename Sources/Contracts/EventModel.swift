@@ -257,6 +257,48 @@ public enum PaymentEntryKind: String, Sendable, Hashable, Codable, CaseIterable 
     case refund
     /// Void requested.
     case void
+    /// The payment provider captured.
+    case captured
+    /// The payment provider did not capture.
+    case captureFailed = "capture_failed"
+    /// The payment provider refunded.
+    case refunded
+    /// The payment provider did not refund.
+    case refundFailed = "refund_failed"
+    /// The payment provider released the authorization.
+    case voided
+    /// The payment provider did not release the authorization.
+    case voidFailed = "void_failed"
+}
+
+/// Why a payment provider did not move the money.
+public enum PaymentFailure: String, Sendable, Hashable, Codable, CaseIterable {
+    /// The issuer or the provider declined (card declined, insufficient funds, fraud).
+    case declined
+    /// The authorization expired or was cancelled before capture: re-authorize or put the order on hold.
+    case authorizationExpired = "authorization_expired"
+    /// The provider refused the request as malformed or impossible (amount above the authorization, unknown payment).
+    case invalidRequest = "invalid_request"
+    /// The provider kept failing or stayed unreachable until the retry ceiling.
+    case providerUnavailable = "provider_unavailable"
+    /// The provider's answer was lost and it could not tell whether the money moved: an operator checks.
+    case outcomeUnknown = "outcome_unknown"
+}
+
+/// An invoice or a credit note that corrects one.
+public enum InvoiceKind: String, Sendable, Hashable, Codable, CaseIterable {
+    /// A commercial invoice (UBL InvoiceTypeCode 380).
+    case invoice
+    /// A credit note (UBL CreditNoteTypeCode 381) for a refund, a return or an appeasement.
+    case creditNote = "credit_note"
+}
+
+/// Where tax is rounded to the currency's minor unit.
+public enum TaxRounding: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Each line's tax is rounded; the invoice's tax is their sum.
+    case perLine = "per_line"
+    /// Tax is computed on each rate's taxable total and rounded once per rate.
+    case perInvoice = "per_invoice"
 }
 
 /// Which ERP feed file a row belongs to.
@@ -838,18 +880,22 @@ public struct PaymentEntry: Sendable, Hashable, Codable {
     public var at: Date
     /// Payment reference.
     public var reference: String?
+    /// For a failure, its class and the provider's message.
+    public var note: String?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
         kind: PaymentEntryKind,
         amount: Money,
         at: Date,
-        reference: String? = nil
+        reference: String? = nil,
+        note: String? = nil
     ) {
         self.kind = kind
         self.amount = amount
         self.at = at
         self.reference = reference
+        self.note = note
     }
 }
 
@@ -1069,6 +1115,210 @@ public struct HistoryEntry: Sendable, Hashable, Codable {
         self.eventType = eventType
         self.at = at
         self.status = status
+    }
+}
+
+/// The seller or the buyer on an invoice.
+public struct InvoiceParty: Sendable, Hashable, Codable {
+    /// Legal or person name.
+    public var name: String
+    /// VAT, GST or sales tax registration (with its country prefix in the EU, e.g. `DE123456789`).
+    public var taxId: String?
+    /// Postal address.
+    public var address: Address?
+    /// Where the document goes.
+    public var email: String?
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        name: String,
+        taxId: String? = nil,
+        address: Address? = nil,
+        email: String? = nil
+    ) {
+        self.name = name
+        self.taxId = taxId
+        self.address = address
+        self.email = email
+    }
+}
+
+/// One line of an invoice: net amounts, the tax category and rate it falls under.
+public struct InvoiceLine: Sendable, Hashable, Codable {
+    /// The order line (or `shipping`).
+    public var lineId: String
+    /// Seller SKU; nil for shipping.
+    public var sku: String?
+    /// What was sold.
+    public var description: String
+    /// Units.
+    public var quantity: Int
+    /// Net price of one unit, after discount, before tax.
+    public var unitPrice: Money
+    /// Net line amount (quantity × unit price, rounded).
+    public var netAmount: Money
+    /// UNCL5305 code: S standard, Z zero, E exempt, AE reverse charge, K intra-EU, G export, O outside scope.
+    public var taxCategory: String
+    /// Rate in hundredths of a percent: 1900 is 19 %.
+    public var taxRateBasisPoints: Int
+    /// Tax of the line (its rounded share when tax is rounded per invoice).
+    public var taxAmount: Money
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        lineId: String,
+        sku: String? = nil,
+        description: String,
+        quantity: Int,
+        unitPrice: Money,
+        netAmount: Money,
+        taxCategory: String,
+        taxRateBasisPoints: Int,
+        taxAmount: Money
+    ) {
+        self.lineId = lineId
+        self.sku = sku
+        self.description = description
+        self.quantity = quantity
+        self.unitPrice = unitPrice
+        self.netAmount = netAmount
+        self.taxCategory = taxCategory
+        self.taxRateBasisPoints = taxRateBasisPoints
+        self.taxAmount = taxAmount
+    }
+}
+
+/// Tax of one category and rate on an invoice.
+public struct TaxSubtotal: Sendable, Hashable, Codable {
+    /// UNCL5305 code.
+    public var taxCategory: String
+    /// Rate in hundredths of a percent.
+    public var taxRateBasisPoints: Int
+    /// Net amount taxed at this rate.
+    public var taxableAmount: Money
+    /// Tax at this rate.
+    public var taxAmount: Money
+    /// Why no tax is charged (reverse charge, export), for categories other than S.
+    public var exemptionReason: String?
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        taxCategory: String,
+        taxRateBasisPoints: Int,
+        taxableAmount: Money,
+        taxAmount: Money,
+        exemptionReason: String? = nil
+    ) {
+        self.taxCategory = taxCategory
+        self.taxRateBasisPoints = taxRateBasisPoints
+        self.taxableAmount = taxableAmount
+        self.taxAmount = taxAmount
+        self.exemptionReason = exemptionReason
+    }
+}
+
+/// An invoice or credit note as issued: numbered in its series, with parties, lines, tax per rate and totals.
+public struct Invoice: Sendable, Hashable, Codable {
+    /// Id: `<legal entity>/<series>/<sequence>`.
+    public var invoiceId: String
+    /// The printed number, e.g. `DE-2026-000042`: the series prefix and its sequence, gap-free within the series.
+    public var number: String
+    /// Invoice or credit note.
+    public var kind: InvoiceKind
+    /// The brand's selling entity.
+    public var legalEntity: String
+    /// Numbering series within the entity.
+    public var series: String
+    /// Position in the series, from 1, without gaps.
+    public var sequence: Int64
+    /// Issue date and time.
+    public var issuedAt: Date
+    /// Order.
+    public var orderId: String
+    /// What it was issued for, e.g. `shipment:<id>` or `refund:<command id>`: one document per cause.
+    public var cause: String
+    /// For a credit note, the number of the invoice it corrects.
+    public var correctedInvoice: String?
+    /// The legal entity.
+    public var seller: InvoiceParty
+    /// The customer.
+    public var buyer: InvoiceParty
+    /// The order's currency: every amount is in it.
+    public var currency: CurrencyCode
+    /// The order's prices included tax (EU, UK, AU, JP style).
+    public var pricesIncludeTax: Bool
+    /// Where tax was rounded.
+    public var rounding: TaxRounding
+    /// The buyer accounts for the VAT (EU B2B across borders).
+    public var reverseCharge: Bool
+    /// Lines.
+    public var lines: [InvoiceLine]
+    /// Tax per category and rate.
+    public var taxes: [TaxSubtotal]
+    /// Sum of net line amounts.
+    public var netTotal: Money
+    /// Sum of tax.
+    public var taxTotal: Money
+    /// Net plus tax: what the customer pays (or is refunded).
+    public var grossTotal: Money
+    /// The entity's book currency where it differs from the order's.
+    public var bookCurrency: CurrencyCode?
+    /// Book-currency units per order-currency unit, as a decimal string, on the issue date.
+    public var exchangeRate: String?
+    /// Free text printed on the document.
+    public var note: String?
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        invoiceId: String,
+        number: String,
+        kind: InvoiceKind,
+        legalEntity: String,
+        series: String,
+        sequence: Int64,
+        issuedAt: Date,
+        orderId: String,
+        cause: String,
+        correctedInvoice: String? = nil,
+        seller: InvoiceParty,
+        buyer: InvoiceParty,
+        currency: CurrencyCode,
+        pricesIncludeTax: Bool,
+        rounding: TaxRounding,
+        reverseCharge: Bool,
+        lines: [InvoiceLine],
+        taxes: [TaxSubtotal],
+        netTotal: Money,
+        taxTotal: Money,
+        grossTotal: Money,
+        bookCurrency: CurrencyCode? = nil,
+        exchangeRate: String? = nil,
+        note: String? = nil
+    ) {
+        self.invoiceId = invoiceId
+        self.number = number
+        self.kind = kind
+        self.legalEntity = legalEntity
+        self.series = series
+        self.sequence = sequence
+        self.issuedAt = issuedAt
+        self.orderId = orderId
+        self.cause = cause
+        self.correctedInvoice = correctedInvoice
+        self.seller = seller
+        self.buyer = buyer
+        self.currency = currency
+        self.pricesIncludeTax = pricesIncludeTax
+        self.rounding = rounding
+        self.reverseCharge = reverseCharge
+        self.lines = lines
+        self.taxes = taxes
+        self.netTotal = netTotal
+        self.taxTotal = taxTotal
+        self.grossTotal = grossTotal
+        self.bookCurrency = bookCurrency
+        self.exchangeRate = exchangeRate
+        self.note = note
     }
 }
 

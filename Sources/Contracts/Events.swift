@@ -1315,6 +1315,8 @@ public struct ShippingState: Sendable, Hashable, Codable {
     public var cancelled: Bool
     /// Last change.
     public var updatedAt: Date
+    /// Sales channel, for the payment commands.
+    public var channel: String?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -1329,7 +1331,8 @@ public struct ShippingState: Sendable, Hashable, Codable {
         waiting: [LineAllocation],
         shipments: [ParcelRecord],
         cancelled: Bool,
-        updatedAt: Date
+        updatedAt: Date,
+        channel: String? = nil
     ) {
         self.orderId = orderId
         self.lines = lines
@@ -1343,6 +1346,7 @@ public struct ShippingState: Sendable, Hashable, Codable {
         self.shipments = shipments
         self.cancelled = cancelled
         self.updatedAt = updatedAt
+        self.channel = channel
     }
 }
 
@@ -1967,6 +1971,8 @@ public struct ReturnsState: Sendable, Hashable, Codable {
     public var refunded: [ShipmentLine]
     /// Last change.
     public var updatedAt: Date
+    /// The order's payment, which refunds go back to.
+    public var authorizationReference: String?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -1977,7 +1983,8 @@ public struct ReturnsState: Sendable, Hashable, Codable {
         shipments: [ParcelRecord],
         returns: [ReturnRecord],
         refunded: [ShipmentLine],
-        updatedAt: Date
+        updatedAt: Date,
+        authorizationReference: String? = nil
     ) {
         self.orderId = orderId
         self.channel = channel
@@ -1987,6 +1994,7 @@ public struct ReturnsState: Sendable, Hashable, Codable {
         self.returns = returns
         self.refunded = refunded
         self.updatedAt = updatedAt
+        self.authorizationReference = authorizationReference
     }
 }
 
@@ -2015,6 +2023,8 @@ public struct CapturePayment: Sendable, Hashable, Codable {
     public var authorizationReference: String?
     /// Request time.
     public var requestedAt: Date
+    /// The order's sales channel: which payment provider the payments connector uses (docs/RULES.md, *Payment providers*).
+    public var channel: String?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -2022,13 +2032,15 @@ public struct CapturePayment: Sendable, Hashable, Codable {
         shipmentId: String,
         amount: Money,
         authorizationReference: String? = nil,
-        requestedAt: Date
+        requestedAt: Date,
+        channel: String? = nil
     ) {
         self.orderId = orderId
         self.shipmentId = shipmentId
         self.amount = amount
         self.authorizationReference = authorizationReference
         self.requestedAt = requestedAt
+        self.channel = channel
     }
 }
 
@@ -2057,6 +2069,10 @@ public struct RefundPayment: Sendable, Hashable, Codable {
     public var reason: Reason
     /// Request time.
     public var requestedAt: Date
+    /// The order's sales channel: which payment provider refunds.
+    public var channel: String?
+    /// The payment the refund goes back to.
+    public var authorizationReference: String?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -2064,13 +2080,17 @@ public struct RefundPayment: Sendable, Hashable, Codable {
         returnId: String? = nil,
         amount: Money,
         reason: Reason,
-        requestedAt: Date
+        requestedAt: Date,
+        channel: String? = nil,
+        authorizationReference: String? = nil
     ) {
         self.orderId = orderId
         self.returnId = returnId
         self.amount = amount
         self.reason = reason
         self.requestedAt = requestedAt
+        self.channel = channel
+        self.authorizationReference = authorizationReference
     }
 }
 
@@ -2097,18 +2117,22 @@ public struct VoidPayment: Sendable, Hashable, Codable {
     public var reason: Reason
     /// Request time.
     public var requestedAt: Date
+    /// The order's sales channel: which payment provider voids.
+    public var channel: String?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
         orderId: String,
         authorizationReference: String? = nil,
         reason: Reason,
-        requestedAt: Date
+        requestedAt: Date,
+        channel: String? = nil
     ) {
         self.orderId = orderId
         self.authorizationReference = authorizationReference
         self.reason = reason
         self.requestedAt = requestedAt
+        self.channel = channel
     }
 }
 
@@ -2123,6 +2147,332 @@ extension VoidPayment: ContractEvent {
     public var partitionKey: String { orderId }
     /// This event wrapped in the ``Event`` sum type.
     public var event: Event { .voidPayment(self) }
+}
+
+/// The payment provider captured money for a shipment: the payments connector's outcome of one CapturePayment.
+public struct PaymentCaptured: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// The CapturePayment it executed.
+    public var commandId: String
+    /// Shipment that triggered it.
+    public var shipmentId: String
+    /// Amount captured.
+    public var amount: Money
+    /// Provider name from configuration, e.g. `stripe`.
+    public var provider: String
+    /// The provider's id for the capture.
+    public var providerReference: String?
+    /// When it was settled.
+    public var capturedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        commandId: String,
+        shipmentId: String,
+        amount: Money,
+        provider: String,
+        providerReference: String? = nil,
+        capturedAt: Date
+    ) {
+        self.orderId = orderId
+        self.commandId = commandId
+        self.shipmentId = shipmentId
+        self.amount = amount
+        self.provider = provider
+        self.providerReference = providerReference
+        self.capturedAt = capturedAt
+    }
+}
+
+extension PaymentCaptured: ContractEvent {
+    /// `oms.payment.captured.v1`.
+    public static let eventType = EventType(name: "oms.payment.captured", version: 1)
+    /// Records of this event go to `oms.payments.outcomes`.
+    public static let topic = "oms.payments.outcomes"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .paymentCaptured(self) }
+}
+
+/// The payment provider did not capture: declined, authorization expired, refused, or unreachable until the ceiling.
+public struct PaymentCaptureFailed: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// The CapturePayment.
+    public var commandId: String
+    /// Shipment that triggered it.
+    public var shipmentId: String
+    /// Amount asked for.
+    public var amount: Money
+    /// Provider name.
+    public var provider: String
+    /// Why.
+    public var failure: PaymentFailure
+    /// The provider's own message.
+    public var message: String
+    /// When it was settled.
+    public var failedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        commandId: String,
+        shipmentId: String,
+        amount: Money,
+        provider: String,
+        failure: PaymentFailure,
+        message: String,
+        failedAt: Date
+    ) {
+        self.orderId = orderId
+        self.commandId = commandId
+        self.shipmentId = shipmentId
+        self.amount = amount
+        self.provider = provider
+        self.failure = failure
+        self.message = message
+        self.failedAt = failedAt
+    }
+}
+
+extension PaymentCaptureFailed: ContractEvent {
+    /// `oms.payment.capture_failed.v1`.
+    public static let eventType = EventType(name: "oms.payment.capture_failed", version: 1)
+    /// Records of this event go to `oms.payments.outcomes`.
+    public static let topic = "oms.payments.outcomes"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .paymentCaptureFailed(self) }
+}
+
+/// The payment provider refunded money: the outcome of one RefundPayment.
+public struct PaymentRefunded: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// The RefundPayment it executed.
+    public var commandId: String
+    /// Return, if any.
+    public var returnId: String?
+    /// Amount refunded.
+    public var amount: Money
+    /// Provider name.
+    public var provider: String
+    /// The provider's refund id.
+    public var providerReference: String?
+    /// When it was settled.
+    public var refundedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        commandId: String,
+        returnId: String? = nil,
+        amount: Money,
+        provider: String,
+        providerReference: String? = nil,
+        refundedAt: Date
+    ) {
+        self.orderId = orderId
+        self.commandId = commandId
+        self.returnId = returnId
+        self.amount = amount
+        self.provider = provider
+        self.providerReference = providerReference
+        self.refundedAt = refundedAt
+    }
+}
+
+extension PaymentRefunded: ContractEvent {
+    /// `oms.payment.refunded.v1`.
+    public static let eventType = EventType(name: "oms.payment.refunded", version: 1)
+    /// Records of this event go to `oms.payments.outcomes`.
+    public static let topic = "oms.payments.outcomes"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .paymentRefunded(self) }
+}
+
+/// The payment provider did not refund; an alert and a dead letter go with it so it is never lost (`oms dlq replay` re-drives it).
+public struct PaymentRefundFailed: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// The RefundPayment.
+    public var commandId: String
+    /// Return, if any.
+    public var returnId: String?
+    /// Amount asked for.
+    public var amount: Money
+    /// Provider name.
+    public var provider: String
+    /// Why.
+    public var failure: PaymentFailure
+    /// The provider's own message.
+    public var message: String
+    /// When it was settled.
+    public var failedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        commandId: String,
+        returnId: String? = nil,
+        amount: Money,
+        provider: String,
+        failure: PaymentFailure,
+        message: String,
+        failedAt: Date
+    ) {
+        self.orderId = orderId
+        self.commandId = commandId
+        self.returnId = returnId
+        self.amount = amount
+        self.provider = provider
+        self.failure = failure
+        self.message = message
+        self.failedAt = failedAt
+    }
+}
+
+extension PaymentRefundFailed: ContractEvent {
+    /// `oms.payment.refund_failed.v1`.
+    public static let eventType = EventType(name: "oms.payment.refund_failed", version: 1)
+    /// Records of this event go to `oms.payments.outcomes`.
+    public static let topic = "oms.payments.outcomes"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .paymentRefundFailed(self) }
+}
+
+/// The payment provider released an uncaptured authorization: the outcome of one VoidPayment.
+public struct PaymentVoided: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// The VoidPayment it executed.
+    public var commandId: String
+    /// Provider name.
+    public var provider: String
+    /// The provider's id for the cancelled payment.
+    public var providerReference: String?
+    /// When it was settled.
+    public var voidedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        commandId: String,
+        provider: String,
+        providerReference: String? = nil,
+        voidedAt: Date
+    ) {
+        self.orderId = orderId
+        self.commandId = commandId
+        self.provider = provider
+        self.providerReference = providerReference
+        self.voidedAt = voidedAt
+    }
+}
+
+extension PaymentVoided: ContractEvent {
+    /// `oms.payment.voided.v1`.
+    public static let eventType = EventType(name: "oms.payment.voided", version: 1)
+    /// Records of this event go to `oms.payments.outcomes`.
+    public static let topic = "oms.payments.outcomes"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .paymentVoided(self) }
+}
+
+/// The payment provider did not void the authorization (it lapses on its own, but the customer's funds stay held until then).
+public struct PaymentVoidFailed: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// The VoidPayment.
+    public var commandId: String
+    /// Provider name.
+    public var provider: String
+    /// Why.
+    public var failure: PaymentFailure
+    /// The provider's own message.
+    public var message: String
+    /// When it was settled.
+    public var failedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        commandId: String,
+        provider: String,
+        failure: PaymentFailure,
+        message: String,
+        failedAt: Date
+    ) {
+        self.orderId = orderId
+        self.commandId = commandId
+        self.provider = provider
+        self.failure = failure
+        self.message = message
+        self.failedAt = failedAt
+    }
+}
+
+extension PaymentVoidFailed: ContractEvent {
+    /// `oms.payment.void_failed.v1`.
+    public static let eventType = EventType(name: "oms.payment.void_failed", version: 1)
+    /// Records of this event go to `oms.payments.outcomes`.
+    public static let topic = "oms.payments.outcomes"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .paymentVoidFailed(self) }
+}
+
+/// An invoice or credit note was issued (compacted, keyed by invoice id: kept for as long as the law asks; the gateway serves it as HTML and UBL).
+public struct InvoiceIssued: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// The document.
+    public var invoice: Invoice
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        invoice: Invoice
+    ) {
+        self.orderId = orderId
+        self.invoice = invoice
+    }
+}
+
+extension InvoiceIssued: ContractEvent {
+    /// `oms.invoice.issued.v1`.
+    public static let eventType = EventType(name: "oms.invoice.issued", version: 1)
+    /// Records of this event go to `oms.invoices`.
+    public static let topic = "oms.invoices"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { "\(invoice.invoiceId)" }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .invoiceIssued(self) }
 }
 
 /// Everything known about an order, folded from all its events; the order API serves it.
@@ -3142,6 +3492,20 @@ public enum Event: Sendable, Hashable {
     case refundPayment(RefundPayment)
     /// `oms.payment.void.v1` on `oms.payments.commands`.
     case voidPayment(VoidPayment)
+    /// `oms.payment.captured.v1` on `oms.payments.outcomes`.
+    case paymentCaptured(PaymentCaptured)
+    /// `oms.payment.capture_failed.v1` on `oms.payments.outcomes`.
+    case paymentCaptureFailed(PaymentCaptureFailed)
+    /// `oms.payment.refunded.v1` on `oms.payments.outcomes`.
+    case paymentRefunded(PaymentRefunded)
+    /// `oms.payment.refund_failed.v1` on `oms.payments.outcomes`.
+    case paymentRefundFailed(PaymentRefundFailed)
+    /// `oms.payment.voided.v1` on `oms.payments.outcomes`.
+    case paymentVoided(PaymentVoided)
+    /// `oms.payment.void_failed.v1` on `oms.payments.outcomes`.
+    case paymentVoidFailed(PaymentVoidFailed)
+    /// `oms.invoice.issued.v1` on `oms.invoices`.
+    case invoiceIssued(InvoiceIssued)
     /// `oms.order.view.v1` on `oms.orders.state`.
     case orderView(OrderView)
     /// `oms.notification.v1` on `oms.notifications`.
@@ -3229,6 +3593,13 @@ public enum Event: Sendable, Hashable {
         case .capturePayment(let value): return value
         case .refundPayment(let value): return value
         case .voidPayment(let value): return value
+        case .paymentCaptured(let value): return value
+        case .paymentCaptureFailed(let value): return value
+        case .paymentRefunded(let value): return value
+        case .paymentRefundFailed(let value): return value
+        case .paymentVoided(let value): return value
+        case .paymentVoidFailed(let value): return value
+        case .invoiceIssued(let value): return value
         case .orderView(let value): return value
         case .notification(let value): return value
         case .channelUpdate(let value): return value
@@ -3302,6 +3673,13 @@ public enum EventRegistry {
             CapturePayment.self,
             RefundPayment.self,
             VoidPayment.self,
+            PaymentCaptured.self,
+            PaymentCaptureFailed.self,
+            PaymentRefunded.self,
+            PaymentRefundFailed.self,
+            PaymentVoided.self,
+            PaymentVoidFailed.self,
+            InvoiceIssued.self,
             OrderView.self,
             Notification.self,
             ChannelUpdate.self,

@@ -193,6 +193,12 @@ public enum TopicCatalog {
             name: "oms.notifications", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["view"], readers: ["email-connector"]),
         TopicSpec(
+            name: "oms.invoices", key: "legalEntity/series/sequence", cleanupPolicy: .compact,
+            writers: ["invoicing"], readers: ["gateway", "report", "erp-feed"]),
+        TopicSpec(
+            name: "oms.payments.outcomes", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
+            writers: ["payments-connector"], readers: ["view", "report"]),
+        TopicSpec(
             name: "oms.alerts", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["sla-watch", "every connector"], readers: ["operators", "report"]),
         TopicSpec(

@@ -46,7 +46,9 @@ final class Dashboard: Sendable {
     static func render(
         statuses: [String: Int], loads: [StageLoad], query: ReportQuery, onHand: [String: Int], reserved: [String: Int], now: Date
     ) -> String {
-        let orders = query.orders(.init(from: ReportFold.dayKey(now), to: ReportFold.dayKey(now)))
+        let today = ReportQuery.Filter(from: ReportFold.dayKey(now), to: ReportFold.dayKey(now))
+        let orders = query.orders(today)
+        let payments = query.payments(today)
         let late = query.lateOrders(now: now)
         // Out of stock (nothing left to promise), backordered or refused: what needs stock.
         let short = query.inventory(onHand: onHand, reserved: reserved).rows.filter { row in
@@ -94,6 +96,18 @@ final class Dashboard: Sendable {
             ["channel", "currency", "orders", "rejected", "revenue", "avg"],
             orders.rows.map { [$0[1].description, $0[2].description, $0[3].description, $0[7].description, money($0[4], $0[2].description), money($0[5], $0[2].description)] },
             numeric: [2, 3, 4, 5]))
+        // Columns of the payments report: day, currency, authorized, its amount, captured,
+        // its amount, failed captures, their amount, refunded, its amount, failed refunds.
+        html += section("Payments today", id: "payments", table(
+            ["currency", "authorized", "captured", "failed captures", "refunded", "failed refunds"],
+            payments.rows.map { row in
+                let currency = row[1].description
+                return [
+                    currency, money(row[3], currency), money(row[5], currency), "\(row[6]) (\(money(row[7], currency)))", money(row[9], currency),
+                    row[10].description,
+                ]
+            },
+            numeric: [1, 2, 3, 4, 5]))
         html += section("Late and at-risk orders", id: "late", table(
             ["order", "state", "promise"],
             late.rows.prefix(50).map { ["<a href=\"/v1/orders/\(escape($0[0].description))\">\(escape($0[0].description))</a>", $0[1].description, $0[2].description] },

@@ -12,13 +12,14 @@ public enum ConnectorCatalog {
     /// Every connector: `channels` (ChannelUpdate → the order's channel), `stock`
     /// (StockUpdate → the channel's listing), `email` (Notification → the customer,
     /// over SMTP), `sms` (Notification → the customer's phone, through Twilio) and
-    /// `webhooks` (subscribed events → the brand's systems).
-    public static let names = ["channels", "stock", "email", "sms", WebhookConnector.name]
+    /// `webhooks` (subscribed events → the brand's systems) and `payments` (capture,
+    /// refund and void → the payment provider, with outcome events).
+    public static let names = ["channels", "stock", "email", "sms", WebhookConnector.name, "payments"]
 
     /// The topics each connector consumes.
     public static let inputTopics = [
         "channels": [ChannelUpdate.topic], "stock": [StockUpdate.topic], "email": [Contracts.Notification.topic], "sms": [Contracts.Notification.topic],
-        WebhookConnector.name: WebhookEvents.topics,
+        WebhookConnector.name: WebhookEvents.topics, "payments": [CapturePayment.topic],
     ]
 
     /// The connector called `name` as a service with its status, ready to run; a missing
@@ -55,6 +56,12 @@ public enum ConnectorCatalog {
                 name: name, inputTopic: inputTopics[name]![0],
                 endpoint: try NotificationConnectorSettings.sms(keys: keys, http: HTTPExchange(client: http, timeout: common.httpTimeout)),
                 concurrency: common.concurrency, breaker: common.breaker, policy: common.policy)
+        case "payments":
+            let router = try payments(keys: keys, http: HTTPExchange(client: http, timeout: common.httpTimeout))
+            return ConnectorDefinition(
+                name: name, inputTopic: inputTopics[name]![0], endpoint: router,
+                concurrency: common.concurrency, breaker: common.breaker, policy: common.policy,
+                outcomes: CommandOutcomes(topics: [PaymentCaptured.topic]) { command, entry in router.outcomes(of: command, entry: entry) })
         default:
             throw ConfigurationError(key: "connector", reason: "unknown connector '\(name)'; connectors: \(names.joined(separator: ", "))")
         }
@@ -91,6 +98,46 @@ public enum ConnectorCatalog {
             }
         }
         return channels
+    }
+
+    /// `payments.providers` lists the payment providers; each has `payments.<name>.kind`
+    /// (`stripe`), `.key` (secret) and `.url`. `payments.routes` maps channels to a
+    /// provider or to `channel` (the marketplace moves the money), as `channel=route`
+    /// entries; `payments.default` is the route of every other channel.
+    static func payments(keys: KeyReader, http: HTTPExchange) throws(ConfigurationError) -> PaymentRouter {
+        var providers: [String: any PaymentProvider] = [:]
+        for provider in try keys.list("payments.providers") {
+            let prefix = "payments.\(provider)"
+            guard let key = try keys.string("\(prefix).key", secret: true), !key.isEmpty else {
+                throw ConfigurationError(key: "\(prefix).key", reason: "required for payment provider \(provider)")
+            }
+            switch try keys.string("\(prefix).kind") ?? "" {
+            case "stripe":
+                providers[provider] = StripePayments(name: provider, baseURL: try keys.string("\(prefix).url") ?? "https://api.stripe.com", secretKey: key, http: http)
+            case let other:
+                throw ConfigurationError(key: "\(prefix).kind", reason: "'\(other)' is not a supported payment provider (stripe)")
+            }
+        }
+        func route(_ value: String, key: String) throws(ConfigurationError) -> PaymentRouter.Route {
+            if value == "channel" { return .channel }
+            guard providers[value] != nil else {
+                throw ConfigurationError(key: key, reason: "'\(value)' is neither a provider in payments.providers nor `channel`")
+            }
+            return .provider(value)
+        }
+        var channels: [String: PaymentRouter.Route] = [:]
+        for entry in try keys.list("payments.routes") {
+            let parts = entry.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, !parts[0].isEmpty else {
+                throw ConfigurationError(key: "payments.routes", reason: "'\(entry)' is not channel=provider")
+            }
+            channels[parts[0]] = try route(parts[1], key: "payments.routes")
+        }
+        let fallback = try keys.string("payments.default").map { value throws(ConfigurationError) in try route(value, key: "payments.default") }
+        guard !providers.isEmpty || fallback == .channel else {
+            throw ConfigurationError(key: "payments.providers", reason: "list at least one payment provider")
+        }
+        return PaymentRouter(providers: providers, channels: channels, fallback: fallback)
     }
 
     /// The settings every connector has, under `connector.*`.

@@ -74,6 +74,15 @@ public struct HTTPExchange: Sendable {
         }
     }
 
+    /// `application/x-www-form-urlencoded` (`+` for spaces is not used: `%20` is valid too).
+    public static func formEncoded(_ fields: [(String, String)]) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return fields.map { name, value in
+            "\(name.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")=\(value.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")"
+        }.joined(separator: "&")
+    }
+
     /// Errors that happen before a byte of the request is written.
     static func neverLeft(_ error: any Error) -> Bool {
         if let error = error as? HTTPClientError {

@@ -21,16 +21,41 @@ public struct ConnectorDefinition: Sendable {
     public var breaker: CircuitBreaker
     /// Backoff and ceiling per command.
     public var policy: RetryPolicy
+    /// The events that tell the rest of the fleet how a command ended (the payments
+    /// connector's captured, refunded, failed…); none by default.
+    public var outcomes: CommandOutcomes
 
     /// A definition.
-    public init(name: String, inputTopic: String, endpoint: any OutboundEndpoint, concurrency: Int, breaker: CircuitBreaker, policy: RetryPolicy) {
+    public init(
+        name: String, inputTopic: String, endpoint: any OutboundEndpoint, concurrency: Int, breaker: CircuitBreaker, policy: RetryPolicy,
+        outcomes: CommandOutcomes = .none
+    ) {
         self.name = name
         self.inputTopic = inputTopic
         self.endpoint = endpoint
         self.concurrency = concurrency
         self.breaker = breaker
         self.policy = policy
+        self.outcomes = outcomes
     }
+}
+
+/// The events a connector writes when a command is settled, and the topics they go to
+/// (checked at start-up like the connector's other topics).
+public struct CommandOutcomes: Sendable {
+    /// Where the events go.
+    public var topics: [String]
+    /// The events for a command and its final ledger entry.
+    public var events: @Sendable (_ command: Envelope, _ entry: OutboundDelivery) -> [Event]
+
+    /// Outcomes.
+    public init(topics: [String], events: @escaping @Sendable (_ command: Envelope, _ entry: OutboundDelivery) -> [Event]) {
+        self.topics = topics
+        self.events = events
+    }
+
+    /// No events: the ledger is the only record.
+    public static let none = CommandOutcomes(topics: []) { _, _ in [] }
 }
 
 /// Runs one connector as a member of its consumer group: reads commands, settles each
@@ -152,7 +177,7 @@ final class ConnectorSession: ReplaceableSession {
         kafka.clientID = "\(group).\(settings.instanceID)"
         let admin = try KafkaAdmin(configuration: kafka, logger: connector.logger)
         let partitionCounts = try await admin.partitionCounts()
-        let needed = [definition.inputTopic, OutboundDelivery.topic, ConnectorAlert.topic, TopicCatalog.deadLetterTopic]
+        let needed = [definition.inputTopic, OutboundDelivery.topic, ConnectorAlert.topic, TopicCatalog.deadLetterTopic] + definition.outcomes.topics
         let missing = needed.filter { partitionCounts[$0] == nil }
         guard missing.isEmpty else {
             throw KafkaError(code: .invalidArgument, message: "connector \(definition.name): missing topics \(missing.joined(separator: ", ")) (create them with `oms topics apply`)")
@@ -247,9 +272,23 @@ final class ConnectorSession: ReplaceableSession {
             let settlement = try await processor.settle(command, offset: message.offset)
             let entry = settlement.entry
             if case .settled = settlement { connector.metrics.settled(entry.state) }
+            try await announce(definition.outcomes.events(command, entry), of: entry, for: command, message: message)
             if settlement.needsOperator {
                 try await raise(entry, for: command, message: message)
             }
+        }
+    }
+
+    /// The outcome events of a settled command, in the command's partition of their
+    /// topics (they are keyed like it), with ids derived from the command and its final
+    /// entry: a replay of an already settled command writes the same events again, which
+    /// readers take once by id; an operator's re-drive that ends differently writes new ones.
+    private func announce(_ events: [Event], of entry: OutboundDelivery, for command: Envelope, message: KafkaMessage) async throws {
+        for (index, event) in events.enumerated() {
+            let envelope = Envelope.output(
+                causedBy: "\(command.id)@\(entry.sourceOffset)/\(entry.state.rawValue)", trace: command.traceparent, stage: connector.definition.name,
+                outputIndex: index, event: event, time: entry.updatedAt)
+            _ = try await producer.send(try KafkaProducerMessage(envelope, topic: envelope.topic, partition: message.partition))
         }
     }
 

@@ -14,7 +14,7 @@ public struct OrderViewStage: Stage {
     /// Every order-keyed outcome topic.
     public let inputTopics = [
         OrderPlaced.topic, OrderRejected.topic, PaymentApproved.topic, OrderAllocated.topic, OrderCancelled.topic, ShipmentCreated.topic,
-        TrackingUpdated.topic, ReturnAuthorized.topic, CapturePayment.topic,
+        TrackingUpdated.topic, ReturnAuthorized.topic, CapturePayment.topic, PaymentCaptured.topic,
     ]
     /// oms.orders.state.
     public let changelogTopic: String? = OrderView.topic
@@ -95,6 +95,12 @@ public enum OrderViewFolder {
         case .capturePayment(let e): e.orderId
         case .refundPayment(let e): e.orderId
         case .voidPayment(let e): e.orderId
+        case .paymentCaptured(let e): e.orderId
+        case .paymentCaptureFailed(let e): e.orderId
+        case .paymentRefunded(let e): e.orderId
+        case .paymentRefundFailed(let e): e.orderId
+        case .paymentVoided(let e): e.orderId
+        case .paymentVoidFailed(let e): e.orderId
         default: nil
         }
     }
@@ -209,6 +215,8 @@ public enum OrderViewFolder {
             notes.append(("refunded/\(refund.returnId ?? envelope.id)", .refunded, ["amount": "\(refund.amount)"]))
         case .voidPayment(let void):
             view.payments.append(PaymentEntry(kind: .void, amount: Money(minorUnits: 0, currency: view.currency), at: void.requestedAt, reference: void.authorizationReference))
+        case .paymentCaptured, .paymentCaptureFailed, .paymentRefunded, .paymentRefundFailed, .paymentVoided, .paymentVoidFailed:
+            if let entry = paymentOutcome(envelope.event, currency: view.currency) { view.payments.append(entry) }
         case .paymentDeclined, .paymentHeld, .orderBackordered, .cancelRejected:
             break
         default:
@@ -268,6 +276,22 @@ public enum OrderViewFolder {
         PaymentDeclined.eventType.name: .declined,
     ]
 
+    /// What the payment provider did, as the view's money movement.
+    static func paymentOutcome(_ event: Event, currency: CurrencyCode) -> PaymentEntry? {
+        let none = Money(minorUnits: 0, currency: currency)
+        return switch event {
+        case .paymentCaptured(let e): PaymentEntry(kind: .captured, amount: e.amount, at: e.capturedAt, reference: e.providerReference)
+        case .paymentCaptureFailed(let e):
+            PaymentEntry(kind: .captureFailed, amount: e.amount, at: e.failedAt, reference: e.shipmentId, note: "\(e.failure.rawValue): \(e.message)")
+        case .paymentRefunded(let e): PaymentEntry(kind: .refunded, amount: e.amount, at: e.refundedAt, reference: e.providerReference)
+        case .paymentRefundFailed(let e):
+            PaymentEntry(kind: .refundFailed, amount: e.amount, at: e.failedAt, reference: e.returnId, note: "\(e.failure.rawValue): \(e.message)")
+        case .paymentVoided(let e): PaymentEntry(kind: .voided, amount: none, at: e.voidedAt, reference: e.providerReference)
+        case .paymentVoidFailed(let e): PaymentEntry(kind: .voidFailed, amount: none, at: e.failedAt, note: "\(e.failure.rawValue): \(e.message)")
+        default: nil
+        }
+    }
+
     private static func currency(of event: Event) -> CurrencyCode? {
         switch event {
         case .paymentApproved(let e): e.amount.currency
@@ -276,6 +300,8 @@ public enum OrderViewFolder {
         case .paymentReleased(let e): e.amount.currency
         case .capturePayment(let e): e.amount.currency
         case .refundPayment(let e): e.amount.currency
+        case .paymentCaptured(let e): e.amount.currency
+        case .paymentRefunded(let e): e.amount.currency
         default: nil
         }
     }

@@ -79,7 +79,7 @@ public struct ReportTable: Sendable, Hashable, Encodable {
 /// day and channel.
 public struct ReportQuery: Sendable {
     /// The report names `report(_:)` knows.
-    public static let names = ["orders", "fulfilment", "inventory", "returns", "pipeline"]
+    public static let names = ["orders", "fulfilment", "inventory", "returns", "payments", "pipeline"]
 
     /// Buckets by report, then by bucket (partition suffix removed), values added up.
     let merged: [String: [String: [String: Int64]]]
@@ -135,6 +135,7 @@ public struct ReportQuery: Sendable {
         case "fulfilment": [fulfilment(filter), lateOrders(now: now)]
         case "inventory": [inventory(onHand: onHand, reserved: reserved), stockouts()]
         case "returns": [returns(), refunds(filter, rates: rates)] + (rates.map { [refundsInBase(filter, rates: $0)] } ?? [])
+        case "payments": [payments(filter)]
         case "pipeline": [deadLetters(), slaBreaches(filter)]
         default: nil
         }
@@ -346,6 +347,22 @@ public struct ReportQuery: Sendable {
             guard parts.count == 2, filter.includes(day: parts[0]) else { return nil }
             return (parts[0], parts[1], values)
         }
+    }
+
+    /// Per day and currency: what checkouts authorized and what the payment provider
+    /// captured, failed to capture, refunded and failed to refund (counts and minor units).
+    public func payments(_ filter: Filter) -> ReportTable {
+        let figures = [
+            "authorized", "authorizedAmount", "captured", "capturedAmount", "captureFailed", "captureFailedAmount",
+            "refunded", "refundedAmount", "refundFailed", "refundFailedAmount",
+        ]
+        return ReportTable(
+            name: "payments", columns: ["day", "currency"] + figures,
+            rows: buckets(ReportFold.Name.payments).compactMap { bucket, values in
+                let parts = bucket.split(separator: "/").map(String.init)
+                guard parts.count == 2, filter.includes(day: parts[0]) else { return nil }
+                return [.text(parts[0]), .text(parts[1])] + figures.map { .integer(values[$0] ?? 0) }
+            })
     }
 
     /// Dead letters per stage and reason.

@@ -15,7 +15,7 @@ public struct ReportStage: Stage {
     public let inputTopics = [
         OrderPlaced.topic, OrderRejected.topic, OrderAllocated.topic, InventoryResult.topic, OrderCancelled.topic,
         ShipmentCreated.topic, ShipmentDelivered.topic, ReturnAuthorized.topic, RefundPayment.topic, SLAAlert.topic,
-        TopicCatalog.deadLetterTopic,
+        TopicCatalog.deadLetterTopic, PaymentCaptured.topic,
     ]
     /// oms.reports.
     public let changelogTopic: String? = ReportBucket.topic
@@ -49,6 +49,8 @@ public enum ReportFold {
         public static let returns = "returns"
         /// Refunds per day and currency.
         public static let refunds = "refunds"
+        /// Money authorized at checkout and moved by the payment provider, per day and currency.
+        public static let payments = "payments"
         /// Dead letters per stage and reason.
         public static let deadLetters = "deadletters"
         /// Per-order facts, internal.
@@ -67,6 +69,19 @@ public enum ReportFold {
             var facts: [String: Int64] = ["placedAt": order.placedAt.millisecondsSince1970]
             if let promise = order.promisedDeliveryDate { facts["promise"] = promise.millisecondsSince1970 }
             buckets.merge(Name.order, order.orderId, facts)
+            if order.payment.status == .authorized {
+                buckets.add(Name.payments, "\(dayKey(order.placedAt))/\(order.payment.amount.currency.code)", [
+                    "authorized": 1, "authorizedAmount": order.payment.amount.minorUnits,
+                ])
+            }
+        case .paymentCaptured(let e):
+            buckets.add(Name.payments, "\(dayKey(e.capturedAt))/\(e.amount.currency.code)", ["captured": 1, "capturedAmount": e.amount.minorUnits])
+        case .paymentCaptureFailed(let e):
+            buckets.add(Name.payments, "\(dayKey(e.failedAt))/\(e.amount.currency.code)", ["captureFailed": 1, "captureFailedAmount": e.amount.minorUnits])
+        case .paymentRefunded(let e):
+            buckets.add(Name.payments, "\(dayKey(e.refundedAt))/\(e.amount.currency.code)", ["refunded": 1, "refundedAmount": e.amount.minorUnits])
+        case .paymentRefundFailed(let e):
+            buckets.add(Name.payments, "\(dayKey(e.failedAt))/\(e.amount.currency.code)", ["refundFailed": 1, "refundFailedAmount": e.amount.minorUnits])
         case .orderRejected(let rejected):
             buckets.add(Name.orders, "\(hourKey(rejected.rejectedAt))/\(rejected.channel)/-", ["rejected": 1])
         case .orderBackordered(let backordered):

@@ -79,6 +79,7 @@ public enum ReturnsMachine {
         case .orderPlaced(let order):
             guard state.totals == nil else { return Step(state: current, outputs: []) }
             state.channel = order.channel
+            state.authorizationReference = order.payment.reference
             state.lines = order.lines
             state.totals = order.totals
             return Step(state: state, outputs: [])
@@ -266,7 +267,7 @@ public enum ReturnsMachine {
             outputs.append(RefundPayment(
                 orderId: state.orderId, returnId: returnId, amount: Money(minorUnits: refund, currency: amounts.currency),
                 reason: Reason(code: "returned", message: "return \(ret.rma): \(returned.map { "\($0.quantity) × \($0.sku)" }.joined(separator: ", "))"),
-                requestedAt: now
+                requestedAt: now, channel: state.channel, authorizationReference: state.authorizationReference
             ).event)
         }
         return Step(state: state, outputs: outputs)

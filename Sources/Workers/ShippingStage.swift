@@ -175,10 +175,11 @@ public enum ShippingMachine {
             state.promisedDeliveryDate = order.promisedDeliveryDate
             state.placedAt = order.placedAt
             state.authorizationReference = order.payment.reference
+            state.channel = order.channel
             if state.cancelled {
                 // Cancelled before the order was read: the void waited for its reference.
                 let reason = Reason(code: "order_cancelled", message: "order cancelled before shipment")
-                return Step(state: state, outputs: [VoidPayment(orderId: orderId, authorizationReference: order.payment.reference, reason: reason, requestedAt: now).event])
+                return Step(state: state, outputs: [VoidPayment(orderId: orderId, authorizationReference: order.payment.reference, reason: reason, requestedAt: now, channel: order.channel).event])
             }
             let waiting = state.waiting
             state.waiting = []
@@ -205,7 +206,8 @@ public enum ShippingMachine {
                 // The order itself is not read yet: the void goes when it is, with its reference.
                 return Step(state: state, outputs: [cancelled.event])
             }
-            let void = VoidPayment(orderId: orderId, authorizationReference: state.authorizationReference, reason: command.reason, requestedAt: now)
+            let void = VoidPayment(
+                orderId: orderId, authorizationReference: state.authorizationReference, reason: command.reason, requestedAt: now, channel: state.channel)
             return Step(state: state, outputs: [cancelled.event, void.event])
         default:
             return Step(state: current, outputs: [])
@@ -265,7 +267,7 @@ public enum ShippingMachine {
             }
             outputs.append(CapturePayment(
                 orderId: state.orderId, shipmentId: shipmentId, amount: Money(minorUnits: capture, currency: amounts.currency),
-                authorizationReference: state.authorizationReference, requestedAt: now
+                authorizationReference: state.authorizationReference, requestedAt: now, channel: state.channel
             ).event)
             state.shipments.append(ParcelRecord(shipmentId: shipmentId, location: location, lines: lines))
         }

@@ -140,7 +140,7 @@ struct DemoCommand: AsyncParsableCommand {
         for connector in connectors.services { await group.addServiceUnlessShutdown(connector) }
         let base = "http://127.0.0.1:\(boundPort)"
         console.say("\(stages.count) stages and the gateway started; operations dashboard: \(base)/ (reports: \(base)/v1/reports/orders)")
-        console.say("channel, stock, email, SMS and webhooks connectors started: local Shopify, SP-API, Twilio and webhook receivers at \(connectors.base), SMTP at 127.0.0.1:\(smtpPort); the brand's ERP subscribed as \(subscription.subscriptionId)")
+        console.say("channel, stock, email, SMS, webhooks and payments connectors started: local Shopify, SP-API, Twilio, Stripe and webhook receivers at \(connectors.base), SMTP at 127.0.0.1:\(smtpPort); the brand's ERP subscribed as \(subscription.subscriptionId)")
         return DemoSystem(group: group, running: running, gateway: gateway, base: base, connectors: connectors, subscription: subscription)
     }
 
@@ -231,6 +231,7 @@ struct DemoCommand: AsyncParsableCommand {
             // its ledger: they trail the pipeline most on a loaded machine.
             ] + (await system.connectors.notificationInvariants(kafka: cluster.kafka.with(clientID: "oms-demo-notifications"), logger: logger, timeout: .seconds(180))) + [
                 await system.connectors.webhookInvariant(system.subscription, kafka: cluster.kafka.with(clientID: "oms-demo-webhooks"), logger: logger, timeout: .seconds(60)),
+                await system.connectors.paymentInvariant(kafka: cluster.kafka.with(clientID: "oms-demo-payments"), logger: logger, timeout: .seconds(60)),
             ]
             summary = try await DemoSummary.make(
                 scenario: world.scenario, driver: outcome.driver, sender: world.sender, views: world.views, levels: world.levels,

@@ -38,6 +38,9 @@ struct DemoConnectors: Sendable {
     let webhookConnector: WebhookConnector
     /// The key the subscription's secret derives from.
     static let signingKey = "orderfleet-demo-webhook-signing-key"
+    /// The `payments` connector: captures, refunds and voids to the local Stripe
+    /// (marketplace orders are paid through the marketplace: skipped).
+    let paymentConnector: OutboundConnector
     /// What the brand ERP subscribes to.
     static let subscribedTypes = [OrderPlaced.eventType, ShipmentCreated.eventType, OrderCancelled.eventType]
 
@@ -85,13 +88,25 @@ struct DemoConnectors: Sendable {
                 name: "sms", inputTopic: Contracts.Notification.topic, endpoint: sms, concurrency: 4, breaker: CircuitBreaker(),
                 policy: RetryPolicy(maxElapsed: .seconds(120))),
             configuration: settings, logger: logger)
+        // Now and then a payment answer is lost too: reconciled by reading the
+        // PaymentIntent or its refunds back.
+        channels.stripe.setFaults { $0.loseAnswerEvery = 41; $0.holdAnswer = .seconds(3) }
+        let payments = PaymentRouter(
+            providers: ["stripe": StripePayments(baseURL: base, secretKey: channels.stripe.secretKey, http: http)],
+            channels: [DemoScenario.Route.marketplace.rawValue: .channel], fallback: .provider("stripe"))
+        paymentConnector = OutboundConnector(
+            definition: ConnectorDefinition(
+                name: "payments", inputTopic: CapturePayment.topic, endpoint: payments, concurrency: 8, breaker: CircuitBreaker(),
+                policy: RetryPolicy(maxElapsed: .seconds(120)),
+                outcomes: CommandOutcomes(topics: [PaymentCaptured.topic]) { command, entry in payments.outcomes(of: command, entry: entry) }),
+            configuration: settings, logger: logger)
         webhookConnector = WebhookConnector(
             settings: WebhookSettings(signingKey: Self.signingKey, policy: RetryPolicy(baseDelay: .milliseconds(200), maxDelay: .seconds(2), maxElapsed: .seconds(120)), concurrency: 16, httpTimeout: .seconds(2)),
             configuration: settings, logger: logger)
     }
 
     /// The connectors, to run with the stages.
-    var services: [any Service] { [channelConnector, stockConnector, emailConnector, smsConnector, webhookConnector] }
+    var services: [any Service] { [channelConnector, stockConnector, emailConnector, smsConnector, webhookConnector, paymentConnector] }
 
     /// Subscribes the brand's ERP (the local receiver `/hooks/brand-erp`) to placed,
     /// shipped and cancelled orders, as `oms webhooks add` would; before the webhooks
@@ -109,13 +124,22 @@ struct DemoConnectors: Sendable {
     }
 
     /// Tells the local shop about the scenario's Shopify orders, as the real shop would
-    /// know them: line item ids and quantities.
+    /// know them (line item ids and quantities), and the local Stripe about every
+    /// checkout's authorization; one card in ``declinedEvery`` is declined at capture.
     func register(_ scenario: DemoScenario) {
         for planned in scenario.orders where planned.route == .shopify {
             channels.addShopifyOrder(
                 planned.order.externalOrderId, lines: Dictionary(planned.order.lines.map { ($0.lineId, $0.quantity) }, uniquingKeysWith: +))
         }
+        for planned in scenario.orders {
+            guard let intent = planned.order.payment.reference else { continue }
+            channels.stripe.authorize(intent, amount: planned.order.payment.amount.minorUnits, currency: planned.order.payment.amount.currency.code)
+            if planned.index % Self.declinedEvery == Self.declinedEvery / 2 { channels.stripe.setFaults { $0.declined.insert(intent) } }
+        }
     }
+
+    /// One order in this many has a card that is declined at capture.
+    static let declinedEvery = 40
 
     /// What each channel must have been told, from the order views: every shipment
     /// confirmed (a Shopify fulfillment per tracking number, an SP-API confirmation per
@@ -313,5 +337,101 @@ extension DemoConnectors {
 
     private static func topic(_ type: EventType) -> String {
         EventRegistry.all.first { $0.eventType == type }!.topic
+    }
+}
+
+extension DemoConnectors {
+    /// The payment commands written, and what Stripe must have done for them: one
+    /// effect per command routed to it, none for a declined card.
+    struct ExpectedPayments {
+        var keys: [String: (intent: String, amount: Int64, declined: Bool)] = [:]
+        var outcomes: [String: Int] = [:]
+        var failures: [String: Int] = [:]
+        var skipped = 0
+        var captures: [String: Int64] = [:]
+        var refunds: [String: Int64] = [:]
+        var voids: Set<String> = []
+    }
+
+    private func expectedPayments(kafka: KafkaConfiguration, logger: Logger) async throws -> ExpectedPayments {
+        var expected = ExpectedPayments()
+        let declined = channels.stripe.declinedIntents
+        var seen: Set<String> = []
+        for record in try await TopicScan.records(of: [CapturePayment.topic, PaymentCaptured.topic], kafka: kafka, logger: logger) {
+            // A replayed settlement writes the same outcome again, under the same id.
+            guard let envelope = try? Envelope.decode(record.eventRecord), seen.insert(envelope.id).inserted else { continue }
+            guard let request = PaymentRequest(command: envelope) else {
+                expected.note(outcome: envelope.event)
+                continue
+            }
+            guard request.channel != DemoScenario.Route.marketplace.rawValue, let intent = request.reference else {
+                expected.skipped += 1
+                continue
+            }
+            let amount = request.amount?.minorUnits ?? 0
+            let refused = request.operation == .capture && declined.contains(intent)
+            expected.keys["payments/\(envelope.id)"] = (intent, amount, refused)
+            switch request.operation {
+            case .capture where !refused: expected.captures[intent, default: 0] += amount
+            case .refund: expected.refunds[intent, default: 0] += amount
+            case .void: expected.voids.insert(intent)
+            case .capture: break
+            }
+        }
+        return expected
+    }
+
+    /// Waits up to `timeout` for every payment command to be settled; then the
+    /// invariant: each capture, refund and void done once at the provider (effects per
+    /// idempotency key, money per PaymentIntent), declined cards never charged, and one
+    /// outcome event per command.
+    func paymentInvariant(kafka: KafkaConfiguration, logger: Logger, timeout: Duration) async -> DemoSummary.Invariant {
+        let deadline = ContinuousClock.now + timeout
+        var expected = ExpectedPayments()
+        func settled(_ expected: ExpectedPayments) -> Bool {
+            let effects = channels.stripe.ledger.effects
+            return expected.keys.allSatisfy { key, value in value.declined || effects[key] != nil }
+                && expected.keys.keys.allSatisfy { expected.outcomes[String($0.dropFirst("payments/".count))] != nil }
+        }
+        repeat {
+            if let read = try? await expectedPayments(kafka: kafka, logger: logger) { expected = read }
+            if !expected.keys.isEmpty, settled(expected) { break }
+            try? await Task.sleep(for: .milliseconds(500))
+        } while ContinuousClock.now < deadline
+        let ledger = channels.stripe.ledger
+        let missing = expected.keys.filter { !$0.value.declined && ledger.effects[$0.key] == nil }.count
+        let twice = ledger.effects.values.filter { $0 > 1 }.count
+        let unexpected = Set(ledger.effects.keys).subtracting(expected.keys.keys).count
+        let charged = expected.keys.filter { $0.value.declined && ledger.effects[$0.key] != nil }.count
+        let declined = expected.keys.values.filter(\.declined).count
+        let money = ledger.captured == expected.captures && ledger.refunded == expected.refunds && ledger.cancelled == expected.voids
+        let outcomesMissing = expected.keys.keys.filter { expected.outcomes[String($0.dropFirst("payments/".count))] == nil }.count
+        let outcomesTwice = expected.outcomes.values.filter { $0 > 1 }.count
+        let failuresRight = expected.failures.count == declined
+        return DemoSummary.Invariant(
+            name: "every capture, refund and void executed once at the payment provider",
+            holds: missing == 0 && twice == 0 && unexpected == 0 && charged == 0 && money && outcomesMissing == 0 && outcomesTwice == 0 && failuresRight
+                && !expected.keys.isEmpty,
+            detail: "\(expected.keys.count) commands to Stripe (\(expected.captures.count) orders captured, \(expected.refunds.count) refunded, "
+                + "\(expected.voids.count) voided, \(declined) declined cards), \(expected.skipped) paid through the marketplace; "
+                + "\(missing) missing, \(twice) twice, \(unexpected) unexpected, \(charged) declined cards charged, money per PaymentIntent \(money ? "exact" : "WRONG"); "
+                + "\(outcomesMissing) without an outcome event, \(outcomesTwice) with two; \(ledger.lostAnswers) answers lost and reconciled")
+    }
+}
+
+extension DemoConnectors.ExpectedPayments {
+    /// Counts an outcome event against its command.
+    mutating func note(outcome event: Event) {
+        switch event {
+        case .paymentCaptured(let e): outcomes[e.commandId, default: 0] += 1
+        case .paymentRefunded(let e): outcomes[e.commandId, default: 0] += 1
+        case .paymentVoided(let e): outcomes[e.commandId, default: 0] += 1
+        case .paymentCaptureFailed(let e):
+            outcomes[e.commandId, default: 0] += 1
+            failures[e.commandId, default: 0] += 1
+        case .paymentRefundFailed(let e): outcomes[e.commandId, default: 0] += 1
+        case .paymentVoidFailed(let e): outcomes[e.commandId, default: 0] += 1
+        default: break
+        }
     }
 }

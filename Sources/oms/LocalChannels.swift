@@ -10,8 +10,9 @@ import Synchronization
 /// Stand-ins for the systems OrderFleet talks back to, for the demo and the tests: a
 /// Shopify shop (Admin REST: fulfillment orders, fulfillments, cancel, refunds, variants,
 /// inventory levels), an Amazon SP-API marketplace (shipment confirmation, order items,
-/// listings), OrderFleet webhook receivers and Twilio's Messages API (create, list), each
-/// in the provider's documented shapes, error bodies included.
+/// listings), OrderFleet webhook receivers, Twilio's Messages API (create, list) and
+/// Stripe's PaymentIntents (``LocalStripe``), each in the provider's documented shapes,
+/// error bodies included.
 ///
 /// It counts what an auditor would: calls and effects per idempotency key, fulfillments
 /// per tracking number. Faults can be switched on: a rate limit (429 with `Retry-After`
@@ -70,6 +71,8 @@ public final class LocalChannels: Sendable {
     public let token: String
     /// The webhook secret.
     public let secret: String
+    /// The payment provider, under `/v1`.
+    public let stripe = LocalStripe()
     private let state = Mutex(State())
 
     private struct State {
@@ -134,6 +137,7 @@ public final class LocalChannels: Sendable {
         addShopify(router)
         addAmazon(router)
         addTwilio(router)
+        stripe.addRoutes(to: router)
         router.post("hooks/{name}") { request, context in try await self.webhook(request, context) }
         var logger = Logger(label: "oms.local-channels")
         logger.logLevel = .warning

@@ -17,7 +17,9 @@ enum OrderViewText {
         }
         if !view.payments.isEmpty {
             out.append("payments")
-            for entry in view.payments { out.append("  \(RFC3339.format(entry.at))  \(pad(entry.kind.rawValue, 13)) \(entry.amount)  \(entry.reference ?? "")") }
+            for entry in view.payments {
+                out.append("  \(RFC3339.format(entry.at))  \(pad(entry.kind.rawValue, 14)) \(entry.amount)  \(entry.reference ?? "")\(entry.note.map { "  \($0)" } ?? "")")
+            }
         }
         if !view.shipments.isEmpty {
             out.append("shipments")

@@ -42,6 +42,7 @@ extension PipelineTests {
             "every shipped channel order confirmed to its channel once", "no feed ever advertised more than available-to-sell",
             "every notification delivered once", "CRM and ERP feeds agree with the order views",
             "every subscribed event delivered to the brand's webhook once", "every text message sent once",
+            "every capture, refund and void executed once at the payment provider",
         ])
         for invariant in invariants {
             #expect(invariant["holds"] as? Bool == true, "\(invariant["name"] ?? ""): \(invariant["detail"] ?? "")")

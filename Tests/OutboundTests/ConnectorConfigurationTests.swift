@@ -50,6 +50,7 @@ struct ConnectorConfigurationTests {
             "EMAIL_SMTP_HOST": "mail", "EMAIL_FROM": "a@b.example", "EMAIL_MESSAGE_ID_DOMAIN": "b.example", "EMAIL_QUIET_HOURS": "21:00-08:00",
             "EMAIL_QUIET_TIME_ZONE": "Europe/Berlin", "WEBHOOKS_SIGNING_KEY": "a-signing-key-of-32-characters!!",
             "SMS_FROM": "MG0123456789abcdef0123456789abcdef", "SMS_ACCOUNT_SID": "AC1", "SMS_AUTH_TOKEN": "t", "SMS_QUIET_HOURS": "21:00-08:00",
+            "PAYMENTS_PROVIDERS": "stripe", "PAYMENTS_STRIPE_KIND": "stripe", "PAYMENTS_STRIPE_KEY": "sk_test_x", "PAYMENTS_DEFAULT": "stripe",
         ]
         for name in ConnectorCatalog.names {
             #expect(try await Self.error(name, environment) == nil, "\(name)")

@@ -225,7 +225,7 @@ private typealias F = PipelineFixtures
 
         let paid = captures(result)
         #expect(paid.map(\.shipmentId) == created.map(\.shipmentId))
-        #expect(paid.allSatisfy { $0.authorizationReference == "psp-1" && $0.amount.currency == .usd })
+        #expect(paid.allSatisfy { $0.authorizationReference == "psp-1" && $0.amount.currency == .usd && $0.channel == placed.channel })
         #expect(paid.map(\.amount.minorUnits).reduce(0, +) == placed.totals.total.minorUnits, "captures add up to the order total")
         // Line 1 is worth 9.81 (2 units 6.54), line 2 9.82; shipping 4.99 goes with the first.
         #expect(paid.map(\.amount.minorUnits) == [654 + 499, 327 + 982])
@@ -297,7 +297,7 @@ private typealias F = PipelineFixtures
         #expect(results[1].outputs.map(\.topic) == [OrderCancelled.topic, VoidPayment.topic])
         #expect(F.events(results[1]) == [
             OrderCancelled(orderId: orderId, requestedBy: "customer", reason: reason, cancelledAt: F.now).event,
-            VoidPayment(orderId: orderId, authorizationReference: "psp-1", reason: reason, requestedAt: F.now).event,
+            VoidPayment(orderId: orderId, authorizationReference: "psp-1", reason: reason, requestedAt: F.now, channel: placed.channel).event,
         ])
         #expect(results[2].outputs.isEmpty, "a cancelled order is not shipped")
         guard case .shippingState(let state)? = driver.value(orderId) else {

@@ -139,6 +139,30 @@ private typealias F = PipelineFixtures
         #expect(refunds.map { $0[3] } == [.integer(300), .integer(1_000)], "never summed across currencies")
     }
 
+    @Test("payments: authorized at checkout against captured, failed captures, refunded and failed refunds, per day and currency")
+    func payments() throws {
+        var store = Store()
+        let usd = Self.placed("a")
+        let eur = Self.placed("b", currency: .eur, price: 700)
+        store.fold([usd.event, eur.event], partition: 0)
+        store.fold([
+            PaymentCaptured(orderId: usd.orderId, commandId: "c1", shipmentId: "s1", amount: F.money(1_500), provider: "stripe", capturedAt: F.placedAt).event,
+            PaymentCaptureFailed(
+                orderId: eur.orderId, commandId: "c2", shipmentId: "s2", amount: Money(minorUnits: 1_400, currency: .eur), provider: "stripe",
+                failure: .declined, message: "declined", failedAt: F.placedAt).event,
+            PaymentRefunded(orderId: usd.orderId, commandId: "r1", amount: F.money(500), provider: "stripe", refundedAt: F.placedAt).event,
+        ], partition: 2)
+        let table = store.query.payments(.init())
+        #expect(table.columns.prefix(4) == ["day", "currency", "authorized", "authorizedAmount"])
+        let rows = Dictionary(uniqueKeysWithValues: table.rows.map { ($0[1].description, $0) })
+        let column = { (name: String) in table.columns.firstIndex(of: name) ?? -1 }
+        #expect(rows["USD"]?[column("authorizedAmount")] == .integer(usd.payment.amount.minorUnits))
+        #expect(rows["USD"]?[column("capturedAmount")] == .integer(1_500))
+        #expect(rows["USD"]?[column("refundedAmount")] == .integer(500))
+        #expect(rows["EUR"]?[column("captureFailed")] == .integer(1) && rows["EUR"]?[column("captured")] == .integer(0))
+        #expect(store.query.report("payments")?.map(\.name) == ["payments"])
+    }
+
     @Test("pipeline: dead letters per stage and reason code; SLA breaches per status")
     func pipeline() {
         var store = Store()

@@ -189,6 +189,7 @@ private typealias F = PipelineFixtures
         #expect(outputs[0][0] == ReturnReceived(orderId: orderId, returnId: "r-1", rma: rma, lines: lines, receivedAt: arrived).event)
         #expect(outputs[0][1] == RestockInventory(orderId: orderId, returnId: "r-1", sku: "SKU-A", location: "WH-1", quantity: 1).event, "back where it shipped from")
         let refund = try #require(refunds(outputs[0]).first)
+        #expect(refund.channel == placed.channel && refund.authorizationReference == placed.payment.reference, "the payments connector routes by them")
         // Line 1 is worth 29.00 for 3 units: the first returned unit 9.66.
         #expect(refund.amount == F.money(966))
         #expect(refund.returnId == "r-1")
@@ -452,6 +453,23 @@ private typealias F = PipelineFixtures
         #expect(result.view?.notificationsSent == ["confirmed", "shipped/s-1", "out_for_delivery/s-1", "delayed/s-1", "delivered/s-1", "refunded/r-1", "cancelled"])
         #expect(result.view?.lineProgress.first { $0.lineId == "1" }?.shipped == 2, "a repeated shipment is counted once")
         #expect(result.view?.lineProgress.first { $0.lineId == "1" }?.delivered == 2, "a repeated delivery is counted once")
+    }
+
+    @Test func paymentOutcomesShowWhatTheProviderDidAndStatusIsUnchanged() throws {
+        let capture = CapturePayment(orderId: orderId, shipmentId: "s-1", amount: F.money(4_400), requestedAt: F.now)
+        let captured = PaymentCaptured(
+            orderId: orderId, commandId: "cap-1", shipmentId: "s-1", amount: F.money(4_400), provider: "stripe", providerReference: "ch_1", capturedAt: F.now)
+        let failed = PaymentRefundFailed(
+            orderId: orderId, commandId: "ref-1", returnId: "r-1", amount: F.money(1_000), provider: "stripe", failure: .declined,
+            message: "Your card was declined.", failedAt: F.now)
+        let result = fold([placed.event, approved, allocated, shipped1, capture.event, captured.event, failed.event])
+        let view = try #require(result.view)
+        #expect(view.payments.map(\.kind) == [.authorization, .capture, .captured, .refundFailed])
+        #expect(view.payments[2].reference == "ch_1" && view.payments[2].amount == F.money(4_400))
+        #expect(view.payments[3].note == "declined: Your card was declined.")
+        #expect(result.statuses.suffix(3).allSatisfy { $0 == result.statuses[3] }, "money movements do not change the order's status")
+        let again = OrderViewFolder.fold(view, orderId: orderId, envelope: F.envelope("e-5", captured.event, at: F.now), rules: rules, now: F.now)
+        #expect(again.view == nil, "an outcome written twice (a replayed settlement) is folded once")
     }
 
     @Test func sameEnvelopeFoldedTwiceChangesNothing() throws {

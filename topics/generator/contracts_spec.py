@@ -143,6 +143,12 @@ E("PaymentEntryKind", "Kind of money movement in the order view.", [
     ("capture", "Capture requested."),
     ("refund", "Refund requested."),
     ("void", "Void requested."),
+    ("captured", "The payment provider captured."),
+    ("capture_failed", "The payment provider did not capture."),
+    ("refunded", "The payment provider refunded."),
+    ("refund_failed", "The payment provider did not refund."),
+    ("voided", "The payment provider released the authorization."),
+    ("void_failed", "The payment provider did not release the authorization."),
 ])
 
 S("Reason", "A machine-readable code plus a human message, so rules can be counted and explained.", [
@@ -282,6 +288,7 @@ S("PaymentEntry", "A money movement shown in the order view.", [
     ("amount", "Money", "Amount moved."),
     ("at", "Date", "When it happened."),
     ("reference", "String?", "Payment reference."),
+    ("note", "String?", "For a failure, its class and the provider's message."),
 ])
 S("ShipmentSummary", "A shipment as shown in the order view.", [
     ("shipmentId", "String", "Shipment id."),
@@ -551,6 +558,7 @@ EV("ShippingState", "oms.shipping.state", 1, "oms.shipping.state", ORDER_KEY, OR
     ("shipments", "[ParcelRecord]", "Shipments made."),
     ("cancelled", "Bool", "A cancel was accepted."),
     ("updatedAt", "Date", "Last change."),
+    ("channel", "String?", "Sales channel, for the payment commands."),
 ])
 EV("ShipmentCreated", "oms.shipment.created", 1, "oms.shipments.created", ORDER_KEY, ORDER_KEY,
    "A shipment with carrier, service and label was created for one location.", [
@@ -644,6 +652,7 @@ EV("ReturnsState", "oms.returns.state", 1, "oms.returns.state", ORDER_KEY, ORDER
     ("returns", "[ReturnRecord]", "Returns authorized so far."),
     ("refunded", "[ShipmentLine]", "Units refunded per line so far."),
     ("updatedAt", "Date", "Last change."),
+    ("authorizationReference", "String?", "The order's payment, which refunds go back to."),
 ])
 PC = "oms.payments.commands"
 EV("CapturePayment", "oms.payment.capture", 1, PC, ORDER_KEY, ORDER_KEY,
@@ -651,16 +660,128 @@ EV("CapturePayment", "oms.payment.capture", 1, PC, ORDER_KEY, ORDER_KEY,
     ("orderId", "String", "Order."), ("shipmentId", "String", "Shipment that triggers the capture."),
     ("amount", "Money", "Amount to capture."), ("authorizationReference", "String?", "Authorization to capture against."),
     ("requestedAt", "Date", "Request time."),
+    ("channel", "String?", "The order's sales channel: which payment provider the payments connector uses (docs/RULES.md, *Payment providers*)."),
 ])
 EV("RefundPayment", "oms.payment.refund", 1, PC, ORDER_KEY, ORDER_KEY,
    "Refund money for a received return (or a goodwill refund).", [
     ("orderId", "String", "Order."), ("returnId", "String?", "Return, if any."),
     ("amount", "Money", "Amount to refund."), ("reason", "Reason", "Why."), ("requestedAt", "Date", "Request time."),
+    ("channel", "String?", "The order's sales channel: which payment provider refunds."),
+    ("authorizationReference", "String?", "The payment the refund goes back to."),
 ])
 EV("VoidPayment", "oms.payment.void", 1, PC, ORDER_KEY, ORDER_KEY,
    "Void an uncaptured authorization after cancellation.", [
     ("orderId", "String", "Order."), ("authorizationReference", "String?", "Authorization to void."),
     ("reason", "Reason", "Why."), ("requestedAt", "Date", "Request time."),
+    ("channel", "String?", "The order's sales channel: which payment provider voids."),
+])
+PO = "oms.payments.outcomes"
+E("PaymentFailure", "Why a payment provider did not move the money.", [
+    ("declined", "The issuer or the provider declined (card declined, insufficient funds, fraud)."),
+    ("authorization_expired", "The authorization expired or was cancelled before capture: re-authorize or put the order on hold."),
+    ("invalid_request", "The provider refused the request as malformed or impossible (amount above the authorization, unknown payment)."),
+    ("provider_unavailable", "The provider kept failing or stayed unreachable until the retry ceiling."),
+    ("outcome_unknown", "The provider's answer was lost and it could not tell whether the money moved: an operator checks."),
+])
+EV("PaymentCaptured", "oms.payment.captured", 1, PO, ORDER_KEY, ORDER_KEY,
+   "The payment provider captured money for a shipment: the payments connector's outcome of one CapturePayment.", [
+    ("orderId", "String", "Order."), ("commandId", "String", "The CapturePayment it executed."),
+    ("shipmentId", "String", "Shipment that triggered it."), ("amount", "Money", "Amount captured."),
+    ("provider", "String", "Provider name from configuration, e.g. `stripe`."),
+    ("providerReference", "String?", "The provider's id for the capture."), ("capturedAt", "Date", "When it was settled."),
+])
+EV("PaymentCaptureFailed", "oms.payment.capture_failed", 1, PO, ORDER_KEY, ORDER_KEY,
+   "The payment provider did not capture: declined, authorization expired, refused, or unreachable until the ceiling.", [
+    ("orderId", "String", "Order."), ("commandId", "String", "The CapturePayment."),
+    ("shipmentId", "String", "Shipment that triggered it."), ("amount", "Money", "Amount asked for."),
+    ("provider", "String", "Provider name."), ("failure", "PaymentFailure", "Why."),
+    ("message", "String", "The provider's own message."), ("failedAt", "Date", "When it was settled."),
+])
+EV("PaymentRefunded", "oms.payment.refunded", 1, PO, ORDER_KEY, ORDER_KEY,
+   "The payment provider refunded money: the outcome of one RefundPayment.", [
+    ("orderId", "String", "Order."), ("commandId", "String", "The RefundPayment it executed."),
+    ("returnId", "String?", "Return, if any."), ("amount", "Money", "Amount refunded."),
+    ("provider", "String", "Provider name."), ("providerReference", "String?", "The provider's refund id."),
+    ("refundedAt", "Date", "When it was settled."),
+])
+EV("PaymentRefundFailed", "oms.payment.refund_failed", 1, PO, ORDER_KEY, ORDER_KEY,
+   "The payment provider did not refund; an alert and a dead letter go with it so it is never lost (`oms dlq replay` re-drives it).", [
+    ("orderId", "String", "Order."), ("commandId", "String", "The RefundPayment."),
+    ("returnId", "String?", "Return, if any."), ("amount", "Money", "Amount asked for."),
+    ("provider", "String", "Provider name."), ("failure", "PaymentFailure", "Why."),
+    ("message", "String", "The provider's own message."), ("failedAt", "Date", "When it was settled."),
+])
+EV("PaymentVoided", "oms.payment.voided", 1, PO, ORDER_KEY, ORDER_KEY,
+   "The payment provider released an uncaptured authorization: the outcome of one VoidPayment.", [
+    ("orderId", "String", "Order."), ("commandId", "String", "The VoidPayment it executed."),
+    ("provider", "String", "Provider name."), ("providerReference", "String?", "The provider's id for the cancelled payment."),
+    ("voidedAt", "Date", "When it was settled."),
+])
+EV("PaymentVoidFailed", "oms.payment.void_failed", 1, PO, ORDER_KEY, ORDER_KEY,
+   "The payment provider did not void the authorization (it lapses on its own, but the customer's funds stay held until then).", [
+    ("orderId", "String", "Order."), ("commandId", "String", "The VoidPayment."),
+    ("provider", "String", "Provider name."), ("failure", "PaymentFailure", "Why."),
+    ("message", "String", "The provider's own message."), ("failedAt", "Date", "When it was settled."),
+])
+E("InvoiceKind", "An invoice or a credit note that corrects one.", [
+    ("invoice", "A commercial invoice (UBL InvoiceTypeCode 380)."),
+    ("credit_note", "A credit note (UBL CreditNoteTypeCode 381) for a refund, a return or an appeasement."),
+])
+E("TaxRounding", "Where tax is rounded to the currency's minor unit.", [
+    ("per_line", "Each line's tax is rounded; the invoice's tax is their sum."),
+    ("per_invoice", "Tax is computed on each rate's taxable total and rounded once per rate."),
+])
+S("InvoiceParty", "The seller or the buyer on an invoice.", [
+    ("name", "String", "Legal or person name."),
+    ("taxId", "String?", "VAT, GST or sales tax registration (with its country prefix in the EU, e.g. `DE123456789`)."),
+    ("address", "Address?", "Postal address."),
+    ("email", "String?", "Where the document goes."),
+])
+S("InvoiceLine", "One line of an invoice: net amounts, the tax category and rate it falls under.", [
+    ("lineId", "String", "The order line (or `shipping`)."), ("sku", "String?", "Seller SKU; nil for shipping."),
+    ("description", "String", "What was sold."),
+    ("quantity", "Int", "Units.", {"minimum": 1}),
+    ("unitPrice", "Money", "Net price of one unit, after discount, before tax."),
+    ("netAmount", "Money", "Net line amount (quantity × unit price, rounded)."),
+    ("taxCategory", "String", "UNCL5305 code: S standard, Z zero, E exempt, AE reverse charge, K intra-EU, G export, O outside scope."),
+    ("taxRateBasisPoints", "Int", "Rate in hundredths of a percent: 1900 is 19 %.", {"minimum": 0}),
+    ("taxAmount", "Money", "Tax of the line (its rounded share when tax is rounded per invoice)."),
+])
+S("TaxSubtotal", "Tax of one category and rate on an invoice.", [
+    ("taxCategory", "String", "UNCL5305 code."),
+    ("taxRateBasisPoints", "Int", "Rate in hundredths of a percent.", {"minimum": 0}),
+    ("taxableAmount", "Money", "Net amount taxed at this rate."),
+    ("taxAmount", "Money", "Tax at this rate."),
+    ("exemptionReason", "String?", "Why no tax is charged (reverse charge, export), for categories other than S."),
+])
+S("Invoice", "An invoice or credit note as issued: numbered in its series, with parties, lines, tax per rate and totals.", [
+    ("invoiceId", "String", "Id: `<legal entity>/<series>/<sequence>`."),
+    ("number", "String", "The printed number, e.g. `DE-2026-000042`: the series prefix and its sequence, gap-free within the series."),
+    ("kind", "InvoiceKind", "Invoice or credit note."),
+    ("legalEntity", "String", "The brand's selling entity."),
+    ("series", "String", "Numbering series within the entity."),
+    ("sequence", "Int64", "Position in the series, from 1, without gaps.", {"minimum": 1}),
+    ("issuedAt", "Date", "Issue date and time."),
+    ("orderId", "String", "Order."),
+    ("cause", "String", "What it was issued for, e.g. `shipment:<id>` or `refund:<command id>`: one document per cause."),
+    ("correctedInvoice", "String?", "For a credit note, the number of the invoice it corrects."),
+    ("seller", "InvoiceParty", "The legal entity."),
+    ("buyer", "InvoiceParty", "The customer."),
+    ("currency", "CurrencyCode", "The order's currency: every amount is in it."),
+    ("pricesIncludeTax", "Bool", "The order's prices included tax (EU, UK, AU, JP style)."),
+    ("rounding", "TaxRounding", "Where tax was rounded."),
+    ("reverseCharge", "Bool", "The buyer accounts for the VAT (EU B2B across borders)."),
+    ("lines", "[InvoiceLine]", "Lines."),
+    ("taxes", "[TaxSubtotal]", "Tax per category and rate."),
+    ("netTotal", "Money", "Sum of net line amounts."), ("taxTotal", "Money", "Sum of tax."),
+    ("grossTotal", "Money", "Net plus tax: what the customer pays (or is refunded)."),
+    ("bookCurrency", "CurrencyCode?", "The entity's book currency where it differs from the order's."),
+    ("exchangeRate", "String?", "Book-currency units per order-currency unit, as a decimal string, on the issue date."),
+    ("note", "String?", "Free text printed on the document."),
+])
+EV("InvoiceIssued", "oms.invoice.issued", 1, "oms.invoices", '"\\(invoice.invoiceId)"', ORDER_KEY,
+   "An invoice or credit note was issued (compacted, keyed by invoice id: kept for as long as the law asks; the gateway serves it as HTML and UBL).", [
+    ("orderId", "String", "Order."), ("invoice", "Invoice", "The document."),
 ])
 EV("OrderView", "oms.order.view", 1, "oms.orders.state", ORDER_KEY, ORDER_KEY,
    "Everything known about an order, folded from all its events; the order API serves it.", [
@@ -863,6 +984,8 @@ TOPICS = [
     ("oms.payments.commands", "orderId", "delete", None, "order", ["shipping", "returns"], ["view", "payments-connector", "report", "channel-sync", "erp-feed"]),
     ("oms.orders.state", "orderId", "compact", None, "order", ["view"], ["view", "sla-watch", "customer-facts", "gateway", "oms orders"]),
     ("oms.notifications", "orderId", "delete", None, "order", ["view"], ["email-connector"]),
+    ("oms.invoices", "legalEntity/series/sequence", "compact", None, None, ["invoicing"], ["gateway", "report", "erp-feed"]),
+    ("oms.payments.outcomes", "orderId", "delete", None, "order", ["payments-connector"], ["view", "report"]),
     ("oms.alerts", "orderId", "delete", None, "order", ["sla-watch", "every connector"], ["operators", "report"]),
     ("oms.channels.commands", "orderId", "delete", None, "order", ["channel-sync"], ["channel-connector"]),
     ("oms.channels.state", "orderId", "compact", None, "order", ["channel-sync"], ["channel-sync"]),

@@ -150,7 +150,7 @@ public struct TwilioSMS: OutboundEndpoint {
         case .text(let phone, let text): (to, body) = (phone, text)
         }
         let sender = from.hasPrefix("MG") ? "MessagingServiceSid" : "From"
-        let form = Self.form([("To", to), (sender, from), ("Body", body)])
+        let form = HTTPExchange.formEncoded([("To", to), (sender, from), ("Body", body)])
         let outcome = await http.send(
             .POST, messagesURL, headers: [authorization], body: Data(form.utf8), contentType: "application/x-www-form-urlencoded",
             pointOfNoReturn: call.pointOfNoReturn)
@@ -178,14 +178,5 @@ public struct TwilioSMS: OutboundEndpoint {
         case .notSent(let reason), .lost(let reason):
             return .askAgain(reason: "listing messages: \(reason)")
         }
-    }
-
-    /// `application/x-www-form-urlencoded` (`+` for spaces is not used: `%20` is valid too).
-    static func form(_ fields: [(String, String)]) -> String {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        return fields.map { name, value in
-            "\(name)=\(value.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")"
-        }.joined(separator: "&")
     }
 }
