@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "Fleet", targets: ["Fleet"]),
         .library(name: "Gateway", targets: ["Gateway"]),
         .library(name: "Outbound", targets: ["Outbound"]),
+        .library(name: "Invoicing", targets: ["Invoicing"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -30,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/CoreOffice/XMLCoder", from: "0.18.2"),
     ],
     targets: [
         .systemLibrary(
@@ -55,6 +57,7 @@ let package = Package(
             name: "Workers",
             dependencies: [
                 "Contracts",
+                "Invoicing",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -87,6 +90,7 @@ let package = Package(
                 "Contracts",
                 "Workers",
                 "Fleet",
+                "Invoicing",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -117,6 +121,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Configuration", package: "swift-configuration"),
+            ]
+        ),
+        .target(
+            name: "Invoicing",
+            dependencies: [
+                "Contracts",
+                .product(name: "XMLCoder", package: "XMLCoder"),
+                .product(name: "Mustache", package: "swift-mustache"),
             ]
         ),
         .executableTarget(
@@ -183,7 +195,11 @@ let package = Package(
         ),
         .testTarget(
             name: "WorkersTests",
-            dependencies: ["Workers", "Contracts"]
+            dependencies: ["Workers", "Contracts", "Invoicing"]
+        ),
+        .testTarget(
+            name: "InvoicingTests",
+            dependencies: ["Invoicing", "Contracts"]
         ),
         .testTarget(
             name: "ContractsTests",

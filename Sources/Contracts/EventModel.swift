@@ -1229,7 +1229,7 @@ public struct Invoice: Sendable, Hashable, Codable {
     public var legalEntity: String
     /// Numbering series within the entity.
     public var series: String
-    /// Position in the series, from 1, without gaps.
+    /// Position in the series, from 1, without gaps (0 while the document waits for its number in an InvoiceRequested).
     public var sequence: Int64
     /// Issue date and time.
     public var issuedAt: Date
@@ -1319,6 +1319,27 @@ public struct Invoice: Sendable, Hashable, Codable {
         self.bookCurrency = bookCurrency
         self.exchangeRate = exchangeRate
         self.note = note
+    }
+}
+
+/// A number an invoicing series gave to a cause.
+public struct InvoiceAssignment: Sendable, Hashable, Codable {
+    /// What the document was issued for.
+    public var cause: String
+    /// Its position in the series.
+    public var sequence: Int64
+    /// The printed number.
+    public var number: String
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        cause: String,
+        sequence: Int64,
+        number: String
+    ) {
+        self.cause = cause
+        self.sequence = sequence
+        self.number = number
     }
 }
 

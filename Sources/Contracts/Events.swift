@@ -2445,6 +2445,232 @@ extension PaymentVoidFailed: ContractEvent {
     public var event: Event { .paymentVoidFailed(self) }
 }
 
+/// A complete invoice, but for its number, handed from the order-keyed `invoicing` stage to `invoice-numbering`, the one writer of the entity's series.
+public struct InvoiceRequested: Sendable, Hashable, Codable {
+    /// The selling entity; the record key.
+    public var legalEntity: String
+    /// Order.
+    public var orderId: String
+    /// The document with `sequence` 0 and empty `number` and `invoiceId`.
+    public var document: Invoice
+    /// When the payment that made it due was settled.
+    public var requestedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        legalEntity: String,
+        orderId: String,
+        document: Invoice,
+        requestedAt: Date
+    ) {
+        self.legalEntity = legalEntity
+        self.orderId = orderId
+        self.document = document
+        self.requestedAt = requestedAt
+    }
+}
+
+extension InvoiceRequested: ContractEvent {
+    /// `oms.invoice.requested.v1`.
+    public static let eventType = EventType(name: "oms.invoice.requested", version: 1)
+    /// Records of this event go to `oms.invoices.requests`.
+    public static let topic = "oms.invoices.requests"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { legalEntity }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .invoiceRequested(self) }
+}
+
+/// Money went back to the customer: `invoice-numbering` credits the order's invoices for it.
+public struct CreditNoteRequested: Sendable, Hashable, Codable {
+    /// The selling entity; the record key.
+    public var legalEntity: String
+    /// Order.
+    public var orderId: String
+    /// What it is for, e.g. `refund:<command id>`: one set of credit notes per cause.
+    public var cause: String
+    /// Gross amount to credit: split over the order's invoices, oldest first, and within each over its tax rates.
+    public var amount: Money
+    /// When the refund was settled.
+    public var requestedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        legalEntity: String,
+        orderId: String,
+        cause: String,
+        amount: Money,
+        requestedAt: Date
+    ) {
+        self.legalEntity = legalEntity
+        self.orderId = orderId
+        self.cause = cause
+        self.amount = amount
+        self.requestedAt = requestedAt
+    }
+}
+
+extension CreditNoteRequested: ContractEvent {
+    /// `oms.invoice.credit_requested.v1`.
+    public static let eventType = EventType(name: "oms.invoice.credit_requested", version: 1)
+    /// Records of this event go to `oms.invoices.requests`.
+    public static let topic = "oms.invoices.requests"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { legalEntity }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .creditNoteRequested(self) }
+}
+
+/// What the `invoicing` stage knows of one order (its changelog): the order's facts an invoice needs and the shipments invoiced.
+public struct InvoicingState: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// Sales channel (empty until the order is read).
+    public var channel: String?
+    /// Order lines.
+    public var lines: [OrderLine]
+    /// Order totals: with the lines, what each shipment's units were worth (they were captured for it).
+    public var totals: OrderTotals?
+    /// Ship-to address.
+    public var shipTo: Address?
+    /// Billing address.
+    public var billTo: Address?
+    /// The customer's address for the document.
+    public var buyerEmail: String?
+    /// Shipments made.
+    public var shipments: [ParcelRecord]
+    /// Captured shipments whose shipment or order was not read yet.
+    public var waiting: [String]
+    /// Shipments invoiced.
+    public var invoiced: [String]
+    /// Last change.
+    public var updatedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        channel: String? = nil,
+        lines: [OrderLine],
+        totals: OrderTotals? = nil,
+        shipTo: Address? = nil,
+        billTo: Address? = nil,
+        buyerEmail: String? = nil,
+        shipments: [ParcelRecord],
+        waiting: [String],
+        invoiced: [String],
+        updatedAt: Date
+    ) {
+        self.orderId = orderId
+        self.channel = channel
+        self.lines = lines
+        self.totals = totals
+        self.shipTo = shipTo
+        self.billTo = billTo
+        self.buyerEmail = buyerEmail
+        self.shipments = shipments
+        self.waiting = waiting
+        self.invoiced = invoiced
+        self.updatedAt = updatedAt
+    }
+}
+
+extension InvoicingState: ContractEvent {
+    /// `oms.invoicing.state.v1`.
+    public static let eventType = EventType(name: "oms.invoicing.state", version: 1)
+    /// Records of this event go to `oms.invoicing.state`.
+    public static let topic = "oms.invoicing.state"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .invoicingState(self) }
+}
+
+/// One numbering series of one entity (`invoice-numbering`'s changelog): the last number given and the recent causes, for replays.
+public struct InvoiceSeriesState: Sendable, Hashable, Codable {
+    /// Entity.
+    public var legalEntity: String
+    /// Series.
+    public var series: String
+    /// Printed prefix.
+    public var prefix: String
+    /// The last sequence given out; 0 before the first.
+    public var last: Int64
+    /// The last 50 assignments, oldest first: a replay after a crash that kept this record but not the order's (written after it) finds its numbers here.
+    public var recent: [InvoiceAssignment]
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        legalEntity: String,
+        series: String,
+        prefix: String,
+        last: Int64,
+        recent: [InvoiceAssignment]
+    ) {
+        self.legalEntity = legalEntity
+        self.series = series
+        self.prefix = prefix
+        self.last = last
+        self.recent = recent
+    }
+}
+
+extension InvoiceSeriesState: ContractEvent {
+    /// `oms.invoice.series.v1`.
+    public static let eventType = EventType(name: "oms.invoice.series", version: 1)
+    /// Records of this event go to `oms.invoicing.series`.
+    public static let topic = "oms.invoicing.series"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { "\(legalEntity)/\(series)" }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { "\(legalEntity)/\(series)" }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .invoiceSeriesState(self) }
+}
+
+/// The documents an entity issued for one order (`invoice-numbering`'s changelog), which credit notes are written against.
+public struct InvoicedOrder: Sendable, Hashable, Codable {
+    /// Entity.
+    public var legalEntity: String
+    /// Order.
+    public var orderId: String
+    /// Invoices and credit notes, in the order issued.
+    public var documents: [Invoice]
+    /// Last change.
+    public var updatedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        legalEntity: String,
+        orderId: String,
+        documents: [Invoice],
+        updatedAt: Date
+    ) {
+        self.legalEntity = legalEntity
+        self.orderId = orderId
+        self.documents = documents
+        self.updatedAt = updatedAt
+    }
+}
+
+extension InvoicedOrder: ContractEvent {
+    /// `oms.invoice.order.v1`.
+    public static let eventType = EventType(name: "oms.invoice.order", version: 1)
+    /// Records of this event go to `oms.invoicing.series`.
+    public static let topic = "oms.invoicing.series"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { "\(legalEntity)/order/\(orderId)" }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .invoicedOrder(self) }
+}
+
 /// An invoice or credit note was issued (compacted, keyed by invoice id: kept for as long as the law asks; the gateway serves it as HTML and UBL).
 public struct InvoiceIssued: Sendable, Hashable, Codable {
     /// Order.
@@ -3504,6 +3730,16 @@ public enum Event: Sendable, Hashable {
     case paymentVoided(PaymentVoided)
     /// `oms.payment.void_failed.v1` on `oms.payments.outcomes`.
     case paymentVoidFailed(PaymentVoidFailed)
+    /// `oms.invoice.requested.v1` on `oms.invoices.requests`.
+    case invoiceRequested(InvoiceRequested)
+    /// `oms.invoice.credit_requested.v1` on `oms.invoices.requests`.
+    case creditNoteRequested(CreditNoteRequested)
+    /// `oms.invoicing.state.v1` on `oms.invoicing.state`.
+    case invoicingState(InvoicingState)
+    /// `oms.invoice.series.v1` on `oms.invoicing.series`.
+    case invoiceSeriesState(InvoiceSeriesState)
+    /// `oms.invoice.order.v1` on `oms.invoicing.series`.
+    case invoicedOrder(InvoicedOrder)
     /// `oms.invoice.issued.v1` on `oms.invoices`.
     case invoiceIssued(InvoiceIssued)
     /// `oms.order.view.v1` on `oms.orders.state`.
@@ -3599,6 +3835,11 @@ public enum Event: Sendable, Hashable {
         case .paymentRefundFailed(let value): return value
         case .paymentVoided(let value): return value
         case .paymentVoidFailed(let value): return value
+        case .invoiceRequested(let value): return value
+        case .creditNoteRequested(let value): return value
+        case .invoicingState(let value): return value
+        case .invoiceSeriesState(let value): return value
+        case .invoicedOrder(let value): return value
         case .invoiceIssued(let value): return value
         case .orderView(let value): return value
         case .notification(let value): return value
@@ -3679,6 +3920,11 @@ public enum EventRegistry {
             PaymentRefundFailed.self,
             PaymentVoided.self,
             PaymentVoidFailed.self,
+            InvoiceRequested.self,
+            CreditNoteRequested.self,
+            InvoicingState.self,
+            InvoiceSeriesState.self,
+            InvoicedOrder.self,
             InvoiceIssued.self,
             OrderView.self,
             Notification.self,

@@ -108,6 +108,7 @@ public enum TopicCatalog {
     static let inventory = "inventory"
     static let tracking = "tracking"
     static let customer = "customer"
+    static let entity = "entity"
 
     /// The topics with their default settings.
     public static let topics: [TopicSpec] = [
@@ -119,7 +120,7 @@ public enum TopicCatalog {
             writers: ["gateway", "marketplaces"], readers: ["intake"]),
         TopicSpec(
             name: "oms.orders.placed", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["intake"], readers: ["payment", "allocation", "shipping", "returns", "view", "report", "channel-sync", "erp-feed"]),
+            writers: ["intake"], readers: ["payment", "allocation", "shipping", "returns", "view", "report", "channel-sync", "erp-feed", "invoicing"]),
         TopicSpec(
             name: "oms.orders.rejected", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["intake"], readers: ["view", "report"]),
@@ -161,7 +162,7 @@ public enum TopicCatalog {
             writers: ["shipping"], readers: ["shipping"]),
         TopicSpec(
             name: "oms.shipments.created", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["shipping"], readers: ["returns", "view", "report", "channel-sync", "erp-feed"]),
+            writers: ["shipping"], readers: ["returns", "view", "report", "channel-sync", "erp-feed", "invoicing"]),
         TopicSpec(
             name: "oms.shipments.index", key: "carrier/trackingNumber", cleanupPolicy: .compact,
             coPartitionGroup: tracking, writers: ["shipping", "returns"], readers: ["tracking"]),
@@ -193,11 +194,20 @@ public enum TopicCatalog {
             name: "oms.notifications", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["view"], readers: ["email-connector"]),
         TopicSpec(
+            name: "oms.invoicing.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
+            writers: ["invoicing"], readers: ["invoicing"]),
+        TopicSpec(
+            name: "oms.invoices.requests", key: "legalEntity", cleanupPolicy: .delete, coPartitionGroup: entity,
+            writers: ["invoicing"], readers: ["invoice-numbering"]),
+        TopicSpec(
+            name: "oms.invoicing.series", key: "legalEntity/series or legalEntity/order/orderId", cleanupPolicy: .compact,
+            coPartitionGroup: entity, writers: ["invoice-numbering"], readers: ["invoice-numbering"]),
+        TopicSpec(
             name: "oms.invoices", key: "legalEntity/series/sequence", cleanupPolicy: .compact,
-            writers: ["invoicing"], readers: ["gateway", "report", "erp-feed"]),
+            writers: ["invoice-numbering"], readers: ["gateway", "report"]),
         TopicSpec(
             name: "oms.payments.outcomes", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["payments-connector"], readers: ["view", "report"]),
+            writers: ["payments-connector"], readers: ["view", "report", "invoicing"]),
         TopicSpec(
             name: "oms.alerts", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["sla-watch", "every connector"], readers: ["operators", "report"]),

@@ -29,7 +29,7 @@ public enum RulesFile {
         guard unknown.isEmpty else {
             throw ConfigurationError(key: key, reason: "\(path): unknown key(s) \(unknown.joined(separator: ", ")) (a typo would silently take the default)")
         }
-        let rules: BusinessRules
+        var rules: BusinessRules
         do {
             rules = try YAMLDecoder().decode(BusinessRules.self, from: document)
         } catch let error as DecodingError {
@@ -37,6 +37,7 @@ public enum RulesFile {
         } catch {
             throw ConfigurationError(key: key, reason: "\(path): \(error)")
         }
+        rules.invoicing.resolvePaths(relativeTo: URL(fileURLWithPath: path).deletingLastPathComponent().path)
         let problems = rules.validate()
         guard problems.isEmpty else {
             throw ConfigurationError(key: key, reason: "\(path): \(problems.joined(separator: "; "))")
@@ -46,7 +47,10 @@ public enum RulesFile {
 
     /// The keys each mapping of the file may have, by path pattern (`[]` for any index).
     static let knownKeys: [String: Set<String>] = [
-        "": ["intake", "payment", "sourcing", "locations", "zones", "shipping", "returns", "notifications", "sla", "stockFeeds"],
+        "": ["intake", "payment", "sourcing", "locations", "zones", "shipping", "returns", "notifications", "sla", "stockFeeds", "invoicing"],
+        "invoicing": ["entities", "taxTable", "fxRates", "taxClasses"],
+        "invoicing.entities[]": ["id", "name", "taxId", "address", "email", "markets", "bookCurrency", "invoicePrefix", "creditNotePrefix"],
+        "invoicing.entities[].address": ["name", "lines", "city", "region", "postalCode", "country", "phone", "email"],
         "intake": ["currencies"],
         "payment": ["holdAboveMinorUnits", "velocity", "holdOnCountryMismatch", "riskyPostcodes"],
         "payment.velocity": ["maxOrders", "windowSeconds"],

@@ -29,6 +29,8 @@ public enum StageRegistry {
         Entry(name: "customers") { _ in CustomerTimelineStage() },
         Entry(name: "erp-feed") { _ in ERPFeedStage() },
         Entry(name: "sla-watch") { SLAWatchStage(rules: $0.sla) },
+        Entry(name: "invoicing") { InvoicingStage(rules: $0.invoicing) },
+        Entry(name: "invoice-numbering") { InvoiceNumberingStage(rules: $0.invoicing) },
         Entry(name: "report") { _ in ReportStage() },
     ]
 

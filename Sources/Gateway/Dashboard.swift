@@ -49,6 +49,7 @@ final class Dashboard: Sendable {
         let today = ReportQuery.Filter(from: ReportFold.dayKey(now), to: ReportFold.dayKey(now))
         let orders = query.orders(today)
         let payments = query.payments(today)
+        let invoices = query.invoices(today)
         let late = query.lateOrders(now: now)
         // Out of stock (nothing left to promise), backordered or refused: what needs stock.
         let short = query.inventory(onHand: onHand, reserved: reserved).rows.filter { row in
@@ -108,6 +109,18 @@ final class Dashboard: Sendable {
                 ]
             },
             numeric: [1, 2, 3, 4, 5]))
+        // Columns of the invoices report: day, entity, currency, invoices, gross, net, tax,
+        // credit notes, credited gross, net, tax, net revenue.
+        html += section("Invoiced today", id: "invoices", table(
+            ["entity", "currency", "invoices", "gross", "tax", "credit notes", "credited", "net revenue"],
+            invoices.rows.map { row in
+                let currency = row[2].description
+                return [
+                    row[1].description, currency, row[3].description, money(row[4], currency), money(row[6], currency), row[7].description,
+                    money(row[8], currency), money(row[11], currency),
+                ]
+            },
+            numeric: [2, 3, 4, 5, 6, 7]))
         html += section("Late and at-risk orders", id: "late", table(
             ["order", "state", "promise"],
             late.rows.prefix(50).map { ["<a href=\"/v1/orders/\(escape($0[0].description))\">\(escape($0[0].description))</a>", $0[1].description, $0[2].description] },

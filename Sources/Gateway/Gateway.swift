@@ -40,6 +40,8 @@ public final class Gateway: Sendable {
         var webhooks: GlobalTable
         /// The webhooks connector's ledger entries only (its delivery log).
         var webhookDeliveries: GlobalTable
+        /// Invoices and credit notes, by invoice id.
+        var invoices: GlobalTable
     }
 
     let dashboard = Dashboard()
@@ -134,9 +136,13 @@ public final class Gateway: Sendable {
                 let deliveries = try await GlobalTable.open(
                     topic: OutboundDelivery.topic, kafka: kafka.with(clientID: "oms-gateway"), logger: logger, keep: Self.isWebhookDelivery)
                 opened.append(deliveries)
+                let invoices = try await GlobalTable.open(topic: InvoiceIssued.topic, kafka: kafka.with(clientID: "oms-gateway"), logger: logger)
+                opened.append(invoices)
                 for table in opened { try await table.catchUp(timeout: .seconds(300)) }
                 tables.withLock {
-                    $0 = Tables(orders: orders, levels: levels, reports: reports, customers: customers, webhooks: webhooks, webhookDeliveries: deliveries)
+                    $0 = Tables(
+                        orders: orders, levels: levels, reports: reports, customers: customers, webhooks: webhooks, webhookDeliveries: deliveries,
+                        invoices: invoices)
                 }
                 attempt = 0
                 logger.info("gateway tables loaded", metadata: ["orders": "\(orders.count)", "skus": "\(levels.count)"])

@@ -1,6 +1,8 @@
 import Configuration
 import Contracts
 import Fleet
+import Foundation
+import Invoicing
 import Workers
 
 /// The gateway's settings: webhook secrets, limits and its Kafka timeout. Kafka itself
@@ -49,6 +51,10 @@ public struct GatewayConfiguration: Sendable {
     /// file's base currency. None by default, so a gateway never converts with a table
     /// nobody chose for it.
     public var fxRates: FXRates?
+    /// The Mustache template of printable invoices (`gateway.invoice.template`, default
+    /// config/invoices/invoice.mustache), read at start-up; without it the HTML form of
+    /// an invoice answers 503 (the UBL form needs none).
+    public var invoiceTemplate: String? = try? String(contentsOfFile: InvoiceHTML.defaultTemplatePath, encoding: .utf8)
 
     /// Defaults: no secrets, so only the operator and query endpoints work.
     public init() {}
@@ -57,7 +63,7 @@ public struct GatewayConfiguration: Sendable {
     public static let keys = [
         "gateway.shopify.secret", "gateway.shopify.secrets", "gateway.shopify.shops", "gateway.easypost.secret", "gateway.aftership.secret", "gateway.channel.secrets",
         "gateway.carrier.secrets", "gateway.api.token", "gateway.body.limit.bytes", "gateway.kafka.timeout.ms",
-        "gateway.retry.after.s", "gateway.idempotency.entries", "gateway.fx.rates", "webhooks.signing.key",
+        "gateway.retry.after.s", "gateway.idempotency.entries", "gateway.fx.rates", "gateway.invoice.template", "webhooks.signing.key",
     ]
 
     /// The environment variables the gateway reads beyond the worker's
@@ -93,6 +99,13 @@ public struct GatewayConfiguration: Sendable {
                 fxRates = try FXRates.load(path: path)
             } catch {
                 throw ConfigurationError(key: "gateway.fx.rates", reason: error.description)
+            }
+        }
+        if let template = try keys.string("gateway.invoice.template") {
+            do {
+                invoiceTemplate = try String(contentsOfFile: template, encoding: .utf8)
+            } catch {
+                throw ConfigurationError(key: "gateway.invoice.template", reason: "cannot read \(template): \(error.localizedDescription)")
             }
         }
     }

@@ -133,12 +133,13 @@ extension Gateway {
     /// answers a repeated key with the first answer, runs `work` and counts the result.
     func add(
         _ route: GatewayRoutes.Route, to router: Router<BasicRequestContext>, guard protection: Guard, dedupe: Dedupe? = nil,
+        media: @escaping @Sendable (Call) -> String = { _ in "application/json" },
         work: @escaping @Sendable (Call) async throws(GatewayError) -> (status: Int, body: [UInt8])
     ) {
         let handler: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, context in
             let response: Response
             do {
-                response = try await self.answer(request, context: context, guard: protection, dedupe: dedupe, route: route, work: work)
+                response = try await self.answer(request, context: context, guard: protection, dedupe: dedupe, route: route, media: media, work: work)
             } catch let error as GatewayError {
                 response = try error.response(from: request, context: context)
             }
@@ -153,7 +154,7 @@ extension Gateway {
 
     private func answer(
         _ request: Request, context: BasicRequestContext, guard protection: Guard, dedupe: Dedupe?, route: GatewayRoutes.Route,
-        work: @Sendable (Call) async throws(GatewayError) -> (status: Int, body: [UInt8])
+        media: @Sendable (Call) -> String, work: @Sendable (Call) async throws(GatewayError) -> (status: Int, body: [UInt8])
     ) async throws(GatewayError) -> Response {
         let body = try await readBody(request)
         let call = Call(body: body, request: request, parameters: context.parameters)
@@ -179,7 +180,7 @@ extension Gateway {
         }
         guard let key else {
             let (status, body) = try await work(call)
-            return Self.json(status: status, body)
+            return Self.response(status: status, body, contentType: media(call))
         }
         switch idempotency.claim(key) {
         case .answered(let answer):
@@ -238,7 +239,11 @@ extension Gateway {
     }
 
     static func json(status: Int, _ body: [UInt8]) -> Response {
-        Response(status: .init(code: status), headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+        response(status: status, body, contentType: "application/json")
+    }
+
+    static func response(status: Int, _ body: [UInt8], contentType: String) -> Response {
+        Response(status: .init(code: status), headers: [.contentType: contentType], body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
 
     static func encode(_ value: some Encodable) throws(GatewayError) -> [UInt8] {

@@ -26,6 +26,7 @@ extension Gateway {
         addOrderCommandRoutes(to: router)
         addQueryRoutes(to: router)
         addWebhookRoutes(to: router)
+        addInvoiceRoutes(to: router)
         addOperationsRoutes(to: router)
         return router
     }

@@ -27,12 +27,15 @@ public struct BusinessRules: Sendable, Hashable, Codable {
     public var sla: SLARules
     /// Stock shown on channels.
     public var stockFeeds: StockFeedRules
+    /// Legal entities, tax table and tax classes for invoices.
+    public var invoicing: InvoicingRules
 
     /// Creates rules.
     public init(
         intake: IntakeRules = IntakeRules(), payment: PaymentRules = PaymentRules(), sourcing: SourcingRules = SourcingRules(),
         locations: [StockLocation] = [], zones: [Zone] = [], shipping: ShippingRules = ShippingRules(), returns: ReturnRules = ReturnRules(),
-        notifications: NotificationRules = NotificationRules(), sla: SLARules = SLARules(), stockFeeds: StockFeedRules = StockFeedRules()
+        notifications: NotificationRules = NotificationRules(), sla: SLARules = SLARules(), stockFeeds: StockFeedRules = StockFeedRules(),
+        invoicing: InvoicingRules = InvoicingRules()
     ) {
         self.intake = intake
         self.payment = payment
@@ -44,6 +47,7 @@ public struct BusinessRules: Sendable, Hashable, Codable {
         self.notifications = notifications
         self.sla = sla
         self.stockFeeds = stockFeeds
+        self.invoicing = invoicing
     }
 
     /// Every problem found, as `key: message`; empty when the rules are usable.
@@ -92,6 +96,7 @@ public struct BusinessRules: Sendable, Hashable, Codable {
         problems += notifications.problems()
         problems += sla.problems()
         problems += stockFeeds.problems(locations: ids)
+        problems += invoicing.validate()
         return problems
     }
 
@@ -271,7 +276,7 @@ public struct Zone: Sendable, Hashable, Codable {
 
 // Every section and most keys may be left out of the file; these decoders fill the defaults.
 extension BusinessRules {
-    private enum CodingKeys: String, CodingKey { case intake, payment, sourcing, locations, zones, shipping, returns, notifications, sla, stockFeeds }
+    private enum CodingKeys: String, CodingKey { case intake, payment, sourcing, locations, zones, shipping, returns, notifications, sla, stockFeeds, invoicing }
 
     /// Decodes rules; a missing section takes its defaults.
     public init(from decoder: any Decoder) throws {
@@ -286,7 +291,8 @@ extension BusinessRules {
             returns: try c.decodeIfPresent(ReturnRules.self, forKey: .returns) ?? ReturnRules(),
             notifications: try c.decodeIfPresent(NotificationRules.self, forKey: .notifications) ?? NotificationRules(),
             sla: try c.decodeIfPresent(SLARules.self, forKey: .sla) ?? SLARules(),
-            stockFeeds: try c.decodeIfPresent(StockFeedRules.self, forKey: .stockFeeds) ?? StockFeedRules())
+            stockFeeds: try c.decodeIfPresent(StockFeedRules.self, forKey: .stockFeeds) ?? StockFeedRules(),
+            invoicing: try c.decodeIfPresent(InvoicingRules.self, forKey: .invoicing) ?? InvoicingRules())
     }
 }
 

@@ -79,7 +79,7 @@ public struct ReportTable: Sendable, Hashable, Encodable {
 /// day and channel.
 public struct ReportQuery: Sendable {
     /// The report names `report(_:)` knows.
-    public static let names = ["orders", "fulfilment", "inventory", "returns", "payments", "pipeline"]
+    public static let names = ["orders", "fulfilment", "inventory", "returns", "payments", "invoices", "pipeline"]
 
     /// Buckets by report, then by bucket (partition suffix removed), values added up.
     let merged: [String: [String: [String: Int64]]]
@@ -136,6 +136,7 @@ public struct ReportQuery: Sendable {
         case "inventory": [inventory(onHand: onHand, reserved: reserved), stockouts()]
         case "returns": [returns(), refunds(filter, rates: rates)] + (rates.map { [refundsInBase(filter, rates: $0)] } ?? [])
         case "payments": [payments(filter)]
+        case "invoices": [invoices(filter), taxes(filter)]
         case "pipeline": [deadLetters(), slaBreaches(filter)]
         default: nil
         }
@@ -362,6 +363,32 @@ public struct ReportQuery: Sendable {
                 let parts = bucket.split(separator: "/").map(String.init)
                 guard parts.count == 2, filter.includes(day: parts[0]) else { return nil }
                 return [.text(parts[0]), .text(parts[1])] + figures.map { .integer(values[$0] ?? 0) }
+            })
+    }
+
+    /// Per day, legal entity and currency: invoices and credit notes issued, their gross,
+    /// net and tax (minor units), and what stays invoiced (gross less credited).
+    public func invoices(_ filter: Filter) -> ReportTable {
+        let figures = ["invoices", "invoicedGross", "invoicedNet", "invoicedTax", "creditNotes", "creditedGross", "creditedNet", "creditedTax"]
+        return ReportTable(
+            name: "invoices", columns: ["day", "entity", "currency"] + figures + ["netRevenue"],
+            rows: buckets(ReportFold.Name.invoices).compactMap { bucket, values in
+                let parts = bucket.split(separator: "/").map(String.init)
+                guard parts.count == 3, filter.includes(day: parts[0]) else { return nil }
+                let revenue = (values["invoicedGross"] ?? 0) - (values["creditedGross"] ?? 0)
+                return parts.map { .text($0) } + figures.map { .integer(values[$0] ?? 0) } + [.integer(revenue)]
+            })
+    }
+
+    /// Per day, legal entity, currency, tax category and rate (basis points): the taxable
+    /// amount and the tax, credit notes subtracted.
+    public func taxes(_ filter: Filter) -> ReportTable {
+        ReportTable(
+            name: "taxes", columns: ["day", "entity", "currency", "category", "rateBasisPoints", "taxable", "tax"],
+            rows: buckets(ReportFold.Name.taxes).compactMap { bucket, values in
+                let parts = bucket.split(separator: "/").map(String.init)
+                guard parts.count == 5, filter.includes(day: parts[0]) else { return nil }
+                return parts.prefix(4).map { .text($0) } + [.integer(Int64(parts[4]) ?? 0), .integer(values["taxable"] ?? 0), .integer(values["tax"] ?? 0)]
             })
     }
 

@@ -15,7 +15,7 @@ public struct ReportStage: Stage {
     public let inputTopics = [
         OrderPlaced.topic, OrderRejected.topic, OrderAllocated.topic, InventoryResult.topic, OrderCancelled.topic,
         ShipmentCreated.topic, ShipmentDelivered.topic, ReturnAuthorized.topic, RefundPayment.topic, SLAAlert.topic,
-        TopicCatalog.deadLetterTopic, PaymentCaptured.topic,
+        TopicCatalog.deadLetterTopic, PaymentCaptured.topic, InvoiceIssued.topic,
     ]
     /// oms.reports.
     public let changelogTopic: String? = ReportBucket.topic
@@ -51,6 +51,10 @@ public enum ReportFold {
         public static let refunds = "refunds"
         /// Money authorized at checkout and moved by the payment provider, per day and currency.
         public static let payments = "payments"
+        /// Invoices and credit notes per day, legal entity and currency.
+        public static let invoices = "invoices"
+        /// Tax invoiced (less credited) per day, entity, currency, category and rate.
+        public static let taxes = "taxes"
         /// Dead letters per stage and reason.
         public static let deadLetters = "deadletters"
         /// Per-order facts, internal.
@@ -82,6 +86,20 @@ public enum ReportFold {
             buckets.add(Name.payments, "\(dayKey(e.refundedAt))/\(e.amount.currency.code)", ["refunded": 1, "refundedAmount": e.amount.minorUnits])
         case .paymentRefundFailed(let e):
             buckets.add(Name.payments, "\(dayKey(e.failedAt))/\(e.amount.currency.code)", ["refundFailed": 1, "refundFailedAmount": e.amount.minorUnits])
+        case .invoiceIssued(let issued):
+            let invoice = issued.invoice
+            let day = dayKey(invoice.issuedAt)
+            let prefix = invoice.kind == .invoice ? "invoiced" : "credited"
+            buckets.add(Name.invoices, "\(day)/\(invoice.legalEntity)/\(invoice.currency.code)", [
+                invoice.kind == .invoice ? "invoices" : "creditNotes": 1, "\(prefix)Gross": invoice.grossTotal.minorUnits,
+                "\(prefix)Net": invoice.netTotal.minorUnits, "\(prefix)Tax": invoice.taxTotal.minorUnits,
+            ])
+            let sign: Int64 = invoice.kind == .invoice ? 1 : -1
+            for tax in invoice.taxes {
+                buckets.add(Name.taxes, "\(day)/\(invoice.legalEntity)/\(invoice.currency.code)/\(tax.taxCategory)/\(tax.taxRateBasisPoints)", [
+                    "taxable": sign * tax.taxableAmount.minorUnits, "tax": sign * tax.taxAmount.minorUnits,
+                ])
+            }
         case .orderRejected(let rejected):
             buckets.add(Name.orders, "\(hourKey(rejected.rejectedAt))/\(rejected.channel)/-", ["rejected": 1])
         case .orderBackordered(let backordered):

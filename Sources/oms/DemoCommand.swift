@@ -232,6 +232,7 @@ struct DemoCommand: AsyncParsableCommand {
             ] + (await system.connectors.notificationInvariants(kafka: cluster.kafka.with(clientID: "oms-demo-notifications"), logger: logger, timeout: .seconds(180))) + [
                 await system.connectors.webhookInvariant(system.subscription, kafka: cluster.kafka.with(clientID: "oms-demo-webhooks"), logger: logger, timeout: .seconds(60)),
                 await system.connectors.paymentInvariant(kafka: cluster.kafka.with(clientID: "oms-demo-payments"), logger: logger, timeout: .seconds(60)),
+                await DemoInvoices.invariant(kafka: cluster.kafka.with(clientID: "oms-demo-invoices"), logger: logger, timeout: .seconds(60)),
             ]
             summary = try await DemoSummary.make(
                 scenario: world.scenario, driver: outcome.driver, sender: world.sender, views: world.views, levels: world.levels,

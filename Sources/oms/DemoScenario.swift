@@ -56,6 +56,8 @@ struct DemoScenario: Sendable {
     }
 
     static let locations = ["WH-EAST", "WH-WEST", "3PL-CENTRAL"]
+    /// The sales tax the channels charge on the demo's orders (all ship to New York).
+    static let salesTaxBasisPoints: Int64 = 400
     static let regularSKUs = (1...30).map { String(format: "DEMO-%03d", $0) }
     static let scarceSKUs = (1...4).map { "SCARCE-\($0)" }
     static let regularStock = 100_000
@@ -135,14 +137,18 @@ struct DemoScenario: Sendable {
             if line == 0, twist == .unknownSKU { sku = "NO-SUCH-SKU" }
             guard !lines.contains(where: { $0.sku == sku }) else { continue }
             let price = twist == .highValue ? 250_000 : 1_500 + Int(random.next() % 60) * 100
+            let quantity = 1 + Int(random.next() % 2)
+            // New York's 4 % state sales tax, on top of the price, per line.
+            let tax = (Int64(price * quantity) * Self.salesTaxBasisPoints + 5_000) / 10_000
             lines.append(
                 OrderLine(
-                    lineId: "\(line + 1)", sku: sku, quantity: 1 + Int(random.next() % 2),
-                    unitPrice: Money(minorUnits: Int64(price), currency: usd), discount: .zero(usd), tax: .zero(usd)))
+                    lineId: "\(line + 1)", sku: sku, quantity: quantity,
+                    unitPrice: Money(minorUnits: Int64(price), currency: usd), discount: .zero(usd), tax: Money(minorUnits: tax, currency: usd)))
         }
         let subtotal = lines.reduce(Int64(0)) { $0 + $1.unitPrice.minorUnits * Int64($1.quantity) }
+        let tax = lines.reduce(Int64(0)) { $0 + $1.tax.minorUnits }
         let shipping: Int64 = 595
-        let total = Money(minorUnits: subtotal + shipping, currency: usd)
+        let total = Money(minorUnits: subtotal + shipping + tax, currency: usd)
         let zip = ["10001", "60601", "94105", "30301", "75201", "02108", "80202"][index % 7]
         // One customer in three leaves a phone: they get text messages too.
         let shippingAddress = Address(
@@ -159,7 +165,9 @@ struct DemoScenario: Sendable {
             channel: channel, externalOrderId: external,
             customer: Customer(id: "c\(customer)", email: "customer\(customer)@demo.example.com"), lines: lines,
             shipping: ShippingCharge(method: "Standard", amount: Money(minorUnits: shipping, currency: usd)),
-            totals: OrderTotals(subtotal: Money(minorUnits: subtotal, currency: usd), discount: .zero(usd), shipping: Money(minorUnits: shipping, currency: usd), tax: .zero(usd), total: total, taxIncluded: false),
+            totals: OrderTotals(
+                subtotal: Money(minorUnits: subtotal, currency: usd), discount: .zero(usd), shipping: Money(minorUnits: shipping, currency: usd),
+                tax: Money(minorUnits: tax, currency: usd), total: total, taxIncluded: false),
             currency: usd, shippingAddress: shippingAddress, billingAddress: billing,
             payment: PaymentAuthorization(status: .authorized, amount: total, reference: "auth-\(run.name)-\(index)"),
             placedAt: Date(), serviceLevel: .standard)
@@ -193,8 +201,12 @@ struct DemoScenario: Sendable {
             "total_line_items_price": amount(order.totals.subtotal.minorUnits),
             "taxes_included": false,
             "customer": ["id": 7_000_000 + (Int(order.customer.id?.dropFirst() ?? "0") ?? 0), "email": order.customer.email ?? ""],
+            "total_tax": amount(order.totals.tax.minorUnits),
             "line_items": order.lines.map { line in
-                ["id": Int(line.lineId) ?? 1, "sku": line.sku, "quantity": line.quantity, "price": amount(line.unitPrice.minorUnits), "title": line.sku] as [String: Any]
+                [
+                    "id": Int(line.lineId) ?? 1, "sku": line.sku, "quantity": line.quantity, "price": amount(line.unitPrice.minorUnits), "title": line.sku,
+                    "tax_lines": [["title": "NY State Tax", "rate": 0.04, "price": amount(line.tax.minorUnits)]],
+                ] as [String: Any]
             },
             "shipping_lines": [["title": "Standard", "code": "standard", "price": amount(order.totals.shipping.minorUnits)]],
             "shipping_address": address(order.shippingAddress),

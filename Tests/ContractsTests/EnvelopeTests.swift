@@ -27,7 +27,7 @@ import Testing
     @Test func everyEventTypeHasASample() throws {
         let sampled = Set(try EventSamples.full().map { type(of: $0.payload).eventType })
         #expect(sampled == Set(EventRegistry.knownTypes))
-        #expect(EventRegistry.knownTypes.count == 71)
+        #expect(EventRegistry.knownTypes.count == 76)
         #expect(Set(EventRegistry.knownTypes.map(\.ceType)).count == EventRegistry.knownTypes.count)
     }
 
@@ -85,6 +85,9 @@ import Testing
             case "stage/key": #expect(record.key == "stage-1/key-1", "\(spec.name)")
             case "connector/commandId": #expect(record.key == "connector-1/commandId-1", "\(spec.name)")
             case "legalEntity/series/sequence": #expect(record.key == "invoiceId-1", "\(spec.name)")
+            case "legalEntity": #expect(record.key == "legalEntity-1", "\(spec.name)")
+            case "legalEntity/series or legalEntity/order/orderId":
+                #expect(["legalEntity-1/series-1", "legalEntity-1/order/orderId-1"].contains(record.key), "\(spec.name)")
             case "original key": #expect(record.key == String(decoding: [0x00, 0x01, 0xFE, 0xFF] as [UInt8], as: UTF8.self))
             default: Issue.record("unhandled key rule \(spec.key)")
             }

@@ -43,6 +43,7 @@ extension PipelineTests {
             "every notification delivered once", "CRM and ERP feeds agree with the order views",
             "every subscribed event delivered to the brand's webhook once", "every text message sent once",
             "every capture, refund and void executed once at the payment provider",
+            "every captured shipment invoiced once, every refund credited, numbers gap-free",
         ])
         for invariant in invariants {
             #expect(invariant["holds"] as? Bool == true, "\(invariant["name"] ?? ""): \(invariant["detail"] ?? "")")

@@ -248,7 +248,7 @@ struct DeployManifestTests {
         }
     }
 
-    @Test("the rules ConfigMap is config/rules.yaml, mounted where RULES_FILE points")
+    @Test("the rules ConfigMap is config/rules.yaml and config/tax-rates.csv, mounted where RULES_FILE points")
     func rules() throws {
         let manifests = try DeployFiles.kubernetes()
         let root = try DeployFiles.repositoryRoot()
@@ -262,6 +262,12 @@ struct DeployManifestTests {
         let copy = rulesMap.data["rules.yaml"] ?? ""
         let same = copy.trimmingCharacters(in: .whitespacesAndNewlines) == shipped.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(same, "\(rulesMap.label): rules.yaml differs from \(RulesFile.defaultPath); copy the file into it")
+        // The tax table the rules name, next to them (invoicing.taxTable is relative to the rules file).
+        let taxes = try String(contentsOf: root.appendingPathComponent("config/tax-rates.csv"), encoding: .utf8)
+        let taxesCopy = rulesMap.data["tax-rates.csv"] ?? ""
+        #expect(
+            taxesCopy.trimmingCharacters(in: .whitespacesAndNewlines) == taxes.trimmingCharacters(in: .whitespacesAndNewlines),
+            "\(rulesMap.label): tax-rates.csv differs from config/tax-rates.csv; copy the file into it")
 
         for deployment in manifests where deployment.kind == "Deployment" {
             let stages = deployment.containers.filter { $0.stage != nil }

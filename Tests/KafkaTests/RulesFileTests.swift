@@ -23,11 +23,34 @@ struct RulesFileTests {
         #expect(rules.payment.velocity != nil)
     }
 
-    @Test("an empty file takes every default")
+    @Test("an empty file takes every default (the invoicing tables next to the file)")
     func defaults() throws {
-        #expect(try load("{}") == BusinessRules())
-        #expect(try load("") == BusinessRules())
-        #expect(try load("# only a comment\n") == BusinessRules())
+        var defaults = BusinessRules()
+        defaults.invoicing.resolvePaths(relativeTo: FileManager.default.temporaryDirectory.path)
+        #expect(defaults.invoicing.taxTable == FileManager.default.temporaryDirectory.appendingPathComponent("tax-rates.csv").standardizedFileURL.path)
+        #expect(try load("{}") == defaults)
+        #expect(try load("") == defaults)
+        #expect(try load("# only a comment\n") == defaults)
+    }
+
+    @Test("invoicing: entities are checked, the tax table is read relative to the rules file, a problem names its key")
+    func invoicing() throws {
+        let shipped = try RulesFile.load(path: NoidaServer.repositoryRoot.appendingPathComponent(RulesFile.defaultPath).path)
+        #expect(shipped.invoicing.entities.map(\.id) == ["eu", "us"])
+        #expect(shipped.invoicing.taxTable.hasSuffix("/config/tax-rates.csv"))
+        let austria = try CountryCode("AT")
+        let states = try CountryCode("US")
+        #expect(shipped.invoicing.entity(for: austria)?.id == "eu" && shipped.invoicing.entity(for: states)?.id == "us")
+        let entity = "{id: us, name: Brand Inc., address: {name: B, lines: [x], city: c, country: US}, invoicePrefix: US, creditNotePrefix: USC}"
+        for (text, says) in [
+            ("invoicing: {entities: [\(entity)], taxTable: /nonexistent.csv}", "invoicing.taxTable"),
+            ("invoicing: {entities: [\(entity.replacingOccurrences(of: "USC", with: "US"))]}", "invoicing.entities[0].invoicePrefix"),
+            ("invoicing: {entities: [\(entity.replacingOccurrences(of: "country: US}", with: "country: US}, bookCurrency: EUR"))]}", "invoicing.fxRates"),
+            ("invoicing: {entities: [{id: us}]}", "invoicing.entities[0]"),
+        ] {
+            let error = #expect(throws: ConfigurationError.self, "\(text)") { _ = try load(text) }
+            #expect(error?.description.contains(says) == true, "\(error?.description ?? "loaded"): wanted \(says)")
+        }
     }
 
     @Test("a mistake names the key path", arguments: [

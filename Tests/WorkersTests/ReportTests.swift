@@ -163,6 +163,32 @@ private typealias F = PipelineFixtures
         #expect(store.query.report("payments")?.map(\.name) == ["payments"])
     }
 
+    @Test("invoices: per entity and currency, invoiced less credited; tax per category and rate, credit notes subtracted")
+    func invoices() throws {
+        func document(_ kind: InvoiceKind, number: String, gross: Int64, tax: Int64) -> Event {
+            let invoice = Invoice(
+                invoiceId: "us/\(kind.rawValue)/\(number)", number: number, kind: kind, legalEntity: "us", series: kind.rawValue, sequence: 1,
+                issuedAt: F.placedAt, orderId: "o-1", cause: number, seller: InvoiceParty(name: "S"), buyer: InvoiceParty(name: "B"), currency: .usd,
+                pricesIncludeTax: false, rounding: .perLine, reverseCharge: false, lines: [],
+                taxes: [TaxSubtotal(taxCategory: "S", taxRateBasisPoints: 400, taxableAmount: F.money(gross - tax), taxAmount: F.money(tax))],
+                netTotal: F.money(gross - tax), taxTotal: F.money(tax), grossTotal: F.money(gross))
+            return InvoiceIssued(orderId: "o-1", invoice: invoice).event
+        }
+        var store = Store()
+        store.fold([document(.invoice, number: "US-1", gross: 10_400, tax: 400), document(.invoice, number: "US-2", gross: 5_200, tax: 200)], partition: 1)
+        store.fold([document(.creditNote, number: "USC-1", gross: 2_600, tax: 100)], partition: 4)
+        let tables = try #require(store.query.report("invoices"))
+        #expect(tables.map(\.name) == ["invoices", "taxes"])
+        let row = try #require(tables[0].rows.first)
+        let column = { (name: String) in tables[0].columns.firstIndex(of: name) ?? -1 }
+        #expect(row[column("invoices")] == .integer(2) && row[column("creditNotes")] == .integer(1))
+        #expect(row[column("invoicedGross")] == .integer(15_600) && row[column("creditedGross")] == .integer(2_600))
+        #expect(row[column("netRevenue")] == .integer(13_000))
+        let tax = try #require(tables[1].rows.first)
+        #expect(tax.map(\.description).prefix(5) == ["\(ReportFold.dayKey(F.placedAt))", "us", "USD", "S", "400"])
+        #expect(tax[5] == .integer(15_000 - 2_500) && tax[6] == .integer(600 - 100))
+    }
+
     @Test("pipeline: dead letters per stage and reason code; SLA breaches per status")
     func pipeline() {
         var store = Store()

@@ -760,7 +760,7 @@ S("Invoice", "An invoice or credit note as issued: numbered in its series, with 
     ("kind", "InvoiceKind", "Invoice or credit note."),
     ("legalEntity", "String", "The brand's selling entity."),
     ("series", "String", "Numbering series within the entity."),
-    ("sequence", "Int64", "Position in the series, from 1, without gaps.", {"minimum": 1}),
+    ("sequence", "Int64", "Position in the series, from 1, without gaps (0 while the document waits for its number in an InvoiceRequested).", {"minimum": 0}),
     ("issuedAt", "Date", "Issue date and time."),
     ("orderId", "String", "Order."),
     ("cause", "String", "What it was issued for, e.g. `shipment:<id>` or `refund:<command id>`: one document per cause."),
@@ -778,6 +778,49 @@ S("Invoice", "An invoice or credit note as issued: numbered in its series, with 
     ("bookCurrency", "CurrencyCode?", "The entity's book currency where it differs from the order's."),
     ("exchangeRate", "String?", "Book-currency units per order-currency unit, as a decimal string, on the issue date."),
     ("note", "String?", "Free text printed on the document."),
+])
+S("InvoiceAssignment", "A number an invoicing series gave to a cause.", [
+    ("cause", "String", "What the document was issued for."),
+    ("sequence", "Int64", "Its position in the series.", {"minimum": 1}),
+    ("number", "String", "The printed number."),
+])
+IR = "oms.invoices.requests"
+EV("InvoiceRequested", "oms.invoice.requested", 1, IR, "legalEntity", ORDER_KEY,
+   "A complete invoice, but for its number, handed from the order-keyed `invoicing` stage to `invoice-numbering`, the one writer of the entity's series.", [
+    ("legalEntity", "String", "The selling entity; the record key."), ("orderId", "String", "Order."),
+    ("document", "Invoice", "The document with `sequence` 0 and empty `number` and `invoiceId`."),
+    ("requestedAt", "Date", "When the payment that made it due was settled."),
+])
+EV("CreditNoteRequested", "oms.invoice.credit_requested", 1, IR, "legalEntity", ORDER_KEY,
+   "Money went back to the customer: `invoice-numbering` credits the order's invoices for it.", [
+    ("legalEntity", "String", "The selling entity; the record key."), ("orderId", "String", "Order."),
+    ("cause", "String", "What it is for, e.g. `refund:<command id>`: one set of credit notes per cause."),
+    ("amount", "Money", "Gross amount to credit: split over the order's invoices, oldest first, and within each over its tax rates."),
+    ("requestedAt", "Date", "When the refund was settled."),
+])
+EV("InvoicingState", "oms.invoicing.state", 1, "oms.invoicing.state", ORDER_KEY, ORDER_KEY,
+   "What the `invoicing` stage knows of one order (its changelog): the order's facts an invoice needs and the shipments invoiced.", [
+    ("orderId", "String", "Order."), ("channel", "String?", "Sales channel (empty until the order is read)."),
+    ("lines", "[OrderLine]", "Order lines."),
+    ("totals", "OrderTotals?", "Order totals: with the lines, what each shipment's units were worth (they were captured for it)."),
+    ("shipTo", "Address?", "Ship-to address."), ("billTo", "Address?", "Billing address."),
+    ("buyerEmail", "String?", "The customer's address for the document."),
+    ("shipments", "[ParcelRecord]", "Shipments made."),
+    ("waiting", "[String]", "Captured shipments whose shipment or order was not read yet."),
+    ("invoiced", "[String]", "Shipments invoiced."),
+    ("updatedAt", "Date", "Last change."),
+])
+EV("InvoiceSeriesState", "oms.invoice.series", 1, "oms.invoicing.series", '"\\(legalEntity)/\\(series)"', '"\\(legalEntity)/\\(series)"',
+   "One numbering series of one entity (`invoice-numbering`'s changelog): the last number given and the recent causes, for replays.", [
+    ("legalEntity", "String", "Entity."), ("series", "String", "Series."), ("prefix", "String", "Printed prefix."),
+    ("last", "Int64", "The last sequence given out; 0 before the first.", {"minimum": 0}),
+    ("recent", "[InvoiceAssignment]", "The last 50 assignments, oldest first: a replay after a crash that kept this record but not the order's (written after it) finds its numbers here."),
+])
+EV("InvoicedOrder", "oms.invoice.order", 1, "oms.invoicing.series", '"\\(legalEntity)/order/\\(orderId)"', ORDER_KEY,
+   "The documents an entity issued for one order (`invoice-numbering`'s changelog), which credit notes are written against.", [
+    ("legalEntity", "String", "Entity."), ("orderId", "String", "Order."),
+    ("documents", "[Invoice]", "Invoices and credit notes, in the order issued."),
+    ("updatedAt", "Date", "Last change."),
 ])
 EV("InvoiceIssued", "oms.invoice.issued", 1, "oms.invoices", '"\\(invoice.invoiceId)"', ORDER_KEY,
    "An invoice or credit note was issued (compacted, keyed by invoice id: kept for as long as the law asks; the gateway serves it as HTML and UBL).", [
@@ -959,7 +1002,7 @@ DAY_MS = 86_400_000
 TOPICS = [
     ("oms.catalog.products", "sku", "compact", None, None, ["pim-connector", "oms catalog import"], ["intake", "allocation", "shipping"]),
     ("oms.orders.inbound", "channel/externalOrderId", "delete", 7 * DAY_MS, None, ["gateway", "marketplaces"], ["intake"]),
-    ("oms.orders.placed", "orderId", "delete", None, "order", ["intake"], ["payment", "allocation", "shipping", "returns", "view", "report", "channel-sync", "erp-feed"]),
+    ("oms.orders.placed", "orderId", "delete", None, "order", ["intake"], ["payment", "allocation", "shipping", "returns", "view", "report", "channel-sync", "erp-feed", "invoicing"]),
     ("oms.orders.rejected", "orderId", "delete", None, "order", ["intake"], ["view", "report"]),
     ("oms.payments.checked", "orderId", "delete", None, "order", ["fraud-velocity", "payment"], ["payment", "allocation", "view"]),
     ("oms.payments.screening", "customerKey", "delete", None, "customer", ["payment"], ["fraud-velocity"]),
@@ -973,7 +1016,7 @@ TOPICS = [
     ("oms.orders.commands", "orderId", "delete", None, "order", ["gateway", "ops", "intake"], ["payment", "shipping"]),
     ("oms.orders.cancellations", "orderId", "delete", None, "order", ["shipping"], ["payment", "allocation", "view", "report", "channel-sync"]),
     ("oms.shipping.state", "orderId", "compact", None, "order", ["shipping"], ["shipping"]),
-    ("oms.shipments.created", "orderId", "delete", None, "order", ["shipping"], ["returns", "view", "report", "channel-sync", "erp-feed"]),
+    ("oms.shipments.created", "orderId", "delete", None, "order", ["shipping"], ["returns", "view", "report", "channel-sync", "erp-feed", "invoicing"]),
     ("oms.shipments.index", "carrier/trackingNumber", "compact", None, "tracking", ["shipping", "returns"], ["tracking"]),
     ("oms.tracking.inbound", "carrier/trackingNumber", "delete", None, "tracking", ["gateway", "carriers"], ["tracking"]),
     ("oms.tracking.state", "carrier/trackingNumber", "compact", None, "tracking", ["tracking"], ["tracking"]),
@@ -984,8 +1027,11 @@ TOPICS = [
     ("oms.payments.commands", "orderId", "delete", None, "order", ["shipping", "returns"], ["view", "payments-connector", "report", "channel-sync", "erp-feed"]),
     ("oms.orders.state", "orderId", "compact", None, "order", ["view"], ["view", "sla-watch", "customer-facts", "gateway", "oms orders"]),
     ("oms.notifications", "orderId", "delete", None, "order", ["view"], ["email-connector"]),
-    ("oms.invoices", "legalEntity/series/sequence", "compact", None, None, ["invoicing"], ["gateway", "report", "erp-feed"]),
-    ("oms.payments.outcomes", "orderId", "delete", None, "order", ["payments-connector"], ["view", "report"]),
+    ("oms.invoicing.state", "orderId", "compact", None, "order", ["invoicing"], ["invoicing"]),
+    ("oms.invoices.requests", "legalEntity", "delete", None, "entity", ["invoicing"], ["invoice-numbering"]),
+    ("oms.invoicing.series", "legalEntity/series or legalEntity/order/orderId", "compact", None, "entity", ["invoice-numbering"], ["invoice-numbering"]),
+    ("oms.invoices", "legalEntity/series/sequence", "compact", None, None, ["invoice-numbering"], ["gateway", "report"]),
+    ("oms.payments.outcomes", "orderId", "delete", None, "order", ["payments-connector"], ["view", "report", "invoicing"]),
     ("oms.alerts", "orderId", "delete", None, "order", ["sla-watch", "every connector"], ["operators", "report"]),
     ("oms.channels.commands", "orderId", "delete", None, "order", ["channel-sync"], ["channel-connector"]),
     ("oms.channels.state", "orderId", "compact", None, "order", ["channel-sync"], ["channel-sync"]),
