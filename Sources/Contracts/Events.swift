@@ -3203,6 +3203,8 @@ public struct OutboundDelivery: Sendable, Hashable, Codable {
     public var firstAttemptAt: Date?
     /// When the next attempt is due (state `retrying`).
     public var nextAttemptAt: Date?
+    /// Partition of the command record (the ledger entry's own): with `sourceOffset`, where an operator finds the command to run it again.
+    public var sourcePartition: Int32?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -3219,7 +3221,8 @@ public struct OutboundDelivery: Sendable, Hashable, Codable {
         sourceOffset: Int64,
         updatedAt: Date,
         firstAttemptAt: Date? = nil,
-        nextAttemptAt: Date? = nil
+        nextAttemptAt: Date? = nil,
+        sourcePartition: Int32? = nil
     ) {
         self.connector = connector
         self.commandId = commandId
@@ -3235,6 +3238,7 @@ public struct OutboundDelivery: Sendable, Hashable, Codable {
         self.updatedAt = updatedAt
         self.firstAttemptAt = firstAttemptAt
         self.nextAttemptAt = nextAttemptAt
+        self.sourcePartition = sourcePartition
     }
 }
 

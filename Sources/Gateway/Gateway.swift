@@ -27,7 +27,7 @@ public final class Gateway: Sendable {
     let logger: Logger
     let idempotency: IdempotencyCache
     private let tables = Mutex<Tables?>(nil)
-    private let producer: KafkaProducer
+    let producer: KafkaProducer
     /// The record size limits of the topics the gateway writes.
     let limits: KafkaRecordSizeLimits
 
@@ -42,6 +42,8 @@ public final class Gateway: Sendable {
         var webhookDeliveries: GlobalTable
         /// Invoices and credit notes, by invoice id.
         var invoices: GlobalTable
+        /// The payments connector's commands waiting for an operator.
+        var paymentIssues: GlobalTable
     }
 
     let dashboard = Dashboard()
@@ -138,11 +140,14 @@ public final class Gateway: Sendable {
                 opened.append(deliveries)
                 let invoices = try await GlobalTable.open(topic: InvoiceIssued.topic, kafka: kafka.with(clientID: "oms-gateway"), logger: logger)
                 opened.append(invoices)
+                let paymentIssues = try await GlobalTable.open(
+                    topic: OutboundDelivery.topic, kafka: kafka.with(clientID: "oms-gateway"), logger: logger, keep: Self.isPaymentIssue)
+                opened.append(paymentIssues)
                 for table in opened { try await table.catchUp(timeout: .seconds(300)) }
                 tables.withLock {
                     $0 = Tables(
                         orders: orders, levels: levels, reports: reports, customers: customers, webhooks: webhooks, webhookDeliveries: deliveries,
-                        invoices: invoices)
+                        invoices: invoices, paymentIssues: paymentIssues)
                 }
                 attempt = 0
                 logger.info("gateway tables loaded", metadata: ["orders": "\(orders.count)", "skus": "\(levels.count)"])

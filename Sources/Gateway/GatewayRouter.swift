@@ -27,6 +27,7 @@ extension Gateway {
         addQueryRoutes(to: router)
         addWebhookRoutes(to: router)
         addInvoiceRoutes(to: router)
+        addPaymentRoutes(to: router)
         addOperationsRoutes(to: router)
         return router
     }

@@ -346,13 +346,15 @@ struct PartitionLedger: DeliveryLedger {
 }
 
 extension OutboundDelivery {
-    /// Its record in the ledger, in `partition` (its command's), with an id derived from
-    /// the command, the state, the attempts and the command's offset, so a replay writes
-    /// the same record.
+    /// Its record in the ledger, in `partition` (its command's, which the entry names
+    /// too), with an id derived from the command, the state, the attempts and the
+    /// command's offset, so a replay writes the same record.
     func ledgerRecord(partition: Int32) throws -> KafkaProducerMessage {
+        var entry = self
+        entry.sourcePartition = partition
         let envelope = Envelope.output(
             causedBy: "\(commandId)/\(state.rawValue)/\(attempts)/\(sourceOffset)", trace: nil, stage: connector,
-            outputIndex: 0, event: event, time: updatedAt)
+            outputIndex: 0, event: entry.event, time: updatedAt)
         return try KafkaProducerMessage(envelope, topic: OutboundDelivery.topic, partition: partition)
     }
 }
