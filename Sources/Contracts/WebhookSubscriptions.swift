@@ -16,6 +16,7 @@ public enum WebhookEvents {
         OrderPlaced.self, OrderRejected.self, OrderAllocated.self, OrderBackordered.self, OrderCancelled.self,
         ShipmentCreated.self, TrackingUpdated.self, ShipmentDelivered.self, ShipmentDelayed.self,
         ReturnAuthorized.self, ReturnRejected.self, ReturnReceived.self, RefundPayment.self,
+        PaymentCaptured.self, PaymentCaptureFailed.self, PaymentRefunded.self, PaymentRefundFailed.self, InvoiceIssued.self,
     ]
 
     /// The subscribable type names.

@@ -1,6 +1,7 @@
 import Contracts
 import Fleet
 import Foundation
+import Invoicing
 import Kafka
 import Logging
 
@@ -44,8 +45,8 @@ enum DemoInvoices {
 
     /// Waits up to `timeout` for every capture to be invoiced and every refund credited;
     /// then the invariant: per series the numbers run 1…n without a gap or a repeat, one
-    /// document per cause, and per currency invoices less credit notes equal money
-    /// captured less refunded.
+    /// document per cause, each document's UBL passes the Peppol structural checks, and per
+    /// currency invoices less credit notes equal money captured less refunded.
     static func invariant(kafka: KafkaConfiguration, logger: Logger, timeout: Duration) async -> DemoSummary.Invariant {
         let deadline = ContinuousClock.now + timeout
         var books = Books()
@@ -72,6 +73,17 @@ enum DemoInvoices {
         for (currency, difference) in balance.sorted(by: { $0.key < $1.key }) where difference != 0 {
             problems.append("\(currency): invoices − credit notes differ from captured − refunded by \(difference) minor units")
         }
+        // Every document as UBL passes the Peppol BIS 3.0 structural rules.
+        var invalid: [String] = []
+        for document in books.documents.values.sorted(by: { $0.invoiceId < $1.invoiceId }) {
+            do {
+                let violations = PeppolCheck.check(try UBLDocument.xml(document))
+                if !violations.isEmpty { invalid.append("\(document.number): \(violations.map(\.rule).joined(separator: ", "))") }
+            } catch {
+                invalid.append("\(document.number): \(error)")
+            }
+        }
+        if !invalid.isEmpty { problems.append("\(invalid.count) documents fail the Peppol checks, e.g. \(invalid.prefix(3).joined(separator: "; "))") }
         let missing = books.missing
         if missing > 0 { problems.append("\(missing) captures or refunds without their documents") }
         let invoices = books.documents.values.filter { $0.kind == .invoice }.count
@@ -82,7 +94,7 @@ enum DemoInvoices {
             holds: problems.isEmpty && invoices > 0,
             detail: problems.isEmpty
                 ? "\(invoices) invoices for \(books.captures.count) captured shipments, \(credits) credit notes for \(books.refunds.count) refunds, "
-                    + "in \(bySeries.count) series numbered without gaps; invoices − credit notes = captured − refunded per currency; net tax \(tax) minor units"
+                    + "in \(bySeries.count) series numbered without gaps, each valid UBL (Peppol BIS 3.0 structure); invoices − credit notes = captured − refunded per currency; net tax \(tax) minor units"
                 : problems.prefix(6).joined(separator: "; "))
     }
 }
