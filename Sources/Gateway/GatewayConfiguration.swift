@@ -56,6 +56,10 @@ public struct GatewayConfiguration: Sendable {
     /// an invoice answers 503 (the UBL form needs none).
     public var invoiceTemplate: String? = try? String(contentsOfFile: InvoiceHTML.defaultTemplatePath, encoding: .utf8)
 
+    /// The HMAC key (hex) Adyen signs its notifications with (`gateway.adyen.hmac.key`):
+    /// without it `POST /v1/payments/adyen/notifications` refuses every notification.
+    public var adyenHMACKey: String?
+
     /// Defaults: no secrets, so only the operator and query endpoints work.
     public init() {}
 
@@ -63,7 +67,7 @@ public struct GatewayConfiguration: Sendable {
     public static let keys = [
         "gateway.shopify.secret", "gateway.shopify.secrets", "gateway.shopify.shops", "gateway.easypost.secret", "gateway.aftership.secret", "gateway.channel.secrets",
         "gateway.carrier.secrets", "gateway.api.token", "gateway.body.limit.bytes", "gateway.kafka.timeout.ms",
-        "gateway.retry.after.s", "gateway.idempotency.entries", "gateway.fx.rates", "gateway.invoice.template", "webhooks.signing.key",
+        "gateway.retry.after.s", "gateway.idempotency.entries", "gateway.fx.rates", "gateway.invoice.template", "gateway.adyen.hmac.key", "webhooks.signing.key",
     ]
 
     /// The environment variables the gateway reads beyond the worker's
@@ -84,6 +88,10 @@ public struct GatewayConfiguration: Sendable {
         channelSecrets = try Self.pairs(keys.list("gateway.channel.secrets", secret: true), key: "gateway.channel.secrets")
         carrierSecrets = try Self.pairs(keys.list("gateway.carrier.secrets", secret: true), key: "gateway.carrier.secrets")
         apiToken = try keys.string("gateway.api.token", secret: true)
+        adyenHMACKey = try keys.string("gateway.adyen.hmac.key", secret: true)
+        if let key = adyenHMACKey, Hex.decode(key).map({ $0.count < 16 }) ?? true {
+            throw ConfigurationError(key: "gateway.adyen.hmac.key", reason: "the HMAC key from Adyen's Customer Area, in hex (at least 32 digits)")
+        }
         webhookSigningKey = try keys.string("webhooks.signing.key", secret: true)
         // The webhooks connector refuses a shorter key; a gateway that took one would hand
         // out secrets no delivery is ever signed with.

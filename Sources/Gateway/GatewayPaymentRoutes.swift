@@ -7,6 +7,7 @@ import Kafka
 extension GatewayRoutes {
     static let paymentIssues = Route(method: "GET", path: "/v1/ops/payments")
     static let retryPayment = Route(method: "POST", path: "/v1/ops/payments/{commandId}/retry")
+    static let adyenNotifications = Route(method: "POST", path: "/v1/payments/adyen/notifications")
 }
 
 /// A payment command the payments connector could not settle, as operators see it.
@@ -60,6 +61,66 @@ extension Gateway {
         }
     }
 
+    /// Adyen's notification webhook: each item's HMAC signature is checked (constant
+    /// time) before anything is read; a capture, refund or cancel outcome is written as
+    /// the payment outcome event of the command its reference names. Answered
+    /// `[accepted]`, as Adyen requires; an item for a payment the fleet did not modify is
+    /// accepted and ignored.
+    func addAdyenRoute(to router: Router<BasicRequestContext>) {
+        add(GatewayRoutes.adyenNotifications, to: router, guard: .none, media: { _ in "text/plain; charset=utf-8" }) { call throws(GatewayError) in
+            guard let key = self.configuration.adyenHMACKey else {
+                throw GatewayError(status: 401, code: "bad_signature", message: "no Adyen HMAC key is configured (gateway.adyen.hmac.key): notifications cannot be verified")
+            }
+            guard let items = AdyenNotifications.items(in: call.body) else {
+                throw .invalidBody("$.notificationItems: not an Adyen notification")
+            }
+            guard items.allSatisfy({ AdyenNotifications.verify($0, hexKey: key) }) else {
+                throw GatewayError(status: 401, code: "bad_signature", message: "an item's additionalData.hmacSignature is missing or does not sign it")
+            }
+            for item in items { try await self.record(adyen: item) }
+            return (200, Array("[accepted]".utf8))
+        }
+    }
+
+    private func record(adyen item: [String: Any]) async throws(GatewayError) {
+        guard let reference = item["merchantReference"] as? String, let position = AdyenNotifications.command(in: reference) else { return }
+        guard let record = try await commandRecord(partition: position.partition, offset: position.offset),
+            let command = try? Envelope.decode(record.eventRecord), command.id == position.commandID,
+            let outcome = AdyenNotifications.outcome(of: item, command: command, provider: Self.adyenProvider, at: Date())
+        else {
+            logger.warning("Adyen notification for no command of ours", metadata: ["reference": "\(reference)", "event": "\(item["eventCode"] as? String ?? "")"])
+            return
+        }
+        // Adyen delivers a notification at least once: the same item gives the same event id.
+        let cause = "adyen/\(item["pspReference"] as? String ?? "")/\(item["eventCode"] as? String ?? "")/\(item["success"] as? String ?? "")"
+        _ = try await produce(outcome, id: DeterministicID.eventID(inputEventID: cause, stage: "gateway", outputIndex: 0))
+    }
+
+    /// The provider name Adyen outcomes are written under (its `payments.providers` name).
+    static let adyenProvider = "adyen"
+
+    /// The command record at `offset` of `partition` of oms.payments.commands.
+    private func commandRecord(partition: Int32, offset: Int64) async throws(GatewayError) -> KafkaMessage? {
+        let position = KafkaTopicPartitionOffset(topic: CapturePayment.topic, partition: partition, offset: offset)
+        let unavailable = { (error: any Error) in
+            GatewayError(status: 503, code: "unavailable", message: "cannot read \(CapturePayment.topic): \(error)", retryAfter: self.configuration.retryAfterSeconds)
+        }
+        let reader: PartitionReader
+        do {
+            reader = try PartitionReader(kafka: kafka.with(clientID: "oms-gateway-payments"), name: "oms-gateway.payments", batchSize: 10, logger: logger)
+        } catch {
+            throw unavailable(error)
+        }
+        do {
+            let found = try await reader.record(at: position, timeout: configuration.kafkaTimeout * 4)
+            await reader.close()
+            return found
+        } catch {
+            await reader.close()
+            throw unavailable(error)
+        }
+    }
+
     private func paymentIssues() throws(GatewayError) -> [OutboundDelivery] {
         try currentTables().paymentIssues.values.values.compactMap { event in
             if case .outboundDelivery(let entry) = event { return entry }
@@ -74,24 +135,7 @@ extension Gateway {
         guard let partition = entry.sourcePartition else {
             throw GatewayError(status: 409, code: "no_position", message: "the ledger entry of \(entry.commandId) predates sourcePartition; use `oms dlq replay --stage payments`")
         }
-        let position = KafkaTopicPartitionOffset(topic: CapturePayment.topic, partition: partition, offset: entry.sourceOffset)
-        let unavailable = { (error: any Error) in
-            GatewayError(status: 503, code: "unavailable", message: "cannot read \(CapturePayment.topic): \(error)", retryAfter: self.configuration.retryAfterSeconds)
-        }
-        let reader: PartitionReader
-        do {
-            reader = try PartitionReader(kafka: kafka.with(clientID: "oms-gateway-payments"), name: "oms-gateway.payments", batchSize: 10, logger: logger)
-        } catch {
-            throw unavailable(error)
-        }
-        let found: KafkaMessage?
-        do {
-            found = try await reader.record(at: position, timeout: configuration.kafkaTimeout * 4)
-        } catch {
-            await reader.close()
-            throw unavailable(error)
-        }
-        await reader.close()
+        let found = try await commandRecord(partition: partition, offset: entry.sourceOffset)
         guard let found, let value = found.value else {
             throw GatewayError(status: 410, code: "gone", message: "command \(entry.commandId) (\(CapturePayment.topic) partition \(partition) offset \(entry.sourceOffset)) is no longer in Kafka")
         }

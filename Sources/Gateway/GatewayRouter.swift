@@ -28,6 +28,7 @@ extension Gateway {
         addWebhookRoutes(to: router)
         addInvoiceRoutes(to: router)
         addPaymentRoutes(to: router)
+        addAdyenRoute(to: router)
         addOperationsRoutes(to: router)
         return router
     }

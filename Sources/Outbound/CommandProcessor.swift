@@ -85,12 +85,13 @@ public struct CommandProcessor: Sendable {
     /// The idempotency key of every call for `command`: the connector and the command id.
     public func idempotencyKey(for command: Envelope) -> String { "\(connector)/\(command.id)" }
 
-    /// Settles `command`, read from `offset` of its topic. Throws only when the ledger
+    /// Settles `command`, read from `offset` of `partition` of its topic. Throws only when the ledger
     /// cannot be written (Kafka away) or the task is cancelled: the command then stays
     /// unsettled and comes again.
-    public func settle(_ command: Envelope, offset: Int64) async throws -> Settlement {
+    public func settle(_ command: Envelope, offset: Int64, partition: Int32 = 0) async throws -> Settlement {
         let prior = await ledger.entry(for: command.id)
         var run = Attempts(prior: prior, connector: connector, command: command, offset: offset, key: idempotencyKey(for: command))
+        run.partition = partition
         if let prior {
             if prior.state.isDone { return .alreadySettled(prior) }
             if prior.state.needsOperator, prior.sourceOffset == offset { return .alreadySettled(prior) }
@@ -187,6 +188,7 @@ private struct Attempts {
     var connector: String
     var command: Envelope
     var offset: Int64
+    var partition: Int32 = 0
     var key: String
     var attempts: Int
     var reference: String?
@@ -203,7 +205,8 @@ private struct Attempts {
     }
 
     func call(attempt: Int, pointOfNoReturn: @escaping @Sendable () async throws -> Void) -> OutboundCall {
-        OutboundCall(command: command, idempotencyKey: key, attempt: max(attempt, 1), pointOfNoReturn: pointOfNoReturn)
+        OutboundCall(
+            command: command, idempotencyKey: key, attempt: max(attempt, 1), sourcePartition: partition, sourceOffset: offset, pointOfNoReturn: pointOfNoReturn)
     }
 
     func entry(_ state: DeliveryState, now: Date) -> OutboundDelivery {

@@ -101,7 +101,7 @@ public enum ConnectorCatalog {
     }
 
     /// `payments.providers` lists the payment providers; each has `payments.<name>.kind`
-    /// (`stripe`), `.key` (secret) and `.url`. `payments.routes` maps channels to a
+    /// (`stripe` or `adyen`), `.key` (secret) and `.url`, and Adyen `.merchant`. `payments.routes` maps channels to a
     /// provider or to `channel` (the marketplace moves the money), as `channel=route`
     /// entries; `payments.default` is the route of every other channel.
     static func payments(keys: KeyReader, http: HTTPExchange) throws(ConfigurationError) -> PaymentRouter {
@@ -114,8 +114,16 @@ public enum ConnectorCatalog {
             switch try keys.string("\(prefix).kind") ?? "" {
             case "stripe":
                 providers[provider] = StripePayments(name: provider, baseURL: try keys.string("\(prefix).url") ?? "https://api.stripe.com", secretKey: key, http: http)
+            case "adyen":
+                guard let url = try keys.string("\(prefix).url"), !url.isEmpty else {
+                    throw ConfigurationError(key: "\(prefix).url", reason: "required for Adyen: https://checkout-test.adyen.com, or your live URL prefix")
+                }
+                guard let merchant = try keys.string("\(prefix).merchant"), !merchant.isEmpty else {
+                    throw ConfigurationError(key: "\(prefix).merchant", reason: "required for Adyen: the merchant account")
+                }
+                providers[provider] = AdyenPayments(name: provider, baseURL: url, apiKey: key, merchantAccount: merchant, http: http)
             case let other:
-                throw ConfigurationError(key: "\(prefix).kind", reason: "'\(other)' is not a supported payment provider (stripe)")
+                throw ConfigurationError(key: "\(prefix).kind", reason: "'\(other)' is not a supported payment provider (stripe, adyen)")
             }
         }
         func route(_ value: String, key: String) throws(ConfigurationError) -> PaymentRouter.Route {

@@ -269,7 +269,7 @@ final class ConnectorSession: ReplaceableSession {
             let processor = CommandProcessor(
                 connector: definition.name, endpoint: definition.endpoint,
                 gate: await connector.gates.gate(definition.endpoint.gateKey(for: command)), policy: definition.policy, ledger: ledger)
-            let settlement = try await processor.settle(command, offset: message.offset)
+            let settlement = try await processor.settle(command, offset: message.offset, partition: partition)
             let entry = settlement.entry
             if case .settled = settlement { connector.metrics.settled(entry.state) }
             try await announce(definition.outcomes.events(command, entry), of: entry, for: command, message: message)

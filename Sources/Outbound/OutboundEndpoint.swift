@@ -39,15 +39,22 @@ public struct OutboundCall: Sendable {
     /// Records that the effect may happen from now on; the endpoint awaits it right
     /// before the irrevocable step and gives up the call if it throws.
     public var pointOfNoReturn: @Sendable () async throws -> Void
+    /// Where the command record is (its topic's partition and offset): a system that
+    /// answers later, by webhook, is given it so the answer leads back to the command.
+    public var sourcePartition: Int32
+    /// The command record's offset.
+    public var sourceOffset: Int64
 
     /// Creates a call.
     public init(
-        command: Envelope, idempotencyKey: String, attempt: Int,
+        command: Envelope, idempotencyKey: String, attempt: Int, sourcePartition: Int32 = 0, sourceOffset: Int64 = 0,
         pointOfNoReturn: @escaping @Sendable () async throws -> Void
     ) {
         self.command = command
         self.idempotencyKey = idempotencyKey
         self.attempt = attempt
+        self.sourcePartition = sourcePartition
+        self.sourceOffset = sourceOffset
         self.pointOfNoReturn = pointOfNoReturn
     }
 }

@@ -11,7 +11,8 @@ import Synchronization
 /// Shopify shop (Admin REST: fulfillment orders, fulfillments, cancel, refunds, variants,
 /// inventory levels), an Amazon SP-API marketplace (shipment confirmation, order items,
 /// listings), OrderFleet webhook receivers, Twilio's Messages API (create, list) and
-/// Stripe's PaymentIntents (``LocalStripe``), each in the provider's documented shapes,
+/// Stripe's PaymentIntents (``LocalStripe``) and Adyen's modifications (``LocalAdyen``),
+/// each in the provider's documented shapes,
 /// error bodies included.
 ///
 /// It counts what an auditor would: calls and effects per idempotency key, fulfillments
@@ -73,6 +74,8 @@ public final class LocalChannels: Sendable {
     public let secret: String
     /// The payment provider, under `/v1`.
     public let stripe = LocalStripe()
+    /// The other payment provider, under `/v71`.
+    public let adyen = LocalAdyen()
     private let state = Mutex(State())
 
     private struct State {
@@ -138,6 +141,7 @@ public final class LocalChannels: Sendable {
         addAmazon(router)
         addTwilio(router)
         stripe.addRoutes(to: router)
+        adyen.addRoutes(to: router)
         router.post("hooks/{name}") { request, context in try await self.webhook(request, context) }
         var logger = Logger(label: "oms.local-channels")
         logger.logLevel = .warning

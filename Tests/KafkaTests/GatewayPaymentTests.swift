@@ -5,6 +5,7 @@ import Kafka
 import Testing
 
 @testable import Gateway
+@testable import oms
 
 /// The operator endpoints for payment commands the payments connector could not settle,
 /// over HTTP against a gateway on a broker.
@@ -48,6 +49,65 @@ struct GatewayPaymentTests {
             _ = try await producer.send(entry(.delivered, reason: "reconciled: the endpoint has it"))
             #expect(try await waitUntil(timeout: .seconds(15)) { try await listed().isEmpty })
             try await producer.close()
+        }
+    }
+}
+
+/// Adyen's notification webhook on the gateway: signed items become the outcome events
+/// of the commands their references name.
+@Suite("gateway Adyen notifications", .serialized)
+struct GatewayAdyenTests {
+    @Test("a signed CAPTURE becomes PaymentCaptured of its command (the same again: the same event id); a failed REFUND a PaymentRefundFailed; a bad signature 401")
+    func notifications() async throws {
+        try await GatewayHarness.with(stages: []) { harness in
+            let orderId = TestCluster.uniqueName("order")
+            let producer = try harness.cluster.producer()
+            let capture = CapturePayment(
+                orderId: orderId, shipmentId: "s-1", amount: Money(minorUnits: 2_000, currency: .eur), authorizationReference: "8815000000000001",
+                requestedAt: Date(), channel: "web")
+            let refund = RefundPayment(
+                orderId: orderId, returnId: "r-1", amount: Money(minorUnits: 500, currency: .eur), reason: Reason(code: "returned", message: "r"),
+                requestedAt: Date(), channel: "web", authorizationReference: "8815000000000001")
+            let captureID = UUID().uuidString
+            let refundID = UUID().uuidString
+            let at1 = try await producer.send(try KafkaProducerMessage(Envelope(id: captureID, source: "test", time: Date(), event: capture.event), topic: CapturePayment.topic, partition: 1))
+            let at2 = try await producer.send(try KafkaProducerMessage(Envelope(id: refundID, source: "test", time: Date(), event: refund.event), topic: CapturePayment.topic, partition: 1))
+            try await producer.close()
+            func item(_ code: String, success: Bool, reference: String, psp: String, value: Int64) -> [String: Any] {
+                var item: [String: Any] = [
+                    "eventCode": code, "success": success ? "true" : "false", "pspReference": psp, "originalReference": "8815000000000001",
+                    "merchantAccountCode": "OrderFleetECOM", "merchantReference": reference, "amount": ["value": value, "currency": "EUR"],
+                    "reason": success ? "" : "Insufficient balance on payment", "eventDate": "2026-12-04T10:00:00+01:00",
+                ]
+                item["additionalData"] = ["hmacSignature": AdyenNotifications.signature(item, hexKey: GatewayHarness.adyenHMACKey)!]
+                return item
+            }
+            let captured = item("CAPTURE", success: true, reference: AdyenNotifications.reference(commandID: captureID, partition: 1, offset: at1.offset), psp: "LOCAL1", value: 2_000)
+            let refused = item("REFUND", success: false, reference: AdyenNotifications.reference(commandID: refundID, partition: 1, offset: at2.offset), psp: "LOCAL2", value: 500)
+            let foreign = item("AUTHORISATION", success: true, reference: "checkout-123", psp: "LOCAL3", value: 2_000)
+            let path = "/v1/payments/adyen/notifications"
+            let answer = try await harness.post(path, body: LocalAdyen.body([captured, refused, foreign]), headers: ["Content-Type": "application/json"])
+            #expect(answer.status == 200 && answer.text == "[accepted]", "\(answer.status) \(answer.text)")
+            #expect(try await harness.post(path, body: LocalAdyen.body([captured]), headers: ["Content-Type": "application/json"]).text == "[accepted]")
+            var tampered = captured
+            tampered["amount"] = ["value": 1, "currency": "EUR"]
+            #expect(try await harness.post(path, body: LocalAdyen.body([tampered]), headers: ["Content-Type": "application/json"]).status == 401)
+            #expect(try await harness.post(path, body: Array("{}".utf8), headers: ["Content-Type": "application/json"]).status == 400)
+
+            var outcomes: [(String, Event)] = []
+            _ = try await waitUntil(timeout: .seconds(15)) {
+                outcomes = try await FleetFixture(cluster: harness.cluster, input: PaymentCaptured.topic, output: PaymentCaptured.topic, partitions: 6)
+                    .readAll(PaymentCaptured.topic).compactMap { message in
+                        guard let envelope = try? Envelope.decode(message.eventRecord), envelope.subject == orderId else { return nil }
+                        return (envelope.id, envelope.event)
+                    }
+                return outcomes.count >= 3
+            }
+            #expect(outcomes.count == 3, "two outcomes, the capture's written twice")
+            #expect(Set(outcomes.map(\.0)).count == 2, "a repeated notification gives the same event id")
+            let events = outcomes.map(\.1)
+            #expect(events.contains { if case .paymentCaptured(let c) = $0 { c.commandId == captureID && c.shipmentId == "s-1" && c.provider == "adyen" && c.providerReference == "LOCAL1" } else { false } })
+            #expect(events.contains { if case .paymentRefundFailed(let r) = $0 { r.commandId == refundID && r.failure == .declined && r.message == "Insufficient balance on payment" } else { false } })
         }
     }
 }

@@ -516,6 +516,7 @@ final class GatewayHarness: Sendable {
     static let dhlSecret = "test-dhl-secret"
     static let webSecret = "test-web-secret"
     static let webhookSigningKey = "test-webhook-signing-key-0123456789"
+    static let adyenHMACKey = String(repeating: "44782DEF547AAA06C910C43932B1EB0C", count: 2)
     let cluster: TestCluster
     let base: String
     let workers: RunningWorkers
@@ -556,6 +557,7 @@ final class GatewayHarness: Sendable {
         settings.channelSecrets = ["web": webSecret]
         settings.apiToken = apiToken
         settings.webhookSigningKey = webhookSigningKey
+        settings.adyenHMACKey = adyenHMACKey
         settings.bodyLimit = bodyLimit
         settings.kafkaTimeout = kafkaTimeout
         let rules = try RulesFile.load(path: NoidaServer.repositoryRoot.appendingPathComponent(RulesFile.defaultPath).path)

@@ -189,6 +189,7 @@ struct PaymentTests {
             ("PAYMENTS_ROUTES", "web", "'web' is not channel=provider"),
             ("PAYMENTS_DEFAULT", "adyen", "payments.default"),
             ("PAYMENTS_PROVIDERS", nil, "payments.providers"),
+            ("PAYMENTS_STRIPE_KIND", "adyen", "payments.stripe.url (PAYMENTS_STRIPE_URL): required for Adyen"),
         ]
         for (key, value, expected) in broken {
             var values = good

@@ -56,6 +56,14 @@ public protocol PaymentProvider: Sendable {
     func execute(_ request: PaymentRequest, call: OutboundCall) async -> CallResult
     /// Asks the provider whether a call whose answer was lost took effect.
     func lookUp(_ request: PaymentRequest, call: OutboundCall) async -> Reconciliation
+    /// Whether a call the provider accepted is confirmed later (by a webhook the gateway
+    /// turns into the outcome event) rather than by its answer.
+    var confirmsLater: Bool { get }
+}
+
+extension PaymentProvider {
+    /// The answer says what happened.
+    public var confirmsLater: Bool { false }
 }
 
 /// How provider adapters phrase a refusal, so the failure class survives the ledger
@@ -154,13 +162,16 @@ public struct PaymentRouter: OutboundEndpoint {
     /// The outcome events of a settled payment command (docs/EVENTS.md,
     /// `oms.payments.outcomes`): captured, refunded or voided when the provider did it;
     /// the failure with its class when it refused, gave up or could not tell. Nothing
-    /// for a command skipped or not settled yet.
+    /// for a command skipped or not settled yet, nor for one a provider that
+    /// ``PaymentProvider/confirmsLater`` accepted (its webhook tells).
     public func outcomes(of command: Envelope, entry: OutboundDelivery) -> [Event] {
         guard let request = PaymentRequest(command: command), case .provider(let provider) = route(for: request) else { return [] }
         let at = entry.updatedAt
         let failure: (PaymentFailure, String)
         switch entry.state {
         case .delivered:
+            // Accepted for later: the provider's notification tells the outcome.
+            if providers[provider]?.confirmsLater == true { return [] }
             return [Self.success(command, provider: provider, reference: entry.reference, at: at)].compactMap { $0 }
         case .rejected:
             failure = PaymentProviderAnswer.failure(in: entry.reason ?? "rejected")
