@@ -22,7 +22,7 @@ public enum CreditNoteBuilder {
     public static func draft(
         against invoice: Invoice, earlier: [Invoice] = [], credit: CreditAmount, series: String, cause: String,
         issuedAt: Date, note: String? = nil
-    ) throws(InvoicingError) -> InvoiceDraft {
+    ) throws(InvoicingError) -> Invoice {
         guard invoice.kind == .invoice else { throw .overCredit("\(invoice.number) is a credit note; credit the invoice it corrects") }
         let lines: [InvoiceLine]
         switch credit {
@@ -35,8 +35,9 @@ public enum CreditNoteBuilder {
             lines: lines, currency: invoice.currency, treatment: invoice.reverseCharge ? .reverseCharge : .destination,
             rounding: invoice.rounding)
         try checkRemaining(invoice: invoice, earlier: earlier, crediting: totals.grossTotal)
-        return InvoiceDraft(
-            kind: .creditNote, legalEntity: invoice.legalEntity, series: series, issuedAt: issuedAt, orderId: invoice.orderId,
+        return Invoice(
+            invoiceId: "", number: "", kind: .creditNote, legalEntity: invoice.legalEntity, series: series, sequence: 0, issuedAt: issuedAt,
+            orderId: invoice.orderId,
             cause: cause, correctedInvoice: invoice.number, seller: invoice.seller, buyer: invoice.buyer,
             currency: invoice.currency, pricesIncludeTax: invoice.pricesIncludeTax, rounding: invoice.rounding,
             reverseCharge: invoice.reverseCharge, lines: totals.lines, taxes: totals.taxes, netTotal: totals.netTotal,

@@ -209,9 +209,9 @@ public struct InvoiceDrafting: Sendable {
             taxClass: { sku in classOf[sku] == true ? InvoicingRules.zeroClass : classes[sku] ?? TaxTable.standardClass },
             bookCurrency: try bookCurrency(entity, currency: currency, on: now))
         do {
-            var draft = try InvoiceDraft.forShipment(request, table: table)
+            var draft = try Invoice.draft(forShipment: request, table: table)
             draft.pricesIncludeTax = totals.taxIncluded
-            return draft.unnumbered
+            return draft
         } catch {
             throw .rejected("invoice for shipment \(parcel.shipmentId): \(error.description)")
         }
@@ -235,12 +235,6 @@ public struct InvoiceDrafting: Sendable {
             throw .rejected("\(error.description)")
         }
     }
-}
-
-extension InvoiceDraft {
-    /// The document as an `InvoiceRequested` carries it: complete, with sequence 0 and no
-    /// number or id yet.
-    var unnumbered: Invoice { document(sequence: 0, number: "", invoiceId: "") }
 }
 
 /// Numbers the documents of the legal entities it owns: each entity's series lives in
@@ -353,7 +347,7 @@ public struct InvoiceNumbering: Sendable {
         for (invoice, remaining) in zip(invoices, open) where left > 0 && remaining > 0 {
             let take = min(left, remaining)
             left -= take
-            let draft: InvoiceDraft
+            let draft: Invoice
             do {
                 draft = try CreditNoteBuilder.draft(
                     against: invoice, earlier: credited(invoice), credit: .amount(Money(minorUnits: take, currency: invoice.currency)),
@@ -361,7 +355,7 @@ public struct InvoiceNumbering: Sendable {
             } catch {
                 throw .rejected("\(request.cause): credit note against \(invoice.number): \(error.description)")
             }
-            issued.append(try counters.number(draft.unnumbered))
+            issued.append(try counters.number(draft))
         }
         var order = order ?? InvoicedOrder(legalEntity: request.legalEntity, orderId: request.orderId, documents: [], updatedAt: request.requestedAt)
         order.documents += issued
@@ -402,11 +396,8 @@ public struct InvoiceNumbering: Sendable {
                 series.recent = Array((series.recent + [assignment]).suffix(InvoiceNumbering.listed))
                 touched[document.series] = series
             }
-            var invoice = document
-            invoice.sequence = assignment.sequence
-            invoice.number = assignment.number
-            invoice.invoiceId = "\(entity)/\(document.series)/\(assignment.sequence)"
-            return invoice
+            return document.numbered(
+                sequence: assignment.sequence, number: assignment.number, invoiceId: "\(entity)/\(document.series)/\(assignment.sequence)")
         }
 
         var changes: [StateChange] { touched.keys.sorted().map { .put(touched[$0]!.event) } }

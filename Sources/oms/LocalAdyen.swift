@@ -102,7 +102,7 @@ public final class LocalAdyen: Sendable {
             }
             return (status, data)
         }
-        return Response(status: .init(code: status), headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer)))
+        return Response(status: .init(code: status), headers: [.contentType: "application/json; charset=utf-8"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer)))
     }
 
     private static func answer(
@@ -132,8 +132,5 @@ public final class LocalAdyen: Sendable {
         return (201, answer)
     }
 
-    private static func json(_ status: Int, _ object: [String: Any]) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return Response(status: .init(code: status), headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
-    }
+    private static func json(_ status: Int, _ object: [String: Any]) -> Response { LocalAnswer.json(status, object) }
 }

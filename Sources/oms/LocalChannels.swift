@@ -381,12 +381,7 @@ public final class LocalChannels: Sendable {
         let messages = "2010-04-01/Accounts/{account}/Messages.json"
         router.post(RouterPath(messages)) { request, context in
             if let refusal = self.twilioAuthentication(request, context) ?? self.refusal(.twilio) { return refusal }
-            let body = String(decoding: Data(buffer: try await request.body.collect(upTo: 1 << 16)), as: UTF8.self)
-            var form: [String: String] = [:]
-            for pair in body.split(separator: "&") {
-                let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
-                if parts.count == 2 { form[parts[0]] = parts[1] }
-            }
+            let form = LocalAnswer.form(String(decoding: Data(buffer: try await request.body.collect(upTo: 1 << 16)), as: UTF8.self))
             guard let to = form["To"], PhoneNumber.e164(to) == to else {
                 return Self.json(400, Self.twilioError(21211, "The 'To' number \(form["To"] ?? "") is not a valid phone number.", status: 400))
             }
@@ -488,10 +483,28 @@ public final class LocalChannels: Sendable {
         if let hold { try await Task.sleep(for: hold) }
     }
 
-    private static func json(_ status: Int, _ object: [String: Any], headers: HTTPFields = [:]) -> Response {
+    static func json(_ status: Int, _ object: [String: Any], headers: HTTPFields = [:]) -> Response {
+        LocalAnswer.json(status, object, headers: headers)
+    }
+}
+
+/// The stand-ins' answers and request bodies.
+enum LocalAnswer {
+    /// A JSON answer, keys sorted.
+    static func json(_ status: Int, _ object: [String: Any], headers: HTTPFields = [:]) -> Response {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         var headers = headers
         headers[.contentType] = "application/json; charset=utf-8"
         return Response(status: .init(code: status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// An `application/x-www-form-urlencoded` body as fields (Twilio's, Stripe's).
+    static func form(_ body: String) -> [String: String] {
+        var form: [String: String] = [:]
+        for pair in body.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
+            if parts.count == 2 { form[parts[0]] = parts[1] }
+        }
+        return form
     }
 }

@@ -195,21 +195,14 @@ public final class LocalStripe: Sendable {
         if state.faults.expired.contains(id) { intent.status = "canceled" }
         guard intent.status == "requires_capture" else {
             state.intents[id] = intent
-            var body = error(
+            return (400, error(
                 "invalid_request_error", "payment_intent_unexpected_state",
-                "This PaymentIntent could not be captured because it has a status of \(intent.status). Only a PaymentIntent with one of the following statuses may be captured: requires_capture.")
-            var inner = body["error"] as! [String: Any]
-            inner["payment_intent"] = intent.json
-            body["error"] = inner
-            return (400, body)
+                "This PaymentIntent could not be captured because it has a status of \(intent.status). Only a PaymentIntent with one of the following statuses may be captured: requires_capture.",
+                extra: ["payment_intent": intent.json]))
         }
         if state.faults.declined.contains(id) {
             state.ledger.declines += 1
-            var body = error("card_error", "card_declined", "Your card was declined.")
-            var inner = body["error"] as! [String: Any]
-            inner["decline_code"] = "insufficient_funds"
-            body["error"] = inner
-            return (402, body)
+            return (402, error("card_error", "card_declined", "Your card was declined.", extra: ["decline_code": "insufficient_funds"]))
         }
         let amount = form["amount_to_capture"].flatMap { Int64($0) } ?? (intent.amount - intent.received)
         guard amount > 0, amount <= intent.amount - intent.received else {
@@ -232,13 +225,9 @@ public final class LocalStripe: Sendable {
             return (404, error("invalid_request_error", "resource_missing", "No such payment_intent: '\(id)'"))
         }
         guard intent.status == "requires_capture", intent.received == 0 else {
-            var body = error(
+            return (400, error(
                 "invalid_request_error", "payment_intent_unexpected_state",
-                "You cannot cancel this PaymentIntent because it has a status of \(intent.status).")
-            var inner = body["error"] as! [String: Any]
-            inner["payment_intent"] = intent.json
-            body["error"] = inner
-            return (400, body)
+                "You cannot cancel this PaymentIntent because it has a status of \(intent.status).", extra: ["payment_intent": intent.json]))
         }
         intent.status = "canceled"
         state.intents[id] = intent
@@ -294,8 +283,9 @@ public final class LocalStripe: Sendable {
         return nil
     }
 
-    private static func error(_ type: String, _ code: String?, _ message: String) -> [String: Any] {
-        var error: [String: Any] = ["type": type, "message": message]
+    /// Stripe's error body; `extra` adds fields to the error (`decline_code`, the `payment_intent`).
+    private static func error(_ type: String, _ code: String?, _ message: String, extra: [String: Any] = [:]) -> [String: Any] {
+        var error: [String: Any] = extra.merging(["type": type, "message": message]) { $1 }
         if let code {
             error["code"] = code
             error["doc_url"] = "https://stripe.com/docs/error-codes/\(code.replacingOccurrences(of: "_", with: "-"))"
@@ -303,20 +293,11 @@ public final class LocalStripe: Sendable {
         return ["error": error]
     }
 
-    private static func form(_ body: String) -> [String: String] {
-        var form: [String: String] = [:]
-        for pair in body.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
-            if parts.count == 2 { form[parts[0]] = parts[1] }
-        }
-        return form
-    }
+    private static func form(_ body: String) -> [String: String] { LocalAnswer.form(body) }
 
     private static func json(_ status: Int, _ object: [String: Any], headers: HTTPFields = [:]) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         var headers = headers
-        headers[.contentType] = "application/json"
         headers[HTTPField.Name("Request-Id")!] = "req_local\(UUID().uuidString.prefix(8))"
-        return Response(status: .init(code: status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        return LocalAnswer.json(status, object, headers: headers)
     }
 }

@@ -5,8 +5,8 @@ import Testing
 
 @Suite("Credit notes")
 struct CreditNoteTests {
-    func numbered(_ draft: InvoiceDraft, _ sequence: Int64 = 1) -> Invoice {
-        draft.document(
+    func numbered(_ draft: Invoice, _ sequence: Int64 = 1) -> Invoice {
+        draft.numbered(
             sequence: sequence, number: InvoiceNumber.format(prefix: "DE-CN", sequence: sequence, issuedAt: draft.issuedAt),
             invoiceId: "\(draft.legalEntity)/\(draft.series)/\(sequence)")
     }

@@ -9,7 +9,7 @@ struct InvoiceTests {
     func reverseCharge() throws {
         let buyer = InvoiceParty(name: "Acheteur SARL", taxId: "FR12345678901", address: try Fixture.address("FR", city: "Paris"))
         let lines = [InvoicedQuantity(line: try Fixture.line("1", sku: "LAMP-01", quantity: 2, unit: "100.00"), quantity: 2)]
-        let draft = try InvoiceDraft.forShipment(
+        let draft = try Invoice.draft(forShipment: 
             Fixture.request(seller: Fixture.germanSeller(), buyer: buyer, shipTo: Fixture.address("FR"), lines: lines, inclusive: false),
             table: Fixture.table())
         let invoice = Fixture.number(draft)
@@ -35,7 +35,7 @@ struct InvoiceTests {
         let request = try Fixture.request(
             seller: Fixture.germanSeller(), buyer: buyer, shipTo: Fixture.address("DE"), lines: lines, inclusive: true,
             shipping: ShippingCharge(method: "DHL", amount: Fixture.money("4.95")), classes: ["TEA": "food"])
-        return Fixture.number(try InvoiceDraft.forShipment(request, table: Fixture.table()))
+        return Fixture.number(try Invoice.draft(forShipment: request, table: Fixture.table()))
     }
 
     @Test("EU B2C tax-inclusive: exact cents, per-rate tax shared out by largest remainder")
@@ -69,7 +69,7 @@ struct InvoiceTests {
         let request = try Fixture.request(
             seller: seller, buyer: buyer, shipTo: Fixture.address("US", region: "TX"), lines: lines, currency: .usd, inclusive: false,
             shipping: ShippingCharge(amount: Fixture.money("5.00", .usd)))
-        let invoice = Fixture.number(try InvoiceDraft.forShipment(request, table: Fixture.table()), prefix: "US")
+        let invoice = Fixture.number(try Invoice.draft(forShipment: request, table: Fixture.table()), prefix: "US")
         #expect(invoice.rounding == .perLine)
         // 6.25 %: 20.00 → 1.25, 5.55 → 0.346875 → 0.35, 5.00 → 0.3125 → 0.31.
         #expect(invoice.lines.map(\.taxAmount.decimalString) == ["1.25", "0.35", "0.31"])
@@ -102,8 +102,8 @@ struct InvoiceTests {
             #expect(result.grossTotal.minorUnits == 315)
             #expect(result.netTotal.minorUnits + result.taxTotal.minorUnits == 315)
         }
-        let invoice = InvoiceDraft(
-            kind: .invoice, legalEntity: "of-jp", series: "invoices", issuedAt: Fixture.issuedAt, orderId: "ord-jp", cause: "shipment:jp",
+        let invoice = Invoice(
+            invoiceId: "", number: "", kind: .invoice, legalEntity: "of-jp", series: "invoices", sequence: 0, issuedAt: Fixture.issuedAt, orderId: "ord-jp", cause: "shipment:jp",
             seller: InvoiceParty(name: "OrderFleet KK", taxId: "T1234567890123", address: try Fixture.address("JP")),
             buyer: InvoiceParty(name: "Taro", address: try Fixture.address("JP")), currency: .jpy, pricesIncludeTax: true,
             rounding: byInvoice.rounding, reverseCharge: false, lines: byInvoice.lines, taxes: byInvoice.taxes,
@@ -123,7 +123,7 @@ struct InvoiceTests {
             let request = try Fixture.request(
                 seller: Fixture.germanSeller(), buyer: InvoiceParty(name: "Max", address: Fixture.address("DE")), shipTo: Fixture.address("DE"),
                 lines: [InvoicedQuantity(line: line, quantity: 1, alreadyInvoiced: shipment)], inclusive: true)
-            let draft = try InvoiceDraft.forShipment(request, table: table)
+            let draft = try Invoice.draft(forShipment: request, table: table)
             taxes.append(draft.taxTotal.minorUnits)
             gross += draft.grossTotal.minorUnits
         }
@@ -139,12 +139,12 @@ struct InvoiceTests {
         let line = try Fixture.line("1", sku: "BOOK", quantity: 2, unit: "10.00", tax: "1.60")
         let buyer = InvoiceParty(name: "Co", taxId: "FR12345678901", address: try Fixture.address("FR"))
         #expect(throws: InvoicingError.self) {
-            try InvoiceDraft.forShipment(
+            try Invoice.draft(forShipment: 
                 Fixture.request(seller: Fixture.germanSeller(), buyer: buyer, shipTo: Fixture.address("DE"),
                     lines: [InvoicedQuantity(line: line, quantity: 2, alreadyInvoiced: 1)], inclusive: true), table: table)
         }
         let error = #expect(throws: InvoicingError.self) {
-            try InvoiceDraft.forShipment(
+            try Invoice.draft(forShipment: 
                 Fixture.request(seller: Fixture.germanSeller(), buyer: buyer, shipTo: Fixture.address("FR"),
                     lines: [InvoicedQuantity(line: line, quantity: 2)], inclusive: false), table: table)
         }
@@ -157,7 +157,7 @@ struct InvoiceTests {
         let request = try Fixture.request(
             seller: Fixture.germanSeller(), buyer: buyer, shipTo: Fixture.address("CH"),
             lines: [InvoicedQuantity(line: Fixture.line("1", sku: "SHIRT", quantity: 1, unit: "20.00"), quantity: 1)], inclusive: true)
-        let invoice = Fixture.number(try InvoiceDraft.forShipment(request, table: Fixture.table()))
+        let invoice = Fixture.number(try Invoice.draft(forShipment: request, table: Fixture.table()))
         #expect(invoice.taxes.map(\.taxCategory) == ["G"])
         #expect(invoice.taxes.first?.exemptionReason == "Export outside the EU")
         #expect(invoice.grossTotal.decimalString == "20.00")
@@ -171,7 +171,7 @@ struct InvoiceTests {
             seller: Fixture.germanSeller(), buyer: buyer, shipTo: Fixture.address("DE"),
             lines: [InvoicedQuantity(line: Fixture.line("1", sku: "SHIRT", quantity: 1, unit: "119.00", currency: .usd), quantity: 1)],
             currency: .usd, inclusive: true, book: BookCurrency(currency: .eur, rate: "0.8532"))
-        let invoice = Fixture.number(try InvoiceDraft.forShipment(request, table: Fixture.table()))
+        let invoice = Fixture.number(try Invoice.draft(forShipment: request, table: Fixture.table()))
         #expect(invoice.bookCurrency == .eur)
         #expect(invoice.exchangeRate == "0.8532")
         let xml = try UBLDocument.xml(invoice)

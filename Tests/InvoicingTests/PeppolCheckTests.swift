@@ -37,7 +37,7 @@ struct PeppolCheckTests {
     func reverseChargeDefects() throws {
         let buyer = InvoiceParty(name: "Acheteur SARL", taxId: "FR12345678901", address: try Fixture.address("FR"))
         let lines = [InvoicedQuantity(line: try Fixture.line("1", sku: "LAMP", quantity: 1, unit: "50.00"), quantity: 1)]
-        var invoice = Fixture.number(try InvoiceDraft.forShipment(
+        var invoice = Fixture.number(try Invoice.draft(forShipment: 
             Fixture.request(seller: Fixture.germanSeller(), buyer: buyer, shipTo: Fixture.address("FR"), lines: lines, inclusive: false),
             table: Fixture.table()))
         #expect(PeppolCheck.check(try UBLDocument.xml(invoice)) == [])

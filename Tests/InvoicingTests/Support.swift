@@ -44,8 +44,8 @@ enum Fixture {
             taxClass: { classes[$0] ?? "standard" }, bookCurrency: book)
     }
 
-    static func number(_ draft: InvoiceDraft, prefix: String = "DE") -> Invoice {
-        draft.document(
+    static func number(_ draft: Invoice, prefix: String = "DE") -> Invoice {
+        draft.numbered(
             sequence: 1, number: InvoiceNumber.format(prefix: prefix, sequence: 1, issuedAt: draft.issuedAt),
             invoiceId: "\(draft.legalEntity)/\(draft.series)/1")
     }

@@ -1,62 +1,15 @@
 import Contracts
 import Foundation
 
-/// An invoice or credit note complete but for its number: what the numbering step turns
-/// into an ``Contracts/Invoice``.
-public struct InvoiceDraft: Sendable, Hashable, Codable {
-    /// Invoice or credit note.
-    public var kind: InvoiceKind
-    /// The brand's selling entity.
-    public var legalEntity: String
-    /// Numbering series within the entity.
-    public var series: String
-    /// Issue date and time.
-    public var issuedAt: Date
-    /// Order.
-    public var orderId: String
-    /// What it is issued for (`shipment:<id>`, `refund:<command id>`): one document per cause.
-    public var cause: String
-    /// For a credit note, the number of the invoice it corrects.
-    public var correctedInvoice: String?
-    /// The legal entity.
-    public var seller: InvoiceParty
-    /// The customer.
-    public var buyer: InvoiceParty
-    /// Every amount is in it.
-    public var currency: CurrencyCode
-    /// The order's prices included tax.
-    public var pricesIncludeTax: Bool
-    /// Where tax was rounded.
-    public var rounding: TaxRounding
-    /// The buyer accounts for the VAT.
-    public var reverseCharge: Bool
-    /// Lines.
-    public var lines: [InvoiceLine]
-    /// Tax per category and rate.
-    public var taxes: [TaxSubtotal]
-    /// Sum of net line amounts.
-    public var netTotal: Money
-    /// Sum of tax.
-    public var taxTotal: Money
-    /// Net plus tax.
-    public var grossTotal: Money
-    /// The entity's book currency where it differs from `currency`.
-    public var bookCurrency: CurrencyCode?
-    /// Book-currency units per document-currency unit, a decimal string.
-    public var exchangeRate: String?
-    /// Free text printed on the document.
-    public var note: String?
-
-    /// The document with its place in the series: `sequence` from 1 and its printed
-    /// `number`; sequence 0 and empty strings for a document still waiting for them.
-    public func document(sequence: Int64, number: String, invoiceId: String) -> Invoice {
-        Invoice(
-            invoiceId: invoiceId, number: number, kind: kind,
-            legalEntity: legalEntity, series: series, sequence: sequence, issuedAt: issuedAt, orderId: orderId,
-            cause: cause, correctedInvoice: correctedInvoice, seller: seller, buyer: buyer, currency: currency,
-            pricesIncludeTax: pricesIncludeTax, rounding: rounding, reverseCharge: reverseCharge, lines: lines, taxes: taxes,
-            netTotal: netTotal, taxTotal: taxTotal, grossTotal: grossTotal, bookCurrency: bookCurrency,
-            exchangeRate: exchangeRate, note: note)
+extension Invoice {
+    /// The document with its place in the series: `sequence` from 1, its printed
+    /// `number` and its id.
+    public func numbered(sequence: Int64, number: String, invoiceId: String) -> Invoice {
+        var numbered = self
+        numbered.sequence = sequence
+        numbered.number = number
+        numbered.invoiceId = invoiceId
+        return numbered
     }
 }
 
@@ -165,9 +118,9 @@ public struct ShipmentInvoiceRequest: Sendable {
     }
 }
 
-extension InvoiceDraft {
-    /// The invoice draft for one shipment, taxed with `table`.
-    public static func forShipment(_ request: ShipmentInvoiceRequest, table: TaxTable) throws(InvoicingError) -> InvoiceDraft {
+extension Invoice {
+    /// The invoice for one shipment, taxed with `table`, not numbered yet.
+    public static func draft(forShipment request: ShipmentInvoiceRequest, table: TaxTable) throws(InvoicingError) -> Invoice {
         guard let sellerCountry = request.seller.address?.country else {
             throw .treatment("the seller \(request.seller.name) has no address: its country decides the tax")
         }
@@ -183,8 +136,8 @@ extension InvoiceDraft {
         // A buyer without an address of its own is addressed where the goods went (BR-10, BR-11).
         var buyer = request.buyer
         if buyer.address == nil { buyer.address = request.shipTo }
-        return InvoiceDraft(
-            kind: .invoice, legalEntity: request.legalEntity, series: request.series, issuedAt: request.issuedAt,
+        return Invoice(
+            invoiceId: "", number: "", kind: .invoice, legalEntity: request.legalEntity, series: request.series, sequence: 0, issuedAt: request.issuedAt,
             orderId: request.orderId, cause: request.cause, correctedInvoice: nil, seller: request.seller, buyer: buyer,
             currency: request.currency, pricesIncludeTax: request.pricesIncludeTax, rounding: result.rounding,
             reverseCharge: result.treatment == .reverseCharge, lines: result.lines, taxes: result.taxes,
