@@ -161,33 +161,9 @@ public struct InvoiceDrafting: Sendable {
     func draft(
         _ state: InvoicingState, parcel: ParcelRecord, earlier: [ParcelRecord], totals: OrderTotals, shipTo: Address, entity: LegalEntity, now: Date
     ) throws(StageFailure) -> Invoice {
-        let amounts = OrderAmounts(lines: state.lines, totals: totals)
         let currency = totals.total.currency
-        var counted = unitsByLine(earlier.flatMap(\.lines))
-        var worths: [(line: OrderLine, gross: Int64, tax: Int64?)] = []
-        for shipped in parcel.lines where shipped.quantity > 0 {
-            guard let ordered = state.lines.first(where: { $0.lineId == shipped.lineId }) else { continue }
-            let before = counted[shipped.lineId, default: 0]
-            counted[shipped.lineId, default: 0] += shipped.quantity
-            let gross = amounts.value(lineId: shipped.lineId, units: shipped.quantity, after: before)
-            func share(_ amount: Int64) -> Int64 {
-                let quantity = Int64(max(ordered.quantity, 1))
-                let upTo = { (units: Int) in quantity.dividingFullWidth(amount.multipliedFullWidth(by: Int64(min(units, ordered.quantity)))).quotient }
-                return upTo(before + shipped.quantity) - upTo(before)
-            }
-            let tax: Int64? = totals.taxIncluded
-                ? (ordered.tax.minorUnits > 0 ? share(ordered.tax.minorUnits) : nil)
-                : max(0, gross - share(ordered.unitPrice.minorUnits * Int64(ordered.quantity) - ordered.discount.minorUnits))
-            worths.append((OrderLine(lineId: shipped.lineId, sku: shipped.sku, quantity: shipped.quantity, unitPrice: ordered.unitPrice,
-                                     discount: ordered.discount, tax: ordered.tax), gross, tax))
-        }
-        if earlier.isEmpty, totals.shipping.minorUnits > 0 {
-            // Exclusive prices: the capture spread any shipping tax over the goods.
-            let lineTax = state.lines.reduce(Int64(0)) { $0 + $1.tax.minorUnits }
-            let tax: Int64? = totals.taxIncluded ? (totals.tax.minorUnits > lineTax ? totals.tax.minorUnits - lineTax : nil) : 0
-            worths.append((OrderLine(lineId: "shipping", sku: Self.shippingSKU, quantity: 1, unitPrice: totals.shipping, discount: .zero(currency),
-                                     tax: .zero(currency)), totals.shipping.minorUnits, tax))
-        }
+        var worths = Self.lineWorths(state, parcel: parcel, earlier: earlier, totals: totals)
+        if earlier.isEmpty, let shipping = Self.shippingWorth(state, totals: totals) { worths.append(shipping) }
         let quantities = worths.map { worth in
             let n = Int64(worth.line.quantity)
             let unit = (worth.gross + n - 1) / n
@@ -215,6 +191,49 @@ public struct InvoiceDrafting: Sendable {
         } catch {
             throw .rejected("invoice for shipment \(parcel.shipmentId): \(error.description)")
         }
+    }
+
+    /// What a line of the invoice is worth (what its units were captured for) and the tax
+    /// within that, when it is known here (nil: the table's rate, taken out of the gross).
+    typealias Worth = (line: OrderLine, gross: Int64, tax: Int64?)
+
+    /// The shipment's lines: each worth what its units were captured for after the units
+    /// of earlier shipments; for tax-exclusive prices the tax is what was charged above
+    /// their net price, for tax-inclusive prices the channel's line tax, shared the same way.
+    static func lineWorths(_ state: InvoicingState, parcel: ParcelRecord, earlier: [ParcelRecord], totals: OrderTotals) -> [Worth] {
+        let amounts = OrderAmounts(lines: state.lines, totals: totals)
+        var counted = unitsByLine(earlier.flatMap(\.lines))
+        var worths: [Worth] = []
+        for shipped in parcel.lines where shipped.quantity > 0 {
+            guard let ordered = state.lines.first(where: { $0.lineId == shipped.lineId }) else { continue }
+            let before = counted[shipped.lineId, default: 0]
+            counted[shipped.lineId, default: 0] += shipped.quantity
+            let gross = amounts.value(lineId: shipped.lineId, units: shipped.quantity, after: before)
+            // The units' share of an amount of the whole line, as OrderAmounts shares its total.
+            func share(_ amount: Int64) -> Int64 {
+                let quantity = Int64(max(ordered.quantity, 1))
+                let upTo = { (units: Int) in quantity.dividingFullWidth(amount.multipliedFullWidth(by: Int64(min(units, ordered.quantity)))).quotient }
+                return upTo(before + shipped.quantity) - upTo(before)
+            }
+            let tax: Int64? = totals.taxIncluded
+                ? (ordered.tax.minorUnits > 0 ? share(ordered.tax.minorUnits) : nil)
+                : max(0, gross - share(ordered.unitPrice.minorUnits * Int64(ordered.quantity) - ordered.discount.minorUnits))
+            worths.append((OrderLine(lineId: shipped.lineId, sku: shipped.sku, quantity: shipped.quantity, unitPrice: ordered.unitPrice,
+                                     discount: ordered.discount, tax: ordered.tax), gross, tax))
+        }
+        return worths
+    }
+
+    /// Shipping, on the first invoice: worth the shipping charge. For tax-exclusive prices
+    /// the capture spread any shipping tax over the goods, so none is left in it; for
+    /// tax-inclusive prices the order's tax beyond its lines' is shipping's.
+    static func shippingWorth(_ state: InvoicingState, totals: OrderTotals) -> Worth? {
+        guard totals.shipping.minorUnits > 0 else { return nil }
+        let currency = totals.total.currency
+        let lineTax = state.lines.reduce(Int64(0)) { $0 + $1.tax.minorUnits }
+        let tax: Int64? = totals.taxIncluded ? (totals.tax.minorUnits > lineTax ? totals.tax.minorUnits - lineTax : nil) : 0
+        return (OrderLine(lineId: "shipping", sku: shippingSKU, quantity: 1, unitPrice: totals.shipping, discount: .zero(currency), tax: .zero(currency)),
+                totals.shipping.minorUnits, tax)
     }
 
     /// The SKU the shipping line is invoiced under (its tax class in `taxClasses`).
