@@ -38,8 +38,10 @@ struct DemoConnectors: Sendable {
     let webhookConnector: WebhookConnector
     /// The key the subscription's secret derives from.
     static let signingKey = "orderfleet-demo-webhook-signing-key"
-    /// The `payments` connector: captures, refunds and voids to the local Stripe
-    /// (marketplace orders are paid through the marketplace: skipped).
+    /// The `payments` connector: captures, refunds and voids of web orders to the local
+    /// Stripe; Shopify and marketplace orders are paid through their channel (Shopify
+    /// captures at fulfilment and refunds through the channel connector's refund), so
+    /// their commands are skipped: a second refund at Stripe would pay the customer twice.
     let paymentConnector: OutboundConnector
     /// What the brand ERP subscribes to.
     static let subscribedTypes = [OrderPlaced.eventType, ShipmentCreated.eventType, OrderCancelled.eventType]
@@ -93,7 +95,7 @@ struct DemoConnectors: Sendable {
         channels.stripe.setFaults { $0.loseAnswerEvery = 41; $0.holdAnswer = .seconds(3) }
         let payments = PaymentRouter(
             providers: ["stripe": StripePayments(baseURL: base, secretKey: channels.stripe.secretKey, http: http)],
-            channels: [DemoScenario.Route.marketplace.rawValue: .channel], fallback: .provider("stripe"))
+            channels: [DemoScenario.Route.marketplace.rawValue: .channel, ShopifyOrderAdapter.channel: .channel], fallback: .provider("stripe"))
         paymentConnector = OutboundConnector(
             definition: ConnectorDefinition(
                 name: "payments", inputTopic: CapturePayment.topic, endpoint: payments, concurrency: 8, breaker: CircuitBreaker(),
@@ -364,7 +366,7 @@ extension DemoConnectors {
                 expected.note(outcome: envelope.event)
                 continue
             }
-            guard request.channel != DemoScenario.Route.marketplace.rawValue, let intent = request.reference else {
+            guard ![DemoScenario.Route.marketplace.rawValue, ShopifyOrderAdapter.channel].contains(request.channel), let intent = request.reference else {
                 expected.skipped += 1
                 continue
             }
@@ -413,7 +415,7 @@ extension DemoConnectors {
             holds: missing == 0 && twice == 0 && unexpected == 0 && charged == 0 && money && outcomesMissing == 0 && outcomesTwice == 0 && failuresRight
                 && !expected.keys.isEmpty,
             detail: "\(expected.keys.count) commands to Stripe (\(expected.captures.count) orders captured, \(expected.refunds.count) refunded, "
-                + "\(expected.voids.count) voided, \(declined) declined cards), \(expected.skipped) paid through the marketplace; "
+                + "\(expected.voids.count) voided, \(declined) declined cards), \(expected.skipped) paid through their channel (Shopify, marketplace); "
                 + "\(missing) missing, \(twice) twice, \(unexpected) unexpected, \(charged) declined cards charged, money per PaymentIntent \(money ? "exact" : "WRONG"); "
                 + "\(outcomesMissing) without an outcome event, \(outcomesTwice) with two; \(ledger.lostAnswers) answers lost and reconciled")
     }
