@@ -164,7 +164,7 @@ struct PaymentTests {
             Issue.record("an unrouted channel was called")
             return
         }
-        #expect(reason.contains("payments.channels") || reason.contains("payments.default"))
+        #expect(reason.contains("payments.routes") && reason.contains("payments.default"))
         let routed = PaymentRouter(providers: router.providers, channels: [:], fallback: .provider("stripe"))
         let missing = await routed.perform(call(Self.capture(nil)))
         #expect(PaymentProviderAnswer.failure(in: { if case .rejected(_, let r) = missing { r } else { "" } }()).0 == .invalidRequest)

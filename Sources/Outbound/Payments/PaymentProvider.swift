@@ -137,12 +137,12 @@ public struct PaymentRouter: OutboundEndpoint {
             guard let provider = providers[name] else {
                 return .rejected(status: nil, reason: "provider '\(name)' is not configured (payments.providers)")
             }
-            guard let reference = request.reference, !reference.isEmpty else {
+            guard request.reference?.isEmpty == false else {
                 return PaymentProviderAnswer.refused(.invalidRequest, status: nil, message: "the order has no usable payment reference to \(request.operation.rawValue) against: \(request.reference ?? "none")")
             }
             return await provider.execute(request, call: call)
         case nil:
-            return .rejected(status: nil, reason: "no payment provider for channel \(request.channel ?? "(none)"): set payments.channels.<channel> or payments.default")
+            return .rejected(status: nil, reason: "no payment provider for channel \(request.channel ?? "(none)"): add it to payments.routes (channel=provider) or set payments.default")
         }
     }
 
