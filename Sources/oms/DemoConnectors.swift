@@ -344,9 +344,11 @@ extension DemoConnectors {
 
 extension DemoConnectors {
     /// The payment commands written, and what Stripe must have done for them: one
-    /// effect per command routed to it, none for a declined card.
+    /// effect per command routed to it, none for a declined card (its captures are
+    /// declined, and a refund of the returned goods is refused: nothing was captured).
     struct ExpectedPayments {
         var keys: [String: (intent: String, amount: Int64, declined: Bool)] = [:]
+        var refusedRefunds = 0
         var outcomes: [String: Int] = [:]
         var failures: [String: Int] = [:]
         var skipped = 0
@@ -371,11 +373,12 @@ extension DemoConnectors {
                 continue
             }
             let amount = request.amount?.minorUnits ?? 0
-            let refused = request.operation == .capture && declined.contains(intent)
+            let refused = request.operation != .void && declined.contains(intent)
             expected.keys["payments/\(envelope.id)"] = (intent, amount, refused)
             switch request.operation {
             case .capture where !refused: expected.captures[intent, default: 0] += amount
-            case .refund: expected.refunds[intent, default: 0] += amount
+            case .refund where !refused: expected.refunds[intent, default: 0] += amount
+            case .refund: expected.refusedRefunds += 1
             case .void: expected.voids.insert(intent)
             case .capture: break
             }
@@ -405,18 +408,20 @@ extension DemoConnectors {
         let twice = ledger.effects.values.filter { $0 > 1 }.count
         let unexpected = Set(ledger.effects.keys).subtracting(expected.keys.keys).count
         let charged = expected.keys.filter { $0.value.declined && ledger.effects[$0.key] != nil }.count
-        let declined = expected.keys.values.filter(\.declined).count
+        let refused = expected.keys.values.filter(\.declined).count
+        let declined = refused - expected.refusedRefunds
         let money = ledger.captured == expected.captures && ledger.refunded == expected.refunds && ledger.cancelled == expected.voids
         let outcomesMissing = expected.keys.keys.filter { expected.outcomes[String($0.dropFirst("payments/".count))] == nil }.count
         let outcomesTwice = expected.outcomes.values.filter { $0 > 1 }.count
-        let failuresRight = expected.failures.count == declined
+        let failuresRight = expected.failures.count == refused
         return DemoSummary.Invariant(
             name: "every capture, refund and void executed once at the payment provider",
             holds: missing == 0 && twice == 0 && unexpected == 0 && charged == 0 && money && outcomesMissing == 0 && outcomesTwice == 0 && failuresRight
                 && !expected.keys.isEmpty,
             detail: "\(expected.keys.count) commands to Stripe (\(expected.captures.count) orders captured, \(expected.refunds.count) refunded, "
-                + "\(expected.voids.count) voided, \(declined) declined cards), \(expected.skipped) paid through their channel (Shopify, marketplace); "
-                + "\(missing) missing, \(twice) twice, \(unexpected) unexpected, \(charged) declined cards charged, money per PaymentIntent \(money ? "exact" : "WRONG"); "
+                + "\(expected.voids.count) voided, \(declined) captures declined, \(expected.refusedRefunds) refunds refused as nothing was captured), "
+                + "\(expected.skipped) paid through their channel (Shopify, marketplace); "
+                + "\(missing) missing, \(twice) twice, \(unexpected) unexpected, \(charged) declined cards charged or refunded, money per PaymentIntent \(money ? "exact" : "WRONG"); "
                 + "\(outcomesMissing) without an outcome event, \(outcomesTwice) with two; \(ledger.lostAnswers) answers lost and reconciled")
     }
 }
@@ -431,7 +436,9 @@ extension DemoConnectors.ExpectedPayments {
         case .paymentCaptureFailed(let e):
             outcomes[e.commandId, default: 0] += 1
             failures[e.commandId, default: 0] += 1
-        case .paymentRefundFailed(let e): outcomes[e.commandId, default: 0] += 1
+        case .paymentRefundFailed(let e):
+            outcomes[e.commandId, default: 0] += 1
+            failures[e.commandId, default: 0] += 1
         case .paymentVoidFailed(let e): outcomes[e.commandId, default: 0] += 1
         default: break
         }
