@@ -98,6 +98,22 @@ package final class PartitionReader: Sendable {
     package func close() async {
         try? await consumer.close()
     }
+
+    /// The record at `position` read by a reader of its own, opened and closed here:
+    /// for an operator's one-off look at a command or event.
+    package static func record(
+        at position: KafkaTopicPartitionOffset, kafka: KafkaConfiguration, timeout: Duration, logger: Logger
+    ) async throws(KafkaError) -> KafkaMessage? {
+        let reader = try PartitionReader(kafka: kafka, name: "\(kafka.clientID).record", batchSize: 100, logger: logger)
+        do {
+            let found = try await reader.record(at: position, timeout: timeout)
+            await reader.close()
+            return found
+        } catch {
+            await reader.close()
+            throw error
+        }
+    }
 }
 
 /// Reads topics once, from their beginning to their end: for tools that check what a

@@ -40,7 +40,7 @@ extension Gateway {
     /// entry settles it.
     static func isPaymentIssue(_ event: Event) -> Bool {
         guard case .outboundDelivery(let entry) = event, entry.connector == paymentsConnector else { return false }
-        return [.rejected, .failed, .unknown].contains(entry.state)
+        return entry.state.needsOperator
     }
 
     /// Captures, refunds and voids that need an operator (docs/OPERATIONS.md, *Payments*):
@@ -102,22 +102,11 @@ extension Gateway {
     /// The command record at `offset` of `partition` of oms.payments.commands.
     private func commandRecord(partition: Int32, offset: Int64) async throws(GatewayError) -> KafkaMessage? {
         let position = KafkaTopicPartitionOffset(topic: CapturePayment.topic, partition: partition, offset: offset)
-        let unavailable = { (error: any Error) in
-            GatewayError(status: 503, code: "unavailable", message: "cannot read \(CapturePayment.topic): \(error)", retryAfter: self.configuration.retryAfterSeconds)
-        }
-        let reader: PartitionReader
         do {
-            reader = try PartitionReader(kafka: kafka.with(clientID: "oms-gateway-payments"), name: "oms-gateway.payments", batchSize: 10, logger: logger)
+            return try await PartitionReader.record(
+                at: position, kafka: kafka.with(clientID: "oms-gateway-payments"), timeout: configuration.kafkaTimeout * 4, logger: logger)
         } catch {
-            throw unavailable(error)
-        }
-        do {
-            let found = try await reader.record(at: position, timeout: configuration.kafkaTimeout * 4)
-            await reader.close()
-            return found
-        } catch {
-            await reader.close()
-            throw unavailable(error)
+            throw GatewayError(status: 503, code: "unavailable", message: "cannot read \(CapturePayment.topic): \(error)", retryAfter: configuration.retryAfterSeconds)
         }
     }
 

@@ -32,14 +32,6 @@ public enum Settlement: Sendable, Hashable {
     public var needsOperator: Bool { entry.state.needsOperator }
 }
 
-extension DeliveryState {
-    /// Final states that a re-delivered command never touches again.
-    var isDone: Bool { self == .delivered || self == .skipped }
-    /// Final states an operator acts on (an alert and a dead letter, re-driven with
-    /// `oms dlq replay`).
-    var needsOperator: Bool { self == .rejected || self == .failed || self == .unknown }
-}
-
 /// Settles one command with one endpoint: calls it at most once per effect, retries
 /// what failed before the point of no return, and reconciles what a crash or a timeout
 /// left unknown, asking the endpoint instead of calling it blindly again.

@@ -57,15 +57,9 @@ public enum WebhookOperations {
         guard let topic = WebhookEvents.topic(of: type) else {
             throw RedeliveryRefused(description: "\(entry.commandType) is not a subscribable event type")
         }
-        let reader = try PartitionReader(kafka: kafka, name: "\(kafka.clientID).redeliver", batchSize: 100, logger: logger)
-        let message: KafkaMessage?
-        do {
-            message = try await reader.record(at: KafkaTopicPartitionOffset(topic: topic, partition: logged.partition, offset: entry.sourceOffset), timeout: .seconds(30))
-        } catch {
-            await reader.close()
-            throw error
-        }
-        await reader.close()
+        let message = try await PartitionReader.record(
+            at: KafkaTopicPartitionOffset(topic: topic, partition: logged.partition, offset: entry.sourceOffset), kafka: kafka, timeout: .seconds(30),
+            logger: logger)
         guard let message, let event = try? Envelope.decode(message.eventRecord) else {
             throw RedeliveryRefused(description: "the event of \(deliveryID) (\(topic) partition \(logged.partition) offset \(entry.sourceOffset)) is no longer in Kafka")
         }
