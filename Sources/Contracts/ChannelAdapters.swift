@@ -138,7 +138,7 @@ public enum ShopifyOrderAdapter {
             shipping: ShippingCharge(method: method, amount: shippingTotal), totals: totals, currency: currency,
             shippingAddress: shippingAddress, billingAddress: billingAddress,
             payment: PaymentAuthorization(
-                status: try paymentStatus(root), amount: total, reference: try root.optionalText("checkout_token")),
+                status: try paymentStatus(root), amount: total, reference: externalID),
             placedAt: try root.date("created_at"),
             serviceLevel: ServiceLevel(shippingText: [methodCode, method].compactMap { $0 }.joined(separator: " ")))
         try order.validateShape()

@@ -80,6 +80,10 @@ public struct ShopifyChannel: OutboundEndpoint {
     public var notifyCustomer: Bool
     /// The shop location whose `available` stock updates set; nil: no stock feed.
     public var inventoryLocation: String?
+    /// Whether the payments connector refunds the shop's orders (a `shopify` payment
+    /// provider, `channels.<name>.refunds=payments`): then a refund is not told here
+    /// too, which would pay the customer twice.
+    public var refundsByPayments: Bool
     /// The HTTP client.
     public var http: HTTPExchange
     private let inventoryItems = InventoryItems()
@@ -87,8 +91,12 @@ public struct ShopifyChannel: OutboundEndpoint {
     public static let apiVersion = "2025-01"
 
     /// A shop's endpoint.
-    public init(shop: String, baseURL: String, accessToken: String, notifyCustomer: Bool = false, inventoryLocation: String? = nil, http: HTTPExchange) {
+    public init(
+        shop: String, baseURL: String, accessToken: String, notifyCustomer: Bool = false, inventoryLocation: String? = nil, refundsByPayments: Bool = false,
+        http: HTTPExchange
+    ) {
         self.shop = shop
+        self.refundsByPayments = refundsByPayments
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.accessToken = accessToken
         self.notifyCustomer = notifyCustomer
@@ -117,6 +125,7 @@ public struct ShopifyChannel: OutboundEndpoint {
             if case .rejected(422, _) = result, case .happened(let reference) = await reconcile(call) { return .delivered(reference: reference) }
             return result
         case .refund:
+            if refundsByPayments { return .skipped(reason: "the payments connector refunds \(shop)'s orders (channels.<name>.refunds=payments)") }
             guard let amount = update.fact.amount else { return .rejected(status: nil, reason: "refund without an amount") }
             // Money: look for our key among the order's refunds before refunding, so a
             // predecessor's refund that no ledger entry tells of is not made twice.

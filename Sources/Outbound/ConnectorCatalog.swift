@@ -80,13 +80,20 @@ public enum ConnectorCatalog {
                 }
                 return value
             }
+            func refunds() throws(ConfigurationError) -> Bool {
+                switch try keys.string("\(prefix).refunds") ?? "channel" {
+                case "channel": return false
+                case "payments": return true
+                case let other: throw ConfigurationError(key: "\(prefix).refunds", reason: "'\(other)' is neither `channel` nor `payments`")
+                }
+            }
             switch try required("kind") {
             case "shopify":
                 let shop = try required("shop")
                 channels[channel] = ShopifyChannel(
                     shop: shop, baseURL: try keys.string("\(prefix).url") ?? "https://\(shop)", accessToken: try required("token", secret: true),
                     notifyCustomer: try keys.bool("\(prefix).notify.customer", default: false),
-                    inventoryLocation: try keys.string("\(prefix).location"), http: http)
+                    inventoryLocation: try keys.string("\(prefix).location"), refundsByPayments: try refunds(), http: http)
             case "amazon":
                 channels[channel] = AmazonChannel(
                     baseURL: try required("url"), marketplaceID: try required("marketplace"), accessToken: try required("token", secret: true),
@@ -101,7 +108,8 @@ public enum ConnectorCatalog {
     }
 
     /// `payments.providers` lists the payment providers; each has `payments.<name>.kind`
-    /// (`stripe` or `adyen`), `.key` (secret) and `.url`, and Adyen `.merchant`. `payments.routes` maps channels to a
+    /// (`stripe`, `adyen` or `shopify`), `.key` (secret) and `.url`, Adyen `.merchant`
+    /// and Shopify `.shop`. `payments.routes` maps channels to a
     /// provider or to `channel` (the marketplace moves the money), as `channel=route`
     /// entries; `payments.default` is the route of every other channel.
     static func payments(keys: KeyReader, http: HTTPExchange) throws(ConfigurationError) -> PaymentRouter {
@@ -122,8 +130,13 @@ public enum ConnectorCatalog {
                     throw ConfigurationError(key: "\(prefix).merchant", reason: "required for Adyen: the merchant account")
                 }
                 providers[provider] = AdyenPayments(name: provider, baseURL: url, apiKey: key, merchantAccount: merchant, http: http)
+            case "shopify":
+                guard let shop = try keys.string("\(prefix).shop"), !shop.isEmpty else {
+                    throw ConfigurationError(key: "\(prefix).shop", reason: "required for Shopify: the shop, e.g. brand.myshopify.com")
+                }
+                providers[provider] = ShopifyPayments(name: provider, shop: shop, baseURL: try keys.string("\(prefix).url") ?? "https://\(shop)", accessToken: key, http: http)
             case let other:
-                throw ConfigurationError(key: "\(prefix).kind", reason: "'\(other)' is not a supported payment provider (stripe, adyen)")
+                throw ConfigurationError(key: "\(prefix).kind", reason: "'\(other)' is not a supported payment provider (stripe, adyen, shopify)")
             }
         }
         func route(_ value: String, key: String) throws(ConfigurationError) -> PaymentRouter.Route {

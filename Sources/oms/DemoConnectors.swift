@@ -38,10 +38,10 @@ struct DemoConnectors: Sendable {
     let webhookConnector: WebhookConnector
     /// The key the subscription's secret derives from.
     static let signingKey = "orderfleet-demo-webhook-signing-key"
-    /// The `payments` connector: captures, refunds and voids of web orders to the local
-    /// Stripe; Shopify and marketplace orders are paid through their channel (Shopify
-    /// captures at fulfilment and refunds through the channel connector's refund), so
-    /// their commands are skipped: a second refund at Stripe would pay the customer twice.
+    /// The `payments` connector: captures, refunds and voids of Shopify orders through
+    /// the local shop's transactions API (so the channel connector does not refund them
+    /// too), of marketplace orders skipped (the marketplace moves the money), of the
+    /// others at the local Stripe.
     let paymentConnector: OutboundConnector
     /// What the brand ERP subscribes to.
     static let subscribedTypes = [OrderPlaced.eventType, ShipmentCreated.eventType, OrderCancelled.eventType]
@@ -61,7 +61,7 @@ struct DemoConnectors: Sendable {
         let http = HTTPExchange(client: .shared, timeout: .seconds(2))
         let router = ChannelRouter(channels: [
             ShopifyOrderAdapter.channel: ShopifyChannel(
-                shop: "demo.myshopify.com", baseURL: base, accessToken: channels.token, inventoryLocation: "655441491", http: http),
+                shop: "demo.myshopify.com", baseURL: base, accessToken: channels.token, inventoryLocation: "655441491", refundsByPayments: true, http: http),
             DemoScenario.Route.web.rawValue: WebhookChannel(url: "\(base)/hooks/web", secret: channels.secret, http: http),
             DemoScenario.Route.marketplace.rawValue: AmazonChannel(
                 baseURL: base, marketplaceID: "A1PA6795UKMFR9", accessToken: channels.token, sellerID: "A2DEMOSELLER", http: http),
@@ -94,8 +94,11 @@ struct DemoConnectors: Sendable {
         // PaymentIntent or its refunds back.
         channels.stripe.setFaults { $0.loseAnswerEvery = 41; $0.holdAnswer = .seconds(3) }
         let payments = PaymentRouter(
-            providers: ["stripe": StripePayments(baseURL: base, secretKey: channels.stripe.secretKey, http: http)],
-            channels: [DemoScenario.Route.marketplace.rawValue: .channel, ShopifyOrderAdapter.channel: .channel], fallback: .provider("stripe"))
+            providers: [
+                "stripe": StripePayments(baseURL: base, secretKey: channels.stripe.secretKey, http: http),
+                "shopify": ShopifyPayments(shop: "demo.myshopify.com", baseURL: base, accessToken: channels.token, http: http),
+            ],
+            channels: [DemoScenario.Route.marketplace.rawValue: .channel, ShopifyOrderAdapter.channel: .provider("shopify")], fallback: .provider("stripe"))
         paymentConnector = OutboundConnector(
             definition: ConnectorDefinition(
                 name: "payments", inputTopic: CapturePayment.topic, endpoint: payments, concurrency: 8, breaker: CircuitBreaker(),
@@ -126,14 +129,16 @@ struct DemoConnectors: Sendable {
     }
 
     /// Tells the local shop about the scenario's Shopify orders, as the real shop would
-    /// know them (line item ids and quantities), and the local Stripe about every
-    /// checkout's authorization; one card in ``declinedEvery`` is declined at capture.
+    /// know them (line item ids and quantities, the checkout's authorization), and the
+    /// local Stripe about every other checkout's authorization; one card in
+    /// ``declinedEvery`` is declined at capture.
     func register(_ scenario: DemoScenario) {
         for planned in scenario.orders where planned.route == .shopify {
-            channels.addShopifyOrder(
-                planned.order.externalOrderId, lines: Dictionary(planned.order.lines.map { ($0.lineId, $0.quantity) }, uniquingKeysWith: +))
+            let id = planned.order.externalOrderId
+            channels.addShopifyOrder(id, lines: Dictionary(planned.order.lines.map { ($0.lineId, $0.quantity) }, uniquingKeysWith: +), authorized: planned.order.payment.amount)
+            if planned.index % Self.declinedEvery == Self.declinedEvery / 2 { channels.setFaults { $0.declinedShopifyOrders.insert(id) } }
         }
-        for planned in scenario.orders {
+        for planned in scenario.orders where planned.route != .shopify {
             guard let intent = planned.order.payment.reference else { continue }
             channels.stripe.authorize(intent, amount: planned.order.payment.amount.minorUnits, currency: planned.order.payment.amount.currency.code)
             if planned.index % Self.declinedEvery == Self.declinedEvery / 2 { channels.stripe.setFaults { $0.declined.insert(intent) } }
@@ -343,11 +348,14 @@ extension DemoConnectors {
 }
 
 extension DemoConnectors {
-    /// The payment commands written, and what Stripe must have done for them: one
-    /// effect per command routed to it, none for a declined card (its captures are
-    /// declined, and a refund of the returned goods is refused: nothing was captured).
+    /// The payment commands written, and what the providers must have done for them:
+    /// one effect per command routed to Stripe (by idempotency key) and the exact money
+    /// per Shopify order (its REST API has no keys; refunds carry theirs in the note);
+    /// none for a declined card (its captures are declined, and a refund of the
+    /// returned goods is refused: nothing was captured).
     struct ExpectedPayments {
         var keys: [String: (intent: String, amount: Int64, declined: Bool)] = [:]
+        var commands: [String: Bool] = [:]
         var refusedRefunds = 0
         var outcomes: [String: Int] = [:]
         var failures: [String: Int] = [:]
@@ -355,11 +363,17 @@ extension DemoConnectors {
         var captures: [String: Int64] = [:]
         var refunds: [String: Int64] = [:]
         var voids: Set<String> = []
+        var shopifyCaptures: [String: Int64] = [:]
+        var shopifyRefunds: [String: Int64] = [:]
+        var shopifyRefundKeys: Set<String> = []
+        var shopifyVoids: [String: Int] = [:]
+        var shopifyCommands = 0
     }
 
     private func expectedPayments(kafka: KafkaConfiguration, logger: Logger) async throws -> ExpectedPayments {
         var expected = ExpectedPayments()
         let declined = channels.stripe.declinedIntents
+        let declinedShopify = channels.declinedShopifyOrders
         var seen: Set<String> = []
         for record in try await TopicScan.records(of: [CapturePayment.topic, PaymentCaptured.topic], kafka: kafka, logger: logger) {
             // A replayed settlement writes the same outcome again, under the same id.
@@ -368,18 +382,34 @@ extension DemoConnectors {
                 expected.note(outcome: envelope.event)
                 continue
             }
-            guard ![DemoScenario.Route.marketplace.rawValue, ShopifyOrderAdapter.channel].contains(request.channel), let intent = request.reference else {
+            guard request.channel != DemoScenario.Route.marketplace.rawValue, let reference = request.reference else {
                 expected.skipped += 1
                 continue
             }
             let amount = request.amount?.minorUnits ?? 0
-            let refused = request.operation != .void && declined.contains(intent)
-            expected.keys["payments/\(envelope.id)"] = (intent, amount, refused)
+            if request.channel == ShopifyOrderAdapter.channel {
+                let refused = request.operation != .void && declinedShopify.contains(reference)
+                expected.commands[envelope.id] = refused
+                expected.shopifyCommands += 1
+                switch request.operation {
+                case .capture where !refused: expected.shopifyCaptures[reference, default: 0] += amount
+                case .refund where !refused:
+                    expected.shopifyRefunds[reference, default: 0] += amount
+                    expected.shopifyRefundKeys.insert("payments/\(envelope.id)")
+                case .refund: expected.refusedRefunds += 1
+                case .void: expected.shopifyVoids[reference, default: 0] += 1
+                case .capture: break
+                }
+                continue
+            }
+            let refused = request.operation != .void && declined.contains(reference)
+            expected.keys["payments/\(envelope.id)"] = (reference, amount, refused)
+            expected.commands[envelope.id] = refused
             switch request.operation {
-            case .capture where !refused: expected.captures[intent, default: 0] += amount
-            case .refund where !refused: expected.refunds[intent, default: 0] += amount
+            case .capture where !refused: expected.captures[reference, default: 0] += amount
+            case .refund where !refused: expected.refunds[reference, default: 0] += amount
             case .refund: expected.refusedRefunds += 1
-            case .void: expected.voids.insert(intent)
+            case .void: expected.voids.insert(reference)
             case .capture: break
             }
         }
@@ -387,16 +417,17 @@ extension DemoConnectors {
     }
 
     /// Waits up to `timeout` for every payment command to be settled; then the
-    /// invariant: each capture, refund and void done once at the provider (effects per
-    /// idempotency key, money per PaymentIntent), declined cards never charged, and one
-    /// outcome event per command.
+    /// invariant: each capture, refund and void done once at its provider (Stripe:
+    /// effects per idempotency key and money per PaymentIntent; Shopify: money per
+    /// order and refunds per key), declined cards never charged, and one outcome event
+    /// per command.
     func paymentInvariant(kafka: KafkaConfiguration, logger: Logger, timeout: Duration) async -> DemoSummary.Invariant {
         let deadline = ContinuousClock.now + timeout
         var expected = ExpectedPayments()
         func settled(_ expected: ExpectedPayments) -> Bool {
             let effects = channels.stripe.ledger.effects
             return expected.keys.allSatisfy { key, value in value.declined || effects[key] != nil }
-                && expected.keys.keys.allSatisfy { expected.outcomes[String($0.dropFirst("payments/".count))] != nil }
+                && expected.commands.keys.allSatisfy { expected.outcomes[$0] != nil }
         }
         repeat {
             if let read = try? await expectedPayments(kafka: kafka, logger: logger) { expected = read }
@@ -404,25 +435,32 @@ extension DemoConnectors {
             try? await Task.sleep(for: .milliseconds(500))
         } while ContinuousClock.now < deadline
         let ledger = channels.stripe.ledger
+        let shop = channels.ledger
         let missing = expected.keys.filter { !$0.value.declined && ledger.effects[$0.key] == nil }.count
-        let twice = ledger.effects.values.filter { $0 > 1 }.count
+            + expected.shopifyRefundKeys.filter { shop.refunds[$0] == nil }.count
+        let twice = ledger.effects.values.filter { $0 > 1 }.count + shop.refunds.filter { $0.key.hasPrefix("payments/") && $0.value > 1 }.count
         let unexpected = Set(ledger.effects.keys).subtracting(expected.keys.keys).count
+            + Set(shop.refunds.keys.filter { $0.hasPrefix("payments/") }).subtracting(expected.shopifyRefundKeys).count
         let charged = expected.keys.filter { $0.value.declined && ledger.effects[$0.key] != nil }.count
-        let refused = expected.keys.values.filter(\.declined).count
+            + channels.declinedShopifyOrders.filter { shop.shopifyCaptured[$0] != nil }.count
+        let refused = expected.commands.values.filter { $0 }.count
         let declined = refused - expected.refusedRefunds
         let money = ledger.captured == expected.captures && ledger.refunded == expected.refunds && ledger.cancelled == expected.voids
-        let outcomesMissing = expected.keys.keys.filter { expected.outcomes[String($0.dropFirst("payments/".count))] == nil }.count
+        let shopifyMoney = shop.shopifyCaptured == expected.shopifyCaptures && shop.shopifyRefunded == expected.shopifyRefunds && shop.shopifyVoided == expected.shopifyVoids
+        let outcomesMissing = expected.commands.keys.filter { expected.outcomes[$0] == nil }.count
         let outcomesTwice = expected.outcomes.values.filter { $0 > 1 }.count
         let failuresRight = expected.failures.count == refused
         return DemoSummary.Invariant(
             name: "every capture, refund and void executed once at the payment provider",
-            holds: missing == 0 && twice == 0 && unexpected == 0 && charged == 0 && money && outcomesMissing == 0 && outcomesTwice == 0 && failuresRight
-                && !expected.keys.isEmpty,
+            holds: missing == 0 && twice == 0 && unexpected == 0 && charged == 0 && money && shopifyMoney && outcomesMissing == 0 && outcomesTwice == 0
+                && failuresRight && !expected.keys.isEmpty && expected.shopifyCommands > 0,
             detail: "\(expected.keys.count) commands to Stripe (\(expected.captures.count) orders captured, \(expected.refunds.count) refunded, "
-                + "\(expected.voids.count) voided, \(declined) captures declined, \(expected.refusedRefunds) refunds refused as nothing was captured), "
-                + "\(expected.skipped) paid through their channel (Shopify, marketplace); "
-                + "\(missing) missing, \(twice) twice, \(unexpected) unexpected, \(charged) declined cards charged or refunded, money per PaymentIntent \(money ? "exact" : "WRONG"); "
-                + "\(outcomesMissing) without an outcome event, \(outcomesTwice) with two; \(ledger.lostAnswers) answers lost and reconciled")
+                + "\(expected.voids.count) voided), \(expected.shopifyCommands) to Shopify's transactions API (\(expected.shopifyCaptures.count) orders captured, "
+                + "\(expected.shopifyRefunds.count) refunded, \(expected.shopifyVoids.count) voided); \(declined) captures declined, "
+                + "\(expected.refusedRefunds) refunds refused as nothing was captured; \(expected.skipped) paid through the marketplace; "
+                + "\(missing) missing, \(twice) twice, \(unexpected) unexpected, \(charged) declined cards charged or refunded, "
+                + "money per PaymentIntent \(money ? "exact" : "WRONG"), per Shopify order \(shopifyMoney ? "exact" : "WRONG"); "
+                + "\(outcomesMissing) without an outcome event, \(outcomesTwice) with two; \(ledger.lostAnswers + shop.lostAnswers) answers lost and reconciled")
     }
 }
 

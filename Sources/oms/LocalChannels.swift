@@ -1,3 +1,4 @@
+import Contracts
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -28,6 +29,12 @@ public final class LocalChannels: Sendable {
         public var cancellations: [String: Int] = [:]
         /// Shopify refunds created per idempotency key found in the note.
         public var refunds: [String: Int] = [:]
+        /// Shopify money captured per order, in minor units.
+        public var shopifyCaptured: [String: Int64] = [:]
+        /// Shopify money refunded per order, in minor units.
+        public var shopifyRefunded: [String: Int64] = [:]
+        /// Shopify authorizations voided, per order.
+        public var shopifyVoided: [String: Int] = [:]
         /// Amazon shipment confirmations per package reference.
         public var confirmations: [String: Int] = [:]
         /// Twilio text messages created, per `<to>|<body>`.
@@ -63,6 +70,8 @@ public final class LocalChannels: Sendable {
         public var holdAnswer: Duration = .seconds(3)
         /// Webhook receivers (`/hooks/<name>`) answering 503 to everything.
         public var downHooks: Set<String> = []
+        /// Shopify orders whose card is declined at capture (a `failure` transaction).
+        public var declinedShopifyOrders: Set<String> = []
 
         /// No faults.
         public init() {}
@@ -90,12 +99,47 @@ public final class LocalChannels: Sendable {
         var fulfillmentsByOrder: [String: [Fulfillment]] = [:]
         var cancelledAt: [String: String] = [:]
         var refundsByOrder: [String: [[String: String]]] = [:]
+        /// Shopify order transactions, oldest first, as the API lists them.
+        var transactions: [String: [ShopifyTransaction]] = [:]
         var amazonShipped: [String: [String: Int]] = [:]
         /// Listed SKUs and their Shopify inventory item ids.
         var listed: [String: Int] = [:]
         /// Twilio messages, newest first, as the API lists them.
         var texts: [[String: Any]] = []
         var nextID = 1_000_000
+    }
+
+    /// One Shopify order transaction (REST `Transaction`).
+    private struct ShopifyTransaction: Sendable {
+        var id: Int
+        var orderID: String
+        var kind: String
+        var status: String
+        var parentID: Int?
+        var minorUnits: Int64
+        var currency: CurrencyCode
+        var createdAt: Date
+        var expiresAt: Date?
+        var errorCode: String?
+
+        var json: [String: Any] {
+            var json: [String: Any] = [
+                "id": id, "order_id": Int(orderID) ?? 0, "kind": kind, "status": status, "gateway": "shopify_payments",
+                "amount": Money(minorUnits: minorUnits, currency: currency).decimalString, "currency": currency.code, "created_at": RFC3339.format(createdAt),
+            ]
+            json["parent_id"] = parentID
+            json["authorization_expires_at"] = expiresAt.map(RFC3339.format)
+            if let errorCode { json["error_code"] = errorCode; json["message"] = "The card was declined." }
+            return json
+        }
+    }
+
+    /// A Shopify 4xx: `{"errors": {"<field>": ["<message>"]}}`, `base` for the order.
+    private struct ShopifyRefusal: Error {
+        var status = 422
+        var field: String? = "base"
+        var message: String
+        var answer: (Int, [String: Any]) { field.map { (status, ["errors": [$0: [message]]]) } ?? (status, ["errors": message]) }
     }
 
     private struct Fulfillment {
@@ -120,6 +164,9 @@ public final class LocalChannels: Sendable {
     /// subscription's own secret).
     public func setSecret(_ secret: String, forHook name: String) { state.withLock { $0.hookSecrets[name] = secret } }
 
+    /// The Shopify orders whose card is declined at capture.
+    public var declinedShopifyOrders: Set<String> { state.withLock { $0.faults.declinedShopifyOrders } }
+
     /// Changes the faults.
     public func setFaults(_ change: (inout Faults) -> Void) { state.withLock { change(&$0.faults) } }
 
@@ -129,9 +176,18 @@ public final class LocalChannels: Sendable {
         state.withLock { state in for sku in skus where state.listed[sku] == nil { state.listed[sku] = 40_000 + state.listed.count } }
     }
 
-    /// Makes a Shopify order known: its line item ids and quantities.
-    public func addShopifyOrder(_ id: String, lines: [String: Int]) {
-        state.withLock { $0.open[id] = lines }
+    /// Makes a Shopify order known: its line item ids and quantities, and the payment
+    /// authorized at checkout (an `authorization` transaction), if any, which expires at
+    /// `expiresAt`.
+    public func addShopifyOrder(_ id: String, lines: [String: Int], authorized: Money? = nil, expiresAt: Date? = nil) {
+        state.withLock { state in
+            state.open[id] = lines
+            guard let authorized, state.transactions[id] == nil else { return }
+            state.nextID += 1
+            state.transactions[id] = [ShopifyTransaction(
+                id: state.nextID, orderID: id, kind: "authorization", status: "success", parentID: nil, minorUnits: authorized.minorUnits,
+                currency: authorized.currency, createdAt: Date(), expiresAt: expiresAt)]
+        }
     }
 
     /// The server as a service; `onListening` gets the bound port.
@@ -193,13 +249,15 @@ public final class LocalChannels: Sendable {
         }
         router.post("\(base)/orders/{id}/refunds.json") { request, context in
             try await self.shopify(request, context, effect: true) { id, body in
-                self.state.withLock { state -> (Int, [String: Any]) in
+                let refund = (body["refund"] as? [String: Any]) ?? [:]
+                guard let transactions = refund["transactions"] as? [[String: Any]], !transactions.isEmpty else {
+                    return (422, ["errors": ["transactions": ["can't be blank"]]])
+                }
+                let parts = transactions.map { (parent: Int("\($0["parent_id"] ?? "")"), amount: $0["amount"] as? String ?? "") }
+                let note = (refund["note"] as? String) ?? ""
+                return self.state.withLock { state -> (Int, [String: Any]) in
                     guard state.open[id] != nil else { return Self.notFound }
-                    let refund = (body["refund"] as? [String: Any]) ?? [:]
-                    guard let transactions = refund["transactions"] as? [[String: Any]], !transactions.isEmpty else {
-                        return (422, ["errors": ["transactions": ["can't be blank"]]])
-                    }
-                    let note = (refund["note"] as? String) ?? ""
+                    if let refusal = Self.refundTransactions(parts, order: id, state: &state) { return refusal.answer }
                     state.nextID += 1
                     state.refundsByOrder[id, default: []].append(["id": "\(state.nextID)", "note": note])
                     let key = note.split(separator: " ").last.map(String.init) ?? note
@@ -229,6 +287,14 @@ public final class LocalChannels: Sendable {
                 return (200, ["inventory_level": ["inventory_item_id": item, "location_id": location, "available": available]])
             }
         }
+        router.get("\(base)/orders/{id}/transactions.json") { request, context in
+            try await self.shopify(request, context, effect: false) { id, _ in
+                (200, ["transactions": self.state.withLock { $0.transactions[id] ?? [] }.map(\.json)])
+            }
+        }
+        router.post("\(base)/orders/{id}/transactions.json") { request, context in
+            try await self.shopify(request, context, effect: true) { id, body in self.transact(id, body) }
+        }
         router.get("\(base)/orders/{id}/refunds.json") { request, context in
             try await self.shopify(request, context, effect: false) { id, _ in
                 (200, ["refunds": self.state.withLock { $0.refundsByOrder[id] ?? [] }])
@@ -237,6 +303,81 @@ public final class LocalChannels: Sendable {
     }
 
     private static var notFound: (Int, [String: Any]) { (404, ["errors": "Not Found"]) }
+
+    /// A `capture` or `void` transaction on an authorization of the order, as Shopify
+    /// takes them: the parent must be a successful authorization of the order, not
+    /// voided nor expired, with the amount left; a declined card gives a `failure`.
+    private func transact(_ id: String, _ body: [String: Any]) -> (Int, [String: Any]) {
+        let transaction = (body["transaction"] as? [String: Any]) ?? [:]
+        let kind = transaction["kind"] as? String ?? ""
+        guard ["capture", "void"].contains(kind) else { return (422, ["errors": ["kind": ["is not included in the list"]]]) }
+        let parentID = Int("\(transaction["parent_id"] ?? "")")
+        let amountText = transaction["amount"] as? String
+        let result = state.withLock { state -> Result<ShopifyTransaction, ShopifyRefusal> in
+            guard let transactions = state.transactions[id] else { return .failure(ShopifyRefusal(status: 404, field: nil, message: "Not Found")) }
+            let successful = transactions.filter { $0.status == "success" }
+            guard let parent = successful.first(where: { $0.id == parentID && $0.kind == "authorization" }) else {
+                return .failure(ShopifyRefusal(field: "parent_id", message: "must reference a successful authorization of the order"))
+            }
+            let children = successful.filter { $0.parentID == parent.id }
+            if children.contains(where: { $0.kind == "void" }) { return .failure(ShopifyRefusal(message: "The authorization has been voided.")) }
+            if let expires = parent.expiresAt, expires <= Date() {
+                return .failure(ShopifyRefusal(message: "The authorization has expired and can no longer be captured."))
+            }
+            var record = ShopifyTransaction(id: 0, orderID: id, kind: kind, status: "success", parentID: parent.id, minorUnits: 0, currency: parent.currency, createdAt: Date())
+            if kind == "capture" {
+                guard let text = amountText, let amount = try? Money.parse(text, currency: parent.currency), amount.minorUnits > 0 else {
+                    return .failure(ShopifyRefusal(field: "amount", message: "must be greater than 0"))
+                }
+                let left = parent.minorUnits - children.filter { $0.kind == "capture" }.reduce(0) { $0 + $1.minorUnits }
+                guard amount.minorUnits <= left else { return .failure(ShopifyRefusal(field: "amount", message: "exceeds the amount left on the authorization")) }
+                record.minorUnits = amount.minorUnits
+            }
+            state.nextID += 1
+            record.id = state.nextID
+            if kind == "capture", state.faults.declinedShopifyOrders.contains(id) {
+                record.status = "failure"
+                record.errorCode = "card_declined"
+            } else if kind == "capture" {
+                state.ledger.shopifyCaptured[id, default: 0] += record.minorUnits
+            } else {
+                state.ledger.shopifyVoided[id, default: 0] += 1
+            }
+            state.transactions[id, default: []].append(record)
+            return .success(record)
+        }
+        switch result {
+        case .success(let record): return (201, ["transaction": record.json])
+        case .failure(let refusal): return refusal.answer
+        }
+    }
+
+    /// Records a refund's `refund` transactions against the order's captures; a refusal
+    /// when one asks more than its capture has left (a refund without parents, as the
+    /// channel connector sends it, is taken as Shopify takes it).
+    private static func refundTransactions(_ requested: [(parent: Int?, amount: String)], order: String, state: inout State) -> ShopifyRefusal? {
+        guard let transactions = state.transactions[order] else { return nil }
+        let currency = transactions.first?.currency ?? .usd
+        var records: [ShopifyTransaction] = []
+        for refund in requested {
+            guard let parentID = refund.parent else { continue }
+            let all = transactions + records
+            guard let capture = all.first(where: { $0.id == parentID && $0.kind == "capture" && $0.status == "success" }) else {
+                return ShopifyRefusal(field: "transactions.parent_id", message: "must reference a successful capture")
+            }
+            let refunded = all.filter { $0.kind == "refund" && $0.parentID == parentID }.reduce(0) { $0 + $1.minorUnits }
+            let minor = (try? Money.parse(refund.amount, currency: currency))?.minorUnits ?? 0
+            guard minor > 0, minor <= capture.minorUnits - refunded else {
+                return ShopifyRefusal(field: "transactions.amount", message: "exceeds the captured amount left to refund")
+            }
+            state.nextID += 1
+            records.append(ShopifyTransaction(
+                id: state.nextID, orderID: order, kind: "refund", status: "success", parentID: parentID, minorUnits: minor, currency: currency, createdAt: Date()))
+        }
+        state.transactions[order, default: []] += records
+        state.ledger.shopifyRefunded[order, default: 0] += records.reduce(0) { $0 + $1.minorUnits }
+        return nil
+    }
 
     private func fulfil(_ body: [String: Any]) -> (Int, [String: Any]) {
         let fulfillment = (body["fulfillment"] as? [String: Any]) ?? [:]

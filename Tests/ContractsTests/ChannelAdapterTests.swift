@@ -33,7 +33,7 @@ private func expectTotalsConsistent(_ order: CanonicalOrder, sourceLocation: Sou
             country: try CountryCode("US"), phone: "+1 212-555-0100", email: "jon.snow@example.com"))
         #expect(order.billingAddress?.lines == ["1 Wall Street"])
         #expect(order.billingAddress?.phone == nil)
-        #expect(order.payment == PaymentAuthorization(status: .authorized, amount: usd(11970), reference: "c1a2b3d4e5f60718293a4b5c6d7e8f90"))
+        #expect(order.payment == PaymentAuthorization(status: .authorized, amount: usd(11970), reference: order.externalOrderId), "the Shopify order id: its transactions are where its money moves")
         #expect(order.placedAt == (try date("2026-03-01T13:15:30Z")))
         try expectTotalsConsistent(order)
         let placed = OrderPlaced(order: order)
