@@ -5,3 +5,15 @@ extension DeliveryState {
     /// `oms dlq replay` or, for payments, the gateway's retry endpoint).
     public var needsOperator: Bool { self == .rejected || self == .failed || self == .unknown }
 }
+
+extension PaymentFailure {
+    /// The failure class and the provider's message of a payments ledger reason
+    /// (`<failure>: <message>`, as the payments connector writes a refusal); a reason in
+    /// any other form is `invalid_request` with the whole text.
+    public static func of(ledgerReason reason: String) -> (failure: PaymentFailure, message: String) {
+        if let colon = reason.firstIndex(of: ":"), let failure = PaymentFailure(rawValue: String(reason[..<colon])) {
+            return (failure, reason[reason.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+        }
+        return (.invalidRequest, reason)
+    }
+}

@@ -2025,6 +2025,8 @@ public struct CapturePayment: Sendable, Hashable, Codable {
     public var requestedAt: Date
     /// The order's sales channel: which payment provider the payments connector uses (docs/RULES.md, *Payment providers*).
     public var channel: String?
+    /// Re-authorize the payment if its authorization has expired: set when an operator asks (`POST /v1/ops/payments/{commandId}/reauthorize`); the channels in `payments.reauthorize` always are.
+    public var reauthorize: Bool?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -2033,7 +2035,8 @@ public struct CapturePayment: Sendable, Hashable, Codable {
         amount: Money,
         authorizationReference: String? = nil,
         requestedAt: Date,
-        channel: String? = nil
+        channel: String? = nil,
+        reauthorize: Bool? = nil
     ) {
         self.orderId = orderId
         self.shipmentId = shipmentId
@@ -2041,6 +2044,7 @@ public struct CapturePayment: Sendable, Hashable, Codable {
         self.authorizationReference = authorizationReference
         self.requestedAt = requestedAt
         self.channel = channel
+        self.reauthorize = reauthorize
     }
 }
 
@@ -2165,6 +2169,8 @@ public struct PaymentCaptured: Sendable, Hashable, Codable {
     public var providerReference: String?
     /// When it was settled.
     public var capturedAt: Date
+    /// The new payment the money was captured on, when the order's authorization had expired and was re-authorized (docs/OPERATIONS.md, *Payments*).
+    public var reauthorization: String?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -2174,7 +2180,8 @@ public struct PaymentCaptured: Sendable, Hashable, Codable {
         amount: Money,
         provider: String,
         providerReference: String? = nil,
-        capturedAt: Date
+        capturedAt: Date,
+        reauthorization: String? = nil
     ) {
         self.orderId = orderId
         self.commandId = commandId
@@ -2183,6 +2190,7 @@ public struct PaymentCaptured: Sendable, Hashable, Codable {
         self.provider = provider
         self.providerReference = providerReference
         self.capturedAt = capturedAt
+        self.reauthorization = reauthorization
     }
 }
 
@@ -2743,6 +2751,8 @@ public struct OrderView: Sendable, Hashable, Codable {
     public var notificationsSent: [String]
     /// Last change.
     public var updatedAt: Date
+    /// Set while a shipment's capture has failed for good (an expired authorization not re-authorized, a declined card): the order waits for an operator (`GET /v1/ops/payments`); cleared when that shipment is captured.
+    public var paymentHold: Reason?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -2765,7 +2775,8 @@ public struct OrderView: Sendable, Hashable, Codable {
         statusSince: Date,
         deliveredAt: Date? = nil,
         notificationsSent: [String],
-        updatedAt: Date
+        updatedAt: Date,
+        paymentHold: Reason? = nil
     ) {
         self.orderId = orderId
         self.channel = channel
@@ -2787,6 +2798,7 @@ public struct OrderView: Sendable, Hashable, Codable {
         self.deliveredAt = deliveredAt
         self.notificationsSent = notificationsSent
         self.updatedAt = updatedAt
+        self.paymentHold = paymentHold
     }
 }
 

@@ -7,6 +7,7 @@ import Kafka
 extension GatewayRoutes {
     static let paymentIssues = Route(method: "GET", path: "/v1/ops/payments")
     static let retryPayment = Route(method: "POST", path: "/v1/ops/payments/{commandId}/retry")
+    static let reauthorizePayment = Route(method: "POST", path: "/v1/ops/payments/{commandId}/reauthorize")
     static let adyenNotifications = Route(method: "POST", path: "/v1/payments/adyen/notifications")
 }
 
@@ -16,6 +17,8 @@ struct PaymentIssue: Encodable {
     var commandType: String
     var orderId: String
     var state: DeliveryState
+    /// The failure class (`authorization_expired` can be re-authorized).
+    var failure: PaymentFailure?
     var reason: String?
     var attempts: Int
     var updatedAt: Date
@@ -25,6 +28,7 @@ struct PaymentIssue: Encodable {
         commandType = entry.commandType
         orderId = entry.orderId
         state = entry.state
+        failure = entry.state == .rejected ? entry.reason.map { PaymentFailure.of(ledgerReason: $0).failure } : nil
         reason = entry.reason
         attempts = entry.attempts
         updatedAt = entry.updatedAt
@@ -58,6 +62,24 @@ extension Gateway {
             }
             try await self.resubmit(entry)
             return (202, try Self.encode(["commandId": entry.commandId, "state": "resubmitted"]))
+        }
+
+        add(GatewayRoutes.reauthorizePayment, to: router, guard: .apiToken, dedupe: .idempotencyKey) { call throws(GatewayError) in
+            let commandId = call.parameter("commandId")
+            guard let entry = try self.paymentIssues().first(where: { $0.commandId == commandId }) else {
+                throw GatewayError(status: 404, code: "not_found", message: "no payment command \(commandId) waits for an operator (GET /v1/ops/payments lists them)")
+            }
+            guard entry.commandType.hasPrefix(CapturePayment.eventType.name), PaymentIssue(entry).failure == .authorizationExpired else {
+                throw GatewayError(
+                    status: 409, code: "not_expired",
+                    message: "only a capture refused for an expired authorization is re-authorized; \(commandId) is \(entry.state.rawValue): \(entry.reason ?? "")")
+            }
+            try await self.resubmit(entry) { command in
+                guard case .capturePayment(var capture) = command.event else { return command }
+                capture.reauthorize = true
+                return Envelope(id: command.id, source: command.source, time: command.time, event: capture.event)
+            }
+            return (202, try Self.encode(["commandId": entry.commandId, "state": "resubmitted", "reauthorize": "true"]))
         }
     }
 
@@ -117,10 +139,12 @@ extension Gateway {
         }
     }
 
-    /// Writes the command again, byte for byte, to its topic: the connector meets it at a
-    /// later offset than its final entry, which makes it a re-drive (a rejected or failed
-    /// command is called again, an unknown one after asking the provider once more).
-    private func resubmit(_ entry: OutboundDelivery) async throws(GatewayError) {
+    /// Writes the command again to its topic, byte for byte, or changed by `change`
+    /// (the same id: it is the same command, with the operator's leave to re-authorize):
+    /// the connector meets it at a later offset than its final entry, which makes it a
+    /// re-drive (a rejected or failed command is called again, an unknown one after
+    /// asking the provider once more).
+    private func resubmit(_ entry: OutboundDelivery, change: ((Envelope) -> Envelope)? = nil) async throws(GatewayError) {
         guard let partition = entry.sourcePartition else {
             throw GatewayError(status: 409, code: "no_position", message: "the ledger entry of \(entry.commandId) predates sourcePartition; use `oms dlq replay --stage payments`")
         }
@@ -128,8 +152,17 @@ extension Gateway {
         guard let found, let value = found.value else {
             throw GatewayError(status: 410, code: "gone", message: "command \(entry.commandId) (\(CapturePayment.topic) partition \(partition) offset \(entry.sourceOffset)) is no longer in Kafka")
         }
+        var message = KafkaProducerMessage(topic: CapturePayment.topic, partition: partition, key: found.key, value: value, headers: found.headers)
+        if let change {
+            guard let command = try? Envelope.decode(found.eventRecord),
+                let changed = try? KafkaProducerMessage(change(command), topic: CapturePayment.topic, partition: partition, key: found.keyString)
+            else {
+                throw GatewayError(status: 409, code: "unreadable", message: "command \(entry.commandId) cannot be read back to change it")
+            }
+            message = changed
+        }
         do {
-            _ = try await producer.send(KafkaProducerMessage(topic: CapturePayment.topic, partition: partition, key: found.key, value: value, headers: found.headers))
+            _ = try await producer.send(message)
         } catch {
             throw GatewayError(status: 503, code: "unavailable", message: "Kafka did not acknowledge the command (\(error)); retry later", retryAfter: configuration.retryAfterSeconds)
         }

@@ -37,6 +37,6 @@ public enum GatewayRoutes {
     /// All of them.
     public static let all: [Route] = [
         shopifyOrders, channelOrders, easyPostEvents, afterShipWebhooks, carrierTracking, cancelOrder, returnOrder, releaseOrder,
-        order, orderInvoices, invoice, customer, inventory, report, webhooks, addWebhook, disableWebhook, enableWebhook, webhookDeliveries, paymentIssues, retryPayment, adyenNotifications, dashboard, health, ready, metrics,
+        order, orderInvoices, invoice, customer, inventory, report, webhooks, addWebhook, disableWebhook, enableWebhook, webhookDeliveries, paymentIssues, retryPayment, reauthorizePayment, adyenNotifications, dashboard, health, ready, metrics,
     ]
 }

@@ -111,7 +111,9 @@ public enum ConnectorCatalog {
     /// (`stripe`, `adyen` or `shopify`), `.key` (secret) and `.url`, Adyen `.merchant`
     /// and Shopify `.shop`. `payments.routes` maps channels to a
     /// provider or to `channel` (the marketplace moves the money), as `channel=route`
-    /// entries; `payments.default` is the route of every other channel.
+    /// entries; `payments.default` is the route of every other channel;
+    /// `payments.reauthorize` lists the channels whose expired authorizations are
+    /// re-authorized.
     static func payments(keys: KeyReader, http: HTTPExchange) throws(ConfigurationError) -> PaymentRouter {
         var providers: [String: any PaymentProvider] = [:]
         for provider in try keys.list("payments.providers") {
@@ -158,7 +160,7 @@ public enum ConnectorCatalog {
         guard !providers.isEmpty || fallback == .channel else {
             throw ConfigurationError(key: "payments.providers", reason: "list at least one payment provider")
         }
-        return PaymentRouter(providers: providers, channels: channels, fallback: fallback)
+        return PaymentRouter(providers: providers, channels: channels, fallback: fallback, reauthorizing: Set(try keys.list("payments.reauthorize")))
     }
 
     /// The settings every connector has, under `connector.*`.

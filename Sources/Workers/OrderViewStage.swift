@@ -217,6 +217,7 @@ public enum OrderViewFolder {
             view.payments.append(PaymentEntry(kind: .void, amount: Money(minorUnits: 0, currency: view.currency), at: void.requestedAt, reference: void.authorizationReference))
         case .paymentCaptured, .paymentCaptureFailed, .paymentRefunded, .paymentRefundFailed, .paymentVoided, .paymentVoidFailed:
             if let entry = paymentOutcome(envelope.event, currency: view.currency) { view.payments.append(entry) }
+            view.paymentHold = PaymentHold.after(envelope.event, current: view.paymentHold)
         case .paymentDeclined, .paymentHeld, .orderBackordered, .cancelRejected:
             break
         default:
@@ -350,4 +351,30 @@ enum EventTypeName {
         guard let dot = ceType.range(of: ".v", options: .backwards) else { return ceType }
         return String(ceType[..<dot.lowerBound])
     }
+}
+
+/// The order waits for an operator while a shipment's capture has failed for good: the
+/// money for goods that left was not taken (docs/OPERATIONS.md, *Payments*).
+enum PaymentHold {
+    /// The hold after a payment outcome: set by a failed capture (its code is the
+    /// failure class, its message names the shipment and the command to act on), lifted
+    /// when that shipment is captured after all.
+    static func after(_ event: Event, current: Reason?) -> Reason? {
+        switch event {
+        case .paymentCaptureFailed(let failed):
+            let remedy = failed.failure == .authorizationExpired
+                ? "re-authorize it (POST /v1/ops/payments/\(failed.commandId)/reauthorize) or collect the money otherwise"
+                : "retry it (POST /v1/ops/payments/\(failed.commandId)/retry) or collect the money otherwise"
+            return Reason(
+                code: failed.failure.rawValue,
+                message: "\(prefix(failed.shipmentId))capture of \(failed.amount) failed (\(failed.message)); \(remedy)")
+        case .paymentCaptured(let captured):
+            guard let current, current.message.hasPrefix(prefix(captured.shipmentId)) else { return current }
+            return nil
+        default:
+            return current
+        }
+    }
+
+    private static func prefix(_ shipmentId: String) -> String { "shipment \(shipmentId): " }
 }

@@ -98,7 +98,8 @@ struct DemoConnectors: Sendable {
                 "stripe": StripePayments(baseURL: base, secretKey: channels.stripe.secretKey, http: http),
                 "shopify": ShopifyPayments(shop: "demo.myshopify.com", baseURL: base, accessToken: channels.token, http: http),
             ],
-            channels: [DemoScenario.Route.marketplace.rawValue: .channel, ShopifyOrderAdapter.channel: .provider("shopify")], fallback: .provider("stripe"))
+            channels: [DemoScenario.Route.marketplace.rawValue: .channel, ShopifyOrderAdapter.channel: .provider("shopify")], fallback: .provider("stripe"),
+            reauthorizing: [DemoScenario.Route.web.rawValue])
         paymentConnector = OutboundConnector(
             definition: ConnectorDefinition(
                 name: "payments", inputTopic: CapturePayment.topic, endpoint: payments, concurrency: 8, breaker: CircuitBreaker(),
@@ -138,12 +139,20 @@ struct DemoConnectors: Sendable {
             channels.addShopifyOrder(id, lines: Dictionary(planned.order.lines.map { ($0.lineId, $0.quantity) }, uniquingKeysWith: +), authorized: planned.order.payment.amount)
             if planned.index % Self.declinedEvery == Self.declinedEvery / 2 { channels.setFaults { $0.declinedShopifyOrders.insert(id) } }
         }
-        for planned in scenario.orders where planned.route != .shopify {
+        for (count, planned) in scenario.orders.filter({ $0.route != .shopify }).enumerated() {
             guard let intent = planned.order.payment.reference else { continue }
-            channels.stripe.authorize(intent, amount: planned.order.payment.amount.minorUnits, currency: planned.order.payment.amount.currency.code)
+            let expired = count % Self.expiredEvery == 5
+            let savedCard = !expired || count % (2 * Self.expiredEvery) != Self.expiredEvery + 5
+            channels.stripe.authorize(intent, amount: planned.order.payment.amount.minorUnits, currency: planned.order.payment.amount.currency.code, savedCard: savedCard)
             if planned.index % Self.declinedEvery == Self.declinedEvery / 2 { channels.stripe.setFaults { $0.declined.insert(intent) } }
+            if expired { channels.stripe.setFaults { $0.expired.insert(intent) } }
         }
     }
+
+    /// One order paid at Stripe in this many has an authorization that lapsed before
+    /// capture: it is re-authorized with the saved card, or, one in two, held for an
+    /// operator (no card was saved at checkout).
+    static let expiredEvery = 12
 
     /// One order in this many has a card that is declined at capture.
     static let declinedEvery = 40
@@ -368,11 +377,13 @@ extension DemoConnectors {
         var shopifyRefundKeys: Set<String> = []
         var shopifyVoids: [String: Int] = [:]
         var shopifyCommands = 0
+        var lapsed: [String: Int] = [:]
     }
 
     private func expectedPayments(kafka: KafkaConfiguration, logger: Logger) async throws -> ExpectedPayments {
         var expected = ExpectedPayments()
         let declined = channels.stripe.declinedIntents
+        let expired = channels.stripe.expiredIntents
         let declinedShopify = channels.declinedShopifyOrders
         var seen: Set<String> = []
         for record in try await TopicScan.records(of: [CapturePayment.topic, PaymentCaptured.topic], kafka: kafka, logger: logger) {
@@ -402,8 +413,10 @@ extension DemoConnectors {
                 }
                 continue
             }
-            let refused = request.operation != .void && declined.contains(reference)
+            // A lapsed authorization without a saved card cannot be re-authorized: nothing is taken.
+            let refused = request.operation != .void && (declined.contains(reference) || expired[reference] == false)
             expected.keys["payments/\(envelope.id)"] = (reference, amount, refused)
+            if request.operation == .capture, expired[reference] != nil { expected.lapsed[expired[reference]! ? "reauthorized" : "held", default: 0] += 1 }
             expected.commands[envelope.id] = refused
             switch request.operation {
             case .capture where !refused: expected.captures[reference, default: 0] += amount
@@ -424,8 +437,13 @@ extension DemoConnectors {
     func paymentInvariant(kafka: KafkaConfiguration, logger: Logger, timeout: Duration) async -> DemoSummary.Invariant {
         let deadline = ContinuousClock.now + timeout
         var expected = ExpectedPayments()
+        // A re-authorized capture or a refund spread over re-authorized payments is made
+        // under the command's key with a suffix (`/reauthorization`, `/<payment>`).
+        func byCommand(_ effects: [String: Int]) -> [String: Int] {
+            Dictionary(effects.map { ($0.key.split(separator: "/").prefix(2).joined(separator: "/"), $0.value) }, uniquingKeysWith: +)
+        }
         func settled(_ expected: ExpectedPayments) -> Bool {
-            let effects = channels.stripe.ledger.effects
+            let effects = byCommand(channels.stripe.ledger.effects)
             return expected.keys.allSatisfy { key, value in value.declined || effects[key] != nil }
                 && expected.commands.keys.allSatisfy { expected.outcomes[$0] != nil }
         }
@@ -435,17 +453,22 @@ extension DemoConnectors {
             try? await Task.sleep(for: .milliseconds(500))
         } while ContinuousClock.now < deadline
         let ledger = channels.stripe.ledger
+        let effects = byCommand(ledger.effects)
         let shop = channels.ledger
-        let missing = expected.keys.filter { !$0.value.declined && ledger.effects[$0.key] == nil }.count
+        let missing = expected.keys.filter { !$0.value.declined && effects[$0.key] == nil }.count
             + expected.shopifyRefundKeys.filter { shop.refunds[$0] == nil }.count
         let twice = ledger.effects.values.filter { $0 > 1 }.count + shop.refunds.filter { $0.key.hasPrefix("payments/") && $0.value > 1 }.count
-        let unexpected = Set(ledger.effects.keys).subtracting(expected.keys.keys).count
+        let unexpected = Set(effects.keys).subtracting(expected.keys.keys).count
             + Set(shop.refunds.keys.filter { $0.hasPrefix("payments/") }).subtracting(expected.shopifyRefundKeys).count
-        let charged = expected.keys.filter { $0.value.declined && ledger.effects[$0.key] != nil }.count
+        let charged = expected.keys.filter { $0.value.declined && effects[$0.key] != nil }.count
             + channels.declinedShopifyOrders.filter { shop.shopifyCaptured[$0] != nil }.count
         let refused = expected.commands.values.filter { $0 }.count
         let declined = refused - expected.refusedRefunds
-        let money = ledger.captured == expected.captures && ledger.refunded == expected.refunds && ledger.cancelled == expected.voids
+        // Money on a re-authorized payment counts for the payment it replaced.
+        func original(_ perPayment: [String: Int64]) -> [String: Int64] {
+            Dictionary(perPayment.map { (ledger.reauthorizations[$0.key] ?? $0.key, $0.value) }, uniquingKeysWith: +)
+        }
+        let money = original(ledger.captured) == expected.captures && original(ledger.refunded) == expected.refunds && ledger.cancelled == expected.voids
         let shopifyMoney = shop.shopifyCaptured == expected.shopifyCaptures && shop.shopifyRefunded == expected.shopifyRefunds && shop.shopifyVoided == expected.shopifyVoids
         let outcomesMissing = expected.commands.keys.filter { expected.outcomes[$0] == nil }.count
         let outcomesTwice = expected.outcomes.values.filter { $0 > 1 }.count
@@ -457,7 +480,9 @@ extension DemoConnectors {
             detail: "\(expected.keys.count) commands to Stripe (\(expected.captures.count) orders captured, \(expected.refunds.count) refunded, "
                 + "\(expected.voids.count) voided), \(expected.shopifyCommands) to Shopify's transactions API (\(expected.shopifyCaptures.count) orders captured, "
                 + "\(expected.shopifyRefunds.count) refunded, \(expected.shopifyVoids.count) voided); \(declined) captures declined, "
-                + "\(expected.refusedRefunds) refunds refused as nothing was captured; \(expected.skipped) paid through the marketplace; "
+                + "\(expected.refusedRefunds) refunds refused as nothing was captured; \(expected.lapsed["reauthorized", default: 0]) captures of lapsed "
+                + "authorizations re-authorized with the saved card (\(ledger.reauthorizations.count) new payments), \(expected.lapsed["held", default: 0]) held for an operator; "
+                + "\(expected.skipped) paid through the marketplace; "
                 + "\(missing) missing, \(twice) twice, \(unexpected) unexpected, \(charged) declined cards charged or refunded, "
                 + "money per PaymentIntent \(money ? "exact" : "WRONG"), per Shopify order \(shopifyMoney ? "exact" : "WRONG"); "
                 + "\(outcomesMissing) without an outcome event, \(outcomesTwice) with two; \(ledger.lostAnswers + shop.lostAnswers) answers lost and reconciled")

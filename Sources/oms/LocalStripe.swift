@@ -29,6 +29,8 @@ public final class LocalStripe: Sendable {
         public var refunded: [String: Int64] = [:]
         /// PaymentIntents cancelled.
         public var cancelled: Set<String> = []
+        /// PaymentIntents created off-session to re-authorize an expired one: new → expired.
+        public var reauthorizations: [String: String] = [:]
         /// Captures declined.
         public var declines = 0
         /// Answers held back until the client gave up.
@@ -67,14 +69,20 @@ public final class LocalStripe: Sendable {
         var status = "requires_capture"
         var metadata: [String: String] = [:]
         var latestCharge: String?
+        var paymentMethod: String?
+        var customer: String?
+        var captureMethod = "manual"
+        var created = 0
 
         var json: [String: Any] {
             var json: [String: Any] = [
                 "id": id, "object": "payment_intent", "amount": amount, "amount_received": received,
                 "amount_capturable": status == "requires_capture" ? amount - received : 0, "currency": currency, "status": status,
-                "metadata": metadata, "capture_method": "manual",
+                "metadata": metadata, "capture_method": captureMethod, "created": created,
             ]
             json["latest_charge"] = latestCharge
+            json["payment_method"] = paymentMethod
+            json["customer"] = customer
             return json
         }
     }
@@ -106,12 +114,26 @@ public final class LocalStripe: Sendable {
     /// The PaymentIntents whose captures are declined.
     public var declinedIntents: Set<String> { state.withLock { $0.faults.declined } }
 
+    /// The PaymentIntents whose authorizations have lapsed, and whether each has a
+    /// saved card to re-authorize with.
+    public var expiredIntents: [String: Bool] {
+        state.withLock { state in
+            Dictionary(uniqueKeysWithValues: state.faults.expired.map { ($0, state.intents[$0]?.paymentMethod != nil) })
+        }
+    }
+
     /// Changes the faults.
     public func setFaults(_ change: (inout Faults) -> Void) { state.withLock { change(&$0.faults) } }
 
-    /// Creates an uncaptured PaymentIntent, as the shop's checkout did.
-    public func authorize(_ id: String, amount: Int64, currency: String) {
-        state.withLock { $0.intents[id] = Intent(id: id, amount: amount, currency: currency.lowercased()) }
+    /// Creates an uncaptured PaymentIntent, as the shop's checkout did; with
+    /// `savedCard` the card was saved to a customer for later off-session payments.
+    public func authorize(_ id: String, amount: Int64, currency: String, savedCard: Bool = true) {
+        state.withLock { state in
+            var intent = Intent(id: id, amount: amount, currency: currency.lowercased())
+            if savedCard { (intent.paymentMethod, intent.customer) = ("pm_\(id)", "cus_\(id)") }
+            intent.created = state.nextID
+            state.intents[id] = intent
+        }
     }
 
     /// Adds the API's routes under `/v1`.
@@ -121,6 +143,17 @@ public final class LocalStripe: Sendable {
         }
         router.post("v1/payment_intents/{id}/cancel") { request, context in
             try await self.mutate(request, path: "cancel", id: context.parameters.get("id") ?? "") { state, id, _ in Self.cancel(&state, id) }
+        }
+        router.post("v1/payment_intents") { request, _ in
+            try await self.mutate(request, path: "payment_intents", id: nil) { state, _, form in Self.create(&state, form) }
+        }
+        router.get("v1/payment_intents/search") { request, _ in
+            if let refusal = self.refusal(request) { return refusal }
+            guard let (key, value) = Self.metadataQuery(request.uri.queryParameters.get("query") ?? "") else {
+                return Self.json(400, Self.error("invalid_request_error", "parameter_invalid", "This local search knows `metadata['key']:'value'` only."))
+            }
+            let found = self.state.withLock { state in state.intents.values.filter { $0.metadata[key] == value }.sorted { $0.created < $1.created }.map(\.json) }
+            return Self.json(200, ["object": "search_result", "data": found, "has_more": false, "url": "/v1/payment_intents/search"])
         }
         router.post("v1/refunds") { request, _ in
             try await self.mutate(request, path: "refunds", id: nil) { state, _, form in Self.refund(&state, form) }
@@ -218,6 +251,49 @@ public final class LocalStripe: Sendable {
         state.intents[id] = intent
         state.ledger.captured[id, default: 0] += amount
         return (200, intent.json)
+    }
+
+    /// A PaymentIntent confirmed at once (`confirm=true`) off-session with a saved card:
+    /// captured automatically unless `capture_method=manual`; a card declined before is
+    /// declined again.
+    private static func create(_ state: inout State, _ form: [String: String]) -> (Int, [String: Any]) {
+        guard let amount = form["amount"].flatMap({ Int64($0) }), amount > 0, let currency = form["currency"] else {
+            return (400, error("invalid_request_error", "parameter_missing", "Missing required param: amount or currency."))
+        }
+        guard form["confirm"] == "true", form["off_session"] == "true", let method = form["payment_method"], let customer = form["customer"] else {
+            return (400, error("invalid_request_error", "parameter_missing", "This local API creates confirmed off-session PaymentIntents only: confirm, off_session, payment_method, customer."))
+        }
+        guard let source = state.intents.values.first(where: { $0.paymentMethod == method }), source.customer == customer else {
+            return (400, error("invalid_request_error", "resource_missing", "No such PaymentMethod: '\(method)' for customer '\(customer)'"))
+        }
+        state.nextID += 1
+        let id = String(format: "pi_local%016d", state.nextID)
+        if state.faults.declined.contains(source.id) {
+            state.ledger.declines += 1
+            return (402, error("card_error", "card_declined", "Your card was declined.", extra: ["decline_code": "insufficient_funds"]))
+        }
+        var intent = Intent(id: id, amount: amount, currency: currency, paymentMethod: method, customer: customer, created: state.nextID)
+        for (key, value) in form where key.hasPrefix("metadata[") && key.hasSuffix("]") {
+            intent.metadata[String(key.dropFirst("metadata[".count).dropLast())] = value
+        }
+        if form["capture_method"] != "manual" {
+            intent.captureMethod = "automatic"
+            intent.received = amount
+            intent.status = "succeeded"
+            intent.latestCharge = String(format: "ch_local%016d", state.nextID)
+            state.ledger.captured[id, default: 0] += amount
+        }
+        state.intents[id] = intent
+        if let original = intent.metadata["oms_reauthorization_of"] { state.ledger.reauthorizations[id] = original }
+        return (200, intent.json)
+    }
+
+    /// `metadata['key']:'value'`, the one search query this stand-in answers.
+    private static func metadataQuery(_ query: String) -> (String, String)? {
+        guard query.hasPrefix("metadata['"), let close = query.range(of: "']:'"), query.hasSuffix("'") else { return nil }
+        let key = String(query[query.index(query.startIndex, offsetBy: "metadata['".count)..<close.lowerBound])
+        let value = String(query[close.upperBound..<query.index(before: query.endIndex)])
+        return (key, value)
     }
 
     private static func cancel(_ state: inout State, _ id: String) -> (Int, [String: Any]) {

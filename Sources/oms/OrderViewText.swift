@@ -8,6 +8,7 @@ enum OrderViewText {
         var out: [String] = []
         out.append("order \(view.orderId)  \(view.channel)/\(view.externalOrderId)")
         out.append("status \(view.status.rawValue) since \(RFC3339.format(view.statusSince))")
+        if let hold = view.paymentHold { out.append("payment hold (\(hold.code)): \(hold.message)") }
         if let totals = view.totals { out.append("total \(totals.total)  (shipping \(totals.shipping), tax \(totals.tax), discount \(totals.discount))") }
         if let promise = view.promisedDeliveryDate { out.append("promised \(RFC3339.format(promise))") }
         out.append("")

@@ -51,6 +51,50 @@ struct GatewayPaymentTests {
             try await producer.close()
         }
     }
+
+    @Test("a capture refused for an expired authorization is listed with its failure class; reauthorize writes it again, same id, with leave to re-authorize; other failures are not re-authorized")
+    func expiredCapture() async throws {
+        try await GatewayHarness.with(stages: [], apiToken: GatewayTests.token) { harness in
+            let orderId = TestCluster.uniqueName("order")
+            let producer = try harness.cluster.producer()
+            func capture(_ id: String, reason: String) async throws -> (KafkaProducerMessage, Int64) {
+                let capture = CapturePayment(
+                    orderId: orderId, shipmentId: "s-\(id)", amount: Money(minorUnits: 4_000, currency: .usd), authorizationReference: "pi_1", requestedAt: Date(), channel: "web")
+                let command = try KafkaProducerMessage(Envelope(id: id, source: "test", time: Date(), event: capture.event), topic: CapturePayment.topic, partition: 1)
+                let written = try await producer.send(command)
+                let entry = OutboundDelivery(
+                    connector: "payments", commandId: id, commandType: CapturePayment.eventType.description, orderId: orderId,
+                    idempotencyKey: "payments/\(id)", state: .rejected, attempts: 1, reason: reason, sourceOffset: written.offset, updatedAt: Date(),
+                    sourcePartition: 1)
+                _ = try await producer.send(try KafkaProducerMessage(Envelope(id: UUID().uuidString, source: "test", time: Date(), event: entry.event), topic: OutboundDelivery.topic, partition: 1))
+                return (command, written.offset)
+            }
+            let expiredId = UUID().uuidString
+            let declinedId = UUID().uuidString
+            let (_, offset) = try await capture(expiredId, reason: "authorization_expired: payment_intent_unexpected_state")
+            _ = try await capture(declinedId, reason: "declined: Your card was declined.")
+            func listed() async throws -> [[String: Any]] {
+                (try await harness.get("/v1/ops/payments").json["payments"] as? [[String: Any]] ?? []).filter { [expiredId, declinedId].contains($0["commandId"] as? String) }
+            }
+            #expect(try await waitUntil(timeout: .seconds(15)) { try await listed().count == 2 })
+            let failures = Dictionary(try await listed().map { ($0["commandId"] as! String, $0["failure"] as? String ?? "") }, uniquingKeysWith: { $1 })
+            #expect(failures == [expiredId: "authorization_expired", declinedId: "declined"])
+
+            let refused = try await harness.post("/v1/ops/payments/\(declinedId)/reauthorize", json: [:])
+            #expect(refused.status == 409 && refused.json["error"] as? String == "not_expired", "\(refused.text)")
+            let asked = try await harness.post("/v1/ops/payments/\(expiredId)/reauthorize", json: [:])
+            #expect(asked.status == 202 && asked.json["reauthorize"] as? String == "true", "\(asked.text)")
+            let again = try await FleetFixture(cluster: harness.cluster, input: CapturePayment.topic, output: CapturePayment.topic, partitions: 6)
+                .readAll(CapturePayment.topic).filter { $0.partition == 1 && $0.offset > offset }
+                .compactMap { try? Envelope.decode($0.eventRecord) }.filter { $0.id == expiredId }
+            guard case .capturePayment(let resubmitted)? = again.first?.event else {
+                Issue.record("the command was not written again")
+                return
+            }
+            #expect(again.count == 1 && resubmitted.reauthorize == true && resubmitted.shipmentId == "s-\(expiredId)")
+            try await producer.close()
+        }
+    }
 }
 
 /// Adyen's notification webhook on the gateway: signed items become the outcome events

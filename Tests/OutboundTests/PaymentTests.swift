@@ -13,10 +13,10 @@ import Testing
 struct PaymentTests {
     static let at = Date(timeIntervalSince1970: 1_780_000_000)
 
-    static func capture(_ intent: String?, minorUnits: Int64 = 4_000, id: String = "cap-1", channel: String? = "web") -> Envelope {
+    static func capture(_ intent: String?, minorUnits: Int64 = 4_000, id: String = "cap-1", channel: String? = "web", reauthorize: Bool? = nil) -> Envelope {
         let command = CapturePayment(
             orderId: "o-1", shipmentId: "s-1", amount: Money(minorUnits: minorUnits, currency: .usd), authorizationReference: intent,
-            requestedAt: at, channel: channel)
+            requestedAt: at, channel: channel, reauthorize: reauthorize)
         return Envelope(id: id, source: "test", time: at, event: command.event)
     }
 
@@ -32,9 +32,76 @@ struct PaymentTests {
         return Envelope(id: id, source: "test", time: at, event: command.event)
     }
 
-    static func router(_ base: String, stripe: LocalStripe, key: String? = nil, timeout: Duration = .seconds(5)) -> PaymentRouter {
+    static func router(_ base: String, stripe: LocalStripe, key: String? = nil, timeout: Duration = .seconds(5), reauthorizing: Set<String> = []) -> PaymentRouter {
         let provider = StripePayments(baseURL: base, secretKey: key ?? stripe.secretKey, http: HTTPExchange(client: .shared, timeout: timeout))
-        return PaymentRouter(providers: ["stripe": provider], channels: ["amazon": .channel], fallback: .provider("stripe"))
+        return PaymentRouter(providers: ["stripe": provider], channels: ["amazon": .channel], fallback: .provider("stripe"), reauthorizing: reauthorizing)
+    }
+
+    @Test("Stripe: an expired authorization is re-authorized with the saved card when the channel allows it, captured once, and refunds follow the money")
+    func reauthorization() async throws {
+        try await withChannels { channels, base in
+            channels.stripe.authorize("pi_old", amount: 10_000, currency: "usd")
+            let router = Self.router(base, stripe: channels.stripe, reauthorizing: ["web"])
+            let processor = Harness.processor(router)
+            let first = try await processor.settle(Self.capture("pi_old", minorUnits: 6_000, id: "cap-1"), offset: 1)
+            #expect(first.entry.state == .delivered)
+            channels.stripe.setFaults { $0.expired = ["pi_old"] }
+            let command = Self.capture("pi_old", minorUnits: 4_000, id: "cap-2")
+            let second = try await processor.settle(command, offset: 2)
+            #expect(second.entry.state == .delivered)
+            let replacement = try #require(PaymentProviderAnswer.reauthorization(in: second.entry.reference))
+            #expect(channels.stripe.ledger.reauthorizations == [replacement: "pi_old"])
+            #expect(channels.stripe.ledger.captured == ["pi_old": 6_000, replacement: 4_000])
+            guard case .paymentCaptured(let captured)? = router.outcomes(of: command, entry: second.entry).first else {
+                Issue.record("no capture outcome")
+                return
+            }
+            #expect(captured.reauthorization == replacement && captured.providerReference == replacement && captured.amount.minorUnits == 4_000)
+            // A refund names the order's first payment; it is taken from the new one first, then the old.
+            let refund = try await processor.settle(Self.refund("pi_old", minorUnits: 7_000, id: "ref-1"), offset: 3)
+            #expect(refund.entry.state == .delivered)
+            #expect(channels.stripe.ledger.refunded == [replacement: 4_000, "pi_old": 3_000])
+            #expect(channels.stripe.ledger.effects["channels/ref-1/\(replacement)"] == 1 && channels.stripe.ledger.effects["channels/ref-1/pi_old"] == 1)
+            let tooMuch = try await processor.settle(Self.refund("pi_old", minorUnits: 3_001, id: "ref-2"), offset: 4)
+            #expect(tooMuch.entry.state == .rejected && tooMuch.entry.reason?.contains("left to refund") == true)
+        }
+    }
+
+    @Test("Stripe: without the channel's or an operator's leave, an expired authorization fails as such; with the operator's it is re-authorized; no saved card or a declined one is refused")
+    func reauthorizationRefusals() async throws {
+        try await withChannels { channels, base in
+            channels.stripe.authorize("pi_a", amount: 5_000, currency: "usd")
+            channels.stripe.authorize("pi_nocard", amount: 5_000, currency: "usd", savedCard: false)
+            channels.stripe.authorize("pi_declined", amount: 5_000, currency: "usd")
+            channels.stripe.setFaults { $0.expired = ["pi_a", "pi_nocard", "pi_declined"]; $0.declined = ["pi_declined"] }
+            let processor = Harness.processor(Self.router(base, stripe: channels.stripe))
+            let plain = try await processor.settle(Self.capture("pi_a", id: "cap-1"), offset: 1)
+            #expect(PaymentProviderAnswer.failure(in: plain.entry.reason ?? "").0 == .authorizationExpired)
+            // The operator's endpoint writes the same command again, later, with leave to re-authorize: a re-drive.
+            let asked = try await processor.settle(Self.capture("pi_a", id: "cap-1", reauthorize: true), offset: 2)
+            #expect(asked.entry.state == .delivered && PaymentProviderAnswer.reauthorization(in: asked.entry.reference) != nil)
+            let noCard = try await processor.settle(Self.capture("pi_nocard", id: "cap-2", reauthorize: true), offset: 3)
+            let (failure, message) = PaymentProviderAnswer.failure(in: noCard.entry.reason ?? "")
+            #expect(failure == .authorizationExpired && message.contains("no saved card"))
+            let declined = try await processor.settle(Self.capture("pi_declined", id: "cap-3", reauthorize: true), offset: 4)
+            let (declinedFailure, declinedMessage) = PaymentProviderAnswer.failure(in: declined.entry.reason ?? "")
+            #expect(declinedFailure == .declined && declinedMessage.hasPrefix("re-authorizing pi_declined: Your card was declined."))
+            #expect(channels.stripe.ledger.captured.values.reduce(0, +) == 4_000, "only the operator-approved re-authorization took money")
+        }
+    }
+
+    @Test("Stripe: a re-authorization whose answer is lost is found by its command id, never made twice")
+    func reauthorizationLostAnswer() async throws {
+        try await withChannels { channels, base in
+            channels.stripe.authorize("pi_old", amount: 5_000, currency: "usd")
+            channels.stripe.setFaults { $0.expired = ["pi_old"]; $0.loseAnswerEvery = 1; $0.holdAnswer = .seconds(2) }
+            let processor = Harness.processor(Self.router(base, stripe: channels.stripe, timeout: .milliseconds(400), reauthorizing: ["web"]))
+            let settled = try await processor.settle(Self.capture("pi_old", minorUnits: 5_000), offset: 1)
+            #expect(settled.entry.state == .delivered && settled.entry.reason == "reconciled: the endpoint has it")
+            #expect(PaymentProviderAnswer.reauthorization(in: settled.entry.reference) != nil)
+            let ledger = channels.stripe.ledger
+            #expect(ledger.reauthorizations.count == 1 && ledger.captured.values.reduce(0, +) == 5_000 && ledger.effects["channels/cap-1/reauthorization"] == 1)
+        }
     }
 
     @Test("Stripe: a capture moves the money once; the same command again calls nothing; its key is the command's")
@@ -183,6 +250,11 @@ struct PaymentTests {
         ]
         let definition = try ConnectorCatalog.make("payments", reader: try await WorkerConfiguration.reader(environment: good))
         #expect(definition.inputTopic == CapturePayment.topic && definition.outcomes.topics == [PaymentCaptured.topic])
+        #expect((definition.endpoint as? PaymentRouter)?.reauthorizing == [])
+        var reauthorizing = good
+        reauthorizing["PAYMENTS_REAUTHORIZE"] = "web,pos"
+        let withLeave = try ConnectorCatalog.make("payments", reader: try await WorkerConfiguration.reader(environment: reauthorizing))
+        #expect((withLeave.endpoint as? PaymentRouter)?.reauthorizing == ["web", "pos"])
         let broken: [(String, String?, String)] = [
             ("PAYMENTS_STRIPE_KEY", nil, "payments.stripe.key (PAYMENTS_STRIPE_KEY): required"),
             ("PAYMENTS_STRIPE_KIND", "paypal", "'paypal' is not a supported payment provider"),

@@ -472,6 +472,29 @@ private typealias F = PipelineFixtures
         #expect(again.view == nil, "an outcome written twice (a replayed settlement) is folded once")
     }
 
+    @Test func aFailedCaptureHoldsTheOrderForAnOperatorUntilItsShipmentIsCaptured() throws {
+        let expired = PaymentCaptureFailed(
+            orderId: orderId, commandId: "cap-1", shipmentId: "s-1", amount: F.money(4_400), provider: "stripe", failure: .authorizationExpired,
+            message: "payment_intent_unexpected_state", failedAt: F.now)
+        let held = try #require(fold([placed.event, approved, allocated, shipped1, expired.event]).view)
+        #expect(held.paymentHold?.code == "authorization_expired")
+        #expect(held.paymentHold?.message.contains("POST /v1/ops/payments/cap-1/reauthorize") == true)
+        let other = PaymentCaptured(
+            orderId: orderId, commandId: "cap-9", shipmentId: "s-2", amount: F.money(100), provider: "stripe", capturedAt: F.now)
+        let stillHeld = try #require(fold([placed.event, approved, allocated, shipped1, expired.event, other.event]).view)
+        #expect(stillHeld.paymentHold == held.paymentHold, "another shipment's capture does not lift it")
+        let reauthorized = PaymentCaptured(
+            orderId: orderId, commandId: "cap-2", shipmentId: "s-1", amount: F.money(4_400), provider: "stripe", providerReference: "pi_new",
+            capturedAt: F.now, reauthorization: "pi_new")
+        let lifted = try #require(fold([placed.event, approved, allocated, shipped1, expired.event, reauthorized.event]).view)
+        #expect(lifted.paymentHold == nil)
+        let declined = PaymentCaptureFailed(
+            orderId: orderId, commandId: "cap-3", shipmentId: "s-1", amount: F.money(4_400), provider: "stripe", failure: .declined,
+            message: "Your card was declined.", failedAt: F.now)
+        let retry = try #require(fold([placed.event, approved, allocated, shipped1, declined.event]).view)
+        #expect(retry.paymentHold?.code == "declined" && retry.paymentHold?.message.contains("/retry") == true)
+    }
+
     @Test func sameEnvelopeFoldedTwiceChangesNothing() throws {
         let first = fold([placed.event, approved])
         let view = try #require(first.view)

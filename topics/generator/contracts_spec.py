@@ -661,6 +661,7 @@ EV("CapturePayment", "oms.payment.capture", 1, PC, ORDER_KEY, ORDER_KEY,
     ("amount", "Money", "Amount to capture."), ("authorizationReference", "String?", "Authorization to capture against."),
     ("requestedAt", "Date", "Request time."),
     ("channel", "String?", "The order's sales channel: which payment provider the payments connector uses (docs/RULES.md, *Payment providers*)."),
+    ("reauthorize", "Bool?", "Re-authorize the payment if its authorization has expired: set when an operator asks (`POST /v1/ops/payments/{commandId}/reauthorize`); the channels in `payments.reauthorize` always are."),
 ])
 EV("RefundPayment", "oms.payment.refund", 1, PC, ORDER_KEY, ORDER_KEY,
    "Refund money for a received return (or a goodwill refund).", [
@@ -689,6 +690,7 @@ EV("PaymentCaptured", "oms.payment.captured", 1, PO, ORDER_KEY, ORDER_KEY,
     ("shipmentId", "String", "Shipment that triggered it."), ("amount", "Money", "Amount captured."),
     ("provider", "String", "Provider name from configuration, e.g. `stripe`."),
     ("providerReference", "String?", "The provider's id for the capture."), ("capturedAt", "Date", "When it was settled."),
+    ("reauthorization", "String?", "The new payment the money was captured on, when the order's authorization had expired and was re-authorized (docs/OPERATIONS.md, *Payments*)."),
 ])
 EV("PaymentCaptureFailed", "oms.payment.capture_failed", 1, PO, ORDER_KEY, ORDER_KEY,
    "The payment provider did not capture: declined, authorization expired, refused, or unreachable until the ceiling.", [
@@ -842,6 +844,7 @@ EV("OrderView", "oms.order.view", 1, "oms.orders.state", ORDER_KEY, ORDER_KEY,
     ("deliveredAt", "Date?", "When the last shipment was delivered, once every one is."),
     ("notificationsSent", "[String]", "Notifications already emitted (kind and subject), so each goes once."),
     ("updatedAt", "Date", "Last change."),
+    ("paymentHold", "Reason?", "Set while a shipment's capture has failed for good (an expired authorization not re-authorized, a declined card): the order waits for an operator (`GET /v1/ops/payments`); cleared when that shipment is captured."),
 ])
 EV("Notification", "oms.notification", 1, "oms.notifications", ORDER_KEY, ORDER_KEY,
    "A message to send to the customer; the email connector delivers it.", [

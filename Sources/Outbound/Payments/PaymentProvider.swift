@@ -26,6 +26,9 @@ public struct PaymentRequest: Sendable, Hashable {
     public var reference: String?
     /// The order's channel, which picks the provider.
     public var channel: String?
+    /// Whether a capture whose authorization has expired is re-authorized (the command
+    /// asks it, or its channel is in `payments.reauthorize`).
+    public var reauthorize = false
 
     /// The request a payment command stands for; nil for any other event.
     public init?(command: Envelope) {
@@ -33,6 +36,7 @@ public struct PaymentRequest: Sendable, Hashable {
         switch command.event {
         case .capturePayment(let capture):
             (operation, orderId, amount, reference, channel) = (.capture, capture.orderId, capture.amount, capture.authorizationReference, capture.channel)
+            reauthorize = capture.reauthorize == true
         case .refundPayment(let refund):
             (operation, orderId, amount, reference, channel) = (.refund, refund.orderId, refund.amount, refund.authorizationReference, refund.channel)
         case .voidPayment(let void):
@@ -74,13 +78,27 @@ public enum PaymentProviderAnswer {
         .rejected(status: status, reason: "\(failure.rawValue): \(message)")
     }
 
+    /// A capture taken on a new payment because the order's authorization had expired:
+    /// the ledger's reference names the new payment, so the outcome event can.
+    public static func reauthorized(payment: String) -> CallResult {
+        .delivered(reference: reference(reauthorizedAs: payment))
+    }
+
+    /// The ledger reference of a capture taken on the new payment `payment`.
+    public static func reference(reauthorizedAs payment: String) -> String { reauthorizedPrefix + payment }
+
+    /// The new payment of a reference written by ``reauthorized(payment:)``, else nil.
+    public static func reauthorization(in reference: String?) -> String? {
+        guard let reference, reference.hasPrefix(reauthorizedPrefix) else { return nil }
+        return String(reference.dropFirst(reauthorizedPrefix.count))
+    }
+
+    private static let reauthorizedPrefix = "reauthorized:"
+
     /// The failure class and message of a ledger reason written by ``refused(_:status:message:)``;
     /// reasons in any other form are `invalid_request` with the whole text.
     public static func failure(in reason: String) -> (PaymentFailure, String) {
-        if let colon = reason.firstIndex(of: ":"), let failure = PaymentFailure(rawValue: String(reason[..<colon])) {
-            return (failure, reason[reason.index(after: colon)...].trimmingCharacters(in: .whitespaces))
-        }
-        return (.invalidRequest, reason)
+        PaymentFailure.of(ledgerReason: reason)
     }
 }
 
@@ -105,17 +123,28 @@ public struct PaymentRouter: OutboundEndpoint {
     public var channels: [String: Route]
     /// The route of channels not listed; nil makes their commands a configuration error.
     public var fallback: Route?
+    /// Channels whose expired authorizations are re-authorized (`payments.reauthorize`):
+    /// their checkout saved the card for later, off-session payments.
+    public var reauthorizing: Set<String>
 
     /// A router.
-    public init(providers: [String: any PaymentProvider], channels: [String: Route], fallback: Route?) {
+    public init(providers: [String: any PaymentProvider], channels: [String: Route], fallback: Route?, reauthorizing: Set<String> = []) {
         self.providers = providers
         self.channels = channels
         self.fallback = fallback
+        self.reauthorizing = reauthorizing
     }
 
     /// The route of a request's channel.
     public func route(for request: PaymentRequest) -> Route? {
         request.channel.flatMap { channels[$0] } ?? fallback
+    }
+
+    /// The command as its provider is to perform it.
+    func request(for command: Envelope) -> PaymentRequest? {
+        guard var request = PaymentRequest(command: command) else { return nil }
+        if let channel = request.channel, reauthorizing.contains(channel) { request.reauthorize = true }
+        return request
     }
 
     /// The provider that handles `command`, if one does.
@@ -127,7 +156,7 @@ public struct PaymentRouter: OutboundEndpoint {
     /// Hands the command to its provider; answers for itself when there is nothing the
     /// provider could do with it.
     public func perform(_ call: OutboundCall) async -> CallResult {
-        guard let request = PaymentRequest(command: call.command) else {
+        guard let request = request(for: call.command) else {
             return .rejected(status: nil, reason: "\(call.command.type) is not a payment command")
         }
         switch route(for: request) {
@@ -148,7 +177,7 @@ public struct PaymentRouter: OutboundEndpoint {
 
     /// Asks the command's provider.
     public func reconcile(_ call: OutboundCall) async -> Reconciliation {
-        guard let request = PaymentRequest(command: call.command), let provider = provider(for: call.command) else {
+        guard let request = request(for: call.command), let provider = provider(for: call.command) else {
             return .didNotHappen
         }
         return await provider.lookUp(request, call: call)
@@ -190,7 +219,8 @@ public struct PaymentRouter: OutboundEndpoint {
         case .capturePayment(let c):
             PaymentCaptured(
                 orderId: c.orderId, commandId: command.id, shipmentId: c.shipmentId, amount: c.amount, provider: provider,
-                providerReference: reference, capturedAt: at
+                providerReference: PaymentProviderAnswer.reauthorization(in: reference) ?? reference, capturedAt: at,
+                reauthorization: PaymentProviderAnswer.reauthorization(in: reference)
             ).event
         case .refundPayment(let r):
             PaymentRefunded(

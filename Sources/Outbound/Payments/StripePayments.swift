@@ -40,8 +40,24 @@ public struct StripePayments: PaymentProvider {
 
     private var authorization: (String, String) { ("Authorization", "Bearer \(secretKey)") }
 
-    /// Performs the request once.
+    /// Performs the request once: a capture whose authorization has expired is
+    /// re-authorized when the request allows it; a refund of an order whose payment was
+    /// re-authorized is spread over its payments.
     public func execute(_ request: PaymentRequest, call: OutboundCall) async -> CallResult {
+        let result: CallResult
+        if request.operation == .refund, case .success(let payments) = await reauthorizations(of: request), !payments.isEmpty {
+            result = await refund(request, over: [request.reference ?? ""] + payments.map(\.id), call: call)
+        } else {
+            result = await executeOnce(request, call: call)
+        }
+        if request.operation == .capture, request.reauthorize, case .rejected(_, let reason) = result,
+            PaymentProviderAnswer.failure(in: reason).0 == .authorizationExpired {
+            return await reauthorize(request, call: call)
+        }
+        return result
+    }
+
+    private func executeOnce(_ request: PaymentRequest, call: OutboundCall) async -> CallResult {
         let reference = request.reference ?? ""
         let (path, form) = Self.call(for: request, reference: reference)
         let outcome = await http.send(
@@ -66,9 +82,35 @@ public struct StripePayments: PaymentProvider {
     }
 
     /// Reads back what a lost call may have done: the PaymentIntent for a capture (its
-    /// `metadata[oms_command]` names the last capture) or a void (its status), the
-    /// PaymentIntent's refunds for a refund.
+    /// `metadata[oms_command]` names the last capture; a re-authorization is found by
+    /// its `metadata[oms_command]`) or a void (its status), the PaymentIntent's refunds
+    /// (and its re-authorizations') for a refund.
     public func lookUp(_ request: PaymentRequest, call: OutboundCall) async -> Reconciliation {
+        let direct = await lookUpOnce(request)
+        switch request.operation {
+        case .capture where request.reauthorize && direct == .didNotHappen:
+            switch await search("metadata['oms_command']:'\(request.commandId)'") {
+            case .success(let found):
+                return found.first { $0["status"] as? String == "succeeded" }.flatMap { $0["id"] as? String }
+                    .map { .happened(reference: PaymentProviderAnswer.reference(reauthorizedAs: $0)) } ?? .didNotHappen
+            case .failure(let failure): return .askAgain(reason: failure.description)
+            }
+        case .refund where direct == .didNotHappen:
+            switch await reauthorizations(of: request) {
+            case .success(let payments) where !payments.isEmpty:
+                switch await refunds(of: request, over: [request.reference ?? ""] + payments.map(\.id)) {
+                case .success(let made): return made.total >= (request.amount?.minorUnits ?? 0) ? .happened(reference: made.ids.last) : .didNotHappen
+                case .failure(let failure): return .askAgain(reason: failure.description)
+                }
+            case .success: return direct
+            case .failure(let failure): return .askAgain(reason: failure.description)
+            }
+        default:
+            return direct
+        }
+    }
+
+    private func lookUpOnce(_ request: PaymentRequest) async -> Reconciliation {
         let reference = request.reference ?? ""
         let path = request.operation == .refund
             ? "/v1/refunds?payment_intent=\(Self.pathSafe(reference))&limit=100"
@@ -84,6 +126,148 @@ public struct StripePayments: PaymentProvider {
         case .notSent(let reason), .lost(let reason):
             return .askAgain(reason: "reading \(path): \(reason)")
         }
+    }
+
+    // MARK: Re-authorization
+
+    /// A new PaymentIntent for the capture's amount, confirmed off-session with the
+    /// expired one's saved card and customer and captured at once, under the key
+    /// `<key>/reauthorization`; its metadata names the command, the order and the
+    /// payment it replaces, which is how refunds and reconciliation find it.
+    private func reauthorize(_ request: PaymentRequest, call: OutboundCall) async -> CallResult {
+        let expired = request.reference ?? ""
+        let original: [String: Any]
+        switch await http.send(.GET, baseURL + "/v1/payment_intents/\(Self.pathSafe(expired))", headers: [authorization, ("Stripe-Version", Self.apiVersion)]) {
+        case .answered(let response) where (200..<300).contains(response.status): original = Self.object(response) ?? [:]
+        case let outcome: return HTTPVerdict.result(of: outcome, now: now())
+        }
+        guard let method = Self.id(original["payment_method"]), let customer = Self.id(original["customer"]), let amount = request.amount else {
+            return PaymentProviderAnswer.refused(
+                .authorizationExpired, status: nil,
+                message: "the authorization of \(expired) expired and it has no saved card and customer to re-authorize with: the order waits for an operator")
+        }
+        let form = [
+            ("amount", String(amount.minorUnits)), ("currency", amount.currency.code.lowercased()), ("customer", customer), ("payment_method", method),
+            ("confirm", "true"), ("off_session", "true"), ("metadata[oms_command]", request.commandId), ("metadata[oms_order]", request.orderId),
+            ("metadata[oms_reauthorization_of]", expired),
+        ]
+        let outcome = await http.send(
+            .POST, baseURL + "/v1/payment_intents",
+            headers: [authorization, ("Idempotency-Key", call.idempotencyKey + "/reauthorization"), ("Stripe-Version", Self.apiVersion)],
+            body: Data(HTTPExchange.formEncoded(form).utf8), contentType: "application/x-www-form-urlencoded", pointOfNoReturn: call.pointOfNoReturn)
+        guard case .answered(let response) = outcome else { return HTTPVerdict.result(of: outcome, now: now()) }
+        guard (200..<300).contains(response.status) else {
+            if case .rejected(let status, let reason) = Self.refusal(response, operation: .capture, now: now()) {
+                let (failure, message) = PaymentProviderAnswer.failure(in: reason)
+                return PaymentProviderAnswer.refused(failure, status: status, message: "re-authorizing \(expired): \(message)")
+            }
+            return Self.refusal(response, operation: .capture, now: now())
+        }
+        let intent = Self.object(response) ?? [:]
+        guard intent["status"] as? String == "succeeded", let id = intent["id"] as? String else {
+            // requires_action: the bank wants the customer present; nothing was taken.
+            return PaymentProviderAnswer.refused(
+                .declined, status: response.status, message: "re-authorizing \(expired): the new payment is \(intent["status"] as? String ?? "?"), not succeeded")
+        }
+        return PaymentProviderAnswer.reauthorized(payment: id)
+    }
+
+    /// The PaymentIntents that re-authorized the request's payment, oldest first.
+    private func reauthorizations(of request: PaymentRequest) async -> Result<[(id: String, received: Int64)], ReadFailure> {
+        guard let reference = request.reference, !reference.isEmpty else { return .success([]) }
+        return await search("metadata['oms_reauthorization_of']:'\(reference)'").map { found in
+            found.filter { $0["status"] as? String == "succeeded" }
+                .sorted { ($0["created"] as? Int ?? 0, $0["id"] as? String ?? "") < ($1["created"] as? Int ?? 0, $1["id"] as? String ?? "") }
+                .compactMap { intent in (intent["id"] as? String).map { ($0, (intent["amount_received"] as? Int64) ?? Int64(intent["amount_received"] as? Int ?? 0)) } }
+        }
+    }
+
+    struct ReadFailure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// `GET /v1/payment_intents/search` (Stripe's search query language).
+    private func search(_ query: String) async -> Result<[[String: Any]], ReadFailure> {
+        let escaped = query.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? query
+        let path = "/v1/payment_intents/search?query=\(escaped)&limit=100"
+        switch await http.send(.GET, baseURL + path, headers: [authorization, ("Stripe-Version", Self.apiVersion)]) {
+        case .answered(let response) where (200..<300).contains(response.status):
+            return .success(Self.object(response)?["data"] as? [[String: Any]] ?? [])
+        case .answered(let response):
+            return .failure(ReadFailure(description: "searching payments: HTTP \(response.status): \(Self.message(response))"))
+        case .notSent(let reason), .lost(let reason):
+            return .failure(ReadFailure(description: "searching payments: \(reason)"))
+        }
+    }
+
+    /// Refunds made for the request across `payments` (by `metadata[oms_command]`), and
+    /// what each payment has left to refund.
+    private func refunds(of request: PaymentRequest, over payments: [String]) async -> Result<(total: Int64, ids: [String], byPayment: [String: Int64], refundedByPayment: [String: Int64]), ReadFailure> {
+        var total: Int64 = 0
+        var ids: [String] = []
+        var byPayment: [String: Int64] = [:]
+        var refunded: [String: Int64] = [:]
+        for payment in payments {
+            let path = "/v1/refunds?payment_intent=\(Self.pathSafe(payment))&limit=100"
+            guard case .answered(let response) = await http.send(.GET, baseURL + path, headers: [authorization, ("Stripe-Version", Self.apiVersion)]),
+                (200..<300).contains(response.status)
+            else { return .failure(ReadFailure(description: "reading the refunds of \(payment)")) }
+            for refund in Self.object(response)?["data"] as? [[String: Any]] ?? [] where refund["status"] as? String != "failed" {
+                let amount = (refund["amount"] as? Int64) ?? Int64(refund["amount"] as? Int ?? 0)
+                refunded[payment, default: 0] += amount
+                guard (refund["metadata"] as? [String: Any])?["oms_command"] as? String == request.commandId else { continue }
+                total += amount
+                byPayment[payment, default: 0] += amount
+                if let id = refund["id"] as? String { ids.append(id) }
+            }
+        }
+        return .success((total, ids, byPayment, refunded))
+    }
+
+    /// A refund spread over the original payment and its re-authorizations, newest
+    /// first, each part under the key `<key>/<payment>`; parts already made (found by the
+    /// command id in their metadata) are not made again.
+    private func refund(_ request: PaymentRequest, over payments: [String], call: OutboundCall) async -> CallResult {
+        guard let amount = request.amount else { return PaymentProviderAnswer.refused(.invalidRequest, status: nil, message: "refund without an amount") }
+        var captured: [String: Int64] = [:]
+        for payment in payments {
+            guard case .answered(let response) = await http.send(.GET, baseURL + "/v1/payment_intents/\(Self.pathSafe(payment))", headers: [authorization, ("Stripe-Version", Self.apiVersion)]),
+                (200..<300).contains(response.status)
+            else { return .retry(after: nil, reason: "cannot read payment \(payment)") }
+            let object = Self.object(response) ?? [:]
+            captured[payment] = (object["amount_received"] as? Int64) ?? Int64(object["amount_received"] as? Int ?? 0)
+        }
+        let made: (total: Int64, ids: [String], byPayment: [String: Int64], refundedByPayment: [String: Int64])
+        switch await refunds(of: request, over: payments) {
+        case .success(let found): made = found
+        case .failure(let failure): return .retry(after: nil, reason: failure.description)
+        }
+        var left = amount.minorUnits - made.total
+        var last = made.ids.last
+        for payment in payments.reversed() where left > 0 {
+            let room = captured[payment, default: 0] - made.refundedByPayment[payment, default: 0]
+            let part = min(left, room)
+            guard part > 0 else { continue }
+            var piece = request
+            piece.reference = payment
+            piece.amount = Money(minorUnits: part, currency: amount.currency)
+            var each = call
+            each.idempotencyKey = call.idempotencyKey + "/" + payment
+            let result = await executeOnce(piece, call: each)
+            guard case .delivered(let reference) = result else { return result }
+            last = reference
+            left -= part
+        }
+        guard left <= 0 else {
+            return PaymentProviderAnswer.refused(
+                .invalidRequest, status: nil, message: "the order's payments (\(payments.joined(separator: ", "))) have \(amount.minorUnits - left) of \(amount) left to refund")
+        }
+        return .delivered(reference: last)
+    }
+
+    /// An expanded object's id, or the id itself.
+    static func id(_ value: Any?) -> String? {
+        (value as? String) ?? ((value as? [String: Any])?["id"] as? String)
     }
 
     /// The API version the request and answer shapes are written against.
