@@ -1317,6 +1317,8 @@ public struct ShippingState: Sendable, Hashable, Codable {
     public var updatedAt: Date
     /// Sales channel, for the payment commands.
     public var channel: String?
+    /// The order arrived paid (its channel captured the money at checkout): its shipments ask for no capture.
+    public var paidAtCheckout: Bool?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -1332,7 +1334,8 @@ public struct ShippingState: Sendable, Hashable, Codable {
         shipments: [ParcelRecord],
         cancelled: Bool,
         updatedAt: Date,
-        channel: String? = nil
+        channel: String? = nil,
+        paidAtCheckout: Bool? = nil
     ) {
         self.orderId = orderId
         self.lines = lines
@@ -1347,6 +1350,7 @@ public struct ShippingState: Sendable, Hashable, Codable {
         self.cancelled = cancelled
         self.updatedAt = updatedAt
         self.channel = channel
+        self.paidAtCheckout = paidAtCheckout
     }
 }
 

@@ -49,7 +49,7 @@ public enum RulesFile {
     static let knownKeys: [String: Set<String>] = [
         "": ["intake", "payment", "sourcing", "locations", "zones", "shipping", "returns", "notifications", "sla", "stockFeeds", "invoicing"],
         "invoicing": ["entities", "taxTable", "fxRates", "taxClasses"],
-        "invoicing.entities[]": ["id", "name", "taxId", "address", "email", "markets", "bookCurrency", "invoicePrefix", "creditNotePrefix"],
+        "invoicing.entities[]": ["id", "name", "taxId", "address", "email", "markets", "bookCurrency", "invoicePrefix", "creditNotePrefix", "invoiceAt"],
         "invoicing.entities[].address": ["name", "lines", "city", "region", "postalCode", "country", "phone", "email"],
         "intake": ["currencies"],
         "payment": ["holdAboveMinorUnits", "velocity", "holdOnCountryMismatch", "riskyPostcodes"],

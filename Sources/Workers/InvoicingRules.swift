@@ -98,12 +98,15 @@ public struct LegalEntity: Sendable, Hashable, Codable {
     public var invoicePrefix: String
     /// Printed prefix of its credit notes, e.g. `USC`.
     public var creditNotePrefix: String
+    /// When it invoices (the region's rule).
+    public var invoiceAt: InvoiceMoment
 
     /// An entity.
     public init(
         id: String, name: String, taxId: String? = nil, address: Address, email: String? = nil, markets: [String] = [], bookCurrency: String? = nil,
-        invoicePrefix: String, creditNotePrefix: String
+        invoicePrefix: String, creditNotePrefix: String, invoiceAt: InvoiceMoment = .shipment
     ) {
+        self.invoiceAt = invoiceAt
         self.id = id
         self.name = name
         self.taxId = taxId
@@ -127,6 +130,15 @@ public struct LegalEntity: Sendable, Hashable, Codable {
     public func prefix(of series: String) -> String { series == Self.creditNoteSeries ? creditNotePrefix : invoicePrefix }
 }
 
+/// When an entity issues its invoices (docs/RULES.md, *Taxes and invoices*).
+public enum InvoiceMoment: String, Sendable, Hashable, Codable, CaseIterable {
+    /// One invoice per shipment, when its money is captured.
+    case shipment
+    /// When the order is paid: an order paid at checkout is invoiced whole when placed;
+    /// an authorized order, whose money is captured per shipment, per capture.
+    case payment
+}
+
 extension InvoicingRules {
     private enum CodingKeys: String, CodingKey { case entities, taxTable, fxRates, taxClasses }
 
@@ -142,7 +154,7 @@ extension InvoicingRules {
 }
 
 extension LegalEntity {
-    private enum CodingKeys: String, CodingKey { case id, name, taxId, address, email, markets, bookCurrency, invoicePrefix, creditNotePrefix }
+    private enum CodingKeys: String, CodingKey { case id, name, taxId, address, email, markets, bookCurrency, invoicePrefix, creditNotePrefix, invoiceAt }
 
     /// Decodes an entity; `markets` may be left out.
     public init(from decoder: any Decoder) throws {
@@ -152,6 +164,7 @@ extension LegalEntity {
             taxId: try c.decodeIfPresent(String.self, forKey: .taxId), address: try c.decode(Address.self, forKey: .address),
             email: try c.decodeIfPresent(String.self, forKey: .email), markets: try c.decodeIfPresent([String].self, forKey: .markets) ?? [],
             bookCurrency: try c.decodeIfPresent(String.self, forKey: .bookCurrency), invoicePrefix: try c.decode(String.self, forKey: .invoicePrefix),
-            creditNotePrefix: try c.decode(String.self, forKey: .creditNotePrefix))
+            creditNotePrefix: try c.decode(String.self, forKey: .creditNotePrefix),
+            invoiceAt: try c.decodeIfPresent(InvoiceMoment.self, forKey: .invoiceAt) ?? .shipment)
     }
 }

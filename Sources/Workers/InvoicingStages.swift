@@ -109,6 +109,9 @@ public struct InvoiceDrafting: Sendable {
             state.shipTo = order.shippingAddress
             state.billTo = order.billingAddress
             state.buyerEmail = order.customer.email
+            if order.payment.status == .captured, let entity = rules.entity(for: order.shippingAddress.country), entity.invoiceAt == .payment {
+                requests.append(try invoiceWholeOrder(&state, entity: entity, now: now))
+            }
         case .shipmentCreated(let shipment):
             guard !state.shipments.contains(where: { $0.shipmentId == shipment.shipmentId }) else { return Step(state: nil, requests: []) }
             state.shipments.append(ParcelRecord(shipmentId: shipment.shipmentId, location: shipment.location, lines: shipment.lines))
@@ -139,17 +142,36 @@ public struct InvoiceDrafting: Sendable {
         for shipmentId in state.waiting {
             guard let parcel = state.shipments.first(where: { $0.shipmentId == shipmentId }) else { continue }
             state.waiting.removeAll { $0 == shipmentId }
+            if state.invoiced.contains(Self.wholeOrder) {
+                // The order was invoiced whole when it was paid.
+                state.invoiced.append(shipmentId)
+                continue
+            }
             guard let entity = rules.entity(for: shipTo.country) else {
                 // No entity sells to that country: nothing to number, nothing to wait for.
                 state.invoiced.append(shipmentId)
                 continue
             }
             let earlier = state.shipments.filter { state.invoiced.contains($0.shipmentId) }
-            let document = try draft(state, parcel: parcel, earlier: earlier, totals: totals, shipTo: shipTo, entity: entity, now: now)
+            let document = try draft(state, parcel: parcel, earlier: earlier, totals: totals, shipTo: shipTo, entity: entity, cause: "shipment:\(parcel.shipmentId)", now: now)
             state.invoiced.append(shipmentId)
             requests.append(InvoiceRequested(legalEntity: entity.id, orderId: state.orderId, document: document, requestedAt: now).event)
         }
         return requests
+    }
+
+    /// The marker in ``InvoicingState/invoiced`` of an order invoiced whole at payment.
+    static let wholeOrder = "order"
+
+    /// The invoice of an order paid at checkout, for an entity that invoices at payment
+    /// (``InvoiceMoment/payment``): every line and the shipping, worth the order's total.
+    private func invoiceWholeOrder(_ state: inout InvoicingState, entity: LegalEntity, now: Date) throws(StageFailure) -> Event {
+        let everything = ParcelRecord(
+            shipmentId: Self.wholeOrder, location: "", lines: state.lines.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) })
+        let document = try draft(
+            state, parcel: everything, earlier: [], totals: state.totals!, shipTo: state.shipTo!, entity: entity, cause: "order:\(state.orderId)", now: now)
+        state.invoiced.append(Self.wholeOrder)
+        return InvoiceRequested(legalEntity: entity.id, orderId: state.orderId, document: document, requestedAt: now).event
     }
 
     /// The shipment's invoice, without its number. Each line (shipping included, on the
@@ -159,7 +181,8 @@ public struct InvoiceDrafting: Sendable {
     /// order-level tax shared out as the capture shares it); for tax-inclusive prices the
     /// channel's line tax, or the table's rate when the channel gave none.
     func draft(
-        _ state: InvoicingState, parcel: ParcelRecord, earlier: [ParcelRecord], totals: OrderTotals, shipTo: Address, entity: LegalEntity, now: Date
+        _ state: InvoicingState, parcel: ParcelRecord, earlier: [ParcelRecord], totals: OrderTotals, shipTo: Address, entity: LegalEntity, cause: String,
+        now: Date
     ) throws(StageFailure) -> Invoice {
         let currency = totals.total.currency
         var worths = Self.lineWorths(state, parcel: parcel, earlier: earlier, totals: totals)
@@ -180,7 +203,7 @@ public struct InvoiceDrafting: Sendable {
         let request = ShipmentInvoiceRequest(
             legalEntity: entity.id, series: LegalEntity.invoiceSeries, seller: entity.party,
             buyer: InvoiceParty(name: (state.billTo ?? shipTo).name, address: state.billTo ?? shipTo, email: state.buyerEmail),
-            orderId: state.orderId, cause: "shipment:\(parcel.shipmentId)", issuedAt: now, shipTo: shipTo, lines: quantities,
+            orderId: state.orderId, cause: cause, issuedAt: now, shipTo: shipTo, lines: quantities,
             currency: currency, pricesIncludeTax: true,
             taxClass: { sku in classOf[sku] == true ? InvoicingRules.zeroClass : classes[sku] ?? TaxTable.standardClass },
             bookCurrency: try bookCurrency(entity, currency: currency, on: now))
@@ -189,7 +212,7 @@ public struct InvoiceDrafting: Sendable {
             draft.pricesIncludeTax = totals.taxIncluded
             return draft
         } catch {
-            throw .rejected("invoice for shipment \(parcel.shipmentId): \(error.description)")
+            throw .rejected("invoice for \(cause): \(error.description)")
         }
     }
 

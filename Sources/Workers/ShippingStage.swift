@@ -176,10 +176,11 @@ public enum ShippingMachine {
             state.placedAt = order.placedAt
             state.authorizationReference = order.payment.reference
             state.channel = order.channel
+            if order.payment.status == .captured { state.paidAtCheckout = true }
             if state.cancelled {
                 // Cancelled before the order was read: the void waited for its reference.
                 let reason = Reason(code: "order_cancelled", message: "order cancelled before shipment")
-                return Step(state: state, outputs: [VoidPayment(orderId: orderId, authorizationReference: order.payment.reference, reason: reason, requestedAt: now, channel: order.channel).event])
+                return Step(state: state, outputs: [release(state, reason: reason, now: now)])
             }
             let waiting = state.waiting
             state.waiting = []
@@ -206,12 +207,22 @@ public enum ShippingMachine {
                 // The order itself is not read yet: the void goes when it is, with its reference.
                 return Step(state: state, outputs: [cancelled.event])
             }
-            let void = VoidPayment(
-                orderId: orderId, authorizationReference: state.authorizationReference, reason: command.reason, requestedAt: now, channel: state.channel)
-            return Step(state: state, outputs: [cancelled.event, void.event])
+            return Step(state: state, outputs: [cancelled.event, release(state, reason: command.reason, now: now)])
         default:
             return Step(state: current, outputs: [])
         }
+    }
+
+    /// What a cancel before any shipment does to the money: an authorization is voided;
+    /// an order paid at checkout is refunded in full.
+    static func release(_ state: ShippingState, reason: Reason, now: Date) -> Event {
+        if state.paidAtCheckout == true, let total = state.totals?.total {
+            return RefundPayment(
+                orderId: state.orderId, amount: total, reason: reason, requestedAt: now, channel: state.channel,
+                authorizationReference: state.authorizationReference
+            ).event
+        }
+        return VoidPayment(orderId: state.orderId, authorizationReference: state.authorizationReference, reason: reason, requestedAt: now, channel: state.channel).event
     }
 
     /// Creates a shipment per location for the allocations not shipped yet.
@@ -265,10 +276,13 @@ public enum ShippingMachine {
                     orderId: state.orderId, shipmentId: shipmentId, lineId: part.lineId, sku: part.sku, location: location, quantity: part.quantity
                 ).event)
             }
-            outputs.append(CapturePayment(
-                orderId: state.orderId, shipmentId: shipmentId, amount: Money(minorUnits: capture, currency: amounts.currency),
-                authorizationReference: state.authorizationReference, requestedAt: now, channel: state.channel
-            ).event)
+            // An order paid at checkout has nothing left to capture.
+            if state.paidAtCheckout != true {
+                outputs.append(CapturePayment(
+                    orderId: state.orderId, shipmentId: shipmentId, amount: Money(minorUnits: capture, currency: amounts.currency),
+                    authorizationReference: state.authorizationReference, requestedAt: now, channel: state.channel
+                ).event)
+            }
             state.shipments.append(ParcelRecord(shipmentId: shipmentId, location: location, lines: lines))
         }
         return Step(state: state, outputs: outputs)

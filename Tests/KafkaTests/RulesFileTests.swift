@@ -63,6 +63,8 @@ struct RulesFileTests {
         ("payment: {velocity: {maxOrders: 0, windowSeconds: 60}}", "payment.velocity.maxOrders: must be at least 1"),
         ("sourcing: {maxShipment: 3}", "unknown key(s) sourcing.maxShipment"),
         ("locations: [{id: A, type: store, country: US, lat: 1}]", "unknown key(s) locations[0].lat"),
+        ("invoicing: {entities: [{id: us, name: B, address: {name: B, lines: [x], city: c, country: US}, invoicePrefix: U, creditNotePrefix: UC, invoiceAt: monthly}]}",
+         "invoicing.entities[0].invoiceAt"),
     ])
     func mistakes(text: String, expected: String) {
         #expect {

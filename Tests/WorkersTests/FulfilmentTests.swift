@@ -319,6 +319,27 @@ private typealias F = PipelineFixtures
         #expect(void.first?.authorizationReference == placed.payment.reference)
     }
 
+    /// An order paid at checkout (a marketplace's, a Shopify order `paid`): its shipments
+    /// ask for no capture, and a cancel refunds it in full instead of voiding.
+    @Test func orderPaidAtCheckoutIsNotCapturedAndACancelRefundsIt() throws {
+        let paid = F.placed(F.order(
+            channel: "amazon", lines: [F.line("1", "SKU-A", quantity: 3, price: 333), F.line("2", "SKU-B", price: 1_001)],
+            payment: PaymentAuthorization(status: .captured, amount: F.money(2_000), reference: "AMZ-1")))
+        let allocated = OrderAllocated(orderId: paid.orderId, allocations: allocations, decidedAt: F.now).event
+        var driver = driver()
+        let shipped = run([paid.event, allocated], driver: &driver)
+        #expect(shipments(shipped[1]).count == 2)
+        #expect(captures(shipped[1]).isEmpty, "the money was taken at checkout")
+
+        var other = self.driver()
+        let cancel = CancelOrder(orderId: paid.orderId, requestedBy: "customer", reason: reason, requestedAt: F.now).event
+        let results = run([paid.event, cancel], driver: &other)
+        let refunds = F.events(results[1]).compactMap { if case .refundPayment(let r) = $0 { r } else { nil } }
+        #expect(refunds.count == 1 && refunds.first?.amount == paid.totals.total && refunds.first?.returnId == nil)
+        #expect(refunds.first?.channel == "amazon" && refunds.first?.authorizationReference == "AMZ-1")
+        #expect(!F.events(results[1]).contains { if case .voidPayment = $0 { true } else { false } }, "nothing to void")
+    }
+
     @Test func cancelAfterShipmentIsRejected() throws {
         var driver = driver()
         let results = run([placed.event, allocated, cancel], driver: &driver)

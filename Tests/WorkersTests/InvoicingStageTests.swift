@@ -66,6 +66,49 @@ private typealias F = PipelineFixtures
         return (state, requests, credits)
     }
 
+    @Test func anEntityThatInvoicesAtPaymentInvoicesAnOrderPaidAtCheckoutWholeWhenPlaced() throws {
+        var us = Self.entity("us", country: "US")
+        us.invoiceAt = .payment
+        let drafting = InvoiceDrafting(rules: InvoicingRules(entities: [us]), table: Self.table)
+        func run(_ events: [Event], orderId: String) throws -> [Event] {
+            var state: InvoicingState?
+            var requests: [Event] = []
+            for event in events {
+                let step = try drafting.advance(state, orderId: orderId, on: event, now: F.now)
+                if let next = step.state { state = next }
+                requests += step.requests
+            }
+            return requests
+        }
+        let base = Self.usOrder()
+        var paidOrder = F.order(
+            channel: "amazon", lines: base.lines, shipping: 500, tax: 180,
+            payment: PaymentAuthorization(status: .captured, amount: base.totals.total, reference: "AMZ-1"))
+        paidOrder.externalOrderId = "AMZ-1"
+        let paid = F.placed(paidOrder)
+        let shipment = Self.shipment("s-1", paid, [("1", "SKU-A", 2), ("2", "SKU-B", 1)])
+        let refund = PaymentRefunded(
+            orderId: paid.orderId, commandId: "ref-1", returnId: "r-1", amount: F.money(1_000), provider: "channel", refundedAt: F.now)
+        let requests = try run([paid.event, shipment.event, Self.captured(shipment, amount: 1).event, refund.event], orderId: paid.orderId)
+        let invoices = requests.compactMap { if case .invoiceRequested(let r) = $0 { r } else { nil } }
+        #expect(invoices.count == 1, "one invoice, at placement; nothing more for its shipments")
+        let invoice = try #require(invoices.first).document
+        #expect(invoice.cause == "order:\(paid.orderId)")
+        #expect(invoice.grossTotal == paid.totals.total, "worth what was paid: every line and the shipping")
+        #expect(invoice.taxTotal.minorUnits == 180, "the channel's tax")
+        #expect(requests.contains { if case .creditNoteRequested(let c) = $0 { c.amount == F.money(1_000) } else { false } })
+
+        // An authorized order of the same entity is paid per capture: invoiced per capture.
+        let authorized = Self.usOrder()
+        let parcel = Self.shipment("s-2", authorized, [("1", "SKU-A", 2), ("2", "SKU-B", 1)])
+        let perCapture = try run([authorized.event, parcel.event, Self.captured(parcel, amount: authorized.totals.total.minorUnits).event], orderId: authorized.orderId)
+        let documents = perCapture.compactMap { if case .invoiceRequested(let r) = $0 { r.document } else { nil } }
+        #expect(documents.map(\.cause) == ["shipment:s-2"])
+        // The default entity invoices a paid order only as its money is captured.
+        let byShipment = try self.run([paid.event, shipment.event], orderId: paid.orderId)
+        #expect(byShipment.requests.isEmpty)
+    }
+
     @Test func eachCapturedShipmentIsInvoicedForExactlyWhatWasCaptured() throws {
         let order = Self.usOrder()
         let amounts = OrderAmounts(lines: order.lines, totals: order.totals)

@@ -559,6 +559,7 @@ EV("ShippingState", "oms.shipping.state", 1, "oms.shipping.state", ORDER_KEY, OR
     ("cancelled", "Bool", "A cancel was accepted."),
     ("updatedAt", "Date", "Last change."),
     ("channel", "String?", "Sales channel, for the payment commands."),
+    ("paidAtCheckout", "Bool?", "The order arrived paid (its channel captured the money at checkout): its shipments ask for no capture."),
 ])
 EV("ShipmentCreated", "oms.shipment.created", 1, "oms.shipments.created", ORDER_KEY, ORDER_KEY,
    "A shipment with carrier, service and label was created for one location.", [
