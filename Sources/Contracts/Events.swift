@@ -3221,6 +3221,8 @@ public struct OutboundDelivery: Sendable, Hashable, Codable {
     public var nextAttemptAt: Date?
     /// Partition of the command record (the ledger entry's own): with `sourceOffset`, where an operator finds the command to run it again.
     public var sourcePartition: Int32?
+    /// What the endpoint noted at its point of no return (an attempt in flight, or unknown): what it saw before the call, against which a lost answer is reconciled (e.g. the Shopify captures that existed).
+    public var checkpoint: String?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -3238,7 +3240,8 @@ public struct OutboundDelivery: Sendable, Hashable, Codable {
         updatedAt: Date,
         firstAttemptAt: Date? = nil,
         nextAttemptAt: Date? = nil,
-        sourcePartition: Int32? = nil
+        sourcePartition: Int32? = nil,
+        checkpoint: String? = nil
     ) {
         self.connector = connector
         self.commandId = commandId
@@ -3255,6 +3258,7 @@ public struct OutboundDelivery: Sendable, Hashable, Codable {
         self.firstAttemptAt = firstAttemptAt
         self.nextAttemptAt = nextAttemptAt
         self.sourcePartition = sourcePartition
+        self.checkpoint = checkpoint
     }
 }
 

@@ -1,5 +1,6 @@
 import Contracts
 import Foundation
+import Synchronization
 
 /// Where a connector keeps, per command, how far it got with the external system: the
 /// write-ahead record that makes "call at most once, reconcile after a crash" possible.
@@ -104,7 +105,7 @@ public struct CommandProcessor: Sendable {
         var asks = 0
         while true {
             asks += 1
-            switch await endpoint.reconcile(run.call(attempt: run.attempts) { }) {
+            switch await endpoint.reconcile(run.call(attempt: run.attempts, pointOfNoReturn: {})) {
             case .happened(let reference):
                 return try await finish(&run, .delivered, reference: reference, reason: "reconciled: the endpoint has it")
             case .didNotHappen:
@@ -131,7 +132,14 @@ public struct CommandProcessor: Sendable {
             let attempt = run.attempts
             let marker = run.entry(.attempting, now: now())
             let ledger = self.ledger
-            let result = await endpoint.perform(run.call(attempt: attempt) { try await ledger.record(marker) })
+            let noted = Mutex<String?>(nil)
+            let result = await endpoint.perform(run.call(attempt: attempt, pointOfNoReturn: { try await ledger.record(marker) }, noting: { checkpoint in
+                var entry = marker
+                entry.checkpoint = checkpoint
+                try await ledger.record(entry)
+                noted.withLock { $0 = checkpoint }
+            }))
+            run.checkpoint = noted.withLock { $0 }
             switch result {
             case .delivered(let reference):
                 await gate.leave(.answered)
@@ -185,6 +193,9 @@ private struct Attempts {
     var attempts: Int
     var reference: String?
     var lastReason: String?
+    /// What the last attempt noted at its point of no return; kept while its outcome is
+    /// in doubt (attempting, unknown).
+    var checkpoint: String?
 
     init(prior: OutboundDelivery?, connector: String, command: Envelope, offset: Int64, key: String) {
         self.connector = connector
@@ -194,17 +205,23 @@ private struct Attempts {
         attempts = prior?.attempts ?? 0
         reference = prior?.reference
         lastReason = prior?.reason
+        checkpoint = prior?.checkpoint
     }
 
-    func call(attempt: Int, pointOfNoReturn: @escaping @Sendable () async throws -> Void) -> OutboundCall {
+    func call(
+        attempt: Int, pointOfNoReturn: @escaping @Sendable () async throws -> Void, noting: (@Sendable (String) async throws -> Void)? = nil
+    ) -> OutboundCall {
         OutboundCall(
-            command: command, idempotencyKey: key, attempt: max(attempt, 1), sourcePartition: partition, sourceOffset: offset, pointOfNoReturn: pointOfNoReturn)
+            command: command, idempotencyKey: key, attempt: max(attempt, 1), sourcePartition: partition, sourceOffset: offset, checkpoint: checkpoint,
+            pointOfNoReturn: pointOfNoReturn, noting: noting)
     }
 
     func entry(_ state: DeliveryState, now: Date) -> OutboundDelivery {
-        OutboundDelivery(
+        var entry = OutboundDelivery(
             connector: connector, commandId: command.id, commandType: command.type.description,
             orderId: command.event.payload.partitionKey, idempotencyKey: key, state: state, attempts: attempts,
             reference: reference, sourceOffset: offset, updatedAt: now)
+        if state == .unknown { entry.checkpoint = checkpoint }
+        return entry
     }
 }

@@ -44,18 +44,32 @@ public struct OutboundCall: Sendable {
     public var sourcePartition: Int32
     /// The command record's offset.
     public var sourceOffset: Int64
+    /// What the last attempt noted at its point of no return
+    /// (``pointOfNoReturn(noting:)``), kept in the ledger: a system without idempotency
+    /// keys tells a lost answer's effect from what was there before by it.
+    public var checkpoint: String?
+    private let noting: @Sendable (String) async throws -> Void
 
-    /// Creates a call.
+    /// Creates a call; `noting` records the point of no return with a checkpoint (by
+    /// default it records it without).
     public init(
-        command: Envelope, idempotencyKey: String, attempt: Int, sourcePartition: Int32 = 0, sourceOffset: Int64 = 0,
-        pointOfNoReturn: @escaping @Sendable () async throws -> Void
+        command: Envelope, idempotencyKey: String, attempt: Int, sourcePartition: Int32 = 0, sourceOffset: Int64 = 0, checkpoint: String? = nil,
+        pointOfNoReturn: @escaping @Sendable () async throws -> Void, noting: (@Sendable (String) async throws -> Void)? = nil
     ) {
         self.command = command
         self.idempotencyKey = idempotencyKey
         self.attempt = attempt
         self.sourcePartition = sourcePartition
         self.sourceOffset = sourceOffset
+        self.checkpoint = checkpoint
         self.pointOfNoReturn = pointOfNoReturn
+        self.noting = noting ?? { _ in try await pointOfNoReturn() }
+    }
+
+    /// Records that the effect may happen from now on, with what the endpoint saw
+    /// before it (``checkpoint`` of a later reconciliation).
+    public func pointOfNoReturn(noting checkpoint: String) async throws {
+        try await noting(checkpoint)
     }
 }
 

@@ -34,13 +34,13 @@ struct ConnectorSimulationTests {
         #expect(deaths > 500)
         #expect(states[.delivered, default: 0] > 1_000)
         switch kind {
-        case .lookup: #expect(reconciled > 50)
+        case .lookup, .checkpoint: #expect(reconciled > 50)
         case .cannotTell: #expect(states[.unknown, default: 0] > 10)
         case .dedupesOnKey: #expect(states[.unknown, default: 0] == 0)
         }
     }
 
-    @Test("a ledger that loses its write-ahead entries is caught", arguments: [SimSystem.Kind.lookup, .cannotTell])
+    @Test("a ledger that loses its write-ahead entries is caught", arguments: [SimSystem.Kind.lookup, .cannotTell, .checkpoint])
     func forgetfulLedgerCaught(kind: SimSystem.Kind) async throws {
         var caught = 0
         for seed in 0..<200 {
@@ -144,6 +144,10 @@ final class SimSystem: OutboundEndpoint, Sendable {
         case dedupesOnKey
         /// It cannot be asked (SMTP).
         case cannotTell
+        /// It can be asked what it holds, but an effect carries no key (Shopify's
+        /// captures): the attempt notes what was there before it, and the ledger keeps
+        /// that checkpoint for whoever reconciles.
+        case checkpoint
         var testDescription: String { rawValue }
     }
 
@@ -151,6 +155,8 @@ final class SimSystem: OutboundEndpoint, Sendable {
         var effects: [String: Int] = [:]
         var calls: [String: Int] = [:]
         var callsAfterEffect: [String: Int] = [:]
+        /// Effects of every command together (a `checkpoint` system's only count).
+        var total = 0
     }
 
     let kind: Kind
@@ -173,13 +179,22 @@ final class SimSystem: OutboundEndpoint, Sendable {
     func perform(_ call: OutboundCall) async -> CallResult {
         guard let life, !life.died else { return .retry(after: nil, reason: "dead") }
         if random.chance(0.15) { return .retry(after: nil, reason: "503 before the effect") }
-        do { try await call.pointOfNoReturn() } catch { return .retry(after: nil, reason: "ledger: \(error)") }
+        do {
+            if kind == .checkpoint {
+                try await call.pointOfNoReturn(noting: "\(state.withLock { $0.total })")
+            } else {
+                try await call.pointOfNoReturn()
+            }
+        } catch { return .retry(after: nil, reason: "ledger: \(error)") }
         if life.dies() { return .unknown(reason: "died while sending") }
         let key = call.idempotencyKey
         state.withLock { state in
             state.calls[key, default: 0] += 1
             if state.effects[key, default: 0] > 0 { state.callsAfterEffect[key, default: 0] += 1 }
-            if kind != .dedupesOnKey || state.effects[key, default: 0] == 0 { state.effects[key, default: 0] += 1 }
+            if kind != .dedupesOnKey || state.effects[key, default: 0] == 0 {
+                state.effects[key, default: 0] += 1
+                state.total += 1
+            }
         }
         if life.dies() { return .unknown(reason: "died before the answer") }
         if random.chance(0.2) { return .unknown(reason: "answer lost") }
@@ -197,6 +212,11 @@ final class SimSystem: OutboundEndpoint, Sendable {
             return .didNotHappen
         case .cannotTell:
             return .cannotTell(reason: "no lookup")
+        case .checkpoint:
+            // Commands are settled one at a time: an effect after the checkpoint is this one's.
+            guard let noted = call.checkpoint.flatMap({ Int($0) }) else { return .cannotTell(reason: "no checkpoint") }
+            if random.chance(0.1) { return .askAgain(reason: "lookup failed") }
+            return state.withLock { $0.total } > noted ? .happened(reference: call.idempotencyKey) : .didNotHappen
         }
     }
 }

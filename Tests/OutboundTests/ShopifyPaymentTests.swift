@@ -13,7 +13,7 @@ import Testing
 struct ShopifyPaymentTests {
     static let at = Date().addingTimeInterval(-60)
 
-    static func capture(_ order: String, minorUnits: Int64, id: String, at: Date = at) -> Envelope {
+    static func capture(_ order: String, minorUnits: Int64, id: String) -> Envelope {
         let command = CapturePayment(
             orderId: "o-\(order)", shipmentId: "s-\(id)", amount: Money(minorUnits: minorUnits, currency: .usd), authorizationReference: order,
             requestedAt: at, channel: "shopify")
@@ -122,33 +122,54 @@ struct ShopifyPaymentTests {
         }
     }
 
-    @Test("Shopify: a capture made by a predecessor whose ledger entry never landed is found before capturing again")
-    func predecessorsCapture() async throws {
+    @Test("Shopify: two parcels of one order for the same amount, both answers lost: each is captured once, told apart by the checkpoint")
+    func sameAmountCaptures() async throws {
         try await withChannels { channels, base in
-            channels.addShopifyOrder("9301", lines: ["1": 1], authorized: Self.usd(4_000))
-            let router = Self.router(base, channels: channels)
-            _ = try await Harness.processor(router).settle(Self.capture("9301", minorUnits: 4_000, id: "cap-1"), offset: 1)
-            // A second process with an empty ledger meets the same command.
-            let again = try await Harness.processor(router).settle(Self.capture("9301", minorUnits: 4_000, id: "cap-1"), offset: 1)
-            #expect(again.entry.state == .delivered)
+            channels.addShopifyOrder("9301", lines: ["1": 2], authorized: Self.usd(4_000))
+            channels.setFaults { $0.loseAnswerEvery = 1; $0.holdAnswer = .seconds(2) }
+            let processor = Harness.processor(Self.router(base, channels: channels, timeout: .milliseconds(400)))
+            let first = try await processor.settle(Self.capture("9301", minorUnits: 2_000, id: "cap-1"), offset: 1)
+            let second = try await processor.settle(Self.capture("9301", minorUnits: 2_000, id: "cap-2"), offset: 2)
+            #expect(first.entry.state == .delivered && second.entry.state == .delivered)
+            #expect(first.entry.reference != second.entry.reference, "each found its own capture")
             #expect(channels.ledger.shopifyCaptured == ["9301": 4_000])
         }
     }
 
-    @Test("matching: a capture is the command's only when of its amount and not older than the command")
+    @Test("Shopify: an attempt whose outcome is in doubt and that noted no checkpoint is not called again blindly")
+    func noCheckpoint() async throws {
+        try await withChannels { channels, base in
+            channels.addShopifyOrder("9401", lines: ["1": 1], authorized: Self.usd(1_000))
+            let router = Self.router(base, channels: channels)
+            let command = Self.capture("9401", minorUnits: 1_000, id: "cap-1")
+            let call = OutboundCall(command: command, idempotencyKey: "payments/cap-1", attempt: 2, pointOfNoReturn: {})
+            guard case .cannotTell(let reason) = await router.reconcile(call) else {
+                Issue.record("reconciled without a checkpoint")
+                return
+            }
+            #expect(reason.contains("no checkpoint"))
+            #expect(channels.ledger.shopifyCaptured.isEmpty)
+        }
+    }
+
+    @Test("matching: a capture is the command's only when of its amount and not among the captures noted before the attempt")
     func matching() {
-        let requested = Date(timeIntervalSince1970: 1_800_000_000)
-        let request = PaymentRequest(command: Self.capture("1", minorUnits: 2_500, id: "c", at: requested))!
-        func capture(_ id: Int, _ amount: String, _ at: Date, status: String = "success") -> [String: Any] {
-            ["id": id, "kind": "capture", "status": status, "amount": amount, "parent_id": 1, "created_at": RFC3339.format(at)]
+        let request = PaymentRequest(command: Self.capture("1", minorUnits: 2_500, id: "c"))!
+        func capture(_ id: Int, _ amount: String, status: String = "success") -> [String: Any] {
+            ["id": id, "kind": "capture", "status": status, "amount": amount, "parent_id": 1]
         }
         let auth: [String: Any] = ["id": 1, "kind": "authorization", "status": "success", "amount": "100.00"]
-        #expect(ShopifyPayments.effect(of: request, requestedAt: requested, in: [auth, capture(2, "25.00", requested.addingTimeInterval(-600))]) == nil)
-        #expect(ShopifyPayments.effect(of: request, requestedAt: requested, in: [auth, capture(3, "25.01", requested.addingTimeInterval(5))]) == nil)
-        #expect(ShopifyPayments.effect(of: request, requestedAt: requested, in: [auth, capture(4, "25.00", requested.addingTimeInterval(5), status: "failure")]) == nil)
-        #expect(ShopifyPayments.effect(of: request, requestedAt: requested, in: [auth, capture(5, "25.00", requested.addingTimeInterval(5))]) == "5")
+        let earlier = capture(2, "25.00")
+        let checkpoint = ShopifyPayments.checkpoint(of: [auth, earlier])
+        #expect(checkpoint == "captures:2")
+        let before = ShopifyPayments.capturesBefore(checkpoint)!
+        #expect(ShopifyPayments.capturesBefore(nil) == nil && ShopifyPayments.capturesBefore("other") == nil)
+        #expect(ShopifyPayments.effect(of: request, before: before, in: [auth, earlier]) == nil, "the earlier capture of the same amount is not ours")
+        #expect(ShopifyPayments.effect(of: request, before: before, in: [auth, earlier, capture(3, "25.01")]) == nil)
+        #expect(ShopifyPayments.effect(of: request, before: before, in: [auth, earlier, capture(4, "25.00", status: "failure")]) == nil)
+        #expect(ShopifyPayments.effect(of: request, before: before, in: [auth, earlier, capture(5, "25.00")]) == "5")
         let parts = ShopifyPayments.refundParts(Self.usd(5_000), transactions: [
-            auth, capture(6, "30.00", requested), capture(7, "40.00", requested),
+            auth, capture(6, "30.00"), capture(7, "40.00"),
             ["id": 8, "kind": "refund", "status": "success", "amount": "15.00", "parent_id": 7],
         ])
         #expect(parts.map(\.parent) == ["7", "6"] && parts.map(\.minorUnits) == [2_500, 2_500], "newest capture first, less what was refunded of it")

@@ -946,6 +946,7 @@ EV("OutboundDelivery", "oms.outbound.delivery", 1, "oms.outbound.deliveries", '"
     ("firstAttemptAt", "Date?", "When the first attempt was made (webhook deliveries: their retry window starts here)."),
     ("nextAttemptAt", "Date?", "When the next attempt is due (state `retrying`)."),
     ("sourcePartition", "Int32?", "Partition of the command record (the ledger entry's own): with `sourceOffset`, where an operator finds the command to run it again.", {"minimum": 0}),
+    ("checkpoint", "String?", "What the endpoint noted at its point of no return (an attempt in flight, or unknown): what it saw before the call, against which a lost answer is reconciled (e.g. the Shopify captures that existed)."),
 ])
 EV("WebhookSubscription", "oms.webhook.subscription", 1, "oms.webhooks.subscriptions", "subscriptionId", "subscriptionId",
    "A brand system's subscription to events (compacted, keyed by id): where to POST them and which types; its signing secret is derived from `webhooks.signing.key`, never stored.", [

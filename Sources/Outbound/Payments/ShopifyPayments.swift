@@ -10,17 +10,16 @@ import Logging
 /// transactions against the captures. The payment reference is the Shopify order id
 /// (the Shopify order adapter sets it).
 ///
-/// Shopify's REST Admin API takes no idempotency key, so nothing is sent without first
-/// reading the order's transactions (or refunds) and finding the command's effect not
-/// there yet, and a lost answer is reconciled the same way:
-/// - a refund carries `OrderFleet <idempotency key>` in its note;
-/// - a capture is the command's when it is a successful capture of the command's amount
-///   on the same authorization created no earlier than the command was requested. One
-///   order's commands are settled one at a time, in order, so an earlier capture that
-///   matches would have to be an earlier command's for the same amount executed after
-///   this one was requested: the connector then takes it for this one and does not
-///   capture again. Money is never taken twice; in that one case a capture can be
-///   missing, and the order's captured total on the shop shows it.
+/// Shopify's REST Admin API takes no idempotency key, so a lost answer is reconciled by
+/// reading the order back:
+/// - a refund carries `OrderFleet <idempotency key>` in its note, and one already there
+///   is not made again;
+/// - a capture notes, at its point of no return, the order's captures that existed
+///   before it (``OutboundCall/pointOfNoReturn(noting:)``, kept in the ledger); a
+///   successful capture of the command's amount that is not among them is the
+///   command's (one order's commands are settled one at a time, in order). Without
+///   that note the connector cannot tell, and says so: an operator decides;
+/// - a void is done when the authorization carries a successful void.
 public struct ShopifyPayments: PaymentProvider {
     /// The name in configuration, e.g. `shopify`.
     public let name: String
@@ -69,7 +68,7 @@ public struct ShopifyPayments: PaymentProvider {
         return result
     }
 
-    /// Reads the order's transactions (capture, void) or refunds (refund) back.
+    /// Reads the order's refunds (refund) or transactions (capture, void) back.
     public func lookUp(_ request: PaymentRequest, call: OutboundCall) async -> Reconciliation {
         let order = StripePayments.pathSafe(request.reference ?? "")
         switch request.operation {
@@ -83,7 +82,10 @@ public struct ShopifyPayments: PaymentProvider {
         case .capture, .void:
             switch await read("orders/\(order)/transactions.json", list: "transactions") {
             case .success(let transactions):
-                return Self.effect(of: request, requestedAt: Self.requestedAt(call.command), in: transactions).map { .happened(reference: $0) } ?? .didNotHappen
+                if request.operation == .capture, Self.capturesBefore(call.checkpoint) == nil {
+                    return .cannotTell(reason: "the attempt noted no checkpoint of the order's captures, so a capture of \(request.amount?.description ?? "?") cannot be told from an earlier one")
+                }
+                return Self.effect(of: request, before: Self.capturesBefore(call.checkpoint) ?? [], in: transactions).map { .happened(reference: $0) } ?? .didNotHappen
             case .failure(let failure):
                 return failure.reconciliation
             }
@@ -97,8 +99,8 @@ public struct ShopifyPayments: PaymentProvider {
         case .success(let found): transactions = found
         case .failure(let failure): return failure.result
         }
-        // A predecessor's effect that no ledger entry tells of is not made twice.
-        if let done = Self.effect(of: request, requestedAt: Self.requestedAt(call.command), in: transactions) { return .delivered(reference: done) }
+        // A void is a state: an authorization already voided is what was asked.
+        if request.operation == .void, let done = Self.effect(of: request, before: [], in: transactions) { return .delivered(reference: done) }
         let parent: [String: Any]
         switch Self.authorization(for: request, in: transactions, now: now()) {
         case .success(let found): parent = found
@@ -110,7 +112,9 @@ public struct ShopifyPayments: PaymentProvider {
             transaction["currency"] = amount.currency.code
         }
         let body = try? JSONSerialization.data(withJSONObject: ["transaction": transaction])
-        let outcome = await http.send(.POST, url("orders/\(order)/transactions.json"), headers: headers, body: body, pointOfNoReturn: call.pointOfNoReturn)
+        let checkpoint = Self.checkpoint(of: transactions)
+        let outcome = await http.send(
+            .POST, url("orders/\(order)/transactions.json"), headers: headers, body: body, pointOfNoReturn: { try await call.pointOfNoReturn(noting: checkpoint) })
         guard case .answered(let response) = outcome, (200..<300).contains(response.status) || response.status == 422 || response.status == 402 else {
             return HTTPVerdict.result(of: outcome, now: now())
         }
@@ -170,16 +174,21 @@ public struct ShopifyPayments: PaymentProvider {
 
     // MARK: The rules, as pure functions
 
-    /// When the command was decided: no capture of it can be older.
-    static func requestedAt(_ command: Envelope) -> Date {
-        if case .capturePayment(let capture) = command.event { return capture.requestedAt }
-        return command.time
+    /// The order's successful captures, as an attempt notes them before capturing.
+    static func checkpoint(of transactions: [[String: Any]]) -> String {
+        "captures:" + transactions.filter { $0["kind"] as? String == "capture" && $0["status"] as? String == "success" }.map { "\($0["id"] ?? "")" }.joined(separator: ",")
     }
 
-    /// The transaction that already did what the request asks, if any: for a void, a
-    /// successful void; for a capture, a successful capture of its amount created no
-    /// earlier than the command was requested (the newest such).
-    static func effect(of request: PaymentRequest, requestedAt: Date, in transactions: [[String: Any]]) -> String? {
+    /// The capture ids a ``checkpoint(of:)`` noted; nil when there is no such note.
+    static func capturesBefore(_ checkpoint: String?) -> Set<String>? {
+        guard let checkpoint, checkpoint.hasPrefix("captures:") else { return nil }
+        return Set(checkpoint.dropFirst("captures:".count).split(separator: ",").map(String.init))
+    }
+
+    /// The transaction that did what the request asks, if any: for a void, a successful
+    /// void; for a capture, the newest successful capture of its amount that is not
+    /// among the captures `before` the attempt.
+    static func effect(of request: PaymentRequest, before: Set<String>, in transactions: [[String: Any]]) -> String? {
         let successful = transactions.filter { $0["status"] as? String == "success" }
         switch request.operation {
         case .void:
@@ -187,12 +196,10 @@ public struct ShopifyPayments: PaymentProvider {
         case .capture:
             guard let amount = request.amount else { return nil }
             return successful.last { transaction in
-                guard transaction["kind"] as? String == "capture", let text = transaction["amount"] as? String,
-                    (try? Money.parse(text, currency: amount.currency)) == amount
+                guard transaction["kind"] as? String == "capture", !before.contains("\(transaction["id"] ?? "")"),
+                    let text = transaction["amount"] as? String
                 else { return false }
-                // Seconds are what Shopify's timestamps carry.
-                let created = (transaction["created_at"] as? String).flatMap(RFC3339.parse)
-                return created.map { $0 >= requestedAt.addingTimeInterval(-1) } ?? false
+                return (try? Money.parse(text, currency: amount.currency)) == amount
             }.map { "\($0["id"] ?? "")" }
         case .refund:
             return nil

@@ -45,8 +45,12 @@ public struct StripePayments: PaymentProvider {
     /// re-authorized is spread over its payments.
     public func execute(_ request: PaymentRequest, call: OutboundCall) async -> CallResult {
         let result: CallResult
-        if request.operation == .refund, case .success(let payments) = await reauthorizations(of: request), !payments.isEmpty {
-            result = await refund(request, over: [request.reference ?? ""] + payments.map(\.id), call: call)
+        if request.operation == .refund {
+            switch await reauthorizations(of: request) {
+            case .failure(let failure): return .retry(after: nil, reason: failure.description)
+            case .success(let payments) where !payments.isEmpty: result = await refund(request, over: [request.reference ?? ""] + payments, call: call)
+            case .success: result = await executeOnce(request, call: call)
+            }
         } else {
             result = await executeOnce(request, call: call)
         }
@@ -98,7 +102,7 @@ public struct StripePayments: PaymentProvider {
         case .refund where direct == .didNotHappen:
             switch await reauthorizations(of: request) {
             case .success(let payments) where !payments.isEmpty:
-                switch await refunds(of: request, over: [request.reference ?? ""] + payments.map(\.id)) {
+                switch await refunds(of: request, over: [request.reference ?? ""] + payments) {
                 case .success(let made): return made.total >= (request.amount?.minorUnits ?? 0) ? .happened(reference: made.ids.last) : .didNotHappen
                 case .failure(let failure): return .askAgain(reason: failure.description)
                 }
@@ -173,12 +177,12 @@ public struct StripePayments: PaymentProvider {
     }
 
     /// The PaymentIntents that re-authorized the request's payment, oldest first.
-    private func reauthorizations(of request: PaymentRequest) async -> Result<[(id: String, received: Int64)], ReadFailure> {
+    private func reauthorizations(of request: PaymentRequest) async -> Result<[String], ReadFailure> {
         guard let reference = request.reference, !reference.isEmpty else { return .success([]) }
         return await search("metadata['oms_reauthorization_of']:'\(reference)'").map { found in
             found.filter { $0["status"] as? String == "succeeded" }
                 .sorted { ($0["created"] as? Int ?? 0, $0["id"] as? String ?? "") < ($1["created"] as? Int ?? 0, $1["id"] as? String ?? "") }
-                .compactMap { intent in (intent["id"] as? String).map { ($0, (intent["amount_received"] as? Int64) ?? Int64(intent["amount_received"] as? Int ?? 0)) } }
+                .compactMap { $0["id"] as? String }
         }
     }
 
@@ -200,12 +204,12 @@ public struct StripePayments: PaymentProvider {
         }
     }
 
-    /// Refunds made for the request across `payments` (by `metadata[oms_command]`), and
-    /// what each payment has left to refund.
-    private func refunds(of request: PaymentRequest, over payments: [String]) async -> Result<(total: Int64, ids: [String], byPayment: [String: Int64], refundedByPayment: [String: Int64]), ReadFailure> {
+    /// What was refunded for the request across `payments` (found by
+    /// `metadata[oms_command]`: its total and refund ids), and what each payment has
+    /// refunded in all.
+    private func refunds(of request: PaymentRequest, over payments: [String]) async -> Result<(total: Int64, ids: [String], refundedByPayment: [String: Int64]), ReadFailure> {
         var total: Int64 = 0
         var ids: [String] = []
-        var byPayment: [String: Int64] = [:]
         var refunded: [String: Int64] = [:]
         for payment in payments {
             let path = "/v1/refunds?payment_intent=\(Self.pathSafe(payment))&limit=100"
@@ -217,11 +221,10 @@ public struct StripePayments: PaymentProvider {
                 refunded[payment, default: 0] += amount
                 guard (refund["metadata"] as? [String: Any])?["oms_command"] as? String == request.commandId else { continue }
                 total += amount
-                byPayment[payment, default: 0] += amount
                 if let id = refund["id"] as? String { ids.append(id) }
             }
         }
-        return .success((total, ids, byPayment, refunded))
+        return .success((total, ids, refunded))
     }
 
     /// A refund spread over the original payment and its re-authorizations, newest
@@ -237,7 +240,7 @@ public struct StripePayments: PaymentProvider {
             let object = Self.object(response) ?? [:]
             captured[payment] = (object["amount_received"] as? Int64) ?? Int64(object["amount_received"] as? Int ?? 0)
         }
-        let made: (total: Int64, ids: [String], byPayment: [String: Int64], refundedByPayment: [String: Int64])
+        let made: (total: Int64, ids: [String], refundedByPayment: [String: Int64])
         switch await refunds(of: request, over: payments) {
         case .success(let found): made = found
         case .failure(let failure): return .retry(after: nil, reason: failure.description)
