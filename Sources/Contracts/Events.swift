@@ -1175,6 +1175,60 @@ extension UpdateShippingAddress: ContractEvent {
     public var event: Event { .updateShippingAddress(self) }
 }
 
+/// Customer service asks to give money back without a return (a goodwill refund): the returns stage checks it against the appeasement limits.
+public struct AppeaseOrder: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// Id of the appeasement; the same request again is decided once.
+    public var appeasementId: String
+    /// How much to give back, in the order's currency.
+    public var amount: Money
+    /// Why, with a reason code (`late_delivery`, `damaged_packaging`, …).
+    public var reason: Reason
+    /// The agent who asks.
+    public var requestedBy: String
+    /// The agent's role, whose limit applies (docs/RULES.md, *Appeasements*).
+    public var role: String
+    /// The order line it is for, if one.
+    public var lineId: String?
+    /// Request time.
+    public var requestedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        appeasementId: String,
+        amount: Money,
+        reason: Reason,
+        requestedBy: String,
+        role: String,
+        lineId: String? = nil,
+        requestedAt: Date
+    ) {
+        self.orderId = orderId
+        self.appeasementId = appeasementId
+        self.amount = amount
+        self.reason = reason
+        self.requestedBy = requestedBy
+        self.role = role
+        self.lineId = lineId
+        self.requestedAt = requestedAt
+    }
+}
+
+extension AppeaseOrder: ContractEvent {
+    /// `oms.order.appease.v1`.
+    public static let eventType = EventType(name: "oms.order.appease", version: 1)
+    /// Records of this event go to `oms.returns.requests`.
+    public static let topic = "oms.returns.requests"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .appeaseOrder(self) }
+}
+
 /// A warehouse reports what it received for a return and what to do with each line.
 public struct ReceiveReturn: Sendable, Hashable, Codable {
     /// Order.
@@ -1957,6 +2011,98 @@ extension ReturnReceived: ContractEvent {
     public var event: Event { .returnReceived(self) }
 }
 
+/// An appeasement was granted: its refund is asked of the payment provider (a `RefundPayment` without a return).
+public struct OrderAppeased: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// Appeasement.
+    public var appeasementId: String
+    /// Given back.
+    public var amount: Money
+    /// Why.
+    public var reason: Reason
+    /// Who asked.
+    public var requestedBy: String
+    /// Their role.
+    public var role: String
+    /// The order line, if one.
+    public var lineId: String?
+    /// Decision time.
+    public var decidedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        appeasementId: String,
+        amount: Money,
+        reason: Reason,
+        requestedBy: String,
+        role: String,
+        lineId: String? = nil,
+        decidedAt: Date
+    ) {
+        self.orderId = orderId
+        self.appeasementId = appeasementId
+        self.amount = amount
+        self.reason = reason
+        self.requestedBy = requestedBy
+        self.role = role
+        self.lineId = lineId
+        self.decidedAt = decidedAt
+    }
+}
+
+extension OrderAppeased: ContractEvent {
+    /// `oms.order.appeased.v1`.
+    public static let eventType = EventType(name: "oms.order.appeased", version: 1)
+    /// Records of this event go to `oms.returns.events`.
+    public static let topic = "oms.returns.events"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .orderAppeased(self) }
+}
+
+/// An appeasement was refused: above the role's or the order's limit, above what is left paid, or for an unknown line or role.
+public struct AppeasementRejected: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// Appeasement.
+    public var appeasementId: String
+    /// Why.
+    public var reasons: [Reason]
+    /// Decision time.
+    public var rejectedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        appeasementId: String,
+        reasons: [Reason],
+        rejectedAt: Date
+    ) {
+        self.orderId = orderId
+        self.appeasementId = appeasementId
+        self.reasons = reasons
+        self.rejectedAt = rejectedAt
+    }
+}
+
+extension AppeasementRejected: ContractEvent {
+    /// `oms.order.appeasement_rejected.v1`.
+    public static let eventType = EventType(name: "oms.order.appeasement_rejected", version: 1)
+    /// Records of this event go to `oms.returns.events`.
+    public static let topic = "oms.returns.events"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .appeasementRejected(self) }
+}
+
 /// What the returns stage knows of one order (its changelog): amounts, shipments and deliveries, and returns so far.
 public struct ReturnsState: Sendable, Hashable, Codable {
     /// Order.
@@ -1977,6 +2123,10 @@ public struct ReturnsState: Sendable, Hashable, Codable {
     public var updatedAt: Date
     /// The order's payment, which refunds go back to.
     public var authorizationReference: String?
+    /// Appeasements decided so far (granted or refused), by id.
+    public var appeasements: [String]?
+    /// What granted appeasements gave back so far.
+    public var appeased: Money?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -1988,7 +2138,9 @@ public struct ReturnsState: Sendable, Hashable, Codable {
         returns: [ReturnRecord],
         refunded: [ShipmentLine],
         updatedAt: Date,
-        authorizationReference: String? = nil
+        authorizationReference: String? = nil,
+        appeasements: [String]? = nil,
+        appeased: Money? = nil
     ) {
         self.orderId = orderId
         self.channel = channel
@@ -1999,6 +2151,8 @@ public struct ReturnsState: Sendable, Hashable, Codable {
         self.refunded = refunded
         self.updatedAt = updatedAt
         self.authorizationReference = authorizationReference
+        self.appeasements = appeasements
+        self.appeased = appeased
     }
 }
 
@@ -3704,6 +3858,8 @@ public enum Event: Sendable, Hashable {
     case releaseHold(ReleaseHold)
     /// `oms.order.update_address.v1` on `oms.orders.commands`.
     case updateShippingAddress(UpdateShippingAddress)
+    /// `oms.order.appease.v1` on `oms.returns.requests`.
+    case appeaseOrder(AppeaseOrder)
     /// `oms.return.receive.v1` on `oms.returns.requests`.
     case receiveReturn(ReceiveReturn)
     /// `oms.order.cancelled.v1` on `oms.orders.cancellations`.
@@ -3734,6 +3890,10 @@ public enum Event: Sendable, Hashable {
     case returnRejected(ReturnRejected)
     /// `oms.return.received.v1` on `oms.returns.events`.
     case returnReceived(ReturnReceived)
+    /// `oms.order.appeased.v1` on `oms.returns.events`.
+    case orderAppeased(OrderAppeased)
+    /// `oms.order.appeasement_rejected.v1` on `oms.returns.events`.
+    case appeasementRejected(AppeasementRejected)
     /// `oms.returns.state.v1` on `oms.returns.state`.
     case returnsState(ReturnsState)
     /// `oms.payment.capture.v1` on `oms.payments.commands`.
@@ -3834,6 +3994,7 @@ public enum Event: Sendable, Hashable {
         case .cancelOrder(let value): return value
         case .releaseHold(let value): return value
         case .updateShippingAddress(let value): return value
+        case .appeaseOrder(let value): return value
         case .receiveReturn(let value): return value
         case .orderCancelled(let value): return value
         case .cancelRejected(let value): return value
@@ -3849,6 +4010,8 @@ public enum Event: Sendable, Hashable {
         case .returnAuthorized(let value): return value
         case .returnRejected(let value): return value
         case .returnReceived(let value): return value
+        case .orderAppeased(let value): return value
+        case .appeasementRejected(let value): return value
         case .returnsState(let value): return value
         case .capturePayment(let value): return value
         case .refundPayment(let value): return value
@@ -3919,6 +4082,7 @@ public enum EventRegistry {
             CancelOrder.self,
             ReleaseHold.self,
             UpdateShippingAddress.self,
+            AppeaseOrder.self,
             ReceiveReturn.self,
             OrderCancelled.self,
             CancelRejected.self,
@@ -3934,6 +4098,8 @@ public enum EventRegistry {
             ReturnAuthorized.self,
             ReturnRejected.self,
             ReturnReceived.self,
+            OrderAppeased.self,
+            AppeasementRejected.self,
             ReturnsState.self,
             CapturePayment.self,
             RefundPayment.self,

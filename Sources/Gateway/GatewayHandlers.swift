@@ -49,6 +49,7 @@ struct Accepted: Codable, Sendable {
     var carrier: String?
     var trackingNumber: String?
     var returnId: String?
+    var appeasementId: String?
 
     init(_ report: KafkaDeliveryReport, orderId: String? = nil) {
         topic = report.topic

@@ -83,10 +83,11 @@ public enum ERPFeed {
         ])
     }
 
-    /// Inputs of the stage's topics the feed does not carry (captures, voids).
+    /// Inputs of the stage's topics the feed does not carry (captures, voids; appeasement
+    /// decisions, whose money is the refund's row).
     static func ignored(_ event: Event) -> Bool {
         switch event {
-        case .capturePayment, .voidPayment: true
+        case .capturePayment, .voidPayment, .orderAppeased, .appeasementRejected: true
         default: false
         }
     }

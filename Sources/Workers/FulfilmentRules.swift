@@ -151,12 +151,15 @@ public struct ReturnRules: Sendable, Hashable, Codable {
     public var carrier: String
     /// Days an RMA stays valid.
     public var rmaValidDays: Int
+    /// Limits of goodwill refunds without a return.
+    public var appeasements: AppeasementRules
 
     /// Creates return rules.
     public init(
         windowDays: Int = 30, channelWindowDays: [String: Int] = [:], writeOffReasons: [String] = ["damaged", "defective"],
-        receivingLocation: String? = nil, carrier: String = "oms-post", rmaValidDays: Int = 30
+        receivingLocation: String? = nil, carrier: String = "oms-post", rmaValidDays: Int = 30, appeasements: AppeasementRules = AppeasementRules()
     ) {
+        self.appeasements = appeasements
         self.windowDays = windowDays
         self.channelWindowDays = channelWindowDays
         self.writeOffReasons = writeOffReasons
@@ -179,6 +182,39 @@ public struct ReturnRules: Sendable, Hashable, Codable {
         }
         if carrier.isEmpty || carrier.contains("/") { problems.append("returns.carrier: must be a non-empty code without '/'") }
         if rmaValidDays < 1 { problems.append("returns.rmaValidDays: must be at least 1") }
+        return problems + appeasements.problems()
+    }
+}
+
+/// How much customer service may give back without a return (docs/RULES.md,
+/// *Appeasements*): per appeasement by the agent's role, and in all per order, in minor
+/// units per currency. A currency without a limit allows nothing.
+public struct AppeasementRules: Sendable, Hashable, Codable {
+    /// Role → currency → the most one appeasement may give.
+    public var perRole: [String: [String: Int64]]
+    /// Currency → the most all appeasements of one order may give.
+    public var perOrder: [String: Int64]
+
+    /// Limits; by default an `agent` gives up to 25.00 and a `lead` up to 100.00 at a
+    /// time, and an order gets up to 100.00 in all (USD, EUR, GBP).
+    public init(
+        perRole: [String: [String: Int64]] = ["agent": ["USD": 2_500, "EUR": 2_500, "GBP": 2_500], "lead": ["USD": 10_000, "EUR": 10_000, "GBP": 10_000]],
+        perOrder: [String: Int64] = ["USD": 10_000, "EUR": 10_000, "GBP": 10_000]
+    ) {
+        self.perRole = perRole
+        self.perOrder = perOrder
+    }
+
+    func problems() -> [String] {
+        var problems: [String] = []
+        for (role, limits) in perRole.sorted(by: { $0.key < $1.key }) {
+            for (currency, limit) in limits.sorted(by: { $0.key < $1.key }) where limit < 0 || (try? CurrencyCode(currency)) == nil {
+                problems.append("returns.appeasements.perRole.\(role).\(currency): a currency code and a limit ≥ 0")
+            }
+        }
+        for (currency, limit) in perOrder.sorted(by: { $0.key < $1.key }) where limit < 0 || (try? CurrencyCode(currency)) == nil {
+            problems.append("returns.appeasements.perOrder.\(currency): a currency code and a limit ≥ 0")
+        }
         return problems
     }
 }
@@ -321,7 +357,7 @@ extension ShippingRules {
 }
 
 extension ReturnRules {
-    private enum CodingKeys: String, CodingKey { case windowDays, channelWindowDays, writeOffReasons, receivingLocation, carrier, rmaValidDays }
+    private enum CodingKeys: String, CodingKey { case windowDays, channelWindowDays, writeOffReasons, receivingLocation, carrier, rmaValidDays, appeasements }
 
     /// Decodes return rules; missing keys take their defaults.
     public init(from decoder: any Decoder) throws {
@@ -333,7 +369,21 @@ extension ReturnRules {
             writeOffReasons: try c.decodeIfPresent([String].self, forKey: .writeOffReasons) ?? d.writeOffReasons,
             receivingLocation: try c.decodeIfPresent(String.self, forKey: .receivingLocation),
             carrier: try c.decodeIfPresent(String.self, forKey: .carrier) ?? d.carrier,
-            rmaValidDays: try c.decodeIfPresent(Int.self, forKey: .rmaValidDays) ?? d.rmaValidDays)
+            rmaValidDays: try c.decodeIfPresent(Int.self, forKey: .rmaValidDays) ?? d.rmaValidDays,
+            appeasements: try c.decodeIfPresent(AppeasementRules.self, forKey: .appeasements) ?? d.appeasements)
+    }
+}
+
+extension AppeasementRules {
+    private enum CodingKeys: String, CodingKey { case perRole, perOrder }
+
+    /// Decodes the limits; a missing key keeps its defaults.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = AppeasementRules()
+        self.init(
+            perRole: try c.decodeIfPresent([String: [String: Int64]].self, forKey: .perRole) ?? d.perRole,
+            perOrder: try c.decodeIfPresent([String: Int64].self, forKey: .perOrder) ?? d.perOrder)
     }
 }
 

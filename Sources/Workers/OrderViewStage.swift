@@ -92,6 +92,8 @@ public enum OrderViewFolder {
         case .returnAuthorized(let e): e.orderId
         case .returnRejected(let e): e.orderId
         case .returnReceived(let e): e.orderId
+        case .orderAppeased(let e): e.orderId
+        case .appeasementRejected(let e): e.orderId
         case .capturePayment(let e): e.orderId
         case .refundPayment(let e): e.orderId
         case .voidPayment(let e): e.orderId
@@ -218,7 +220,8 @@ public enum OrderViewFolder {
         case .paymentCaptured, .paymentCaptureFailed, .paymentRefunded, .paymentRefundFailed, .paymentVoided, .paymentVoidFailed:
             if let entry = paymentOutcome(envelope.event, currency: view.currency) { view.payments.append(entry) }
             view.paymentHold = PaymentHold.after(envelope.event, current: view.paymentHold)
-        case .paymentDeclined, .paymentHeld, .orderBackordered, .cancelRejected:
+        case .paymentDeclined, .paymentHeld, .orderBackordered, .cancelRejected, .orderAppeased, .appeasementRejected:
+            // On the timeline only: an appeasement's money is its RefundPayment's entry.
             break
         default:
             return Step(view: nil, notifications: [])

@@ -45,6 +45,7 @@ public struct ReturnsStage: Stage {
         case .shipmentDelivered(let e): orderId = e.orderId
         case .returnRequested(let e): orderId = e.orderId
         case .receiveReturn(let e): orderId = e.orderId
+        case .appeaseOrder(let e): orderId = e.orderId
         case .trackingUpdated, .shipmentDelayed: return .none
         default: throw .rejected("returns does not handle \(input.envelope.type)")
         }
@@ -128,9 +129,82 @@ public enum ReturnsMachine {
                 return Step(state: current, outputs: [ReturnRejected(orderId: orderId, returnId: request.returnId, reasons: reasons, rejectedAt: now).event])
             }
             return authorize(state, request, rules: rules, connector: connector)
+        case .appeaseOrder(let request):
+            return try appease(state, request, rules: rules.returns.appeasements, now: now)
         default:
             return Step(state: current, outputs: [])
         }
+    }
+
+    /// Grants or refuses an appeasement, once per id: granted, it is refunded without a
+    /// return (`RefundPayment` with no return id, whose reason names the appeasement).
+    private static func appease(_ state: ReturnsState, _ request: AppeaseOrder, rules: AppeasementRules, now: Date) throws(StageFailure) -> Step {
+        guard state.appeasements?.contains(request.appeasementId) != true else { return Step(state: state, outputs: []) }
+        guard state.totals != nil else {
+            throw .rejected("appeasement \(request.appeasementId) read before order \(state.orderId): replay it once the order is placed")
+        }
+        var state = state
+        state.appeasements = (state.appeasements ?? []) + [request.appeasementId]
+        let problems = appeasementProblems(request, state: state, rules: rules)
+        guard problems.isEmpty else {
+            return Step(state: state, outputs: [
+                AppeasementRejected(orderId: state.orderId, appeasementId: request.appeasementId, reasons: problems, rejectedAt: now).event,
+            ])
+        }
+        state.appeased = Money(minorUnits: (state.appeased?.minorUnits ?? 0) + request.amount.minorUnits, currency: request.amount.currency)
+        let granted = OrderAppeased(
+            orderId: state.orderId, appeasementId: request.appeasementId, amount: request.amount, reason: request.reason, requestedBy: request.requestedBy,
+            role: request.role, lineId: request.lineId, decidedAt: now)
+        let refund = RefundPayment(
+            orderId: state.orderId, amount: request.amount,
+            reason: Reason(code: "appeasement", message: "\(request.reason.code): \(request.reason.message) (\(request.requestedBy), \(request.role), \(request.appeasementId))"),
+            requestedAt: now, channel: state.channel, authorizationReference: state.authorizationReference)
+        return Step(state: state, outputs: [granted.event, refund.event])
+    }
+
+    /// Why an appeasement cannot be granted (empty: it can): the amount must be positive
+    /// and in the order's currency, within the role's limit, the order's limit and what
+    /// is left paid (the total less returned units refunded and earlier appeasements),
+    /// and, for a line, within that line's worth.
+    public static func appeasementProblems(_ request: AppeaseOrder, state: ReturnsState, rules: AppeasementRules) -> [Reason] {
+        guard let totals = state.totals else { return [Reason(code: "unknown_order", message: "order \(state.orderId) is not known yet")] }
+        let amount = request.amount
+        let currency = totals.total.currency
+        guard amount.currency == currency else {
+            return [Reason(code: "currency_mismatch", message: "the order is in \(currency.code), the appeasement in \(amount.currency.code)")]
+        }
+        guard amount.minorUnits > 0 else { return [Reason(code: "not_positive", message: "an appeasement gives back more than nothing")] }
+        var reasons: [Reason] = []
+        let money = { (minor: Int64) in Money(minorUnits: minor, currency: currency) }
+        if let limits = rules.perRole[request.role] {
+            let limit = limits[currency.code] ?? 0
+            if amount.minorUnits > limit {
+                reasons.append(Reason(code: "above_role_limit", message: "\(amount) is above the \(request.role) limit of \(money(limit)) per appeasement"))
+            }
+        } else {
+            reasons.append(Reason(code: "unknown_role", message: "role '\(request.role)' has no appeasement limit (roles: \(rules.perRole.keys.sorted().joined(separator: ", ")))"))
+        }
+        let before = state.appeased?.minorUnits ?? 0
+        let orderLimit = rules.perOrder[currency.code] ?? 0
+        if before + amount.minorUnits > orderLimit {
+            reasons.append(Reason(code: "above_order_limit", message: "\(money(before)) given before and \(amount) now is above the order's limit of \(money(orderLimit))"))
+        }
+        let amounts = OrderAmounts(lines: state.lines, totals: totals)
+        let left = totals.total.minorUnits - amounts.value(of: state.refunded, after: [:]) - before
+        if amount.minorUnits > left {
+            reasons.append(Reason(code: "above_paid", message: "\(amount) is above the \(money(max(left, 0))) left paid on the order"))
+        }
+        if let lineId = request.lineId {
+            if let line = state.lines.first(where: { $0.lineId == lineId }) {
+                let worth = amounts.value(lineId: lineId, units: line.quantity, after: 0)
+                if amount.minorUnits > worth {
+                    reasons.append(Reason(code: "above_line", message: "\(amount) is above line \(lineId)'s worth of \(money(worth))"))
+                }
+            } else {
+                reasons.append(Reason(code: "unknown_line", message: "order \(state.orderId) has no line '\(lineId)'"))
+            }
+        }
+        return reasons
     }
 
     /// Status of a request kept until the delivery it needs is read.

@@ -133,6 +133,7 @@ actor DemoDriver {
     private var decided: Set<String> = []
     private var cancelled: Set<String> = []
     private var returnRequested: Set<String> = []
+    private var appeased: Set<String> = []
     private var received: Set<String> = []
     /// What the driver did, by action.
     private(set) var actions: [String: Int] = [:]
@@ -173,6 +174,15 @@ actor DemoDriver {
         }
         for shipment in view.shipments where shipment.status != .delivered || parcelSteps[shipment.trackingNumber, default: 0] < 2 {
             await advance(plan, view, shipment)
+        }
+        // A parcel that came late and is kept: customer service gives a little back.
+        if plan.delayed, !plan.returns, view.status == .delivered, !appeased.contains(id) {
+            appeased.insert(id)
+            await sender.orderCommand(
+                "/v1/orders/\(id)/appeasements",
+                ["amount": "5.00", "reason": "late_delivery", "message": "sorry it came late", "requestedBy": "agent:demo", "role": "agent"],
+                key: "appease-\(id)")
+            count("appeasement")
         }
         if plan.returns, view.status == .delivered, !returnRequested.contains(id),
             let line = view.lineProgress.first(where: { $0.delivered > 0 })

@@ -227,6 +227,21 @@ struct GatewayTests {
             let badReturn = try await harness.post("/v1/orders/\(orderId)/returns", json: ["lines": [["lineId": "nope", "quantity": 1, "reason": "x"]]])
             #expect(badReturn.status == 400)
             #expect((badReturn.json["message"] as? String)?.contains("nope") == true)
+            let appeasement: [String: Any] = ["amount": "5.00", "reason": "late_delivery", "requestedBy": "agent:sam", "role": "agent"]
+            var badAmount = appeasement
+            badAmount["amount"] = "five"
+            let refusedAmount = try await harness.post("/v1/orders/\(orderId)/appeasements", json: badAmount)
+            #expect(refusedAmount.status == 400 && (refusedAmount.json["message"] as? String)?.contains("$.amount") == true, "\(refusedAmount.text)")
+            var badLine = appeasement
+            badLine["lineId"] = "nope"
+            #expect(try await harness.post("/v1/orders/\(orderId)/appeasements", json: badLine).status == 400)
+            let appeaseKey = TestCluster.uniqueName("appease")
+            let appeased = try await harness.post("/v1/orders/\(orderId)/appeasements", json: appeasement, headers: ["Idempotency-Key": appeaseKey])
+            #expect(appeased.status == 202 && (appeased.json["appeasementId"] as? String)?.hasPrefix("apz-") == true, "\(appeased.text)")
+            let commands = try await harness.records(AppeaseOrder.topic).compactMap { try? Envelope.decode($0.eventRecord) }.compactMap { envelope -> AppeaseOrder? in
+                if case .appeaseOrder(let command) = envelope.event, command.orderId == orderId { command } else { nil }
+            }
+            #expect(commands.count == 1 && commands.first?.amount.minorUnits == 500 && commands.first?.appeasementId == appeased.json["appeasementId"] as? String)
             let key = TestCluster.uniqueName("cancel")
             let cancel = try await harness.post("/v1/orders/\(orderId)/cancel", json: ["requestedBy": "ops"], headers: ["Idempotency-Key": key])
             #expect(cancel.status == 202)

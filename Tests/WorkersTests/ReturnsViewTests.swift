@@ -96,6 +96,71 @@ private typealias F = PipelineFixtures
         #expect(rejected.reasons.map(\.code) == ["not_delivered"])
     }
 
+    // MARK: Appeasements
+
+    func appease(_ id: String, _ minor: Int64, role: String = "agent", lineId: String? = nil, currency: CurrencyCode = .usd) -> Event {
+        AppeaseOrder(
+            orderId: orderId, appeasementId: id, amount: Money(minorUnits: minor, currency: currency), reason: Reason(code: "late_delivery", message: "arrived late"),
+            requestedBy: "agent:sam", role: role, lineId: lineId, requestedAt: F.now).event
+    }
+
+    /// Limits: an agent 25.00 at a time, a lead 100.00; 50.00 per order in all.
+    static let appeasing = BusinessRules(
+        locations: ReturnsTests.rules.locations,
+        returns: ReturnRules(appeasements: AppeasementRules(perRole: ["agent": ["USD": 2_500], "lead": ["USD": 10_000]], perOrder: ["USD": 5_000])))
+
+    @Test func anAppeasementWithinTheLimitsIsRefundedWithoutAReturnOnce() throws {
+        let state = try delivered(rules: Self.appeasing)
+        let granted = try run([appease("a-1", 2_000)], from: state, rules: Self.appeasing)
+        let outputs = try #require(granted.outputs.first)
+        guard case .orderAppeased(let appeased)? = outputs.first else {
+            Issue.record("expected OrderAppeased, got \(outputs)")
+            return
+        }
+        #expect(appeased.amount == F.money(2_000) && appeased.role == "agent" && appeased.reason.code == "late_delivery")
+        let refund = try #require(refunds(outputs).first)
+        #expect(refund.returnId == nil && refund.amount == F.money(2_000) && refund.reason.code == "appeasement")
+        #expect(refund.reason.message.contains("late_delivery") && refund.reason.message.contains("a-1"))
+        #expect(refund.authorizationReference == placed.payment.reference && refund.channel == placed.channel)
+        #expect(granted.state?.appeased == F.money(2_000) && granted.state?.appeasements == ["a-1"])
+        let again = try run([appease("a-1", 2_000)], from: granted.state, rules: Self.appeasing)
+        #expect(again.outputs == [[]], "the same appeasement is decided once")
+    }
+
+    @Test func appeasementsAboveALimitAreRefusedWithTheirReasons() throws {
+        let state = try delivered(rules: Self.appeasing)
+        func reasons(_ event: Event, from start: ReturnsState?) throws -> [String] {
+            let step = try run([event], from: start, rules: Self.appeasing)
+            guard case .appeasementRejected(let rejected)? = step.outputs.first?.first else { return [] }
+            #expect(step.state?.appeased == start?.appeased, "a refusal gives nothing back")
+            return rejected.reasons.map(\.code)
+        }
+        #expect(try reasons(appease("a-1", 2_501), from: state) == ["above_role_limit"])
+        #expect(try reasons(appease("a-2", 1_000, role: "intern"), from: state) == ["unknown_role"])
+        #expect(try reasons(appease("a-3", 1_000, lineId: "9"), from: state) == ["unknown_line"])
+        #expect(try reasons(appease("a-4", 1_002, role: "lead", lineId: "2"), from: state) == ["above_line"], "line 2 is worth 10.01")
+        #expect(try reasons(appease("a-5", 1_000, currency: .eur), from: state) == ["currency_mismatch"])
+        // Two of 20.00 and 20.00 more: the order's 50.00 is reached.
+        let twice = try run([appease("a-6", 2_000), appease("a-7", 2_000)], from: state, rules: Self.appeasing)
+        #expect(try reasons(appease("a-8", 1_001, role: "lead"), from: twice.state) == ["above_order_limit", "above_paid"], "every failed check: 4.01 is left paid")
+        // After a return refunded line 1 (29.00), 15.01 is left paid of 44.01: a lead's 20.00 is above it.
+        let returned = try run([request("r-1", [("1", "SKU-A", 3)]).event], from: state, rules: Self.appeasing)
+        let received = try run([delivery("r-1", trackingNumber: label("r-1").trackingNumber)], from: returned.state, rules: Self.appeasing)
+        #expect(refunds(received.outputs.flatMap { $0 }).first?.amount == F.money(2_900))
+        let big = AppeasementRules(perRole: ["lead": ["USD": 10_000]], perOrder: ["USD": 100_000])
+        let rules = BusinessRules(locations: ReturnsTests.rules.locations, returns: ReturnRules(appeasements: big))
+        let overPaid = try run([appease("a-9", 2_000, role: "lead")], from: received.state, rules: rules)
+        guard case .appeasementRejected(let rejected)? = overPaid.outputs.first?.first else {
+            Issue.record("expected a refusal, got \(overPaid.outputs)")
+            return
+        }
+        #expect(rejected.reasons.map(\.code) == ["above_paid"] && rejected.reasons.first?.message.contains("15.01") == true, "\(rejected.reasons)")
+    }
+
+    @Test func anAppeasementBeforeItsOrderIsDeadLetteredForAReplay() {
+        #expect(throws: StageFailure.self) { try run([appease("a-1", 100)], rules: Self.appeasing) }
+    }
+
     @Test func unknownOrderIsRejected() throws {
         let step = try ReturnsMachine.advance(nil, orderId: orderId, on: request("r-1", [("1", "SKU-A", 1)]).event, rules: Self.rules, connector: connector, now: F.now)
         #expect(step.state == nil, "nothing is kept for an unknown order")

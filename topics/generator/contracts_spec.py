@@ -528,6 +528,13 @@ EV("UpdateShippingAddress", "oms.order.update_address", 1, OC, ORDER_KEY, ORDER_
     ("orderId", "String", "Order."), ("shippingAddress", "Address", "New address."),
     ("requestedBy", "String", "Who asked."), ("requestedAt", "Date", "Request time."),
 ])
+EV("AppeaseOrder", "oms.order.appease", 1, "oms.returns.requests", ORDER_KEY, ORDER_KEY,
+   "Customer service asks to give money back without a return (a goodwill refund): the returns stage checks it against the appeasement limits.", [
+    ("orderId", "String", "Order."), ("appeasementId", "String", "Id of the appeasement; the same request again is decided once."),
+    ("amount", "Money", "How much to give back, in the order's currency."), ("reason", "Reason", "Why, with a reason code (`late_delivery`, `damaged_packaging`, …)."),
+    ("requestedBy", "String", "The agent who asks."), ("role", "String", "The agent's role, whose limit applies (docs/RULES.md, *Appeasements*)."),
+    ("lineId", "String?", "The order line it is for, if one."), ("requestedAt", "Date", "Request time."),
+])
 EV("ReceiveReturn", "oms.return.receive", 1, "oms.returns.requests", ORDER_KEY, ORDER_KEY,
    "A warehouse reports what it received for a return and what to do with each line.", [
     ("orderId", "String", "Order."), ("returnId", "String", "Return."),
@@ -644,6 +651,17 @@ EV("ReturnReceived", "oms.return.received", 1, RE, ORDER_KEY, ORDER_KEY,
     ("orderId", "String", "Order."), ("returnId", "String", "Return."), ("rma", "String", "RMA number."),
     ("lines", "[ReceivedReturnLine]", "What arrived."), ("receivedAt", "Date", "Receipt time."),
 ])
+EV("OrderAppeased", "oms.order.appeased", 1, RE, ORDER_KEY, ORDER_KEY,
+   "An appeasement was granted: its refund is asked of the payment provider (a `RefundPayment` without a return).", [
+    ("orderId", "String", "Order."), ("appeasementId", "String", "Appeasement."), ("amount", "Money", "Given back."),
+    ("reason", "Reason", "Why."), ("requestedBy", "String", "Who asked."), ("role", "String", "Their role."),
+    ("lineId", "String?", "The order line, if one."), ("decidedAt", "Date", "Decision time."),
+])
+EV("AppeasementRejected", "oms.order.appeasement_rejected", 1, RE, ORDER_KEY, ORDER_KEY,
+   "An appeasement was refused: above the role's or the order's limit, above what is left paid, or for an unknown line or role.", [
+    ("orderId", "String", "Order."), ("appeasementId", "String", "Appeasement."), ("reasons", "[Reason]", "Why."),
+    ("rejectedAt", "Date", "Decision time."),
+])
 EV("ReturnsState", "oms.returns.state", 1, "oms.returns.state", ORDER_KEY, ORDER_KEY,
    "What the returns stage knows of one order (its changelog): amounts, shipments and deliveries, and returns so far.", [
     ("orderId", "String", "Order."), ("channel", "String?", "Sales channel, for the return window."),
@@ -654,6 +672,8 @@ EV("ReturnsState", "oms.returns.state", 1, "oms.returns.state", ORDER_KEY, ORDER
     ("refunded", "[ShipmentLine]", "Units refunded per line so far."),
     ("updatedAt", "Date", "Last change."),
     ("authorizationReference", "String?", "The order's payment, which refunds go back to."),
+    ("appeasements", "[String]?", "Appeasements decided so far (granted or refused), by id."),
+    ("appeased", "Money?", "What granted appeasements gave back so far."),
 ])
 PC = "oms.payments.commands"
 EV("CapturePayment", "oms.payment.capture", 1, PC, ORDER_KEY, ORDER_KEY,
