@@ -1060,7 +1060,7 @@ public struct ParcelRecord: Sendable, Hashable, Codable {
 public struct ReturnRecord: Sendable, Hashable, Codable {
     /// Return id.
     public var returnId: String
-    /// awaiting_delivery (asked before this stage read the delivery), authorized or received.
+    /// awaiting_delivery (asked before this stage read the delivery), authorized, received, or review (received after the RMA expired: its refund waits for an operator).
     public var status: String
     /// RMA number.
     public var rma: String

@@ -1229,6 +1229,48 @@ extension AppeaseOrder: ContractEvent {
     public var event: Event { .appeaseOrder(self) }
 }
 
+/// An operator approves the refund of a return received after its RMA expired.
+public struct ApproveReturnRefund: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// Return.
+    public var returnId: String
+    /// Who approves.
+    public var approvedBy: String
+    /// Why.
+    public var note: String?
+    /// Request time.
+    public var requestedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        returnId: String,
+        approvedBy: String,
+        note: String? = nil,
+        requestedAt: Date
+    ) {
+        self.orderId = orderId
+        self.returnId = returnId
+        self.approvedBy = approvedBy
+        self.note = note
+        self.requestedAt = requestedAt
+    }
+}
+
+extension ApproveReturnRefund: ContractEvent {
+    /// `oms.return.approve_refund.v1`.
+    public static let eventType = EventType(name: "oms.return.approve_refund", version: 1)
+    /// Records of this event go to `oms.returns.requests`.
+    public static let topic = "oms.returns.requests"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .approveReturnRefund(self) }
+}
+
 /// A warehouse reports what it received for a return and what to do with each line.
 public struct ReceiveReturn: Sendable, Hashable, Codable {
     /// Order.
@@ -2101,6 +2143,52 @@ extension AppeasementRejected: ContractEvent {
     public var partitionKey: String { orderId }
     /// This event wrapped in the ``Event`` sum type.
     public var event: Event { .appeasementRejected(self) }
+}
+
+/// A return arrived after its RMA expired: its units are restocked as usual, but its refund waits for an operator (`POST /v1/orders/{orderId}/returns/{returnId}/approve`).
+public struct ReturnNeedsReview: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// Return.
+    public var returnId: String
+    /// RMA number.
+    public var rma: String
+    /// The refund it would get.
+    public var amount: Money
+    /// Why it waits.
+    public var reason: Reason
+    /// Decision time.
+    public var at: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        returnId: String,
+        rma: String,
+        amount: Money,
+        reason: Reason,
+        at: Date
+    ) {
+        self.orderId = orderId
+        self.returnId = returnId
+        self.rma = rma
+        self.amount = amount
+        self.reason = reason
+        self.at = at
+    }
+}
+
+extension ReturnNeedsReview: ContractEvent {
+    /// `oms.return.needs_review.v1`.
+    public static let eventType = EventType(name: "oms.return.needs_review", version: 1)
+    /// Records of this event go to `oms.returns.events`.
+    public static let topic = "oms.returns.events"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .returnNeedsReview(self) }
 }
 
 /// What the returns stage knows of one order (its changelog): amounts, shipments and deliveries, and returns so far.
@@ -3860,6 +3948,8 @@ public enum Event: Sendable, Hashable {
     case updateShippingAddress(UpdateShippingAddress)
     /// `oms.order.appease.v1` on `oms.returns.requests`.
     case appeaseOrder(AppeaseOrder)
+    /// `oms.return.approve_refund.v1` on `oms.returns.requests`.
+    case approveReturnRefund(ApproveReturnRefund)
     /// `oms.return.receive.v1` on `oms.returns.requests`.
     case receiveReturn(ReceiveReturn)
     /// `oms.order.cancelled.v1` on `oms.orders.cancellations`.
@@ -3894,6 +3984,8 @@ public enum Event: Sendable, Hashable {
     case orderAppeased(OrderAppeased)
     /// `oms.order.appeasement_rejected.v1` on `oms.returns.events`.
     case appeasementRejected(AppeasementRejected)
+    /// `oms.return.needs_review.v1` on `oms.returns.events`.
+    case returnNeedsReview(ReturnNeedsReview)
     /// `oms.returns.state.v1` on `oms.returns.state`.
     case returnsState(ReturnsState)
     /// `oms.payment.capture.v1` on `oms.payments.commands`.
@@ -3995,6 +4087,7 @@ public enum Event: Sendable, Hashable {
         case .releaseHold(let value): return value
         case .updateShippingAddress(let value): return value
         case .appeaseOrder(let value): return value
+        case .approveReturnRefund(let value): return value
         case .receiveReturn(let value): return value
         case .orderCancelled(let value): return value
         case .cancelRejected(let value): return value
@@ -4012,6 +4105,7 @@ public enum Event: Sendable, Hashable {
         case .returnReceived(let value): return value
         case .orderAppeased(let value): return value
         case .appeasementRejected(let value): return value
+        case .returnNeedsReview(let value): return value
         case .returnsState(let value): return value
         case .capturePayment(let value): return value
         case .refundPayment(let value): return value
@@ -4083,6 +4177,7 @@ public enum EventRegistry {
             ReleaseHold.self,
             UpdateShippingAddress.self,
             AppeaseOrder.self,
+            ApproveReturnRefund.self,
             ReceiveReturn.self,
             OrderCancelled.self,
             CancelRejected.self,
@@ -4100,6 +4195,7 @@ public enum EventRegistry {
             ReturnReceived.self,
             OrderAppeased.self,
             AppeasementRejected.self,
+            ReturnNeedsReview.self,
             ReturnsState.self,
             CapturePayment.self,
             RefundPayment.self,

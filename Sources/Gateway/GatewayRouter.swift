@@ -193,6 +193,28 @@ extension Gateway {
             accepted.appeasementId = appeasementId
             return (202, try Self.encode(accepted))
         }
+
+        add(GatewayRoutes.approveReturn, to: router, guard: .apiToken, dedupe: .idempotencyKey) { call throws(GatewayError) in
+            struct Body: Decodable {
+                var approvedBy: String
+                var note: String?
+            }
+            let body = try call.decode(Body.self)
+            let view = try self.view(call.parameter("orderId"))
+            try Self.nonEmpty(body.approvedBy, "approvedBy")
+            let returnId = call.parameter("returnId")
+            guard let ret = view.returns.first(where: { $0.returnId == returnId }) else {
+                throw GatewayError(status: 404, code: "not_found", message: "order \(view.orderId) has no return \(returnId)")
+            }
+            guard ret.status == "review" else {
+                throw GatewayError(
+                    status: 409, code: "not_in_review", message: "return \(returnId) is \(ret.status): only a return received after its RMA expired waits for approval")
+            }
+            let command = ApproveReturnRefund(orderId: view.orderId, returnId: returnId, approvedBy: body.approvedBy, note: body.note, requestedAt: Date())
+            var accepted = Accepted(try await self.produce(command.event, id: Self.eventID(call, GatewayRoutes.approveReturn)), orderId: view.orderId)
+            accepted.returnId = returnId
+            return (202, try Self.encode(accepted))
+        }
     }
 
     /// Queries answered from the compacted topics: bearer token.

@@ -94,6 +94,7 @@ public enum OrderViewFolder {
         case .returnReceived(let e): e.orderId
         case .orderAppeased(let e): e.orderId
         case .appeasementRejected(let e): e.orderId
+        case .returnNeedsReview(let e): e.orderId
         case .capturePayment(let e): e.orderId
         case .refundPayment(let e): e.orderId
         case .voidPayment(let e): e.orderId
@@ -199,6 +200,8 @@ public enum OrderViewFolder {
             }
         case .returnRejected(let ret):
             upsertReturn(&view, ret.returnId) { $0.status = "rejected" }
+        case .returnNeedsReview(let ret):
+            upsertReturn(&view, ret.returnId) { $0.status = "review" }
         case .returnReceived(let ret):
             let lines = ret.lines.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
             var first = false

@@ -46,6 +46,7 @@ public struct ReturnsStage: Stage {
         case .returnRequested(let e): orderId = e.orderId
         case .receiveReturn(let e): orderId = e.orderId
         case .appeaseOrder(let e): orderId = e.orderId
+        case .approveReturnRefund(let e): orderId = e.orderId
         case .trackingUpdated, .shipmentDelayed: return .none
         default: throw .rejected("returns does not handle \(input.envelope.type)")
         }
@@ -131,6 +132,8 @@ public enum ReturnsMachine {
             return authorize(state, request, rules: rules, connector: connector)
         case .appeaseOrder(let request):
             return try appease(state, request, rules: rules.returns.appeasements, now: now)
+        case .approveReturnRefund(let approval):
+            return try approve(state, approval, now: now)
         default:
             return Step(state: current, outputs: [])
         }
@@ -309,7 +312,7 @@ public enum ReturnsMachine {
         guard let index = state.returns.firstIndex(where: { $0.returnId == returnId && $0.status != awaitingDelivery }) else {
             throw .rejected("return \(returnId) of order \(state.orderId) was never authorized")
         }
-        guard state.returns[index].status != "received" else { return Step(state: state, outputs: []) }
+        guard !["received", review].contains(state.returns[index].status) else { return Step(state: state, outputs: []) }
         let ret = state.returns[index]
         for line in lines {
             let authorized = ret.lines.filter { $0.lineId == line.lineId }.reduce(0) { $0 + $1.quantity }
@@ -318,7 +321,6 @@ public enum ReturnsMachine {
                 throw .rejected("return \(returnId): \(counted) units of line \(line.lineId) received, \(authorized) authorized")
             }
         }
-        state.returns[index].status = "received"
         // Units that did not arrive are no longer on their way back: they may be asked again.
         state.returns[index].lines = lines.map { line in
             ReturnLine(lineId: line.lineId, sku: line.sku, quantity: line.quantity, reason: ret.lines.first { $0.lineId == line.lineId }?.reason ?? "")
@@ -328,23 +330,61 @@ public enum ReturnsMachine {
             outputs.append(RestockInventory(orderId: state.orderId, returnId: returnId, sku: line.sku, location: line.location, quantity: line.quantity).event)
         }
         let returned = lines.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
-        if let totals = state.totals, !returned.isEmpty {
-            let amounts = OrderAmounts(lines: state.lines, totals: totals)
-            let refund = amounts.value(of: returned, after: unitsByLine(state.refunded))
-            for line in returned {
-                if let i = state.refunded.firstIndex(where: { $0.lineId == line.lineId }) {
-                    state.refunded[i].quantity += line.quantity
-                } else {
-                    state.refunded.append(line)
-                }
-            }
-            outputs.append(RefundPayment(
-                orderId: state.orderId, returnId: returnId, amount: Money(minorUnits: refund, currency: amounts.currency),
-                reason: Reason(code: "returned", message: "return \(ret.rma): \(returned.map { "\($0.quantity) × \($0.sku)" }.joined(separator: ", "))"),
-                requestedAt: now, channel: state.channel, authorizationReference: state.authorizationReference
-            ).event)
+        if at > ret.expiresAt, let totals = state.totals, !returned.isEmpty {
+            // Too late for a refund without a look: an operator approves it, or not.
+            state.returns[index].status = review
+            let worth = OrderAmounts(lines: state.lines, totals: totals).value(of: returned, after: unitsByLine(state.refunded))
+            outputs.append(ReturnNeedsReview(
+                orderId: state.orderId, returnId: returnId, rma: ret.rma, amount: Money(minorUnits: worth, currency: totals.total.currency),
+                reason: Reason(code: "rma_expired", message: "received \(RFC3339.format(at)), after RMA \(ret.rma) expired \(RFC3339.format(ret.expiresAt))"),
+                at: now).event)
+            return Step(state: state, outputs: outputs)
         }
+        state.returns[index].status = "received"
+        if let refund = refund(&state, returnId: returnId, rma: ret.rma, returned: returned, now: now) { outputs.append(refund.event) }
         return Step(state: state, outputs: outputs)
+    }
+
+    /// Status of a return received after its RMA expired, whose refund waits.
+    static let review = "review"
+
+    /// An operator's approval of a late return's refund: refunded now, once.
+    private static func approve(_ state: ReturnsState, _ approval: ApproveReturnRefund, now: Date) throws(StageFailure) -> Step {
+        var state = state
+        guard let index = state.returns.firstIndex(where: { $0.returnId == approval.returnId }) else {
+            throw .rejected("return \(approval.returnId) of order \(state.orderId) is unknown")
+        }
+        let ret = state.returns[index]
+        if ret.status == "received" { return Step(state: state, outputs: []) }
+        guard ret.status == review else {
+            throw .rejected("return \(approval.returnId) is \(ret.status): only a return received after its RMA expired waits for approval")
+        }
+        state.returns[index].status = "received"
+        let returned = ret.lines.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
+        let refund = refund(&state, returnId: ret.returnId, rma: ret.rma, returned: returned, now: now, approvedBy: approval.approvedBy)
+        return Step(state: state, outputs: refund.map { [$0.event] } ?? [])
+    }
+
+    /// The refund of returned units: what they were paid, counted after the units of
+    /// their lines already refunded (``OrderAmounts``); records them as refunded.
+    private static func refund(
+        _ state: inout ReturnsState, returnId: String, rma: String, returned: [ShipmentLine], now: Date, approvedBy: String? = nil
+    ) -> RefundPayment? {
+        guard let totals = state.totals, !returned.isEmpty else { return nil }
+        let amounts = OrderAmounts(lines: state.lines, totals: totals)
+        let amount = amounts.value(of: returned, after: unitsByLine(state.refunded))
+        for line in returned {
+            if let i = state.refunded.firstIndex(where: { $0.lineId == line.lineId }) {
+                state.refunded[i].quantity += line.quantity
+            } else {
+                state.refunded.append(line)
+            }
+        }
+        let units = returned.map { "\($0.quantity) × \($0.sku)" }.joined(separator: ", ")
+        return RefundPayment(
+            orderId: state.orderId, returnId: returnId, amount: Money(minorUnits: amount, currency: amounts.currency),
+            reason: Reason(code: "returned", message: "return \(rma): \(units)" + (approvedBy.map { ", late, approved by \($0)" } ?? "")),
+            requestedAt: now, channel: state.channel, authorizationReference: state.authorizationReference)
     }
 
     /// Where the returned units were shipped from (the first parcel that had them).

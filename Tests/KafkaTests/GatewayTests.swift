@@ -227,6 +227,9 @@ struct GatewayTests {
             let badReturn = try await harness.post("/v1/orders/\(orderId)/returns", json: ["lines": [["lineId": "nope", "quantity": 1, "reason": "x"]]])
             #expect(badReturn.status == 400)
             #expect((badReturn.json["message"] as? String)?.contains("nope") == true)
+            let noReturn = try await harness.post("/v1/orders/\(orderId)/returns/nope/approve", json: ["approvedBy": "ops"])
+            #expect(noReturn.status == 404 && (noReturn.json["message"] as? String)?.contains("nope") == true, "\(noReturn.text)")
+            #expect(try await harness.post("/v1/orders/\(orderId)/returns/nope/approve", json: ["note": "x"]).status == 400, "approvedBy is required")
             let appeasement: [String: Any] = ["amount": "5.00", "reason": "late_delivery", "requestedBy": "agent:sam", "role": "agent"]
             var badAmount = appeasement
             badAmount["amount"] = "five"

@@ -96,6 +96,36 @@ private typealias F = PipelineFixtures
         #expect(rejected.reasons.map(\.code) == ["not_delivered"])
     }
 
+    // MARK: Late returns
+
+    @Test func aReturnReceivedAfterItsRMAExpiredIsRestockedButItsRefundWaitsForAnOperator() throws {
+        let state = try delivered()
+        let authorized = try run([request("r-1", [("1", "SKU-A", 2)]).event], from: state)
+        let expiry = try #require(authorized.state?.returns.first?.expiresAt)
+        let late = try run([delivery("r-1", trackingNumber: label("r-1").trackingNumber, at: expiry.addingTimeInterval(F.days(1)))], from: authorized.state)
+        let outputs = late.outputs.flatMap { $0 }
+        #expect(refunds(outputs).isEmpty, "no refund without a look")
+        #expect(restocks(outputs).map(\.quantity) == [2], "the units are back on the shelf all the same")
+        guard case .returnNeedsReview(let review)? = outputs.last else {
+            Issue.record("expected ReturnNeedsReview, got \(outputs)")
+            return
+        }
+        #expect(review.reason.code == "rma_expired" && review.amount.minorUnits > 0)
+        #expect(late.state?.returns.first?.status == "review")
+        // The same parcel reported again changes nothing; an operator approves once.
+        #expect(try run([delivery("r-1", trackingNumber: label("r-1").trackingNumber, at: expiry.addingTimeInterval(F.days(2)))], from: late.state).outputs == [[]])
+        let approve = ApproveReturnRefund(orderId: orderId, returnId: "r-1", approvedBy: "ops:kim", requestedAt: F.now).event
+        let approved = try run([approve], from: late.state)
+        let refund = try #require(refunds(approved.outputs.flatMap { $0 }).first)
+        #expect(refund.amount == review.amount && refund.returnId == "r-1" && refund.reason.message.contains("approved by ops:kim"))
+        #expect(approved.state?.returns.first?.status == "received")
+        #expect(try run([approve], from: approved.state).outputs == [[]], "approved once")
+        // In time: refunded at once, nothing to approve.
+        let onTime = try run([delivery("r-1", trackingNumber: label("r-1").trackingNumber, at: expiry.addingTimeInterval(-60))], from: authorized.state)
+        #expect(refunds(onTime.outputs.flatMap { $0 }).first?.amount == review.amount)
+        #expect(throws: StageFailure.self) { try run([approve], from: authorized.state) }
+    }
+
     // MARK: Appeasements
 
     func appease(_ id: String, _ minor: Int64, role: String = "agent", lineId: String? = nil, currency: CurrencyCode = .usd) -> Event {

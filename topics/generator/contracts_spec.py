@@ -330,7 +330,7 @@ S("ParcelRecord", "A shipment as the shipping and returns stages remember it.", 
 ])
 S("ReturnRecord", "A return as the returns stage remembers it.", [
     ("returnId", "String", "Return id."),
-    ("status", "String", "awaiting_delivery (asked before this stage read the delivery), authorized or received."),
+    ("status", "String", "awaiting_delivery (asked before this stage read the delivery), authorized, received, or review (received after the RMA expired: its refund waits for an operator)."),
     ("rma", "String", "RMA number."),
     ("carrier", "String", "Return carrier."),
     ("trackingNumber", "String", "Return parcel tracking number."),
@@ -535,6 +535,11 @@ EV("AppeaseOrder", "oms.order.appease", 1, "oms.returns.requests", ORDER_KEY, OR
     ("requestedBy", "String", "The agent who asks."), ("role", "String", "The agent's role, whose limit applies (docs/RULES.md, *Appeasements*)."),
     ("lineId", "String?", "The order line it is for, if one."), ("requestedAt", "Date", "Request time."),
 ])
+EV("ApproveReturnRefund", "oms.return.approve_refund", 1, "oms.returns.requests", ORDER_KEY, ORDER_KEY,
+   "An operator approves the refund of a return received after its RMA expired.", [
+    ("orderId", "String", "Order."), ("returnId", "String", "Return."), ("approvedBy", "String", "Who approves."),
+    ("note", "String?", "Why."), ("requestedAt", "Date", "Request time."),
+])
 EV("ReceiveReturn", "oms.return.receive", 1, "oms.returns.requests", ORDER_KEY, ORDER_KEY,
    "A warehouse reports what it received for a return and what to do with each line.", [
     ("orderId", "String", "Order."), ("returnId", "String", "Return."),
@@ -661,6 +666,11 @@ EV("AppeasementRejected", "oms.order.appeasement_rejected", 1, RE, ORDER_KEY, OR
    "An appeasement was refused: above the role's or the order's limit, above what is left paid, or for an unknown line or role.", [
     ("orderId", "String", "Order."), ("appeasementId", "String", "Appeasement."), ("reasons", "[Reason]", "Why."),
     ("rejectedAt", "Date", "Decision time."),
+])
+EV("ReturnNeedsReview", "oms.return.needs_review", 1, RE, ORDER_KEY, ORDER_KEY,
+   "A return arrived after its RMA expired: its units are restocked as usual, but its refund waits for an operator (`POST /v1/orders/{orderId}/returns/{returnId}/approve`).", [
+    ("orderId", "String", "Order."), ("returnId", "String", "Return."), ("rma", "String", "RMA number."),
+    ("amount", "Money", "The refund it would get."), ("reason", "Reason", "Why it waits."), ("at", "Date", "Decision time."),
 ])
 EV("ReturnsState", "oms.returns.state", 1, "oms.returns.state", ORDER_KEY, ORDER_KEY,
    "What the returns stage knows of one order (its changelog): amounts, shipments and deliveries, and returns so far.", [
