@@ -2215,6 +2215,8 @@ public struct ReturnsState: Sendable, Hashable, Codable {
     public var appeasements: [String]?
     /// What granted appeasements gave back so far.
     public var appeased: Money?
+    /// Ship-to country, for its return window.
+    public var country: String?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -2228,7 +2230,8 @@ public struct ReturnsState: Sendable, Hashable, Codable {
         updatedAt: Date,
         authorizationReference: String? = nil,
         appeasements: [String]? = nil,
-        appeased: Money? = nil
+        appeased: Money? = nil,
+        country: String? = nil
     ) {
         self.orderId = orderId
         self.channel = channel
@@ -2241,6 +2244,7 @@ public struct ReturnsState: Sendable, Hashable, Codable {
         self.authorizationReference = authorizationReference
         self.appeasements = appeasements
         self.appeased = appeased
+        self.country = country
     }
 }
 

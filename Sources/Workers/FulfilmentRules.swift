@@ -141,8 +141,10 @@ public struct ZoneBand: Sendable, Hashable, Codable {
 public struct ReturnRules: Sendable, Hashable, Codable {
     /// Days after delivery a return may be requested.
     public var windowDays: Int
-    /// Per-channel windows that override ``windowDays``.
+    /// Per-channel windows that override ``windowDays`` and ``countryWindowDays``.
     public var channelWindowDays: [String: Int]
+    /// Per ship-to country windows (ISO code → days) that override ``windowDays``.
+    public var countryWindowDays: [String: Int]
     /// Return reasons whose units are written off instead of restocked.
     public var writeOffReasons: [String]
     /// Where return parcels go; nil: back to the location that shipped them.
@@ -157,9 +159,11 @@ public struct ReturnRules: Sendable, Hashable, Codable {
     /// Creates return rules.
     public init(
         windowDays: Int = 30, channelWindowDays: [String: Int] = [:], writeOffReasons: [String] = ["damaged", "defective"],
-        receivingLocation: String? = nil, carrier: String = "oms-post", rmaValidDays: Int = 30, appeasements: AppeasementRules = AppeasementRules()
+        receivingLocation: String? = nil, carrier: String = "oms-post", rmaValidDays: Int = 30, appeasements: AppeasementRules = AppeasementRules(),
+        countryWindowDays: [String: Int] = [:]
     ) {
         self.appeasements = appeasements
+        self.countryWindowDays = countryWindowDays
         self.windowDays = windowDays
         self.channelWindowDays = channelWindowDays
         self.writeOffReasons = writeOffReasons
@@ -169,13 +173,18 @@ public struct ReturnRules: Sendable, Hashable, Codable {
     }
 
     /// The return window of `channel`, in days.
-    public func window(channel: String?) -> Int { channel.flatMap { channelWindowDays[$0] } ?? windowDays }
+    public func window(channel: String?, country: String? = nil) -> Int {
+        channel.flatMap { channelWindowDays[$0] } ?? country.flatMap { countryWindowDays[$0] } ?? windowDays
+    }
 
     func problems(locations: Set<String>) -> [String] {
         var problems: [String] = []
         if windowDays < 0 { problems.append("returns.windowDays: must not be negative") }
         for (channel, days) in channelWindowDays.sorted(by: { $0.key < $1.key }) where days < 0 {
             problems.append("returns.channelWindowDays.\(channel): must not be negative")
+        }
+        for (country, days) in countryWindowDays.sorted(by: { $0.key < $1.key }) where days < 0 || (try? CountryCode(country)) == nil {
+            problems.append("returns.countryWindowDays.\(country): an ISO country code and days ≥ 0")
         }
         if let location = receivingLocation, !locations.contains(location) {
             problems.append("returns.receivingLocation: no such location '\(location)'")
@@ -357,7 +366,7 @@ extension ShippingRules {
 }
 
 extension ReturnRules {
-    private enum CodingKeys: String, CodingKey { case windowDays, channelWindowDays, writeOffReasons, receivingLocation, carrier, rmaValidDays, appeasements }
+    private enum CodingKeys: String, CodingKey { case windowDays, channelWindowDays, countryWindowDays, writeOffReasons, receivingLocation, carrier, rmaValidDays, appeasements }
 
     /// Decodes return rules; missing keys take their defaults.
     public init(from decoder: any Decoder) throws {
@@ -370,7 +379,8 @@ extension ReturnRules {
             receivingLocation: try c.decodeIfPresent(String.self, forKey: .receivingLocation),
             carrier: try c.decodeIfPresent(String.self, forKey: .carrier) ?? d.carrier,
             rmaValidDays: try c.decodeIfPresent(Int.self, forKey: .rmaValidDays) ?? d.rmaValidDays,
-            appeasements: try c.decodeIfPresent(AppeasementRules.self, forKey: .appeasements) ?? d.appeasements)
+            appeasements: try c.decodeIfPresent(AppeasementRules.self, forKey: .appeasements) ?? d.appeasements,
+            countryWindowDays: try c.decodeIfPresent([String: Int].self, forKey: .countryWindowDays) ?? d.countryWindowDays)
     }
 }
 

@@ -84,6 +84,7 @@ public enum ReturnsMachine {
             state.authorizationReference = order.payment.reference
             state.lines = order.lines
             state.totals = order.totals
+            state.country = order.shippingAddress.country.code
             return Step(state: state, outputs: [])
         case .shipmentCreated(let shipment):
             if let index = state.shipments.firstIndex(where: { $0.shipmentId == shipment.shipmentId }) {
@@ -276,7 +277,8 @@ public enum ReturnsMachine {
         let pending = state.returns.filter { $0.status != awaitingDelivery }.flatMap(\.lines)
             .reduce(into: [String: Int]()) { $0[$1.lineId, default: 0] += $1.quantity }
         let asked = request.lines.reduce(into: [String: Int]()) { $0[$1.lineId, default: 0] += $1.quantity }
-        let window = TimeInterval(rules.window(channel: state.channel)) * 86_400
+        let days = rules.window(channel: state.channel, country: state.country)
+        let window = TimeInterval(days) * 86_400
         for (lineId, quantity) in asked.sorted(by: { $0.key < $1.key }) {
             guard let line = state.lines.first(where: { $0.lineId == lineId }) else {
                 reasons.append(Reason(code: "line_unknown", message: "line \(lineId) is not in the order"))
@@ -300,7 +302,7 @@ public enum ReturnsMachine {
             if let lastDelivery, request.requestedAt > lastDelivery.addingTimeInterval(window) {
                 reasons.append(Reason(
                     code: "window_passed",
-                    message: "line \(lineId) was delivered \(RFC3339.format(lastDelivery)); returns close after \(rules.window(channel: state.channel)) days"))
+                    message: "line \(lineId) was delivered \(RFC3339.format(lastDelivery)); returns close after \(days) days"))
             }
         }
         return reasons

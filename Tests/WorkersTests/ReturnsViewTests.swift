@@ -246,6 +246,23 @@ private typealias F = PipelineFixtures
         #expect(ReturnsMachine.eligibility(of: request("r-1", [("1", "SKU-A", 1)], after: 15), state: web, rules: returns) == [], "web keeps 30 days")
     }
 
+    @Test func returnWindowPerShipToCountryGivesWayToTheChannels() throws {
+        var returns = Self.rules.returns
+        returns.countryWindowDays = ["DE": 60]
+        let rules = BusinessRules(locations: Self.rules.locations, returns: returns)
+        let german = F.placed(F.order(
+            channel: "web", lines: [F.line("1", "SKU-A", quantity: 3, price: 1_000)], shippingAddress: F.address(country: "DE", postalCode: "10117", region: nil)))
+        let state = try delivered(german, rules: rules)
+        #expect(state.country == "DE")
+        #expect(ReturnsMachine.eligibility(of: request("r-1", [("1", "SKU-A", 1)], after: 59, for: german), state: state, rules: returns) == [])
+        #expect(F.codes(ReturnsMachine.eligibility(of: request("r-1", [("1", "SKU-A", 1)], after: 61, for: german), state: state, rules: returns)) == ["window_passed"])
+        #expect(try delivered(rules: rules).country == "US")
+        #expect(ReturnsMachine.eligibility(of: request("r-1", [("1", "SKU-A", 1)], after: 31), state: try delivered(rules: rules), rules: returns).map(\.code) == ["window_passed"])
+        returns.channelWindowDays["web"] = 10
+        #expect(returns.window(channel: "web", country: "DE") == 10, "a channel's window comes first")
+        #expect(returns.window(channel: "pos", country: "DE") == 60 && returns.window(channel: "pos", country: "FR") == 30)
+    }
+
     // MARK: Authorization
 
     @Test func authorizedReturnGetsAnRMALabelAndIndexEntry() throws {

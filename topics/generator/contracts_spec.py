@@ -684,6 +684,7 @@ EV("ReturnsState", "oms.returns.state", 1, "oms.returns.state", ORDER_KEY, ORDER
     ("authorizationReference", "String?", "The order's payment, which refunds go back to."),
     ("appeasements", "[String]?", "Appeasements decided so far (granted or refused), by id."),
     ("appeased", "Money?", "What granted appeasements gave back so far."),
+    ("country", "String?", "Ship-to country, for its return window."),
 ])
 PC = "oms.payments.commands"
 EV("CapturePayment", "oms.payment.capture", 1, PC, ORDER_KEY, ORDER_KEY,
