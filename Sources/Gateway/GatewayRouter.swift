@@ -206,7 +206,7 @@ extension Gateway {
             guard let ret = view.returns.first(where: { $0.returnId == returnId }) else {
                 throw GatewayError(status: 404, code: "not_found", message: "order \(view.orderId) has no return \(returnId)")
             }
-            guard ret.status == "review" else {
+            guard ret.status == ReturnsMachine.review else {
                 throw GatewayError(
                     status: 409, code: "not_in_review", message: "return \(returnId) is \(ret.status): only a return received after its RMA expired waits for approval")
             }

@@ -168,8 +168,7 @@ public struct ShopifyChannel: OutboundEndpoint {
             }
         case .refund:
             return await look(url("orders/\(order)/refunds.json")) { json in
-                let refunds = (json["refunds"] as? [[String: Any]]) ?? []
-                return refunds.first { ($0["note"] as? String)?.contains(call.idempotencyKey) == true }.map { "\($0["id"] ?? "")" }
+                Self.refund(notedWith: call.idempotencyKey, in: (json["refunds"] as? [[String: Any]]) ?? [])
             }
         }
     }
@@ -273,6 +272,12 @@ public struct ShopifyChannel: OutboundEndpoint {
         case .notSent(let reason), .lost(let reason):
             return .askAgain(reason: reason)
         }
+    }
+
+    /// The id of the refund whose note carries `key` (OrderFleet notes each refund it
+    /// makes with its idempotency key), if there is one.
+    static func refund(notedWith key: String, in refunds: [[String: Any]]) -> String? {
+        refunds.first { ($0["note"] as? String)?.contains(key) == true }.map { "\($0["id"] ?? "")" }
     }
 
     static func id(in response: HTTPExchange.Response, object: String) -> String? {

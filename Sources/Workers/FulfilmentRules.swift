@@ -215,16 +215,13 @@ public struct AppeasementRules: Sendable, Hashable, Codable {
     }
 
     func problems() -> [String] {
-        var problems: [String] = []
-        for (role, limits) in perRole.sorted(by: { $0.key < $1.key }) {
-            for (currency, limit) in limits.sorted(by: { $0.key < $1.key }) where limit < 0 || (try? CurrencyCode(currency)) == nil {
-                problems.append("returns.appeasements.perRole.\(role).\(currency): a currency code and a limit ≥ 0")
-            }
+        // Every limit is minor units of a currency, whoever it is for.
+        func problems(_ limits: [String: Int64], at path: String) -> [String] {
+            limits.sorted { $0.key < $1.key }.filter { $0.value < 0 || (try? CurrencyCode($0.key)) == nil }
+                .map { "\(path).\($0.key): a currency code and a limit ≥ 0" }
         }
-        for (currency, limit) in perOrder.sorted(by: { $0.key < $1.key }) where limit < 0 || (try? CurrencyCode(currency)) == nil {
-            problems.append("returns.appeasements.perOrder.\(currency): a currency code and a limit ≥ 0")
-        }
-        return problems
+        return perRole.sorted { $0.key < $1.key }.flatMap { problems($0.value, at: "returns.appeasements.perRole.\($0.key)") }
+            + problems(perOrder, at: "returns.appeasements.perOrder")
     }
 }
 

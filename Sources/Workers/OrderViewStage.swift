@@ -201,7 +201,7 @@ public enum OrderViewFolder {
         case .returnRejected(let ret):
             upsertReturn(&view, ret.returnId) { $0.status = "rejected" }
         case .returnNeedsReview(let ret):
-            upsertReturn(&view, ret.returnId) { $0.status = "review" }
+            upsertReturn(&view, ret.returnId) { $0.status = ReturnsMachine.review }
         case .returnReceived(let ret):
             let lines = ret.lines.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
             var first = false

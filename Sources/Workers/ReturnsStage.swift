@@ -348,7 +348,7 @@ public enum ReturnsMachine {
     }
 
     /// Status of a return received after its RMA expired, whose refund waits.
-    static let review = "review"
+    public static let review = "review"
 
     /// An operator's approval of a late return's refund: refunded now, once.
     private static func approve(_ state: ReturnsState, _ approval: ApproveReturnRefund, now: Date) throws(StageFailure) -> Step {

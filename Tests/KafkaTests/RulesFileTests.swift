@@ -65,6 +65,8 @@ struct RulesFileTests {
         ("locations: [{id: A, type: store, country: US, lat: 1}]", "unknown key(s) locations[0].lat"),
         ("invoicing: {entities: [{id: us, name: B, address: {name: B, lines: [x], city: c, country: US}, invoicePrefix: U, creditNotePrefix: UC, invoiceAt: monthly}]}",
          "invoicing.entities[0].invoiceAt"),
+        ("returns: {appeasements: {perOrder: {usd: -1}}}", "returns.appeasements.perOrder.usd: a currency code and a limit ≥ 0"),
+        ("returns: {appeasements: {perRole: {agent: {EUR: -5}}}}", "returns.appeasements.perRole.agent.EUR"),
     ])
     func mistakes(text: String, expected: String) {
         #expect {

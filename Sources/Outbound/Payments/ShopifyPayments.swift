@@ -75,7 +75,7 @@ public struct ShopifyPayments: PaymentProvider {
         case .refund:
             switch await read("orders/\(order)/refunds.json", list: "refunds") {
             case .success(let refunds):
-                return refunds.first { ($0["note"] as? String)?.contains(call.idempotencyKey) == true }.map { .happened(reference: "\($0["id"] ?? "")") } ?? .didNotHappen
+                return ShopifyChannel.refund(notedWith: call.idempotencyKey, in: refunds).map { .happened(reference: $0) } ?? .didNotHappen
             case .failure(let failure):
                 return failure.reconciliation
             }

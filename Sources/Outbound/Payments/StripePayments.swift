@@ -48,7 +48,7 @@ public struct StripePayments: PaymentProvider {
         if request.operation == .refund {
             switch await reauthorizations(of: request) {
             case .failure(let failure): return .retry(after: nil, reason: failure.description)
-            case .success(let payments) where !payments.isEmpty: result = await refund(request, over: [request.reference ?? ""] + payments, call: call)
+            case .success(let payments) where !payments.isEmpty: result = await refund(request, reauthorizations: payments, call: call)
             case .success: result = await executeOnce(request, call: call)
             }
         } else {
@@ -102,7 +102,7 @@ public struct StripePayments: PaymentProvider {
         case .refund where direct == .didNotHappen:
             switch await reauthorizations(of: request) {
             case .success(let payments) where !payments.isEmpty:
-                switch await refunds(of: request, over: [request.reference ?? ""] + payments) {
+                switch await refunds(of: request, over: [request.reference ?? ""] + payments.map(\.id)) {
                 case .success(let made): return made.total >= (request.amount?.minorUnits ?? 0) ? .happened(reference: made.ids.last) : .didNotHappen
                 case .failure(let failure): return .askAgain(reason: failure.description)
                 }
@@ -176,14 +176,20 @@ public struct StripePayments: PaymentProvider {
         return PaymentProviderAnswer.reauthorized(payment: id)
     }
 
-    /// The PaymentIntents that re-authorized the request's payment, oldest first.
-    private func reauthorizations(of request: PaymentRequest) async -> Result<[String], ReadFailure> {
+    /// The PaymentIntents that re-authorized the request's payment, oldest first, with
+    /// what each took (the search answers whole PaymentIntents).
+    private func reauthorizations(of request: PaymentRequest) async -> Result<[(id: String, received: Int64)], ReadFailure> {
         guard let reference = request.reference, !reference.isEmpty else { return .success([]) }
         return await search("metadata['oms_reauthorization_of']:'\(reference)'").map { found in
             found.filter { $0["status"] as? String == "succeeded" }
                 .sorted { ($0["created"] as? Int ?? 0, $0["id"] as? String ?? "") < ($1["created"] as? Int ?? 0, $1["id"] as? String ?? "") }
-                .compactMap { $0["id"] as? String }
+                .compactMap { intent in (intent["id"] as? String).map { ($0, Self.minorUnits(intent["amount_received"])) } }
         }
+    }
+
+    /// An amount in minor units as Stripe's JSON gives it.
+    static func minorUnits(_ value: Any?) -> Int64 {
+        (value as? Int64) ?? Int64(value as? Int ?? 0)
     }
 
     struct ReadFailure: Error, CustomStringConvertible {
@@ -217,7 +223,7 @@ public struct StripePayments: PaymentProvider {
                 (200..<300).contains(response.status)
             else { return .failure(ReadFailure(description: "reading the refunds of \(payment)")) }
             for refund in Self.object(response)?["data"] as? [[String: Any]] ?? [] where refund["status"] as? String != "failed" {
-                let amount = (refund["amount"] as? Int64) ?? Int64(refund["amount"] as? Int ?? 0)
+                let amount = Self.minorUnits(refund["amount"])
                 refunded[payment, default: 0] += amount
                 guard (refund["metadata"] as? [String: Any])?["oms_command"] as? String == request.commandId else { continue }
                 total += amount
@@ -230,16 +236,15 @@ public struct StripePayments: PaymentProvider {
     /// A refund spread over the original payment and its re-authorizations, newest
     /// first, each part under the key `<key>/<payment>`; parts already made (found by the
     /// command id in their metadata) are not made again.
-    private func refund(_ request: PaymentRequest, over payments: [String], call: OutboundCall) async -> CallResult {
+    private func refund(_ request: PaymentRequest, reauthorizations: [(id: String, received: Int64)], call: OutboundCall) async -> CallResult {
         guard let amount = request.amount else { return PaymentProviderAnswer.refused(.invalidRequest, status: nil, message: "refund without an amount") }
-        var captured: [String: Int64] = [:]
-        for payment in payments {
-            guard case .answered(let response) = await http.send(.GET, baseURL + "/v1/payment_intents/\(Self.pathSafe(payment))", headers: [authorization, ("Stripe-Version", Self.apiVersion)]),
-                (200..<300).contains(response.status)
-            else { return .retry(after: nil, reason: "cannot read payment \(payment)") }
-            let object = Self.object(response) ?? [:]
-            captured[payment] = (object["amount_received"] as? Int64) ?? Int64(object["amount_received"] as? Int ?? 0)
-        }
+        let original = request.reference ?? ""
+        guard case .answered(let response) = await http.send(.GET, baseURL + "/v1/payment_intents/\(Self.pathSafe(original))", headers: [authorization, ("Stripe-Version", Self.apiVersion)]),
+            (200..<300).contains(response.status)
+        else { return .retry(after: nil, reason: "cannot read payment \(original)") }
+        var captured = Dictionary(reauthorizations.map { ($0.id, $0.received) }, uniquingKeysWith: { $1 })
+        captured[original] = Self.minorUnits(Self.object(response)?["amount_received"])
+        let payments = [original] + reauthorizations.map(\.id)
         let made: (total: Int64, ids: [String], refundedByPayment: [String: Int64])
         switch await refunds(of: request, over: payments) {
         case .success(let found): made = found
