@@ -201,6 +201,8 @@ public enum NotificationKind: String, Sendable, Hashable, Codable, CaseIterable 
     case cancelled
     /// Invitation to review the order, a configured time after delivery.
     case reviewInvitation = "review_invitation"
+    /// The order was changed after it was placed: a new ship-to address or cancelled lines.
+    case orderChanged = "order_changed"
 }
 
 /// What a channel is told about one of its orders.
@@ -667,6 +669,23 @@ public struct BackorderedLine: Sendable, Hashable, Codable {
     }
 }
 
+/// Units of one order line, as a change names them.
+public struct LineQuantity: Sendable, Hashable, Codable {
+    /// Order line.
+    public var lineId: String
+    /// Units.
+    public var quantity: Int
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        lineId: String,
+        quantity: Int
+    ) {
+        self.lineId = lineId
+        self.quantity = quantity
+    }
+}
+
 /// Units of an order line in a shipment or return.
 public struct ShipmentLine: Sendable, Hashable, Codable {
     /// Order line.
@@ -1010,6 +1029,8 @@ public struct LineProgress: Sendable, Hashable, Codable {
     public var delivered: Int
     /// Units received back.
     public var returned: Int
+    /// Units cancelled before they shipped (absent: none).
+    public var cancelled: Int?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -1019,7 +1040,8 @@ public struct LineProgress: Sendable, Hashable, Codable {
         allocated: Int,
         shipped: Int,
         delivered: Int,
-        returned: Int
+        returned: Int,
+        cancelled: Int? = nil
     ) {
         self.lineId = lineId
         self.sku = sku
@@ -1028,6 +1050,7 @@ public struct LineProgress: Sendable, Hashable, Codable {
         self.shipped = shipped
         self.delivered = delivered
         self.returned = returned
+        self.cancelled = cancelled
     }
 }
 
@@ -1103,18 +1126,22 @@ public struct HistoryEntry: Sendable, Hashable, Codable {
     public var at: Date
     /// Order status after the event.
     public var status: OrderStatus
+    /// For a change to the order (cancel, address, lines, appeasement, approval, their refusals): who asked and why.
+    public var note: String?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
         eventId: String,
         eventType: String,
         at: Date,
-        status: OrderStatus
+        status: OrderStatus,
+        note: String? = nil
     ) {
         self.eventId = eventId
         self.eventType = eventType
         self.at = at
         self.status = status
+        self.note = note
     }
 }
 

@@ -897,6 +897,10 @@ public struct AllocationState: Sendable, Hashable, Codable {
     public var policy: BackorderPolicy?
     /// Last change.
     public var updatedAt: Date
+    /// Units cancelled line by line (OrderLinesCancelled); `lines` no longer asks for them.
+    public var cancelledLines: [ShipmentLine]?
+    /// Line cancels applied, so a replayed one is applied once.
+    public var changeIds: [String]?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -912,7 +916,9 @@ public struct AllocationState: Sendable, Hashable, Codable {
         observed: [StockObservation],
         backordered: [BackorderedLine],
         policy: BackorderPolicy? = nil,
-        updatedAt: Date
+        updatedAt: Date,
+        cancelledLines: [ShipmentLine]? = nil,
+        changeIds: [String]? = nil
     ) {
         self.orderId = orderId
         self.status = status
@@ -927,6 +933,8 @@ public struct AllocationState: Sendable, Hashable, Codable {
         self.backordered = backordered
         self.policy = policy
         self.updatedAt = updatedAt
+        self.cancelledLines = cancelledLines
+        self.changeIds = changeIds
     }
 }
 
@@ -1175,6 +1183,52 @@ extension UpdateShippingAddress: ContractEvent {
     public var event: Event { .updateShippingAddress(self) }
 }
 
+/// Cancel some units of some lines (a line cancel or a quantity decrease); allowed for units not shipped yet.
+public struct CancelOrderLines: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// Id of the change; the same change again is decided once.
+    public var changeId: String
+    /// Units to cancel per line.
+    public var lines: [LineQuantity]
+    /// Operator, customer or channel.
+    public var requestedBy: String
+    /// Why.
+    public var reason: Reason
+    /// Request time.
+    public var requestedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        changeId: String,
+        lines: [LineQuantity],
+        requestedBy: String,
+        reason: Reason,
+        requestedAt: Date
+    ) {
+        self.orderId = orderId
+        self.changeId = changeId
+        self.lines = lines
+        self.requestedBy = requestedBy
+        self.reason = reason
+        self.requestedAt = requestedAt
+    }
+}
+
+extension CancelOrderLines: ContractEvent {
+    /// `oms.order.cancel_lines.v1`.
+    public static let eventType = EventType(name: "oms.order.cancel_lines", version: 1)
+    /// Records of this event go to `oms.orders.commands`.
+    public static let topic = "oms.orders.commands"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .cancelOrderLines(self) }
+}
+
 /// Customer service asks to give money back without a return (a goodwill refund): the returns stage checks it against the appeasement limits.
 public struct AppeaseOrder: Sendable, Hashable, Codable {
     /// Order.
@@ -1385,6 +1439,140 @@ extension CancelRejected: ContractEvent {
     public var event: Event { .cancelRejected(self) }
 }
 
+/// An address change was accepted: no label was bought yet; later shipments go to the new address, rated for it.
+public struct ShippingAddressChanged: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// The new ship-to address.
+    public var shippingAddress: Address
+    /// Who asked.
+    public var requestedBy: String
+    /// Decision time.
+    public var changedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        shippingAddress: Address,
+        requestedBy: String,
+        changedAt: Date
+    ) {
+        self.orderId = orderId
+        self.shippingAddress = shippingAddress
+        self.requestedBy = requestedBy
+        self.changedAt = changedAt
+    }
+}
+
+extension ShippingAddressChanged: ContractEvent {
+    /// `oms.order.address_changed.v1`.
+    public static let eventType = EventType(name: "oms.order.address_changed", version: 1)
+    /// Records of this event go to `oms.orders.cancellations`.
+    public static let topic = "oms.orders.cancellations"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .shippingAddressChanged(self) }
+}
+
+/// A line cancel was accepted for units not shipped: their reservations are released, they are not captured (or, paid at checkout, refunded).
+public struct OrderLinesCancelled: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// The change's id.
+    public var changeId: String
+    /// Units cancelled.
+    public var lines: [ShipmentLine]
+    /// What the cancelled units were worth (their share of discounts and taxes included).
+    public var amount: Money
+    /// Who asked.
+    public var requestedBy: String
+    /// Why.
+    public var reason: Reason
+    /// Decision time.
+    public var cancelledAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        changeId: String,
+        lines: [ShipmentLine],
+        amount: Money,
+        requestedBy: String,
+        reason: Reason,
+        cancelledAt: Date
+    ) {
+        self.orderId = orderId
+        self.changeId = changeId
+        self.lines = lines
+        self.amount = amount
+        self.requestedBy = requestedBy
+        self.reason = reason
+        self.cancelledAt = cancelledAt
+    }
+}
+
+extension OrderLinesCancelled: ContractEvent {
+    /// `oms.order.lines_cancelled.v1`.
+    public static let eventType = EventType(name: "oms.order.lines_cancelled", version: 1)
+    /// Records of this event go to `oms.orders.cancellations`.
+    public static let topic = "oms.orders.cancellations"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .orderLinesCancelled(self) }
+}
+
+/// An address change or line cancel was refused, with every reason (too late: a label was bought or the units shipped; or the change is invalid).
+public struct OrderChangeRejected: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// `address` or `lines`.
+    public var change: String
+    /// The line cancel's id.
+    public var changeId: String?
+    /// Who asked.
+    public var requestedBy: String
+    /// Why not.
+    public var reasons: [Reason]
+    /// Decision time.
+    public var rejectedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        change: String,
+        changeId: String? = nil,
+        requestedBy: String,
+        reasons: [Reason],
+        rejectedAt: Date
+    ) {
+        self.orderId = orderId
+        self.change = change
+        self.changeId = changeId
+        self.requestedBy = requestedBy
+        self.reasons = reasons
+        self.rejectedAt = rejectedAt
+    }
+}
+
+extension OrderChangeRejected: ContractEvent {
+    /// `oms.order.change_rejected.v1`.
+    public static let eventType = EventType(name: "oms.order.change_rejected", version: 1)
+    /// Records of this event go to `oms.orders.cancellations`.
+    public static let topic = "oms.orders.cancellations"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .orderChangeRejected(self) }
+}
+
 /// What shipping knows of one order (its changelog): the order facts it ships by, allocations waiting for the order, shipments made, and whether it was cancelled.
 public struct ShippingState: Sendable, Hashable, Codable {
     /// Order.
@@ -1415,6 +1603,10 @@ public struct ShippingState: Sendable, Hashable, Codable {
     public var channel: String?
     /// The order arrived paid (its channel captured the money at checkout): its shipments ask for no capture.
     public var paidAtCheckout: Bool?
+    /// Units cancelled line by line; they are never shipped.
+    public var cancelledLines: [ShipmentLine]?
+    /// Line cancels already decided, so a repeated request is decided once.
+    public var changeIds: [String]?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -1431,7 +1623,9 @@ public struct ShippingState: Sendable, Hashable, Codable {
         cancelled: Bool,
         updatedAt: Date,
         channel: String? = nil,
-        paidAtCheckout: Bool? = nil
+        paidAtCheckout: Bool? = nil,
+        cancelledLines: [ShipmentLine]? = nil,
+        changeIds: [String]? = nil
     ) {
         self.orderId = orderId
         self.lines = lines
@@ -1447,6 +1641,8 @@ public struct ShippingState: Sendable, Hashable, Codable {
         self.updatedAt = updatedAt
         self.channel = channel
         self.paidAtCheckout = paidAtCheckout
+        self.cancelledLines = cancelledLines
+        self.changeIds = changeIds
     }
 }
 
@@ -3950,6 +4146,8 @@ public enum Event: Sendable, Hashable {
     case releaseHold(ReleaseHold)
     /// `oms.order.update_address.v1` on `oms.orders.commands`.
     case updateShippingAddress(UpdateShippingAddress)
+    /// `oms.order.cancel_lines.v1` on `oms.orders.commands`.
+    case cancelOrderLines(CancelOrderLines)
     /// `oms.order.appease.v1` on `oms.returns.requests`.
     case appeaseOrder(AppeaseOrder)
     /// `oms.return.approve_refund.v1` on `oms.returns.requests`.
@@ -3960,6 +4158,12 @@ public enum Event: Sendable, Hashable {
     case orderCancelled(OrderCancelled)
     /// `oms.order.cancel_rejected.v1` on `oms.orders.cancellations`.
     case cancelRejected(CancelRejected)
+    /// `oms.order.address_changed.v1` on `oms.orders.cancellations`.
+    case shippingAddressChanged(ShippingAddressChanged)
+    /// `oms.order.lines_cancelled.v1` on `oms.orders.cancellations`.
+    case orderLinesCancelled(OrderLinesCancelled)
+    /// `oms.order.change_rejected.v1` on `oms.orders.cancellations`.
+    case orderChangeRejected(OrderChangeRejected)
     /// `oms.shipping.state.v1` on `oms.shipping.state`.
     case shippingState(ShippingState)
     /// `oms.shipment.created.v1` on `oms.shipments.created`.
@@ -4090,11 +4294,15 @@ public enum Event: Sendable, Hashable {
         case .cancelOrder(let value): return value
         case .releaseHold(let value): return value
         case .updateShippingAddress(let value): return value
+        case .cancelOrderLines(let value): return value
         case .appeaseOrder(let value): return value
         case .approveReturnRefund(let value): return value
         case .receiveReturn(let value): return value
         case .orderCancelled(let value): return value
         case .cancelRejected(let value): return value
+        case .shippingAddressChanged(let value): return value
+        case .orderLinesCancelled(let value): return value
+        case .orderChangeRejected(let value): return value
         case .shippingState(let value): return value
         case .shipmentCreated(let value): return value
         case .shipmentIndexEntry(let value): return value
@@ -4180,11 +4388,15 @@ public enum EventRegistry {
             CancelOrder.self,
             ReleaseHold.self,
             UpdateShippingAddress.self,
+            CancelOrderLines.self,
             AppeaseOrder.self,
             ApproveReturnRefund.self,
             ReceiveReturn.self,
             OrderCancelled.self,
             CancelRejected.self,
+            ShippingAddressChanged.self,
+            OrderLinesCancelled.self,
+            OrderChangeRejected.self,
             ShippingState.self,
             ShipmentCreated.self,
             ShipmentIndexEntry.self,

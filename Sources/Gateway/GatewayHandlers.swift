@@ -50,6 +50,7 @@ struct Accepted: Codable, Sendable {
     var trackingNumber: String?
     var returnId: String?
     var appeasementId: String?
+    var changeId: String?
 
     init(_ report: KafkaDeliveryReport, orderId: String? = nil) {
         topic = report.topic

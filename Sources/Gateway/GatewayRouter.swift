@@ -24,6 +24,7 @@ extension Gateway {
         addChannelRoutes(to: router)
         addCarrierRoutes(to: router)
         addOrderCommandRoutes(to: router)
+        addOrderChangeRoutes(to: router)
         addQueryRoutes(to: router)
         addWebhookRoutes(to: router)
         addInvoiceRoutes(to: router)
@@ -157,63 +158,6 @@ extension Gateway {
             let command = ReleaseHold(orderId: view.orderId, releasedBy: body.releasedBy, note: body.note, requestedAt: Date())
             let report = try await self.produce(command.event, id: Self.eventID(call, GatewayRoutes.releaseOrder))
             return (202, try Self.encode(Accepted(report, orderId: view.orderId)))
-        }
-
-        add(GatewayRoutes.appeaseOrder, to: router, guard: .apiToken, dedupe: .idempotencyKey) { call throws(GatewayError) in
-            struct Body: Decodable {
-                var amount: String
-                var reason: String
-                var message: String?
-                var requestedBy: String
-                var role: String
-                var lineId: String?
-            }
-            let body = try call.decode(Body.self)
-            let view = try self.view(call.parameter("orderId"))
-            try Self.nonEmpty(body.requestedBy, "requestedBy")
-            try Self.nonEmpty(body.role, "role")
-            try Self.nonEmpty(body.reason, "reason")
-            let amount: Money
-            do {
-                amount = try Money.parse(body.amount, currency: view.currency)
-            } catch {
-                throw .invalidBody("$.amount: \(error) (a decimal amount in the order's currency, \(view.currency.code))")
-            }
-            guard amount.minorUnits > 0 else { throw .invalidBody("$.amount must be more than 0") }
-            if let lineId = body.lineId, !view.lines.contains(where: { $0.lineId == lineId }) {
-                throw .invalidBody("$.lineId: order \(view.orderId) has no line '\(lineId)' (lines: \(view.lines.map(\.lineId).joined(separator: ", ")))")
-            }
-            let id = Self.eventID(call, GatewayRoutes.appeaseOrder)
-            let appeasementId = "apz-" + id.prefix(13)
-            let command = AppeaseOrder(
-                orderId: view.orderId, appeasementId: appeasementId, amount: amount,
-                reason: Reason(code: body.reason, message: body.message ?? "goodwill refund"), requestedBy: body.requestedBy, role: body.role,
-                lineId: body.lineId, requestedAt: Date())
-            var accepted = Accepted(try await self.produce(command.event, id: id), orderId: view.orderId)
-            accepted.appeasementId = appeasementId
-            return (202, try Self.encode(accepted))
-        }
-
-        add(GatewayRoutes.approveReturn, to: router, guard: .apiToken, dedupe: .idempotencyKey) { call throws(GatewayError) in
-            struct Body: Decodable {
-                var approvedBy: String
-                var note: String?
-            }
-            let body = try call.decode(Body.self)
-            let view = try self.view(call.parameter("orderId"))
-            try Self.nonEmpty(body.approvedBy, "approvedBy")
-            let returnId = call.parameter("returnId")
-            guard let ret = view.returns.first(where: { $0.returnId == returnId }) else {
-                throw GatewayError(status: 404, code: "not_found", message: "order \(view.orderId) has no return \(returnId)")
-            }
-            guard ret.status == ReturnsMachine.review else {
-                throw GatewayError(
-                    status: 409, code: "not_in_review", message: "return \(returnId) is \(ret.status): only a return received after its RMA expired waits for approval")
-            }
-            let command = ApproveReturnRefund(orderId: view.orderId, returnId: returnId, approvedBy: body.approvedBy, note: body.note, requestedAt: Date())
-            var accepted = Accepted(try await self.produce(command.event, id: Self.eventID(call, GatewayRoutes.approveReturn)), orderId: view.orderId)
-            accepted.returnId = returnId
-            return (202, try Self.encode(accepted))
         }
     }
 

@@ -25,8 +25,6 @@ public enum GatewayRoutes {
     static let cancelOrder = Route(method: "POST", path: "/v1/orders/{orderId}/cancel")
     static let returnOrder = Route(method: "POST", path: "/v1/orders/{orderId}/returns")
     static let releaseOrder = Route(method: "POST", path: "/v1/orders/{orderId}/release")
-    static let appeaseOrder = Route(method: "POST", path: "/v1/orders/{orderId}/appeasements")
-    static let approveReturn = Route(method: "POST", path: "/v1/orders/{orderId}/returns/{returnId}/approve")
     static let order = Route(method: "GET", path: "/v1/orders/{orderId}")
     static let customer = Route(method: "GET", path: "/v1/customers/{customerId}")
     static let inventory = Route(method: "GET", path: "/v1/inventory/{sku}")
@@ -39,6 +37,7 @@ public enum GatewayRoutes {
     /// All of them.
     public static let all: [Route] = [
         shopifyOrders, channelOrders, easyPostEvents, afterShipWebhooks, carrierTracking, cancelOrder, returnOrder, releaseOrder, appeaseOrder, approveReturn,
+        changeAddress, cancelLines,
         order, orderInvoices, invoice, customer, inventory, report, webhooks, addWebhook, disableWebhook, enableWebhook, webhookDeliveries, paymentIssues, retryPayment, reauthorizePayment, adyenNotifications, dashboard, health, ready, metrics,
     ]
 }

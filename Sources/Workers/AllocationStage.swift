@@ -40,7 +40,9 @@ public struct AllocationStage: Stage {
         case .paymentHeld: return .none
         case .inventoryResult(let e): orderId = e.orderId
         case .orderCancelled(let e): orderId = e.orderId
-        case .cancelRejected: return .none
+        case .orderLinesCancelled(let e): orderId = e.orderId
+        case .shippingAddressChanged(let e): orderId = e.orderId
+        case .cancelRejected, .orderChangeRejected: return .none
         default: throw .rejected("allocation does not handle \(input.envelope.type)")
         }
         var current: AllocationState?
@@ -98,7 +100,7 @@ public enum AllocationMachine {
     ) -> Step {
         switch event {
         case .orderPlaced(let order):
-            let lines = order.lines.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
+            let lines = linesLeft(order.lines.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }, cancelled: current?.cancelledLines)
             guard var state = current else {
                 return Step(
                     state: AllocationState(
@@ -107,12 +109,26 @@ public enum AllocationMachine {
                         pickupLocation: order.pickupLocation, planned: [], reserved: [], observed: [], backordered: [], updatedAt: now),
                     outputs: [])
             }
-            guard state.status == .awaitingOrder else { return Step(state: current, outputs: []) }
+            // Only a line cancel was read before the order: it still waits for payment.
+            let onlyCancelRead = state.status == .awaitingPayment && state.lines.isEmpty
+            guard state.status == .awaitingOrder || onlyCancelRead else { return Step(state: current, outputs: []) }
             state.lines = lines
             state.destinationCountry = order.shippingAddress.country
             state.destinationPostalCode = order.shippingAddress.postalCode
             state.pickupLocation = order.pickupLocation
+            if onlyCancelRead { return Step(state: state, outputs: []) }
             return plan(state, rules: rules, now: now, snapshot: snapshot)
+
+        case .orderLinesCancelled(let change):
+            return cancelLines(current, change: change, now: now)
+
+        case .shippingAddressChanged(let change):
+            // Sourcing not started yet plans for the new address; reservations already
+            // made stay where they are (shipping rates the parcel for the new address).
+            guard var state = current, state.status == .awaitingPayment || state.status == .awaitingOrder else { return Step(state: current, outputs: []) }
+            state.destinationCountry = change.shippingAddress.country
+            state.destinationPostalCode = change.shippingAddress.postalCode
+            return Step(state: state, outputs: [])
 
         case .paymentApproved(let decision):
             return approve(current, orderId: decision.orderId, rules: rules, now: now, snapshot: snapshot)
@@ -200,6 +216,63 @@ public enum AllocationMachine {
         return plan(state, rules: rules, now: now, snapshot: snapshot)
     }
 
+    /// Applies a line cancel shipping accepted: the lines ask for fewer units, backordered
+    /// units go first, and reservations beyond what a line still asks for are released.
+    private static func cancelLines(_ current: AllocationState?, change: OrderLinesCancelled, now: Date) -> Step {
+        var state = current ?? AllocationState(
+            orderId: change.orderId, status: .awaitingPayment, attempt: 0, lines: [], planned: [], reserved: [], observed: [], backordered: [],
+            updatedAt: now)
+        guard state.status != .cancelled, state.changeIds?.contains(change.changeId) != true else { return Step(state: current, outputs: []) }
+        state.changeIds = (state.changeIds ?? []) + [change.changeId]
+        state.cancelledLines = (state.cancelledLines ?? []) + change.lines
+        state.lines = linesLeft(state.lines, cancelled: change.lines)
+        for cancelled in change.lines {
+            var cut = cancelled.quantity
+            for index in state.backordered.indices where state.backordered[index].lineId == cancelled.lineId && cut > 0 {
+                let units = min(cut, state.backordered[index].quantity)
+                state.backordered[index].quantity -= units
+                cut -= units
+            }
+        }
+        state.backordered.removeAll { $0.quantity <= 0 }
+        // While a round is out, its answers are still to come: the decision trims them.
+        guard state.status != .reserving else { return Step(state: state, outputs: []) }
+        let (trimmed, releases) = trimReservations(state, reason: "line cancelled", now: now)
+        return Step(state: trimmed, outputs: releases)
+    }
+
+    /// `lines` less `cancelled` units, lines with none left dropped.
+    static func linesLeft(_ lines: [ShipmentLine], cancelled: [ShipmentLine]?) -> [ShipmentLine] {
+        guard let cancelled, !cancelled.isEmpty else { return lines }
+        let cut = unitsByLine(cancelled)
+        return lines.compactMap { line in
+            var line = line
+            line.quantity -= cut[line.lineId, default: 0]
+            return line.quantity > 0 ? line : nil
+        }
+    }
+
+    /// Releases reservations beyond what each line asks for, from the last location
+    /// first (shipping fills a line from the first, ``ShippingMachine``).
+    static func trimReservations(_ state: AllocationState, reason: String, now: Date) -> (AllocationState, [Event]) {
+        var state = state
+        var releases: [Event] = []
+        let wanted = unitsByLine(state.lines)
+        for lineId in Set(state.reserved.map(\.lineId)).sorted() {
+            var excess = state.reserved.filter { $0.lineId == lineId }.reduce(0) { $0 + $1.quantity } - wanted[lineId, default: 0]
+            let indices = state.reserved.indices.filter { state.reserved[$0].lineId == lineId }.sorted { state.reserved[$0].location > state.reserved[$1].location }
+            for index in indices where excess > 0 {
+                var given = state.reserved[index]
+                given.quantity = min(excess, given.quantity)
+                releases.append(release(given, orderId: state.orderId, reason: reason, now: now))
+                state.reserved[index].quantity -= given.quantity
+                excess -= given.quantity
+            }
+        }
+        state.reserved.removeAll { $0.quantity <= 0 }
+        return (state, releases)
+    }
+
     /// Units of each line not yet reserved.
     static func remaining(_ state: AllocationState) -> [ShipmentLine] {
         state.lines.compactMap { line in
@@ -243,14 +316,17 @@ public enum AllocationMachine {
 
     /// The decision, once nothing more will be asked for.
     private static func finish(_ state: AllocationState, missing: [BackorderedLine], rules: BusinessRules, now: Date) -> Step {
-        var state = state
+        // Units cancelled while the round was out were reserved all the same.
+        let cut = trimReservations(state, reason: "line cancelled", now: now)
+        var state = cut.0
+        let trimmed = cut.1
         state.planned = []
         let reserved = state.reserved.sorted { ($0.lineId, $0.location) < ($1.lineId, $1.location) }
         state.reserved = reserved
         if missing.isEmpty {
             state.status = .allocated
             state.backordered = []
-            return Step(state: state, outputs: [OrderAllocated(orderId: state.orderId, allocations: reserved, decidedAt: now).event])
+            return Step(state: state, outputs: trimmed + [OrderAllocated(orderId: state.orderId, allocations: reserved, decidedAt: now).event])
         }
         let policy = rules.sourcing.backorderPolicy
         state.policy = policy
@@ -263,17 +339,17 @@ public enum AllocationMachine {
             state.reserved = []
             state.backordered = all
             state.status = .backordered
-            return Step(state: state, outputs: releases + [OrderBackordered(orderId: state.orderId, lines: all, policy: policy, reasons: [reason], decidedAt: now).event])
+            return Step(state: state, outputs: trimmed + releases + [OrderBackordered(orderId: state.orderId, lines: all, policy: policy, reasons: [reason], decidedAt: now).event])
         case .backorder, .cancelLines:
             state.backordered = missing
             if reserved.isEmpty {
                 state.status = policy == .backorder ? .backordered : .cancelled
-                return Step(state: state, outputs: [OrderBackordered(orderId: state.orderId, lines: missing, policy: policy, reasons: [reason], decidedAt: now).event])
+                return Step(state: state, outputs: trimmed + [OrderBackordered(orderId: state.orderId, lines: missing, policy: policy, reasons: [reason], decidedAt: now).event])
             }
             state.status = .partiallyAllocated
             return Step(
                 state: state,
-                outputs: [OrderPartiallyAllocated(orderId: state.orderId, allocations: reserved, backordered: missing, policy: policy, decidedAt: now).event])
+                outputs: trimmed + [OrderPartiallyAllocated(orderId: state.orderId, allocations: reserved, backordered: missing, policy: policy, decidedAt: now).event])
         }
     }
 

@@ -72,7 +72,7 @@ public enum ChannelSync {
     /// captures, voids).
     static func ignored(_ event: Event) -> Bool {
         switch event {
-        case .cancelRejected, .capturePayment, .voidPayment: true
+        case .cancelRejected, .capturePayment, .voidPayment, .shippingAddressChanged, .orderLinesCancelled, .orderChangeRejected: true
         default: false
         }
     }

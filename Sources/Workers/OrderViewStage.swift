@@ -85,6 +85,9 @@ public enum OrderViewFolder {
         case .orderBackordered(let e): e.orderId
         case .orderCancelled(let e): e.orderId
         case .cancelRejected(let e): e.orderId
+        case .shippingAddressChanged(let e): e.orderId
+        case .orderLinesCancelled(let e): e.orderId
+        case .orderChangeRejected(let e): e.orderId
         case .shipmentCreated(let e): e.orderId
         case .trackingUpdated(let e): e.orderId
         case .shipmentDelivered(let e): e.orderId
@@ -143,6 +146,14 @@ public enum OrderViewFolder {
             allocate(&view, decision.allocations)
         case .orderCancelled:
             notes.append(("cancelled", .cancelled, [:]))
+        case .shippingAddressChanged(let change):
+            // City and country only: the message says where, the customer knows the rest.
+            let place = "\(change.shippingAddress.city), \(change.shippingAddress.country.code)"
+            notes.append(("changed/\(envelope.id)", .orderChanged, ["change": "address", "shipTo": place]))
+        case .orderLinesCancelled(let change):
+            for line in change.lines { progress(&view, line.lineId, sku: line.sku) { $0.cancelled = ($0.cancelled ?? 0) + line.quantity } }
+            let items = change.lines.map { "\($0.quantity) × \($0.sku)" }.joined(separator: ", ")
+            notes.append(("changed/\(change.changeId)", .orderChanged, ["change": "lines", "cancelledItems": items, "amount": "\(change.amount)"]))
         case .shipmentCreated(let shipment):
             // The promise shipping worked out, when the channel gave none (SLA watch uses it).
             if view.promisedDeliveryDate == nil { view.promisedDeliveryDate = shipment.promisedDate }
@@ -223,7 +234,7 @@ public enum OrderViewFolder {
         case .paymentCaptured, .paymentCaptureFailed, .paymentRefunded, .paymentRefundFailed, .paymentVoided, .paymentVoidFailed:
             if let entry = paymentOutcome(envelope.event, currency: view.currency) { view.payments.append(entry) }
             view.paymentHold = PaymentHold.after(envelope.event, current: view.paymentHold)
-        case .paymentDeclined, .paymentHeld, .orderBackordered, .cancelRejected, .orderAppeased, .appeasementRejected:
+        case .paymentDeclined, .paymentHeld, .orderBackordered, .cancelRejected, .orderAppeased, .appeasementRejected, .orderChangeRejected:
             // On the timeline only: an appeasement's money is its RefundPayment's entry.
             break
         default:
@@ -235,7 +246,7 @@ public enum OrderViewFolder {
             view.statusSince = at
             view.status = status
         }
-        view.history.append(HistoryEntry(eventId: envelope.id, eventType: envelope.type.description, at: at, status: status))
+        view.history.append(HistoryEntry(eventId: envelope.id, eventType: envelope.type.description, at: at, status: status, note: changeNote(envelope.event)))
         view.updatedAt = now
         var notifications: [Contracts.Notification] = []
         for note in notes where !view.notificationsSent.contains(note.key) {
@@ -255,7 +266,9 @@ public enum OrderViewFolder {
         if seen.contains(OrderRejected.eventType.name) { return .rejected }
         if seen.contains(OrderCancelled.eventType.name) { return .cancelled }
         let total = view.lineProgress.reduce(into: (allocated: 0, shipped: 0, delivered: 0, returned: 0)) {
-            $0.allocated += $1.allocated
+            // Units cancelled after their reservation was decided will not ship.
+            let line = $1
+            $0.allocated += line.cancelled.map { min(line.allocated, max(0, line.ordered - $0)) } ?? line.allocated
             $0.shipped += $1.shipped
             $0.delivered += $1.delivered
             $0.returned += $1.returned
@@ -272,6 +285,24 @@ public enum OrderViewFolder {
         if let allocation = decisions.last(where: { allocationStatuses[$0] != nil }) { return allocationStatuses[allocation]! }
         if let payment = decisions.last(where: { paymentStatuses[$0] != nil }) { return paymentStatuses[payment]! }
         return .placed
+    }
+
+    /// Who asked for a change and why, for the timeline; nil for events that are not
+    /// changes to the order.
+    static func changeNote(_ event: Event) -> String? {
+        func refused(_ reasons: [Reason]) -> String { reasons.map { "\($0.code): \($0.message)" }.joined(separator: "; ") }
+        return switch event {
+        case .orderCancelled(let e): "by \(e.requestedBy): \(e.reason.code) (\(e.reason.message))"
+        case .cancelRejected(let e): "by \(e.requestedBy), refused: \(refused(e.reasons))"
+        case .shippingAddressChanged(let e): "by \(e.requestedBy): ship to \(e.shippingAddress.city), \(e.shippingAddress.country.code)"
+        case .orderLinesCancelled(let e):
+            "by \(e.requestedBy): \(e.lines.map { "\($0.quantity) × line \($0.lineId)" }.joined(separator: ", ")) cancelled (\(e.amount)), \(e.reason.code)"
+        case .orderChangeRejected(let e): "by \(e.requestedBy), \(e.change) change refused: \(refused(e.reasons))"
+        case .orderAppeased(let e): "by \(e.requestedBy) (\(e.role)): \(e.amount), \(e.reason.code)"
+        case .appeasementRejected(let e): "appeasement \(e.appeasementId) refused: \(refused(e.reasons))"
+        case .paymentReleased(let e): "by \(e.releasedBy): hold released"
+        default: nil
+        }
     }
 
     private static let allocationStatuses: [String: OrderStatus] = [

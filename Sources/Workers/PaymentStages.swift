@@ -48,7 +48,8 @@ public struct PaymentStage: Stage {
                 reasons: held.reasons + [Reason(code: "cancelled_in_review", message: "cancelled by \(cancelled.requestedBy): \(cancelled.reason.message)")],
                 decidedAt: input.now)
             return StageOutcome(outputs: [StageOutput(declined.event)], stateChanges: [.delete(key: cancelled.orderId)])
-        case .paymentApproved, .paymentDeclined, .paymentReleased, .updateShippingAddress, .cancelOrder, .cancelRejected:
+        case .paymentApproved, .paymentDeclined, .paymentReleased, .updateShippingAddress, .cancelOrder, .cancelRejected, .cancelOrderLines,
+            .shippingAddressChanged, .orderLinesCancelled, .orderChangeRejected:
             return .none
         default:
             throw .rejected("payment does not handle \(input.envelope.type)")

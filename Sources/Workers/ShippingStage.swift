@@ -101,7 +101,8 @@ public struct CarrierChoice: Sendable, Hashable {
 /// "a shipment exists": a cancel is accepted only while no shipment exists (then
 /// `OrderCancelled`, which allocation and payment act on, and a void of the
 /// authorization), else rejected with the reason. Later allocations of a cancelled
-/// order are not shipped; allocation releases their reservations.
+/// order are not shipped; allocation releases their reservations. For the same reason
+/// it decides address changes and line cancels (``OrderChanges``).
 public struct ShippingStage: Stage {
     /// `shipping`.
     public let name = "shipping"
@@ -130,7 +131,9 @@ public struct ShippingStage: Stage {
         case .orderAllocated(let e): orderId = e.orderId
         case .orderPartiallyAllocated(let e): orderId = e.orderId
         case .cancelOrder(let e): orderId = e.orderId
-        case .orderBackordered, .releaseHold, .updateShippingAddress: return .none
+        case .updateShippingAddress(let e): orderId = e.orderId
+        case .cancelOrderLines(let e): orderId = e.orderId
+        case .orderBackordered, .releaseHold: return .none
         default: throw .rejected("shipping does not handle \(input.envelope.type)")
         }
         var current: ShippingState?
@@ -208,6 +211,10 @@ public enum ShippingMachine {
                 return Step(state: state, outputs: [cancelled.event])
             }
             return Step(state: state, outputs: [cancelled.event, release(state, reason: command.reason, now: now)])
+        case .updateShippingAddress(let command):
+            return OrderChanges.changeAddress(state, command: command, product: product, now: now)
+        case .cancelOrderLines(let command):
+            return OrderChanges.cancelLines(state, command: command, now: now)
         default:
             return Step(state: current, outputs: [])
         }
@@ -239,7 +246,7 @@ public enum ShippingMachine {
         }
         // A repeated decision must not ship twice: what a location already shipped is done.
         let shippedLocations = Set(state.shipments.map(\.location))
-        let fresh = allocations.filter { !shippedLocations.contains($0.location) }
+        let fresh = shippable(allocations.filter { !shippedLocations.contains($0.location) }, state: state)
         guard !fresh.isEmpty else { return Step(state: state, outputs: []) }
         let amounts = OrderAmounts(lines: state.lines, totals: totals)
         let promise = state.promisedDeliveryDate
@@ -259,8 +266,7 @@ public enum ShippingMachine {
                 // goods only with a hazmat service), at risk, so operators see the flag.
                 ?? fallback(rules.shipping.rates, hazmat: hazmat, now: now)
             let label = connector.label(for: LabelRequest(parcelId: shipmentId, carrier: choice.rate.carrier, service: choice.rate.service, weightGrams: weight))
-            let shipped = unitsByLine(state.shipments.flatMap(\.lines))
-            var capture = amounts.value(of: lines, after: shipped)
+            var capture = amounts.value(of: lines, after: OrderChanges.countedUnits(state))
             if state.shipments.isEmpty { capture += amounts.shipping }
             outputs.append(ShipmentCreated(
                 shipmentId: shipmentId, orderId: state.orderId, location: location, carrier: choice.rate.carrier, service: choice.rate.service,
@@ -286,6 +292,24 @@ public enum ShippingMachine {
             state.shipments.append(ParcelRecord(shipmentId: shipmentId, location: location, lines: lines))
         }
         return Step(state: state, outputs: outputs)
+    }
+
+    /// The allocations cut to the units still to ship: cancelled units are not, even
+    /// when their reservation was decided before the cancel (allocation releases them).
+    /// Lines are filled location by location, in location order.
+    private static func shippable(_ allocations: [LineAllocation], state: ShippingState) -> [LineAllocation] {
+        guard state.cancelledLines?.isEmpty == false else { return allocations }
+        var left = OrderChanges.unitsLeft(state)
+        var kept: [LineAllocation] = []
+        for allocation in allocations.sorted(by: { ($0.location, $0.lineId) < ($1.location, $1.lineId) }) {
+            let units = min(allocation.quantity, left[allocation.lineId, default: 0])
+            guard units > 0 else { continue }
+            left[allocation.lineId, default: 0] -= units
+            var part = allocation
+            part.quantity = units
+            kept.append(part)
+        }
+        return kept
     }
 
     private static func fallback(_ rates: [CarrierRate], hazmat: Bool, now: Date) -> CarrierChoice {

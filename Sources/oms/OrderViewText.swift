@@ -12,9 +12,9 @@ enum OrderViewText {
         if let totals = view.totals { out.append("total \(totals.total)  (shipping \(totals.shipping), tax \(totals.tax), discount \(totals.discount))") }
         if let promise = view.promisedDeliveryDate { out.append("promised \(RFC3339.format(promise))") }
         out.append("")
-        out.append("lines         ordered allocated shipped delivered returned")
+        out.append("lines         ordered allocated shipped delivered returned cancelled")
         for line in view.lineProgress {
-            out.append("  \(pad("\(line.lineId) \(line.sku)", 12)) \(pad(line.ordered, 7)) \(pad(line.allocated, 9)) \(pad(line.shipped, 7)) \(pad(line.delivered, 9)) \(pad(line.returned, 8))")
+            out.append("  \(pad("\(line.lineId) \(line.sku)", 12)) \(pad(line.ordered, 7)) \(pad(line.allocated, 9)) \(pad(line.shipped, 7)) \(pad(line.delivered, 9)) \(pad(line.returned, 8)) \(pad(line.cancelled ?? 0, 9))")
         }
         if !view.payments.isEmpty {
             out.append("payments")
@@ -41,7 +41,7 @@ enum OrderViewText {
             for entry in view.tracking { out.append("  \(RFC3339.format(entry.at))  \(entry.shipmentId)  \(entry.status.rawValue) (\(entry.rawStatus))  \(entry.message ?? "")") }
         }
         out.append("timeline")
-        for entry in view.history { out.append("  \(RFC3339.format(entry.at))  \(pad(entry.eventType, 34)) → \(entry.status.rawValue)  \(entry.eventId)") }
+        for entry in view.history { out.append("  \(RFC3339.format(entry.at))  \(pad(entry.eventType, 34)) → \(entry.status.rawValue)  \(entry.eventId)\(entry.note.map { "\n      \($0)" } ?? "")") }
         return out.joined(separator: "\n")
     }
 

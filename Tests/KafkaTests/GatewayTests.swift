@@ -245,12 +245,42 @@ struct GatewayTests {
                 if case .appeaseOrder(let command) = envelope.event, command.orderId == orderId { command } else { nil }
             }
             #expect(commands.count == 1 && commands.first?.amount.minorUnits == 500 && commands.first?.appeasementId == appeased.json["appeasementId"] as? String)
+            // Changes in flight: an incomplete address or an unknown line is a 400, more units
+            // than are left a 409; accepted ones are commands for shipping to decide.
+            let street: [String: Any] = ["name": "Jon Snow", "lines": ["1 Wall St"], "city": "New York", "region": "NY", "postalCode": "10005", "country": "US"]
+            var noStreet = street
+            noStreet["lines"] = [String]()
+            let incomplete = try await harness.post("/v1/orders/\(orderId)/address", json: ["requestedBy": "agent:sam", "shippingAddress": noStreet])
+            #expect(incomplete.status == 400 && (incomplete.json["message"] as? String)?.contains("street is missing") == true, "\(incomplete.text)")
+            let moved = try await harness.post("/v1/orders/\(orderId)/address", json: ["requestedBy": "agent:sam", "shippingAddress": street])
+            #expect(moved.status == 202, "\(moved.text)")
+            let moves = try await harness.records(UpdateShippingAddress.topic).compactMap { try? Envelope.decode($0.eventRecord) }.compactMap { envelope -> UpdateShippingAddress? in
+                if case .updateShippingAddress(let command) = envelope.event, command.orderId == orderId { command } else { nil }
+            }
+            #expect(moves.map(\.shippingAddress.postalCode) == ["10005"])
+            let lineId = try #require((view.json["lines"] as? [[String: Any]])?.first?["lineId"] as? String)
+            let tooMany = try await harness.post("/v1/orders/\(orderId)/lines/cancel", json: ["requestedBy": "agent:sam", "lines": [["lineId": lineId, "quantity": 99]]])
+            #expect(tooMany.status == 409 && tooMany.json["error"] as? String == "more_than_left", "\(tooMany.text)")
+            #expect(try await harness.post("/v1/orders/\(orderId)/lines/cancel", json: ["requestedBy": "x", "lines": [["lineId": "nope", "quantity": 1]]]).status == 400)
+            #expect(try await harness.post("/v1/orders/\(orderId)/lines/cancel", json: ["requestedBy": "x", "lines": [[String: Any]]()]).status == 400)
+            let cut = try await harness.post(
+                "/v1/orders/\(orderId)/lines/cancel", json: ["requestedBy": "agent:sam", "lines": [["lineId": lineId, "quantity": 1]]],
+                headers: ["Idempotency-Key": TestCluster.uniqueName("cut")])
+            #expect(cut.status == 202 && (cut.json["changeId"] as? String)?.hasPrefix("chg-") == true, "\(cut.text)")
+            let cuts = try await harness.records(CancelOrderLines.topic).compactMap { try? Envelope.decode($0.eventRecord) }.compactMap { envelope -> CancelOrderLines? in
+                if case .cancelOrderLines(let command) = envelope.event, command.orderId == orderId { command } else { nil }
+            }
+            #expect(cuts.map(\.changeId) == [cut.json["changeId"] as? String].compactMap { $0 })
+            #expect(cuts.first?.lines == [LineQuantity(lineId: lineId, quantity: 1)])
+
             let key = TestCluster.uniqueName("cancel")
             let cancel = try await harness.post("/v1/orders/\(orderId)/cancel", json: ["requestedBy": "ops"], headers: ["Idempotency-Key": key])
             #expect(cancel.status == 202)
             let again = try await harness.post("/v1/orders/\(orderId)/cancel", json: ["requestedBy": "ops"], headers: ["Idempotency-Key": key])
             #expect(again.header("Idempotent-Replayed") == "true")
-            let cancels = try await harness.records(CancelOrder.topic).filter { $0.header(EnvelopeHeader.subject)?.stringValue == orderId }
+            let cancels = try await harness.records(CancelOrder.topic).compactMap { try? Envelope.decode($0.eventRecord) }.filter { envelope in
+                if case .cancelOrder(let command) = envelope.event { command.orderId == orderId } else { false }
+            }
             #expect(cancels.count == 1)
 
             // A carrier webhook: verified, normalized, on the tracking topic.

@@ -32,6 +32,18 @@ struct EmailTemplatesTests {
         #expect(subjects.count == Self.locales.count, "each locale has its own wording")
     }
 
+    @Test("an order change says what changed, and only that")
+    func orderChanged() throws {
+        let templates = try NotificationTemplates(directory: EmailFixtures.templatesDirectory)
+        let moved = templates.render(EmailFixtures.notification(.orderChanged, data: ["externalOrderId": "X-1", "shipTo": "Queens, US"]), locale: "en")
+        #expect(moved.text.contains("new address in Queens, US"))
+        #expect(!moved.text.contains("cancelled") && !moved.text.contains("\n\n\n"))
+        let cut = templates.render(
+            EmailFixtures.notification(.orderChanged, data: ["externalOrderId": "X-1", "cancelledItems": "1 × SKU-A", "amount": "10.00 USD"]), locale: "de")
+        #expect(cut.text.contains("1 × SKU-A") && cut.text.contains("10.00 USD"))
+        #expect(!cut.text.contains("Adresse in") && cut.html.contains("<p>Diese Artikel"))
+    }
+
     @Test("optional values: sections disappear without them, localised dates appear with them")
     func optionalValues() throws {
         let templates = try NotificationTemplates(directory: EmailFixtures.templatesDirectory)

@@ -115,6 +115,7 @@ E("NotificationKind", "Which customer message to send.", [
     ("refunded", "Refund issued."),
     ("cancelled", "Order cancelled."),
     ("review_invitation", "Invitation to review the order, a configured time after delivery."),
+    ("order_changed", "The order was changed after it was placed: a new ship-to address or cancelled lines."),
 ])
 E("ChannelAction", "What a channel is told about one of its orders.", [
     ("ship", "A shipment left: mark its lines fulfilled with carrier and tracking."),
@@ -236,6 +237,10 @@ S("BackorderedLine", "A quantity of a line that could not be sourced.", [
     ("sku", "String", "SKU of the line."),
     ("quantity", "Int", "Units not sourced.", {"minimum": 1}),
 ])
+S("LineQuantity", "Units of one order line, as a change names them.", [
+    ("lineId", "String", "Order line."),
+    ("quantity", "Int", "Units.", {"minimum": 1}),
+])
 S("ShipmentLine", "Units of an order line in a shipment or return.", [
     ("lineId", "String", "Order line."),
     ("sku", "String", "SKU."),
@@ -321,6 +326,7 @@ S("LineProgress", "Where the units of one order line are, as the order view coun
     ("shipped", "Int", "Units in a shipment.", {"minimum": 0}),
     ("delivered", "Int", "Units in a delivered shipment.", {"minimum": 0}),
     ("returned", "Int", "Units received back.", {"minimum": 0}),
+    ("cancelled", "Int?", "Units cancelled before they shipped (absent: none).", {"minimum": 0}),
 ])
 S("ParcelRecord", "A shipment as the shipping and returns stages remember it.", [
     ("shipmentId", "String", "Shipment id."),
@@ -342,6 +348,7 @@ S("HistoryEntry", "One event folded into the order view, for the audit trail.", 
     ("eventType", "String", "ce_type of the event."),
     ("at", "Date", "Event time."),
     ("status", "OrderStatus", "Order status after the event."),
+    ("note", "String?", "For a change to the order (cancel, address, lines, appeasement, approval, their refusals): who asked and why."),
 ])
 
 ORDER_KEY = "orderId"
@@ -494,6 +501,8 @@ EV("AllocationState", "oms.allocation.state", 1, "oms.allocation.state", ORDER_K
     ("backordered", "[BackorderedLine]", "Units not sourced, once decided."),
     ("policy", "BackorderPolicy?", "Policy applied to the missing units, once decided."),
     ("updatedAt", "Date", "Last change."),
+    ("cancelledLines", "[ShipmentLine]?", "Units cancelled line by line (OrderLinesCancelled); `lines` no longer asks for them."),
+    ("changeIds", "[String]?", "Line cancels applied, so a replayed one is applied once."),
 ])
 EV("OrderAllocated", "oms.order.allocated", 1, "oms.orders.allocated", ORDER_KEY, ORDER_KEY,
    "Every line is reserved; shipping may start.", [
@@ -528,6 +537,12 @@ EV("UpdateShippingAddress", "oms.order.update_address", 1, OC, ORDER_KEY, ORDER_
     ("orderId", "String", "Order."), ("shippingAddress", "Address", "New address."),
     ("requestedBy", "String", "Who asked."), ("requestedAt", "Date", "Request time."),
 ])
+EV("CancelOrderLines", "oms.order.cancel_lines", 1, OC, ORDER_KEY, ORDER_KEY,
+   "Cancel some units of some lines (a line cancel or a quantity decrease); allowed for units not shipped yet.", [
+    ("orderId", "String", "Order."), ("changeId", "String", "Id of the change; the same change again is decided once."),
+    ("lines", "[LineQuantity]", "Units to cancel per line."), ("requestedBy", "String", "Operator, customer or channel."),
+    ("reason", "Reason", "Why."), ("requestedAt", "Date", "Request time."),
+])
 EV("AppeaseOrder", "oms.order.appease", 1, "oms.returns.requests", ORDER_KEY, ORDER_KEY,
    "Customer service asks to give money back without a return (a goodwill refund): the returns stage checks it against the appeasement limits.", [
     ("orderId", "String", "Order."), ("appeasementId", "String", "Id of the appeasement; the same request again is decided once."),
@@ -556,6 +571,22 @@ EV("CancelRejected", "oms.order.cancel_rejected", 1, CX, ORDER_KEY, ORDER_KEY,
     ("orderId", "String", "Order."), ("requestedBy", "String", "Who asked."), ("reasons", "[Reason]", "Why not."),
     ("rejectedAt", "Date", "Decision time."),
 ])
+EV("ShippingAddressChanged", "oms.order.address_changed", 1, CX, ORDER_KEY, ORDER_KEY,
+   "An address change was accepted: no label was bought yet; later shipments go to the new address, rated for it.", [
+    ("orderId", "String", "Order."), ("shippingAddress", "Address", "The new ship-to address."),
+    ("requestedBy", "String", "Who asked."), ("changedAt", "Date", "Decision time."),
+])
+EV("OrderLinesCancelled", "oms.order.lines_cancelled", 1, CX, ORDER_KEY, ORDER_KEY,
+   "A line cancel was accepted for units not shipped: their reservations are released, they are not captured (or, paid at checkout, refunded).", [
+    ("orderId", "String", "Order."), ("changeId", "String", "The change's id."),
+    ("lines", "[ShipmentLine]", "Units cancelled."), ("amount", "Money", "What the cancelled units were worth (their share of discounts and taxes included)."),
+    ("requestedBy", "String", "Who asked."), ("reason", "Reason", "Why."), ("cancelledAt", "Date", "Decision time."),
+])
+EV("OrderChangeRejected", "oms.order.change_rejected", 1, CX, ORDER_KEY, ORDER_KEY,
+   "An address change or line cancel was refused, with every reason (too late: a label was bought or the units shipped; or the change is invalid).", [
+    ("orderId", "String", "Order."), ("change", "String", "`address` or `lines`."), ("changeId", "String?", "The line cancel's id."),
+    ("requestedBy", "String", "Who asked."), ("reasons", "[Reason]", "Why not."), ("rejectedAt", "Date", "Decision time."),
+])
 EV("ShippingState", "oms.shipping.state", 1, "oms.shipping.state", ORDER_KEY, ORDER_KEY,
    "What shipping knows of one order (its changelog): the order facts it ships by, allocations waiting for the order, shipments made, and whether it was cancelled.", [
     ("orderId", "String", "Order."),
@@ -572,6 +603,8 @@ EV("ShippingState", "oms.shipping.state", 1, "oms.shipping.state", ORDER_KEY, OR
     ("updatedAt", "Date", "Last change."),
     ("channel", "String?", "Sales channel, for the payment commands."),
     ("paidAtCheckout", "Bool?", "The order arrived paid (its channel captured the money at checkout): its shipments ask for no capture."),
+    ("cancelledLines", "[ShipmentLine]?", "Units cancelled line by line; they are never shipped."),
+    ("changeIds", "[String]?", "Line cancels already decided, so a repeated request is decided once."),
 ])
 EV("ShipmentCreated", "oms.shipment.created", 1, "oms.shipments.created", ORDER_KEY, ORDER_KEY,
    "A shipment with carrier, service and label was created for one location.", [
