@@ -88,6 +88,42 @@ struct DemoSummary: Codable, Sendable {
         return nil
     }
 
+    /// Every address change and line cancel the driver sent was decided once by shipping
+    /// (accepted, refused, or — all units — the order cancelled); no order ships a
+    /// cancelled unit; nothing is left reserved once every order has settled.
+    static func orderChanges(scenario: DemoScenario, views: GlobalTable, requests: [String: [String]], after: DemoInventory) -> Invariant {
+        func count(_ view: OrderView, _ types: [EventType]) -> Int {
+            view.history.filter { entry in types.contains { entry.eventType == $0.description } }.count
+        }
+        var problems: [String] = []
+        var (addresses, lines, wholeOrders, cancelledUnits) = (0, 0, 0, 0)
+        for plan in scenario.orders where plan.expectsView {
+            guard case .orderView(let view) = views.value(plan.orderId) else { continue }
+            let asked = requests[plan.orderId] ?? []
+            let moved = count(view, [ShippingAddressChanged.eventType])
+            let whole = asked.contains("lines") ? count(view, [OrderCancelled.eventType]) : 0
+            let cut = count(view, [OrderLinesCancelled.eventType]) + whole
+            let refused = count(view, [OrderChangeRejected.eventType])
+            addresses += moved
+            lines += cut
+            wholeOrders += whole
+            if moved + cut + refused != asked.count { problems.append("\(plan.orderId): \(asked.count) changes asked, \(moved + cut + refused) decided") }
+            for line in view.lineProgress {
+                cancelledUnits += line.cancelled ?? 0
+                if line.shipped + (line.cancelled ?? 0) > line.ordered {
+                    problems.append("\(plan.orderId) line \(line.lineId): \(line.shipped) shipped + \(line.cancelled ?? 0) cancelled > \(line.ordered) ordered")
+                }
+            }
+        }
+        let reserved = after.reserved.values.reduce(0, +)
+        if reserved != 0 { problems.append("\(reserved) units still reserved after every order settled") }
+        return Invariant(
+            name: "order changes decided once, cancelled units never shipped, no reservation left behind", holds: problems.isEmpty,
+            detail: problems.isEmpty
+                ? "\(requests.values.map(\.count).reduce(0, +)) changes asked: \(addresses) addresses changed, \(lines) line cancels (\(cancelledUnits) units; \(wholeOrders) of every unit left, which cancelled the order), the rest refused; 0 units reserved at the end"
+                : problems.prefix(10).joined(separator: "; "))
+    }
+
     static func make(
         scenario: DemoScenario, driver: DemoDriver, sender: DemoSender, views: GlobalTable, levels: GlobalTable, before: DemoInventory,
         settled: Bool, elapsed: Double, outbound: [Invariant] = [], kafka: KafkaConfiguration, logger: Logger
@@ -188,6 +224,7 @@ struct DemoSummary: Codable, Sendable {
         invariants.append(Invariant(
             name: "re-sent webhooks answered from the first delivery", holds: replayed == resentHTTP,
             detail: "\(resentHTTP) re-sent webhooks, \(replayed) answered with Idempotent-Replayed"))
+        invariants.append(Self.orderChanges(scenario: scenario, views: views, requests: await driver.changeRequests, after: after))
         invariants += outbound
         invariants.append(try await feedsMatch(scenario: scenario, views: views, kafka: kafka, logger: logger))
         invariants.append(try await reportsMatch(

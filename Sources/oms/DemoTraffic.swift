@@ -134,6 +134,10 @@ actor DemoDriver {
     private var cancelled: Set<String> = []
     private var returnRequested: Set<String> = []
     private var appeased: Set<String> = []
+    /// Orders whose address or lines the driver changed (or tried to).
+    private var changed: Set<String> = []
+    /// What the driver asked shipping to decide, per order: `address`, `lines`.
+    private(set) var changeRequests: [String: [String]] = [:]
     private var received: Set<String> = []
     /// What the driver did, by action.
     private(set) var actions: [String: Int] = [:]
@@ -165,6 +169,8 @@ actor DemoDriver {
             decided.insert(id)
             // An operator reviews: every other held order is released, the rest cancelled.
             if plan.index.isMultiple(of: 2) {
+                // The customer asked, while it waited, to ship elsewhere and for one unit less.
+                await changeBeforeRelease(view)
                 await sender.orderCommand("/v1/orders/\(id)/release", ["releasedBy": "ops@demo", "note": "checked with the customer"], key: "release-\(id)")
                 count("operator release")
             } else {
@@ -172,6 +178,7 @@ actor DemoDriver {
                 count("operator cancel")
             }
         }
+        await changeTooLateOrCancelBackorder(plan, view)
         for shipment in view.shipments where shipment.status != .delivered || parcelSteps[shipment.trackingNumber, default: 0] < 2 {
             await advance(plan, view, shipment)
         }
@@ -201,6 +208,56 @@ actor DemoDriver {
             }
             try? await sender.produce([ReceiveReturn(orderId: id, returnId: entry.returnId, lines: lines, receivedAt: Date()).event], kind: "warehouse return receipt")
             count("return received")
+        }
+    }
+
+    /// A new address (same city, another street) and one unit less of the first line
+    /// with more than one, before a label exists: both accepted.
+    private func changeBeforeRelease(_ view: OrderView) async {
+        let id = view.orderId
+        changed.insert(id)
+        let address: [String: Any] = [
+            "name": "Customer of \(view.externalOrderId)", "lines": ["1 Changed Ave"], "city": "Springfield", "region": "NY", "postalCode": "10002", "country": "US",
+        ]
+        if await sender.orderCommand("/v1/orders/\(id)/address", ["shippingAddress": address, "requestedBy": "customer"], key: "address-\(id)") == 202 {
+            changeRequests[id, default: []].append("address")
+        }
+        count("address change before the label")
+        if let line = view.lineProgress.first(where: { $0.ordered > 1 }) {
+            let status = await sender.orderCommand(
+                "/v1/orders/\(id)/lines/cancel", ["lines": [["lineId": line.lineId, "quantity": 1]], "requestedBy": "customer", "reason": "quantity_decrease"],
+                key: "cut-\(id)")
+            if status == 202 { changeRequests[id, default: []].append("lines") }
+            count("quantity decrease")
+        }
+    }
+
+    /// One plain order in 25, once shipped, asks for a new address: refused (409, the
+    /// label is bought). Every other order waiting for a scarce SKU gives up the units
+    /// that wait: a line cancel of what is neither shipped nor cancelled.
+    private func changeTooLateOrCancelBackorder(_ plan: DemoScenario.PlannedOrder, _ view: OrderView) async {
+        let id = view.orderId
+        guard !changed.contains(id) else { return }
+        if plan.twist == .none, plan.index.isMultiple(of: 25), !view.shipments.isEmpty {
+            changed.insert(id)
+            let address: [String: Any] = ["name": "Late mover", "lines": ["9 Elsewhere Rd"], "city": "Springfield", "region": "NY", "postalCode": "10003", "country": "US"]
+            let status = await sender.orderCommand("/v1/orders/\(id)/address", ["shippingAddress": address, "requestedBy": "customer"], key: "late-address-\(id)")
+            count(status == 409 ? "address change refused (label bought)" : "address change after the label: \(status.map(String.init) ?? "no answer")")
+        }
+        let backordered = view.history.contains { entry in
+            [OrderBackordered.eventType, OrderPartiallyAllocated.eventType].contains { entry.eventType == $0.description }
+        }
+        if plan.twist == .scarce, plan.index.isMultiple(of: 2), backordered, ![.cancelled, .rejected, .declined].contains(view.status) {
+            let waiting = view.lineProgress.compactMap { line -> [String: Any]? in
+                let left = line.ordered - line.shipped - (line.cancelled ?? 0)
+                return left > 0 ? ["lineId": line.lineId, "quantity": left] : nil
+            }
+            guard !waiting.isEmpty else { return }
+            changed.insert(id)
+            let status = await sender.orderCommand(
+                "/v1/orders/\(id)/lines/cancel", ["lines": waiting, "requestedBy": "agent:demo", "reason": "backorder_declined"], key: "backorder-cut-\(id)")
+            if status == 202 { changeRequests[id, default: []].append("lines") }
+            count("backordered line cancel")
         }
     }
 
