@@ -2413,6 +2413,10 @@ public struct ReturnsState: Sendable, Hashable, Codable {
     public var appeased: Money?
     /// Ship-to country, for its return window.
     public var country: String?
+    /// Units cancelled before they shipped (OrderLinesCancelled): never paid, so never appeased.
+    public var cancelledLines: [ShipmentLine]?
+    /// Line cancels counted, so a replayed one is counted once.
+    public var changeIds: [String]?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -2427,7 +2431,9 @@ public struct ReturnsState: Sendable, Hashable, Codable {
         authorizationReference: String? = nil,
         appeasements: [String]? = nil,
         appeased: Money? = nil,
-        country: String? = nil
+        country: String? = nil,
+        cancelledLines: [ShipmentLine]? = nil,
+        changeIds: [String]? = nil
     ) {
         self.orderId = orderId
         self.channel = channel
@@ -2441,6 +2447,8 @@ public struct ReturnsState: Sendable, Hashable, Codable {
         self.appeasements = appeasements
         self.appeased = appeased
         self.country = country
+        self.cancelledLines = cancelledLines
+        self.changeIds = changeIds
     }
 }
 

@@ -22,7 +22,7 @@ public struct ReturnsStage: Stage {
     /// `returns`.
     public let name = "returns"
     /// Placed orders, shipments, tracking events, return requests and receipts.
-    public let inputTopics = [OrderPlaced.topic, ShipmentCreated.topic, ShipmentDelivered.topic, ReturnRequested.topic]
+    public let inputTopics = [OrderPlaced.topic, ShipmentCreated.topic, ShipmentDelivered.topic, ReturnRequested.topic, OrderLinesCancelled.topic]
     /// oms.returns.state.
     public let changelogTopic: String? = ReturnsState.topic
     /// Windows, dispositions, locations.
@@ -47,7 +47,8 @@ public struct ReturnsStage: Stage {
         case .receiveReturn(let e): orderId = e.orderId
         case .appeaseOrder(let e): orderId = e.orderId
         case .approveReturnRefund(let e): orderId = e.orderId
-        case .trackingUpdated, .shipmentDelayed: return .none
+        case .orderLinesCancelled(let e): orderId = e.orderId
+        case .trackingUpdated, .shipmentDelayed, .orderCancelled, .cancelRejected, .shippingAddressChanged, .orderChangeRejected: return .none
         default: throw .rejected("returns does not handle \(input.envelope.type)")
         }
         var current: ReturnsState?
@@ -94,6 +95,11 @@ public enum ReturnsMachine {
             } else {
                 state.shipments.append(ParcelRecord(shipmentId: shipment.shipmentId, location: shipment.location, lines: shipment.lines))
             }
+            return Step(state: state, outputs: [])
+        case .orderLinesCancelled(let change):
+            guard state.changeIds?.contains(change.changeId) != true else { return Step(state: current, outputs: []) }
+            state.changeIds = (state.changeIds ?? []) + [change.changeId]
+            state.cancelledLines = (state.cancelledLines ?? []) + change.lines
             return Step(state: state, outputs: [])
         case .shipmentDelivered(let delivery):
             if let index = state.shipments.firstIndex(where: { $0.shipmentId == delivery.shipmentId }) {
@@ -168,7 +174,8 @@ public enum ReturnsMachine {
 
     /// Why an appeasement cannot be granted (empty: it can): the amount must be positive
     /// and in the order's currency, within the role's limit, the order's limit and what
-    /// is left paid (the total less returned units refunded and earlier appeasements),
+    /// is left paid (the total less returned units refunded, cancelled units and earlier
+    /// appeasements),
     /// and, for a line, within that line's worth.
     public static func appeasementProblems(_ request: AppeaseOrder, state: ReturnsState, rules: AppeasementRules) -> [Reason] {
         guard let totals = state.totals else { return [Reason(code: "unknown_order", message: "order \(state.orderId) is not known yet")] }
@@ -194,7 +201,7 @@ public enum ReturnsMachine {
             reasons.append(Reason(code: "above_order_limit", message: "\(money(before)) given before and \(amount) now is above the order's limit of \(money(orderLimit))"))
         }
         let amounts = OrderAmounts(lines: state.lines, totals: totals)
-        let left = totals.total.minorUnits - amounts.value(of: state.refunded, after: [:]) - before
+        let left = totals.total.minorUnits - amounts.value(of: state.refunded + (state.cancelledLines ?? []), after: [:]) - before
         if amount.minorUnits > left {
             reasons.append(Reason(code: "above_paid", message: "\(amount) is above the \(money(max(left, 0))) left paid on the order"))
         }

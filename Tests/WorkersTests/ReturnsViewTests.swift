@@ -187,6 +187,27 @@ private typealias F = PipelineFixtures
         #expect(rejected.reasons.map(\.code) == ["above_paid"] && rejected.reasons.first?.message.contains("15.01") == true, "\(rejected.reasons)")
     }
 
+    @Test func unitsCancelledBeforeTheyShippedAreNotLeftPaid() throws {
+        let state = try delivered(rules: Self.appeasing)
+        let big = BusinessRules(
+            locations: ReturnsTests.rules.locations,
+            returns: ReturnRules(appeasements: AppeasementRules(perRole: ["lead": ["USD": 100_000]], perOrder: ["USD": 100_000])))
+        let cut = OrderLinesCancelled(
+            orderId: orderId, changeId: "chg-1", lines: [F.shipmentLine("2", "SKU-B", 1)], amount: F.money(1_001), requestedBy: "customer",
+            reason: Reason(code: "customer_request", message: "-"), cancelledAt: F.now).event
+        // Read twice (a replay): counted once. 44.01 − 10.01 = 34.00 is left paid.
+        let cancelled = try run([cut, cut], from: state, rules: big)
+        #expect(cancelled.state?.cancelledLines == [F.shipmentLine("2", "SKU-B", 1)])
+        let over = try run([appease("a-1", 3_401, role: "lead")], from: cancelled.state, rules: big)
+        guard case .appeasementRejected(let rejected)? = over.outputs.first?.first else {
+            Issue.record("expected a refusal, got \(over.outputs)")
+            return
+        }
+        #expect(rejected.reasons.map(\.code) == ["above_paid"] && rejected.reasons.first?.message.contains("34.00") == true, "\(rejected.reasons)")
+        let within = try run([appease("a-2", 3_400, role: "lead")], from: cancelled.state, rules: big)
+        #expect(within.outputs.first?.first.map { if case .orderAppeased = $0 { true } else { false } } == true)
+    }
+
     @Test func anAppeasementBeforeItsOrderIsDeadLetteredForAReplay() {
         #expect(throws: StageFailure.self) { try run([appease("a-1", 100)], rules: Self.appeasing) }
     }

@@ -718,6 +718,8 @@ EV("ReturnsState", "oms.returns.state", 1, "oms.returns.state", ORDER_KEY, ORDER
     ("appeasements", "[String]?", "Appeasements decided so far (granted or refused), by id."),
     ("appeased", "Money?", "What granted appeasements gave back so far."),
     ("country", "String?", "Ship-to country, for its return window."),
+    ("cancelledLines", "[ShipmentLine]?", "Units cancelled before they shipped (OrderLinesCancelled): never paid, so never appeased."),
+    ("changeIds", "[String]?", "Line cancels counted, so a replayed one is counted once."),
 ])
 PC = "oms.payments.commands"
 EV("CapturePayment", "oms.payment.capture", 1, PC, ORDER_KEY, ORDER_KEY,
