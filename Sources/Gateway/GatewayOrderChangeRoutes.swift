@@ -14,7 +14,8 @@ extension Gateway {
     /// Customer service's changes to an order in flight: goodwill refunds, approval of a
     /// late return's refund, a new ship-to address, cancelled units. Bearer token,
     /// `Idempotency-Key`; the stage that owns the fact decides each one and the view's
-    /// timeline shows the decision (docs/OPERATIONS.md, *Changing an order*).
+    /// timeline shows the decision (docs/RULES.md, *Appeasements*, *Address changes and
+    /// line cancels*).
     func addOrderChangeRoutes(to router: Router<BasicRequestContext>) {
         add(GatewayRoutes.appeaseOrder, to: router, guard: .apiToken, dedupe: .idempotencyKey) { call throws(GatewayError) in
             struct Body: Decodable {

@@ -92,13 +92,18 @@ enum OrderChanges {
         ]
         // An authorization is simply captured for less; money taken at checkout goes back.
         if state.paidAtCheckout == true, worth.minorUnits > 0 {
+            let reason = Reason(code: lineCancelRefund, message: "\(command.changeId): \(command.reason.code): \(command.reason.message)")
             outputs.append(RefundPayment(
-                orderId: state.orderId, amount: worth, reason: command.reason, requestedAt: now, channel: state.channel,
+                orderId: state.orderId, amount: worth, reason: reason, requestedAt: now, channel: state.channel,
                 authorizationReference: state.authorizationReference
             ).event)
         }
         return ShippingMachine.Step(state: state, outputs: outputs)
     }
+
+    /// The reason code of a line cancel's refund: the customer hears of it in the
+    /// `order_changed` message, not in a second `refunded` one.
+    static let lineCancelRefund = "line_cancelled"
 
     /// Units of each line that are shipped or cancelled: what captures and cancels
     /// have counted, so each unit's worth is counted once (``OrderAmounts``).

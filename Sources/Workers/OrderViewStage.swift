@@ -228,7 +228,9 @@ public enum OrderViewFolder {
         case .refundPayment(let refund):
             view.payments.append(PaymentEntry(kind: .refund, amount: refund.amount, at: refund.requestedAt, reference: refund.returnId))
             if let returnId = refund.returnId { upsertReturn(&view, returnId) { $0.refund = refund.amount } }
-            notes.append(("refunded/\(refund.returnId ?? envelope.id)", .refunded, ["amount": "\(refund.amount)"]))
+            if refund.reason.code != OrderChanges.lineCancelRefund {
+                notes.append(("refunded/\(refund.returnId ?? envelope.id)", .refunded, ["amount": "\(refund.amount)"]))
+            }
         case .voidPayment(let void):
             view.payments.append(PaymentEntry(kind: .void, amount: Money(minorUnits: 0, currency: view.currency), at: void.requestedAt, reference: void.authorizationReference))
         case .paymentCaptured, .paymentCaptureFailed, .paymentRefunded, .paymentRefundFailed, .paymentVoided, .paymentVoidFailed:

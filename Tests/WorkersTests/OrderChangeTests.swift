@@ -172,6 +172,7 @@ private typealias F = PipelineFixtures
         let out = run([paid.event, cancel], driver: &driver)
         let refund = try #require(out[1].compactMap { if case .refundPayment(let r) = $0 { r } else { nil } }.first)
         #expect(refund.amount == F.money(2_000) && refund.returnId == nil && refund.authorizationReference == "AMZ-1")
+        #expect(refund.reason.code == "line_cancelled" && refund.reason.message.hasPrefix("chg-1: customer_request"))
     }
 }
 
@@ -282,7 +283,11 @@ private typealias F = PipelineFixtures
         let refused = OrderChangeRejected(
             orderId: placed.orderId, change: "address", requestedBy: "agent:kim", reasons: [Reason(code: "label_bought", message: "too late")],
             rejectedAt: F.now).event
-        let (view, notes) = fold([placed.event, moved, cut, refused])
+        // Paid at checkout: the cancel's refund is told in the order_changed message only.
+        let refund = RefundPayment(
+            orderId: placed.orderId, amount: F.money(1_000), reason: Reason(code: "line_cancelled", message: "chg-1: customer_request: -"), requestedAt: F.now
+        ).event
+        let (view, notes) = fold([placed.event, moved, cut, refund, refused])
         let v = try #require(view)
         #expect(v.lineProgress.first?.cancelled == 1)
         #expect(v.history.compactMap(\.note) == [
