@@ -203,6 +203,8 @@ public enum NotificationKind: String, Sendable, Hashable, Codable, CaseIterable 
     case reviewInvitation = "review_invitation"
     /// The order was changed after it was placed: a new ship-to address or cancelled lines.
     case orderChanged = "order_changed"
+    /// An authorized return was not sent back before its RMA expired.
+    case returnExpired = "return_expired"
 }
 
 /// What a channel is told about one of its orders.
@@ -1083,7 +1085,7 @@ public struct ParcelRecord: Sendable, Hashable, Codable {
 public struct ReturnRecord: Sendable, Hashable, Codable {
     /// Return id.
     public var returnId: String
-    /// awaiting_delivery (asked before this stage read the delivery), authorized, received, or review (received after the RMA expired: its refund waits for an operator).
+    /// awaiting_delivery (asked before this stage read the delivery), authorized, expired (not received before the RMA expired), received, or review (received after the RMA expired: its refund waits for an operator).
     public var status: String
     /// RMA number.
     public var rma: String

@@ -2249,6 +2249,52 @@ extension ReturnReceived: ContractEvent {
     public var event: Event { .returnReceived(self) }
 }
 
+/// An authorized return was not received before its RMA expired: the customer is told; a parcel that still comes goes to review.
+public struct ReturnExpired: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// Return.
+    public var returnId: String
+    /// RMA number.
+    public var rma: String
+    /// Units the RMA covered.
+    public var lines: [ShipmentLine]
+    /// When the RMA expired.
+    public var expiresAt: Date
+    /// When the expiry was noticed.
+    public var expiredAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        returnId: String,
+        rma: String,
+        lines: [ShipmentLine],
+        expiresAt: Date,
+        expiredAt: Date
+    ) {
+        self.orderId = orderId
+        self.returnId = returnId
+        self.rma = rma
+        self.lines = lines
+        self.expiresAt = expiresAt
+        self.expiredAt = expiredAt
+    }
+}
+
+extension ReturnExpired: ContractEvent {
+    /// `oms.return.expired.v1`.
+    public static let eventType = EventType(name: "oms.return.expired", version: 1)
+    /// Records of this event go to `oms.returns.events`.
+    public static let topic = "oms.returns.events"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .returnExpired(self) }
+}
+
 /// An appeasement was granted: its refund is asked of the payment provider (a `RefundPayment` without a return).
 public struct OrderAppeased: Sendable, Hashable, Codable {
     /// Order.
@@ -4196,6 +4242,8 @@ public enum Event: Sendable, Hashable {
     case returnRejected(ReturnRejected)
     /// `oms.return.received.v1` on `oms.returns.events`.
     case returnReceived(ReturnReceived)
+    /// `oms.return.expired.v1` on `oms.returns.events`.
+    case returnExpired(ReturnExpired)
     /// `oms.order.appeased.v1` on `oms.returns.events`.
     case orderAppeased(OrderAppeased)
     /// `oms.order.appeasement_rejected.v1` on `oms.returns.events`.
@@ -4323,6 +4371,7 @@ public enum Event: Sendable, Hashable {
         case .returnAuthorized(let value): return value
         case .returnRejected(let value): return value
         case .returnReceived(let value): return value
+        case .returnExpired(let value): return value
         case .orderAppeased(let value): return value
         case .appeasementRejected(let value): return value
         case .returnNeedsReview(let value): return value
@@ -4417,6 +4466,7 @@ public enum EventRegistry {
             ReturnAuthorized.self,
             ReturnRejected.self,
             ReturnReceived.self,
+            ReturnExpired.self,
             OrderAppeased.self,
             AppeasementRejected.self,
             ReturnNeedsReview.self,

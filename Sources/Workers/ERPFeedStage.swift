@@ -64,6 +64,8 @@ public enum ERPFeed {
             return returnRow(e.orderId, e.returnId, "rejected", rma: "", units: 0, reason: e.reasons.map(\.code).joined(separator: " "), at: e.rejectedAt)
         case .returnNeedsReview(let e):
             return returnRow(e.orderId, e.returnId, "review", rma: e.rma, units: 0, reason: e.reason.code, at: e.at)
+        case .returnExpired(let e):
+            return returnRow(e.orderId, e.returnId, ReturnsMachine.expired, rma: e.rma, units: 0, reason: "rma_expired", at: e.expiredAt)
         case .returnReceived(let e):
             return returnRow(e.orderId, e.returnId, "received", rma: e.rma, units: e.lines.map(\.quantity).reduce(0, +),
                              reason: Set(e.lines.map(\.disposition.rawValue)).sorted().joined(separator: " "), at: e.receivedAt)

@@ -98,6 +98,7 @@ public enum OrderViewFolder {
         case .orderAppeased(let e): e.orderId
         case .appeasementRejected(let e): e.orderId
         case .returnNeedsReview(let e): e.orderId
+        case .returnExpired(let e): e.orderId
         case .capturePayment(let e): e.orderId
         case .refundPayment(let e): e.orderId
         case .voidPayment(let e): e.orderId
@@ -213,6 +214,15 @@ public enum OrderViewFolder {
             upsertReturn(&view, ret.returnId) { $0.status = "rejected" }
         case .returnNeedsReview(let ret):
             upsertReturn(&view, ret.returnId) { $0.status = ReturnsMachine.review }
+        case .returnExpired(let ret):
+            var first = false
+            upsertReturn(&view, ret.returnId) {
+                // A parcel received meanwhile (topics are read side by side) stays received.
+                guard $0.status == "authorized" else { return }
+                first = true
+                $0.status = ReturnsMachine.expired
+            }
+            if first { notes.append(("return_expired/\(ret.returnId)", .returnExpired, ["rma": ret.rma, "expiresAt": RFC3339.format(ret.expiresAt)])) }
         case .returnReceived(let ret):
             let lines = ret.lines.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
             var first = false

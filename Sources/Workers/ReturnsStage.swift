@@ -36,6 +36,24 @@ public struct ReturnsStage: Stage {
         self.connector = connector
     }
 
+    /// Looks for expired RMAs once a minute: they expire by the day, so a minute late
+    /// is on time.
+    public var tickInterval: Duration? { .seconds(60) }
+
+    /// RMAs past their expiry whose parcel was not received: `expired`, once each, and
+    /// the customer is told (by the view). A parcel that still comes goes to review.
+    public func tick(now: Date, state: KeyedState) -> [TimerFiring] {
+        var firings: [TimerFiring] = []
+        state.forEach { _, value in
+            guard case .returnsState(let returns) = value else { return }
+            let step = ReturnsMachine.expire(returns, now: now)
+            guard let next = step.state else { return }
+            let id = "rma-expiry/\(returns.orderId)/" + step.outputs.compactMap { if case .returnExpired(let e) = $0 { e.returnId } else { nil } }.joined(separator: ",")
+            firings.append(TimerFiring(id: id, outcome: StageOutcome(outputs: step.outputs.map { StageOutput($0) }, stateChanges: [.put(next.event)])))
+        }
+        return firings.sorted { $0.id < $1.id }
+    }
+
     /// Folds order facts, decides requests, handles receipts.
     public func process(_ input: StageInput, state: StageState) throws(StageFailure) -> StageOutcome {
         let orderId: String
@@ -356,6 +374,26 @@ public enum ReturnsMachine {
 
     /// Status of a return received after its RMA expired, whose refund waits.
     public static let review = "review"
+    /// Status of an authorized return not received before its RMA expired.
+    public static let expired = "expired"
+
+    /// Expires the order's authorized returns whose RMA is past at `now`; nil state when
+    /// none is.
+    public static func expire(_ state: ReturnsState, now: Date) -> Step {
+        var state = state
+        var outputs: [Event] = []
+        for index in state.returns.indices where state.returns[index].status == "authorized" && state.returns[index].expiresAt <= now {
+            state.returns[index].status = expired
+            let ret = state.returns[index]
+            outputs.append(ReturnExpired(
+                orderId: state.orderId, returnId: ret.returnId, rma: ret.rma,
+                lines: ret.lines.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }, expiresAt: ret.expiresAt, expiredAt: now
+            ).event)
+        }
+        guard !outputs.isEmpty else { return Step(state: nil, outputs: []) }
+        state.updatedAt = now
+        return Step(state: state, outputs: outputs)
+    }
 
     /// An operator's approval of a late return's refund: refunded now, once.
     private static func approve(_ state: ReturnsState, _ approval: ApproveReturnRefund, now: Date) throws(StageFailure) -> Step {

@@ -294,7 +294,19 @@ private typealias F = PipelineFixtures
             "by agent:sam: ship to Queens, US", "by customer: 1 × line 1 cancelled (10.00 USD), customer_request",
             "by agent:kim, address change refused: label_bought: too late",
         ])
-        #expect(notes.map(\.kind) == [.orderChanged, .orderChanged])
+        #expect(notes.map(\.kind) == [.orderChanged, .orderChanged], "no refunded message for the line cancel's refund")
         #expect(notes[0].data["shipTo"] == "Queens, US" && notes[1].data["cancelledItems"] == "1 × SKU-A")
+    }
+
+    @Test func anExpiredRMAIsShownAndTheCustomerToldOnce() throws {
+        let expiry = F.now.addingTimeInterval(F.days(30))
+        let authorized = ReturnAuthorized(
+            orderId: placed.orderId, returnId: "r-1", rma: "RMA-1", labelRef: "label://r-1", carrier: "oms-post", trackingNumber: "R1",
+            lines: [ReturnLine(lineId: "1", sku: "SKU-A", quantity: 1, reason: "too_small")], expiresAt: expiry).event
+        let expired = ReturnExpired(
+            orderId: placed.orderId, returnId: "r-1", rma: "RMA-1", lines: [F.shipmentLine("1", "SKU-A", 1)], expiresAt: expiry, expiredAt: expiry).event
+        let (view, notes) = fold([placed.event, authorized, expired, expired])
+        #expect(view?.returns.first?.status == "expired")
+        #expect(notes.map(\.kind) == [.returnExpired] && notes.first?.data["rma"] == "RMA-1")
     }
 }

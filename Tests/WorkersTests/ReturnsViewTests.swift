@@ -126,6 +126,35 @@ private typealias F = PipelineFixtures
         #expect(throws: StageFailure.self) { try run([approve], from: authorized.state) }
     }
 
+    @Test func anRMANotReceivedBeforeItExpiresExpiresOnceAndALateParcelStillGoesToReview() throws {
+        let state = try delivered()
+        let authorized = try run([request("r-1", [("1", "SKU-A", 2)]).event, request("r-2", [("2", "SKU-B", 1)], after: 5).event], from: state)
+        let returns = try #require(authorized.state?.returns)
+        let first = try #require(returns.first?.expiresAt)
+        #expect(ReturnsMachine.expire(try #require(authorized.state), now: first.addingTimeInterval(-1)).state == nil, "not yet")
+        let expired = ReturnsMachine.expire(try #require(authorized.state), now: first)
+        #expect(expired.outputs == [
+            ReturnExpired(
+                orderId: orderId, returnId: "r-1", rma: returns[0].rma, lines: [F.shipmentLine("1", "SKU-A", 2)], expiresAt: first, expiredAt: first
+            ).event,
+        ], "only the RMA past its expiry; r-2 was authorized three days later")
+        #expect(expired.state?.returns.map(\.status) == ["expired", "authorized"])
+        #expect(ReturnsMachine.expire(try #require(expired.state), now: first).state == nil, "once")
+        // The parcel comes after all: restocked, its refund waits for an operator.
+        let late = try run([delivery("r-1", trackingNumber: label("r-1").trackingNumber, at: first.addingTimeInterval(F.days(1)))], from: expired.state)
+        #expect(late.state?.returns.first?.status == "review")
+        #expect(restocks(late.outputs.flatMap { $0 }).map(\.quantity) == [2] && refunds(late.outputs.flatMap { $0 }).isEmpty)
+
+        // Through the stage's timer.
+        var driver = StageDriver(stage: ReturnsStage(rules: Self.rules))
+        let events = [placed.event, shipment().event, delivery("s-1"), request("r-1", [("1", "SKU-A", 2)]).event]
+        for (index, event) in events.enumerated() { _ = driver.handle(F.envelope("r-\(index)", event), offset: Int64(index), now: F.now) }
+        #expect(driver.tick(now: first.addingTimeInterval(-60)).isEmpty)
+        let firings = driver.tick(now: first)
+        #expect(firings.count == 1 && firings.first?.outputs.map(\.topic) == [ReturnExpired.topic])
+        #expect(driver.tick(now: first.addingTimeInterval(60)).isEmpty, "expired once")
+    }
+
     // MARK: Appeasements
 
     func appease(_ id: String, _ minor: Int64, role: String = "agent", lineId: String? = nil, currency: CurrencyCode = .usd) -> Event {

@@ -116,6 +116,7 @@ E("NotificationKind", "Which customer message to send.", [
     ("cancelled", "Order cancelled."),
     ("review_invitation", "Invitation to review the order, a configured time after delivery."),
     ("order_changed", "The order was changed after it was placed: a new ship-to address or cancelled lines."),
+    ("return_expired", "An authorized return was not sent back before its RMA expired."),
 ])
 E("ChannelAction", "What a channel is told about one of its orders.", [
     ("ship", "A shipment left: mark its lines fulfilled with carrier and tracking."),
@@ -336,7 +337,7 @@ S("ParcelRecord", "A shipment as the shipping and returns stages remember it.", 
 ])
 S("ReturnRecord", "A return as the returns stage remembers it.", [
     ("returnId", "String", "Return id."),
-    ("status", "String", "awaiting_delivery (asked before this stage read the delivery), authorized, received, or review (received after the RMA expired: its refund waits for an operator)."),
+    ("status", "String", "awaiting_delivery (asked before this stage read the delivery), authorized, expired (not received before the RMA expired), received, or review (received after the RMA expired: its refund waits for an operator)."),
     ("rma", "String", "RMA number."),
     ("carrier", "String", "Return carrier."),
     ("trackingNumber", "String", "Return parcel tracking number."),
@@ -688,6 +689,11 @@ EV("ReturnReceived", "oms.return.received", 1, RE, ORDER_KEY, ORDER_KEY,
    "Returned goods arrived and were inspected.", [
     ("orderId", "String", "Order."), ("returnId", "String", "Return."), ("rma", "String", "RMA number."),
     ("lines", "[ReceivedReturnLine]", "What arrived."), ("receivedAt", "Date", "Receipt time."),
+])
+EV("ReturnExpired", "oms.return.expired", 1, RE, ORDER_KEY, ORDER_KEY,
+   "An authorized return was not received before its RMA expired: the customer is told; a parcel that still comes goes to review.", [
+    ("orderId", "String", "Order."), ("returnId", "String", "Return."), ("rma", "String", "RMA number."),
+    ("lines", "[ShipmentLine]", "Units the RMA covered."), ("expiresAt", "Date", "When the RMA expired."), ("expiredAt", "Date", "When the expiry was noticed."),
 ])
 EV("OrderAppeased", "oms.order.appeased", 1, RE, ORDER_KEY, ORDER_KEY,
    "An appeasement was granted: its refund is asked of the payment provider (a `RefundPayment` without a return).", [
@@ -1086,7 +1092,7 @@ TOPICS = [
     ("oms.allocation.state", "orderId", "compact", None, "order", ["allocation"], ["allocation"]),
     ("oms.orders.allocated", "orderId", "delete", None, "order", ["allocation"], ["shipping", "view", "report"]),
     ("oms.orders.commands", "orderId", "delete", None, "order", ["gateway", "ops", "intake"], ["payment", "shipping"]),
-    ("oms.orders.cancellations", "orderId", "delete", None, "order", ["shipping"], ["payment", "allocation", "view", "report", "channel-sync"]),
+    ("oms.orders.cancellations", "orderId", "delete", None, "order", ["shipping"], ["payment", "allocation", "returns", "view", "report", "channel-sync"]),
     ("oms.shipping.state", "orderId", "compact", None, "order", ["shipping"], ["shipping"]),
     ("oms.shipments.created", "orderId", "delete", None, "order", ["shipping"], ["returns", "view", "report", "channel-sync", "erp-feed", "invoicing"]),
     ("oms.shipments.index", "carrier/trackingNumber", "compact", None, "tracking", ["shipping", "returns"], ["tracking"]),
