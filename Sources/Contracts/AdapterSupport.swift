@@ -125,6 +125,10 @@ struct JSONObjectReader {
         return n
     }
 
+    func optionalInteger(_ key: String) throws(ContractError) -> Int? {
+        value(key) == nil ? nil : try integer(key)
+    }
+
     func bool(_ key: String) throws(ContractError) -> Bool? {
         guard let value = value(key) else { return nil }
         switch value {

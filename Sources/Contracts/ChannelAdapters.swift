@@ -14,6 +14,32 @@ public enum ChannelOrderChange: Sendable, Hashable, Codable {
     case cancel(CancelOrder)
     /// Any other status change, kept for the order view and operators.
     case statusChanged(ChannelOrderStatusChange)
+    /// The order as the channel holds it now (an edit, or a cancel), for intake to turn
+    /// into the commands an operator would send: its body names no channel.
+    case edited(ChannelOrderEdit)
+}
+
+/// An order as a channel holds it after an edit: what intake turns into commands.
+public struct ChannelOrderEdit: Sendable, Hashable, Codable {
+    /// Channel order id.
+    public var externalOrderId: String
+    /// Set when the channel cancelled the order.
+    public var cancelled: Reason?
+    /// The ship-to address now.
+    public var shippingAddress: Address?
+    /// Units removed from each line since it was placed (cumulative, not this edit's).
+    public var removed: [LineQuantity]
+    /// When the channel changed it.
+    public var changedAt: Date
+
+    /// Memberwise initializer.
+    public init(externalOrderId: String, cancelled: Reason?, shippingAddress: Address?, removed: [LineQuantity], changedAt: Date) {
+        self.externalOrderId = externalOrderId
+        self.cancelled = cancelled
+        self.shippingAddress = shippingAddress
+        self.removed = removed
+        self.changedAt = changedAt
+    }
 }
 
 /// A channel status change that needs no command (e.g. Amazon `Shipped` for an FBA order).
@@ -49,6 +75,8 @@ public enum ChannelAdapters {
         case .shopifyOrder: return .order(try ShopifyOrderAdapter.decode(body, limits: limits))
         case .amazonOrder: return .order(try AmazonOrderAdapter.decode(body, limits: limits))
         case .amazonOrderChange: return .change(try AmazonOrderChangeAdapter.decode(body, limits: limits))
+        case .shopifyOrderUpdated: return .change(.edited(try ShopifyOrderAdapter.edit(body, cancel: false, limits: limits)))
+        case .shopifyOrderCancelled: return .change(.edited(try ShopifyOrderAdapter.edit(body, cancel: true, limits: limits)))
         case .posSale: return .order(try POSSaleAdapter.decode(body, limits: limits))
         case .canonical: return .order(try CanonicalOrderAdapter.decode(body, limits: limits))
         }
@@ -143,6 +171,39 @@ public enum ShopifyOrderAdapter {
             serviceLevel: ServiceLevel(shippingText: [methodCode, method].compactMap { $0 }.joined(separator: " ")))
         try order.validateShape()
         return order
+    }
+
+    /// Decodes an `orders/updated` (`cancel` false) or `orders/cancelled` body: the
+    /// ship-to address and the units each line lost to order edits (`quantity` −
+    /// `current_quantity`), or the cancel with its `cancel_reason`.
+    public static func edit<Body: Collection>(_ body: Body, cancel: Bool, limits: AdapterLimits = .default) throws(ContractError)
+        -> ChannelOrderEdit where Body.Element == UInt8
+    {
+        let root = try JSONObjectReader(try limits.parse(body), path: "$")
+        let externalID = try root.identifier("id")
+        let changedAt: Date
+        if let updated = try root.optionalDate("updated_at") { changedAt = updated } else { changedAt = try root.date("created_at") }
+        if cancel {
+            guard try root.optionalText("cancelled_at") != nil else {
+                throw .invalidField(path: root.at("cancelled_at"), reason: "an orders/cancelled body names when the order was cancelled")
+            }
+            let code = try root.optionalText("cancel_reason") ?? "other"
+            return ChannelOrderEdit(
+                externalOrderId: externalID, cancelled: Reason(code: "channel_\(code)", message: "cancelled in Shopify (\(code))"), shippingAddress: nil,
+                removed: [], changedAt: changedAt)
+        }
+        var removed: [LineQuantity] = []
+        for item in try root.objects("line_items") {
+            let quantity = try item.integer("quantity")
+            // Without current_quantity (API versions before 2023-01) nothing was removed.
+            guard let current = try item.optionalInteger("current_quantity"), current < quantity else { continue }
+            guard current >= 0 else { throw .invalidField(path: item.at("current_quantity"), reason: "must not be negative") }
+            removed.append(LineQuantity(lineId: try item.identifier("id"), quantity: quantity - current))
+        }
+        let email = try root.optionalText("email")
+        let shippingAddress = try root.optionalObject("shipping_address").map { o throws(ContractError) in try address(o, email: email) }
+        return ChannelOrderEdit(
+            externalOrderId: externalID, cancelled: nil, shippingAddress: shippingAddress, removed: removed, changedAt: changedAt)
     }
 
     static func paymentStatus(_ root: JSONObjectReader) throws(ContractError) -> PaymentAuthorizationStatus {

@@ -37,6 +37,10 @@ public enum ChannelFormat: String, Sendable, Hashable, Codable, CaseIterable {
     case amazonOrder = "amazon_order"
     /// Amazon SP-API `ORDER_CHANGE` notification.
     case amazonOrderChange = "amazon_order_change"
+    /// Shopify `orders/updated` webhook: the order as it is now; a new ship-to address and units removed by order edits become commands.
+    case shopifyOrderUpdated = "shopify_order_updated"
+    /// Shopify `orders/cancelled` webhook: a cancel command.
+    case shopifyOrderCancelled = "shopify_order_cancelled"
     /// OrderFleet store POS sale format.
     case posSale = "pos_sale"
     /// The canonical order JSON itself.

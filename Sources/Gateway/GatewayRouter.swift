@@ -40,12 +40,18 @@ extension Gateway {
         add(GatewayRoutes.shopifyOrders, to: router, guard: .signature(.base64, header: .shopifyHmac) { call throws(GatewayError) in
             try Self.shop(of: call, secrets).secret
         }, dedupe: .header(.shopifyWebhookID)) { call throws(GatewayError) in
-            if let topic = call.header(.shopifyTopic), topic != "orders/create" {
-                throw .invalidBody("X-Shopify-Topic '\(topic)' is not served here; subscribe orders/create to this address")
+            let channel = try Self.shop(of: call, secrets).channel
+            switch call.header(.shopifyTopic) ?? "orders/create" {
+            case "orders/create":
+                return try await self.acceptOrder(
+                    call, format: .shopifyOrder, channel: .assigned(channel), route: GatewayRoutes.shopifyOrders, delivery: .shopifyWebhookID)
+            case "orders/updated":
+                return try await self.acceptChange(call, format: .shopifyOrderUpdated, channel: channel)
+            case "orders/cancelled":
+                return try await self.acceptChange(call, format: .shopifyOrderCancelled, channel: channel)
+            case let topic:
+                throw .invalidBody("X-Shopify-Topic '\(topic)' is not served here; subscribe orders/create, orders/updated and orders/cancelled to this address")
             }
-            return try await self.acceptOrder(
-                call, format: .shopifyOrder, channel: .assigned(try Self.shop(of: call, secrets).channel), route: GatewayRoutes.shopifyOrders,
-                delivery: .shopifyWebhookID)
         }
 
         add(GatewayRoutes.channelOrders, to: router, guard: .signature(.omsHex, header: .omsSignature) { call throws(GatewayError) in
@@ -225,18 +231,8 @@ extension Gateway {
     private func acceptOrder(
         _ call: Call, format: ChannelFormat, channel: OrderChannel, route: GatewayRoutes.Route, delivery: HTTPField.Name
     ) async throws(GatewayError) -> (status: Int, body: [UInt8]) {
-        var order: CanonicalOrder
-        do {
-            guard case .order(let decoded) = try ChannelAdapters.decode(format: format, body: call.body) else {
-                throw GatewayError.invalidBody("a \(format.rawValue) body is a change, not an order")
-            }
-            order = decoded
-        } catch let error as ContractError {
-            throw .invalidBody(error.description)
-        } catch let error as GatewayError {
-            throw error
-        } catch {
-            throw .invalidBody("\(error)")
+        guard case .order(var order) = try Self.decode(format: format, body: call.body) else {
+            throw .invalidBody("a \(format.rawValue) body is a change, not an order")
         }
         switch channel {
         case .checked(let name) where order.channel != name:
@@ -251,6 +247,29 @@ extension Gateway {
         accepted.channel = order.channel
         accepted.externalOrderId = order.externalOrderId
         return (202, try Self.encode(accepted))
+    }
+
+    /// A channel's edit of an order it sent (Shopify `orders/updated`, `orders/cancelled`):
+    /// checked, recorded for intake under the order's key, so it follows the order.
+    private func acceptChange(_ call: Call, format: ChannelFormat, channel: String) async throws(GatewayError) -> (status: Int, body: [UInt8]) {
+        guard case .change(.edited(let edit)) = try Self.decode(format: format, body: call.body) else {
+            throw .invalidBody("a \(format.rawValue) body is not an order edit")
+        }
+        let inbound = InboundChannelOrder(channel: channel, format: format, externalOrderId: edit.externalOrderId, payload: Data(call.body), receivedAt: Date())
+        let report = try await produce(inbound.event, id: Self.eventID(call, GatewayRoutes.shopifyOrders, deliveryHeader: .shopifyWebhookID))
+        var accepted = Accepted(report, orderId: DeterministicID.orderID(channel: channel, externalOrderID: edit.externalOrderId))
+        accepted.channel = channel
+        accepted.externalOrderId = edit.externalOrderId
+        return (202, try Self.encode(accepted))
+    }
+
+    /// A channel body through its adapter, a 400 naming the field when it does not fit.
+    private static func decode(format: ChannelFormat, body: [UInt8]) throws(GatewayError) -> ChannelInput {
+        do {
+            return try ChannelAdapters.decode(format: format, body: body)
+        } catch {
+            throw .invalidBody(error.description)
+        }
     }
 
     private func acceptTracking(

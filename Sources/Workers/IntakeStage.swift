@@ -28,7 +28,7 @@ public struct IntakeStage: Stage {
     /// `channel/externalOrderId` for orders; the event id for change notifications,
     /// which repeat the order's key.
     public func idempotencyKey(for input: Envelope) -> String {
-        if case .inboundChannelOrder(let inbound) = input.event, inbound.format != .amazonOrderChange {
+        if case .inboundChannelOrder(let inbound) = input.event, ![.amazonOrderChange, .shopifyOrderUpdated, .shopifyOrderCancelled].contains(inbound.format) {
             return inbound.partitionKey
         }
         return input.id
@@ -50,6 +50,11 @@ public struct IntakeStage: Stage {
             return .emit(command.event)
         case .change(.statusChanged):
             return .none
+        case .change(.edited(let edit)):
+            guard edit.externalOrderId == inbound.externalOrderId else {
+                throw .rejected("the change is for order \(edit.externalOrderId), the record for \(inbound.externalOrderId)")
+            }
+            return StageOutcome(outputs: Self.commands(for: edit, channel: inbound.channel).map { StageOutput($0) })
         case .order(var order):
             // A Shopify body names no shop: the gateway chose the channel from the
             // webhook's X-Shopify-Shop-Domain (one channel per shop) and keyed the record so.
@@ -69,6 +74,32 @@ public struct IntakeStage: Stage {
                 rejectedAt: input.now)
             return .emit(rejected.event)
         }
+    }
+
+    /// The commands an operator would send for a channel's edit: a cancel; or a new
+    /// ship-to address (shipping ignores an unchanged one) and a line cancel per unit
+    /// removed, whose change id names the unit (`channel:<channel>/<line>/<n>`), so that
+    /// every later webhook repeating the edit is decided once.
+    public static func commands(for edit: ChannelOrderEdit, channel: String) -> [Event] {
+        let orderId = DeterministicID.orderID(channel: channel, externalOrderID: edit.externalOrderId)
+        let requestedBy = "channel:\(channel)"
+        if let reason = edit.cancelled {
+            return [CancelOrder(orderId: orderId, requestedBy: requestedBy, reason: reason, requestedAt: edit.changedAt).event]
+        }
+        var commands: [Event] = []
+        if let address = edit.shippingAddress {
+            commands.append(UpdateShippingAddress(orderId: orderId, shippingAddress: address, requestedBy: requestedBy, requestedAt: edit.changedAt).event)
+        }
+        let reason = Reason(code: "channel_edit", message: "removed in \(channel)")
+        for line in edit.removed where line.quantity > 0 {
+            for unit in 1...line.quantity {
+                commands.append(CancelOrderLines(
+                    orderId: orderId, changeId: "\(requestedBy)/\(line.lineId)/\(unit)", lines: [LineQuantity(lineId: line.lineId, quantity: 1)],
+                    requestedBy: requestedBy, reason: reason, requestedAt: edit.changedAt
+                ).event)
+            }
+        }
+        return commands
     }
 
     /// Every rule an order breaks, in a stable order; empty when it may be placed.

@@ -19,6 +19,9 @@ enum OrderChanges {
     static func changeAddress(
         _ state: ShippingState, command: UpdateShippingAddress, product: (String) -> CatalogProduct?, now: Date
     ) -> ShippingMachine.Step {
+        // A channel repeats the address in every update: the same address is no change.
+        if state.destination == command.shippingAddress, !state.cancelled { return ShippingMachine.Step(state: nil, outputs: []) }
+        if fromChannelTooEarly(state, requestedBy: command.requestedBy) { return ShippingMachine.Step(state: nil, outputs: []) }
         let problems = addressProblems(state, address: command.shippingAddress, product: product)
         guard problems.isEmpty else {
             return ShippingMachine.Step(state: nil, outputs: [
@@ -56,7 +59,9 @@ enum OrderChanges {
 
     /// Decides a line cancel.
     static func cancelLines(_ state: ShippingState, command: CancelOrderLines, now: Date) -> ShippingMachine.Step {
-        if state.changeIds?.contains(command.changeId) == true { return ShippingMachine.Step(state: nil, outputs: []) }
+        if state.changeIds?.contains(command.changeId) == true || fromChannelTooEarly(state, requestedBy: command.requestedBy) {
+            return ShippingMachine.Step(state: nil, outputs: [])
+        }
         let requested = Dictionary(command.lines.map { ($0.lineId, $0.quantity) }, uniquingKeysWith: +)
         var problems = tooLate(state).map { [$0] } ?? lineProblems(state, requested: requested)
         if command.lines.isEmpty { problems.append(Reason(code: "no_lines", message: "the request names no line")) }
@@ -120,6 +125,13 @@ enum OrderChanges {
             if units > 0 { left[line.lineId, default: 0] += units }
         }
         return left
+    }
+
+    /// A channel's edit read before the order itself (its `orders/updated` often follows
+    /// `orders/create` at once): passed over, not refused, since the channel repeats the
+    /// order's whole state in its next update.
+    private static func fromChannelTooEarly(_ state: ShippingState, requestedBy: String) -> Bool {
+        state.totals == nil && requestedBy.hasPrefix("channel:")
     }
 
     /// A refusal that comes before looking at the change: the order is cancelled, or

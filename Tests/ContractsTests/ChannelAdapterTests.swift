@@ -40,6 +40,48 @@ private func expectTotalsConsistent(_ order: CanonicalOrder, sourceLocation: Sou
         #expect(placed.orderId == DeterministicID.orderID(channel: "shopify", externalOrderID: "5678901234567"))
     }
 
+    /// `orders/updated`: the address now and the units order edits removed
+    /// (`quantity` − `current_quantity`); `orders/cancelled`: the cancel and its reason.
+    @Test func shopifyEditsAreReadAsTheOrderNow() throws {
+        let updated = try Fixtures.edited("shopify_orders_create.json") { o in
+            var items = o["line_items"] as? [[String: Any]] ?? []
+            items[0]["current_quantity"] = 1
+            items[1]["current_quantity"] = 0
+            o["line_items"] = items
+            var address = o["shipping_address"] as? [String: Any] ?? [:]
+            address["address1"] = "9 Other Rd"
+            o["shipping_address"] = address
+            o["updated_at"] = "2026-12-05T10:00:00Z"
+        }
+        guard case .change(.edited(let edit)) = try ChannelAdapters.decode(format: .shopifyOrderUpdated, body: updated) else {
+            Issue.record("an orders/updated body is an edit")
+            return
+        }
+        #expect(edit.externalOrderId == "5678901234567" && edit.cancelled == nil)
+        #expect(edit.removed == [LineQuantity(lineId: "13579246801358", quantity: 2)], "the cloak kept its unit, both socks were removed")
+        #expect(edit.shippingAddress?.lines.contains("9 Other Rd") == true)
+        #expect(edit.changedAt == RFC3339.parse("2026-12-05T10:00:00Z"))
+        // Before API 2023-01 there is no current_quantity: nothing was removed.
+        guard case .change(.edited(let plain)) = try ChannelAdapters.decode(format: .shopifyOrderUpdated, body: try Fixtures.bytes("shopify_orders_create.json")) else {
+            Issue.record("an orders/updated body is an edit")
+            return
+        }
+        #expect(plain.removed.isEmpty)
+
+        let cancelled = try Fixtures.edited("shopify_orders_create.json") { o in
+            o["cancelled_at"] = "2026-12-05T11:00:00Z"
+            o["cancel_reason"] = "customer"
+        }
+        guard case .change(.edited(let cancel)) = try ChannelAdapters.decode(format: .shopifyOrderCancelled, body: cancelled) else {
+            Issue.record("an orders/cancelled body is an edit")
+            return
+        }
+        #expect(cancel.cancelled?.code == "channel_customer")
+        #expect(throws: ContractError.self) {
+            try ChannelAdapters.decode(format: .shopifyOrderCancelled, body: try Fixtures.bytes("shopify_orders_create.json"))
+        }
+    }
+
     @Test func extraFieldsAreIgnored() throws {
         let base = try ShopifyOrderAdapter.decode(try Fixtures.bytes("shopify_orders_create.json"))
         let body = try Fixtures.edited("shopify_orders_create.json") { o in

@@ -283,6 +283,31 @@ struct GatewayTests {
             }
             #expect(cancels.count == 1)
 
+            // Shopify's own edit (orders/updated): one line cancel per removed unit, named by
+            // the unit, so the same webhook again changes nothing; an unknown topic is a 400.
+            var edited = try #require(try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])
+            var items = try #require(edited["line_items"] as? [[String: Any]])
+            items[1]["current_quantity"] = 1
+            edited["line_items"] = items
+            let update = Array(try JSONSerialization.data(withJSONObject: edited))
+            let updateHeaders = [
+                "X-Shopify-Hmac-Sha256": WebhookSignature.base64.sign(update, secret: Self.shopifySecret), "X-Shopify-Webhook-Id": TestCluster.uniqueName("wh"),
+                "X-Shopify-Topic": "orders/updated",
+            ]
+            let updated = try await harness.post("/v1/channels/shopify/orders", body: update, headers: updateHeaders)
+            #expect(updated.status == 202 && updated.json["orderId"] as? String == orderId, "\(updated.text)")
+            let socks = try #require(items[1]["id"].map { "\($0)" })
+            let channelCut = try await waitUntil(timeout: .seconds(60)) {
+                try await harness.records(CancelOrderLines.topic).compactMap { try? Envelope.decode($0.eventRecord) }.contains { envelope in
+                    if case .cancelOrderLines(let c) = envelope.event { c.orderId == orderId && c.changeId == "channel:shopify/\(socks)/1" } else { false }
+                }
+            }
+            #expect(channelCut, "intake turned the removed sock into a line cancel")
+            var unknownTopic = updateHeaders
+            unknownTopic["X-Shopify-Topic"] = "products/update"
+            unknownTopic["X-Shopify-Webhook-Id"] = TestCluster.uniqueName("wh")
+            #expect(try await harness.post("/v1/channels/shopify/orders", body: update, headers: unknownTopic).status == 400)
+
             // A carrier webhook: verified, normalized, on the tracking topic.
             let tracker = try DemoEasyPost.body(trackingNumber: "1Z999", carrier: "UPS")
             let tracked = try await harness.post("/v1/carriers/easypost/events", body: tracker, headers: ["X-Hmac-Signature": WebhookSignature.easyPostHex.sign(tracker, secret: Self.easyPostSecret)])

@@ -117,6 +117,36 @@ private typealias F = PipelineFixtures
         #expect(F.codes(rejection(out[5])?.reasons ?? []) == ["order_cancelled"])
     }
 
+    @Test func theSameAddressAgainIsNoChangeAndAChannelEditBeforeTheOrderIsPassedOver() throws {
+        var driver = driver()
+        let early = UpdateShippingAddress(orderId: orderId, shippingAddress: sanFrancisco, requestedBy: "channel:shopify", requestedAt: F.now).event
+        let earlyCut = CancelOrderLines(
+            orderId: orderId, changeId: "channel:shopify/1/1", lines: [LineQuantity(lineId: "1", quantity: 1)], requestedBy: "channel:shopify",
+            reason: reason, requestedAt: F.now).event
+        let out = run([early, earlyCut, placed.event, moveTo(placed.shippingAddress, by: "channel:shopify"), earlyCut], driver: &driver)
+        #expect(out[0] == [] && out[1] == [], "the channel repeats its whole order in the next update")
+        #expect(out[3] == [], "an unchanged address is no change")
+        #expect(out[4].contains { if case .orderLinesCancelled = $0 { true } else { false } }, "the repeated edit, now the order is known")
+    }
+
+    /// A channel's edit becomes the commands an operator would send: a cancel, or the
+    /// address and one line cancel per removed unit, named by the unit.
+    @Test func channelEditsBecomeCommands() throws {
+        let edit = ChannelOrderEdit(
+            externalOrderId: "S-1", cancelled: nil, shippingAddress: sanFrancisco, removed: [LineQuantity(lineId: "7", quantity: 2)], changedAt: F.now)
+        let commands = IntakeStage.commands(for: edit, channel: "shopify")
+        let id = DeterministicID.orderID(channel: "shopify", externalOrderID: "S-1")
+        #expect(commands.first == UpdateShippingAddress(orderId: id, shippingAddress: sanFrancisco, requestedBy: "channel:shopify", requestedAt: F.now).event)
+        let cuts = commands.compactMap { if case .cancelOrderLines(let c) = $0 { c } else { nil } }
+        #expect(cuts.map(\.changeId) == ["channel:shopify/7/1", "channel:shopify/7/2"])
+        #expect(cuts.allSatisfy { $0.orderId == id && $0.lines == [LineQuantity(lineId: "7", quantity: 1)] })
+        var cancel = edit
+        cancel.cancelled = Reason(code: "channel_customer", message: "cancelled in Shopify (customer)")
+        #expect(IntakeStage.commands(for: cancel, channel: "shopify") == [
+            CancelOrder(orderId: id, requestedBy: "channel:shopify", reason: cancel.cancelled!, requestedAt: F.now).event,
+        ])
+    }
+
     // MARK: Lines
 
     @Test func lineCancelBeforeShipmentShipsAndCapturesOnlyWhatIsLeft() throws {

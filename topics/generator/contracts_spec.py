@@ -33,6 +33,8 @@ E("ChannelFormat", "Which adapter understands an inbound payload.", [
     ("shopify_order", "Shopify `orders/create` webhook, REST Order JSON."),
     ("amazon_order", "Amazon SP-API Orders API order with its OrderItems."),
     ("amazon_order_change", "Amazon SP-API `ORDER_CHANGE` notification."),
+    ("shopify_order_updated", "Shopify `orders/updated` webhook: the order as it is now; a new ship-to address and units removed by order edits become commands."),
+    ("shopify_order_cancelled", "Shopify `orders/cancelled` webhook: a cancel command."),
     ("pos_sale", "OrderFleet store POS sale format."),
     ("canonical", "The canonical order JSON itself."),
 ])
