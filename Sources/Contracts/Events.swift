@@ -27,6 +27,8 @@ public struct CatalogProduct: Sendable, Hashable, Codable {
     public var shipFromStore: Bool?
     /// Drop-ship supplier location that ships this SKU; its lines are sourced only there.
     public var dropShipSupplier: String?
+    /// Product category (e.g. `swimwear`, `furniture`), for rules by category such as return windows.
+    public var category: String?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -40,7 +42,8 @@ public struct CatalogProduct: Sendable, Hashable, Codable {
         prices: [RegionPrice],
         sellable: Bool? = nil,
         shipFromStore: Bool? = nil,
-        dropShipSupplier: String? = nil
+        dropShipSupplier: String? = nil,
+        category: String? = nil
     ) {
         self.sku = sku
         self.title = title
@@ -53,6 +56,7 @@ public struct CatalogProduct: Sendable, Hashable, Codable {
         self.sellable = sellable
         self.shipFromStore = shipFromStore
         self.dropShipSupplier = dropShipSupplier
+        self.category = category
     }
 }
 
@@ -2461,6 +2465,8 @@ public struct ReturnsState: Sendable, Hashable, Codable {
     public var country: String?
     /// Units cancelled before they shipped (OrderLinesCancelled): never paid, so never appeased.
     public var cancelledLines: [ShipmentLine]?
+    /// Product category per line id, from the catalog when the order was read: its return window.
+    public var categories: [String: String]?
     /// Line cancels counted, so a replayed one is counted once.
     public var changeIds: [String]?
 
@@ -2479,6 +2485,7 @@ public struct ReturnsState: Sendable, Hashable, Codable {
         appeased: Money? = nil,
         country: String? = nil,
         cancelledLines: [ShipmentLine]? = nil,
+        categories: [String: String]? = nil,
         changeIds: [String]? = nil
     ) {
         self.orderId = orderId
@@ -2494,6 +2501,7 @@ public struct ReturnsState: Sendable, Hashable, Codable {
         self.appeased = appeased
         self.country = country
         self.cancelledLines = cancelledLines
+        self.categories = categories
         self.changeIds = changeIds
     }
 }

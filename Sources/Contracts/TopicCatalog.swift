@@ -114,7 +114,7 @@ public enum TopicCatalog {
     public static let topics: [TopicSpec] = [
         TopicSpec(
             name: "oms.catalog.products", key: "sku", cleanupPolicy: .compact,
-            writers: ["pim-connector", "oms catalog import"], readers: ["intake", "allocation", "shipping"]),
+            writers: ["pim-connector", "oms catalog import"], readers: ["intake", "allocation", "shipping", "returns"]),
         TopicSpec(
             name: "oms.orders.inbound", key: "channel/externalOrderId", cleanupPolicy: .delete, retentionMs: 7 * day,
             writers: ["gateway", "marketplaces"], readers: ["intake"]),

@@ -61,7 +61,7 @@ public enum RulesFile {
         "shipping": ["rates", "zoneBands", "promiseDays", "trackingWindowDays"],
         "shipping.rates[]": ["carrier", "service", "serviceLevel", "zones", "maxWeightGrams", "price", "transitDays", "hazmat"],
         "shipping.zoneBands[]": ["name", "maxKm"],
-        "returns": ["windowDays", "channelWindowDays", "countryWindowDays", "writeOffReasons", "receivingLocation", "carrier", "rmaValidDays", "appeasements"],
+        "returns": ["windowDays", "channelWindowDays", "countryWindowDays", "categoryWindowDays", "writeOffReasons", "receivingLocation", "carrier", "rmaValidDays", "appeasements"],
         "returns.appeasements": ["perRole", "perOrder"],
         "notifications": ["reviewInvitationDelaySeconds", "trackingURL", "checkIntervalSeconds"],
         "sla": ["rules", "checkIntervalSeconds"],

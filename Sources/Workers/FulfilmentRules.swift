@@ -155,14 +155,18 @@ public struct ReturnRules: Sendable, Hashable, Codable {
     public var rmaValidDays: Int
     /// Limits of goodwill refunds without a return.
     public var appeasements: AppeasementRules
+    /// Per product category windows (catalog `category` → days) that override every
+    /// other window for the lines of that category.
+    public var categoryWindowDays: [String: Int]
 
     /// Creates return rules.
     public init(
         windowDays: Int = 30, channelWindowDays: [String: Int] = [:], writeOffReasons: [String] = ["damaged", "defective"],
         receivingLocation: String? = nil, carrier: String = "oms-post", rmaValidDays: Int = 30, appeasements: AppeasementRules = AppeasementRules(),
-        countryWindowDays: [String: Int] = [:]
+        countryWindowDays: [String: Int] = [:], categoryWindowDays: [String: Int] = [:]
     ) {
         self.appeasements = appeasements
+        self.categoryWindowDays = categoryWindowDays
         self.countryWindowDays = countryWindowDays
         self.windowDays = windowDays
         self.channelWindowDays = channelWindowDays
@@ -172,9 +176,12 @@ public struct ReturnRules: Sendable, Hashable, Codable {
         self.rmaValidDays = rmaValidDays
     }
 
-    /// The return window of `channel`, in days.
-    public func window(channel: String?, country: String? = nil) -> Int {
-        channel.flatMap { channelWindowDays[$0] } ?? country.flatMap { countryWindowDays[$0] } ?? windowDays
+    /// The return window, in days, of a line of `category` in an order of `channel`
+    /// shipped to `country`: the category's, else the channel's, else the country's,
+    /// else ``windowDays``.
+    public func window(channel: String?, country: String? = nil, category: String? = nil) -> Int {
+        category.flatMap { categoryWindowDays[$0] } ?? channel.flatMap { channelWindowDays[$0] } ?? country.flatMap { countryWindowDays[$0] }
+            ?? windowDays
     }
 
     func problems(locations: Set<String>) -> [String] {
@@ -185,6 +192,9 @@ public struct ReturnRules: Sendable, Hashable, Codable {
         }
         for (country, days) in countryWindowDays.sorted(by: { $0.key < $1.key }) where days < 0 || (try? CountryCode(country)) == nil {
             problems.append("returns.countryWindowDays.\(country): an ISO country code and days ≥ 0")
+        }
+        for (category, days) in categoryWindowDays.sorted(by: { $0.key < $1.key }) where days < 0 {
+            problems.append("returns.categoryWindowDays.\(category): must not be negative")
         }
         if let location = receivingLocation, !locations.contains(location) {
             problems.append("returns.receivingLocation: no such location '\(location)'")
@@ -363,7 +373,9 @@ extension ShippingRules {
 }
 
 extension ReturnRules {
-    private enum CodingKeys: String, CodingKey { case windowDays, channelWindowDays, countryWindowDays, writeOffReasons, receivingLocation, carrier, rmaValidDays, appeasements }
+    private enum CodingKeys: String, CodingKey {
+        case windowDays, channelWindowDays, countryWindowDays, categoryWindowDays, writeOffReasons, receivingLocation, carrier, rmaValidDays, appeasements
+    }
 
     /// Decodes return rules; missing keys take their defaults.
     public init(from decoder: any Decoder) throws {
@@ -377,7 +389,8 @@ extension ReturnRules {
             carrier: try c.decodeIfPresent(String.self, forKey: .carrier) ?? d.carrier,
             rmaValidDays: try c.decodeIfPresent(Int.self, forKey: .rmaValidDays) ?? d.rmaValidDays,
             appeasements: try c.decodeIfPresent(AppeasementRules.self, forKey: .appeasements) ?? d.appeasements,
-            countryWindowDays: try c.decodeIfPresent([String: Int].self, forKey: .countryWindowDays) ?? d.countryWindowDays)
+            countryWindowDays: try c.decodeIfPresent([String: Int].self, forKey: .countryWindowDays) ?? d.countryWindowDays,
+            categoryWindowDays: try c.decodeIfPresent([String: Int].self, forKey: .categoryWindowDays) ?? d.categoryWindowDays)
     }
 }
 

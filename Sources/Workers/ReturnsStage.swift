@@ -23,6 +23,8 @@ public struct ReturnsStage: Stage {
     public let name = "returns"
     /// Placed orders, shipments, tracking events, return requests and receipts.
     public let inputTopics = [OrderPlaced.topic, ShipmentCreated.topic, ShipmentDelivered.topic, ReturnRequested.topic, OrderLinesCancelled.topic]
+    /// The catalog, for each line's category (its return window).
+    public let globalTables = [CatalogProduct.topic]
     /// oms.returns.state.
     public let changelogTopic: String? = ReturnsState.topic
     /// Windows, dispositions, locations.
@@ -71,7 +73,10 @@ public struct ReturnsStage: Stage {
         }
         var current: ReturnsState?
         if case .returnsState(let stored) = state.value(orderId) { current = stored }
-        let step = try ReturnsMachine.advance(current, orderId: orderId, on: input.event, rules: rules, connector: connector, now: input.now)
+        let step = try ReturnsMachine.advance(current, orderId: orderId, on: input.event, rules: rules, connector: connector, now: input.now) { sku in
+            if case .catalogProduct(let product) = state.table(CatalogProduct.topic, key: sku) { return product.category }
+            return nil
+        }
         var outcome = StageOutcome(outputs: step.outputs.map { StageOutput($0) })
         if var next = step.state, next != current {
             next.updatedAt = input.now
@@ -93,7 +98,8 @@ public enum ReturnsMachine {
 
     /// Applies one event.
     public static func advance(
-        _ current: ReturnsState?, orderId: String, on event: Event, rules: BusinessRules, connector: any CarrierConnector, now: Date
+        _ current: ReturnsState?, orderId: String, on event: Event, rules: BusinessRules, connector: any CarrierConnector, now: Date,
+        category: (String) -> String? = { _ in nil }
     ) throws(StageFailure) -> Step {
         var state = current ?? ReturnsState(orderId: orderId, lines: [], shipments: [], returns: [], refunded: [], updatedAt: now)
         switch event {
@@ -104,6 +110,10 @@ public enum ReturnsMachine {
             state.lines = order.lines
             state.totals = order.totals
             state.country = order.shippingAddress.country.code
+            // The terms of the day of purchase: a product moved to another category later
+            // does not change the window of orders already placed.
+            let categories = order.lines.reduce(into: [String: String]()) { $0[$1.lineId] = category($1.sku) }
+            state.categories = categories.isEmpty ? nil : categories
             return Step(state: state, outputs: [])
         case .shipmentCreated(let shipment):
             if let index = state.shipments.firstIndex(where: { $0.shipmentId == shipment.shipmentId }) {
@@ -302,9 +312,9 @@ public enum ReturnsMachine {
         let pending = state.returns.filter { $0.status != awaitingDelivery }.flatMap(\.lines)
             .reduce(into: [String: Int]()) { $0[$1.lineId, default: 0] += $1.quantity }
         let asked = request.lines.reduce(into: [String: Int]()) { $0[$1.lineId, default: 0] += $1.quantity }
-        let days = rules.window(channel: state.channel, country: state.country)
-        let window = TimeInterval(days) * 86_400
         for (lineId, quantity) in asked.sorted(by: { $0.key < $1.key }) {
+            let days = rules.window(channel: state.channel, country: state.country, category: state.categories?[lineId])
+            let window = TimeInterval(days) * 86_400
             guard let line = state.lines.first(where: { $0.lineId == lineId }) else {
                 reasons.append(Reason(code: "line_unknown", message: "line \(lineId) is not in the order"))
                 continue

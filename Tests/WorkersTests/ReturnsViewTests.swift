@@ -313,6 +313,26 @@ private typealias F = PipelineFixtures
         #expect(returns.window(channel: "pos", country: "DE") == 60 && returns.window(channel: "pos", country: "FR") == 30)
     }
 
+    @Test func aCategoryWindowComesBeforeEveryOtherForItsLinesOnly() throws {
+        var returns = Self.rules.returns
+        returns.categoryWindowDays = ["swimwear": 7]
+        returns.channelWindowDays["web"] = 60
+        let rules = BusinessRules(locations: Self.rules.locations, returns: returns)
+        // SKU-A is swimwear in the catalog when the order is read; SKU-B has no category.
+        let category: (String) -> String? = { $0 == "SKU-A" ? "swimwear" : nil }
+        var state: ReturnsState?
+        for event in [placed.event, shipment().event, delivery("s-1")] {
+            state = try ReturnsMachine.advance(state, orderId: orderId, on: event, rules: rules, connector: connector, now: F.now, category: category).state
+        }
+        let delivered = try #require(state)
+        #expect(delivered.categories == ["1": "swimwear"])
+        #expect(F.codes(ReturnsMachine.eligibility(of: request("r-1", [("1", "SKU-A", 1), ("2", "SKU-B", 1)], after: 8), state: delivered, rules: returns))
+            == ["window_passed"], "the swimwear line's 7 days are over, the other line keeps the channel's 60")
+        #expect(ReturnsMachine.eligibility(of: request("r-1", [("2", "SKU-B", 1)], after: 59), state: delivered, rules: returns) == [])
+        #expect(returns.window(channel: "web", country: "US", category: "swimwear") == 7)
+        #expect(returns.window(channel: "web", country: "US", category: "shoes") == 60)
+    }
+
     // MARK: Authorization
 
     @Test func authorizedReturnGetsAnRMALabelAndIndexEntry() throws {
@@ -876,5 +896,21 @@ private typealias F = PipelineFixtures
             Issue.record("sla-watch reads views only: \(wrong.kind)")
             return
         }
+    }
+}
+
+/// The catalog CSV's columns, the category among them.
+@Suite struct CatalogImportTests {
+    @Test func aCatalogCSVRowBecomesAProductWithItsCategory() throws {
+        let csv = """
+            sku,title,weight_grams,length_mm,width_mm,height_mm,launch_date,blocked_countries,hazmat,prices,sellable,ship_from_store,drop_ship_supplier,category
+            SWIM-1,Swim shorts,200,300,200,20,,CU IR,no,US=USD 29.00,yes,,,swimwear
+            LAMP-01,Desk lamp,1200,400,200,200,,,false,,,,SUP-ACME,
+            """
+        let products = try DataImport.products(Data(csv.utf8), json: false)
+        #expect(products.map(\.sku) == ["SWIM-1", "LAMP-01"])
+        #expect(products[0].category == "swimwear" && products[0].blockedCountries.map(\.code) == ["CU", "IR"])
+        #expect(products[1].category == nil && products[1].dropShipSupplier == "SUP-ACME")
+        #expect(throws: DataImport.Failure.self) { try DataImport.products(Data("sku,title\nX,\"unterminated\n".utf8), json: false) }
     }
 }

@@ -370,6 +370,7 @@ EV("CatalogProduct", "oms.catalog.product", 1, "oms.catalog.products", "sku", "s
     ("sellable", "Bool?", "False when discontinued or blocked from sale; absent means sellable."),
     ("shipFromStore", "Bool?", "May ship from store locations (absent: no)."),
     ("dropShipSupplier", "String?", "Drop-ship supplier location that ships this SKU; its lines are sourced only there."),
+    ("category", "String?", "Product category (e.g. `swimwear`, `furniture`), for rules by category such as return windows."),
 ])
 EV("InboundChannelOrder", "oms.order.inbound", 1, "oms.orders.inbound", '"\\(channel)/\\(externalOrderId)"', '"\\(channel)/\\(externalOrderId)"',
    "A channel payload exactly as received, before any interpretation; intake decodes it with the adapter named by `format`.", [
@@ -727,6 +728,7 @@ EV("ReturnsState", "oms.returns.state", 1, "oms.returns.state", ORDER_KEY, ORDER
     ("appeased", "Money?", "What granted appeasements gave back so far."),
     ("country", "String?", "Ship-to country, for its return window."),
     ("cancelledLines", "[ShipmentLine]?", "Units cancelled before they shipped (OrderLinesCancelled): never paid, so never appeased."),
+    ("categories", "[String: String]?", "Product category per line id, from the catalog when the order was read: its return window."),
     ("changeIds", "[String]?", "Line cancels counted, so a replayed one is counted once."),
 ])
 PC = "oms.payments.commands"
@@ -1080,7 +1082,7 @@ EV("DeadLetter", "oms.deadletter", 1, "oms.deadletter", "originalKeyText", '"\\(
 DAY_MS = 86_400_000
 # name, key, cleanup, retention_ms, co_partition_group, writers, readers
 TOPICS = [
-    ("oms.catalog.products", "sku", "compact", None, None, ["pim-connector", "oms catalog import"], ["intake", "allocation", "shipping"]),
+    ("oms.catalog.products", "sku", "compact", None, None, ["pim-connector", "oms catalog import"], ["intake", "allocation", "shipping", "returns"]),
     ("oms.orders.inbound", "channel/externalOrderId", "delete", 7 * DAY_MS, None, ["gateway", "marketplaces"], ["intake"]),
     ("oms.orders.placed", "orderId", "delete", None, "order", ["intake"], ["payment", "allocation", "shipping", "returns", "view", "report", "channel-sync", "erp-feed", "invoicing"]),
     ("oms.orders.rejected", "orderId", "delete", None, "order", ["intake"], ["view", "report"]),
