@@ -209,6 +209,8 @@ public enum NotificationKind: String, Sendable, Hashable, Codable, CaseIterable 
     case orderChanged = "order_changed"
     /// An authorized return was not sent back before its RMA expired.
     case returnExpired = "return_expired"
+    /// Store credit was granted (a goodwill gesture).
+    case storeCredit = "store_credit"
 }
 
 /// What a channel is told about one of its orders.
@@ -1413,6 +1415,8 @@ public struct CustomerOrder: Sendable, Hashable, Codable {
     public var total: Money?
     /// Refunds requested so far; nil when none.
     public var refunded: Money?
+    /// Store credit granted on it; nil when none.
+    public var storeCredit: Money?
     /// Its returns.
     public var returns: [CustomerReturn]
     /// Messages sent about it, as `kind` or `kind/subject`, in order.
@@ -1431,6 +1435,7 @@ public struct CustomerOrder: Sendable, Hashable, Codable {
         currency: CurrencyCode,
         total: Money? = nil,
         refunded: Money? = nil,
+        storeCredit: Money? = nil,
         returns: [CustomerReturn],
         notifications: [String],
         placedAt: Date,
@@ -1443,6 +1448,7 @@ public struct CustomerOrder: Sendable, Hashable, Codable {
         self.currency = currency
         self.total = total
         self.refunded = refunded
+        self.storeCredit = storeCredit
         self.returns = returns
         self.notifications = notifications
         self.placedAt = placedAt
@@ -1460,17 +1466,21 @@ public struct CustomerTotals: Sendable, Hashable, Codable {
     public var notifications: Int
     /// Per currency (sorted by code): totals of the orders neither rejected, declined nor cancelled, less their refunds.
     public var value: [Money]
+    /// Store credit granted on them, per currency (sorted by code); nil when none.
+    public var storeCredit: [Money]?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
         orders: Int,
         returns: Int,
         notifications: Int,
-        value: [Money]
+        value: [Money],
+        storeCredit: [Money]? = nil
     ) {
         self.orders = orders
         self.returns = returns
         self.notifications = notifications
         self.value = value
+        self.storeCredit = storeCredit
     }
 }

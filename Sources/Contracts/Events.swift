@@ -1251,6 +1251,8 @@ public struct AppeaseOrder: Sendable, Hashable, Codable {
     public var lineId: String?
     /// Request time.
     public var requestedAt: Date
+    /// Give it as store credit for the customer's next order instead of money back (absent: money back).
+    public var storeCredit: Bool?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -1261,7 +1263,8 @@ public struct AppeaseOrder: Sendable, Hashable, Codable {
         requestedBy: String,
         role: String,
         lineId: String? = nil,
-        requestedAt: Date
+        requestedAt: Date,
+        storeCredit: Bool? = nil
     ) {
         self.orderId = orderId
         self.appeasementId = appeasementId
@@ -1271,6 +1274,7 @@ public struct AppeaseOrder: Sendable, Hashable, Codable {
         self.role = role
         self.lineId = lineId
         self.requestedAt = requestedAt
+        self.storeCredit = storeCredit
     }
 }
 
@@ -2299,7 +2303,7 @@ extension ReturnExpired: ContractEvent {
     public var event: Event { .returnExpired(self) }
 }
 
-/// An appeasement was granted: its refund is asked of the payment provider (a `RefundPayment` without a return).
+/// An appeasement was granted: its refund is asked of the payment provider (a `RefundPayment` without a return), or it is store credit.
 public struct OrderAppeased: Sendable, Hashable, Codable {
     /// Order.
     public var orderId: String
@@ -2317,6 +2321,8 @@ public struct OrderAppeased: Sendable, Hashable, Codable {
     public var lineId: String?
     /// Decision time.
     public var decidedAt: Date
+    /// Given as store credit (no refund; the CRM feed counts it per customer) rather than money back.
+    public var storeCredit: Bool?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -2327,7 +2333,8 @@ public struct OrderAppeased: Sendable, Hashable, Codable {
         requestedBy: String,
         role: String,
         lineId: String? = nil,
-        decidedAt: Date
+        decidedAt: Date,
+        storeCredit: Bool? = nil
     ) {
         self.orderId = orderId
         self.appeasementId = appeasementId
@@ -2337,6 +2344,7 @@ public struct OrderAppeased: Sendable, Hashable, Codable {
         self.role = role
         self.lineId = lineId
         self.decidedAt = decidedAt
+        self.storeCredit = storeCredit
     }
 }
 
@@ -3259,6 +3267,8 @@ public struct OrderView: Sendable, Hashable, Codable {
     public var notificationsSent: [String]
     /// Last change.
     public var updatedAt: Date
+    /// Store credit granted on this order by appeasements; nil when none.
+    public var storeCredit: Money?
     /// Set while a shipment's capture has failed for good (an expired authorization not re-authorized, a declined card): the order waits for an operator (`GET /v1/ops/payments`); cleared when that shipment is captured.
     public var paymentHold: Reason?
 
@@ -3284,6 +3294,7 @@ public struct OrderView: Sendable, Hashable, Codable {
         deliveredAt: Date? = nil,
         notificationsSent: [String],
         updatedAt: Date,
+        storeCredit: Money? = nil,
         paymentHold: Reason? = nil
     ) {
         self.orderId = orderId
@@ -3306,6 +3317,7 @@ public struct OrderView: Sendable, Hashable, Codable {
         self.deliveredAt = deliveredAt
         self.notificationsSent = notificationsSent
         self.updatedAt = updatedAt
+        self.storeCredit = storeCredit
         self.paymentHold = paymentHold
     }
 }

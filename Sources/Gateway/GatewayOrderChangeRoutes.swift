@@ -25,6 +25,7 @@ extension Gateway {
                 var requestedBy: String
                 var role: String
                 var lineId: String?
+                var storeCredit: Bool?
             }
             let body = try call.decode(Body.self)
             let view = try self.view(call.parameter("orderId"))
@@ -46,7 +47,7 @@ extension Gateway {
             let command = AppeaseOrder(
                 orderId: view.orderId, appeasementId: appeasementId, amount: amount,
                 reason: Reason(code: body.reason, message: body.message ?? "goodwill refund"), requestedBy: body.requestedBy, role: body.role,
-                lineId: body.lineId, requestedAt: Date())
+                lineId: body.lineId, requestedAt: Date(), storeCredit: body.storeCredit)
             var accepted = Accepted(try await self.produce(command.event, id: id), orderId: view.orderId)
             accepted.appeasementId = appeasementId
             return (202, try Self.encode(accepted))

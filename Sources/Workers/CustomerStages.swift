@@ -80,6 +80,7 @@ public enum CustomerTimelines {
         let order = CustomerOrder(
             orderId: view.orderId, channel: view.channel, externalOrderId: view.externalOrderId, status: view.status,
             currency: view.currency, total: view.totals?.total, refunded: refunds == 0 ? nil : Money(minorUnits: refunds, currency: view.currency),
+            storeCredit: view.storeCredit,
             returns: view.returns.map { CustomerReturn(returnId: $0.returnId, status: $0.status, refund: $0.refund) },
             notifications: view.notificationsSent, placedAt: view.history.first?.at ?? view.statusSince, updatedAt: view.updatedAt)
         return CustomerOrderFact(customerId: customerId(email: email), email: email, order: order)
@@ -112,8 +113,11 @@ public enum CustomerTimelines {
     public static func totals(_ orders: [CustomerOrder]) -> CustomerTotals {
         CustomerTotals(
             orders: orders.count, returns: orders.map(\.returns.count).reduce(0, +), notifications: orders.map(\.notifications.count).reduce(0, +),
-            value: sum(orders.compactMap(value)))
+            value: sum(orders.compactMap(value)), storeCredit: nonEmpty(sum(orders.compactMap(\.storeCredit))))
     }
+
+    /// Nil for no amounts, so timelines without store credit carry no field.
+    static func nonEmpty(_ amounts: [Money]) -> [Money]? { amounts.isEmpty ? nil : amounts }
 
     /// What an order is worth to the brand: its total less refunds; nothing when it was
     /// rejected, declined or cancelled (no money was kept).
@@ -141,6 +145,7 @@ extension CustomerTotals {
     static func + (lhs: CustomerTotals, rhs: CustomerTotals) -> CustomerTotals {
         CustomerTotals(
             orders: lhs.orders + rhs.orders, returns: lhs.returns + rhs.returns, notifications: lhs.notifications + rhs.notifications,
-            value: CustomerTimelines.sum(lhs.value + rhs.value))
+            value: CustomerTimelines.sum(lhs.value + rhs.value),
+            storeCredit: CustomerTimelines.nonEmpty(CustomerTimelines.sum((lhs.storeCredit ?? []) + (rhs.storeCredit ?? []))))
     }
 }

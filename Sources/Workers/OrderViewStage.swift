@@ -246,6 +246,9 @@ public enum OrderViewFolder {
         case .paymentCaptured, .paymentCaptureFailed, .paymentRefunded, .paymentRefundFailed, .paymentVoided, .paymentVoidFailed:
             if let entry = paymentOutcome(envelope.event, currency: view.currency) { view.payments.append(entry) }
             view.paymentHold = PaymentHold.after(envelope.event, current: view.paymentHold)
+        case .orderAppeased(let appeased) where appeased.storeCredit == true:
+            view.storeCredit = Money(minorUnits: (view.storeCredit?.minorUnits ?? 0) + appeased.amount.minorUnits, currency: appeased.amount.currency)
+            notes.append(("store_credit/\(appeased.appeasementId)", .storeCredit, ["amount": "\(appeased.amount)"]))
         case .paymentDeclined, .paymentHeld, .orderBackordered, .cancelRejected, .orderAppeased, .appeasementRejected, .orderChangeRejected:
             // On the timeline only: an appeasement's money is its RefundPayment's entry.
             break
@@ -310,7 +313,7 @@ public enum OrderViewFolder {
         case .orderLinesCancelled(let e):
             "by \(e.requestedBy): \(e.lines.map { "\($0.quantity) × line \($0.lineId)" }.joined(separator: ", ")) cancelled (\(e.amount)), \(e.reason.code)"
         case .orderChangeRejected(let e): "by \(e.requestedBy), \(e.change) change refused: \(refused(e.reasons))"
-        case .orderAppeased(let e): "by \(e.requestedBy) (\(e.role)): \(e.amount), \(e.reason.code)"
+        case .orderAppeased(let e): "by \(e.requestedBy) (\(e.role)): \(e.amount)\(e.storeCredit == true ? " as store credit" : ""), \(e.reason.code)"
         case .appeasementRejected(let e): "appeasement \(e.appeasementId) refused: \(refused(e.reasons))"
         case .paymentReleased(let e): "by \(e.releasedBy): hold released"
         default: nil

@@ -175,7 +175,8 @@ public enum ReturnsMachine {
     }
 
     /// Grants or refuses an appeasement, once per id: granted, it is refunded without a
-    /// return (`RefundPayment` with no return id, whose reason names the appeasement).
+    /// return (`RefundPayment` with no return id, whose reason names the appeasement), or
+    /// given as store credit (the grant alone). Both count against the same limits.
     private static func appease(_ state: ReturnsState, _ request: AppeaseOrder, rules: AppeasementRules, now: Date) throws(StageFailure) -> Step {
         guard state.appeasements?.contains(request.appeasementId) != true else { return Step(state: state, outputs: []) }
         guard state.totals != nil else {
@@ -192,7 +193,9 @@ public enum ReturnsMachine {
         state.appeased = Money(minorUnits: (state.appeased?.minorUnits ?? 0) + request.amount.minorUnits, currency: request.amount.currency)
         let granted = OrderAppeased(
             orderId: state.orderId, appeasementId: request.appeasementId, amount: request.amount, reason: request.reason, requestedBy: request.requestedBy,
-            role: request.role, lineId: request.lineId, decidedAt: now)
+            role: request.role, lineId: request.lineId, decidedAt: now, storeCredit: request.storeCredit)
+        // Store credit is no money back: the CRM feed carries it to the brand's systems.
+        if request.storeCredit == true { return Step(state: state, outputs: [granted.event]) }
         let refund = RefundPayment(
             orderId: state.orderId, amount: request.amount,
             reason: Reason(code: "appeasement", message: "\(request.reason.code): \(request.reason.message) (\(request.requestedBy), \(request.role), \(request.appeasementId))"),

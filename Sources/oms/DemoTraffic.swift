@@ -185,11 +185,13 @@ actor DemoDriver {
         // A parcel that came late and is kept: customer service gives a little back.
         if plan.delayed, !plan.returns, view.status == .delivered, !appeased.contains(id) {
             appeased.insert(id)
+            // Every other one as store credit for the next order.
+            let credit = plan.index.isMultiple(of: 2)
             await sender.orderCommand(
                 "/v1/orders/\(id)/appeasements",
-                ["amount": "5.00", "reason": "late_delivery", "message": "sorry it came late", "requestedBy": "agent:demo", "role": "agent"],
+                ["amount": "5.00", "reason": "late_delivery", "message": "sorry it came late", "requestedBy": "agent:demo", "role": "agent", "storeCredit": credit],
                 key: "appease-\(id)")
-            count("appeasement")
+            count(credit ? "appeasement as store credit" : "appeasement")
         }
         if plan.returns, view.status == .delivered, !returnRequested.contains(id),
             let line = view.lineProgress.first(where: { $0.delivered > 0 })

@@ -60,6 +60,23 @@ struct CustomerTimelineTests {
         #expect(result.older.orders == 0)
     }
 
+    @Test("store credit granted on orders adds up per currency; none, no field")
+    func storeCredit() throws {
+        var credited = Self.view("o-1")
+        credited.storeCredit = Money(minorUnits: 500, currency: .usd)
+        var more = Self.view("o-2", placedAt: F.now.addingTimeInterval(60))
+        more.storeCredit = Money(minorUnits: 250, currency: .usd)
+        var timeline: CustomerTimeline?
+        for view in [credited, more, Self.view("o-3", placedAt: F.now.addingTimeInterval(120))] {
+            let next: CustomerTimeline = try #require(CustomerTimelines.fold(timeline, fact: try Self.fact(view), now: F.now))
+            timeline = next
+        }
+        #expect(timeline?.lifetime.storeCredit == [Money(minorUnits: 750, currency: .usd)])
+        #expect(timeline?.orders.first { $0.orderId == "o-1" }?.storeCredit == Money(minorUnits: 500, currency: .usd))
+        let plain = try #require(CustomerTimelines.fold(nil, fact: try Self.fact(Self.view("o-9")), now: F.now))
+        #expect(plain.lifetime.storeCredit == nil)
+    }
+
     @Test("a later view of an order replaces the earlier one; a repeated or stale one changes nothing")
     func laterViewsWin() throws {
         let placed = try Self.fact(Self.view("o-1", status: .placed, updatedAt: F.now))

@@ -157,10 +157,39 @@ private typealias F = PipelineFixtures
 
     // MARK: Appeasements
 
-    func appease(_ id: String, _ minor: Int64, role: String = "agent", lineId: String? = nil, currency: CurrencyCode = .usd) -> Event {
+    func appease(_ id: String, _ minor: Int64, role: String = "agent", lineId: String? = nil, currency: CurrencyCode = .usd, storeCredit: Bool? = nil) -> Event {
         AppeaseOrder(
             orderId: orderId, appeasementId: id, amount: Money(minorUnits: minor, currency: currency), reason: Reason(code: "late_delivery", message: "arrived late"),
-            requestedBy: "agent:sam", role: role, lineId: lineId, requestedAt: F.now).event
+            requestedBy: "agent:sam", role: role, lineId: lineId, requestedAt: F.now, storeCredit: storeCredit).event
+    }
+
+    @Test func storeCreditIsGrantedWithinTheSameLimitsWithoutARefundAndShownOnTheView() throws {
+        let state = try delivered(rules: Self.appeasing)
+        let granted = try run([appease("a-1", 2_000, storeCredit: true)], from: state, rules: Self.appeasing)
+        let outputs = try #require(granted.outputs.first)
+        #expect(outputs.count == 1 && refunds(outputs).isEmpty, "store credit is no money back")
+        guard case .orderAppeased(let appeased)? = outputs.first else {
+            Issue.record("expected OrderAppeased, got \(outputs)")
+            return
+        }
+        #expect(appeased.storeCredit == true && appeased.amount == F.money(2_000))
+        #expect(granted.state?.appeased == F.money(2_000), "it counts against the order's limit")
+        let over = try run([appease("a-2", 2_000, storeCredit: true), appease("a-3", 2_000)], from: granted.state, rules: Self.appeasing)
+        guard case .appeasementRejected(let refused)? = over.outputs.last?.first else {
+            Issue.record("expected a refusal, got \(over.outputs)")
+            return
+        }
+        #expect(refused.reasons.map(\.code) == ["above_order_limit", "above_paid"], "20 + 20 + 20 is above the 50.00 per order and the 44.01 paid")
+
+        var view: OrderView?
+        var notes: [Contracts.Notification] = []
+        for (index, event) in [placed.event, appeased.event, appeased.event].enumerated() {
+            let step = OrderViewFolder.fold(view, orderId: orderId, envelope: F.envelope("v-\(index)", event), rules: NotificationRules(), now: F.now)
+            view = step.view ?? view
+            notes += step.notifications
+        }
+        #expect(view?.storeCredit == F.money(4_000), "two grants read (two event ids): both count")
+        #expect(notes.map(\.kind) == [.storeCredit], "one message per appeasement id")
     }
 
     /// Limits: an agent 25.00 at a time, a lead 100.00; 50.00 per order in all.

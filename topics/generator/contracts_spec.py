@@ -119,6 +119,7 @@ E("NotificationKind", "Which customer message to send.", [
     ("review_invitation", "Invitation to review the order, a configured time after delivery."),
     ("order_changed", "The order was changed after it was placed: a new ship-to address or cancelled lines."),
     ("return_expired", "An authorized return was not sent back before its RMA expired."),
+    ("store_credit", "Store credit was granted (a goodwill gesture)."),
 ])
 E("ChannelAction", "What a channel is told about one of its orders.", [
     ("ship", "A shipment left: mark its lines fulfilled with carrier and tracking."),
@@ -553,6 +554,7 @@ EV("AppeaseOrder", "oms.order.appease", 1, "oms.returns.requests", ORDER_KEY, OR
     ("amount", "Money", "How much to give back, in the order's currency."), ("reason", "Reason", "Why, with a reason code (`late_delivery`, `damaged_packaging`, …)."),
     ("requestedBy", "String", "The agent who asks."), ("role", "String", "The agent's role, whose limit applies (docs/RULES.md, *Appeasements*)."),
     ("lineId", "String?", "The order line it is for, if one."), ("requestedAt", "Date", "Request time."),
+    ("storeCredit", "Bool?", "Give it as store credit for the customer's next order instead of money back (absent: money back)."),
 ])
 EV("ApproveReturnRefund", "oms.return.approve_refund", 1, "oms.returns.requests", ORDER_KEY, ORDER_KEY,
    "An operator approves the refund of a return received after its RMA expired.", [
@@ -699,10 +701,11 @@ EV("ReturnExpired", "oms.return.expired", 1, RE, ORDER_KEY, ORDER_KEY,
     ("lines", "[ShipmentLine]", "Units the RMA covered."), ("expiresAt", "Date", "When the RMA expired."), ("expiredAt", "Date", "When the expiry was noticed."),
 ])
 EV("OrderAppeased", "oms.order.appeased", 1, RE, ORDER_KEY, ORDER_KEY,
-   "An appeasement was granted: its refund is asked of the payment provider (a `RefundPayment` without a return).", [
+   "An appeasement was granted: its refund is asked of the payment provider (a `RefundPayment` without a return), or it is store credit.", [
     ("orderId", "String", "Order."), ("appeasementId", "String", "Appeasement."), ("amount", "Money", "Given back."),
     ("reason", "Reason", "Why."), ("requestedBy", "String", "Who asked."), ("role", "String", "Their role."),
     ("lineId", "String?", "The order line, if one."), ("decidedAt", "Date", "Decision time."),
+    ("storeCredit", "Bool?", "Given as store credit (no refund; the CRM feed counts it per customer) rather than money back."),
 ])
 EV("AppeasementRejected", "oms.order.appeasement_rejected", 1, RE, ORDER_KEY, ORDER_KEY,
    "An appeasement was refused: above the role's or the order's limit, above what is left paid, or for an unknown line or role.", [
@@ -921,6 +924,7 @@ EV("OrderView", "oms.order.view", 1, "oms.orders.state", ORDER_KEY, ORDER_KEY,
     ("deliveredAt", "Date?", "When the last shipment was delivered, once every one is."),
     ("notificationsSent", "[String]", "Notifications already emitted (kind and subject), so each goes once."),
     ("updatedAt", "Date", "Last change."),
+    ("storeCredit", "Money?", "Store credit granted on this order by appeasements; nil when none."),
     ("paymentHold", "Reason?", "Set while a shipment's capture has failed for good (an expired authorization not re-authorized, a declined card): the order waits for an operator (`GET /v1/ops/payments`); cleared when that shipment is captured."),
 ])
 EV("Notification", "oms.notification", 1, "oms.notifications", ORDER_KEY, ORDER_KEY,
@@ -969,6 +973,7 @@ S("CustomerOrder", "One order in a customer's timeline, as its order view last s
     ("status", "OrderStatus", "Status when last seen."), ("currency", "CurrencyCode", "Order currency."),
     ("total", "Money?", "Order total, once placed."),
     ("refunded", "Money?", "Refunds requested so far; nil when none."),
+    ("storeCredit", "Money?", "Store credit granted on it; nil when none."),
     ("returns", "[CustomerReturn]", "Its returns."),
     ("notifications", "[String]", "Messages sent about it, as `kind` or `kind/subject`, in order."),
     ("placedAt", "Date", "When the order view began (the order's first event)."),
@@ -985,6 +990,7 @@ S("CustomerTotals", "What a set of a customer's orders adds up to.", [
     ("returns", "Int", "Returns of them.", {"minimum": 0}),
     ("notifications", "Int", "Messages sent about them.", {"minimum": 0}),
     ("value", "[Money]", "Per currency (sorted by code): totals of the orders neither rejected, declined nor cancelled, less their refunds."),
+    ("storeCredit", "[Money]?", "Store credit granted on them, per currency (sorted by code); nil when none."),
 ])
 EV("CustomerTimeline", "oms.customer.timeline", 1, "oms.customers.state", "customerId", "customerId",
    "A customer's timeline for the brand's CRM (compacted, keyed by customer): orders, returns, notifications and lifetime value per currency.", [
