@@ -213,6 +213,14 @@ public enum NotificationKind: String, Sendable, Hashable, Codable, CaseIterable 
     case storeCredit = "store_credit"
 }
 
+/// Which change to an order in flight a decision is about.
+public enum OrderChangeKind: String, Sendable, Hashable, Codable, CaseIterable {
+    /// A new ship-to address (UpdateShippingAddress).
+    case address
+    /// Cancelled units of lines (CancelOrderLines).
+    case lines
+}
+
 /// What a channel is told about one of its orders.
 public enum ChannelAction: String, Sendable, Hashable, Codable, CaseIterable {
     /// A shipment left: mark its lines fulfilled with carrier and tracking.

@@ -1539,8 +1539,8 @@ extension OrderLinesCancelled: ContractEvent {
 public struct OrderChangeRejected: Sendable, Hashable, Codable {
     /// Order.
     public var orderId: String
-    /// `address` or `lines`.
-    public var change: String
+    /// Which change.
+    public var change: OrderChangeKind
     /// The line cancel's id.
     public var changeId: String?
     /// Who asked.
@@ -1553,7 +1553,7 @@ public struct OrderChangeRejected: Sendable, Hashable, Codable {
     /// Memberwise initializer; optional fields default to nil.
     public init(
         orderId: String,
-        change: String,
+        change: OrderChangeKind,
         changeId: String? = nil,
         requestedBy: String,
         reasons: [Reason],

@@ -40,7 +40,7 @@ extension Gateway {
             }
             guard amount.minorUnits > 0 else { throw .invalidBody("$.amount must be more than 0") }
             if let lineId = body.lineId, !view.lines.contains(where: { $0.lineId == lineId }) {
-                throw .invalidBody("$.lineId: order \(view.orderId) has no line '\(lineId)' (lines: \(view.lines.map(\.lineId).joined(separator: ", ")))")
+                throw Self.unknownLine(lineId, in: view, at: "lineId")
             }
             let id = Self.eventID(call, GatewayRoutes.appeaseOrder)
             let appeasementId = "apz-" + id.prefix(13)
@@ -92,7 +92,7 @@ extension Gateway {
             guard !body.lines.isEmpty else { throw .invalidBody("$.lines is empty: name at least one line and the units to cancel") }
             for (index, line) in body.lines.enumerated() {
                 guard let progress = view.lineProgress.first(where: { $0.lineId == line.lineId }) else {
-                    throw .invalidBody("$.lines.\(index).lineId: order \(view.orderId) has no line '\(line.lineId)' (lines: \(view.lines.map(\.lineId).joined(separator: ", ")))")
+                    throw Self.unknownLine(line.lineId, in: view, at: "lines.\(index).lineId")
                 }
                 guard line.quantity >= 1 else { throw .invalidBody("$.lines.\(index).quantity must be at least 1") }
                 let left = progress.ordered - progress.shipped - (progress.cancelled ?? 0)

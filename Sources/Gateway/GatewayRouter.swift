@@ -136,7 +136,7 @@ extension Gateway {
             var lines: [ReturnLine] = []
             for (index, line) in body.lines.enumerated() {
                 guard let ordered = view.lines.first(where: { $0.lineId == line.lineId }) else {
-                    throw .invalidBody("$.lines.\(index).lineId: order \(view.orderId) has no line '\(line.lineId)' (lines: \(view.lines.map(\.lineId).joined(separator: ", ")))")
+                    throw Self.unknownLine(line.lineId, in: view, at: "lines.\(index).lineId")
                 }
                 guard line.quantity >= 1 else { throw .invalidBody("$.lines.\(index).quantity must be at least 1") }
                 try Self.nonEmpty(line.reason, "lines.\(index).reason")
@@ -311,6 +311,11 @@ extension Gateway {
 
     static func nonEmpty(_ value: String, _ field: String) throws(GatewayError) {
         if value.trimmingCharacters(in: .whitespaces).isEmpty { throw .invalidBody("$.\(field) is empty") }
+    }
+
+    /// A 400 for a line id the order does not have, naming the ones it has.
+    static func unknownLine(_ lineId: String, in view: OrderView, at path: String) -> GatewayError {
+        .invalidBody("$.\(path): order \(view.orderId) has no line '\(lineId)' (lines: \(view.lines.map(\.lineId).joined(separator: ", ")))")
     }
 }
 

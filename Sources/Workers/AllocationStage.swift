@@ -213,6 +213,12 @@ public enum AllocationMachine {
                 outputs: [])
         }
         guard state.status == .awaitingPayment else { return Step(state: current, outputs: []) }
+        if state.lines.isEmpty {
+            // Only a line cancel was read so far: the order itself is still to come.
+            var waiting = state
+            waiting.status = .awaitingOrder
+            return Step(state: waiting, outputs: [])
+        }
         return plan(state, rules: rules, now: now, snapshot: snapshot)
     }
 

@@ -26,7 +26,7 @@ enum OrderChanges {
         guard problems.isEmpty else {
             return ShippingMachine.Step(state: nil, outputs: [
                 OrderChangeRejected(
-                    orderId: state.orderId, change: "address", requestedBy: command.requestedBy, reasons: problems, rejectedAt: now
+                    orderId: state.orderId, change: .address, requestedBy: command.requestedBy, reasons: problems, rejectedAt: now
                 ).event,
             ])
         }
@@ -68,7 +68,7 @@ enum OrderChanges {
         guard problems.isEmpty, let totals = state.totals else {
             return ShippingMachine.Step(state: nil, outputs: [
                 OrderChangeRejected(
-                    orderId: state.orderId, change: "lines", changeId: command.changeId, requestedBy: command.requestedBy, reasons: problems,
+                    orderId: state.orderId, change: .lines, changeId: command.changeId, requestedBy: command.requestedBy, reasons: problems,
                     rejectedAt: now
                 ).event,
             ])

@@ -312,7 +312,7 @@ public enum OrderViewFolder {
         case .shippingAddressChanged(let e): "by \(e.requestedBy): ship to \(e.shippingAddress.city), \(e.shippingAddress.country.code)"
         case .orderLinesCancelled(let e):
             "by \(e.requestedBy): \(e.lines.map { "\($0.quantity) × line \($0.lineId)" }.joined(separator: ", ")) cancelled (\(e.amount)), \(e.reason.code)"
-        case .orderChangeRejected(let e): "by \(e.requestedBy), \(e.change) change refused: \(refused(e.reasons))"
+        case .orderChangeRejected(let e): "by \(e.requestedBy), \(e.change.rawValue) change refused: \(refused(e.reasons))"
         case .orderAppeased(let e): "by \(e.requestedBy) (\(e.role)): \(e.amount)\(e.storeCredit == true ? " as store credit" : ""), \(e.reason.code)"
         case .appeasementRejected(let e): "appeasement \(e.appeasementId) refused: \(refused(e.reasons))"
         case .paymentReleased(let e): "by \(e.releasedBy): hold released"

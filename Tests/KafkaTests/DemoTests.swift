@@ -44,6 +44,7 @@ extension PipelineTests {
             "every subscribed event delivered to the brand's webhook once", "every text message sent once",
             "every capture, refund and void executed once at the payment provider",
             "every captured shipment invoiced once, every refund credited, numbers gap-free",
+            "order changes decided once, cancelled units never shipped, no reservation left behind",
         ])
         for invariant in invariants {
             #expect(invariant["holds"] as? Bool == true, "\(invariant["name"] ?? ""): \(invariant["detail"] ?? "")")

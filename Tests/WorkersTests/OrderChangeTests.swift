@@ -88,7 +88,7 @@ private typealias F = PipelineFixtures
         let out = run([placed.event, allocated, moveTo(sanFrancisco)], driver: &driver)
         let refused = try #require(rejection(out[2]))
         #expect(F.codes(refused.reasons) == ["label_bought"])
-        #expect(refused.change == "address" && refused.requestedBy == "agent:sam")
+        #expect(refused.change == .address && refused.requestedBy == "agent:sam")
         guard case .shippingState(let state)? = driver.value(orderId) else {
             Issue.record("no shipping state")
             return
@@ -170,7 +170,7 @@ private typealias F = PipelineFixtures
         let out = run([placed.event, allocated, cancelLines([("1", 1), ("2", 1), ("9", 1)])], driver: &driver)
         let refused = try #require(rejection(out[2]))
         #expect(F.codes(refused.reasons) == ["already_shipped", "already_shipped", "unknown_line"])
-        #expect(refused.changeId == "chg-1" && refused.change == "lines")
+        #expect(refused.changeId == "chg-1" && refused.change == .lines)
         #expect(refused.reasons[0].message.contains("return the shipped units"))
     }
 
@@ -276,6 +276,15 @@ private typealias F = PipelineFixtures
         #expect(try #require(state).status == .reserving)
     }
 
+    @Test func cancelAndApprovalBothReadBeforeTheOrderWaitForIt() throws {
+        let stocked = FakeSnapshot(free: ["SKU-A": ["WH-1": 9], "SKU-B": ["WH-1": 9]])
+        let (state, outputs) = run([cancelled("1", "SKU-A", 1), approved, placed.event], snapshot: stocked)
+        #expect(outputs[1] == [], "nothing to plan before the order is read")
+        let asked = outputs[2].compactMap { if case .reserveInventory(let r) = $0 { "\(r.lineId):\(r.quantity)" } else { nil } }
+        #expect(asked.sorted() == ["1:2", "2:1"])
+        #expect(try #require(state).status == .reserving)
+    }
+
     @Test func unitsReservedWhileTheRoundWasOutAreTrimmedAtTheDecision() throws {
         let stocked = FakeSnapshot(free: ["SKU-A": ["WH-1": 9], "SKU-B": ["WH-1": 9]])
         let (state, outputs) = run(
@@ -311,7 +320,7 @@ private typealias F = PipelineFixtures
             orderId: placed.orderId, changeId: "chg-1", lines: [F.shipmentLine("1", "SKU-A", 1)], amount: F.money(1_000), requestedBy: "customer",
             reason: Reason(code: "customer_request", message: "-"), cancelledAt: F.now).event
         let refused = OrderChangeRejected(
-            orderId: placed.orderId, change: "address", requestedBy: "agent:kim", reasons: [Reason(code: "label_bought", message: "too late")],
+            orderId: placed.orderId, change: .address, requestedBy: "agent:kim", reasons: [Reason(code: "label_bought", message: "too late")],
             rejectedAt: F.now).event
         // Paid at checkout: the cancel's refund is told in the order_changed message only.
         let refund = RefundPayment(

@@ -121,6 +121,10 @@ E("NotificationKind", "Which customer message to send.", [
     ("return_expired", "An authorized return was not sent back before its RMA expired."),
     ("store_credit", "Store credit was granted (a goodwill gesture)."),
 ])
+E("OrderChangeKind", "Which change to an order in flight a decision is about.", [
+    ("address", "A new ship-to address (UpdateShippingAddress)."),
+    ("lines", "Cancelled units of lines (CancelOrderLines)."),
+])
 E("ChannelAction", "What a channel is told about one of its orders.", [
     ("ship", "A shipment left: mark its lines fulfilled with carrier and tracking."),
     ("cancel", "The order was cancelled in the OMS."),
@@ -590,7 +594,7 @@ EV("OrderLinesCancelled", "oms.order.lines_cancelled", 1, CX, ORDER_KEY, ORDER_K
 ])
 EV("OrderChangeRejected", "oms.order.change_rejected", 1, CX, ORDER_KEY, ORDER_KEY,
    "An address change or line cancel was refused, with every reason (too late: a label was bought or the units shipped; or the change is invalid).", [
-    ("orderId", "String", "Order."), ("change", "String", "`address` or `lines`."), ("changeId", "String?", "The line cancel's id."),
+    ("orderId", "String", "Order."), ("change", "OrderChangeKind", "Which change."), ("changeId", "String?", "The line cancel's id."),
     ("requestedBy", "String", "Who asked."), ("reasons", "[Reason]", "Why not."), ("rejectedAt", "Date", "Decision time."),
 ])
 EV("ShippingState", "oms.shipping.state", 1, "oms.shipping.state", ORDER_KEY, ORDER_KEY,
