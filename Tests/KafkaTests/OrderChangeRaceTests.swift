@@ -6,9 +6,9 @@ import Testing
 import Workers
 
 /// Changes to orders in flight on a real broker: line cancels racing with allocation and
-/// shipping in the runners that decide them.
-@Suite("order changes on a real broker", .serialized)
-struct OrderChangeBrokerTests {
+/// shipping in the runners that decide them. One of the serialized pipeline tests: stage
+/// runners share consumer groups (`oms.<stage>`) on the shared broker.
+extension PipelineTests {
     @Test("line cancels racing with allocation and shipping: each decided once, cancelled units never ship or get captured, no reservation left behind")
     func lineCancelsRaceWithFulfilment() async throws {
         let scenario = try await PipelineScenario.make(rules: """
@@ -95,7 +95,7 @@ struct OrderChangeBrokerTests {
         for (index, id) in ids.enumerated() {
             let outcome = decided[id] ?? []
             #expect(outcome.count == 1, "order \(index): one decision, not \(outcome.count)")
-            let units = unitsByLine((shipped[id] ?? []).flatMap(\.lines))
+            let units = unitsPerLine((shipped[id] ?? []).flatMap(\.lines))
             for line in (shipped[id] ?? []).flatMap(\.lines) { shippedUnits[line.sku, default: 0] += line.quantity }
             let captured = captures.filter { $0.orderId == id }.map(\.amount.minorUnits).reduce(0, +)
             let order = index < racing.count ? racing[index] : held
@@ -121,7 +121,7 @@ struct OrderChangeBrokerTests {
         }
     }
 
-    private func unitsByLine(_ lines: [ShipmentLine]) -> [String: Int] {
+    private func unitsPerLine(_ lines: [ShipmentLine]) -> [String: Int] {
         lines.reduce(into: [:]) { $0[$1.lineId, default: 0] += $1.quantity }
     }
 }
