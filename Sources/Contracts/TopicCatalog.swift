@@ -156,7 +156,7 @@ public enum TopicCatalog {
             writers: ["gateway", "ops", "intake"], readers: ["payment", "shipping"]),
         TopicSpec(
             name: "oms.orders.cancellations", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["shipping"], readers: ["payment", "allocation", "returns", "view", "report", "channel-sync"]),
+            writers: ["shipping"], readers: ["payment", "allocation", "returns", "view", "report", "channel-sync", "invoicing"]),
         TopicSpec(
             name: "oms.shipping.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
             writers: ["shipping"], readers: ["shipping"]),

@@ -14,9 +14,9 @@ import Invoicing
 public struct InvoicingStage: Stage {
     /// `invoicing`.
     public let name = "invoicing"
-    /// Placed orders (the facts), shipments (their units) and payment outcomes (captured:
-    /// invoice; refunded: credit note).
-    public let inputTopics = [OrderPlaced.topic, ShipmentCreated.topic, PaymentCaptured.topic]
+    /// Placed orders (the facts), shipments (their units), payment outcomes (captured:
+    /// invoice; refunded: credit note) and accepted address changes (the ship-to printed).
+    public let inputTopics = [OrderPlaced.topic, ShipmentCreated.topic, PaymentCaptured.topic, ShippingAddressChanged.topic]
     /// oms.invoicing.state.
     public let changelogTopic: String? = InvoicingState.topic
     /// The entities, tax table and classes.
@@ -84,6 +84,7 @@ public struct InvoiceDrafting: Sendable {
         case .shipmentCreated(let e): e.orderId
         case .paymentCaptured(let e): e.orderId
         case .paymentRefunded(let e): e.orderId
+        case .shippingAddressChanged(let e): e.orderId
         default: nil
         }
     }
@@ -91,7 +92,9 @@ public struct InvoiceDrafting: Sendable {
     /// Outcomes that call for no document: failures and voids.
     static func ignored(_ event: Event) -> Bool {
         switch event {
-        case .paymentCaptureFailed, .paymentRefundFailed, .paymentVoided, .paymentVoidFailed: true
+        case .paymentCaptureFailed, .paymentRefundFailed, .paymentVoided, .paymentVoidFailed, .orderCancelled, .cancelRejected, .orderLinesCancelled,
+            .orderChangeRejected:
+            true
         default: false
         }
     }
@@ -106,12 +109,17 @@ public struct InvoiceDrafting: Sendable {
             state.channel = order.channel
             state.lines = order.lines
             state.totals = order.totals
-            state.shipTo = order.shippingAddress
+            // An address change read first is the newer address.
+            state.shipTo = state.shipTo ?? order.shippingAddress
             state.billTo = order.billingAddress
             state.buyerEmail = order.customer.email
             if order.payment.status == .captured, let entity = rules.entity(for: order.shippingAddress.country), entity.invoiceAt == .payment {
                 requests.append(try invoiceWholeOrder(&state, entity: entity, now: now))
             }
+        case .shippingAddressChanged(let change):
+            // Accepted before any label, so before any shipment's invoice; the country
+            // (and so the entity and the taxes) cannot change.
+            state.shipTo = change.shippingAddress
         case .shipmentCreated(let shipment):
             guard !state.shipments.contains(where: { $0.shipmentId == shipment.shipmentId }) else { return Step(state: nil, requests: []) }
             state.shipments.append(ParcelRecord(shipmentId: shipment.shipmentId, location: shipment.location, lines: shipment.lines))

@@ -140,6 +140,20 @@ private typealias F = PipelineFixtures
         }
     }
 
+    @Test func anAddressChangedBeforeTheLabelIsTheOneInvoicedEvenWhenReadFirst() throws {
+        let order = Self.usOrder()
+        let moved = F.address(postalCode: "10002", lines: ["9 New St"], city: "New York")
+        let change = ShippingAddressChanged(orderId: order.orderId, shippingAddress: moved, requestedBy: "customer", changedAt: F.now).event
+        let first = Self.shipment("s-1", order, [("1", "SKU-A", 2), ("2", "SKU-B", 1)])
+        let amount = order.totals.total.minorUnits
+        for events in [[order.event, change], [change, order.event]] {
+            let result = try run(events + [first.event, Self.captured(first, amount: amount).event], orderId: order.orderId)
+            #expect(result.requests.first?.document.buyer.address == moved, "no billing address: the buyer is addressed where the goods go")
+            #expect(result.requests.first?.legalEntity == "us")
+        }
+        #expect(InvoicingStage(rules: Self.rules).inputTopics.contains(ShippingAddressChanged.topic))
+    }
+
     @Test func aCaptureReadBeforeItsShipmentOrOrderWaitsForThem() throws {
         let order = Self.usOrder()
         let shipment = Self.shipment("s-1", order, [("1", "SKU-A", 2), ("2", "SKU-B", 1)])

@@ -1106,7 +1106,7 @@ TOPICS = [
     ("oms.allocation.state", "orderId", "compact", None, "order", ["allocation"], ["allocation"]),
     ("oms.orders.allocated", "orderId", "delete", None, "order", ["allocation"], ["shipping", "view", "report"]),
     ("oms.orders.commands", "orderId", "delete", None, "order", ["gateway", "ops", "intake"], ["payment", "shipping"]),
-    ("oms.orders.cancellations", "orderId", "delete", None, "order", ["shipping"], ["payment", "allocation", "returns", "view", "report", "channel-sync"]),
+    ("oms.orders.cancellations", "orderId", "delete", None, "order", ["shipping"], ["payment", "allocation", "returns", "view", "report", "channel-sync", "invoicing"]),
     ("oms.shipping.state", "orderId", "compact", None, "order", ["shipping"], ["shipping"]),
     ("oms.shipments.created", "orderId", "delete", None, "order", ["shipping"], ["returns", "view", "report", "channel-sync", "erp-feed", "invoicing"]),
     ("oms.shipments.index", "carrier/trackingNumber", "compact", None, "tracking", ["shipping", "returns"], ["tracking"]),
