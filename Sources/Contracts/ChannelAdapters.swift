@@ -65,6 +65,17 @@ public struct ChannelOrderStatusChange: Sendable, Hashable, Codable {
     }
 }
 
+extension ChannelFormat {
+    /// Whether the format carries a change to an order the channel sent before (not an
+    /// order): its records repeat the order's key, so they are told apart by event id.
+    public var carriesChange: Bool {
+        switch self {
+        case .amazonOrderChange, .shopifyOrderUpdated, .shopifyOrderCancelled: true
+        case .shopifyOrder, .amazonOrder, .posSale, .canonical: false
+        }
+    }
+}
+
 /// Dispatches an inbound payload to the adapter its format names.
 public enum ChannelAdapters {
     /// Decodes `body` as `format`.

@@ -17,3 +17,8 @@ extension PaymentFailure {
         return (.invalidRequest, reason)
     }
 }
+
+extension LineProgress {
+    /// Units of the line neither shipped nor cancelled: what a line cancel may still take.
+    public var unitsLeft: Int { ordered - shipped - (cancelled ?? 0) }
+}

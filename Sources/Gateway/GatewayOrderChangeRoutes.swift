@@ -95,7 +95,7 @@ extension Gateway {
                     throw Self.unknownLine(line.lineId, in: view, at: "lines.\(index).lineId")
                 }
                 guard line.quantity >= 1 else { throw .invalidBody("$.lines.\(index).quantity must be at least 1") }
-                let left = progress.ordered - progress.shipped - (progress.cancelled ?? 0)
+                let left = progress.unitsLeft
                 if line.quantity > left {
                     throw GatewayError(
                         status: 409, code: progress.shipped > 0 ? "already_shipped" : "more_than_left",

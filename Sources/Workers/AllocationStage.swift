@@ -228,9 +228,8 @@ public enum AllocationMachine {
         var state = current ?? AllocationState(
             orderId: change.orderId, status: .awaitingPayment, attempt: 0, lines: [], planned: [], reserved: [], observed: [], backordered: [],
             updatedAt: now)
-        guard state.status != .cancelled, state.changeIds?.contains(change.changeId) != true else { return Step(state: current, outputs: []) }
-        state.changeIds = (state.changeIds ?? []) + [change.changeId]
-        state.cancelledLines = (state.cancelledLines ?? []) + change.lines
+        guard state.status != .cancelled, !state.hasRecorded(change.changeId) else { return Step(state: current, outputs: []) }
+        state.record(change.changeId, lines: change.lines)
         state.lines = linesLeft(state.lines, cancelled: change.lines)
         for cancelled in change.lines {
             var cut = cancelled.quantity

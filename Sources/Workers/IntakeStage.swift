@@ -28,7 +28,7 @@ public struct IntakeStage: Stage {
     /// `channel/externalOrderId` for orders; the event id for change notifications,
     /// which repeat the order's key.
     public func idempotencyKey(for input: Envelope) -> String {
-        if case .inboundChannelOrder(let inbound) = input.event, ![.amazonOrderChange, .shopifyOrderUpdated, .shopifyOrderCancelled].contains(inbound.format) {
+        if case .inboundChannelOrder(let inbound) = input.event, !inbound.format.carriesChange {
             return inbound.partitionKey
         }
         return input.id

@@ -89,7 +89,8 @@ public struct InvoiceDrafting: Sendable {
         }
     }
 
-    /// Outcomes that call for no document: failures and voids.
+    /// Inputs that call for no document: failed outcomes, voids, and order changes other
+    /// than a new address (cancelled units are simply never captured, so never invoiced).
     static func ignored(_ event: Event) -> Bool {
         switch event {
         case .paymentCaptureFailed, .paymentRefundFailed, .paymentVoided, .paymentVoidFailed, .orderCancelled, .cancelRejected, .orderLinesCancelled,

@@ -59,7 +59,7 @@ enum OrderChanges {
 
     /// Decides a line cancel.
     static func cancelLines(_ state: ShippingState, command: CancelOrderLines, now: Date) -> ShippingMachine.Step {
-        if state.changeIds?.contains(command.changeId) == true || fromChannelTooEarly(state, requestedBy: command.requestedBy) {
+        if state.hasRecorded(command.changeId) || fromChannelTooEarly(state, requestedBy: command.requestedBy) {
             return ShippingMachine.Step(state: nil, outputs: [])
         }
         let requested = Dictionary(command.lines.map { ($0.lineId, $0.quantity) }, uniquingKeysWith: +)
@@ -74,13 +74,12 @@ enum OrderChanges {
             ])
         }
         var state = state
-        state.changeIds = (state.changeIds ?? []) + [command.changeId]
         let amounts = OrderAmounts(lines: state.lines, totals: totals)
         let counted = countedUnits(state)
         let lines = state.lines.compactMap { line in
             requested[line.lineId].map { ShipmentLine(lineId: line.lineId, sku: line.sku, quantity: $0) }
         }
-        state.cancelledLines = (state.cancelledLines ?? []) + lines
+        state.record(command.changeId, lines: lines)
         if state.shipments.isEmpty, unitsLeft(state).isEmpty {
             // Nothing shipped and nothing left: the order is cancelled, with its money.
             state.cancelled = true
@@ -171,3 +170,27 @@ enum OrderChanges {
         return reasons
     }
 }
+
+/// A per-order state that remembers the line cancels applied to it, by change id, so a
+/// replayed or repeated change is applied once: shipping's, allocation's and returns'.
+protocol LineCancelRecord {
+    /// Change ids applied.
+    var changeIds: [String]? { get set }
+    /// Units cancelled so far.
+    var cancelledLines: [ShipmentLine]? { get set }
+}
+
+extension LineCancelRecord {
+    /// Whether the change `id` was applied already.
+    func hasRecorded(_ id: String) -> Bool { changeIds?.contains(id) == true }
+
+    /// Remembers the change `id` and its cancelled units.
+    mutating func record(_ id: String, lines: [ShipmentLine]) {
+        changeIds = (changeIds ?? []) + [id]
+        cancelledLines = (cancelledLines ?? []) + lines
+    }
+}
+
+extension ShippingState: LineCancelRecord {}
+extension AllocationState: LineCancelRecord {}
+extension ReturnsState: LineCancelRecord {}

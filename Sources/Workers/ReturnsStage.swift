@@ -125,9 +125,8 @@ public enum ReturnsMachine {
             }
             return Step(state: state, outputs: [])
         case .orderLinesCancelled(let change):
-            guard state.changeIds?.contains(change.changeId) != true else { return Step(state: current, outputs: []) }
-            state.changeIds = (state.changeIds ?? []) + [change.changeId]
-            state.cancelledLines = (state.cancelledLines ?? []) + change.lines
+            guard !state.hasRecorded(change.changeId) else { return Step(state: current, outputs: []) }
+            state.record(change.changeId, lines: change.lines)
             return Step(state: state, outputs: [])
         case .shipmentDelivered(let delivery):
             if let index = state.shipments.firstIndex(where: { $0.shipmentId == delivery.shipmentId }) {

@@ -91,7 +91,7 @@ struct DemoSummary: Codable, Sendable {
     /// Every address change and line cancel the driver sent was decided once by shipping
     /// (accepted, refused, or — all units — the order cancelled); no order ships a
     /// cancelled unit; nothing is left reserved once every order has settled.
-    static func orderChanges(scenario: DemoScenario, views: GlobalTable, requests: [String: [String]], after: DemoInventory) -> Invariant {
+    static func orderChanges(scenario: DemoScenario, views: GlobalTable, requests: [String: [OrderChangeKind]], after: DemoInventory) -> Invariant {
         func count(_ view: OrderView, _ types: [EventType]) -> Int {
             view.history.filter { entry in types.contains { entry.eventType == $0.description } }.count
         }
@@ -101,7 +101,7 @@ struct DemoSummary: Codable, Sendable {
             guard case .orderView(let view) = views.value(plan.orderId) else { continue }
             let asked = requests[plan.orderId] ?? []
             let moved = count(view, [ShippingAddressChanged.eventType])
-            let whole = asked.contains("lines") ? count(view, [OrderCancelled.eventType]) : 0
+            let whole = asked.contains(.lines) ? count(view, [OrderCancelled.eventType]) : 0
             let cut = count(view, [OrderLinesCancelled.eventType]) + whole
             let refused = count(view, [OrderChangeRejected.eventType])
             addresses += moved

@@ -136,8 +136,8 @@ actor DemoDriver {
     private var appeased: Set<String> = []
     /// Orders whose address or lines the driver changed (or tried to).
     private var changed: Set<String> = []
-    /// What the driver asked shipping to decide, per order: `address`, `lines`.
-    private(set) var changeRequests: [String: [String]] = [:]
+    /// What the driver asked shipping to decide, per order.
+    private(set) var changeRequests: [String: [OrderChangeKind]] = [:]
     private var received: Set<String> = []
     /// What the driver did, by action.
     private(set) var actions: [String: Int] = [:]
@@ -222,14 +222,14 @@ actor DemoDriver {
             "name": "Customer of \(view.externalOrderId)", "lines": ["1 Changed Ave"], "city": "Springfield", "region": "NY", "postalCode": "10002", "country": "US",
         ]
         if await sender.orderCommand("/v1/orders/\(id)/address", ["shippingAddress": address, "requestedBy": "customer"], key: "address-\(id)") == 202 {
-            changeRequests[id, default: []].append("address")
+            changeRequests[id, default: []].append(.address)
         }
         count("address change before the label")
         if let line = view.lineProgress.first(where: { $0.ordered > 1 }) {
             let status = await sender.orderCommand(
                 "/v1/orders/\(id)/lines/cancel", ["lines": [["lineId": line.lineId, "quantity": 1]], "requestedBy": "customer", "reason": "quantity_decrease"],
                 key: "cut-\(id)")
-            if status == 202 { changeRequests[id, default: []].append("lines") }
+            if status == 202 { changeRequests[id, default: []].append(.lines) }
             count("quantity decrease")
         }
     }
@@ -251,14 +251,13 @@ actor DemoDriver {
         }
         if plan.twist == .scarce, plan.index.isMultiple(of: 2), backordered, ![.cancelled, .rejected, .declined].contains(view.status) {
             let waiting = view.lineProgress.compactMap { line -> [String: Any]? in
-                let left = line.ordered - line.shipped - (line.cancelled ?? 0)
-                return left > 0 ? ["lineId": line.lineId, "quantity": left] : nil
+                line.unitsLeft > 0 ? ["lineId": line.lineId, "quantity": line.unitsLeft] : nil
             }
             guard !waiting.isEmpty else { return }
             changed.insert(id)
             let status = await sender.orderCommand(
                 "/v1/orders/\(id)/lines/cancel", ["lines": waiting, "requestedBy": "agent:demo", "reason": "backorder_declined"], key: "backorder-cut-\(id)")
-            if status == 202 { changeRequests[id, default: []].append("lines") }
+            if status == 202 { changeRequests[id, default: []].append(.lines) }
             count("backordered line cancel")
         }
     }
