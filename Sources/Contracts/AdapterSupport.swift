@@ -271,6 +271,6 @@ extension OrderPlaced {
             lines: order.lines, shipping: order.shipping, totals: order.totals, currency: order.currency,
             shippingAddress: order.shippingAddress, billingAddress: order.billingAddress, payment: order.payment,
             placedAt: order.placedAt, promisedDeliveryDate: order.promisedDeliveryDate,
-            serviceLevel: order.serviceLevel, pickupLocation: order.pickupLocation)
+            serviceLevel: order.serviceLevel, pickupLocation: order.pickupLocation, exchangeOf: order.exchangeOf)
     }
 }

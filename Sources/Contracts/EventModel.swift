@@ -47,6 +47,22 @@ public enum ChannelFormat: String, Sendable, Hashable, Codable, CaseIterable {
     case canonical
 }
 
+/// When an exchange's replacement is placed and its stock reserved.
+public enum ExchangeReservation: String, Sendable, Hashable, Codable, CaseIterable {
+    /// When the exchange is authorized; it ships once the return is received.
+    case authorization
+    /// When the return is received; it ships at once.
+    case received
+}
+
+/// How an exchange ended.
+public enum ExchangeOutcome: String, Sendable, Hashable, Codable, CaseIterable {
+    /// The replacement was released to ship (the return was received).
+    case replacement
+    /// No replacement: the returned units are refunded instead (out of stock, cancelled, or the RMA expired).
+    case refund
+}
+
 /// How an inventory adjustment from WMS/ERP is applied.
 public enum AdjustmentMode: String, Sendable, Hashable, Codable, CaseIterable {
     /// Set on-hand to the quantity (a stock count).
@@ -211,6 +227,8 @@ public enum NotificationKind: String, Sendable, Hashable, Codable, CaseIterable 
     case returnExpired = "return_expired"
     /// Store credit was granted (a goodwill gesture).
     case storeCredit = "store_credit"
+    /// An exchange's replacement cannot be sent: the returned units are refunded instead.
+    case exchangeRefund = "exchange_refund"
 }
 
 /// Which change to an order in flight a decision is about.
@@ -499,6 +517,8 @@ public struct CanonicalOrder: Sendable, Hashable, Codable {
     public var serviceLevel: ServiceLevel
     /// Store id for buy-online-pick-up-in-store; allocation sources only there.
     public var pickupLocation: String?
+    /// Set by the returns stage on a replacement order only; the gateway refuses it from outside.
+    public var exchangeOf: ExchangeLink?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -515,7 +535,8 @@ public struct CanonicalOrder: Sendable, Hashable, Codable {
         placedAt: Date,
         promisedDeliveryDate: Date? = nil,
         serviceLevel: ServiceLevel,
-        pickupLocation: String? = nil
+        pickupLocation: String? = nil,
+        exchangeOf: ExchangeLink? = nil
     ) {
         self.channel = channel
         self.externalOrderId = externalOrderId
@@ -531,6 +552,7 @@ public struct CanonicalOrder: Sendable, Hashable, Codable {
         self.promisedDeliveryDate = promisedDeliveryDate
         self.serviceLevel = serviceLevel
         self.pickupLocation = pickupLocation
+        self.exchangeOf = exchangeOf
     }
 }
 
@@ -861,18 +883,109 @@ public struct ReturnLine: Sendable, Hashable, Codable {
     public var quantity: Int
     /// Customer's reason code.
     public var reason: String
+    /// For an exchange: the SKU to send instead, as many units (the same product in another size or colour, or another product); absent: money back.
+    public var exchangeSku: String?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
         lineId: String,
         sku: String,
         quantity: Int,
-        reason: String
+        reason: String,
+        exchangeSku: String? = nil
     ) {
         self.lineId = lineId
         self.sku = sku
         self.quantity = quantity
         self.reason = reason
+        self.exchangeSku = exchangeSku
+    }
+}
+
+/// Money a returned unit was paid that pays for its replacement instead of being refunded, and which order's payment it sits on.
+public struct ExchangeCredit: Sendable, Hashable, Codable {
+    /// The order whose payment holds the money.
+    public var orderId: String
+    /// That order's sales channel (its payment provider).
+    public var channel: String?
+    /// That order's payment.
+    public var authorizationReference: String?
+    /// How much of it pays for the replacement.
+    public var amount: Money
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        channel: String? = nil,
+        authorizationReference: String? = nil,
+        amount: Money
+    ) {
+        self.orderId = orderId
+        self.channel = channel
+        self.authorizationReference = authorizationReference
+        self.amount = amount
+    }
+}
+
+/// What makes an order a replacement: the return it replaces and the credit that pays for it.
+public struct ExchangeLink: Sendable, Hashable, Codable {
+    /// The order whose units are returned.
+    public var orderId: String
+    /// The return that asked for the exchange.
+    public var returnId: String
+    /// Reserved at authorization: ship only once the return is received (`ShipReplacement`).
+    public var holdUntilReturned: Bool
+    /// What pays for it; refunded back to those orders if the replacement is itself returned for money.
+    public var credits: [ExchangeCredit]
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        returnId: String,
+        holdUntilReturned: Bool,
+        credits: [ExchangeCredit]
+    ) {
+        self.orderId = orderId
+        self.returnId = returnId
+        self.holdUntilReturned = holdUntilReturned
+        self.credits = credits
+    }
+}
+
+/// The replacement an authorized exchange sends, and its money.
+public struct ExchangeTerms: Sendable, Hashable, Codable {
+    /// The linked replacement order (channel order id `<orderId>/exchange/<returnId>`).
+    public var exchangeOrderId: String
+    /// The replacement order's lines: list price, tax, and the credit as their discount.
+    public var lines: [OrderLine]
+    /// Replacement minus the returned units' worth: above zero charged to `differencePayment`, below zero refunded when the return is received.
+    public var difference: Money
+    /// What the returned units were paid that pays for the replacement, by the payment it sits on.
+    public var credits: [ExchangeCredit]
+    /// The rest of their worth (a cheaper replacement), refunded when the return is received.
+    public var differenceRefunds: [ExchangeCredit]
+    /// The customer's authorization of a positive difference: the replacement order's payment.
+    public var differencePayment: PaymentAuthorization?
+    /// When the replacement is placed (and so reserved).
+    public var reserveAt: ExchangeReservation
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        exchangeOrderId: String,
+        lines: [OrderLine],
+        difference: Money,
+        credits: [ExchangeCredit],
+        differenceRefunds: [ExchangeCredit],
+        differencePayment: PaymentAuthorization? = nil,
+        reserveAt: ExchangeReservation
+    ) {
+        self.exchangeOrderId = exchangeOrderId
+        self.lines = lines
+        self.difference = difference
+        self.credits = credits
+        self.differenceRefunds = differenceRefunds
+        self.differencePayment = differencePayment
+        self.reserveAt = reserveAt
     }
 }
 
@@ -1012,6 +1125,10 @@ public struct ReturnSummary: Sendable, Hashable, Codable {
     public var lines: [ShipmentLine]
     /// Refund requested once received.
     public var refund: Money?
+    /// For an exchange: the replacement order.
+    public var exchangeOrderId: String?
+    /// `refund` once the exchange ended without a replacement.
+    public var exchangeOutcome: ExchangeOutcome?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -1019,13 +1136,17 @@ public struct ReturnSummary: Sendable, Hashable, Codable {
         status: String,
         rma: String? = nil,
         lines: [ShipmentLine],
-        refund: Money? = nil
+        refund: Money? = nil,
+        exchangeOrderId: String? = nil,
+        exchangeOutcome: ExchangeOutcome? = nil
     ) {
         self.returnId = returnId
         self.status = status
         self.rma = rma
         self.lines = lines
         self.refund = refund
+        self.exchangeOrderId = exchangeOrderId
+        self.exchangeOutcome = exchangeOutcome
     }
 }
 
@@ -1111,6 +1232,12 @@ public struct ReturnRecord: Sendable, Hashable, Codable {
     public var lines: [ReturnLine]
     /// RMA expiry.
     public var expiresAt: Date
+    /// For an exchange: its replacement and money.
+    public var exchange: ExchangeTerms?
+    /// How the exchange ended, once it did.
+    public var exchangeOutcome: ExchangeOutcome?
+    /// The replacement order was sent to intake.
+    public var replacementPlaced: Bool?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -1120,7 +1247,10 @@ public struct ReturnRecord: Sendable, Hashable, Codable {
         carrier: String,
         trackingNumber: String,
         lines: [ReturnLine],
-        expiresAt: Date
+        expiresAt: Date,
+        exchange: ExchangeTerms? = nil,
+        exchangeOutcome: ExchangeOutcome? = nil,
+        replacementPlaced: Bool? = nil
     ) {
         self.returnId = returnId
         self.status = status
@@ -1129,6 +1259,9 @@ public struct ReturnRecord: Sendable, Hashable, Codable {
         self.trackingNumber = trackingNumber
         self.lines = lines
         self.expiresAt = expiresAt
+        self.exchange = exchange
+        self.exchangeOutcome = exchangeOutcome
+        self.replacementPlaced = replacementPlaced
     }
 }
 

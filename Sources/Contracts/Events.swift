@@ -147,6 +147,8 @@ public struct OrderPlaced: Sendable, Hashable, Codable {
     public var serviceLevel: ServiceLevel
     /// Store id for buy-online-pick-up-in-store.
     public var pickupLocation: String?
+    /// A replacement order: the return it replaces and the credit that pays for it.
+    public var exchangeOf: ExchangeLink?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -164,7 +166,8 @@ public struct OrderPlaced: Sendable, Hashable, Codable {
         placedAt: Date,
         promisedDeliveryDate: Date? = nil,
         serviceLevel: ServiceLevel,
-        pickupLocation: String? = nil
+        pickupLocation: String? = nil,
+        exchangeOf: ExchangeLink? = nil
     ) {
         self.orderId = orderId
         self.channel = channel
@@ -181,6 +184,7 @@ public struct OrderPlaced: Sendable, Hashable, Codable {
         self.promisedDeliveryDate = promisedDeliveryDate
         self.serviceLevel = serviceLevel
         self.pickupLocation = pickupLocation
+        self.exchangeOf = exchangeOf
     }
 }
 
@@ -1111,6 +1115,44 @@ extension CancelOrder: ContractEvent {
     public var event: Event { .cancelOrder(self) }
 }
 
+/// The return an exchange waited for was received: the replacement order (the key) may ship.
+public struct ShipReplacement: Sendable, Hashable, Codable {
+    /// The replacement order.
+    public var orderId: String
+    /// The order whose units came back.
+    public var originalOrderId: String
+    /// The return.
+    public var returnId: String
+    /// Request time.
+    public var requestedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        originalOrderId: String,
+        returnId: String,
+        requestedAt: Date
+    ) {
+        self.orderId = orderId
+        self.originalOrderId = originalOrderId
+        self.returnId = returnId
+        self.requestedAt = requestedAt
+    }
+}
+
+extension ShipReplacement: ContractEvent {
+    /// `oms.order.ship_replacement.v1`.
+    public static let eventType = EventType(name: "oms.order.ship_replacement", version: 1)
+    /// Records of this event go to `oms.orders.commands`.
+    public static let topic = "oms.orders.commands"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .shipReplacement(self) }
+}
+
 /// An operator clears a fraud hold.
 public struct ReleaseHold: Sendable, Hashable, Codable {
     /// Order.
@@ -1615,6 +1657,10 @@ public struct ShippingState: Sendable, Hashable, Codable {
     public var cancelledLines: [ShipmentLine]?
     /// Line cancels already decided, so a repeated request is decided once.
     public var changeIds: [String]?
+    /// A replacement reserved at authorization: its allocations wait in `waiting` for `ShipReplacement`.
+    public var awaitingReturn: Bool?
+    /// `ShipReplacement` was read (perhaps before the order).
+    public var replacementReleased: Bool?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -1633,7 +1679,9 @@ public struct ShippingState: Sendable, Hashable, Codable {
         channel: String? = nil,
         paidAtCheckout: Bool? = nil,
         cancelledLines: [ShipmentLine]? = nil,
-        changeIds: [String]? = nil
+        changeIds: [String]? = nil,
+        awaitingReturn: Bool? = nil,
+        replacementReleased: Bool? = nil
     ) {
         self.orderId = orderId
         self.lines = lines
@@ -1651,6 +1699,8 @@ public struct ShippingState: Sendable, Hashable, Codable {
         self.paidAtCheckout = paidAtCheckout
         self.cancelledLines = cancelledLines
         self.changeIds = changeIds
+        self.awaitingReturn = awaitingReturn
+        self.replacementReleased = replacementReleased
     }
 }
 
@@ -2095,18 +2145,22 @@ public struct ReturnRequested: Sendable, Hashable, Codable {
     public var lines: [ReturnLine]
     /// Request time.
     public var requestedAt: Date
+    /// For an exchange whose replacement costs more: the customer's authorization of the difference.
+    public var differencePayment: PaymentAuthorization?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
         orderId: String,
         returnId: String,
         lines: [ReturnLine],
-        requestedAt: Date
+        requestedAt: Date,
+        differencePayment: PaymentAuthorization? = nil
     ) {
         self.orderId = orderId
         self.returnId = returnId
         self.lines = lines
         self.requestedAt = requestedAt
+        self.differencePayment = differencePayment
     }
 }
 
@@ -2141,6 +2195,8 @@ public struct ReturnAuthorized: Sendable, Hashable, Codable {
     public var lines: [ReturnLine]
     /// RMA expiry.
     public var expiresAt: Date
+    /// For an exchange: the replacement and its money.
+    public var exchange: ExchangeTerms?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -2151,7 +2207,8 @@ public struct ReturnAuthorized: Sendable, Hashable, Codable {
         carrier: String,
         trackingNumber: String? = nil,
         lines: [ReturnLine],
-        expiresAt: Date
+        expiresAt: Date,
+        exchange: ExchangeTerms? = nil
     ) {
         self.orderId = orderId
         self.returnId = returnId
@@ -2161,6 +2218,7 @@ public struct ReturnAuthorized: Sendable, Hashable, Codable {
         self.trackingNumber = trackingNumber
         self.lines = lines
         self.expiresAt = expiresAt
+        self.exchange = exchange
     }
 }
 
@@ -2399,6 +2457,90 @@ extension AppeasementRejected: ContractEvent {
     public var event: Event { .appeasementRejected(self) }
 }
 
+/// An exchange ends without a replacement (out of stock, the replacement order was cancelled or rejected, or the RMA expired): the returned units are refunded when received.
+public struct ExchangeReplacedByRefund: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// Return.
+    public var returnId: String
+    /// The replacement order, if it was placed.
+    public var exchangeOrderId: String?
+    /// Why.
+    public var reason: Reason
+    /// Decision time.
+    public var decidedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        returnId: String,
+        exchangeOrderId: String? = nil,
+        reason: Reason,
+        decidedAt: Date
+    ) {
+        self.orderId = orderId
+        self.returnId = returnId
+        self.exchangeOrderId = exchangeOrderId
+        self.reason = reason
+        self.decidedAt = decidedAt
+    }
+}
+
+extension ExchangeReplacedByRefund: ContractEvent {
+    /// `oms.return.exchange_refund.v1`.
+    public static let eventType = EventType(name: "oms.return.exchange_refund", version: 1)
+    /// Records of this event go to `oms.returns.events`.
+    public static let topic = "oms.returns.events"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .exchangeReplacedByRefund(self) }
+}
+
+/// The returns stage, reading a replacement order's cancel or rejection, tells the original order (keyed by it) that its exchange has no replacement.
+public struct ReplacementCancelled: Sendable, Hashable, Codable {
+    /// The original order.
+    public var orderId: String
+    /// The exchange's return.
+    public var returnId: String
+    /// The replacement order.
+    public var exchangeOrderId: String
+    /// Why it ended.
+    public var reason: Reason
+    /// When.
+    public var at: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        returnId: String,
+        exchangeOrderId: String,
+        reason: Reason,
+        at: Date
+    ) {
+        self.orderId = orderId
+        self.returnId = returnId
+        self.exchangeOrderId = exchangeOrderId
+        self.reason = reason
+        self.at = at
+    }
+}
+
+extension ReplacementCancelled: ContractEvent {
+    /// `oms.return.replacement_cancelled.v1`.
+    public static let eventType = EventType(name: "oms.return.replacement_cancelled", version: 1)
+    /// Records of this event go to `oms.returns.requests`.
+    public static let topic = "oms.returns.requests"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .replacementCancelled(self) }
+}
+
 /// A return arrived after its RMA expired: its units are restocked as usual, but its refund waits for an operator (`POST /v1/orders/{orderId}/returns/{returnId}/approve`).
 public struct ReturnNeedsReview: Sendable, Hashable, Codable {
     /// Order.
@@ -2477,6 +2619,16 @@ public struct ReturnsState: Sendable, Hashable, Codable {
     public var categories: [String: String]?
     /// Line cancels counted, so a replayed one is counted once.
     public var changeIds: [String]?
+    /// The buyer, for a replacement order.
+    public var customer: Customer?
+    /// The ship-to address (as changed), for a replacement order.
+    public var shippingAddress: Address?
+    /// Paid delivery speed, for a replacement order.
+    public var serviceLevel: ServiceLevel?
+    /// This order is a replacement: the credits its refunds go back to.
+    public var exchangeOf: ExchangeLink?
+    /// A cancel read before the order (perhaps a replacement's): the original order is told once the link is read.
+    public var cancelledBeforeOrder: Reason?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -2494,7 +2646,12 @@ public struct ReturnsState: Sendable, Hashable, Codable {
         country: String? = nil,
         cancelledLines: [ShipmentLine]? = nil,
         categories: [String: String]? = nil,
-        changeIds: [String]? = nil
+        changeIds: [String]? = nil,
+        customer: Customer? = nil,
+        shippingAddress: Address? = nil,
+        serviceLevel: ServiceLevel? = nil,
+        exchangeOf: ExchangeLink? = nil,
+        cancelledBeforeOrder: Reason? = nil
     ) {
         self.orderId = orderId
         self.channel = channel
@@ -2511,6 +2668,11 @@ public struct ReturnsState: Sendable, Hashable, Codable {
         self.cancelledLines = cancelledLines
         self.categories = categories
         self.changeIds = changeIds
+        self.customer = customer
+        self.shippingAddress = shippingAddress
+        self.serviceLevel = serviceLevel
+        self.exchangeOf = exchangeOf
+        self.cancelledBeforeOrder = cancelledBeforeOrder
     }
 }
 
@@ -3271,6 +3433,8 @@ public struct OrderView: Sendable, Hashable, Codable {
     public var storeCredit: Money?
     /// Set while a shipment's capture has failed for good (an expired authorization not re-authorized, a declined card): the order waits for an operator (`GET /v1/ops/payments`); cleared when that shipment is captured.
     public var paymentHold: Reason?
+    /// For an exchange's replacement order: the order whose returned units it replaces.
+    public var replacesOrderId: String?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -3295,7 +3459,8 @@ public struct OrderView: Sendable, Hashable, Codable {
         notificationsSent: [String],
         updatedAt: Date,
         storeCredit: Money? = nil,
-        paymentHold: Reason? = nil
+        paymentHold: Reason? = nil,
+        replacesOrderId: String? = nil
     ) {
         self.orderId = orderId
         self.channel = channel
@@ -3319,6 +3484,7 @@ public struct OrderView: Sendable, Hashable, Codable {
         self.updatedAt = updatedAt
         self.storeCredit = storeCredit
         self.paymentHold = paymentHold
+        self.replacesOrderId = replacesOrderId
     }
 }
 
@@ -3425,7 +3591,7 @@ public struct ChannelSyncState: Sendable, Hashable, Codable {
     public var orderId: String
     /// Channel; nil until the placed order is read.
     public var channel: String?
-    /// The channel's order id; nil until the placed order is read.
+    /// The channel's order id; nil until the placed order is read, and for an exchange's replacement order (the channel never saw it: nothing is told).
     public var externalOrderId: String?
     /// Facts already turned into commands, by ``ChannelFact/id``.
     public var told: [String]
@@ -4216,6 +4382,8 @@ public enum Event: Sendable, Hashable {
     case orderPartiallyAllocated(OrderPartiallyAllocated)
     /// `oms.order.cancel.v1` on `oms.orders.commands`.
     case cancelOrder(CancelOrder)
+    /// `oms.order.ship_replacement.v1` on `oms.orders.commands`.
+    case shipReplacement(ShipReplacement)
     /// `oms.order.release_hold.v1` on `oms.orders.commands`.
     case releaseHold(ReleaseHold)
     /// `oms.order.update_address.v1` on `oms.orders.commands`.
@@ -4268,6 +4436,10 @@ public enum Event: Sendable, Hashable {
     case orderAppeased(OrderAppeased)
     /// `oms.order.appeasement_rejected.v1` on `oms.returns.events`.
     case appeasementRejected(AppeasementRejected)
+    /// `oms.return.exchange_refund.v1` on `oms.returns.events`.
+    case exchangeReplacedByRefund(ExchangeReplacedByRefund)
+    /// `oms.return.replacement_cancelled.v1` on `oms.returns.requests`.
+    case replacementCancelled(ReplacementCancelled)
     /// `oms.return.needs_review.v1` on `oms.returns.events`.
     case returnNeedsReview(ReturnNeedsReview)
     /// `oms.returns.state.v1` on `oms.returns.state`.
@@ -4368,6 +4540,7 @@ public enum Event: Sendable, Hashable {
         case .orderBackordered(let value): return value
         case .orderPartiallyAllocated(let value): return value
         case .cancelOrder(let value): return value
+        case .shipReplacement(let value): return value
         case .releaseHold(let value): return value
         case .updateShippingAddress(let value): return value
         case .cancelOrderLines(let value): return value
@@ -4394,6 +4567,8 @@ public enum Event: Sendable, Hashable {
         case .returnExpired(let value): return value
         case .orderAppeased(let value): return value
         case .appeasementRejected(let value): return value
+        case .exchangeReplacedByRefund(let value): return value
+        case .replacementCancelled(let value): return value
         case .returnNeedsReview(let value): return value
         case .returnsState(let value): return value
         case .capturePayment(let value): return value
@@ -4463,6 +4638,7 @@ public enum EventRegistry {
             OrderBackordered.self,
             OrderPartiallyAllocated.self,
             CancelOrder.self,
+            ShipReplacement.self,
             ReleaseHold.self,
             UpdateShippingAddress.self,
             CancelOrderLines.self,
@@ -4489,6 +4665,8 @@ public enum EventRegistry {
             ReturnExpired.self,
             OrderAppeased.self,
             AppeasementRejected.self,
+            ExchangeReplacedByRefund.self,
+            ReplacementCancelled.self,
             ReturnNeedsReview.self,
             ReturnsState.self,
             CapturePayment.self,

@@ -117,7 +117,7 @@ public enum TopicCatalog {
             writers: ["pim-connector", "oms catalog import"], readers: ["intake", "allocation", "shipping", "returns"]),
         TopicSpec(
             name: "oms.orders.inbound", key: "channel/externalOrderId", cleanupPolicy: .delete, retentionMs: 7 * day,
-            writers: ["gateway", "marketplaces"], readers: ["intake"]),
+            writers: ["gateway", "marketplaces", "returns"], readers: ["intake"]),
         TopicSpec(
             name: "oms.orders.placed", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["intake"], readers: ["payment", "allocation", "shipping", "returns", "view", "report", "channel-sync", "erp-feed", "invoicing"]),
@@ -144,16 +144,16 @@ public enum TopicCatalog {
             writers: ["inventory"], readers: ["allocation", "report"]),
         TopicSpec(
             name: "oms.inventory.levels", key: "sku[/orderId/lineId/location]", cleanupPolicy: .compact, coPartitionGroup: inventory,
-            writers: ["inventory"], readers: ["inventory", "allocation", "gateway", "stock-feed"]),
+            writers: ["inventory"], readers: ["inventory", "allocation", "returns", "gateway", "stock-feed"]),
         TopicSpec(
             name: "oms.allocation.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
             writers: ["allocation"], readers: ["allocation"]),
         TopicSpec(
             name: "oms.orders.allocated", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["allocation"], readers: ["shipping", "view", "report"]),
+            writers: ["allocation"], readers: ["shipping", "returns", "view", "report"]),
         TopicSpec(
             name: "oms.orders.commands", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["gateway", "ops", "intake"], readers: ["payment", "shipping"]),
+            writers: ["gateway", "ops", "intake", "returns"], readers: ["payment", "shipping"]),
         TopicSpec(
             name: "oms.orders.cancellations", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["shipping"], readers: ["payment", "allocation", "returns", "view", "report", "channel-sync", "invoicing"]),
@@ -177,7 +177,7 @@ public enum TopicCatalog {
             writers: ["tracking"], readers: ["returns", "view", "report"]),
         TopicSpec(
             name: "oms.returns.requests", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["gateway", "warehouses"], readers: ["returns"]),
+            writers: ["gateway", "warehouses", "returns"], readers: ["returns"]),
         TopicSpec(
             name: "oms.returns.events", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["returns"], readers: ["view", "payments-connector", "report", "erp-feed"]),

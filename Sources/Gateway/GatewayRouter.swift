@@ -126,9 +126,11 @@ extension Gateway {
                     var lineId: String
                     var quantity: Int
                     var reason: String
+                    var exchangeSku: String?
                 }
                 var lines: [Line]
                 var returnId: String?
+                var differencePayment: PaymentAuthorization?
             }
             let body = try call.decode(Body.self)
             let view = try self.view(call.parameter("orderId"))
@@ -140,11 +142,15 @@ extension Gateway {
                 }
                 guard line.quantity >= 1 else { throw .invalidBody("$.lines.\(index).quantity must be at least 1") }
                 try Self.nonEmpty(line.reason, "lines.\(index).reason")
-                lines.append(ReturnLine(lineId: line.lineId, sku: ordered.sku, quantity: line.quantity, reason: line.reason))
+                if let sku = line.exchangeSku { try Self.nonEmpty(sku, "lines.\(index).exchangeSku") }
+                lines.append(ReturnLine(lineId: line.lineId, sku: ordered.sku, quantity: line.quantity, reason: line.reason, exchangeSku: line.exchangeSku))
+            }
+            if body.differencePayment != nil, !lines.contains(where: { $0.exchangeSku != nil }) {
+                throw .invalidBody("$.differencePayment is for an exchange: no line names an exchangeSku")
             }
             let id = Self.eventID(call, GatewayRoutes.returnOrder)
             let returnId = body.returnId ?? "rma-" + id.prefix(13)
-            let request = ReturnRequested(orderId: view.orderId, returnId: returnId, lines: lines, requestedAt: Date())
+            let request = ReturnRequested(orderId: view.orderId, returnId: returnId, lines: lines, requestedAt: Date(), differencePayment: body.differencePayment)
             var accepted = Accepted(try await self.produce(request.event, id: id), orderId: view.orderId)
             accepted.returnId = returnId
             return (202, try Self.encode(accepted))
@@ -234,6 +240,8 @@ extension Gateway {
         guard case .order(var order) = try Self.decode(format: format, body: call.body) else {
             throw .invalidBody("a \(format.rawValue) body is a change, not an order")
         }
+        // Only the returns stage makes replacement orders (they ship without payment).
+        guard order.exchangeOf == nil else { throw .invalidBody("$.exchangeOf: an exchange's replacement order is placed by the OMS, not sent to it") }
         switch channel {
         case .checked(let name) where order.channel != name:
             throw .invalidBody("$.channel: '\(order.channel)' is not the channel of this address ('\(name)')")

@@ -82,7 +82,9 @@ public enum ChannelSync {
         var state = current ?? ChannelSyncState(orderId: orderId, told: [], pending: [])
         if case .orderPlaced(let order) = placed, state.channel == nil {
             state.channel = order.channel
-            state.externalOrderId = order.externalOrderId
+            // An exchange's replacement is the OMS's own order: its channel never saw it,
+            // so none of its facts are told (the original order's refunds are).
+            state.externalOrderId = order.exchangeOf == nil ? order.externalOrderId : nil
         }
         var facts = state.channel == nil ? [] : state.pending
         if state.channel != nil { state.pending = [] }

@@ -66,12 +66,16 @@ public enum ERPFeed {
             return returnRow(e.orderId, e.returnId, "review", rma: e.rma, units: 0, reason: e.reason.code, at: e.at)
         case .returnExpired(let e):
             return returnRow(e.orderId, e.returnId, ReturnsMachine.expired, rma: e.rma, units: 0, reason: "rma_expired", at: e.expiredAt)
+        case .exchangeReplacedByRefund(let e):
+            return returnRow(e.orderId, e.returnId, "exchange_refunded", rma: "", units: 0, reason: e.reason.code, at: e.decidedAt)
         case .returnReceived(let e):
             return returnRow(e.orderId, e.returnId, "received", rma: e.rma, units: e.lines.map(\.quantity).reduce(0, +),
                              reason: Set(e.lines.map(\.disposition.rawValue)).sorted().joined(separator: " "), at: e.receivedAt)
         case .refundPayment(let e):
             // A return's refund is identified by the return; a goodwill refund by its event.
-            let id = e.returnId.map { "return/\($0)" } ?? envelope.id
+            // An exchange's refunds (a cheaper replacement's difference, a credit going back
+            // to the order it came from) are named by what they are, next to it.
+            let id = e.returnId.map { e.reason.code.hasPrefix("exchange_") ? "return/\($0)/\(e.orderId)/\(e.reason.code)" : "return/\($0)" } ?? envelope.id
             return ERPRecord(entity: .refunds, id: id, orderId: e.orderId, at: e.requestedAt, columns: [
                 "refund_id": id, "order_id": e.orderId, "return_id": e.returnId ?? "", "currency": e.amount.currency.code,
                 "amount": e.amount.decimalString, "reason": e.reason.code, "requested_at": RFC3339.format(e.requestedAt),

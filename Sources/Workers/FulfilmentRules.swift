@@ -158,13 +158,16 @@ public struct ReturnRules: Sendable, Hashable, Codable {
     /// Per product category windows (catalog `category` → days) that override every
     /// other window for the lines of that category.
     public var categoryWindowDays: [String: Int]
+    /// When an exchange's replacement is reserved, and what an out-of-stock one becomes.
+    public var exchanges: ExchangeRules
 
     /// Creates return rules.
     public init(
         windowDays: Int = 30, channelWindowDays: [String: Int] = [:], writeOffReasons: [String] = ["damaged", "defective"],
         receivingLocation: String? = nil, carrier: String = "oms-post", rmaValidDays: Int = 30, appeasements: AppeasementRules = AppeasementRules(),
-        countryWindowDays: [String: Int] = [:], categoryWindowDays: [String: Int] = [:]
+        countryWindowDays: [String: Int] = [:], categoryWindowDays: [String: Int] = [:], exchanges: ExchangeRules = ExchangeRules()
     ) {
+        self.exchanges = exchanges
         self.appeasements = appeasements
         self.categoryWindowDays = categoryWindowDays
         self.countryWindowDays = countryWindowDays
@@ -375,6 +378,7 @@ extension ShippingRules {
 extension ReturnRules {
     private enum CodingKeys: String, CodingKey {
         case windowDays, channelWindowDays, countryWindowDays, categoryWindowDays, writeOffReasons, receivingLocation, carrier, rmaValidDays, appeasements
+        case exchanges
     }
 
     /// Decodes return rules; missing keys take their defaults.
@@ -390,8 +394,45 @@ extension ReturnRules {
             rmaValidDays: try c.decodeIfPresent(Int.self, forKey: .rmaValidDays) ?? d.rmaValidDays,
             appeasements: try c.decodeIfPresent(AppeasementRules.self, forKey: .appeasements) ?? d.appeasements,
             countryWindowDays: try c.decodeIfPresent([String: Int].self, forKey: .countryWindowDays) ?? d.countryWindowDays,
-            categoryWindowDays: try c.decodeIfPresent([String: Int].self, forKey: .categoryWindowDays) ?? d.categoryWindowDays)
+            categoryWindowDays: try c.decodeIfPresent([String: Int].self, forKey: .categoryWindowDays) ?? d.categoryWindowDays,
+            exchanges: try c.decodeIfPresent(ExchangeRules.self, forKey: .exchanges) ?? d.exchanges)
     }
+}
+
+/// How exchanges run (docs/RULES.md, *Exchanges*).
+public struct ExchangeRules: Sendable, Hashable, Codable {
+    /// When the replacement is placed and reserved: at authorization (it ships once the
+    /// return is received), or when the return is received.
+    public var reserveAt: ExchangeReservation
+    /// What an exchange whose replacement has no stock becomes.
+    public var outOfStock: ExchangeStockPolicy
+
+    /// Defaults: reserved at authorization; out of stock, refunded instead.
+    public init(reserveAt: ExchangeReservation = .authorization, outOfStock: ExchangeStockPolicy = .refund) {
+        self.reserveAt = reserveAt
+        self.outOfStock = outOfStock
+    }
+
+    private enum CodingKeys: String, CodingKey { case reserveAt, outOfStock }
+
+    /// Decodes the rules; a missing key keeps its default.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = ExchangeRules()
+        self.init(
+            reserveAt: try c.decodeIfPresent(ExchangeReservation.self, forKey: .reserveAt) ?? d.reserveAt,
+            outOfStock: try c.decodeIfPresent(ExchangeStockPolicy.self, forKey: .outOfStock) ?? d.outOfStock)
+    }
+}
+
+/// What an exchange whose replacement has no stock becomes.
+public enum ExchangeStockPolicy: String, Sendable, Hashable, Codable {
+    /// The return is authorized (or goes on) as a refund; the customer is told.
+    case refund
+    /// The exchange is refused (at authorization; later, it is refunded like `refund`).
+    case reject
+    /// The replacement waits for stock (the sourcing backorder policy).
+    case wait
 }
 
 extension AppeasementRules {

@@ -85,7 +85,7 @@ enum OrderChanges {
             state.cancelled = true
             state.waiting = []
             let cancelled = OrderCancelled(orderId: state.orderId, requestedBy: command.requestedBy, reason: command.reason, cancelledAt: now)
-            return ShippingMachine.Step(state: state, outputs: [cancelled.event, ShippingMachine.release(state, reason: command.reason, now: now)])
+            return ShippingMachine.Step(state: state, outputs: [cancelled.event] + ShippingMachine.release(state, reason: command.reason, now: now))
         }
         let worth = Money(minorUnits: amounts.value(of: lines, after: counted), currency: amounts.currency)
         var outputs = [

@@ -99,6 +99,7 @@ public enum OrderViewFolder {
         case .appeasementRejected(let e): e.orderId
         case .returnNeedsReview(let e): e.orderId
         case .returnExpired(let e): e.orderId
+        case .exchangeReplacedByRefund(let e): e.orderId
         case .capturePayment(let e): e.orderId
         case .refundPayment(let e): e.orderId
         case .voidPayment(let e): e.orderId
@@ -132,6 +133,7 @@ public enum OrderViewFolder {
             view.customerEmail = order.customer.email
             view.customerPhone = order.shippingAddress.phone.flatMap { $0.isEmpty ? nil : $0 }
             view.promisedDeliveryDate = order.promisedDeliveryDate
+            view.replacesOrderId = order.exchangeOf?.orderId
             for line in order.lines {
                 progress(&view, line.lineId, sku: line.sku) { $0.ordered = line.quantity }
             }
@@ -209,7 +211,15 @@ public enum OrderViewFolder {
                 $0.status = "authorized"
                 $0.rma = ret.rma
                 $0.lines = ret.lines.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
+                $0.exchangeOrderId = ret.exchange?.exchangeOrderId
             }
+        case .exchangeReplacedByRefund(let ended):
+            var rma = ""
+            upsertReturn(&view, ended.returnId) {
+                $0.exchangeOutcome = .refund
+                rma = $0.rma ?? ""
+            }
+            notes.append(("exchange_refund/\(ended.returnId)", .exchangeRefund, ["rma": rma, "reasonText": ended.reason.message]))
         case .returnRejected(let ret):
             upsertReturn(&view, ret.returnId) { $0.status = "rejected" }
         case .returnNeedsReview(let ret):
@@ -237,7 +247,10 @@ public enum OrderViewFolder {
             view.payments.append(PaymentEntry(kind: .capture, amount: capture.amount, at: capture.requestedAt, reference: capture.shipmentId))
         case .refundPayment(let refund):
             view.payments.append(PaymentEntry(kind: .refund, amount: refund.amount, at: refund.requestedAt, reference: refund.returnId))
-            if let returnId = refund.returnId { upsertReturn(&view, returnId) { $0.refund = refund.amount } }
+            // A replacement's return refunding the credit it was paid with is no return of this order.
+            if let returnId = refund.returnId, refund.reason.code != Exchanges.creditRefundCode {
+                upsertReturn(&view, returnId) { $0.refund = Money(minorUnits: ($0.refund?.minorUnits ?? 0) + refund.amount.minorUnits, currency: refund.amount.currency) }
+            }
             if refund.reason.code != OrderChanges.lineCancelRefund {
                 notes.append(("refunded/\(refund.returnId ?? envelope.id)", .refunded, ["amount": "\(refund.amount)"]))
             }
@@ -316,6 +329,7 @@ public enum OrderViewFolder {
         case .orderAppeased(let e): "by \(e.requestedBy) (\(e.role)): \(e.amount)\(e.storeCredit == true ? " as store credit" : ""), \(e.reason.code)"
         case .appeasementRejected(let e): "appeasement \(e.appeasementId) refused: \(refused(e.reasons))"
         case .paymentReleased(let e): "by \(e.releasedBy): hold released"
+        case .exchangeReplacedByRefund(let e): "exchange of return \(e.returnId) refunded instead: \(e.reason.code) (\(e.reason.message))"
         default: nil
         }
     }

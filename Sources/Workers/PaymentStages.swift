@@ -49,7 +49,7 @@ public struct PaymentStage: Stage {
                 decidedAt: input.now)
             return StageOutcome(outputs: [StageOutput(declined.event)], stateChanges: [.delete(key: cancelled.orderId)])
         case .paymentApproved, .paymentDeclined, .paymentReleased, .updateShippingAddress, .cancelOrder, .cancelRejected, .cancelOrderLines,
-            .shippingAddressChanged, .orderLinesCancelled, .orderChangeRejected:
+            .shippingAddressChanged, .orderLinesCancelled, .orderChangeRejected, .shipReplacement:
             return .none
         default:
             throw .rejected("payment does not handle \(input.envelope.type)")
@@ -99,8 +99,10 @@ public struct PaymentStage: Stage {
     }
 
     /// Who the velocity rule counts: the email (normalized), else the channel's customer
-    /// id, else the order alone (a guest without email cannot be tracked).
+    /// id, else the order alone (a guest without email cannot be tracked). An exchange's
+    /// replacement is no new purchase: it counts alone.
     public static func customerKey(_ order: OrderPlaced) -> String {
+        if order.exchangeOf != nil { return "order:\(order.orderId)" }
         if let email = order.customer.email?.trimmingCharacters(in: .whitespaces).lowercased(), !email.isEmpty {
             return "email:\(email)"
         }

@@ -18,13 +18,18 @@ import Foundation
 ///
 /// A request for units that are shipped but whose delivery this stage has not read yet
 /// (the customer may see it first) waits in the state and is decided when it is read.
+///
+/// A line may ask for an exchange instead of money back (``Exchanges``): the replacement
+/// is a linked order this stage places through intake, and for a replacement order it
+/// reads that order's backorder and cancel to end the exchange on the original order.
 public struct ReturnsStage: Stage {
     /// `returns`.
     public let name = "returns"
     /// Placed orders, shipments, tracking events, return requests and receipts.
-    public let inputTopics = [OrderPlaced.topic, ShipmentCreated.topic, ShipmentDelivered.topic, ReturnRequested.topic, OrderLinesCancelled.topic]
-    /// The catalog, for each line's category (its return window).
-    public let globalTables = [CatalogProduct.topic]
+    public let inputTopics = [OrderPlaced.topic, ShipmentCreated.topic, ShipmentDelivered.topic, ReturnRequested.topic, OrderLinesCancelled.topic, OrderAllocated.topic]
+    /// The catalog, for each line's category (its return window) and replacements; stock
+    /// levels, for whether a replacement is in stock.
+    public let globalTables = [CatalogProduct.topic, InventoryLevel.topic]
     /// oms.returns.state.
     public let changelogTopic: String? = ReturnsState.topic
     /// Windows, dispositions, locations.
@@ -68,15 +73,25 @@ public struct ReturnsStage: Stage {
         case .appeaseOrder(let e): orderId = e.orderId
         case .approveReturnRefund(let e): orderId = e.orderId
         case .orderLinesCancelled(let e): orderId = e.orderId
-        case .trackingUpdated, .shipmentDelayed, .orderCancelled, .cancelRejected, .shippingAddressChanged, .orderChangeRejected: return .none
+        case .orderCancelled(let e): orderId = e.orderId
+        case .shippingAddressChanged(let e): orderId = e.orderId
+        case .orderBackordered(let e): orderId = e.orderId
+        case .replacementCancelled(let e): orderId = e.orderId
+        case .trackingUpdated, .shipmentDelayed, .cancelRejected, .orderChangeRejected, .orderAllocated, .orderPartiallyAllocated: return .none
         default: throw .rejected("returns does not handle \(input.envelope.type)")
         }
         var current: ReturnsState?
         if case .returnsState(let stored) = state.value(orderId) { current = stored }
-        let step = try ReturnsMachine.advance(current, orderId: orderId, on: input.event, rules: rules, connector: connector, now: input.now) { sku in
-            if case .catalogProduct(let product) = state.table(CatalogProduct.topic, key: sku) { return product.category }
+        let product = { (sku: String) -> CatalogProduct? in
+            if case .catalogProduct(let product) = state.table(CatalogProduct.topic, key: sku) { return product }
             return nil
         }
+        let available = { (sku: String) -> Int in
+            guard case .inventoryLevel(let level) = state.table(InventoryLevel.topic, key: sku) else { return 0 }
+            return level.locations.reduce(0) { $0 + InventoryLedger.available($1) }
+        }
+        let step = try ReturnsMachine.advance(
+            current, orderId: orderId, on: input.event, rules: rules, connector: connector, now: input.now, product: product, available: available)
         var outcome = StageOutcome(outputs: step.outputs.map { StageOutput($0) })
         if var next = step.state, next != current {
             next.updatedAt = input.now
@@ -99,7 +114,7 @@ public enum ReturnsMachine {
     /// Applies one event.
     public static func advance(
         _ current: ReturnsState?, orderId: String, on event: Event, rules: BusinessRules, connector: any CarrierConnector, now: Date,
-        category: (String) -> String? = { _ in nil }
+        product: (String) -> CatalogProduct? = { _ in nil }, available: (String) -> Int = { _ in 0 }
     ) throws(StageFailure) -> Step {
         var state = current ?? ReturnsState(orderId: orderId, lines: [], shipments: [], returns: [], refunded: [], updatedAt: now)
         switch event {
@@ -110,11 +125,43 @@ public enum ReturnsMachine {
             state.lines = order.lines
             state.totals = order.totals
             state.country = order.shippingAddress.country.code
+            state.customer = order.customer
+            if state.shippingAddress == nil { state.shippingAddress = order.shippingAddress }
+            state.serviceLevel = order.serviceLevel
+            state.exchangeOf = order.exchangeOf
             // The terms of the day of purchase: a product moved to another category later
             // does not change the window of orders already placed.
-            let categories = order.lines.reduce(into: [String: String]()) { $0[$1.lineId] = category($1.sku) }
+            let categories = order.lines.reduce(into: [String: String]()) { $0[$1.lineId] = product($1.sku)?.category }
             state.categories = categories.isEmpty ? nil : categories
+            if let reason = state.cancelledBeforeOrder, let link = order.exchangeOf {
+                // The replacement's cancel was read first: the original order hears of it now.
+                return Step(state: state, outputs: [replacementCancelled(link, orderId: orderId, reason: reason, now: now)])
+            }
             return Step(state: state, outputs: [])
+        case .shippingAddressChanged(let change):
+            // A replacement goes where the order goes now.
+            state.shippingAddress = change.shippingAddress
+            return Step(state: state, outputs: [])
+        case .orderBackordered:
+            // A replacement without stock: unless the rule waits, it is cancelled, and its
+            // cancel (shipping decides: it may have shipped meanwhile) ends the exchange.
+            guard state.exchangeOf != nil, rules.returns.exchanges.outOfStock != .wait else { return Step(state: current, outputs: []) }
+            return Step(state: current, outputs: [CancelOrder(
+                orderId: orderId, requestedBy: "returns",
+                reason: Reason(code: "replacement_out_of_stock", message: "no stock for the replacement: the returned units are refunded instead"),
+                requestedAt: now).event])
+        case .orderCancelled(let cancelled):
+            guard let link = state.exchangeOf else {
+                if state.totals == nil, state.cancelledBeforeOrder == nil {
+                    // Perhaps a replacement whose order this stage has not read yet.
+                    state.cancelledBeforeOrder = cancelled.reason
+                    return Step(state: state, outputs: [])
+                }
+                return Step(state: current, outputs: [])
+            }
+            return Step(state: current, outputs: [replacementCancelled(link, orderId: orderId, reason: cancelled.reason, now: now)])
+        case .replacementCancelled(let ended):
+            return endExchange(state, ended, now: now)
         case .shipmentCreated(let shipment):
             if let index = state.shipments.firstIndex(where: { $0.shipmentId == shipment.shipmentId }) {
                 guard state.shipments[index].lines.isEmpty else { return Step(state: current, outputs: []) }
@@ -132,7 +179,7 @@ public enum ReturnsMachine {
             if let index = state.shipments.firstIndex(where: { $0.shipmentId == delivery.shipmentId }) {
                 guard state.shipments[index].deliveredAt == nil else { return Step(state: current, outputs: []) }
                 state.shipments[index].deliveredAt = delivery.deliveredAt
-                return decideWaiting(state, rules: rules, connector: connector, now: now)
+                return decideWaiting(state, rules: rules, connector: connector, product: product, available: available, now: now)
             }
             guard let ret = state.returns.first(where: { $0.returnId == delivery.shipmentId }) else {
                 // A delivery of a shipment this stage has not read yet cannot happen in
@@ -163,7 +210,7 @@ public enum ReturnsMachine {
             guard reasons.isEmpty else {
                 return Step(state: current, outputs: [ReturnRejected(orderId: orderId, returnId: request.returnId, reasons: reasons, rejectedAt: now).event])
             }
-            return authorize(state, request, rules: rules, connector: connector)
+            return decide(state, request, rules: rules, connector: connector, product: product, available: available, now: now)
         case .appeaseOrder(let request):
             return try appease(state, request, rules: rules.returns.appeasements, now: now)
         case .approveReturnRefund(let approval):
@@ -259,7 +306,10 @@ public enum ReturnsMachine {
     }
 
     /// Decides the requests that waited for a delivery, now that one was read.
-    private static func decideWaiting(_ state: ReturnsState, rules: BusinessRules, connector: any CarrierConnector, now: Date) -> Step {
+    private static func decideWaiting(
+        _ state: ReturnsState, rules: BusinessRules, connector: any CarrierConnector, product: (String) -> CatalogProduct?, available: (String) -> Int,
+        now: Date
+    ) -> Step {
         var state = state
         var outputs: [Event] = []
         for record in state.returns where record.status == awaitingDelivery {
@@ -267,7 +317,7 @@ public enum ReturnsMachine {
             let request = ReturnRequested(orderId: state.orderId, returnId: record.returnId, lines: record.lines, requestedAt: record.expiresAt)
             let reasons = eligibility(of: request, state: state, rules: rules.returns)
             if reasons.isEmpty {
-                let step = authorize(state, request, rules: rules, connector: connector)
+                let step = decide(state, request, rules: rules, connector: connector, product: product, available: available, now: now)
                 state = step.state ?? state
                 outputs += step.outputs
             } else if awaitsDelivery(request, reasons: reasons, state: state) {
@@ -279,27 +329,98 @@ public enum ReturnsMachine {
         return Step(state: state, outputs: outputs)
     }
 
-    /// Authorizes a request: RMA, return label, index entry for the return parcel.
-    private static func authorize(_ state: ReturnsState, _ request: ReturnRequested, rules: BusinessRules, connector: any CarrierConnector) -> Step {
+    /// Decides an eligible request: a plain return, or an exchange (``Exchanges``)
+    /// authorized, refused, or authorized as a plain return when the rule says so.
+    private static func decide(
+        _ state: ReturnsState, _ request: ReturnRequested, rules: BusinessRules, connector: any CarrierConnector,
+        product: (String) -> CatalogProduct?, available: (String) -> Int, now: Date
+    ) -> Step {
+        switch Exchanges.decide(request, state: state, rules: rules.returns.exchanges, product: product, available: available) {
+        case .none:
+            return authorize(state, request, rules: rules, connector: connector)
+        case .rejected(let problems):
+            return Step(state: state, outputs: [ReturnRejected(orderId: state.orderId, returnId: request.returnId, reasons: problems, rejectedAt: now).event])
+        case .refundInstead(let reason):
+            var plain = request
+            plain.lines = request.lines.map { var line = $0; line.exchangeSku = nil; return line }
+            let step = authorize(state, plain, rules: rules, connector: connector)
+            return Step(state: step.state, outputs: step.outputs + [
+                ExchangeReplacedByRefund(orderId: state.orderId, returnId: request.returnId, exchangeOrderId: nil, reason: reason, decidedAt: now).event,
+            ])
+        case .exchange(let terms):
+            return authorize(state, request, rules: rules, connector: connector, exchange: terms, now: now)
+        }
+    }
+
+    /// Ends an exchange without a replacement: a placed replacement is cancelled (which
+    /// releases its reservation). Empty when it had ended already.
+    private static func endWithoutReplacement(_ state: inout ReturnsState, at index: Int, reason: Reason, now: Date) -> [Event] {
+        let ret = state.returns[index]
+        guard let terms = ret.exchange, ret.exchangeOutcome == nil else { return [] }
+        state.returns[index].exchangeOutcome = .refund
+        guard ret.replacementPlaced == true else { return [] }
+        return [CancelOrder(orderId: terms.exchangeOrderId, requestedBy: "returns", reason: reason, requestedAt: now).event]
+    }
+
+    /// The replacement order of an exchange was cancelled (or refused): the exchange ends
+    /// in a refund, once. Released and cancelled before it shipped, its credit, already
+    /// taken from the returned units, is refunded now; else the returned units are
+    /// refunded when they arrive.
+    private static func endExchange(_ state: ReturnsState, _ ended: ReplacementCancelled, now: Date) -> Step {
+        var state = state
+        guard let index = state.returns.firstIndex(where: { $0.returnId == ended.returnId }), let terms = state.returns[index].exchange,
+            terms.exchangeOrderId == ended.exchangeOrderId, state.returns[index].exchangeOutcome != .refund
+        else { return Step(state: state, outputs: []) }
+        let released = state.returns[index].exchangeOutcome == .replacement
+        state.returns[index].exchangeOutcome = .refund
+        var outputs: [Event] = [
+            ExchangeReplacedByRefund(orderId: state.orderId, returnId: ended.returnId, exchangeOrderId: ended.exchangeOrderId, reason: ended.reason, decidedAt: now).event,
+        ]
+        if released {
+            let reason = Reason(code: "exchange_cancelled", message: "return \(state.returns[index].rma): the replacement was cancelled (\(ended.reason.code))")
+            outputs += Exchanges.refunds(terms.credits, of: state.orderId, returnId: ended.returnId, reason: reason, now: now).map(\.event)
+        }
+        return Step(state: state, outputs: outputs)
+    }
+
+    /// The original order's side of a replacement's cancel, keyed by the original order.
+    private static func replacementCancelled(_ link: ExchangeLink, orderId: String, reason: Reason, now: Date) -> Event {
+        ReplacementCancelled(orderId: link.orderId, returnId: link.returnId, exchangeOrderId: orderId, reason: reason, at: now).event
+    }
+
+    /// Authorizes a request: RMA, return label, index entry for the return parcel; for an
+    /// exchange reserved at authorization, the replacement order too.
+    private static func authorize(
+        _ state: ReturnsState, _ request: ReturnRequested, rules: BusinessRules, connector: any CarrierConnector, exchange: ExchangeTerms? = nil,
+        now: Date = .distantPast
+    ) -> Step {
         var state = state
         let orderId = state.orderId
         let rma = "RMA-" + DeterministicID.uuidV5(namespace: ShippingMachine.shipmentNamespace, name: "rma/\(orderId)/\(request.returnId)")
                 .prefix(8).uppercased()
             let label = connector.label(for: LabelRequest(parcelId: request.returnId, carrier: rules.returns.carrier, service: "return", weightGrams: 0))
             let expires = request.requestedAt.addingTimeInterval(TimeInterval(rules.returns.rmaValidDays) * 86_400)
-            state.returns.append(ReturnRecord(
+            var record = ReturnRecord(
                 returnId: request.returnId, status: "authorized", rma: rma, carrier: rules.returns.carrier, trackingNumber: label.trackingNumber,
-                lines: request.lines, expiresAt: expires))
-            return Step(state: state, outputs: [
+                lines: request.lines, expiresAt: expires, exchange: exchange)
+            var outputs: [Event] = [
                 ReturnAuthorized(
                     orderId: orderId, returnId: request.returnId, rma: rma, labelRef: label.labelRef, carrier: rules.returns.carrier,
-                    trackingNumber: label.trackingNumber, lines: request.lines, expiresAt: expires
+                    trackingNumber: label.trackingNumber, lines: request.lines, expiresAt: expires, exchange: exchange
                 ).event,
                 ShipmentIndexEntry(
                     carrier: rules.returns.carrier, trackingNumber: label.trackingNumber, shipmentId: request.returnId, orderId: orderId,
                     promisedDate: expires, shippedAt: request.requestedAt, returnId: request.returnId
                 ).event,
-            ])
+            ]
+            if let exchange, exchange.reserveAt == .authorization,
+                let placement = Exchanges.placement(terms: exchange, returnId: request.returnId, state: state, hold: true, now: now)
+            {
+                record.replacementPlaced = true
+                outputs.append(placement)
+            }
+            state.returns.append(record)
+            return Step(state: state, outputs: outputs)
     }
 
     /// Every reason a request cannot be authorized; empty when it can.
@@ -368,20 +489,75 @@ public enum ReturnsMachine {
         for line in lines where line.disposition == .restock {
             outputs.append(RestockInventory(orderId: state.orderId, returnId: returnId, sku: line.sku, location: line.location, quantity: line.quantity).event)
         }
-        let returned = lines.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
+        var returned = lines.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
         if at > ret.expiresAt, let totals = state.totals, !returned.isEmpty {
-            // Too late for a refund without a look: an operator approves it, or not.
+            // Too late for a refund without a look: an operator approves it, or not. Too
+            // late for an exchange too: its refund waits the same way.
+            let late = Reason(code: "rma_expired", message: "received \(RFC3339.format(at)), after RMA \(ret.rma) expired \(RFC3339.format(ret.expiresAt))")
+            outputs += endWithoutReplacement(&state, at: index, reason: late, now: now)
             state.returns[index].status = review
-            let worth = OrderAmounts(lines: state.lines, totals: totals).value(of: returned, after: unitsByLine(state.refunded))
+            let worth = Exchanges.valueSources(of: returned, in: state).reduce(0) { $0 + $1.amount.minorUnits }
             outputs.append(ReturnNeedsReview(
                 orderId: state.orderId, returnId: returnId, rma: ret.rma, amount: Money(minorUnits: worth, currency: totals.total.currency),
-                reason: Reason(code: "rma_expired", message: "received \(RFC3339.format(at)), after RMA \(ret.rma) expired \(RFC3339.format(ret.expiresAt))"),
-                at: now).event)
+                reason: late, at: now).event)
             return Step(state: state, outputs: outputs)
         }
         state.returns[index].status = "received"
-        if let refund = refund(&state, returnId: returnId, rma: ret.rma, returned: returned, now: now) { outputs.append(refund.event) }
+        if let terms = ret.exchange, ret.exchangeOutcome == nil {
+            let exchanged = ret.lines.filter { $0.exchangeSku != nil }.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
+            let arrived = unitsByLine(returned)
+            if unitsByLine(exchanged).allSatisfy({ arrived[$0.key, default: 0] >= $0.value }) {
+                outputs += exchange(&state, at: index, terms: terms, exchanged: exchanged, now: now)
+                returned = remove(exchanged, from: returned)
+            } else {
+                let reason = Reason(code: "partially_received", message: "return \(ret.rma): not every unit to exchange arrived")
+                outputs += endWithoutReplacement(&state, at: index, reason: reason, now: now)
+                outputs.append(ExchangeReplacedByRefund(orderId: state.orderId, returnId: returnId, exchangeOrderId: terms.exchangeOrderId, reason: reason, decidedAt: now).event)
+            }
+        }
+        outputs += refund(&state, returnId: returnId, rma: ret.rma, returned: returned, now: now).map(\.event)
         return Step(state: state, outputs: outputs)
+    }
+
+    /// The exchange goes ahead: the exchanged units' money moves to the replacement (they
+    /// count as gone from this order), a cheaper replacement's difference is refunded, and
+    /// the replacement is released (or, reserved only now, placed).
+    private static func exchange(_ state: inout ReturnsState, at index: Int, terms: ExchangeTerms, exchanged: [ShipmentLine], now: Date) -> [Event] {
+        let ret = state.returns[index]
+        state.returns[index].exchangeOutcome = .replacement
+        add(exchanged, to: &state.refunded)
+        let reason = Reason(code: "exchange_difference", message: "return \(ret.rma): the replacement costs \(terms.difference) less")
+        var outputs = Exchanges.refunds(terms.differenceRefunds, of: state.orderId, returnId: ret.returnId, reason: reason, now: now).map(\.event)
+        if ret.replacementPlaced == true {
+            outputs.append(ShipReplacement(orderId: terms.exchangeOrderId, originalOrderId: state.orderId, returnId: ret.returnId, requestedAt: now).event)
+        } else if let placement = Exchanges.placement(terms: terms, returnId: ret.returnId, state: state, hold: false, now: now) {
+            state.returns[index].replacementPlaced = true
+            outputs.append(placement)
+        }
+        return outputs
+    }
+
+    /// `lines` less `taken`, line by line.
+    private static func remove(_ taken: [ShipmentLine], from lines: [ShipmentLine]) -> [ShipmentLine] {
+        var left = unitsByLine(taken)
+        return lines.compactMap { line in
+            var line = line
+            let take = min(line.quantity, left[line.lineId, default: 0])
+            left[line.lineId, default: 0] -= take
+            line.quantity -= take
+            return line.quantity > 0 ? line : nil
+        }
+    }
+
+    /// Adds units to a per-line count.
+    private static func add(_ lines: [ShipmentLine], to counted: inout [ShipmentLine]) {
+        for line in lines {
+            if let i = counted.firstIndex(where: { $0.lineId == line.lineId }) {
+                counted[i].quantity += line.quantity
+            } else {
+                counted.append(line)
+            }
+        }
     }
 
     /// Status of a return received after its RMA expired, whose refund waits.
@@ -397,6 +573,8 @@ public enum ReturnsMachine {
         for index in state.returns.indices where state.returns[index].status == "authorized" && state.returns[index].expiresAt <= now {
             state.returns[index].status = expired
             let ret = state.returns[index]
+            // Its replacement's reservation is released (the customer is told of the expiry).
+            outputs += endWithoutReplacement(&state, at: index, reason: Reason(code: "rma_expired", message: "RMA \(ret.rma) expired"), now: now)
             outputs.append(ReturnExpired(
                 orderId: state.orderId, returnId: ret.returnId, rma: ret.rma,
                 lines: ret.lines.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }, expiresAt: ret.expiresAt, expiredAt: now
@@ -420,30 +598,23 @@ public enum ReturnsMachine {
         }
         state.returns[index].status = "received"
         let returned = ret.lines.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
-        let refund = refund(&state, returnId: ret.returnId, rma: ret.rma, returned: returned, now: now, approvedBy: approval.approvedBy)
-        return Step(state: state, outputs: refund.map { [$0.event] } ?? [])
+        let refunds = refund(&state, returnId: ret.returnId, rma: ret.rma, returned: returned, now: now, approvedBy: approval.approvedBy)
+        return Step(state: state, outputs: refunds.map(\.event))
     }
 
-    /// The refund of returned units: what they were paid, counted after the units of
-    /// their lines already refunded (``OrderAmounts``); records them as refunded.
+    /// The refunds of returned units: what they were paid, counted after the units of
+    /// their lines already refunded (``OrderAmounts``), back to the payments that hold it
+    /// (``Exchanges/valueSources(of:in:)``: for a replacement, partly the original
+    /// order's); records them as refunded.
     private static func refund(
         _ state: inout ReturnsState, returnId: String, rma: String, returned: [ShipmentLine], now: Date, approvedBy: String? = nil
-    ) -> RefundPayment? {
-        guard let totals = state.totals, !returned.isEmpty else { return nil }
-        let amounts = OrderAmounts(lines: state.lines, totals: totals)
-        let amount = amounts.value(of: returned, after: unitsByLine(state.refunded))
-        for line in returned {
-            if let i = state.refunded.firstIndex(where: { $0.lineId == line.lineId }) {
-                state.refunded[i].quantity += line.quantity
-            } else {
-                state.refunded.append(line)
-            }
-        }
+    ) -> [RefundPayment] {
+        guard state.totals != nil, !returned.isEmpty else { return [] }
+        let sources = Exchanges.valueSources(of: returned, in: state)
+        add(returned, to: &state.refunded)
         let units = returned.map { "\($0.quantity) × \($0.sku)" }.joined(separator: ", ")
-        return RefundPayment(
-            orderId: state.orderId, returnId: returnId, amount: Money(minorUnits: amount, currency: amounts.currency),
-            reason: Reason(code: "returned", message: "return \(rma): \(units)" + (approvedBy.map { ", late, approved by \($0)" } ?? "")),
-            requestedAt: now, channel: state.channel, authorizationReference: state.authorizationReference)
+        let reason = Reason(code: "returned", message: "return \(rma): \(units)" + (approvedBy.map { ", late, approved by \($0)" } ?? ""))
+        return Exchanges.refunds(sources, of: state.orderId, returnId: returnId, reason: reason, now: now)
     }
 
     /// Where the returned units were shipped from (the first parcel that had them).

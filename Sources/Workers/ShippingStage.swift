@@ -103,6 +103,9 @@ public struct CarrierChoice: Sendable, Hashable {
 /// authorization), else rejected with the reason. Later allocations of a cancelled
 /// order are not shipped; allocation releases their reservations. For the same reason
 /// it decides address changes and line cancels (``OrderChanges``).
+///
+/// An exchange's replacement reserved at authorization (``Exchanges``) keeps its
+/// allocations waiting until `ShipReplacement` says the return arrived.
 public struct ShippingStage: Stage {
     /// `shipping`.
     public let name = "shipping"
@@ -133,6 +136,7 @@ public struct ShippingStage: Stage {
         case .cancelOrder(let e): orderId = e.orderId
         case .updateShippingAddress(let e): orderId = e.orderId
         case .cancelOrderLines(let e): orderId = e.orderId
+        case .shipReplacement(let e): orderId = e.orderId
         case .orderBackordered, .releaseHold: return .none
         default: throw .rejected("shipping does not handle \(input.envelope.type)")
         }
@@ -180,10 +184,11 @@ public enum ShippingMachine {
             state.authorizationReference = order.payment.reference
             state.channel = order.channel
             if order.payment.status == .captured { state.paidAtCheckout = true }
+            if order.exchangeOf?.holdUntilReturned == true, state.replacementReleased != true { state.awaitingReturn = true }
             if state.cancelled {
                 // Cancelled before the order was read: the void waited for its reference.
                 let reason = Reason(code: "order_cancelled", message: "order cancelled before shipment")
-                return Step(state: state, outputs: [release(state, reason: reason, now: now)])
+                return Step(state: state, outputs: release(state, reason: reason, now: now))
             }
             let waiting = state.waiting
             state.waiting = []
@@ -210,26 +215,36 @@ public enum ShippingMachine {
                 // The order itself is not read yet: the void goes when it is, with its reference.
                 return Step(state: state, outputs: [cancelled.event])
             }
-            return Step(state: state, outputs: [cancelled.event, release(state, reason: command.reason, now: now)])
+            return Step(state: state, outputs: [cancelled.event] + release(state, reason: command.reason, now: now))
         case .updateShippingAddress(let command):
             return OrderChanges.changeAddress(state, command: command, product: product, now: now)
         case .cancelOrderLines(let command):
             return OrderChanges.cancelLines(state, command: command, now: now)
+        case .shipReplacement:
+            guard state.replacementReleased != true else { return Step(state: current, outputs: []) }
+            state.replacementReleased = true
+            guard state.awaitingReturn == true else { return Step(state: state, outputs: []) }
+            state.awaitingReturn = nil
+            let waiting = state.waiting
+            state.waiting = []
+            return ship(state, waiting, rules: rules, connector: connector, product: product, now: now)
         default:
             return Step(state: current, outputs: [])
         }
     }
 
     /// What a cancel before any shipment does to the money: an authorization is voided;
-    /// an order paid at checkout is refunded in full.
-    static func release(_ state: ShippingState, reason: Reason, now: Date) -> Event {
+    /// an order paid at checkout is refunded in full; one that cost nothing (an even
+    /// exchange's replacement) needs nothing.
+    static func release(_ state: ShippingState, reason: Reason, now: Date) -> [Event] {
         if state.paidAtCheckout == true, let total = state.totals?.total {
-            return RefundPayment(
+            guard total.minorUnits > 0 else { return [] }
+            return [RefundPayment(
                 orderId: state.orderId, amount: total, reason: reason, requestedAt: now, channel: state.channel,
                 authorizationReference: state.authorizationReference
-            ).event
+            ).event]
         }
-        return VoidPayment(orderId: state.orderId, authorizationReference: state.authorizationReference, reason: reason, requestedAt: now, channel: state.channel).event
+        return [VoidPayment(orderId: state.orderId, authorizationReference: state.authorizationReference, reason: reason, requestedAt: now, channel: state.channel).event]
     }
 
     /// Creates a shipment per location for the allocations not shipped yet.
@@ -239,8 +254,9 @@ public enum ShippingMachine {
     ) -> Step {
         var state = state
         if state.cancelled { return Step(state: state, outputs: []) }
-        guard let totals = state.totals, let destination = state.destination, let placedAt = state.placedAt else {
-            // The decision came before the order itself (topics are read side by side).
+        guard let totals = state.totals, let destination = state.destination, let placedAt = state.placedAt, state.awaitingReturn != true else {
+            // The decision came before the order itself (topics are read side by side), or
+            // the replacement waits for its return.
             for allocation in allocations where !state.waiting.contains(allocation) { state.waiting.append(allocation) }
             return Step(state: state, outputs: [])
         }

@@ -45,6 +45,13 @@ struct DemoScenario: Sendable {
         var order: CanonicalOrder
         /// Return one unit once delivered.
         var returns: Bool
+        /// Of a return: one in three asks for an exchange instead: even (a regular SKU at
+        /// the same price), for a cheaper one (the difference refunded), or for a scarce
+        /// SKU, most likely sold out by then (refunded instead).
+        var exchange: ExchangeKind? {
+            guard returns, index % 3 == 1 else { return nil }
+            return [.even, .cheaper, .scarce][(index / 3) % 3]
+        }
         /// The carrier estimate slips past the promise (ShipmentDelayed).
         var delayed: Bool
         /// The carrier's "delivered" arrives before its "in transit".
@@ -55,12 +62,41 @@ struct DemoScenario: Sendable {
         var expectsView: Bool { twist != .malformedHTTP && twist != .malformedKafka }
     }
 
+    /// Which replacement a demo exchange asks for.
+    enum ExchangeKind: String, Sendable {
+        case even, cheaper, scarce
+
+        /// The replacement for a unit of `sku`: nil when the SKU has none of this kind.
+        func replacement(for sku: String) -> String? {
+            guard DemoScenario.regularSKUs.contains(sku) else { return nil }
+            switch self {
+            case .even: return DemoScenario.samePriced(sku)
+            case .cheaper: return DemoScenario.listPrice(sku) > DemoScenario.listPrice(DemoScenario.cheapestSKU) ? DemoScenario.cheapestSKU : nil
+            case .scarce: return DemoScenario.scarceSKUs[0]
+            }
+        }
+    }
+
     static let locations = ["WH-EAST", "WH-WEST", "3PL-CENTRAL"]
     /// The sales tax the channels charge on the demo's orders (all ship to New York).
     static let salesTaxBasisPoints: Int64 = 400
     static let regularSKUs = (1...30).map { String(format: "DEMO-%03d", $0) }
     static let scarceSKUs = (1...4).map { "SCARCE-\($0)" }
     static let regularStock = 100_000
+    /// The list price of a regular SKU: 15.00 to 60.00 in steps of 5.00, so DEMO-001 and
+    /// DEMO-011 cost the same (an even exchange) and DEMO-010, DEMO-020 and DEMO-030 are
+    /// the cheapest (a cheaper one).
+    static func listPrice(_ sku: String) -> Int64 {
+        let number = Int64(sku.filter(\.isNumber)) ?? 0
+        return 1_500 + (number % 10) * 500
+    }
+    /// Another regular SKU at the same list price.
+    static func samePriced(_ sku: String) -> String {
+        let number = Int(sku.filter(\.isNumber)) ?? 1
+        return String(format: "DEMO-%03d", (number + 9) % 30 + 1)
+    }
+    /// The cheapest regular SKU (15.00).
+    static let cheapestSKU = "DEMO-010"
     static let scarceStock = 2
     /// Secrets the demo's gateway is configured with and its senders sign with.
     static let shopifySecret = "demo-shopify-secret"
@@ -110,7 +146,9 @@ struct DemoScenario: Sendable {
         var events: [Event] = (Self.regularSKUs + Self.scarceSKUs).map { sku in
             CatalogProduct(
                 sku: sku, title: "Demo product \(sku)", weightGrams: 400, dimensions: Dimensions(lengthMm: 200, widthMm: 150, heightMm: 50),
-                blockedCountries: [], hazmat: false, prices: []
+                blockedCountries: [], hazmat: false,
+                // Scarce SKUs at the cheapest price: an exchange for one is never dearer.
+                prices: [RegionPrice(region: "US", price: Money(minorUnits: Self.listPrice(Self.regularSKUs.contains(sku) ? sku : Self.cheapestSKU), currency: .usd))]
             ).event
         }
         let sequence = Int64(Date().timeIntervalSince1970 * 1000)
@@ -136,7 +174,9 @@ struct DemoScenario: Sendable {
             if line == 0, twist == .scarce { sku = scarceSKUs[Int(random.next() % UInt64(scarceSKUs.count))] }
             if line == 0, twist == .unknownSKU { sku = "NO-SUCH-SKU" }
             guard !lines.contains(where: { $0.sku == sku }) else { continue }
-            let price = twist == .highValue ? 250_000 : 1_500 + Int(random.next() % 60) * 100
+            // Regular SKUs sell at their list price (an exchange prices its replacement so).
+            let draw = 1_500 + Int(random.next() % 60) * 100
+            let price = twist == .highValue ? 250_000 : (regularSKUs.contains(sku) ? Int(listPrice(sku)) : draw)
             let quantity = 1 + Int(random.next() % 2)
             // New York's 4 % state sales tax, on top of the price, per line.
             let tax = (Int64(price * quantity) * Self.salesTaxBasisPoints + 5_000) / 10_000

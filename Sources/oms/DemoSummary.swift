@@ -75,10 +75,15 @@ struct DemoSummary: Codable, Sendable {
         restocked.allSatisfy { $0 == 0 } ? "" : " plus \(restocked.map(String.init).joined(separator: "/")) restocked from returns"
     }
 
-    static func settlement(_ plan: DemoScenario.PlannedOrder, _ view: OrderView, returnRequested: Bool) -> String? {
+    static func settlement(_ plan: DemoScenario.PlannedOrder, _ view: OrderView, returnRequested: Bool, views: GlobalTable) -> String? {
         let parcelsOut = view.shipments.contains { $0.status != .delivered }
         let returnOpen = view.returns.contains { $0.status == "authorized" || $0.status == "awaiting_delivery" }
         if parcelsOut || returnOpen { return nil }
+        // A received exchange ends when its replacement ships or is refunded instead.
+        for entry in view.returns where entry.status == "received" && entry.exchangeOutcome != .refund {
+            guard let replacement = entry.exchangeOrderId else { continue }
+            guard case .orderView(let linked) = views.value(replacement), !linked.shipments.isEmpty else { return nil }
+        }
         if view.status == .delivered, plan.returns, !returnRequested { return nil }
         if finalStatuses.contains(view.status) { return "final" }
         let wantsScarce = view.lines.contains { DemoScenario.scarceSKUs.contains($0.sku) }
@@ -124,6 +129,43 @@ struct DemoSummary: Codable, Sendable {
                 : problems.prefix(10).joined(separator: "; "))
     }
 
+    /// Every exchange the driver asked for ends once: its replacement (a linked order)
+    /// shipped in one parcel, or, refunded instead, none; a cheaper replacement's
+    /// difference refunded, an even one's nothing.
+    static func exchanges(views: GlobalTable, asked: [String: DemoScenario.ExchangeKind]) -> Invariant {
+        var problems: [String] = []
+        var (replaced, refunded, differences) = (0, 0, 0)
+        for (orderId, kind) in asked.sorted(by: { $0.key < $1.key }) {
+            guard case .orderView(let view) = views.value(orderId) else { continue }
+            guard let entry = view.returns.first(where: { $0.exchangeOrderId != nil || $0.exchangeOutcome != nil }) else {
+                problems.append("\(orderId): the \(kind.rawValue) exchange was not authorized (\(view.returns.map(\.status)))")
+                continue
+            }
+            var parcels = 0
+            if let replacement = entry.exchangeOrderId, case .orderView(let linked) = views.value(replacement) {
+                parcels = linked.shipments.count
+                if linked.replacesOrderId != orderId { problems.append("\(replacement) does not name \(orderId) as the order it replaces") }
+            }
+            let instead = entry.exchangeOutcome == .refund
+            switch (parcels, instead) {
+            case (1, false):
+                replaced += 1
+                let back = entry.refund?.minorUnits ?? 0
+                if kind == .cheaper, back > 0 { differences += 1 }
+                if kind == .even, back != 0 { problems.append("\(orderId): an even exchange refunded \(back)") }
+                if kind == .cheaper, back == 0 { problems.append("\(orderId): a cheaper exchange refunded no difference") }
+                if kind == .scarce, back > 0 { differences += 1 }
+            case (0, true): refunded += 1
+            default: problems.append("\(orderId): \(parcels) replacement parcels, refunded instead: \(instead)")
+            }
+        }
+        return Invariant(
+            name: "every exchange ends once: one replacement shipped or one refund", holds: problems.isEmpty,
+            detail: problems.isEmpty
+                ? "\(asked.count) exchanges (\(asked.values.filter { $0 == .even }.count) even, \(asked.values.filter { $0 == .cheaper }.count) for a cheaper SKU, \(asked.values.filter { $0 == .scarce }.count) for a scarce one): \(replaced) replacements shipped as linked orders, \(differences) differences refunded, \(refunded) refunded instead (no stock)"
+                : problems.prefix(10).joined(separator: "; "))
+    }
+
     static func make(
         scenario: DemoScenario, driver: DemoDriver, sender: DemoSender, views: GlobalTable, levels: GlobalTable, before: DemoInventory,
         settled: Bool, elapsed: Double, outbound: [Invariant] = [], kafka: KafkaConfiguration, logger: Logger
@@ -146,11 +188,19 @@ struct DemoSummary: Codable, Sendable {
             for entry in view.returns where entry.status == "received" && !plan.index.isMultiple(of: 3) {
                 for line in entry.lines { restocked[line.sku, default: 0] += line.quantity }
             }
-            switch settlement(plan, view, returnRequested: returnRequests.contains(view.orderId)) {
+            switch settlement(plan, view, returnRequested: returnRequests.contains(view.orderId), views: views) {
             case "final": finalStates[view.status.rawValue, default: 0] += 1
             case let reason?: explained["\(view.status.rawValue): \(reason)", default: 0] += 1
             case nil: unsettled.append("\(plan.orderId) (\(plan.twist.rawValue)): \(view.status.rawValue)")
             }
+        }
+        // Exchanges' replacements are orders of their own: their parcels and sales count too.
+        let plannedIds = Set(expected.map(\.orderId))
+        let replacements = views.values.values.compactMap { event -> OrderView? in
+            if case .orderView(let view) = event, let original = view.replacesOrderId, plannedIds.contains(original) { view } else { nil }
+        }
+        for view in replacements {
+            for line in view.shipments.flatMap(\.lines) { shippedUnits[line.sku, default: 0] += line.quantity }
         }
         let after = DemoInventory(levels)
 
@@ -225,10 +275,11 @@ struct DemoSummary: Codable, Sendable {
             name: "re-sent webhooks answered from the first delivery", holds: replayed == resentHTTP,
             detail: "\(resentHTTP) re-sent webhooks, \(replayed) answered with Idempotent-Replayed"))
         invariants.append(Self.orderChanges(scenario: scenario, views: views, requests: await driver.changeRequests, after: after))
+        invariants.append(Self.exchanges(views: views, asked: await driver.exchanges))
         invariants += outbound
         invariants.append(try await feedsMatch(scenario: scenario, views: views, kafka: kafka, logger: logger))
         invariants.append(try await reportsMatch(
-            scenario: scenario, views: views, shippedUnits: shippedUnits, deadLetters: deadLetters.values.reduce(0, +), kafka: kafka))
+            scenario: scenario, views: views, replacements: replacements, shippedUnits: shippedUnits, deadLetters: deadLetters.values.reduce(0, +), kafka: kafka))
 
         func totals(_ inventory: DemoInventory) -> [String: Int] {
             let regular = inventory.total(DemoScenario.regularSKUs)
@@ -253,9 +304,13 @@ struct DemoSummary: Codable, Sendable {
     /// order views; dead letters from the dead-letter topic. The report stage may trail
     /// the views, so this waits up to 60 s for them to agree.
     static func reportsMatch(
-        scenario: DemoScenario, views: GlobalTable, shippedUnits: [String: Int], deadLetters: Int, kafka: KafkaConfiguration
+        scenario: DemoScenario, views: GlobalTable, replacements: [OrderView], shippedUnits: [String: Int], deadLetters: Int, kafka: KafkaConfiguration
     ) async throws -> Invariant {
         var model: [String: Int64] = [:]
+        for view in replacements {
+            model["orders \(view.channel)", default: 0] += 1
+            model["revenue \(view.channel) \(view.currency.code)", default: 0] += view.totals?.total.minorUnits ?? 0
+        }
         for plan in scenario.orders where plan.expectsView {
             let channel = plan.order.channel
             if plan.twist == .unknownSKU {

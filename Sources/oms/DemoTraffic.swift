@@ -139,6 +139,8 @@ actor DemoDriver {
     /// What the driver asked shipping to decide, per order.
     private(set) var changeRequests: [String: [OrderChangeKind]] = [:]
     private var received: Set<String> = []
+    /// Orders whose return asked for an exchange, and which kind.
+    private(set) var exchanges: [String: DemoScenario.ExchangeKind] = [:]
     /// What the driver did, by action.
     private(set) var actions: [String: Int] = [:]
 
@@ -198,9 +200,14 @@ actor DemoDriver {
         {
             returnRequested.insert(id)
             let reason = plan.index.isMultiple(of: 3) ? "damaged" : "changed_mind"
-            await sender.orderCommand(
-                "/v1/orders/\(id)/returns", ["lines": [["lineId": line.lineId, "quantity": 1, "reason": reason]]], key: "return-\(id)")
-            count("return request")
+            var asked: [String: Any] = ["lineId": line.lineId, "quantity": 1, "reason": reason]
+            if let kind = plan.exchange, let replacement = kind.replacement(for: line.sku) {
+                asked["exchangeSku"] = replacement
+                asked["reason"] = "wrong_size"
+                exchanges[id] = kind
+            }
+            await sender.orderCommand("/v1/orders/\(id)/returns", ["lines": [asked]], key: "return-\(id)")
+            count(exchanges[id].map { "return request for an exchange (\($0.rawValue))" } ?? "return request")
         }
         for entry in view.returns where entry.status == "authorized" && !received.contains(entry.returnId) {
             received.insert(entry.returnId)
@@ -292,7 +299,7 @@ actor DemoDriver {
     func isSettled() -> Bool {
         planned.values.allSatisfy { plan in
             guard case .orderView(let view) = views.value(plan.orderId) else { return false }
-            return DemoSummary.settlement(plan, view, returnRequested: returnRequested.contains(view.orderId)) != nil
+            return DemoSummary.settlement(plan, view, returnRequested: returnRequested.contains(view.orderId), views: views) != nil
         }
     }
 

@@ -227,6 +227,21 @@ struct GatewayTests {
             let badReturn = try await harness.post("/v1/orders/\(orderId)/returns", json: ["lines": [["lineId": "nope", "quantity": 1, "reason": "x"]]])
             #expect(badReturn.status == 400)
             #expect((badReturn.json["message"] as? String)?.contains("nope") == true)
+            // An exchange: the replacement SKU per line, and the difference's authorization.
+            let firstLine = try #require((view.json["lines"] as? [[String: Any]])?.first?["lineId"] as? String)
+            let difference: [String: Any] = ["status": "authorized", "amount": ["minorUnits": 500, "currency": "USD"], "reference": "pi_difference"]
+            let notExchange = try await harness.post(
+                "/v1/orders/\(orderId)/returns", json: ["lines": [["lineId": firstLine, "quantity": 1, "reason": "x"]], "differencePayment": difference])
+            #expect(notExchange.status == 400 && notExchange.text.contains("differencePayment"), "\(notExchange.text)")
+            let exchangeId = TestCluster.uniqueName("exchange")
+            let exchange = try await harness.post("/v1/orders/\(orderId)/returns", json: [
+                "returnId": exchangeId, "lines": [["lineId": firstLine, "quantity": 1, "reason": "wrong_size", "exchangeSku": "OTHER-SIZE"]], "differencePayment": difference,
+            ])
+            #expect(exchange.status == 202, "\(exchange.text)")
+            let asked = try await harness.records(ReturnRequested.topic).compactMap { try? Envelope.decode($0.eventRecord) }.compactMap { envelope -> ReturnRequested? in
+                if case .returnRequested(let request) = envelope.event, request.returnId == exchangeId { request } else { nil }
+            }
+            #expect(asked.first?.lines.first?.exchangeSku == "OTHER-SIZE" && asked.first?.differencePayment?.reference == "pi_difference")
             let noReturn = try await harness.post("/v1/orders/\(orderId)/returns/nope/approve", json: ["approvedBy": "ops"])
             #expect(noReturn.status == 404 && (noReturn.json["message"] as? String)?.contains("nope") == true, "\(noReturn.text)")
             #expect(try await harness.post("/v1/orders/\(orderId)/returns/nope/approve", json: ["note": "x"]).status == 400, "approvedBy is required")
@@ -358,6 +373,15 @@ struct GatewayTests {
                 "X-OMS-Signature": WebhookSignature.omsHex.sign(canonical, secret: GatewayHarness.webSecret),
             ])
             #expect(wrongFormat.status == 400)
+            // A replacement order ships without payment: only the returns stage makes one.
+            var forged = order
+            forged["externalOrderId"] = external + "-x"
+            forged["exchangeOf"] = ["orderId": "o", "returnId": "r", "holdUntilReturned": false, "credits": [[String: Any]]()]
+            let forgedBody = Array(try JSONSerialization.data(withJSONObject: forged))
+            let refusedReplacement = try await harness.post("/v1/channels/web/orders", body: forgedBody, headers: [
+                "X-OMS-Signature": WebhookSignature.omsHex.sign(forgedBody, secret: GatewayHarness.webSecret),
+            ])
+            #expect(refusedReplacement.status == 400 && refusedReplacement.text.contains("exchangeOf"), "\(refusedReplacement.text)")
             let inbound = try await harness.records(InboundChannelOrder.topic)
             #expect(inbound.filter { $0.keyString?.hasPrefix("web/") == true }.map(\.keyString) == ["web/\(external)"], "one record; none for the refused format")
         }

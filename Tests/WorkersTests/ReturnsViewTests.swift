@@ -348,10 +348,14 @@ private typealias F = PipelineFixtures
         returns.channelWindowDays["web"] = 60
         let rules = BusinessRules(locations: Self.rules.locations, returns: returns)
         // SKU-A is swimwear in the catalog when the order is read; SKU-B has no category.
-        let category: (String) -> String? = { $0 == "SKU-A" ? "swimwear" : nil }
+        let product: (String) -> CatalogProduct? = { sku in
+            var product = PipelineFixtures.product(sku)
+            product.category = sku == "SKU-A" ? "swimwear" : nil
+            return product
+        }
         var state: ReturnsState?
         for event in [placed.event, shipment().event, delivery("s-1")] {
-            state = try ReturnsMachine.advance(state, orderId: orderId, on: event, rules: rules, connector: connector, now: F.now, category: category).state
+            state = try ReturnsMachine.advance(state, orderId: orderId, on: event, rules: rules, connector: connector, now: F.now, product: product).state
         }
         let delivered = try #require(state)
         #expect(delivered.categories == ["1": "swimwear"])

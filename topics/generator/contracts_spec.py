@@ -38,6 +38,14 @@ E("ChannelFormat", "Which adapter understands an inbound payload.", [
     ("pos_sale", "OrderFleet store POS sale format."),
     ("canonical", "The canonical order JSON itself."),
 ])
+E("ExchangeReservation", "When an exchange's replacement is placed and its stock reserved.", [
+    ("authorization", "When the exchange is authorized; it ships once the return is received."),
+    ("received", "When the return is received; it ships at once."),
+])
+E("ExchangeOutcome", "How an exchange ended.", [
+    ("replacement", "The replacement was released to ship (the return was received)."),
+    ("refund", "No replacement: the returned units are refunded instead (out of stock, cancelled, or the RMA expired)."),
+])
 E("AdjustmentMode", "How an inventory adjustment from WMS/ERP is applied.", [
     ("absolute", "Set on-hand to the quantity (a stock count)."),
     ("delta", "Add the (possibly negative) quantity to on-hand."),
@@ -120,6 +128,7 @@ E("NotificationKind", "Which customer message to send.", [
     ("order_changed", "The order was changed after it was placed: a new ship-to address or cancelled lines."),
     ("return_expired", "An authorized return was not sent back before its RMA expired."),
     ("store_credit", "Store credit was granted (a goodwill gesture)."),
+    ("exchange_refund", "An exchange's replacement cannot be sent: the returned units are refunded instead."),
 ])
 E("OrderChangeKind", "Which change to an order in flight a decision is about.", [
     ("address", "A new ship-to address (UpdateShippingAddress)."),
@@ -208,6 +217,7 @@ S("CanonicalOrder", "A channel order in the OMS's own shape: what every channel 
     ("promisedDeliveryDate", "Date?", "Delivery date promised at checkout."),
     ("serviceLevel", "ServiceLevel", "Paid delivery speed."),
     ("pickupLocation", "String?", "Store id for buy-online-pick-up-in-store; allocation sources only there."),
+    ("exchangeOf", "ExchangeLink?", "Set by the returns stage on a replacement order only; the gateway refuses it from outside."),
 ])
 S("Dimensions", "Package dimensions of one unit, in millimetres.", [
     ("lengthMm", "Int", "Length.", {"minimum": 0}),
@@ -288,6 +298,28 @@ S("ReturnLine", "A line the customer wants to return.", [
     ("sku", "String", "SKU."),
     ("quantity", "Int", "Units to return.", {"minimum": 1}),
     ("reason", "String", "Customer's reason code."),
+    ("exchangeSku", "String?", "For an exchange: the SKU to send instead, as many units (the same product in another size or colour, or another product); absent: money back."),
+])
+S("ExchangeCredit", "Money a returned unit was paid that pays for its replacement instead of being refunded, and which order's payment it sits on.", [
+    ("orderId", "String", "The order whose payment holds the money."),
+    ("channel", "String?", "That order's sales channel (its payment provider)."),
+    ("authorizationReference", "String?", "That order's payment."),
+    ("amount", "Money", "How much of it pays for the replacement."),
+])
+S("ExchangeLink", "What makes an order a replacement: the return it replaces and the credit that pays for it.", [
+    ("orderId", "String", "The order whose units are returned."),
+    ("returnId", "String", "The return that asked for the exchange."),
+    ("holdUntilReturned", "Bool", "Reserved at authorization: ship only once the return is received (`ShipReplacement`)."),
+    ("credits", "[ExchangeCredit]", "What pays for it; refunded back to those orders if the replacement is itself returned for money."),
+])
+S("ExchangeTerms", "The replacement an authorized exchange sends, and its money.", [
+    ("exchangeOrderId", "String", "The linked replacement order (channel order id `<orderId>/exchange/<returnId>`)."),
+    ("lines", "[OrderLine]", "The replacement order's lines: list price, tax, and the credit as their discount."),
+    ("difference", "Money", "Replacement minus the returned units' worth: above zero charged to `differencePayment`, below zero refunded when the return is received."),
+    ("credits", "[ExchangeCredit]", "What the returned units were paid that pays for the replacement, by the payment it sits on."),
+    ("differenceRefunds", "[ExchangeCredit]", "The rest of their worth (a cheaper replacement), refunded when the return is received."),
+    ("differencePayment", "PaymentAuthorization?", "The customer's authorization of a positive difference: the replacement order's payment."),
+    ("reserveAt", "ExchangeReservation", "When the replacement is placed (and so reserved)."),
 ])
 S("ReceivedReturnLine", "A returned line as checked at the warehouse.", [
     ("lineId", "String", "Order line."),
@@ -325,6 +357,8 @@ S("ReturnSummary", "A return as shown in the order view.", [
     ("rma", "String?", "RMA number once authorized."),
     ("lines", "[ShipmentLine]", "Lines being returned."),
     ("refund", "Money?", "Refund requested once received."),
+    ("exchangeOrderId", "String?", "For an exchange: the replacement order."),
+    ("exchangeOutcome", "ExchangeOutcome?", "`refund` once the exchange ended without a replacement."),
 ])
 S("LineProgress", "Where the units of one order line are, as the order view counts them.", [
     ("lineId", "String", "Order line."),
@@ -350,6 +384,9 @@ S("ReturnRecord", "A return as the returns stage remembers it.", [
     ("trackingNumber", "String", "Return parcel tracking number."),
     ("lines", "[ReturnLine]", "Authorized lines."),
     ("expiresAt", "Date", "RMA expiry."),
+    ("exchange", "ExchangeTerms?", "For an exchange: its replacement and money."),
+    ("exchangeOutcome", "ExchangeOutcome?", "How the exchange ended, once it did."),
+    ("replacementPlaced", "Bool?", "The replacement order was sent to intake."),
 ])
 S("HistoryEntry", "One event folded into the order view, for the audit trail.", [
     ("eventId", "String", "ce_id of the event."),
@@ -402,6 +439,7 @@ EV("OrderPlaced", "oms.order.placed", 1, "oms.orders.placed", ORDER_KEY, ORDER_K
     ("promisedDeliveryDate", "Date?", "Promised delivery date."),
     ("serviceLevel", "ServiceLevel", "Paid delivery speed."),
     ("pickupLocation", "String?", "Store id for buy-online-pick-up-in-store."),
+    ("exchangeOf", "ExchangeLink?", "A replacement order: the return it replaces and the credit that pays for it."),
 ])
 EV("OrderRejected", "oms.order.rejected", 1, "oms.orders.rejected", ORDER_KEY, ORDER_KEY,
    "An order intake refused, with every reason found (not just the first).", [
@@ -536,6 +574,11 @@ EV("CancelOrder", "oms.order.cancel", 1, OC, ORDER_KEY, ORDER_KEY,
     ("orderId", "String", "Order."), ("requestedBy", "String", "Operator, customer or channel."),
     ("reason", "Reason", "Why."), ("requestedAt", "Date", "Request time."),
 ])
+EV("ShipReplacement", "oms.order.ship_replacement", 1, OC, ORDER_KEY, ORDER_KEY,
+   "The return an exchange waited for was received: the replacement order (the key) may ship.", [
+    ("orderId", "String", "The replacement order."), ("originalOrderId", "String", "The order whose units came back."),
+    ("returnId", "String", "The return."), ("requestedAt", "Date", "Request time."),
+])
 EV("ReleaseHold", "oms.order.release_hold", 1, OC, ORDER_KEY, ORDER_KEY,
    "An operator clears a fraud hold.", [
     ("orderId", "String", "Order."), ("releasedBy", "String", "Operator."), ("note", "String?", "Review note."),
@@ -615,6 +658,8 @@ EV("ShippingState", "oms.shipping.state", 1, "oms.shipping.state", ORDER_KEY, OR
     ("paidAtCheckout", "Bool?", "The order arrived paid (its channel captured the money at checkout): its shipments ask for no capture."),
     ("cancelledLines", "[ShipmentLine]?", "Units cancelled line by line; they are never shipped."),
     ("changeIds", "[String]?", "Line cancels already decided, so a repeated request is decided once."),
+    ("awaitingReturn", "Bool?", "A replacement reserved at authorization: its allocations wait in `waiting` for `ShipReplacement`."),
+    ("replacementReleased", "Bool?", "`ShipReplacement` was read (perhaps before the order)."),
 ])
 EV("ShipmentCreated", "oms.shipment.created", 1, "oms.shipments.created", ORDER_KEY, ORDER_KEY,
    "A shipment with carrier, service and label was created for one location.", [
@@ -680,6 +725,7 @@ EV("ReturnRequested", "oms.return.requested", 1, "oms.returns.requests", ORDER_K
    "A customer asks to return delivered items.", [
     ("orderId", "String", "Order."), ("returnId", "String", "Return id."),
     ("lines", "[ReturnLine]", "Items to return."), ("requestedAt", "Date", "Request time."),
+    ("differencePayment", "PaymentAuthorization?", "For an exchange whose replacement costs more: the customer's authorization of the difference."),
 ])
 RE = "oms.returns.events"
 EV("ReturnAuthorized", "oms.return.authorized", 1, RE, ORDER_KEY, ORDER_KEY,
@@ -688,6 +734,7 @@ EV("ReturnAuthorized", "oms.return.authorized", 1, RE, ORDER_KEY, ORDER_KEY,
     ("labelRef", "String", "Return label reference."), ("carrier", "String", "Return carrier."),
     ("trackingNumber", "String?", "Return tracking number."), ("lines", "[ReturnLine]", "Authorized lines."),
     ("expiresAt", "Date", "RMA expiry."),
+    ("exchange", "ExchangeTerms?", "For an exchange: the replacement and its money."),
 ])
 EV("ReturnRejected", "oms.return.rejected", 1, RE, ORDER_KEY, ORDER_KEY,
    "Return refused (window passed, not delivered, already returned).", [
@@ -716,6 +763,16 @@ EV("AppeasementRejected", "oms.order.appeasement_rejected", 1, RE, ORDER_KEY, OR
     ("orderId", "String", "Order."), ("appeasementId", "String", "Appeasement."), ("reasons", "[Reason]", "Why."),
     ("rejectedAt", "Date", "Decision time."),
 ])
+EV("ExchangeReplacedByRefund", "oms.return.exchange_refund", 1, RE, ORDER_KEY, ORDER_KEY,
+   "An exchange ends without a replacement (out of stock, the replacement order was cancelled or rejected, or the RMA expired): the returned units are refunded when received.", [
+    ("orderId", "String", "Order."), ("returnId", "String", "Return."), ("exchangeOrderId", "String?", "The replacement order, if it was placed."),
+    ("reason", "Reason", "Why."), ("decidedAt", "Date", "Decision time."),
+])
+EV("ReplacementCancelled", "oms.return.replacement_cancelled", 1, "oms.returns.requests", ORDER_KEY, ORDER_KEY,
+   "The returns stage, reading a replacement order's cancel or rejection, tells the original order (keyed by it) that its exchange has no replacement.", [
+    ("orderId", "String", "The original order."), ("returnId", "String", "The exchange's return."), ("exchangeOrderId", "String", "The replacement order."),
+    ("reason", "Reason", "Why it ended."), ("at", "Date", "When."),
+])
 EV("ReturnNeedsReview", "oms.return.needs_review", 1, RE, ORDER_KEY, ORDER_KEY,
    "A return arrived after its RMA expired: its units are restocked as usual, but its refund waits for an operator (`POST /v1/orders/{orderId}/returns/{returnId}/approve`).", [
     ("orderId", "String", "Order."), ("returnId", "String", "Return."), ("rma", "String", "RMA number."),
@@ -737,6 +794,11 @@ EV("ReturnsState", "oms.returns.state", 1, "oms.returns.state", ORDER_KEY, ORDER
     ("cancelledLines", "[ShipmentLine]?", "Units cancelled before they shipped (OrderLinesCancelled): never paid, so never appeased."),
     ("categories", "[String: String]?", "Product category per line id, from the catalog when the order was read: its return window."),
     ("changeIds", "[String]?", "Line cancels counted, so a replayed one is counted once."),
+    ("customer", "Customer?", "The buyer, for a replacement order."),
+    ("shippingAddress", "Address?", "The ship-to address (as changed), for a replacement order."),
+    ("serviceLevel", "ServiceLevel?", "Paid delivery speed, for a replacement order."),
+    ("exchangeOf", "ExchangeLink?", "This order is a replacement: the credits its refunds go back to."),
+    ("cancelledBeforeOrder", "Reason?", "A cancel read before the order (perhaps a replacement's): the original order is told once the link is read."),
 ])
 PC = "oms.payments.commands"
 EV("CapturePayment", "oms.payment.capture", 1, PC, ORDER_KEY, ORDER_KEY,
@@ -930,6 +992,7 @@ EV("OrderView", "oms.order.view", 1, "oms.orders.state", ORDER_KEY, ORDER_KEY,
     ("updatedAt", "Date", "Last change."),
     ("storeCredit", "Money?", "Store credit granted on this order by appeasements; nil when none."),
     ("paymentHold", "Reason?", "Set while a shipment's capture has failed for good (an expired authorization not re-authorized, a declined card): the order waits for an operator (`GET /v1/ops/payments`); cleared when that shipment is captured."),
+    ("replacesOrderId", "String?", "For an exchange's replacement order: the order whose returned units it replaces."),
 ])
 EV("Notification", "oms.notification", 1, "oms.notifications", ORDER_KEY, ORDER_KEY,
    "A message to send to the customer; the email connector delivers it.", [
@@ -946,7 +1009,7 @@ EV("ChannelUpdate", "oms.channel.update", 1, "oms.channels.commands", ORDER_KEY,
 EV("ChannelSyncState", "oms.channel.sync_state", 1, "oms.channels.state", ORDER_KEY, ORDER_KEY,
    "Channel sync's view of one order (its changelog): where it came from, so later facts can be told to it.", [
     ("orderId", "String", "Order."), ("channel", "String?", "Channel; nil until the placed order is read."),
-    ("externalOrderId", "String?", "The channel's order id; nil until the placed order is read."),
+    ("externalOrderId", "String?", "The channel's order id; nil until the placed order is read, and for an exchange's replacement order (the channel never saw it: nothing is told)."),
     ("told", "[String]", "Facts already turned into commands, by ``ChannelFact/id``."),
     ("pending", "[ChannelFact]", "Facts read before the placed order (topics are read side by side), told once it is read."),
 ])
@@ -1093,7 +1156,7 @@ DAY_MS = 86_400_000
 # name, key, cleanup, retention_ms, co_partition_group, writers, readers
 TOPICS = [
     ("oms.catalog.products", "sku", "compact", None, None, ["pim-connector", "oms catalog import"], ["intake", "allocation", "shipping", "returns"]),
-    ("oms.orders.inbound", "channel/externalOrderId", "delete", 7 * DAY_MS, None, ["gateway", "marketplaces"], ["intake"]),
+    ("oms.orders.inbound", "channel/externalOrderId", "delete", 7 * DAY_MS, None, ["gateway", "marketplaces", "returns"], ["intake"]),
     ("oms.orders.placed", "orderId", "delete", None, "order", ["intake"], ["payment", "allocation", "shipping", "returns", "view", "report", "channel-sync", "erp-feed", "invoicing"]),
     ("oms.orders.rejected", "orderId", "delete", None, "order", ["intake"], ["view", "report"]),
     ("oms.payments.checked", "orderId", "delete", None, "order", ["fraud-velocity", "payment"], ["payment", "allocation", "view"]),
@@ -1102,10 +1165,10 @@ TOPICS = [
     ("oms.payments.holds", "orderId", "compact", None, "order", ["payment"], ["payment"]),
     ("oms.inventory.commands", "sku", "delete", None, "inventory", ["allocation", "shipping", "returns", "ops"], ["inventory"]),
     ("oms.inventory.results", "orderId", "delete", None, "order", ["inventory"], ["allocation", "report"]),
-    ("oms.inventory.levels", "sku[/orderId/lineId/location]", "compact", None, "inventory", ["inventory"], ["inventory", "allocation", "gateway", "stock-feed"]),
+    ("oms.inventory.levels", "sku[/orderId/lineId/location]", "compact", None, "inventory", ["inventory"], ["inventory", "allocation", "returns", "gateway", "stock-feed"]),
     ("oms.allocation.state", "orderId", "compact", None, "order", ["allocation"], ["allocation"]),
-    ("oms.orders.allocated", "orderId", "delete", None, "order", ["allocation"], ["shipping", "view", "report"]),
-    ("oms.orders.commands", "orderId", "delete", None, "order", ["gateway", "ops", "intake"], ["payment", "shipping"]),
+    ("oms.orders.allocated", "orderId", "delete", None, "order", ["allocation"], ["shipping", "returns", "view", "report"]),
+    ("oms.orders.commands", "orderId", "delete", None, "order", ["gateway", "ops", "intake", "returns"], ["payment", "shipping"]),
     ("oms.orders.cancellations", "orderId", "delete", None, "order", ["shipping"], ["payment", "allocation", "returns", "view", "report", "channel-sync", "invoicing"]),
     ("oms.shipping.state", "orderId", "compact", None, "order", ["shipping"], ["shipping"]),
     ("oms.shipments.created", "orderId", "delete", None, "order", ["shipping"], ["returns", "view", "report", "channel-sync", "erp-feed", "invoicing"]),
@@ -1113,7 +1176,7 @@ TOPICS = [
     ("oms.tracking.inbound", "carrier/trackingNumber", "delete", None, "tracking", ["gateway", "carriers"], ["tracking"]),
     ("oms.tracking.state", "carrier/trackingNumber", "compact", None, "tracking", ["tracking"], ["tracking"]),
     ("oms.shipments.tracking", "orderId", "delete", None, "order", ["tracking"], ["returns", "view", "report"]),
-    ("oms.returns.requests", "orderId", "delete", None, "order", ["gateway", "warehouses"], ["returns"]),
+    ("oms.returns.requests", "orderId", "delete", None, "order", ["gateway", "warehouses", "returns"], ["returns"]),
     ("oms.returns.events", "orderId", "delete", None, "order", ["returns"], ["view", "payments-connector", "report", "erp-feed"]),
     ("oms.returns.state", "orderId", "compact", None, "order", ["returns"], ["returns"]),
     ("oms.payments.commands", "orderId", "delete", None, "order", ["shipping", "returns"], ["view", "payments-connector", "report", "channel-sync", "erp-feed"]),
