@@ -1238,6 +1238,8 @@ public struct ReturnRecord: Sendable, Hashable, Codable {
     public var exchangeOutcome: ExchangeOutcome?
     /// The replacement order was sent to intake.
     public var replacementPlaced: Bool?
+    /// A request waiting for its delivery: the authorization of an exchange's difference, decided with it.
+    public var differencePayment: PaymentAuthorization?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -1250,7 +1252,8 @@ public struct ReturnRecord: Sendable, Hashable, Codable {
         expiresAt: Date,
         exchange: ExchangeTerms? = nil,
         exchangeOutcome: ExchangeOutcome? = nil,
-        replacementPlaced: Bool? = nil
+        replacementPlaced: Bool? = nil,
+        differencePayment: PaymentAuthorization? = nil
     ) {
         self.returnId = returnId
         self.status = status
@@ -1262,6 +1265,7 @@ public struct ReturnRecord: Sendable, Hashable, Codable {
         self.exchange = exchange
         self.exchangeOutcome = exchangeOutcome
         self.replacementPlaced = replacementPlaced
+        self.differencePayment = differencePayment
     }
 }
 

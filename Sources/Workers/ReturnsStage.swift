@@ -204,7 +204,7 @@ public enum ReturnsMachine {
                 // this stage read it: wait for it rather than refuse.
                 state.returns.append(ReturnRecord(
                     returnId: request.returnId, status: awaitingDelivery, rma: "", carrier: "", trackingNumber: "", lines: request.lines,
-                    expiresAt: request.requestedAt))
+                    expiresAt: request.requestedAt, differencePayment: request.differencePayment))
                 return Step(state: state, outputs: [])
             }
             guard reasons.isEmpty else {
@@ -314,7 +314,8 @@ public enum ReturnsMachine {
         var outputs: [Event] = []
         for record in state.returns where record.status == awaitingDelivery {
             state.returns.removeAll { $0.returnId == record.returnId }
-            let request = ReturnRequested(orderId: state.orderId, returnId: record.returnId, lines: record.lines, requestedAt: record.expiresAt)
+            let request = ReturnRequested(
+                orderId: state.orderId, returnId: record.returnId, lines: record.lines, requestedAt: record.expiresAt, differencePayment: record.differencePayment)
             let reasons = eligibility(of: request, state: state, rules: rules.returns)
             if reasons.isEmpty {
                 let step = decide(state, request, rules: rules, connector: connector, product: product, available: available, now: now)

@@ -151,6 +151,15 @@ private typealias F = PipelineFixtures
         #expect(refunds(arrival.outputs[0]).isEmpty)
     }
 
+    @Test func anExchangeAskedBeforeItsDeliveryIsReadKeepsItsAuthorizationUntilThen() throws {
+        let authorization = PaymentAuthorization(status: .authorized, amount: F.money(500), reference: "psp-diff")
+        let delivery = ShipmentDelivered(
+            orderId: orderId, shipmentId: "s-\(orderId)", carrier: "oms-post", trackingNumber: "T1", rawStatus: "delivered", deliveredAt: Self.deliveredAt)
+        let steps = try run([placed.event, shipment(placed, lines: [F.shipmentLine("1", "SKU-A", 2)]), request("r-1", exchange: "SKU-C", payment: authorization), delivery.event])
+        #expect(steps.outputs[2].isEmpty, "waits for the delivery")
+        #expect(exchangeTerms(steps.outputs[3])?.differencePayment == authorization, "decided with the authorization it came with")
+    }
+
     // MARK: Out of stock, invalid
 
     @Test func anOutOfStockReplacementIsRefundedRefusedOrWaitedForAsTheRuleSays() throws {

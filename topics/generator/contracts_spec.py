@@ -387,6 +387,7 @@ S("ReturnRecord", "A return as the returns stage remembers it.", [
     ("exchange", "ExchangeTerms?", "For an exchange: its replacement and money."),
     ("exchangeOutcome", "ExchangeOutcome?", "How the exchange ended, once it did."),
     ("replacementPlaced", "Bool?", "The replacement order was sent to intake."),
+    ("differencePayment", "PaymentAuthorization?", "A request waiting for its delivery: the authorization of an exchange's difference, decided with it."),
 ])
 S("HistoryEntry", "One event folded into the order view, for the audit trail.", [
     ("eventId", "String", "ce_id of the event."),
