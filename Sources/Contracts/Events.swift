@@ -1659,6 +1659,8 @@ public struct ShippingState: Sendable, Hashable, Codable {
     public var changeIds: [String]?
     /// A replacement reserved at authorization: its allocations wait in `waiting` for `ShipReplacement`.
     public var awaitingReturn: Bool?
+    /// Minor units of the shipping charge refunded for cancelled units (rule `shipping.lineCancelShipping: share`).
+    public var shippingRefunded: Int64?
     /// `ShipReplacement` was read (perhaps before the order).
     public var replacementReleased: Bool?
 
@@ -1681,6 +1683,7 @@ public struct ShippingState: Sendable, Hashable, Codable {
         cancelledLines: [ShipmentLine]? = nil,
         changeIds: [String]? = nil,
         awaitingReturn: Bool? = nil,
+        shippingRefunded: Int64? = nil,
         replacementReleased: Bool? = nil
     ) {
         self.orderId = orderId
@@ -1700,6 +1703,7 @@ public struct ShippingState: Sendable, Hashable, Codable {
         self.cancelledLines = cancelledLines
         self.changeIds = changeIds
         self.awaitingReturn = awaitingReturn
+        self.shippingRefunded = shippingRefunded
         self.replacementReleased = replacementReleased
     }
 }

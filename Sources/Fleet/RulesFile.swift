@@ -58,7 +58,7 @@ public enum RulesFile {
         "sourcing": ["maxShipments", "maxReplans", "backorderPolicy"],
         "locations[]": ["id", "type", "country", "latitude", "longitude"],
         "zones[]": ["country", "postalPrefix", "distances", "latitude", "longitude"],
-        "shipping": ["rates", "zoneBands", "promiseDays", "trackingWindowDays"],
+        "shipping": ["rates", "zoneBands", "promiseDays", "trackingWindowDays", "lineCancelShipping"],
         "shipping.rates[]": ["carrier", "service", "serviceLevel", "zones", "maxWeightGrams", "price", "transitDays", "hazmat"],
         "shipping.zoneBands[]": ["name", "maxKm"],
         "returns": ["windowDays", "channelWindowDays", "countryWindowDays", "categoryWindowDays", "writeOffReasons", "receivingLocation", "carrier", "rmaValidDays", "appeasements", "exchanges"],

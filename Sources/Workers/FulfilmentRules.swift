@@ -16,13 +16,17 @@ public struct ShippingRules: Sendable, Hashable, Codable {
     /// this many days after the shipment (and not more than a day before): carriers
     /// reuse tracking numbers.
     public var trackingWindowDays: Int
+    /// Whether a line cancel gives back the cancelled units' share of the shipping charge.
+    public var lineCancelShipping: LineCancelShipping
 
     /// Creates shipping rules; the default rate table has one carrier with three services
     /// for every zone.
     public init(
         rates: [CarrierRate] = ShippingRules.defaultRates, zoneBands: [ZoneBand] = ShippingRules.defaultBands,
-        promiseDays: [String: Int] = ["standard": 7, "expedited": 3, "next_day": 1, "same_day": 0], trackingWindowDays: Int = 120
+        promiseDays: [String: Int] = ["standard": 7, "expedited": 3, "next_day": 1, "same_day": 0], trackingWindowDays: Int = 120,
+        lineCancelShipping: LineCancelShipping = .keep
     ) {
+        self.lineCancelShipping = lineCancelShipping
         self.rates = rates
         self.zoneBands = zoneBands
         self.promiseDays = promiseDays
@@ -361,7 +365,7 @@ public struct SLARule: Sendable, Hashable, Codable {
 
 // Missing keys take their defaults.
 extension ShippingRules {
-    private enum CodingKeys: String, CodingKey { case rates, zoneBands, promiseDays, trackingWindowDays }
+    private enum CodingKeys: String, CodingKey { case rates, zoneBands, promiseDays, trackingWindowDays, lineCancelShipping }
 
     /// Decodes shipping rules; missing keys take their defaults.
     public init(from decoder: any Decoder) throws {
@@ -371,8 +375,20 @@ extension ShippingRules {
             rates: try c.decodeIfPresent([CarrierRate].self, forKey: .rates) ?? d.rates,
             zoneBands: try c.decodeIfPresent([ZoneBand].self, forKey: .zoneBands) ?? d.zoneBands,
             promiseDays: try c.decodeIfPresent([String: Int].self, forKey: .promiseDays) ?? d.promiseDays,
-            trackingWindowDays: try c.decodeIfPresent(Int.self, forKey: .trackingWindowDays) ?? d.trackingWindowDays)
+            trackingWindowDays: try c.decodeIfPresent(Int.self, forKey: .trackingWindowDays) ?? d.trackingWindowDays,
+            lineCancelShipping: try c.decodeIfPresent(LineCancelShipping.self, forKey: .lineCancelShipping) ?? d.lineCancelShipping)
     }
+}
+
+/// What a line cancel does to the shipping charge (docs/RULES.md, *Address changes and
+/// line cancels*).
+public enum LineCancelShipping: String, Sendable, Hashable, Codable {
+    /// The shipping charge stays whole: the parcel goes anyway.
+    case keep
+    /// The cancelled units' share of it (by their worth among the goods) is refunded once
+    /// the charge is taken: at once for an order paid at checkout or already shipping,
+    /// else right after the first shipment's capture.
+    case share
 }
 
 extension ReturnRules {

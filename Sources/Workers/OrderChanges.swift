@@ -58,7 +58,7 @@ enum OrderChanges {
     }
 
     /// Decides a line cancel.
-    static func cancelLines(_ state: ShippingState, command: CancelOrderLines, now: Date) -> ShippingMachine.Step {
+    static func cancelLines(_ state: ShippingState, command: CancelOrderLines, rule: LineCancelShipping, now: Date) -> ShippingMachine.Step {
         if state.hasRecorded(command.changeId) || fromChannelTooEarly(state, requestedBy: command.requestedBy) {
             return ShippingMachine.Step(state: nil, outputs: [])
         }
@@ -95,14 +95,34 @@ enum OrderChanges {
             ).event,
         ]
         // An authorization is simply captured for less; money taken at checkout goes back.
-        if state.paidAtCheckout == true, worth.minorUnits > 0 {
-            let reason = Reason(code: lineCancelRefund, message: "\(command.changeId): \(command.reason.code): \(command.reason.message)")
+        // The shipping share (if the rule gives it) goes back once the charge was taken.
+        let reason = Reason(code: lineCancelRefund, message: "\(command.changeId): \(command.reason.code): \(command.reason.message)")
+        let charged = state.paidAtCheckout == true || !state.shipments.isEmpty
+        let shipping = rule == .share && charged ? shippingShareDue(&state) : 0
+        let back = (state.paidAtCheckout == true ? worth.minorUnits : 0) + shipping
+        if back > 0 {
             outputs.append(RefundPayment(
-                orderId: state.orderId, amount: worth, reason: reason, requestedAt: now, channel: state.channel,
-                authorizationReference: state.authorizationReference
+                orderId: state.orderId, amount: Money(minorUnits: back, currency: amounts.currency), reason: reason, requestedAt: now,
+                channel: state.channel, authorizationReference: state.authorizationReference
             ).event)
         }
         return ShippingMachine.Step(state: state, outputs: outputs)
+    }
+
+    /// The cancelled units' share of the shipping charge not refunded yet, now recorded as
+    /// refunded: the charge × their worth ÷ the goods' worth, counted over every unit
+    /// cancelled so far, so that shares of several cancels add up without a lost cent.
+    static func shippingShareDue(_ state: inout ShippingState) -> Int64 {
+        guard let totals = state.totals else { return 0 }
+        let amounts = OrderAmounts(lines: state.lines, totals: totals)
+        let goods = amounts.lineTotals.values.reduce(0, +)
+        guard goods > 0, amounts.shipping > 0 else { return 0 }
+        let cancelled = amounts.value(of: state.cancelledLines ?? [], after: [:])
+        let share = goods.dividingFullWidth(amounts.shipping.multipliedFullWidth(by: cancelled)).quotient
+        let due = share - (state.shippingRefunded ?? 0)
+        guard due > 0 else { return 0 }
+        state.shippingRefunded = share
+        return due
     }
 
     /// The reason code of a line cancel's refund: the customer hears of it in the

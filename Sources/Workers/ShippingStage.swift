@@ -219,7 +219,7 @@ public enum ShippingMachine {
         case .updateShippingAddress(let command):
             return OrderChanges.changeAddress(state, command: command, product: product, now: now)
         case .cancelOrderLines(let command):
-            return OrderChanges.cancelLines(state, command: command, now: now)
+            return OrderChanges.cancelLines(state, command: command, rule: rules.shipping.lineCancelShipping, now: now)
         case .shipReplacement:
             guard state.replacementReleased != true else { return Step(state: current, outputs: []) }
             state.replacementReleased = true
@@ -306,6 +306,17 @@ public enum ShippingMachine {
                 ).event)
             }
             state.shipments.append(ParcelRecord(shipmentId: shipmentId, location: location, lines: lines))
+        }
+        // The shipping charge is taken now: the share of units cancelled before goes back.
+        if rules.shipping.lineCancelShipping == .share, state.paidAtCheckout != true, state.cancelledLines?.isEmpty == false {
+            let due = OrderChanges.shippingShareDue(&state)
+            if due > 0 {
+                outputs.append(RefundPayment(
+                    orderId: state.orderId, amount: Money(minorUnits: due, currency: amounts.currency),
+                    reason: Reason(code: OrderChanges.lineCancelRefund, message: "the shipping charge's share of units cancelled before the first shipment"),
+                    requestedAt: now, channel: state.channel, authorizationReference: state.authorizationReference
+                ).event)
+            }
         }
         return Step(state: state, outputs: outputs)
     }

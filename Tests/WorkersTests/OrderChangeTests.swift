@@ -182,6 +182,44 @@ private typealias F = PipelineFixtures
         #expect(F.codes(rejection(out[3])?.reasons ?? []) == ["more_than_left"], "3 ordered, 2 cancelled: 1 left")
     }
 
+    @Test func withTheShareRuleTheCancelledUnitsShareOfShippingIsRefundedOnceTheChargeIsTaken() throws {
+        var rules = Self.rules
+        rules.shipping.lineCancelShipping = .share
+        func sharing() -> StageDriver<ShippingStage> {
+            var driver = StageDriver(stage: ShippingStage(rules: rules))
+            driver.tables[CatalogProduct.topic] = Dictionary(uniqueKeysWithValues: [F.shippingProduct("SKU-A"), F.shippingProduct("SKU-B")].map { ($0.sku, $0.event) })
+            return driver
+        }
+        // Before the first shipment: the charge is captured whole with it, then 1 × A's share
+        // (10.00 of 50.00 goods: a fifth of 5.00) goes back.
+        var before = sharing()
+        let early = run([placed.event, cancelLines([("1", 1)]), allocated], driver: &before)
+        #expect(!early[1].contains { if case .refundPayment = $0 { true } else { false } }, "nothing taken yet, nothing to give back")
+        let captured = early[2].compactMap { if case .capturePayment(let c) = $0 { c.amount.minorUnits } else { nil } }
+        let refunded = early[2].compactMap { if case .refundPayment(let r) = $0 { r.amount.minorUnits } else { nil } }
+        #expect(captured == [4_500] && refunded == [100])
+
+        // After a shipment took the charge: at once, and two cancels add up to the exact share.
+        var after = sharing()
+        let lineTwo = OrderAllocated(orderId: orderId, allocations: [F.allocation("2", "SKU-B", "WH-1", 1)], decidedAt: F.now).event
+        let late = run([placed.event, lineTwo, cancelLines([("1", 1)], id: "c1"), cancelLines([("1", 2)], id: "c2")], driver: &after)
+        let shares = late[2...].flatMap { $0 }.compactMap { if case .refundPayment(let r) = $0 { r.amount.minorUnits } else { nil } }
+        #expect(shares == [100, 200], "3 × A: three fifths of 5.00")
+
+        // Paid at checkout: the units' worth and their share, in one refund.
+        let paid = F.placed(F.order(
+            lines: [F.line("1", "SKU-A", quantity: 3, price: 1_000), F.line("2", "SKU-B", price: 2_000)],
+            payment: PaymentAuthorization(status: .captured, amount: F.money(5_500), reference: "psp-1")))
+        var checkout = sharing()
+        let refund = run([paid.event, cancelLines([("1", 1)])], driver: &checkout)[1].compactMap { if case .refundPayment(let r) = $0 { r.amount.minorUnits } else { nil } }
+        #expect(refund == [1_100])
+
+        // The default keeps the charge whole.
+        var keep = driver()
+        let kept = run([placed.event, cancelLines([("1", 1)]), allocated], driver: &keep)
+        #expect(!kept.flatMap { $0 }.contains { if case .refundPayment = $0 { true } else { false } })
+    }
+
     @Test func cancellingEveryUnitBeforeShipmentCancelsTheOrder() throws {
         var driver = driver()
         let out = run([placed.event, cancelLines([("1", 3), ("2", 1)]), allocated], driver: &driver)

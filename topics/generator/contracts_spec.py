@@ -660,6 +660,7 @@ EV("ShippingState", "oms.shipping.state", 1, "oms.shipping.state", ORDER_KEY, OR
     ("cancelledLines", "[ShipmentLine]?", "Units cancelled line by line; they are never shipped."),
     ("changeIds", "[String]?", "Line cancels already decided, so a repeated request is decided once."),
     ("awaitingReturn", "Bool?", "A replacement reserved at authorization: its allocations wait in `waiting` for `ShipReplacement`."),
+    ("shippingRefunded", "Int64?", "Minor units of the shipping charge refunded for cancelled units (rule `shipping.lineCancelShipping: share`)."),
     ("replacementReleased", "Bool?", "`ShipReplacement` was read (perhaps before the order)."),
 ])
 EV("ShipmentCreated", "oms.shipment.created", 1, "oms.shipments.created", ORDER_KEY, ORDER_KEY,
