@@ -152,12 +152,17 @@ struct DemoCommand: AsyncParsableCommand {
         let scenario = try DemoScenario(count: count, seed: seed, run: run)
         let views = try await GlobalTable.open(topic: OrderView.topic, kafka: kafka.with(clientID: "oms-demo-views"), logger: logger)
         let levels = try await GlobalTable.open(topic: InventoryLevel.topic, kafka: kafka.with(clientID: "oms-demo-levels"), logger: logger)
+        // Followed from the start, not read at the end: the embedded broker keeps only
+        // about 5 MiB per partition, and a long demo's timelines outgrow it.
+        let timelines = try await GlobalTable.open(topic: CustomerTimeline.topic, kafka: kafka.with(clientID: "oms-demo-crm"), logger: logger)
         try await views.catchUp(timeout: .seconds(60))
         try await levels.catchUp(timeout: .seconds(60))
+        try await timelines.catchUp(timeout: .seconds(60))
         let followers = Task {
             await withDiscardingTaskGroup { tasks in
                 tasks.addTask { try? await views.follow() }
                 tasks.addTask { try? await levels.follow() }
+                tasks.addTask { try? await timelines.follow() }
             }
         }
         let sender = try DemoSender(kafka: kafka, base: system.base, logger: logger)
@@ -170,7 +175,7 @@ struct DemoCommand: AsyncParsableCommand {
         system.connectors.register(scenario)
         let before = DemoInventory(levels)
         console.say("catalog of \(skus.count) SKUs and stock at \(DemoScenario.locations.joined(separator: ", ")) loaded; every stage ready")
-        return DemoWorld(scenario: scenario, views: views, levels: levels, followers: followers, sender: sender, before: before)
+        return DemoWorld(scenario: scenario, views: views, timelines: timelines, levels: levels, followers: followers, sender: sender, before: before)
     }
 
     /// 4. Traffic, follow-ups and progress, until every order settled or `--settle` ran out.
@@ -235,7 +240,7 @@ struct DemoCommand: AsyncParsableCommand {
                 await DemoInvoices.invariant(kafka: cluster.kafka.with(clientID: "oms-demo-invoices"), logger: logger, timeout: .seconds(60)),
             ]
             summary = try await DemoSummary.make(
-                scenario: world.scenario, driver: outcome.driver, sender: world.sender, views: world.views, levels: world.levels,
+                scenario: world.scenario, driver: outcome.driver, sender: world.sender, views: world.views, timelines: world.timelines, levels: world.levels,
                 before: world.before, settled: outcome.settled, elapsed: outcome.elapsed, outbound: outbound, kafka: cluster.kafka, logger: logger)
         } catch {
             world.followers.cancel()
@@ -265,6 +270,7 @@ struct DemoCommand: AsyncParsableCommand {
         }
         await world.views.close()
         await world.levels.close()
+        await world.timelines.close()
         await world.sender.close()
         // Every client is gone before the process ends (none is left to log that its
         // broker went away), and the verdict is the last thing printed.
@@ -325,6 +331,7 @@ private struct DemoSystem {
 private struct DemoWorld {
     let scenario: DemoScenario
     let views: GlobalTable
+    let timelines: GlobalTable
     let levels: GlobalTable
     let followers: Task<Void, Never>
     let sender: DemoSender

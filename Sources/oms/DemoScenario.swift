@@ -46,11 +46,11 @@ struct DemoScenario: Sendable {
         /// Return one unit once delivered.
         var returns: Bool
         /// Of a return: one in three asks for an exchange instead: even (a regular SKU at
-        /// the same price), for a cheaper one (the difference refunded), or for a scarce
-        /// SKU, most likely sold out by then (refunded instead).
+        /// the same price), for a cheaper one (the difference refunded), for a scarce SKU,
+        /// most likely sold out by then (refunded instead), or even but never sent back.
         var exchange: ExchangeKind? {
             guard returns, index % 3 == 1 else { return nil }
-            return [.even, .cheaper, .scarce][(index / 3) % 3]
+            return [.even, .cheaper, .scarce, .neverSent][(index / 3) % 4]
         }
         /// The carrier estimate slips past the promise (ShipmentDelayed).
         var delayed: Bool
@@ -65,12 +65,16 @@ struct DemoScenario: Sendable {
     /// Which replacement a demo exchange asks for.
     enum ExchangeKind: String, Sendable {
         case even, cheaper, scarce
+        /// Even, but the parcel never comes: the request is backdated past the RMA's
+        /// validity (the demo cannot wait a month), so the returns stage's next check
+        /// expires it and cancels the replacement it had reserved.
+        case neverSent = "never_sent"
 
         /// The replacement for a unit of `sku`: nil when the SKU has none of this kind.
         func replacement(for sku: String) -> String? {
             guard DemoScenario.regularSKUs.contains(sku) else { return nil }
             switch self {
-            case .even: return DemoScenario.samePriced(sku)
+            case .even, .neverSent: return DemoScenario.samePriced(sku)
             case .cheaper: return DemoScenario.listPrice(sku) > DemoScenario.listPrice(DemoScenario.cheapestSKU) ? DemoScenario.cheapestSKU : nil
             case .scarce: return DemoScenario.scarceSKUs[0]
             }

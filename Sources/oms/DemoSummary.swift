@@ -134,7 +134,7 @@ struct DemoSummary: Codable, Sendable {
     /// difference refunded, an even one's nothing.
     static func exchanges(views: GlobalTable, asked: [String: DemoScenario.ExchangeKind]) -> Invariant {
         var problems: [String] = []
-        var (replaced, refunded, differences) = (0, 0, 0)
+        var (replaced, refunded, differences, expired) = (0, 0, 0, 0)
         for (orderId, kind) in asked.sorted(by: { $0.key < $1.key }) {
             guard case .orderView(let view) = views.value(orderId) else { continue }
             guard let entry = view.returns.first(where: { $0.exchangeOrderId != nil || $0.exchangeOutcome != nil }) else {
@@ -147,6 +147,13 @@ struct DemoSummary: Codable, Sendable {
                 if linked.replacesOrderId != orderId { problems.append("\(replacement) does not name \(orderId) as the order it replaces") }
             }
             let instead = entry.exchangeOutcome == .refund
+            if entry.status == ReturnsMachine.expired {
+                // Never sent back: its replacement was cancelled, so nothing shipped or refunded.
+                var cancelled = false
+                if let replacement = entry.exchangeOrderId, case .orderView(let linked) = views.value(replacement) { cancelled = linked.status == .cancelled }
+                if parcels == 0, cancelled, entry.refund == nil { expired += 1 } else { problems.append("\(orderId): RMA expired, replacement cancelled: \(cancelled), \(parcels) parcels") }
+                continue
+            }
             switch (parcels, instead) {
             case (1, false):
                 replaced += 1
@@ -160,14 +167,14 @@ struct DemoSummary: Codable, Sendable {
             }
         }
         return Invariant(
-            name: "every exchange ends once: one replacement shipped or one refund", holds: problems.isEmpty,
+            name: "every exchange ends once: one replacement shipped, one refund, or the RMA expired and its replacement cancelled", holds: problems.isEmpty,
             detail: problems.isEmpty
-                ? "\(asked.count) exchanges (\(asked.values.filter { $0 == .even }.count) even, \(asked.values.filter { $0 == .cheaper }.count) for a cheaper SKU, \(asked.values.filter { $0 == .scarce }.count) for a scarce one): \(replaced) replacements shipped as linked orders, \(differences) differences refunded, \(refunded) refunded instead (no stock)"
+                ? "\(asked.count) exchanges (\(asked.values.filter { $0 == .even }.count) even, \(asked.values.filter { $0 == .cheaper }.count) for a cheaper SKU, \(asked.values.filter { $0 == .scarce }.count) for a scarce one, \(asked.values.filter { $0 == .neverSent }.count) never sent back): \(replaced) replacements shipped as linked orders, \(differences) differences refunded, \(refunded) refunded instead (no stock), \(expired) RMAs expired with their replacement cancelled"
                 : problems.prefix(10).joined(separator: "; "))
     }
 
     static func make(
-        scenario: DemoScenario, driver: DemoDriver, sender: DemoSender, views: GlobalTable, levels: GlobalTable, before: DemoInventory,
+        scenario: DemoScenario, driver: DemoDriver, sender: DemoSender, views: GlobalTable, timelines: GlobalTable, levels: GlobalTable, before: DemoInventory,
         settled: Bool, elapsed: Double, outbound: [Invariant] = [], kafka: KafkaConfiguration, logger: Logger
     ) async throws -> DemoSummary {
         let expected = scenario.orders.filter(\.expectsView)
@@ -277,7 +284,7 @@ struct DemoSummary: Codable, Sendable {
         invariants.append(Self.orderChanges(scenario: scenario, views: views, requests: await driver.changeRequests, after: after))
         invariants.append(Self.exchanges(views: views, asked: await driver.exchanges))
         invariants += outbound
-        invariants.append(try await feedsMatch(scenario: scenario, views: views, kafka: kafka, logger: logger))
+        invariants.append(try await feedsMatch(scenario: scenario, views: views, timelines: timelines, kafka: kafka, logger: logger))
         invariants.append(try await reportsMatch(
             scenario: scenario, views: views, replacements: replacements, shippedUnits: shippedUnits, deadLetters: deadLetters.values.reduce(0, +), kafka: kafka))
 
@@ -323,7 +330,7 @@ struct DemoSummary: Codable, Sendable {
         for (sku, units) in shippedUnits { model["shipped \(sku)"] = Int64(units) }
         for case .orderView(let view) in views.values.values where Set(scenario.orders.map(\.orderId)).contains(view.orderId) {
             if view.deliveredAt != nil { model["delivered orders", default: 0] += 1 }
-            for entry in view.returns where ["authorized", "received"].contains(entry.status) {
+            for entry in view.returns where ["authorized", "received", ReturnsMachine.expired, ReturnsMachine.review].contains(entry.status) {
                 model["returned units", default: 0] += Int64(entry.lines.reduce(0) { $0 + $1.quantity })
             }
         }
@@ -365,7 +372,7 @@ struct DemoSummary: Codable, Sendable {
     /// the listed orders are worth, and the ERP feed has one order row per placed order and
     /// one shipment row per shipment. The feed stages trail the views, so this waits up to
     /// 60 s for them to agree.
-    static func feedsMatch(scenario: DemoScenario, views: GlobalTable, kafka: KafkaConfiguration, logger: Logger) async throws -> Invariant {
+    static func feedsMatch(scenario: DemoScenario, views: GlobalTable, timelines: GlobalTable, kafka: KafkaConfiguration, logger: Logger) async throws -> Invariant {
         let planned = Set(scenario.orders.map(\.orderId))
         let orderViews = views.values.values.compactMap { event -> OrderView? in
             if case .orderView(let view) = event, planned.contains(view.orderId) { view } else { nil }
@@ -378,9 +385,8 @@ struct DemoSummary: Codable, Sendable {
         repeat {
             problems = []
             var listed: [String: OrderStatus] = [:]
-            let timelines = try await GlobalTable.snapshot(topic: CustomerTimeline.topic, kafka: kafka.with(clientID: "oms-demo-crm")).values
             customers = 0
-            for case .customerTimeline(let timeline) in timelines {
+            for case .customerTimeline(let timeline) in timelines.values.values {
                 customers += 1
                 for order in timeline.orders { listed[order.orderId] = order.status }
                 if timeline.lifetime.value != CustomerTimelines.sum(timeline.orders.compactMap(CustomerTimelines.value) + timeline.older.value) {

@@ -201,6 +201,10 @@ actor DemoDriver {
             returnRequested.insert(id)
             let reason = plan.index.isMultiple(of: 3) ? "damaged" : "changed_mind"
             var asked: [String: Any] = ["lineId": line.lineId, "quantity": 1, "reason": reason]
+            if plan.exchange == .neverSent, let replacement = DemoScenario.ExchangeKind.neverSent.replacement(for: line.sku) {
+                await requestNeverSent(id, line: line, replacement: replacement)
+                return
+            }
             if let kind = plan.exchange, let replacement = kind.replacement(for: line.sku) {
                 asked["exchangeSku"] = replacement
                 asked["reason"] = "wrong_size"
@@ -209,7 +213,7 @@ actor DemoDriver {
             await sender.orderCommand("/v1/orders/\(id)/returns", ["lines": [asked]], key: "return-\(id)")
             count(exchanges[id].map { "return request for an exchange (\($0.rawValue))" } ?? "return request")
         }
-        for entry in view.returns where entry.status == "authorized" && !received.contains(entry.returnId) {
+        for entry in view.returns where entry.status == "authorized" && !received.contains(entry.returnId) && !entry.returnId.hasPrefix(Self.neverSentPrefix) {
             received.insert(entry.returnId)
             let location = view.shipments.first?.location ?? DemoScenario.locations[0]
             let lines = entry.lines.map {
@@ -218,6 +222,22 @@ actor DemoDriver {
             try? await sender.produce([ReceiveReturn(orderId: id, returnId: entry.returnId, lines: lines, receivedAt: Date()).event], kind: "warehouse return receipt")
             count("return received")
         }
+    }
+
+    /// Returns whose parcel never comes.
+    static let neverSentPrefix = "rma-never-sent-"
+
+    /// An even exchange whose parcel the customer never sends: written straight to
+    /// oms.returns.requests with its request time backdated past the RMA's validity, so
+    /// it expires at the returns stage's next check (once a minute).
+    private func requestNeverSent(_ id: String, line: LineProgress, replacement: String) async {
+        // 60 days: past the 30-day RMA of the demo's rules (config/rules.yaml).
+        let requestedAt = Date().addingTimeInterval(-60 * 86_400)
+        let request = ReturnRequested(
+            orderId: id, returnId: Self.neverSentPrefix + id.prefix(8),
+            lines: [ReturnLine(lineId: line.lineId, sku: line.sku, quantity: 1, reason: "wrong_size", exchangeSku: replacement)], requestedAt: requestedAt)
+        try? await sender.produce([request.event], kind: "exchange request never sent back (backdated past its RMA)")
+        exchanges[id] = .neverSent
     }
 
     /// A new address (same city, another street) and one unit less of the first line
