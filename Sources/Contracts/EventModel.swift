@@ -55,6 +55,22 @@ public enum ExchangeReservation: String, Sendable, Hashable, Codable, CaseIterab
     case received
 }
 
+/// Where a return stands.
+public enum ReturnStatus: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Asked before the returns stage read the order's delivery; decided when it does (the returns stage's own record only).
+    case awaitingDelivery = "awaiting_delivery"
+    /// Authorized with an RMA and a return label; the parcel is awaited.
+    case authorized
+    /// Refused (the reasons are on ReturnRejected).
+    case rejected
+    /// The parcel arrived: restocked or written off, and refunded.
+    case received
+    /// Received after the RMA expired: restocked, its refund waits for an operator.
+    case review
+    /// The RMA expired with no parcel.
+    case expired
+}
+
 /// How an exchange ended.
 public enum ExchangeOutcome: String, Sendable, Hashable, Codable, CaseIterable {
     /// The replacement was released to ship (the return was received).
@@ -1117,8 +1133,8 @@ public struct TrackingEntry: Sendable, Hashable, Codable {
 public struct ReturnSummary: Sendable, Hashable, Codable {
     /// Return id.
     public var returnId: String
-    /// authorized, rejected or received.
-    public var status: String
+    /// Where it stands.
+    public var status: ReturnStatus
     /// RMA number once authorized.
     public var rma: String?
     /// Lines being returned.
@@ -1133,7 +1149,7 @@ public struct ReturnSummary: Sendable, Hashable, Codable {
     /// Memberwise initializer; optional fields default to nil.
     public init(
         returnId: String,
-        status: String,
+        status: ReturnStatus,
         rma: String? = nil,
         lines: [ShipmentLine],
         refund: Money? = nil,
@@ -1220,8 +1236,8 @@ public struct ParcelRecord: Sendable, Hashable, Codable {
 public struct ReturnRecord: Sendable, Hashable, Codable {
     /// Return id.
     public var returnId: String
-    /// awaiting_delivery (asked before this stage read the delivery), authorized, expired (not received before the RMA expired), received, or review (received after the RMA expired: its refund waits for an operator).
-    public var status: String
+    /// Where it stands.
+    public var status: ReturnStatus
     /// RMA number.
     public var rma: String
     /// Return carrier.
@@ -1244,7 +1260,7 @@ public struct ReturnRecord: Sendable, Hashable, Codable {
     /// Memberwise initializer; optional fields default to nil.
     public init(
         returnId: String,
-        status: String,
+        status: ReturnStatus,
         rma: String,
         carrier: String,
         trackingNumber: String,
@@ -1527,15 +1543,15 @@ public struct InvoiceAssignment: Sendable, Hashable, Codable {
 public struct CustomerReturn: Sendable, Hashable, Codable {
     /// Return id.
     public var returnId: String
-    /// authorized, rejected or received.
-    public var status: String
+    /// Where it stands.
+    public var status: ReturnStatus
     /// Refund requested once received.
     public var refund: Money?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
         returnId: String,
-        status: String,
+        status: ReturnStatus,
         refund: Money? = nil
     ) {
         self.returnId = returnId

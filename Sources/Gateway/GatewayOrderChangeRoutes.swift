@@ -125,9 +125,9 @@ extension Gateway {
             guard let ret = view.returns.first(where: { $0.returnId == returnId }) else {
                 throw GatewayError(status: 404, code: "not_found", message: "order \(view.orderId) has no return \(returnId)")
             }
-            guard ret.status == ReturnsMachine.review else {
+            guard ret.status == .review else {
                 throw GatewayError(
-                    status: 409, code: "not_in_review", message: "return \(returnId) is \(ret.status): only a return received after its RMA expired waits for approval")
+                    status: 409, code: "not_in_review", message: "return \(returnId) is \(ret.status.rawValue): only a return received after its RMA expired waits for approval")
             }
             let command = ApproveReturnRefund(orderId: view.orderId, returnId: returnId, approvedBy: body.approvedBy, note: body.note, requestedAt: Date())
             var accepted = Accepted(try await self.produce(command.event, id: Self.eventID(call, GatewayRoutes.approveReturn)), orderId: view.orderId)

@@ -65,7 +65,7 @@ public enum ERPFeed {
         case .returnNeedsReview(let e):
             return returnRow(e.orderId, e.returnId, "review", rma: e.rma, units: 0, reason: e.reason.code, at: e.at)
         case .returnExpired(let e):
-            return returnRow(e.orderId, e.returnId, ReturnsMachine.expired, rma: e.rma, units: 0, reason: "rma_expired", at: e.expiredAt)
+            return returnRow(e.orderId, e.returnId, "expired", rma: e.rma, units: 0, reason: "rma_expired", at: e.expiredAt)
         case .exchangeReplacedByRefund(let e):
             return returnRow(e.orderId, e.returnId, "exchange_refunded", rma: "", units: 0, reason: e.reason.code, at: e.decidedAt)
         case .returnReceived(let e):

@@ -116,99 +116,154 @@ public enum OrderViewFolder {
     /// Folds the event in `envelope` into `current`.
     public static func fold(_ current: OrderView?, orderId: String, envelope: Envelope, rules: NotificationRules, now: Date) -> Step {
         if let current, current.history.contains(where: { $0.eventId == envelope.id }) { return Step(view: nil, notifications: []) }
-        let at = envelope.time
         var view = current ?? OrderView(
             orderId: orderId, channel: "", externalOrderId: "", status: .placed, currency: currency(of: envelope.event) ?? .usd, lines: [],
-            payments: [], shipments: [], tracking: [], returns: [], history: [], lineProgress: [], statusSince: at, notificationsSent: [],
+            payments: [], shipments: [], tracking: [], returns: [], history: [], lineProgress: [], statusSince: envelope.time, notificationsSent: [],
             updatedAt: now)
-        var notes: [(key: String, kind: NotificationKind, data: [String: String])] = []
+        var notes: [Note] = []
+        guard apply(envelope, to: &view, notes: &notes, rules: rules) else { return Step(view: nil, notifications: []) }
+        record(envelope, in: &view, now: now)
+        let notifications = notify(notes, &view, now: now)
+        return Step(view: view, notifications: notifications)
+    }
 
+    /// A message the event calls for, sent once per key.
+    private struct Note {
+        let key: String
+        let kind: NotificationKind
+        let data: [String: String]
+    }
+
+    /// Folds the event's facts into `view` and notes what to tell the customer; false for
+    /// an event the view does not show.
+    private static func apply(_ envelope: Envelope, to view: inout OrderView, notes: inout [Note], rules: NotificationRules) -> Bool {
         switch envelope.event {
         case .orderPlaced(let order):
-            view.channel = order.channel
-            view.externalOrderId = order.externalOrderId
-            view.currency = order.currency
-            view.totals = order.totals
-            view.lines = order.lines
-            view.customerEmail = order.customer.email
-            view.customerPhone = order.shippingAddress.phone.flatMap { $0.isEmpty ? nil : $0 }
-            view.promisedDeliveryDate = order.promisedDeliveryDate
-            view.replacesOrderId = order.exchangeOf?.orderId
-            for line in order.lines {
-                progress(&view, line.lineId, sku: line.sku) { $0.ordered = line.quantity }
-            }
-            view.payments.insert(PaymentEntry(kind: .authorization, amount: order.payment.amount, at: order.placedAt, reference: order.payment.reference), at: 0)
+            placed(order, into: &view)
         case .orderRejected(let rejected):
             view.channel = rejected.channel
             view.externalOrderId = rejected.externalOrderId
         case .paymentApproved, .paymentReleased:
-            notes.append(("confirmed", .confirmed, [:]))
+            notes.append(Note(key: "confirmed", kind: .confirmed, data: [:]))
         case .orderAllocated(let decision):
             allocate(&view, decision.allocations)
         case .orderPartiallyAllocated(let decision):
             allocate(&view, decision.allocations)
         case .orderCancelled:
-            notes.append(("cancelled", .cancelled, [:]))
+            notes.append(Note(key: "cancelled", kind: .cancelled, data: [:]))
         case .shippingAddressChanged(let change):
             // City and country only: the message says where, the customer knows the rest.
             let place = "\(change.shippingAddress.city), \(change.shippingAddress.country.code)"
-            notes.append(("changed/\(envelope.id)", .orderChanged, ["change": "address", "shipTo": place]))
+            notes.append(Note(key: "changed/\(envelope.id)", kind: .orderChanged, data: ["change": "address", "shipTo": place]))
         case .orderLinesCancelled(let change):
             for line in change.lines { progress(&view, line.lineId, sku: line.sku) { $0.cancelled = ($0.cancelled ?? 0) + line.quantity } }
             let items = change.lines.map { "\($0.quantity) × \($0.sku)" }.joined(separator: ", ")
-            notes.append(("changed/\(change.changeId)", .orderChanged, ["change": "lines", "cancelledItems": items, "amount": "\(change.amount)"]))
+            notes.append(Note(key: "changed/\(change.changeId)", kind: .orderChanged, data: ["change": "lines", "cancelledItems": items, "amount": "\(change.amount)"]))
+        case .shipmentCreated, .trackingUpdated, .shipmentDelivered, .shipmentDelayed:
+            carried(envelope.event, into: &view, notes: &notes, rules: rules)
+        case .returnAuthorized, .exchangeReplacedByRefund, .returnRejected, .returnNeedsReview, .returnExpired, .returnReceived:
+            returned(envelope.event, into: &view, notes: &notes)
+        case .capturePayment, .refundPayment, .voidPayment, .paymentCaptured, .paymentCaptureFailed, .paymentRefunded, .paymentRefundFailed,
+            .paymentVoided, .paymentVoidFailed:
+            paid(envelope, into: &view, notes: &notes)
+        case .orderAppeased(let appeased) where appeased.storeCredit == true:
+            view.storeCredit = Money(minorUnits: (view.storeCredit?.minorUnits ?? 0) + appeased.amount.minorUnits, currency: appeased.amount.currency)
+            notes.append(Note(key: "store_credit/\(appeased.appeasementId)", kind: .storeCredit, data: ["amount": "\(appeased.amount)"]))
+        case .paymentDeclined, .paymentHeld, .orderBackordered, .cancelRejected, .orderAppeased, .appeasementRejected, .orderChangeRejected:
+            // On the timeline only: an appeasement's money is its RefundPayment's entry.
+            break
+        default:
+            return false
+        }
+        return true
+    }
+
+    /// The placed order's facts: channel, amounts, lines, customer, promise, authorization.
+    private static func placed(_ order: OrderPlaced, into view: inout OrderView) {
+        view.channel = order.channel
+        view.externalOrderId = order.externalOrderId
+        view.currency = order.currency
+        view.totals = order.totals
+        view.lines = order.lines
+        view.customerEmail = order.customer.email
+        view.customerPhone = order.shippingAddress.phone.flatMap { $0.isEmpty ? nil : $0 }
+        view.promisedDeliveryDate = order.promisedDeliveryDate
+        view.replacesOrderId = order.exchangeOf?.orderId
+        for line in order.lines {
+            progress(&view, line.lineId, sku: line.sku) { $0.ordered = line.quantity }
+        }
+        view.payments.insert(PaymentEntry(kind: .authorization, amount: order.payment.amount, at: order.placedAt, reference: order.payment.reference), at: 0)
+    }
+
+    /// Shipments and what the carrier says of them.
+    private static func carried(_ event: Event, into view: inout OrderView, notes: inout [Note], rules: NotificationRules) {
+        switch event {
         case .shipmentCreated(let shipment):
-            // The promise shipping worked out, when the channel gave none (SLA watch uses it).
-            if view.promisedDeliveryDate == nil { view.promisedDeliveryDate = shipment.promisedDate }
-            if !view.shipments.contains(where: { $0.shipmentId == shipment.shipmentId }) {
-                view.shipments.append(ShipmentSummary(
-                    shipmentId: shipment.shipmentId, location: shipment.location, carrier: shipment.carrier, trackingNumber: shipment.trackingNumber,
-                    status: .preTransit, lines: shipment.lines, estimatedDelivery: shipment.estimatedDelivery))
-                for line in shipment.lines { progress(&view, line.lineId, sku: line.sku) { $0.shipped += line.quantity } }
-                // Tracking read before the shipment (topics are read side by side) is in
-                // the timeline already: apply it now.
-                let index = view.shipments.count - 1
-                let early = view.tracking.filter { $0.shipmentId == shipment.shipmentId }
-                if let latest = early.max(by: { $0.at < $1.at }) { view.shipments[index].status = latest.status }
-                if early.contains(where: { $0.status == .outForDelivery }) {
-                    notes.append(("out_for_delivery/\(shipment.shipmentId)", .outForDelivery, ["trackingNumber": shipment.trackingNumber]))
-                }
-                if let delivered = early.first(where: { $0.status == .delivered }) {
-                    view.shipments[index].status = .preTransit
-                    markDelivered(&view, index, at: delivered.at)
-                    notes.append(("delivered/\(shipment.shipmentId)", .delivered, ["trackingNumber": shipment.trackingNumber, "deliveredAt": RFC3339.format(delivered.at)]))
-                }
-            }
-            notes.append(("shipped/\(shipment.shipmentId)", .shipped, [
-                "carrier": shipment.carrier, "trackingNumber": shipment.trackingNumber,
-                "trackingUrl": rules.trackingLink(carrier: shipment.carrier, trackingNumber: shipment.trackingNumber),
-                "estimatedDelivery": RFC3339.format(shipment.estimatedDelivery),
-            ]))
+            shipped(shipment, into: &view, notes: &notes, rules: rules)
         case .trackingUpdated(let update):
             view.tracking.append(TrackingEntry(shipmentId: update.shipmentId, status: update.status, rawStatus: update.rawStatus, at: update.occurredAt, message: update.message))
-            if let index = view.shipments.firstIndex(where: { $0.shipmentId == update.shipmentId }), view.shipments[index].status != .delivered {
-                if update.status == .delivered {
-                    markDelivered(&view, index, at: update.occurredAt)
-                } else {
-                    view.shipments[index].status = update.status
-                }
-                if let estimate = update.estimatedDelivery { view.shipments[index].estimatedDelivery = estimate }
-                if update.status == .outForDelivery {
-                    notes.append(("out_for_delivery/\(update.shipmentId)", .outForDelivery, ["trackingNumber": update.trackingNumber]))
-                }
+            guard let index = view.shipments.firstIndex(where: { $0.shipmentId == update.shipmentId }), view.shipments[index].status != .delivered else { return }
+            if update.status == .delivered {
+                markDelivered(&view, index, at: update.occurredAt)
+            } else {
+                view.shipments[index].status = update.status
+            }
+            if let estimate = update.estimatedDelivery { view.shipments[index].estimatedDelivery = estimate }
+            if update.status == .outForDelivery {
+                notes.append(Note(key: "out_for_delivery/\(update.shipmentId)", kind: .outForDelivery, data: ["trackingNumber": update.trackingNumber]))
             }
         case .shipmentDelivered(let delivery):
-            if let index = view.shipments.firstIndex(where: { $0.shipmentId == delivery.shipmentId }) {
-                markDelivered(&view, index, at: delivery.deliveredAt)
-                notes.append(("delivered/\(delivery.shipmentId)", .delivered, ["trackingNumber": delivery.trackingNumber, "deliveredAt": RFC3339.format(delivery.deliveredAt)]))
-            }
+            guard let index = view.shipments.firstIndex(where: { $0.shipmentId == delivery.shipmentId }) else { return }
+            markDelivered(&view, index, at: delivery.deliveredAt)
+            notes.append(Note(
+                key: "delivered/\(delivery.shipmentId)", kind: .delivered,
+                data: ["trackingNumber": delivery.trackingNumber, "deliveredAt": RFC3339.format(delivery.deliveredAt)]))
         case .shipmentDelayed(let delay):
-            if view.shipments.contains(where: { $0.shipmentId == delay.shipmentId }) {
-                notes.append(("delayed/\(delay.shipmentId)", .delayed, ["trackingNumber": delay.trackingNumber, "estimatedDelivery": RFC3339.format(delay.estimatedDelivery)]))
+            guard view.shipments.contains(where: { $0.shipmentId == delay.shipmentId }) else { return }
+            notes.append(Note(
+                key: "delayed/\(delay.shipmentId)", kind: .delayed,
+                data: ["trackingNumber": delay.trackingNumber, "estimatedDelivery": RFC3339.format(delay.estimatedDelivery)]))
+        default:
+            break
+        }
+    }
+
+    /// A new shipment, with the tracking read before it (topics are read side by side).
+    private static func shipped(_ shipment: ShipmentCreated, into view: inout OrderView, notes: inout [Note], rules: NotificationRules) {
+        // The promise shipping worked out, when the channel gave none (SLA watch uses it).
+        if view.promisedDeliveryDate == nil { view.promisedDeliveryDate = shipment.promisedDate }
+        if !view.shipments.contains(where: { $0.shipmentId == shipment.shipmentId }) {
+            view.shipments.append(ShipmentSummary(
+                shipmentId: shipment.shipmentId, location: shipment.location, carrier: shipment.carrier, trackingNumber: shipment.trackingNumber,
+                status: .preTransit, lines: shipment.lines, estimatedDelivery: shipment.estimatedDelivery))
+            for line in shipment.lines { progress(&view, line.lineId, sku: line.sku) { $0.shipped += line.quantity } }
+            let index = view.shipments.count - 1
+            let early = view.tracking.filter { $0.shipmentId == shipment.shipmentId }
+            if let latest = early.max(by: { $0.at < $1.at }) { view.shipments[index].status = latest.status }
+            if early.contains(where: { $0.status == .outForDelivery }) {
+                notes.append(Note(key: "out_for_delivery/\(shipment.shipmentId)", kind: .outForDelivery, data: ["trackingNumber": shipment.trackingNumber]))
             }
+            if let delivered = early.first(where: { $0.status == .delivered }) {
+                view.shipments[index].status = .preTransit
+                markDelivered(&view, index, at: delivered.at)
+                notes.append(Note(
+                    key: "delivered/\(shipment.shipmentId)", kind: .delivered,
+                    data: ["trackingNumber": shipment.trackingNumber, "deliveredAt": RFC3339.format(delivered.at)]))
+            }
+        }
+        notes.append(Note(key: "shipped/\(shipment.shipmentId)", kind: .shipped, data: [
+            "carrier": shipment.carrier, "trackingNumber": shipment.trackingNumber,
+            "trackingUrl": rules.trackingLink(carrier: shipment.carrier, trackingNumber: shipment.trackingNumber),
+            "estimatedDelivery": RFC3339.format(shipment.estimatedDelivery),
+        ]))
+    }
+
+    /// Returns and exchanges: each return's status, lines and outcome.
+    private static func returned(_ event: Event, into view: inout OrderView, notes: inout [Note]) {
+        switch event {
         case .returnAuthorized(let ret):
             upsertReturn(&view, ret.returnId) {
-                $0.status = "authorized"
+                $0.status = .authorized
                 $0.rma = ret.rma
                 $0.lines = ret.lines.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
                 $0.exchangeOrderId = ret.exchange?.exchangeOrderId
@@ -219,30 +274,40 @@ public enum OrderViewFolder {
                 $0.exchangeOutcome = .refund
                 rma = $0.rma ?? ""
             }
-            notes.append(("exchange_refund/\(ended.returnId)", .exchangeRefund, ["rma": rma, "reasonText": ended.reason.message]))
+            notes.append(Note(key: "exchange_refund/\(ended.returnId)", kind: .exchangeRefund, data: ["rma": rma, "reasonText": ended.reason.message]))
         case .returnRejected(let ret):
-            upsertReturn(&view, ret.returnId) { $0.status = "rejected" }
+            upsertReturn(&view, ret.returnId) { $0.status = .rejected }
         case .returnNeedsReview(let ret):
-            upsertReturn(&view, ret.returnId) { $0.status = ReturnsMachine.review }
+            upsertReturn(&view, ret.returnId) { $0.status = .review }
         case .returnExpired(let ret):
             var first = false
             upsertReturn(&view, ret.returnId) {
                 // A parcel received meanwhile (topics are read side by side) stays received.
-                guard $0.status == "authorized" else { return }
+                guard $0.status == .authorized else { return }
                 first = true
-                $0.status = ReturnsMachine.expired
+                $0.status = .expired
             }
-            if first { notes.append(("return_expired/\(ret.returnId)", .returnExpired, ["rma": ret.rma, "expiresAt": RFC3339.format(ret.expiresAt)])) }
+            if first {
+                notes.append(Note(key: "return_expired/\(ret.returnId)", kind: .returnExpired, data: ["rma": ret.rma, "expiresAt": RFC3339.format(ret.expiresAt)]))
+            }
         case .returnReceived(let ret):
             let lines = ret.lines.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
             var first = false
             upsertReturn(&view, ret.returnId) {
-                first = $0.status != "received"
-                $0.status = "received"
+                first = $0.status != .received
+                $0.status = .received
                 $0.rma = ret.rma
                 $0.lines = lines
             }
             if first { for line in lines { progress(&view, line.lineId, sku: line.sku) { $0.returned += line.quantity } } }
+        default:
+            break
+        }
+    }
+
+    /// Money asked for and what the payment provider did with it.
+    private static func paid(_ envelope: Envelope, into view: inout OrderView, notes: inout [Note]) {
+        switch envelope.event {
         case .capturePayment(let capture):
             view.payments.append(PaymentEntry(kind: .capture, amount: capture.amount, at: capture.requestedAt, reference: capture.shipmentId))
         case .refundPayment(let refund):
@@ -252,39 +317,38 @@ public enum OrderViewFolder {
                 upsertReturn(&view, returnId) { $0.refund = Money(minorUnits: ($0.refund?.minorUnits ?? 0) + refund.amount.minorUnits, currency: refund.amount.currency) }
             }
             if refund.reason.code != OrderChanges.lineCancelRefund {
-                notes.append(("refunded/\(refund.returnId ?? envelope.id)", .refunded, ["amount": "\(refund.amount)"]))
+                notes.append(Note(key: "refunded/\(refund.returnId ?? envelope.id)", kind: .refunded, data: ["amount": "\(refund.amount)"]))
             }
         case .voidPayment(let void):
             view.payments.append(PaymentEntry(kind: .void, amount: Money(minorUnits: 0, currency: view.currency), at: void.requestedAt, reference: void.authorizationReference))
-        case .paymentCaptured, .paymentCaptureFailed, .paymentRefunded, .paymentRefundFailed, .paymentVoided, .paymentVoidFailed:
+        default:
             if let entry = paymentOutcome(envelope.event, currency: view.currency) { view.payments.append(entry) }
             view.paymentHold = PaymentHold.after(envelope.event, current: view.paymentHold)
-        case .orderAppeased(let appeased) where appeased.storeCredit == true:
-            view.storeCredit = Money(minorUnits: (view.storeCredit?.minorUnits ?? 0) + appeased.amount.minorUnits, currency: appeased.amount.currency)
-            notes.append(("store_credit/\(appeased.appeasementId)", .storeCredit, ["amount": "\(appeased.amount)"]))
-        case .paymentDeclined, .paymentHeld, .orderBackordered, .cancelRejected, .orderAppeased, .appeasementRejected, .orderChangeRejected:
-            // On the timeline only: an appeasement's money is its RefundPayment's entry.
-            break
-        default:
-            return Step(view: nil, notifications: [])
         }
+    }
 
+    /// The status the view now amounts to, and the event on its timeline.
+    private static func record(_ envelope: Envelope, in view: inout OrderView, now: Date) {
         let status = derivedStatus(view, adding: envelope.type.name)
         if status != view.status || view.history.isEmpty {
-            view.statusSince = at
+            view.statusSince = envelope.time
             view.status = status
         }
-        view.history.append(HistoryEntry(eventId: envelope.id, eventType: envelope.type.description, at: at, status: status, note: changeNote(envelope.event)))
+        view.history.append(HistoryEntry(eventId: envelope.id, eventType: envelope.type.description, at: envelope.time, status: status, note: changeNote(envelope.event)))
         view.updatedAt = now
+    }
+
+    /// The notes not sent before, as notifications; each key is remembered on the view.
+    private static func notify(_ notes: [Note], _ view: inout OrderView, now: Date) -> [Contracts.Notification] {
         var notifications: [Contracts.Notification] = []
         for note in notes where !view.notificationsSent.contains(note.key) {
             view.notificationsSent.append(note.key)
             var data = note.data
             data["externalOrderId"] = view.externalOrderId
             notifications.append(Contracts.Notification(
-                orderId: orderId, kind: note.kind, recipientEmail: view.customerEmail, data: data, recipientPhone: view.customerPhone, createdAt: now))
+                orderId: view.orderId, kind: note.kind, recipientEmail: view.customerEmail, data: data, recipientPhone: view.customerPhone, createdAt: now))
         }
-        return Step(view: view, notifications: notifications)
+        return notifications
     }
 
     /// The status the view's contents amount to; `latest` is the type name of the event
@@ -302,7 +366,7 @@ public enum OrderViewFolder {
             $0.returned += $1.returned
         }
         if total.returned > 0 { return total.returned >= total.delivered ? .returned : .partiallyReturned }
-        if view.returns.contains(where: { $0.status == "authorized" }) { return .returnRequested }
+        if view.returns.contains(where: { $0.status == .authorized }) { return .returnRequested }
         if total.shipped > 0 {
             if total.shipped < total.allocated { return .partiallyShipped }
             let allDelivered = !view.shipments.isEmpty && view.shipments.allSatisfy { $0.status == .delivered }
@@ -404,7 +468,7 @@ public enum OrderViewFolder {
         if let index = view.returns.firstIndex(where: { $0.returnId == returnId }) {
             change(&view.returns[index])
         } else {
-            var entry = ReturnSummary(returnId: returnId, status: "authorized", lines: [])
+            var entry = ReturnSummary(returnId: returnId, status: .authorized, lines: [])
             change(&entry)
             view.returns.append(entry)
         }

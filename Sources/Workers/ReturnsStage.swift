@@ -203,7 +203,7 @@ public enum ReturnsMachine {
                 // The customer saw the delivery (the view or the carrier told them) before
                 // this stage read it: wait for it rather than refuse.
                 state.returns.append(ReturnRecord(
-                    returnId: request.returnId, status: awaitingDelivery, rma: "", carrier: "", trackingNumber: "", lines: request.lines,
+                    returnId: request.returnId, status: .awaitingDelivery, rma: "", carrier: "", trackingNumber: "", lines: request.lines,
                     expiresAt: request.requestedAt, differencePayment: request.differencePayment))
                 return Step(state: state, outputs: [])
             }
@@ -295,8 +295,6 @@ public enum ReturnsMachine {
         return reasons
     }
 
-    /// Status of a request kept until the delivery it needs is read.
-    static let awaitingDelivery = "awaiting_delivery"
 
     /// Whether a refused request only lacks deliveries of units already shipped.
     private static func awaitsDelivery(_ request: ReturnRequested, reasons: [Reason], state: ReturnsState) -> Bool {
@@ -312,7 +310,7 @@ public enum ReturnsMachine {
     ) -> Step {
         var state = state
         var outputs: [Event] = []
-        for record in state.returns where record.status == awaitingDelivery {
+        for record in state.returns where record.status == .awaitingDelivery {
             state.returns.removeAll { $0.returnId == record.returnId }
             let request = ReturnRequested(
                 orderId: state.orderId, returnId: record.returnId, lines: record.lines, requestedAt: record.expiresAt, differencePayment: record.differencePayment)
@@ -402,7 +400,7 @@ public enum ReturnsMachine {
             let label = connector.label(for: LabelRequest(parcelId: request.returnId, carrier: rules.returns.carrier, service: "return", weightGrams: 0))
             let expires = request.requestedAt.addingTimeInterval(TimeInterval(rules.returns.rmaValidDays) * 86_400)
             var record = ReturnRecord(
-                returnId: request.returnId, status: "authorized", rma: rma, carrier: rules.returns.carrier, trackingNumber: label.trackingNumber,
+                returnId: request.returnId, status: .authorized, rma: rma, carrier: rules.returns.carrier, trackingNumber: label.trackingNumber,
                 lines: request.lines, expiresAt: expires, exchange: exchange)
             var outputs: [Event] = [
                 ReturnAuthorized(
@@ -433,7 +431,7 @@ public enum ReturnsMachine {
         var reasons: [Reason] = []
         let delivered = state.shipments.filter { $0.deliveredAt != nil }
         let deliveredUnits = unitsByLine(delivered.flatMap(\.lines))
-        let pending = state.returns.filter { $0.status != awaitingDelivery }.flatMap(\.lines)
+        let pending = state.returns.filter { $0.status != .awaitingDelivery }.flatMap(\.lines)
             .reduce(into: [String: Int]()) { $0[$1.lineId, default: 0] += $1.quantity }
         let asked = request.lines.reduce(into: [String: Int]()) { $0[$1.lineId, default: 0] += $1.quantity }
         for (lineId, quantity) in asked.sorted(by: { $0.key < $1.key }) {
@@ -470,10 +468,10 @@ public enum ReturnsMachine {
     /// Marks a return received: restock or write off each line, refund its worth.
     private static func receive(_ state: ReturnsState, returnId: String, lines: [ReceivedReturnLine], at: Date, now: Date) throws(StageFailure) -> Step {
         var state = state
-        guard let index = state.returns.firstIndex(where: { $0.returnId == returnId && $0.status != awaitingDelivery }) else {
+        guard let index = state.returns.firstIndex(where: { $0.returnId == returnId && $0.status != .awaitingDelivery }) else {
             throw .rejected("return \(returnId) of order \(state.orderId) was never authorized")
         }
-        guard !["received", review].contains(state.returns[index].status) else { return Step(state: state, outputs: []) }
+        guard ![.received, .review].contains(state.returns[index].status) else { return Step(state: state, outputs: []) }
         let ret = state.returns[index]
         for line in lines {
             let authorized = ret.lines.filter { $0.lineId == line.lineId }.reduce(0) { $0 + $1.quantity }
@@ -496,14 +494,14 @@ public enum ReturnsMachine {
             // late for an exchange too: its refund waits the same way.
             let late = Reason(code: "rma_expired", message: "received \(RFC3339.format(at)), after RMA \(ret.rma) expired \(RFC3339.format(ret.expiresAt))")
             outputs += endWithoutReplacement(&state, at: index, reason: late, now: now)
-            state.returns[index].status = review
+            state.returns[index].status = .review
             let worth = Exchanges.valueSources(of: returned, in: state).reduce(0) { $0 + $1.amount.minorUnits }
             outputs.append(ReturnNeedsReview(
                 orderId: state.orderId, returnId: returnId, rma: ret.rma, amount: Money(minorUnits: worth, currency: totals.total.currency),
                 reason: late, at: now).event)
             return Step(state: state, outputs: outputs)
         }
-        state.returns[index].status = "received"
+        state.returns[index].status = .received
         if let terms = ret.exchange, ret.exchangeOutcome == nil {
             let exchanged = ret.lines.filter { $0.exchangeSku != nil }.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
             let arrived = unitsByLine(returned)
@@ -561,18 +559,13 @@ public enum ReturnsMachine {
         }
     }
 
-    /// Status of a return received after its RMA expired, whose refund waits.
-    public static let review = "review"
-    /// Status of an authorized return not received before its RMA expired.
-    public static let expired = "expired"
-
     /// Expires the order's authorized returns whose RMA is past at `now`; nil state when
     /// none is.
     public static func expire(_ state: ReturnsState, now: Date) -> Step {
         var state = state
         var outputs: [Event] = []
-        for index in state.returns.indices where state.returns[index].status == "authorized" && state.returns[index].expiresAt <= now {
-            state.returns[index].status = expired
+        for index in state.returns.indices where state.returns[index].status == .authorized && state.returns[index].expiresAt <= now {
+            state.returns[index].status = .expired
             let ret = state.returns[index]
             // Its replacement's reservation is released (the customer is told of the expiry).
             outputs += endWithoutReplacement(&state, at: index, reason: Reason(code: "rma_expired", message: "RMA \(ret.rma) expired"), now: now)
@@ -593,11 +586,11 @@ public enum ReturnsMachine {
             throw .rejected("return \(approval.returnId) of order \(state.orderId) is unknown")
         }
         let ret = state.returns[index]
-        if ret.status == "received" { return Step(state: state, outputs: []) }
-        guard ret.status == review else {
-            throw .rejected("return \(approval.returnId) is \(ret.status): only a return received after its RMA expired waits for approval")
+        if ret.status == .received { return Step(state: state, outputs: []) }
+        guard ret.status == .review else {
+            throw .rejected("return \(approval.returnId) is \(ret.status.rawValue): only a return received after its RMA expired waits for approval")
         }
-        state.returns[index].status = "received"
+        state.returns[index].status = .received
         let returned = ret.lines.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
         let refunds = refund(&state, returnId: ret.returnId, rma: ret.rma, returned: returned, now: now, approvedBy: approval.approvedBy)
         return Step(state: state, outputs: refunds.map(\.event))

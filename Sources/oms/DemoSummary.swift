@@ -77,10 +77,10 @@ struct DemoSummary: Codable, Sendable {
 
     static func settlement(_ plan: DemoScenario.PlannedOrder, _ view: OrderView, returnRequested: Bool, views: GlobalTable) -> String? {
         let parcelsOut = view.shipments.contains { $0.status != .delivered }
-        let returnOpen = view.returns.contains { $0.status == "authorized" || $0.status == "awaiting_delivery" }
+        let returnOpen = view.returns.contains { $0.status == .authorized || $0.status == .awaitingDelivery }
         if parcelsOut || returnOpen { return nil }
         // A received exchange ends when its replacement ships or is refunded instead.
-        for entry in view.returns where entry.status == "received" && entry.exchangeOutcome != .refund {
+        for entry in view.returns where entry.status == .received && entry.exchangeOutcome != .refund {
             guard let replacement = entry.exchangeOrderId else { continue }
             guard case .orderView(let linked) = views.value(replacement), !linked.shipments.isEmpty else { return nil }
         }
@@ -147,7 +147,7 @@ struct DemoSummary: Codable, Sendable {
                 if linked.replacesOrderId != orderId { problems.append("\(replacement) does not name \(orderId) as the order it replaces") }
             }
             let instead = entry.exchangeOutcome == .refund
-            if entry.status == ReturnsMachine.expired {
+            if entry.status == .expired {
                 // Never sent back: its replacement was cancelled, so nothing shipped or refunded.
                 var cancelled = false
                 if let replacement = entry.exchangeOrderId, case .orderView(let linked) = views.value(replacement) { cancelled = linked.status == .cancelled }
@@ -192,7 +192,7 @@ struct DemoSummary: Codable, Sendable {
             for shipment in view.shipments {
                 for line in shipment.lines { shippedUnits[line.sku, default: 0] += line.quantity }
             }
-            for entry in view.returns where entry.status == "received" && !plan.index.isMultiple(of: 3) {
+            for entry in view.returns where entry.status == .received && !plan.index.isMultiple(of: 3) {
                 for line in entry.lines { restocked[line.sku, default: 0] += line.quantity }
             }
             switch settlement(plan, view, returnRequested: returnRequests.contains(view.orderId), views: views) {
@@ -330,7 +330,7 @@ struct DemoSummary: Codable, Sendable {
         for (sku, units) in shippedUnits { model["shipped \(sku)"] = Int64(units) }
         for case .orderView(let view) in views.values.values where Set(scenario.orders.map(\.orderId)).contains(view.orderId) {
             if view.deliveredAt != nil { model["delivered orders", default: 0] += 1 }
-            for entry in view.returns where ["authorized", "received", ReturnsMachine.expired, ReturnsMachine.review].contains(entry.status) {
+            for entry in view.returns where [ReturnStatus.authorized, .received, .expired, .review].contains(entry.status) {
                 model["returned units", default: 0] += Int64(entry.lines.reduce(0) { $0 + $1.quantity })
             }
         }

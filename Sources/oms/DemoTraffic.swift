@@ -213,7 +213,7 @@ actor DemoDriver {
             await sender.orderCommand("/v1/orders/\(id)/returns", ["lines": [asked]], key: "return-\(id)")
             count(exchanges[id].map { "return request for an exchange (\($0.rawValue))" } ?? "return request")
         }
-        for entry in view.returns where entry.status == "authorized" && !received.contains(entry.returnId) && !entry.returnId.hasPrefix(Self.neverSentPrefix) {
+        for entry in view.returns where entry.status == .authorized && !received.contains(entry.returnId) && !entry.returnId.hasPrefix(Self.neverSentPrefix) {
             received.insert(entry.returnId)
             let location = view.shipments.first?.location ?? DemoScenario.locations[0]
             let lines = entry.lines.map {

@@ -17,7 +17,7 @@ struct CustomerTimelineTests {
             orderId: orderId, channel: "web", externalOrderId: "W-\(orderId)", status: status, currency: currency,
             totals: OrderTotals(subtotal: money(total), discount: money(0), shipping: money(0), tax: money(0), total: money(total), taxIncluded: false),
             lines: [], payments: refunds.map { PaymentEntry(kind: .refund, amount: money($0), at: updatedAt) }, shipments: [], tracking: [],
-            returns: returns.map { ReturnSummary(returnId: $0, status: "received", lines: []) },
+            returns: returns.map { ReturnSummary(returnId: $0, status: .received, lines: []) },
             history: [HistoryEntry(eventId: "e-\(orderId)", eventType: "oms.order.placed.v1", at: placedAt, status: .placed)], lineProgress: [],
             customerEmail: email, statusSince: placedAt, notificationsSent: sent, updatedAt: updatedAt)
     }

@@ -383,7 +383,7 @@ private typealias F = PipelineFixtures
         let expired = ReturnExpired(
             orderId: placed.orderId, returnId: "r-1", rma: "RMA-1", lines: [F.shipmentLine("1", "SKU-A", 1)], expiresAt: expiry, expiredAt: expiry).event
         let (view, notes) = fold([placed.event, authorized, expired, expired])
-        #expect(view?.returns.first?.status == "expired")
+        #expect(view?.returns.first?.status == .expired)
         #expect(notes.map(\.kind) == [.returnExpired] && notes.first?.data["rma"] == "RMA-1")
     }
 }

@@ -79,14 +79,14 @@ private typealias F = PipelineFixtures
         let shippedOnly = try run([placed.event, shipment().event])
         let asked = try run([request("r-1", [("1", "SKU-A", 1)]).event], from: shippedOnly.state)
         #expect(asked.outputs == [[]], "no decision yet")
-        #expect(asked.state?.returns.map(\.status) == ["awaiting_delivery"])
+        #expect(asked.state?.returns.map(\.status) == [.awaitingDelivery])
         let decided = try run([delivery("s-1")], from: asked.state)
         guard case .returnAuthorized(let authorized)? = decided.outputs.first?.first else {
             Issue.record("expected ReturnAuthorized, got \(decided.outputs)")
             return
         }
         #expect(authorized.returnId == "r-1")
-        #expect(decided.state?.returns.map(\.status) == ["authorized"])
+        #expect(decided.state?.returns.map(\.status) == [.authorized])
         // A request for a line that never shipped is refused at once.
         let unshipped = try run([placed.event, request("r-2", [("1", "SKU-A", 1)]).event])
         guard case .returnRejected(let rejected)? = unshipped.outputs.last?.first else {
@@ -111,14 +111,14 @@ private typealias F = PipelineFixtures
             return
         }
         #expect(review.reason.code == "rma_expired" && review.amount.minorUnits > 0)
-        #expect(late.state?.returns.first?.status == "review")
+        #expect(late.state?.returns.first?.status == .review)
         // The same parcel reported again changes nothing; an operator approves once.
         #expect(try run([delivery("r-1", trackingNumber: label("r-1").trackingNumber, at: expiry.addingTimeInterval(F.days(2)))], from: late.state).outputs == [[]])
         let approve = ApproveReturnRefund(orderId: orderId, returnId: "r-1", approvedBy: "ops:kim", requestedAt: F.now).event
         let approved = try run([approve], from: late.state)
         let refund = try #require(refunds(approved.outputs.flatMap { $0 }).first)
         #expect(refund.amount == review.amount && refund.returnId == "r-1" && refund.reason.message.contains("approved by ops:kim"))
-        #expect(approved.state?.returns.first?.status == "received")
+        #expect(approved.state?.returns.first?.status == .received)
         #expect(try run([approve], from: approved.state).outputs == [[]], "approved once")
         // In time: refunded at once, nothing to approve.
         let onTime = try run([delivery("r-1", trackingNumber: label("r-1").trackingNumber, at: expiry.addingTimeInterval(-60))], from: authorized.state)
@@ -138,11 +138,11 @@ private typealias F = PipelineFixtures
                 orderId: orderId, returnId: "r-1", rma: returns[0].rma, lines: [F.shipmentLine("1", "SKU-A", 2)], expiresAt: first, expiredAt: first
             ).event,
         ], "only the RMA past its expiry; r-2 was authorized three days later")
-        #expect(expired.state?.returns.map(\.status) == ["expired", "authorized"])
+        #expect(expired.state?.returns.map(\.status) == [.expired, .authorized])
         #expect(ReturnsMachine.expire(try #require(expired.state), now: first).state == nil, "once")
         // The parcel comes after all: restocked, its refund waits for an operator.
         let late = try run([delivery("r-1", trackingNumber: label("r-1").trackingNumber, at: first.addingTimeInterval(F.days(1)))], from: expired.state)
-        #expect(late.state?.returns.first?.status == "review")
+        #expect(late.state?.returns.first?.status == .review)
         #expect(restocks(late.outputs.flatMap { $0 }).map(\.quantity) == [2] && refunds(late.outputs.flatMap { $0 }).isEmpty)
 
         // Through the stage's timer.
@@ -373,7 +373,7 @@ private typealias F = PipelineFixtures
         let (state, outputs) = try run([ask.event], from: try delivered())
         let record = try #require(state?.returns.first)
         #expect(record.rma.hasPrefix("RMA-") && record.rma.count == 12)
-        #expect(record.status == "authorized")
+        #expect(record.status == .authorized)
         let expires = ask.requestedAt.addingTimeInterval(F.days(30))
         let label = label("r-1")
         #expect(outputs[0] == [
@@ -410,7 +410,7 @@ private typealias F = PipelineFixtures
         #expect(refund.returnId == "r-1")
         #expect(refund.reason.code == "returned")
         #expect(refund.reason.message == "return \(rma): 1 × SKU-A")
-        #expect(state?.returns.first?.status == "received")
+        #expect(state?.returns.first?.status == .received)
         #expect(state?.refunded == [F.shipmentLine("1", "SKU-A", 1)])
     }
 
@@ -624,7 +624,7 @@ private typealias F = PipelineFixtures
         #expect(view.statusSince == F.now.addingTimeInterval(12 * 60), "since the last status change")
         #expect(view.deliveredAt == F.now.addingTimeInterval(F.days(4)))
         #expect(view.payments.map(\.kind) == [.authorization, .refund])
-        #expect(view.returns.map(\.status) == ["received", "received"])
+        #expect(view.returns.map(\.status) == [.received, .received])
         #expect(view.returns.first?.refund == F.money(1_000))
         #expect(result.notes.map(\.kind) == [.confirmed, .shipped, .shipped, .delivered, .delivered, .refunded])
         #expect(result.notes.allSatisfy { $0.recipientEmail == "ada@example.com" && $0.data["externalOrderId"] == "W-1001" })

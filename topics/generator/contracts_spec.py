@@ -42,6 +42,14 @@ E("ExchangeReservation", "When an exchange's replacement is placed and its stock
     ("authorization", "When the exchange is authorized; it ships once the return is received."),
     ("received", "When the return is received; it ships at once."),
 ])
+E("ReturnStatus", "Where a return stands.", [
+    ("awaiting_delivery", "Asked before the returns stage read the order's delivery; decided when it does (the returns stage's own record only)."),
+    ("authorized", "Authorized with an RMA and a return label; the parcel is awaited."),
+    ("rejected", "Refused (the reasons are on ReturnRejected)."),
+    ("received", "The parcel arrived: restocked or written off, and refunded."),
+    ("review", "Received after the RMA expired: restocked, its refund waits for an operator."),
+    ("expired", "The RMA expired with no parcel."),
+])
 E("ExchangeOutcome", "How an exchange ended.", [
     ("replacement", "The replacement was released to ship (the return was received)."),
     ("refund", "No replacement: the returned units are refunded instead (out of stock, cancelled, or the RMA expired)."),
@@ -353,7 +361,7 @@ S("TrackingEntry", "One entry of the order's tracking timeline.", [
 ])
 S("ReturnSummary", "A return as shown in the order view.", [
     ("returnId", "String", "Return id."),
-    ("status", "String", "authorized, rejected or received."),
+    ("status", "ReturnStatus", "Where it stands."),
     ("rma", "String?", "RMA number once authorized."),
     ("lines", "[ShipmentLine]", "Lines being returned."),
     ("refund", "Money?", "Refund requested once received."),
@@ -378,7 +386,7 @@ S("ParcelRecord", "A shipment as the shipping and returns stages remember it.", 
 ])
 S("ReturnRecord", "A return as the returns stage remembers it.", [
     ("returnId", "String", "Return id."),
-    ("status", "String", "awaiting_delivery (asked before this stage read the delivery), authorized, expired (not received before the RMA expired), received, or review (received after the RMA expired: its refund waits for an operator)."),
+    ("status", "ReturnStatus", "Where it stands."),
     ("rma", "String", "RMA number."),
     ("carrier", "String", "Return carrier."),
     ("trackingNumber", "String", "Return parcel tracking number."),
@@ -1034,7 +1042,7 @@ EV("StockFeedState", "oms.stockfeed.state", 1, "oms.stockfeed.state", "sku", "sk
 ])
 S("CustomerReturn", "A return as a customer's timeline shows it.", [
     ("returnId", "String", "Return id."),
-    ("status", "String", "authorized, rejected or received."),
+    ("status", "ReturnStatus", "Where it stands."),
     ("refund", "Money?", "Refund requested once received."),
 ])
 S("CustomerOrder", "One order in a customer's timeline, as its order view last showed it.", [
