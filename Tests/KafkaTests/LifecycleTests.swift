@@ -2,6 +2,7 @@ import Contracts
 import Fleet
 import Foundation
 import Kafka
+import OrderFleetTesting
 import Testing
 import Workers
 
@@ -18,15 +19,19 @@ extension PipelineTests {
     /// exactly once on noida-db): two `oms fleet` processes, each running every stage,
     /// are killed with -9 and restarted while the orders flow.
     ///
-    /// 600 orders, not 1,000: the embedded broker keeps about 5 MiB per partition and
-    /// drops the oldest records beyond that. 1,000 orders put about 5 MiB of keys in each
-    /// oms.idempotency partition (all ten stages' keys), so a restarted worker restored a
-    /// truncated set and lost state it needed (seen as returns never processed).
-    @Test("life cycle: 600 orders while fleet processes are killed with -9 (at least once, embedded broker)")
+    /// 250 orders, not 1,000: the embedded broker keeps about 5 MiB per partition and
+    /// drops the oldest records beyond that (it does not compact). Every stage's keys and
+    /// intents share the oms.idempotency partitions; once they outgrow that, a worker
+    /// restoring while the other process writes can see the log's start move past its
+    /// position ("offset reset … requested offset not available" in the workers' logs),
+    /// skip records it needed, and lose state (seen as returns never processed): at 1,000
+    /// orders, then at 600 and 1 run in 3 at 400 once exchanges made the returns stage's
+    /// records larger. 250 passed 4 runs of 4.
+    @Test("life cycle: 250 orders while fleet processes are killed with -9 (at least once, embedded broker)")
     func lifecycleUnderKills() async throws {
         let broker = try EmbeddedBrokerProcess.start(topics: [])
         defer { broker.stop() }
-        try await OrderLifecycle.run(orders: 600, kill: true, cluster: TestCluster(bootstrapServers: broker.bootstrap, embedded: nil))
+        try await OrderLifecycle.run(orders: 250, kill: true, cluster: TestCluster(bootstrapServers: broker.bootstrap, embedded: nil))
     }
 }
 
@@ -87,7 +92,7 @@ enum OrderLifecycle {
         }
         try await scenario.produce(setup)
 
-        var generator = SeededGenerator(seed: 6)
+        var generator = SplitMix64(seed: 6)
         var planned: [Planned] = []
         for index in 0..<count {
             let cancel = index % 20 == 3
