@@ -65,6 +65,12 @@ let package = Package(
             name: "StageMachine",
             dependencies: ["Contracts", "Workers"]
         ),
+        // What the tests and the benchmarks share: the pass-through and counting stages,
+        // a seeded generator, polling on a condition. Not linked into the stages' modules.
+        .target(
+            name: "OrderFleetTesting",
+            dependencies: ["Contracts", "Workers"]
+        ),
         .target(
             name: "Fleet",
             dependencies: [
@@ -141,6 +147,7 @@ let package = Package(
                 "Fleet",
                 "Gateway",
                 "Outbound",
+                "OrderFleetTesting",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -165,6 +172,7 @@ let package = Package(
                 "Gateway",
                 "Outbound",
                 "oms",
+                "OrderFleetTesting",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -183,6 +191,7 @@ let package = Package(
                 "Fleet",
                 "Contracts",
                 "Workers",
+                "OrderFleetTesting",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -193,11 +202,11 @@ let package = Package(
         ),
         .testTarget(
             name: "SimulationTests",
-            dependencies: ["StageMachine", "Workers", "Contracts"]
+            dependencies: ["StageMachine", "Workers", "Contracts", "OrderFleetTesting"]
         ),
         .testTarget(
             name: "WorkersTests",
-            dependencies: ["Workers", "Contracts", "Invoicing"]
+            dependencies: ["Workers", "Contracts", "Invoicing", "OrderFleetTesting"]
         ),
         .testTarget(
             name: "InvoicingTests",

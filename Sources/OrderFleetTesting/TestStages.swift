@@ -1,5 +1,6 @@
 import Contracts
 import Foundation
+import Workers
 
 /// Forwards every input event unchanged (new id, same payload) from one topic to another:
 /// the runtime's own cost, for the tests and the benchmark.

@@ -1,6 +1,7 @@
 import Contracts
 import Foundation
 import Gateway
+import OrderFleetTesting
 
 /// What the demo sends: a seeded, repeatable mix of orders from three channels with
 /// the twists real traffic has (re-sends, malformed payloads, fraud, scarce stock,
@@ -273,20 +274,5 @@ struct DemoScenario: Sendable {
         if let estimate { tracker["est_delivery_date"] = RFC3339.format(estimate) }
         let event: [String: Any] = ["id": id, "object": "Event", "description": "tracker.updated", "result": tracker]
         return Array(try JSONSerialization.data(withJSONObject: event, options: [.sortedKeys]))
-    }
-}
-
-/// A small seeded generator (SplitMix64), so a demo run can be repeated.
-struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -4,6 +4,7 @@ import Fleet
 import Foundation
 import Kafka
 import Logging
+import OrderFleetTesting
 import ServiceLifecycle
 import Workers
 

@@ -5,6 +5,7 @@ import Foundation
 import Kafka
 import Logging
 import Metrics
+import OrderFleetTesting
 import Prometheus
 import ServiceLifecycle
 import Workers

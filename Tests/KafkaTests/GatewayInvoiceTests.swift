@@ -3,6 +3,7 @@ import Fleet
 import Foundation
 import Invoicing
 import Kafka
+import OrderFleetTesting
 import Testing
 
 @testable import Gateway

@@ -4,6 +4,7 @@ import Foundation
 import Gateway
 import Kafka
 import Logging
+import OrderFleetTesting
 import Prometheus
 import ServiceLifecycle
 import Testing

@@ -2,6 +2,7 @@ import Contracts
 import Fleet
 import Foundation
 import Kafka
+import OrderFleetTesting
 import Testing
 
 @testable import Gateway

@@ -1,6 +1,7 @@
 import Contracts
 import Foundation
 import Kafka
+import OrderFleetTesting
 import Testing
 
 /// The `oms` executable, run as a user would, as a separate process.

@@ -2,6 +2,7 @@ import Contracts
 import Fleet
 import Foundation
 import Kafka
+import OrderFleetTesting
 import Testing
 import Workers
 
@@ -153,7 +154,7 @@ struct PipelineTests {
         }
         try #require(ready, "allocation workers ready; logs in \(allocation.directory.path)")
 
-        var generator = SeededGenerator(seed: 42)
+        var generator = SplitMix64(seed: 42)
         var orders: [OrderPlaced] = []
         var events: [Event] = []
         for index in 0..<count {
@@ -346,15 +347,3 @@ struct PipelineScenario {
     }
 }
 
-/// A deterministic random number generator (SplitMix64), so a failing race replays.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -1,5 +1,6 @@
 import Foundation
 import Kafka
+import OrderFleetTesting
 import Synchronization
 import Testing
 
@@ -188,12 +189,8 @@ final class GroupMember: Sendable {
 
 /// Waits until `condition` holds, failing the test after `timeout`.
 func eventually(_ what: String, timeout: Duration = .seconds(45), _ condition: () -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while !condition() {
-        if ContinuousClock.now > deadline {
-            Issue.record("timed out waiting until \(what)")
-            throw CancellationError()
-        }
-        try await Task.sleep(for: .milliseconds(50))
+    guard try await waitUntil(timeout: timeout, interval: .milliseconds(50), condition) else {
+        Issue.record("timed out waiting until \(what)")
+        throw CancellationError()
     }
 }

@@ -3,6 +3,7 @@ import Crypto
 import Fleet
 import Foundation
 import Kafka
+import OrderFleetTesting
 import Testing
 import Workers
 

@@ -2,6 +2,7 @@ import Foundation
 import Kafka
 import Metrics
 import MetricsTestKit
+import OrderFleetTesting
 import Testing
 
 /// The one test in this process that bootstraps swift-metrics (it can be done once).

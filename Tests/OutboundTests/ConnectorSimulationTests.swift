@@ -1,5 +1,6 @@
 import Contracts
 import Foundation
+import OrderFleetTesting
 import Synchronization
 import Testing
 
@@ -267,21 +268,13 @@ final class SimLife: Sendable {
 
 struct SimDeath: Error {}
 
-/// SplitMix64: a seeded, reproducible generator.
+/// A seeded, reproducible generator shared by the simulation's tasks.
 final class SimRandom: Sendable {
-    private let state: Mutex<UInt64>
+    private let generator: Mutex<SplitMix64>
 
-    init(seed: UInt64) { state = Mutex(seed &+ 0x9E37_79B9_7F4A_7C15) }
+    init(seed: UInt64) { generator = Mutex(SplitMix64(seed: seed &+ 0x9E37_79B9_7F4A_7C15)) }
 
-    func next() -> UInt64 {
-        state.withLock { state in
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+    func next() -> UInt64 { generator.withLock { $0.next() } }
 
     func chance(_ probability: Double) -> Bool { Double(next() >> 11) / Double(1 << 53) < probability }
 }

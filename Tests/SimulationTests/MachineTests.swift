@@ -1,5 +1,6 @@
 import Contracts
 import Foundation
+import OrderFleetTesting
 import StageMachine
 import Testing
 import Workers

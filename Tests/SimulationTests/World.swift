@@ -1,5 +1,6 @@
 import Contracts
 import Foundation
+import OrderFleetTesting
 import StageMachine
 import Workers
 
@@ -25,7 +26,7 @@ final class World {
     }
 
     let seed: UInt64
-    var random: SeededRandom
+    var random: SplitMix64
     let broker: BrokerModel
     let faults: Faults
     let batchSize = 8
@@ -51,7 +52,7 @@ final class World {
 
     init(seed: UInt64, strategy: any DeliveryStrategy, faults: Faults = Faults()) {
         self.seed = seed
-        random = SeededRandom(seed: seed)
+        random = SplitMix64(seed: seed)
         self.strategy = strategy
         self.faults = faults
         broker = BrokerModel(partitions: 3, tracked: [InventoryLevel.topic])

@@ -1,5 +1,6 @@
 import Contracts
 import Foundation
+import OrderFleetTesting
 import Testing
 import Workers
 

@@ -1,5 +1,6 @@
 import Contracts
 import Foundation
+import OrderFleetTesting
 import Testing
 
 @testable import Workers
@@ -29,7 +30,7 @@ struct StockFeedTests {
 
     @Test("never more than available-to-sell, for any level and feed (2,000 random cases)")
     func neverAboveAvailable() {
-        var random = SplitMix(seed: 7)
+        var random = SplitMix64(seed: 7)
         for _ in 0..<2_000 {
             let stocks = (0..<Int(random.next() % 4)).map { index in
                 F.stock("WH-\(index)", onHand: Int(random.next() % 50), reserved: Int(random.next() % 60), safety: Int(random.next() % 5))
@@ -103,18 +104,5 @@ struct StockFeedTests {
             "stockFeeds.channels[1].buffer: must not be negative",
             "stockFeeds.channels[1].locations: no location 'NOWHERE'",
         ])
-    }
-}
-
-/// SplitMix64, seeded.
-private struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
