@@ -300,12 +300,13 @@ final class WorkerFleet: Sendable {
         return process.terminationStatus
     }
 
-    /// Kills a random instance and restarts it, every `interval`, for `duration`;
-    /// returns how many kills there were.
-    func killRandomly(for duration: Duration, every interval: Duration) async throws -> Int {
+    /// Kills a random instance and restarts it, every `interval`, for `duration` and at
+    /// least `minimum` times however slowly restarted processes come up on a loaded
+    /// machine; returns how many kills there were.
+    func killRandomly(for duration: Duration, every interval: Duration, minimum: Int = 2) async throws -> Int {
         let deadline = ContinuousClock.now + duration
         var kills = 0
-        while ContinuousClock.now < deadline {
+        while ContinuousClock.now < deadline || kills < minimum {
             try await Task.sleep(for: interval)
             guard let victim = processes.withLock({ $0.keys.randomElement() }) else { break }
             kill(victim)
