@@ -45,6 +45,7 @@ extension PipelineTests {
             "every capture, refund and void executed once at the payment provider",
             "every captured shipment invoiced once, every refund credited, numbers gap-free",
             "order changes decided once, cancelled units never shipped, no reservation left behind",
+            "every exchange ends once: one replacement shipped, one refund, or the RMA expired and its replacement cancelled",
         ])
         for invariant in invariants {
             #expect(invariant["holds"] as? Bool == true, "\(invariant["name"] ?? ""): \(invariant["detail"] ?? "")")
