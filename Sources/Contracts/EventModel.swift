@@ -79,6 +79,70 @@ public enum ExchangeOutcome: String, Sendable, Hashable, Codable, CaseIterable {
     case refund
 }
 
+/// How a location fulfils a request, from its kind and the order.
+public enum FulfilmentMode: String, Sendable, Hashable, Codable, CaseIterable {
+    /// An own warehouse picks and packs; the OMS buys the label from the packed parcels.
+    case warehouse
+    /// A store picks and packs a parcel for delivery.
+    case shipFromStore = "ship_from_store"
+    /// A store holds the goods for the customer (buy online, pick up in store).
+    case pickup
+    /// A 3PL picks and packs, and may ship with its own label.
+    case thirdParty = "third_party"
+    /// A vendor ships its own goods with its own label.
+    case dropShip = "drop_ship"
+}
+
+/// What a location reports about a fulfilment request.
+public enum FulfilmentUpdateKind: String, Sendable, Hashable, Codable, CaseIterable {
+    /// The location took the request.
+    case accepted
+    /// The location refuses it (closed, no capacity, cannot find the goods); everything is re-sourced.
+    case rejected
+    /// Picking ended: `lines` says how many units of each line were found; the rest is short.
+    case picked
+    /// Packed into `parcels`; the OMS buys the label.
+    case packed
+    /// Handed to a carrier under the location's own label (`carrier`, `trackingNumber`).
+    case shipped
+    /// A pick-up order waits for its customer at the store.
+    case readyForPickup = "ready_for_pickup"
+    /// The customer collected a pick-up order.
+    case pickedUp = "picked_up"
+}
+
+/// Where one fulfilment request stands.
+public enum FulfilmentStatus: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Sent to the location; no answer yet.
+    case requested
+    /// The location took it.
+    case accepted
+    /// Picked (perhaps short: the missing units went back to allocation).
+    case picked
+    /// Packed; shipping bought the label.
+    case packed
+    /// The location shipped it under its own label.
+    case shipped
+    /// Waits for the customer at the store.
+    case readyForPickup = "ready_for_pickup"
+    /// The customer collected it.
+    case pickedUp = "picked_up"
+    /// Rejected by the location, or withdrawn after its SLA: its units were re-sourced.
+    case withdrawn
+    /// The order was cancelled; the location was told to stop.
+    case cancelled
+}
+
+/// Why units a location was asked for come back to allocation.
+public enum ShortfallCause: String, Sendable, Hashable, Codable, CaseIterable {
+    /// The location could not find them: its stock count was wrong and is corrected.
+    case shortPick = "short_pick"
+    /// The location refused the request; its stock is not corrected.
+    case rejected
+    /// The location did not answer or ship within its SLA; the request was withdrawn.
+    case withdrawn
+}
+
 /// How an inventory adjustment from WMS/ERP is applied.
 public enum AdjustmentMode: String, Sendable, Hashable, Codable, CaseIterable {
     /// Set on-hand to the quantity (a stock count).
@@ -245,6 +309,8 @@ public enum NotificationKind: String, Sendable, Hashable, Codable, CaseIterable 
     case storeCredit = "store_credit"
     /// An exchange's replacement cannot be sent: the returned units are refunded instead.
     case exchangeRefund = "exchange_refund"
+    /// A pick-up order waits at its store.
+    case readyForPickup = "ready_for_pickup"
 }
 
 /// Which change to an order in flight a decision is about.
@@ -1204,6 +1270,150 @@ public struct LineProgress: Sendable, Hashable, Codable {
         self.delivered = delivered
         self.returned = returned
         self.cancelled = cancelled
+    }
+}
+
+/// One parcel a location packed.
+public struct PackedParcel: Sendable, Hashable, Codable {
+    /// Weight as weighed at packing.
+    public var weightGrams: Int
+    /// Length.
+    public var lengthCm: Int?
+    /// Width.
+    public var widthCm: Int?
+    /// Height.
+    public var heightCm: Int?
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        weightGrams: Int,
+        lengthCm: Int? = nil,
+        widthCm: Int? = nil,
+        heightCm: Int? = nil
+    ) {
+        self.weightGrams = weightGrams
+        self.lengthCm = lengthCm
+        self.widthCm = widthCm
+        self.heightCm = heightCm
+    }
+}
+
+/// What a location packed, as shipping keeps it until the order is read.
+public struct PackedUnits: Sendable, Hashable, Codable {
+    /// Location.
+    public var location: String
+    /// Units packed.
+    public var lines: [ShipmentLine]
+    /// The parcels.
+    public var parcels: [PackedParcel]
+    /// The location's carrier, when it shipped itself.
+    public var carrier: String?
+    /// Its service.
+    public var service: String?
+    /// Its tracking number.
+    public var trackingNumber: String?
+    /// Held at the store for the customer.
+    public var pickup: Bool?
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        location: String,
+        lines: [ShipmentLine],
+        parcels: [PackedParcel],
+        carrier: String? = nil,
+        service: String? = nil,
+        trackingNumber: String? = nil,
+        pickup: Bool? = nil
+    ) {
+        self.location = location
+        self.lines = lines
+        self.parcels = parcels
+        self.carrier = carrier
+        self.service = service
+        self.trackingNumber = trackingNumber
+        self.pickup = pickup
+    }
+}
+
+/// One fulfilment request as the order view shows it.
+public struct FulfilmentSummary: Sendable, Hashable, Codable {
+    /// Location.
+    public var location: String
+    /// How it is fulfilled.
+    public var mode: FulfilmentMode
+    /// Where it stands.
+    public var status: FulfilmentStatus
+    /// When it was sent.
+    public var requestedAt: Date
+    /// When it last moved.
+    public var updatedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        location: String,
+        mode: FulfilmentMode,
+        status: FulfilmentStatus,
+        requestedAt: Date,
+        updatedAt: Date
+    ) {
+        self.location = location
+        self.mode = mode
+        self.status = status
+        self.requestedAt = requestedAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// One request to one location, as the fulfilment stage remembers it.
+public struct FulfilmentRecord: Sendable, Hashable, Codable {
+    /// `<orderId>/<location>`.
+    public var requestId: String
+    /// Location.
+    public var location: String
+    /// How the location fulfils it.
+    public var mode: FulfilmentMode
+    /// Where it stands.
+    public var status: FulfilmentStatus
+    /// Units asked for.
+    public var lines: [ShipmentLine]
+    /// Units found, once picked.
+    public var picked: [ShipmentLine]?
+    /// When it was sent.
+    public var requestedAt: Date
+    /// The location must accept by then.
+    public var acceptBy: Date
+    /// The location must pack or ship by then.
+    public var shipBy: Date
+    /// SLA rules already alerted (`accept`, `ship`).
+    public var alerted: [String]?
+    /// Last change.
+    public var updatedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        requestId: String,
+        location: String,
+        mode: FulfilmentMode,
+        status: FulfilmentStatus,
+        lines: [ShipmentLine],
+        picked: [ShipmentLine]? = nil,
+        requestedAt: Date,
+        acceptBy: Date,
+        shipBy: Date,
+        alerted: [String]? = nil,
+        updatedAt: Date
+    ) {
+        self.requestId = requestId
+        self.location = location
+        self.mode = mode
+        self.status = status
+        self.lines = lines
+        self.picked = picked
+        self.requestedAt = requestedAt
+        self.acceptBy = acceptBy
+        self.shipBy = shipBy
+        self.alerted = alerted
+        self.updatedAt = updatedAt
     }
 }
 

@@ -573,6 +573,8 @@ public struct ReleaseInventory: Sendable, Hashable, Codable {
     public var quantity: Int
     /// Why it is released.
     public var reason: String
+    /// The units were not found at the location (a short pick): on hand drops by them too, since the count was wrong.
+    public var notFound: Bool?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -581,7 +583,8 @@ public struct ReleaseInventory: Sendable, Hashable, Codable {
         sku: String,
         location: String,
         quantity: Int,
-        reason: String
+        reason: String,
+        notFound: Bool? = nil
     ) {
         self.orderId = orderId
         self.lineId = lineId
@@ -589,6 +592,7 @@ public struct ReleaseInventory: Sendable, Hashable, Codable {
         self.location = location
         self.quantity = quantity
         self.reason = reason
+        self.notFound = notFound
     }
 }
 
@@ -1663,6 +1667,8 @@ public struct ShippingState: Sendable, Hashable, Codable {
     public var shippingRefunded: Int64?
     /// `ShipReplacement` was read (perhaps before the order).
     public var replacementReleased: Bool?
+    /// Packed answers (FulfilmentPacked) read before the order itself.
+    public var packed: [PackedUnits]?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -1684,7 +1690,8 @@ public struct ShippingState: Sendable, Hashable, Codable {
         changeIds: [String]? = nil,
         awaitingReturn: Bool? = nil,
         shippingRefunded: Int64? = nil,
-        replacementReleased: Bool? = nil
+        replacementReleased: Bool? = nil,
+        packed: [PackedUnits]? = nil
     ) {
         self.orderId = orderId
         self.lines = lines
@@ -1705,6 +1712,7 @@ public struct ShippingState: Sendable, Hashable, Codable {
         self.awaitingReturn = awaitingReturn
         self.shippingRefunded = shippingRefunded
         self.replacementReleased = replacementReleased
+        self.packed = packed
     }
 }
 
@@ -1719,6 +1727,446 @@ extension ShippingState: ContractEvent {
     public var partitionKey: String { orderId }
     /// This event wrapped in the ``Event`` sum type.
     public var event: Event { .shippingState(self) }
+}
+
+/// A location that confirms its work (rule `locations[].fulfilment: request`) is asked to pick, pack and ship (or hold for pick-up) what allocation reserved there; its WMS, 3PL, store or vendor answers with FulfilmentUpdate.
+public struct FulfilmentRequested: Sendable, Hashable, Codable {
+    /// `<orderId>/<location>`: the location quotes it back.
+    public var requestId: String
+    /// Order.
+    public var orderId: String
+    /// Location.
+    public var location: String
+    /// How it is to be fulfilled.
+    public var mode: FulfilmentMode
+    /// Units to pick.
+    public var lines: [ShipmentLine]
+    /// Paid delivery speed.
+    public var serviceLevel: ServiceLevel
+    /// Where it goes (absent for pick-up).
+    public var shipTo: Address?
+    /// Accept by then, or an SLA alert is raised.
+    public var acceptBy: Date
+    /// Pack or ship by then.
+    public var shipBy: Date
+    /// When it was sent.
+    public var requestedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        requestId: String,
+        orderId: String,
+        location: String,
+        mode: FulfilmentMode,
+        lines: [ShipmentLine],
+        serviceLevel: ServiceLevel,
+        shipTo: Address? = nil,
+        acceptBy: Date,
+        shipBy: Date,
+        requestedAt: Date
+    ) {
+        self.requestId = requestId
+        self.orderId = orderId
+        self.location = location
+        self.mode = mode
+        self.lines = lines
+        self.serviceLevel = serviceLevel
+        self.shipTo = shipTo
+        self.acceptBy = acceptBy
+        self.shipBy = shipBy
+        self.requestedAt = requestedAt
+    }
+}
+
+extension FulfilmentRequested: ContractEvent {
+    /// `oms.fulfilment.requested.v1`.
+    public static let eventType = EventType(name: "oms.fulfilment.requested", version: 1)
+    /// Records of this event go to `oms.fulfilment.requests`.
+    public static let topic = "oms.fulfilment.requests"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .fulfilmentRequested(self) }
+}
+
+/// The location must stop working on a request: the order was cancelled, or the request missed its SLA and was re-sourced.
+public struct FulfilmentWithdrawn: Sendable, Hashable, Codable {
+    /// The request.
+    public var requestId: String
+    /// Order.
+    public var orderId: String
+    /// Location.
+    public var location: String
+    /// Why.
+    public var reason: Reason
+    /// When.
+    public var withdrawnAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        requestId: String,
+        orderId: String,
+        location: String,
+        reason: Reason,
+        withdrawnAt: Date
+    ) {
+        self.requestId = requestId
+        self.orderId = orderId
+        self.location = location
+        self.reason = reason
+        self.withdrawnAt = withdrawnAt
+    }
+}
+
+extension FulfilmentWithdrawn: ContractEvent {
+    /// `oms.fulfilment.withdrawn.v1`.
+    public static let eventType = EventType(name: "oms.fulfilment.withdrawn", version: 1)
+    /// Records of this event go to `oms.fulfilment.requests`.
+    public static let topic = "oms.fulfilment.requests"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .fulfilmentWithdrawn(self) }
+}
+
+/// A location's answer to a fulfilment request (WMS / 3PL webhook, store app, vendor file).
+public struct FulfilmentUpdate: Sendable, Hashable, Codable {
+    /// The location's id for this update; the same id again is one update.
+    public var updateId: String
+    /// Order.
+    public var orderId: String
+    /// The location answering.
+    public var location: String
+    /// What happened.
+    public var kind: FulfilmentUpdateKind
+    /// `picked`: units found per line (a line left out was not found). `packed`/`shipped`: what is in the parcels (absent: everything picked).
+    public var lines: [LineQuantity]?
+    /// `packed`/`shipped`: the parcels.
+    public var parcels: [PackedParcel]?
+    /// `shipped`: the location's carrier.
+    public var carrier: String?
+    /// `shipped`: its service.
+    public var service: String?
+    /// `shipped`: the location's tracking number.
+    public var trackingNumber: String?
+    /// `rejected`: why.
+    public var reason: Reason?
+    /// When it happened at the location.
+    public var occurredAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        updateId: String,
+        orderId: String,
+        location: String,
+        kind: FulfilmentUpdateKind,
+        lines: [LineQuantity]? = nil,
+        parcels: [PackedParcel]? = nil,
+        carrier: String? = nil,
+        service: String? = nil,
+        trackingNumber: String? = nil,
+        reason: Reason? = nil,
+        occurredAt: Date
+    ) {
+        self.updateId = updateId
+        self.orderId = orderId
+        self.location = location
+        self.kind = kind
+        self.lines = lines
+        self.parcels = parcels
+        self.carrier = carrier
+        self.service = service
+        self.trackingNumber = trackingNumber
+        self.reason = reason
+        self.occurredAt = occurredAt
+    }
+}
+
+extension FulfilmentUpdate: ContractEvent {
+    /// `oms.fulfilment.update.v1`.
+    public static let eventType = EventType(name: "oms.fulfilment.update", version: 1)
+    /// Records of this event go to `oms.fulfilment.inbound`.
+    public static let topic = "oms.fulfilment.inbound"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .fulfilmentUpdate(self) }
+}
+
+/// A fulfilment request moved on (the view, dashboard and reports follow these).
+public struct FulfilmentProgressed: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// The request.
+    public var requestId: String
+    /// Location.
+    public var location: String
+    /// How it is fulfilled.
+    public var mode: FulfilmentMode
+    /// Its new status.
+    public var status: FulfilmentStatus
+    /// When it was sent, for time-to-pick.
+    public var requestedAt: Date
+    /// When it moved.
+    public var at: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        requestId: String,
+        location: String,
+        mode: FulfilmentMode,
+        status: FulfilmentStatus,
+        requestedAt: Date,
+        at: Date
+    ) {
+        self.orderId = orderId
+        self.requestId = requestId
+        self.location = location
+        self.mode = mode
+        self.status = status
+        self.requestedAt = requestedAt
+        self.at = at
+    }
+}
+
+extension FulfilmentProgressed: ContractEvent {
+    /// `oms.fulfilment.progressed.v1`.
+    public static let eventType = EventType(name: "oms.fulfilment.progressed", version: 1)
+    /// Records of this event go to `oms.fulfilment.events`.
+    public static let topic = "oms.fulfilment.events"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .fulfilmentProgressed(self) }
+}
+
+/// A location packed (or shipped, or holds for pick-up) units of an order: shipping makes the shipment from it, buying the label from the parcels unless the location shipped under its own.
+public struct FulfilmentPacked: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// The request.
+    public var requestId: String
+    /// Location.
+    public var location: String
+    /// Units packed.
+    public var lines: [ShipmentLine]
+    /// The parcels (empty for pick-up).
+    public var parcels: [PackedParcel]
+    /// The location's carrier, when it shipped itself.
+    public var carrier: String?
+    /// Its service.
+    public var service: String?
+    /// The location's tracking number, when it shipped itself.
+    public var trackingNumber: String?
+    /// Held at the store for the customer: no carrier.
+    public var pickup: Bool?
+    /// When.
+    public var packedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        requestId: String,
+        location: String,
+        lines: [ShipmentLine],
+        parcels: [PackedParcel],
+        carrier: String? = nil,
+        service: String? = nil,
+        trackingNumber: String? = nil,
+        pickup: Bool? = nil,
+        packedAt: Date
+    ) {
+        self.orderId = orderId
+        self.requestId = requestId
+        self.location = location
+        self.lines = lines
+        self.parcels = parcels
+        self.carrier = carrier
+        self.service = service
+        self.trackingNumber = trackingNumber
+        self.pickup = pickup
+        self.packedAt = packedAt
+    }
+}
+
+extension FulfilmentPacked: ContractEvent {
+    /// `oms.fulfilment.packed.v1`.
+    public static let eventType = EventType(name: "oms.fulfilment.packed", version: 1)
+    /// Records of this event go to `oms.fulfilment.events`.
+    public static let topic = "oms.fulfilment.events"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .fulfilmentPacked(self) }
+}
+
+/// Units a location will not ship: allocation releases them there (writing the count down for a short pick) and re-sources them under the same rules, else applies the backorder policy.
+public struct FulfilmentShort: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// The request.
+    public var requestId: String
+    /// Location.
+    public var location: String
+    /// Units missing.
+    public var lines: [ShipmentLine]
+    /// Why.
+    public var cause: ShortfallCause
+    /// The location's or the SLA's reason.
+    public var reason: Reason
+    /// When.
+    public var decidedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        requestId: String,
+        location: String,
+        lines: [ShipmentLine],
+        cause: ShortfallCause,
+        reason: Reason,
+        decidedAt: Date
+    ) {
+        self.orderId = orderId
+        self.requestId = requestId
+        self.location = location
+        self.lines = lines
+        self.cause = cause
+        self.reason = reason
+        self.decidedAt = decidedAt
+    }
+}
+
+extension FulfilmentShort: ContractEvent {
+    /// `oms.fulfilment.short.v1`.
+    public static let eventType = EventType(name: "oms.fulfilment.short", version: 1)
+    /// Records of this event go to `oms.fulfilment.events`.
+    public static let topic = "oms.fulfilment.events"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .fulfilmentShort(self) }
+}
+
+/// The fulfilment stage's view of one order (its changelog): the order facts a request needs, allocations read before the order, and every request.
+public struct FulfilmentState: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// The order was read.
+    public var placed: Bool
+    /// Paid delivery speed.
+    public var serviceLevel: ServiceLevel?
+    /// Ship-to address.
+    public var shipTo: Address?
+    /// Pick-up store.
+    public var pickupLocation: String?
+    /// Allocations read before the order.
+    public var waiting: [LineAllocation]
+    /// Requests, one per location.
+    public var requests: [FulfilmentRecord]
+    /// The order was cancelled.
+    public var cancelled: Bool
+    /// Last change.
+    public var updatedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        placed: Bool,
+        serviceLevel: ServiceLevel? = nil,
+        shipTo: Address? = nil,
+        pickupLocation: String? = nil,
+        waiting: [LineAllocation],
+        requests: [FulfilmentRecord],
+        cancelled: Bool,
+        updatedAt: Date
+    ) {
+        self.orderId = orderId
+        self.placed = placed
+        self.serviceLevel = serviceLevel
+        self.shipTo = shipTo
+        self.pickupLocation = pickupLocation
+        self.waiting = waiting
+        self.requests = requests
+        self.cancelled = cancelled
+        self.updatedAt = updatedAt
+    }
+}
+
+extension FulfilmentState: ContractEvent {
+    /// `oms.fulfilment.state.v1`.
+    public static let eventType = EventType(name: "oms.fulfilment.state", version: 1)
+    /// Records of this event go to `oms.fulfilment.state`.
+    public static let topic = "oms.fulfilment.state"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .fulfilmentState(self) }
+}
+
+/// A location missed a fulfilment SLA: it did not accept in time (`accept`) or did not pack or ship by the ship-by time (`ship`).
+public struct FulfilmentOverdue: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// The request.
+    public var requestId: String
+    /// Location.
+    public var location: String
+    /// `accept` or `ship`.
+    public var rule: String
+    /// When it was due.
+    public var due: Date
+    /// When the request is withdrawn and re-sourced if nothing comes.
+    public var withdrawAt: Date
+    /// Detection time.
+    public var detectedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        requestId: String,
+        location: String,
+        rule: String,
+        due: Date,
+        withdrawAt: Date,
+        detectedAt: Date
+    ) {
+        self.orderId = orderId
+        self.requestId = requestId
+        self.location = location
+        self.rule = rule
+        self.due = due
+        self.withdrawAt = withdrawAt
+        self.detectedAt = detectedAt
+    }
+}
+
+extension FulfilmentOverdue: ContractEvent {
+    /// `oms.fulfilment.overdue.v1`.
+    public static let eventType = EventType(name: "oms.fulfilment.overdue", version: 1)
+    /// Records of this event go to `oms.alerts`.
+    public static let topic = "oms.alerts"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { orderId }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .fulfilmentOverdue(self) }
 }
 
 /// A shipment with carrier, service and label was created for one location.
@@ -1747,6 +2195,8 @@ public struct ShipmentCreated: Sendable, Hashable, Codable {
     public var atRisk: Bool
     /// Creation time.
     public var createdAt: Date
+    /// The parcels as the location packed them (absent: not confirmed by the location; the weight came from the catalog).
+    public var parcels: [PackedParcel]?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -1761,7 +2211,8 @@ public struct ShipmentCreated: Sendable, Hashable, Codable {
         promisedDate: Date,
         estimatedDelivery: Date,
         atRisk: Bool,
-        createdAt: Date
+        createdAt: Date,
+        parcels: [PackedParcel]? = nil
     ) {
         self.shipmentId = shipmentId
         self.orderId = orderId
@@ -1775,6 +2226,7 @@ public struct ShipmentCreated: Sendable, Hashable, Codable {
         self.estimatedDelivery = estimatedDelivery
         self.atRisk = atRisk
         self.createdAt = createdAt
+        self.parcels = parcels
     }
 }
 
@@ -3439,6 +3891,8 @@ public struct OrderView: Sendable, Hashable, Codable {
     public var paymentHold: Reason?
     /// For an exchange's replacement order: the order whose returned units it replaces.
     public var replacesOrderId: String?
+    /// Requests to locations that confirm their work, one per location, as they stand.
+    public var fulfilment: [FulfilmentSummary]?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -3464,7 +3918,8 @@ public struct OrderView: Sendable, Hashable, Codable {
         updatedAt: Date,
         storeCredit: Money? = nil,
         paymentHold: Reason? = nil,
-        replacesOrderId: String? = nil
+        replacesOrderId: String? = nil,
+        fulfilment: [FulfilmentSummary]? = nil
     ) {
         self.orderId = orderId
         self.channel = channel
@@ -3489,6 +3944,7 @@ public struct OrderView: Sendable, Hashable, Codable {
         self.storeCredit = storeCredit
         self.paymentHold = paymentHold
         self.replacesOrderId = replacesOrderId
+        self.fulfilment = fulfilment
     }
 }
 
@@ -4412,6 +4868,22 @@ public enum Event: Sendable, Hashable {
     case orderChangeRejected(OrderChangeRejected)
     /// `oms.shipping.state.v1` on `oms.shipping.state`.
     case shippingState(ShippingState)
+    /// `oms.fulfilment.requested.v1` on `oms.fulfilment.requests`.
+    case fulfilmentRequested(FulfilmentRequested)
+    /// `oms.fulfilment.withdrawn.v1` on `oms.fulfilment.requests`.
+    case fulfilmentWithdrawn(FulfilmentWithdrawn)
+    /// `oms.fulfilment.update.v1` on `oms.fulfilment.inbound`.
+    case fulfilmentUpdate(FulfilmentUpdate)
+    /// `oms.fulfilment.progressed.v1` on `oms.fulfilment.events`.
+    case fulfilmentProgressed(FulfilmentProgressed)
+    /// `oms.fulfilment.packed.v1` on `oms.fulfilment.events`.
+    case fulfilmentPacked(FulfilmentPacked)
+    /// `oms.fulfilment.short.v1` on `oms.fulfilment.events`.
+    case fulfilmentShort(FulfilmentShort)
+    /// `oms.fulfilment.state.v1` on `oms.fulfilment.state`.
+    case fulfilmentState(FulfilmentState)
+    /// `oms.fulfilment.overdue.v1` on `oms.alerts`.
+    case fulfilmentOverdue(FulfilmentOverdue)
     /// `oms.shipment.created.v1` on `oms.shipments.created`.
     case shipmentCreated(ShipmentCreated)
     /// `oms.shipment.indexed.v1` on `oms.shipments.index`.
@@ -4557,6 +5029,14 @@ public enum Event: Sendable, Hashable {
         case .orderLinesCancelled(let value): return value
         case .orderChangeRejected(let value): return value
         case .shippingState(let value): return value
+        case .fulfilmentRequested(let value): return value
+        case .fulfilmentWithdrawn(let value): return value
+        case .fulfilmentUpdate(let value): return value
+        case .fulfilmentProgressed(let value): return value
+        case .fulfilmentPacked(let value): return value
+        case .fulfilmentShort(let value): return value
+        case .fulfilmentState(let value): return value
+        case .fulfilmentOverdue(let value): return value
         case .shipmentCreated(let value): return value
         case .shipmentIndexEntry(let value): return value
         case .carrierTrackingUpdate(let value): return value
@@ -4655,6 +5135,14 @@ public enum EventRegistry {
             OrderLinesCancelled.self,
             OrderChangeRejected.self,
             ShippingState.self,
+            FulfilmentRequested.self,
+            FulfilmentWithdrawn.self,
+            FulfilmentUpdate.self,
+            FulfilmentProgressed.self,
+            FulfilmentPacked.self,
+            FulfilmentShort.self,
+            FulfilmentState.self,
+            FulfilmentOverdue.self,
             ShipmentCreated.self,
             ShipmentIndexEntry.self,
             CarrierTrackingUpdate.self,

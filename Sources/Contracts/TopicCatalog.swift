@@ -120,7 +120,7 @@ public enum TopicCatalog {
             writers: ["gateway", "marketplaces", "returns"], readers: ["intake"]),
         TopicSpec(
             name: "oms.orders.placed", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["intake"], readers: ["payment", "allocation", "shipping", "returns", "view", "report", "channel-sync", "erp-feed", "invoicing"]),
+            writers: ["intake"], readers: ["payment", "allocation", "fulfilment", "shipping", "returns", "view", "report", "channel-sync", "erp-feed", "invoicing"]),
         TopicSpec(
             name: "oms.orders.rejected", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["intake"], readers: ["view", "report"]),
@@ -150,16 +150,28 @@ public enum TopicCatalog {
             writers: ["allocation"], readers: ["allocation"]),
         TopicSpec(
             name: "oms.orders.allocated", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["allocation"], readers: ["shipping", "returns", "view", "report"]),
+            writers: ["allocation"], readers: ["fulfilment", "shipping", "returns", "view", "report"]),
         TopicSpec(
             name: "oms.orders.commands", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["gateway", "ops", "intake", "returns"], readers: ["payment", "shipping"]),
         TopicSpec(
             name: "oms.orders.cancellations", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["shipping"], readers: ["payment", "allocation", "returns", "view", "report", "channel-sync", "invoicing"]),
+            writers: ["shipping"], readers: ["payment", "allocation", "fulfilment", "returns", "view", "report", "channel-sync", "invoicing"]),
         TopicSpec(
             name: "oms.shipping.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
             writers: ["shipping"], readers: ["shipping"]),
+        TopicSpec(
+            name: "oms.fulfilment.requests", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
+            writers: ["fulfilment"], readers: ["WMS, 3PLs, stores, vendors"]),
+        TopicSpec(
+            name: "oms.fulfilment.inbound", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
+            writers: ["gateway", "locations"], readers: ["fulfilment"]),
+        TopicSpec(
+            name: "oms.fulfilment.events", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
+            writers: ["fulfilment"], readers: ["allocation", "shipping", "view"]),
+        TopicSpec(
+            name: "oms.fulfilment.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
+            writers: ["fulfilment"], readers: ["fulfilment"]),
         TopicSpec(
             name: "oms.shipments.created", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["shipping"], readers: ["returns", "view", "report", "channel-sync", "erp-feed", "invoicing"]),
@@ -174,7 +186,7 @@ public enum TopicCatalog {
             coPartitionGroup: tracking, writers: ["tracking"], readers: ["tracking"]),
         TopicSpec(
             name: "oms.shipments.tracking", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["tracking"], readers: ["returns", "view", "report"]),
+            writers: ["tracking", "fulfilment"], readers: ["returns", "view", "report"]),
         TopicSpec(
             name: "oms.returns.requests", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["gateway", "warehouses", "returns"], readers: ["returns"]),
@@ -210,7 +222,7 @@ public enum TopicCatalog {
             writers: ["payments-connector"], readers: ["view", "report", "invoicing"]),
         TopicSpec(
             name: "oms.alerts", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["sla-watch", "every connector"], readers: ["operators", "report"]),
+            writers: ["sla-watch", "fulfilment", "every connector"], readers: ["operators", "report"]),
         TopicSpec(
             name: "oms.channels.commands", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["channel-sync"], readers: ["channel-connector"]),

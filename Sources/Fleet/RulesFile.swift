@@ -47,7 +47,7 @@ public enum RulesFile {
 
     /// The keys each mapping of the file may have, by path pattern (`[]` for any index).
     static let knownKeys: [String: Set<String>] = [
-        "": ["intake", "payment", "sourcing", "locations", "zones", "shipping", "returns", "notifications", "sla", "stockFeeds", "invoicing"],
+        "": ["intake", "payment", "sourcing", "locations", "zones", "shipping", "returns", "notifications", "sla", "stockFeeds", "invoicing", "fulfilment"],
         "invoicing": ["entities", "taxTable", "fxRates", "taxClasses"],
         "invoicing.entities[]": ["id", "name", "taxId", "address", "email", "markets", "bookCurrency", "invoicePrefix", "creditNotePrefix", "invoiceAt"],
         "invoicing.entities[].address": ["name", "lines", "city", "region", "postalCode", "country", "phone", "email"],
@@ -56,7 +56,8 @@ public enum RulesFile {
         "payment.velocity": ["maxOrders", "windowSeconds"],
         "payment.riskyPostcodes[]": ["country", "prefix"],
         "sourcing": ["maxShipments", "maxReplans", "backorderPolicy"],
-        "locations[]": ["id", "type", "country", "latitude", "longitude"],
+        "locations[]": ["id", "type", "country", "latitude", "longitude", "fulfilment"],
+        "fulfilment": ["acceptWithinSeconds", "shipWithinSeconds", "withdrawAfterSeconds", "checkIntervalSeconds"],
         "zones[]": ["country", "postalPrefix", "distances", "latitude", "longitude"],
         "shipping": ["rates", "zoneBands", "promiseDays", "trackingWindowDays", "lineCancelShipping"],
         "shipping.rates[]": ["carrier", "service", "serviceLevel", "zones", "maxWeightGrams", "price", "transitDays", "hazmat"],

@@ -19,6 +19,7 @@ public enum StageRegistry {
         Entry(name: "fraud-velocity") { FraudVelocityStage(rules: $0.payment) },
         Entry(name: "inventory") { _ in InventoryStage() },
         Entry(name: "allocation") { AllocationStage(rules: $0) },
+        Entry(name: "fulfilment") { FulfilmentStage(rules: $0) },
         Entry(name: "shipping") { ShippingStage(rules: $0) },
         Entry(name: "tracking") { TrackingStage(rules: $0.shipping) },
         Entry(name: "returns") { ReturnsStage(rules: $0) },

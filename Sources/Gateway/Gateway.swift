@@ -76,6 +76,7 @@ public final class Gateway: Sendable {
     /// The topics the gateway writes.
     static let writtenTopics = [
         InboundChannelOrder.topic, CarrierTrackingUpdate.topic, CancelOrder.topic, ReceiveReturn.topic, WebhookSubscription.topic,
+        FulfilmentUpdate.topic,
     ]
 
     /// The largest body a webhook or command may have: `gateway.body.limit.bytes`, or

@@ -28,6 +28,8 @@ public struct GatewayConfiguration: Sendable {
     public var channelSecrets: [String: String] = [:]
     /// Per-carrier secrets of the generic tracking endpoint (`gateway.carrier.secrets`).
     public var carrierSecrets: [String: String] = [:]
+    /// Per-location secrets of the fulfilment answers endpoint (`gateway.location.secrets`).
+    public var locationSecrets: [String: String] = [:]
     /// Bearer token of the operator endpoints (`gateway.api.token`); none means open,
     /// for local use only.
     public var apiToken: String?
@@ -66,7 +68,7 @@ public struct GatewayConfiguration: Sendable {
     /// The keys this type reads, with the environment variables they map to.
     public static let keys = [
         "gateway.shopify.secret", "gateway.shopify.secrets", "gateway.shopify.shops", "gateway.easypost.secret", "gateway.aftership.secret", "gateway.channel.secrets",
-        "gateway.carrier.secrets", "gateway.api.token", "gateway.body.limit.bytes", "gateway.kafka.timeout.ms",
+        "gateway.carrier.secrets", "gateway.location.secrets", "gateway.api.token", "gateway.body.limit.bytes", "gateway.kafka.timeout.ms",
         "gateway.retry.after.s", "gateway.idempotency.entries", "gateway.fx.rates", "gateway.invoice.template", "gateway.adyen.hmac.key", "webhooks.signing.key",
     ]
 
@@ -87,6 +89,7 @@ public struct GatewayConfiguration: Sendable {
         afterShipSecret = try keys.string("gateway.aftership.secret", secret: true)
         channelSecrets = try Self.pairs(keys.list("gateway.channel.secrets", secret: true), key: "gateway.channel.secrets")
         carrierSecrets = try Self.pairs(keys.list("gateway.carrier.secrets", secret: true), key: "gateway.carrier.secrets")
+        locationSecrets = try Self.pairs(keys.list("gateway.location.secrets", secret: true), key: "gateway.location.secrets")
         apiToken = try keys.string("gateway.api.token", secret: true)
         adyenHMACKey = try keys.string("gateway.adyen.hmac.key", secret: true)
         if let key = adyenHMACKey, Hex.decode(key).map({ $0.count < 16 }) ?? true {

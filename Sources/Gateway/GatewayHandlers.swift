@@ -51,6 +51,7 @@ struct Accepted: Codable, Sendable {
     var returnId: String?
     var appeasementId: String?
     var changeId: String?
+    var location: String?
 
     init(_ report: KafkaDeliveryReport, orderId: String? = nil) {
         topic = report.topic

@@ -23,6 +23,7 @@ extension Gateway {
         let router = Router()
         addChannelRoutes(to: router)
         addCarrierRoutes(to: router)
+        addFulfilmentRoutes(to: router)
         addOrderCommandRoutes(to: router)
         addOrderChangeRoutes(to: router)
         addQueryRoutes(to: router)

@@ -22,6 +22,7 @@ public enum GatewayRoutes {
     static let easyPostEvents = Route(method: "POST", path: "/v1/carriers/easypost/events")
     static let afterShipWebhooks = Route(method: "POST", path: "/v1/carriers/aftership/webhooks")
     static let carrierTracking = Route(method: "POST", path: "/v1/carriers/{carrier}/tracking")
+    static let fulfilmentUpdates = Route(method: "POST", path: "/v1/locations/{location}/fulfilment")
     static let cancelOrder = Route(method: "POST", path: "/v1/orders/{orderId}/cancel")
     static let returnOrder = Route(method: "POST", path: "/v1/orders/{orderId}/returns")
     static let releaseOrder = Route(method: "POST", path: "/v1/orders/{orderId}/release")
@@ -36,7 +37,7 @@ public enum GatewayRoutes {
 
     /// All of them.
     public static let all: [Route] = [
-        shopifyOrders, channelOrders, easyPostEvents, afterShipWebhooks, carrierTracking, cancelOrder, returnOrder, releaseOrder, appeaseOrder, approveReturn,
+        shopifyOrders, channelOrders, easyPostEvents, afterShipWebhooks, carrierTracking, fulfilmentUpdates, cancelOrder, returnOrder, releaseOrder, appeaseOrder, approveReturn,
         changeAddress, cancelLines,
         order, orderInvoices, invoice, customer, inventory, report, webhooks, addWebhook, disableWebhook, enableWebhook, webhookDeliveries, paymentIssues, retryPayment, reauthorizePayment, adyenNotifications, dashboard, health, ready, metrics,
     ]

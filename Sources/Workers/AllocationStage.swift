@@ -15,8 +15,9 @@ import Foundation
 public struct AllocationStage: Stage {
     /// `allocation`.
     public let name = "allocation"
-    /// Placed orders, payment decisions, reservation results, accepted cancels.
-    public let inputTopics = [OrderPlaced.topic, PaymentApproved.topic, InventoryResult.topic, OrderCancelled.topic]
+    /// Placed orders, payment decisions, reservation results, accepted cancels, units
+    /// confirming locations will not ship.
+    public let inputTopics = [OrderPlaced.topic, PaymentApproved.topic, InventoryResult.topic, OrderCancelled.topic, FulfilmentShort.topic]
     /// oms.allocation.state.
     public let changelogTopic: String? = AllocationState.topic
     /// The level snapshot and the catalog (drop-ship and ship-from-store flags).
@@ -42,7 +43,8 @@ public struct AllocationStage: Stage {
         case .orderCancelled(let e): orderId = e.orderId
         case .orderLinesCancelled(let e): orderId = e.orderId
         case .shippingAddressChanged(let e): orderId = e.orderId
-        case .cancelRejected, .orderChangeRejected: return .none
+        case .fulfilmentShort(let e): orderId = e.orderId
+        case .cancelRejected, .orderChangeRejected, .fulfilmentProgressed, .fulfilmentPacked: return .none
         default: throw .rejected("allocation does not handle \(input.envelope.type)")
         }
         var current: AllocationState?
@@ -121,6 +123,9 @@ public enum AllocationMachine {
 
         case .orderLinesCancelled(let change):
             return cancelLines(current, change: change, now: now)
+
+        case .fulfilmentShort(let short):
+            return reSource(current, short: short, rules: rules, now: now, snapshot: snapshot)
 
         case .shippingAddressChanged(let change):
             // Sourcing not started yet plans for the new address; reservations already
@@ -244,6 +249,43 @@ public enum AllocationMachine {
         guard state.status != .reserving else { return Step(state: state, outputs: []) }
         let (trimmed, releases) = trimReservations(state, reason: "line cancelled", now: now)
         return Step(state: trimmed, outputs: releases)
+    }
+
+    /// Units a confirming location will not ship: released there (the count written
+    /// down with them for a short pick), that location ruled out for their SKUs, and
+    /// sourced again under the same rules with a fresh count of re-plans; what nothing
+    /// has gets the backorder policy.
+    private static func reSource(
+        _ current: AllocationState?, short: FulfilmentShort, rules: BusinessRules, now: Date, snapshot: some AllocationSnapshot
+    ) -> Step {
+        let shortId = "short/\(short.requestId)/\(short.cause.rawValue)/" + short.lines.map { "\($0.lineId)x\($0.quantity)" }.joined(separator: ",")
+        guard var state = current, state.status != .cancelled, !state.hasRecorded(shortId) else { return Step(state: current, outputs: []) }
+        state.changeIds = (state.changeIds ?? []) + [shortId]
+        var releases: [Event] = []
+        for line in short.lines {
+            var cut = line.quantity
+            for index in state.reserved.indices where state.reserved[index].lineId == line.lineId && state.reserved[index].location == short.location && cut > 0 {
+                var given = state.reserved[index]
+                given.quantity = min(cut, given.quantity)
+                var command = ReleaseInventory(
+                    orderId: state.orderId, lineId: given.lineId, sku: given.sku, location: given.location, quantity: given.quantity,
+                    reason: "\(short.cause.rawValue): \(short.reason.message)")
+                if short.cause == .shortPick { command.notFound = true }
+                releases.append(command.event)
+                state.reserved[index].quantity -= given.quantity
+                cut -= given.quantity
+            }
+            state.observed.removeAll { $0.sku == line.sku && $0.location == short.location }
+            state.observed.append(StockObservation(sku: line.sku, location: short.location, available: 0))
+        }
+        state.reserved.removeAll { $0.quantity <= 0 }
+        // A round in flight decides with the smaller reservation; otherwise plan again.
+        guard state.status == .allocated || state.status == .partiallyAllocated || state.status == .backordered, !releases.isEmpty else {
+            return Step(state: state, outputs: releases)
+        }
+        state.attempt = 0
+        let step = plan(state, rules: rules, now: now, snapshot: snapshot)
+        return Step(state: step.state, outputs: releases + step.outputs)
     }
 
     /// `lines` less `cancelled` units, lines with none left dropped.

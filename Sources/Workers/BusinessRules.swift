@@ -29,13 +29,15 @@ public struct BusinessRules: Sendable, Hashable, Codable {
     public var stockFeeds: StockFeedRules
     /// Legal entities, tax table and tax classes for invoices.
     public var invoicing: InvoicingRules
+    /// SLAs of fulfilment requests to locations that confirm their work.
+    public var fulfilment: FulfilmentRequestRules
 
     /// Creates rules.
     public init(
         intake: IntakeRules = IntakeRules(), payment: PaymentRules = PaymentRules(), sourcing: SourcingRules = SourcingRules(),
         locations: [StockLocation] = [], zones: [Zone] = [], shipping: ShippingRules = ShippingRules(), returns: ReturnRules = ReturnRules(),
         notifications: NotificationRules = NotificationRules(), sla: SLARules = SLARules(), stockFeeds: StockFeedRules = StockFeedRules(),
-        invoicing: InvoicingRules = InvoicingRules()
+        invoicing: InvoicingRules = InvoicingRules(), fulfilment: FulfilmentRequestRules = FulfilmentRequestRules()
     ) {
         self.intake = intake
         self.payment = payment
@@ -48,6 +50,7 @@ public struct BusinessRules: Sendable, Hashable, Codable {
         self.sla = sla
         self.stockFeeds = stockFeeds
         self.invoicing = invoicing
+        self.fulfilment = fulfilment
     }
 
     /// Every problem found, as `key: message`; empty when the rules are usable.
@@ -97,6 +100,7 @@ public struct BusinessRules: Sendable, Hashable, Codable {
         problems += sla.problems()
         problems += stockFeeds.problems(locations: ids)
         problems += invoicing.validate()
+        problems += fulfilment.problems()
         return problems
     }
 
@@ -240,14 +244,19 @@ public struct StockLocation: Sendable, Hashable, Codable {
     public var latitude: Double?
     /// Coordinates, for great-circle distances to zones.
     public var longitude: Double?
+    /// Whether the location confirms its work (absent: ``LocationHandoff/direct``).
+    public var fulfilment: LocationHandoff?
 
     /// Creates a location.
-    public init(id: String, type: LocationType, country: String, latitude: Double? = nil, longitude: Double? = nil) {
+    public init(
+        id: String, type: LocationType, country: String, latitude: Double? = nil, longitude: Double? = nil, fulfilment: LocationHandoff? = nil
+    ) {
         self.id = id
         self.type = type
         self.country = country
         self.latitude = latitude
         self.longitude = longitude
+        self.fulfilment = fulfilment
     }
 }
 
@@ -276,7 +285,7 @@ public struct Zone: Sendable, Hashable, Codable {
 
 // Every section and most keys may be left out of the file; these decoders fill the defaults.
 extension BusinessRules {
-    private enum CodingKeys: String, CodingKey { case intake, payment, sourcing, locations, zones, shipping, returns, notifications, sla, stockFeeds, invoicing }
+    private enum CodingKeys: String, CodingKey { case intake, payment, sourcing, locations, zones, shipping, returns, notifications, sla, stockFeeds, invoicing, fulfilment }
 
     /// Decodes rules; a missing section takes its defaults.
     public init(from decoder: any Decoder) throws {
@@ -292,7 +301,8 @@ extension BusinessRules {
             notifications: try c.decodeIfPresent(NotificationRules.self, forKey: .notifications) ?? NotificationRules(),
             sla: try c.decodeIfPresent(SLARules.self, forKey: .sla) ?? SLARules(),
             stockFeeds: try c.decodeIfPresent(StockFeedRules.self, forKey: .stockFeeds) ?? StockFeedRules(),
-            invoicing: try c.decodeIfPresent(InvoicingRules.self, forKey: .invoicing) ?? InvoicingRules())
+            invoicing: try c.decodeIfPresent(InvoicingRules.self, forKey: .invoicing) ?? InvoicingRules(),
+            fulfilment: try c.decodeIfPresent(FulfilmentRequestRules.self, forKey: .fulfilment) ?? FulfilmentRequestRules())
     }
 }
 

@@ -122,6 +122,8 @@ public enum InventoryLedger {
             }
             let units = min(c.quantity, existing.quantity)
             level.locations[index].reserved = max(0, level.locations[index].reserved - units)
+            // A short pick: the units are not there, so the count comes down with them.
+            if c.notFound == true { level.locations[index].onHand = max(0, level.locations[index].onHand - units) }
             return Change(result: result, levelChanged: true, reservationChanges: [shrink(existing, by: units, key: key)])
 
         case .commitInventory(let c):

@@ -14,7 +14,7 @@ public struct OrderViewStage: Stage {
     /// Every order-keyed outcome topic.
     public let inputTopics = [
         OrderPlaced.topic, OrderRejected.topic, PaymentApproved.topic, OrderAllocated.topic, OrderCancelled.topic, ShipmentCreated.topic,
-        TrackingUpdated.topic, ReturnAuthorized.topic, CapturePayment.topic, PaymentCaptured.topic,
+        TrackingUpdated.topic, ReturnAuthorized.topic, CapturePayment.topic, PaymentCaptured.topic, FulfilmentProgressed.topic,
     ]
     /// oms.orders.state.
     public let changelogTopic: String? = OrderView.topic
@@ -109,6 +109,9 @@ public enum OrderViewFolder {
         case .paymentRefundFailed(let e): e.orderId
         case .paymentVoided(let e): e.orderId
         case .paymentVoidFailed(let e): e.orderId
+        case .fulfilmentProgressed(let e): e.orderId
+        case .fulfilmentShort(let e): e.orderId
+        case .fulfilmentPacked(let e): e.orderId
         default: nil
         }
     }
@@ -169,7 +172,9 @@ public enum OrderViewFolder {
         case .orderAppeased(let appeased) where appeased.storeCredit == true:
             view.storeCredit = Money(minorUnits: (view.storeCredit?.minorUnits ?? 0) + appeased.amount.minorUnits, currency: appeased.amount.currency)
             notes.append(Note(key: "store_credit/\(appeased.appeasementId)", kind: .storeCredit, data: ["amount": "\(appeased.amount)"]))
-        case .paymentDeclined, .paymentHeld, .orderBackordered, .cancelRejected, .orderAppeased, .appeasementRejected, .orderChangeRejected:
+        case .fulfilmentProgressed(let progress):
+            fulfilled(progress, into: &view)
+        case .paymentDeclined, .paymentHeld, .orderBackordered, .fulfilmentShort, .cancelRejected, .orderAppeased, .appeasementRejected, .orderChangeRejected:
             // On the timeline only: an appeasement's money is its RefundPayment's entry.
             break
         default:
@@ -193,6 +198,20 @@ public enum OrderViewFolder {
             progress(&view, line.lineId, sku: line.sku) { $0.ordered = line.quantity }
         }
         view.payments.insert(PaymentEntry(kind: .authorization, amount: order.payment.amount, at: order.placedAt, reference: order.payment.reference), at: 0)
+    }
+
+    /// A confirming location's request, as it stands.
+    private static func fulfilled(_ progress: FulfilmentProgressed, into view: inout OrderView) {
+        var requests = view.fulfilment ?? []
+        let summary = FulfilmentSummary(
+            location: progress.location, mode: progress.mode, status: progress.status, requestedAt: progress.requestedAt, updatedAt: progress.at)
+        if let index = requests.firstIndex(where: { $0.location == progress.location }) {
+            // Records can be read out of order across replays: the later move wins.
+            if requests[index].updatedAt <= progress.at { requests[index] = summary }
+        } else {
+            requests.append(summary)
+        }
+        view.fulfilment = requests
     }
 
     /// Shipments and what the carrier says of them.
@@ -250,6 +269,13 @@ public enum OrderViewFolder {
                     key: "delivered/\(shipment.shipmentId)", kind: .delivered,
                     data: ["trackingNumber": shipment.trackingNumber, "deliveredAt": RFC3339.format(delivered.at)]))
             }
+        }
+        if shipment.carrier == PickupHandover.carrier {
+            // Held at the store: the customer comes with the pick-up code.
+            notes.append(Note(key: "ready_for_pickup/\(shipment.shipmentId)", kind: .readyForPickup, data: [
+                "store": shipment.location, "pickupCode": shipment.trackingNumber,
+            ]))
+            return
         }
         notes.append(Note(key: "shipped/\(shipment.shipmentId)", kind: .shipped, data: [
             "carrier": shipment.carrier, "trackingNumber": shipment.trackingNumber,
@@ -393,6 +419,7 @@ public enum OrderViewFolder {
         case .orderAppeased(let e): "by \(e.requestedBy) (\(e.role)): \(e.amount)\(e.storeCredit == true ? " as store credit" : ""), \(e.reason.code)"
         case .appeasementRejected(let e): "appeasement \(e.appeasementId) refused: \(refused(e.reasons))"
         case .paymentReleased(let e): "by \(e.releasedBy): hold released"
+        case .fulfilmentShort(let e): "\(e.location), \(e.cause.rawValue): \(e.lines.map { "\($0.quantity) × \($0.sku)" }.joined(separator: ", ")) re-sourced (\(e.reason.message))"
         case .exchangeReplacedByRefund(let e): "exchange of return \(e.returnId) refunded instead: \(e.reason.code) (\(e.reason.message))"
         default: nil
         }

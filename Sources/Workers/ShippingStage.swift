@@ -109,8 +109,8 @@ public struct CarrierChoice: Sendable, Hashable {
 public struct ShippingStage: Stage {
     /// `shipping`.
     public let name = "shipping"
-    /// Placed orders, allocation decisions, order commands.
-    public let inputTopics = [OrderPlaced.topic, OrderAllocated.topic, CancelOrder.topic]
+    /// Placed orders, allocation decisions, order commands, what confirming locations packed.
+    public let inputTopics = [OrderPlaced.topic, OrderAllocated.topic, CancelOrder.topic, FulfilmentPacked.topic]
     /// oms.shipping.state.
     public let changelogTopic: String? = ShippingState.topic
     /// The catalog, for weights and dangerous goods.
@@ -137,7 +137,8 @@ public struct ShippingStage: Stage {
         case .updateShippingAddress(let e): orderId = e.orderId
         case .cancelOrderLines(let e): orderId = e.orderId
         case .shipReplacement(let e): orderId = e.orderId
-        case .orderBackordered, .releaseHold: return .none
+        case .fulfilmentPacked(let e): orderId = e.orderId
+        case .orderBackordered, .releaseHold, .fulfilmentProgressed, .fulfilmentShort: return .none
         default: throw .rejected("shipping does not handle \(input.envelope.type)")
         }
         var current: ShippingState?
@@ -192,7 +193,24 @@ public enum ShippingMachine {
             }
             let waiting = state.waiting
             state.waiting = []
-            return ship(state, waiting, rules: rules, connector: connector, product: product, now: now)
+            let packedEarly = state.packed ?? []
+            state.packed = nil
+            var step = ship(state, waiting, rules: rules, connector: connector, product: product, now: now)
+            for units in packedEarly {
+                let next = ship(step.state ?? state, packed: units, rules: rules, connector: connector, product: product, now: now)
+                step = Step(state: next.state, outputs: step.outputs + next.outputs)
+            }
+            return step
+        case .fulfilmentPacked(let packed):
+            let units = PackedUnits(
+                location: packed.location, lines: packed.lines, parcels: packed.parcels, carrier: packed.carrier, service: packed.service,
+                trackingNumber: packed.trackingNumber, pickup: packed.pickup)
+            guard state.totals != nil else {
+                // Packed before shipping read the order: it ships when the order is read.
+                if state.packed?.contains(units) != true { state.packed = (state.packed ?? []) + [units] }
+                return Step(state: state, outputs: [])
+            }
+            return ship(state, packed: units, rules: rules, connector: connector, product: product, now: now)
         case .orderAllocated(let decision):
             return ship(state, decision.allocations, rules: rules, connector: connector, product: product, now: now)
         case .orderPartiallyAllocated(let decision):
@@ -247,13 +265,24 @@ public enum ShippingMachine {
         return [VoidPayment(orderId: state.orderId, authorizationReference: state.authorizationReference, reason: reason, requestedAt: now, channel: state.channel).event]
     }
 
-    /// Creates a shipment per location for the allocations not shipped yet.
+    /// Ships what a confirming location packed (or shipped itself, or holds for pick-up).
     private static func ship(
-        _ state: ShippingState, _ allocations: [LineAllocation], rules: BusinessRules, connector: any CarrierConnector,
+        _ state: ShippingState, packed: PackedUnits, rules: BusinessRules, connector: any CarrierConnector, product: (String) -> CatalogProduct?, now: Date
+    ) -> Step {
+        let allocations = packed.lines.map { LineAllocation(lineId: $0.lineId, sku: $0.sku, location: packed.location, quantity: $0.quantity) }
+        return ship(state, allocations, packed: packed, rules: rules, connector: connector, product: product, now: now)
+    }
+
+    /// Creates a shipment per location for the allocations not shipped yet. Without
+    /// `packed`, only locations that ship directly are shipped from: a confirming one
+    /// ships when it has packed.
+    private static func ship(
+        _ state: ShippingState, _ allocations: [LineAllocation], packed: PackedUnits? = nil, rules: BusinessRules, connector: any CarrierConnector,
         product: (String) -> CatalogProduct?, now: Date
     ) -> Step {
         var state = state
         if state.cancelled { return Step(state: state, outputs: []) }
+        let allocations = packed == nil ? allocations.filter { rules.handoff(at: $0.location) == .direct } : allocations
         guard let totals = state.totals, let destination = state.destination, let placedAt = state.placedAt, state.awaitingReturn != true else {
             // The decision came before the order itself (topics are read side by side), or
             // the replacement waits for its return.
@@ -271,8 +300,9 @@ public enum ShippingMachine {
         for location in Set(fresh.map(\.location)).sorted() {
             let parts = fresh.filter { $0.location == location }.sorted { $0.lineId < $1.lineId }
             let lines = parts.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
-            let shipmentId = DeterministicID.uuidV5(namespace: shipmentNamespace, name: "\(state.orderId)/\(location)")
-            let weight = lines.reduce(0) { $0 + (product($1.sku)?.weightGrams ?? 0) * $1.quantity }
+            let shipmentId = shipmentID(orderId: state.orderId, location: location)
+            let weighed = packed?.parcels.reduce(0) { $0 + $1.weightGrams } ?? 0
+            let weight = weighed > 0 ? weighed : lines.reduce(0) { $0 + (product($1.sku)?.weightGrams ?? 0) * $1.quantity }
             let hazmat = lines.contains { product($0.sku)?.hazmat ?? false }
             let site = rules.location(location)
             let distance = site.map { rules.distance(to: $0, country: destination.country.code, postalCode: destination.postalCode) } ?? 5_000
@@ -281,16 +311,20 @@ public enum ShippingMachine {
                 // No rate serves the zone and weight: the fastest that may carry it (dangerous
                 // goods only with a hazmat service), at risk, so operators see the flag.
                 ?? fallback(rules.shipping.rates, hazmat: hazmat, now: now)
-            let label = connector.label(for: LabelRequest(parcelId: shipmentId, carrier: choice.rate.carrier, service: choice.rate.service, weightGrams: weight))
+            let handover = handover(packed, orderId: state.orderId, location: location, choice: choice, now: now)
+            let label = handover?.label
+                ?? connector.label(for: LabelRequest(parcelId: shipmentId, carrier: choice.rate.carrier, service: choice.rate.service, weightGrams: weight))
             var capture = amounts.value(of: lines, after: OrderChanges.countedUnits(state))
             if state.shipments.isEmpty { capture += amounts.shipping }
+            let carrier = handover?.carrier ?? choice.rate.carrier
             outputs.append(ShipmentCreated(
-                shipmentId: shipmentId, orderId: state.orderId, location: location, carrier: choice.rate.carrier, service: choice.rate.service,
+                shipmentId: shipmentId, orderId: state.orderId, location: location, carrier: carrier, service: handover?.service ?? choice.rate.service,
                 trackingNumber: label.trackingNumber, labelRef: label.labelRef, lines: lines, promisedDate: promise,
-                estimatedDelivery: choice.estimatedDelivery, atRisk: choice.atRisk, createdAt: now
+                estimatedDelivery: handover?.estimatedDelivery ?? choice.estimatedDelivery, atRisk: handover == nil ? choice.atRisk : false, createdAt: now,
+                parcels: packed.map(\.parcels)
             ).event)
             outputs.append(ShipmentIndexEntry(
-                carrier: choice.rate.carrier, trackingNumber: label.trackingNumber, shipmentId: shipmentId, orderId: state.orderId,
+                carrier: carrier, trackingNumber: label.trackingNumber, shipmentId: shipmentId, orderId: state.orderId,
                 promisedDate: promise, shippedAt: now
             ).event)
             for part in parts {
@@ -337,6 +371,34 @@ public enum ShippingMachine {
             kept.append(part)
         }
         return kept
+    }
+
+    /// A label the OMS does not buy: the location's own (it shipped itself), or the
+    /// pick-up hand-over at a store.
+    private struct Handover {
+        var carrier: String
+        var service: String
+        var label: CarrierLabel
+        var estimatedDelivery: Date
+    }
+
+    private static func handover(_ packed: PackedUnits?, orderId: String, location: String, choice: CarrierChoice, now: Date) -> Handover? {
+        guard let packed else { return nil }
+        if packed.pickup == true {
+            let code = PickupHandover.code(orderId: orderId, location: location)
+            return Handover(
+                carrier: PickupHandover.carrier, service: "in_store", label: CarrierLabel(trackingNumber: code, labelRef: "pickup://\(location)/\(code)"),
+                estimatedDelivery: now)
+        }
+        guard let carrier = packed.carrier, let number = packed.trackingNumber else { return nil }
+        return Handover(
+            carrier: carrier, service: packed.service ?? "standard", label: CarrierLabel(trackingNumber: number, labelRef: "location://\(location)/\(number)"),
+            estimatedDelivery: choice.estimatedDelivery)
+    }
+
+    /// The id of the shipment from `location`: UUIDv5 of (order, location), stable across replays.
+    public static func shipmentID(orderId: String, location: String) -> String {
+        DeterministicID.uuidV5(namespace: shipmentNamespace, name: "\(orderId)/\(location)")
     }
 
     private static func fallback(_ rates: [CarrierRate], hazmat: Bool, now: Date) -> CarrierChoice {

@@ -388,6 +388,45 @@ struct GatewayTests {
         }
     }
 
+    @Test("a location's fulfilment answer: signed per location, each kind's required fields, one record per update id")
+    func fulfilmentAnswers() async throws {
+        try await GatewayHarness.with(stages: []) { harness in
+            let orderId = TestCluster.uniqueName("order")
+            func post(_ json: [String: Any], location: String = "3PL-CENTRAL", secret: String = GatewayHarness.locationSecret) async throws -> (status: Int, text: String) {
+                let body = Array(try JSONSerialization.data(withJSONObject: json))
+                let answer = try await harness.post("/v1/locations/\(location)/fulfilment", body: body, headers: [
+                    "X-OMS-Signature": WebhookSignature.omsHex.sign(body, secret: secret),
+                ])
+                return (answer.status, answer.text)
+            }
+            let packed: [String: Any] = ["updateId": "wms-1", "orderId": orderId, "kind": "packed", "parcels": [["weightGrams": 1_250, "lengthCm": 30]]]
+            let first = try await post(packed)
+            #expect(first.status == 202, "\(first.text)")
+            #expect(try await post(packed).status == 202, "a resent answer is accepted again")
+            #expect(try await post(packed, secret: "guess").status == 401)
+            #expect(try await post(packed, location: "WH-X").status == 404, "no secret for WH-X")
+
+            let picked = try await post(["updateId": "wms-2", "orderId": orderId, "kind": "picked"])
+            #expect(picked.status == 400 && picked.text.contains("lines"), "\(picked.text)")
+            let shipped = try await post(["updateId": "wms-3", "orderId": orderId, "kind": "shipped", "carrier": "ups"])
+            #expect(shipped.status == 400 && shipped.text.contains("trackingNumber"), "\(shipped.text)")
+            let unweighed = try await post(["updateId": "wms-4", "orderId": orderId, "kind": "packed", "parcels": [[String: Any]]()])
+            #expect(unweighed.status == 400 && unweighed.text.contains("parcels"), "\(unweighed.text)")
+            let unknownKind = try await post(["updateId": "wms-5", "orderId": orderId, "kind": "lost"])
+            #expect(unknownKind.status == 400, "\(unknownKind.text)")
+
+            let records = try await harness.records(FulfilmentUpdate.topic).filter { $0.keyString == orderId }
+            #expect(records.count == 2, "written twice by the two accepted posts, under one event id")
+            let envelopes = records.compactMap { try? Envelope.decode($0.eventRecord) }
+            #expect(Set(envelopes.map(\.id)).count == 1, "the event id derives from the update id, so the fulfilment stage applies it once")
+            guard case .fulfilmentUpdate(let update)? = envelopes.first?.event else {
+                Issue.record("not a FulfilmentUpdate")
+                return
+            }
+            #expect(update.location == "3PL-CENTRAL" && update.kind == .packed && update.parcels == [PackedParcel(weightGrams: 1_250, lengthCm: 30)])
+        }
+    }
+
     @Test("Kafka down: 503 with Retry-After within 1 s, /readyz 503, nothing lost; back by itself; the retried webhook lands exactly once")
     func kafkaDown() async throws {
         // The default produce timeout (2.5 s): what a user runs.
@@ -612,6 +651,7 @@ final class GatewayHarness: Sendable {
     static let bodyLimit = 4_096
     static let afterShipSecret = "test-aftership-secret"
     static let dhlSecret = "test-dhl-secret"
+    static let locationSecret = "test-location-secret"
     static let webSecret = "test-web-secret"
     static let webhookSigningKey = "test-webhook-signing-key-0123456789"
     static let adyenHMACKey = String(repeating: "44782DEF547AAA06C910C43932B1EB0C", count: 2)
@@ -652,6 +692,7 @@ final class GatewayHarness: Sendable {
         settings.easyPostSecret = GatewayTests.easyPostSecret
         settings.afterShipSecret = afterShipSecret
         settings.carrierSecrets = ["dhl": dhlSecret]
+        settings.locationSecrets = ["3PL-CENTRAL": locationSecret]
         settings.channelSecrets = ["web": webSecret]
         settings.apiToken = apiToken
         settings.webhookSigningKey = webhookSigningKey

@@ -54,6 +54,38 @@ E("ExchangeOutcome", "How an exchange ended.", [
     ("replacement", "The replacement was released to ship (the return was received)."),
     ("refund", "No replacement: the returned units are refunded instead (out of stock, cancelled, or the RMA expired)."),
 ])
+E("FulfilmentMode", "How a location fulfils a request, from its kind and the order.", [
+    ("warehouse", "An own warehouse picks and packs; the OMS buys the label from the packed parcels."),
+    ("ship_from_store", "A store picks and packs a parcel for delivery."),
+    ("pickup", "A store holds the goods for the customer (buy online, pick up in store)."),
+    ("third_party", "A 3PL picks and packs, and may ship with its own label."),
+    ("drop_ship", "A vendor ships its own goods with its own label."),
+])
+E("FulfilmentUpdateKind", "What a location reports about a fulfilment request.", [
+    ("accepted", "The location took the request."),
+    ("rejected", "The location refuses it (closed, no capacity, cannot find the goods); everything is re-sourced."),
+    ("picked", "Picking ended: `lines` says how many units of each line were found; the rest is short."),
+    ("packed", "Packed into `parcels`; the OMS buys the label."),
+    ("shipped", "Handed to a carrier under the location's own label (`carrier`, `trackingNumber`)."),
+    ("ready_for_pickup", "A pick-up order waits for its customer at the store."),
+    ("picked_up", "The customer collected a pick-up order."),
+])
+E("FulfilmentStatus", "Where one fulfilment request stands.", [
+    ("requested", "Sent to the location; no answer yet."),
+    ("accepted", "The location took it."),
+    ("picked", "Picked (perhaps short: the missing units went back to allocation)."),
+    ("packed", "Packed; shipping bought the label."),
+    ("shipped", "The location shipped it under its own label."),
+    ("ready_for_pickup", "Waits for the customer at the store."),
+    ("picked_up", "The customer collected it."),
+    ("withdrawn", "Rejected by the location, or withdrawn after its SLA: its units were re-sourced."),
+    ("cancelled", "The order was cancelled; the location was told to stop."),
+])
+E("ShortfallCause", "Why units a location was asked for come back to allocation.", [
+    ("short_pick", "The location could not find them: its stock count was wrong and is corrected."),
+    ("rejected", "The location refused the request; its stock is not corrected."),
+    ("withdrawn", "The location did not answer or ship within its SLA; the request was withdrawn."),
+])
 E("AdjustmentMode", "How an inventory adjustment from WMS/ERP is applied.", [
     ("absolute", "Set on-hand to the quantity (a stock count)."),
     ("delta", "Add the (possibly negative) quantity to on-hand."),
@@ -137,6 +169,7 @@ E("NotificationKind", "Which customer message to send.", [
     ("return_expired", "An authorized return was not sent back before its RMA expired."),
     ("store_credit", "Store credit was granted (a goodwill gesture)."),
     ("exchange_refund", "An exchange's replacement cannot be sent: the returned units are refunded instead."),
+    ("ready_for_pickup", "A pick-up order waits at its store."),
 ])
 E("OrderChangeKind", "Which change to an order in flight a decision is about.", [
     ("address", "A new ship-to address (UpdateShippingAddress)."),
@@ -378,6 +411,31 @@ S("LineProgress", "Where the units of one order line are, as the order view coun
     ("returned", "Int", "Units received back.", {"minimum": 0}),
     ("cancelled", "Int?", "Units cancelled before they shipped (absent: none).", {"minimum": 0}),
 ])
+S("PackedParcel", "One parcel a location packed.", [
+    ("weightGrams", "Int", "Weight as weighed at packing.", {"minimum": 1}),
+    ("lengthCm", "Int?", "Length.", {"minimum": 1}), ("widthCm", "Int?", "Width.", {"minimum": 1}),
+    ("heightCm", "Int?", "Height.", {"minimum": 1}),
+])
+S("PackedUnits", "What a location packed, as shipping keeps it until the order is read.", [
+    ("location", "String", "Location."), ("lines", "[ShipmentLine]", "Units packed."),
+    ("parcels", "[PackedParcel]", "The parcels."), ("carrier", "String?", "The location's carrier, when it shipped itself."),
+    ("service", "String?", "Its service."), ("trackingNumber", "String?", "Its tracking number."),
+    ("pickup", "Bool?", "Held at the store for the customer."),
+])
+S("FulfilmentSummary", "One fulfilment request as the order view shows it.", [
+    ("location", "String", "Location."), ("mode", "FulfilmentMode", "How it is fulfilled."),
+    ("status", "FulfilmentStatus", "Where it stands."), ("requestedAt", "Date", "When it was sent."),
+    ("updatedAt", "Date", "When it last moved."),
+])
+S("FulfilmentRecord", "One request to one location, as the fulfilment stage remembers it.", [
+    ("requestId", "String", "`<orderId>/<location>`."), ("location", "String", "Location."),
+    ("mode", "FulfilmentMode", "How the location fulfils it."), ("status", "FulfilmentStatus", "Where it stands."),
+    ("lines", "[ShipmentLine]", "Units asked for."), ("picked", "[ShipmentLine]?", "Units found, once picked."),
+    ("requestedAt", "Date", "When it was sent."), ("acceptBy", "Date", "The location must accept by then."),
+    ("shipBy", "Date", "The location must pack or ship by then."),
+    ("alerted", "[String]?", "SLA rules already alerted (`accept`, `ship`)."),
+    ("updatedAt", "Date", "Last change."),
+])
 S("ParcelRecord", "A shipment as the shipping and returns stages remember it.", [
     ("shipmentId", "String", "Shipment id."),
     ("location", "String", "Shipping location."),
@@ -502,6 +560,7 @@ EV("ReleaseInventory", "oms.inventory.release", 1, INV, "sku", ORDER_KEY,
     ("orderId", "String", "Order."), ("lineId", "String", "Order line."), ("sku", "String", "SKU; the record key."),
     ("location", "String", "Location."), ("quantity", "Int", "Units.", {"minimum": 1}),
     ("reason", "String", "Why it is released."),
+    ("notFound", "Bool?", "The units were not found at the location (a short pick): on hand drops by them too, since the count was wrong."),
 ])
 EV("CommitInventory", "oms.inventory.commit", 1, INV, "sku", ORDER_KEY,
    "Turn a reservation into a shipment: on hand and reserved both decrease.", [
@@ -670,6 +729,69 @@ EV("ShippingState", "oms.shipping.state", 1, "oms.shipping.state", ORDER_KEY, OR
     ("awaitingReturn", "Bool?", "A replacement reserved at authorization: its allocations wait in `waiting` for `ShipReplacement`."),
     ("shippingRefunded", "Int64?", "Minor units of the shipping charge refunded for cancelled units (rule `shipping.lineCancelShipping: share`)."),
     ("replacementReleased", "Bool?", "`ShipReplacement` was read (perhaps before the order)."),
+    ("packed", "[PackedUnits]?", "Packed answers (FulfilmentPacked) read before the order itself."),
+])
+FR = "oms.fulfilment.requests"
+EV("FulfilmentRequested", "oms.fulfilment.requested", 1, FR, ORDER_KEY, ORDER_KEY,
+   "A location that confirms its work (rule `locations[].fulfilment: request`) is asked to pick, pack and ship (or hold for pick-up) what allocation reserved there; its WMS, 3PL, store or vendor answers with FulfilmentUpdate.", [
+    ("requestId", "String", "`<orderId>/<location>`: the location quotes it back."), ("orderId", "String", "Order."),
+    ("location", "String", "Location."), ("mode", "FulfilmentMode", "How it is to be fulfilled."),
+    ("lines", "[ShipmentLine]", "Units to pick."), ("serviceLevel", "ServiceLevel", "Paid delivery speed."),
+    ("shipTo", "Address?", "Where it goes (absent for pick-up)."),
+    ("acceptBy", "Date", "Accept by then, or an SLA alert is raised."), ("shipBy", "Date", "Pack or ship by then."),
+    ("requestedAt", "Date", "When it was sent."),
+])
+EV("FulfilmentWithdrawn", "oms.fulfilment.withdrawn", 1, FR, ORDER_KEY, ORDER_KEY,
+   "The location must stop working on a request: the order was cancelled, or the request missed its SLA and was re-sourced.", [
+    ("requestId", "String", "The request."), ("orderId", "String", "Order."), ("location", "String", "Location."),
+    ("reason", "Reason", "Why."), ("withdrawnAt", "Date", "When."),
+])
+EV("FulfilmentUpdate", "oms.fulfilment.update", 1, "oms.fulfilment.inbound", ORDER_KEY, ORDER_KEY,
+   "A location's answer to a fulfilment request (WMS / 3PL webhook, store app, vendor file).", [
+    ("updateId", "String", "The location's id for this update; the same id again is one update."),
+    ("orderId", "String", "Order."), ("location", "String", "The location answering."),
+    ("kind", "FulfilmentUpdateKind", "What happened."),
+    ("lines", "[LineQuantity]?", "`picked`: units found per line (a line left out was not found). `packed`/`shipped`: what is in the parcels (absent: everything picked)."),
+    ("parcels", "[PackedParcel]?", "`packed`/`shipped`: the parcels."),
+    ("carrier", "String?", "`shipped`: the location's carrier."), ("service", "String?", "`shipped`: its service."),
+    ("trackingNumber", "String?", "`shipped`: the location's tracking number."),
+    ("reason", "Reason?", "`rejected`: why."), ("occurredAt", "Date", "When it happened at the location."),
+])
+FE = "oms.fulfilment.events"
+EV("FulfilmentProgressed", "oms.fulfilment.progressed", 1, FE, ORDER_KEY, ORDER_KEY,
+   "A fulfilment request moved on (the view, dashboard and reports follow these).", [
+    ("orderId", "String", "Order."), ("requestId", "String", "The request."), ("location", "String", "Location."),
+    ("mode", "FulfilmentMode", "How it is fulfilled."), ("status", "FulfilmentStatus", "Its new status."),
+    ("requestedAt", "Date", "When it was sent, for time-to-pick."), ("at", "Date", "When it moved."),
+])
+EV("FulfilmentPacked", "oms.fulfilment.packed", 1, FE, ORDER_KEY, ORDER_KEY,
+   "A location packed (or shipped, or holds for pick-up) units of an order: shipping makes the shipment from it, buying the label from the parcels unless the location shipped under its own.", [
+    ("orderId", "String", "Order."), ("requestId", "String", "The request."), ("location", "String", "Location."),
+    ("lines", "[ShipmentLine]", "Units packed."), ("parcels", "[PackedParcel]", "The parcels (empty for pick-up)."),
+    ("carrier", "String?", "The location's carrier, when it shipped itself."), ("service", "String?", "Its service."),
+    ("trackingNumber", "String?", "The location's tracking number, when it shipped itself."),
+    ("pickup", "Bool?", "Held at the store for the customer: no carrier."),
+    ("packedAt", "Date", "When."),
+])
+EV("FulfilmentShort", "oms.fulfilment.short", 1, FE, ORDER_KEY, ORDER_KEY,
+   "Units a location will not ship: allocation releases them there (writing the count down for a short pick) and re-sources them under the same rules, else applies the backorder policy.", [
+    ("orderId", "String", "Order."), ("requestId", "String", "The request."), ("location", "String", "Location."),
+    ("lines", "[ShipmentLine]", "Units missing."), ("cause", "ShortfallCause", "Why."),
+    ("reason", "Reason", "The location's or the SLA's reason."), ("decidedAt", "Date", "When."),
+])
+EV("FulfilmentState", "oms.fulfilment.state", 1, "oms.fulfilment.state", ORDER_KEY, ORDER_KEY,
+   "The fulfilment stage's view of one order (its changelog): the order facts a request needs, allocations read before the order, and every request.", [
+    ("orderId", "String", "Order."), ("placed", "Bool", "The order was read."),
+    ("serviceLevel", "ServiceLevel?", "Paid delivery speed."), ("shipTo", "Address?", "Ship-to address."),
+    ("pickupLocation", "String?", "Pick-up store."), ("waiting", "[LineAllocation]", "Allocations read before the order."),
+    ("requests", "[FulfilmentRecord]", "Requests, one per location."), ("cancelled", "Bool", "The order was cancelled."),
+    ("updatedAt", "Date", "Last change."),
+])
+EV("FulfilmentOverdue", "oms.fulfilment.overdue", 1, "oms.alerts", ORDER_KEY, ORDER_KEY,
+   "A location missed a fulfilment SLA: it did not accept in time (`accept`) or did not pack or ship by the ship-by time (`ship`).", [
+    ("orderId", "String", "Order."), ("requestId", "String", "The request."), ("location", "String", "Location."),
+    ("rule", "String", "`accept` or `ship`."), ("due", "Date", "When it was due."),
+    ("withdrawAt", "Date", "When the request is withdrawn and re-sourced if nothing comes."), ("detectedAt", "Date", "Detection time."),
 ])
 EV("ShipmentCreated", "oms.shipment.created", 1, "oms.shipments.created", ORDER_KEY, ORDER_KEY,
    "A shipment with carrier, service and label was created for one location.", [
@@ -680,6 +802,7 @@ EV("ShipmentCreated", "oms.shipment.created", 1, "oms.shipments.created", ORDER_
     ("estimatedDelivery", "Date", "Carrier estimate at creation."),
     ("atRisk", "Bool", "No rate met the promise; the fastest was chosen."),
     ("createdAt", "Date", "Creation time."),
+    ("parcels", "[PackedParcel]?", "The parcels as the location packed them (absent: not confirmed by the location; the weight came from the catalog)."),
 ])
 EV("ShipmentIndexEntry", "oms.shipment.indexed", 1, "oms.shipments.index", '"\\(carrier)/\\(trackingNumber)"', ORDER_KEY,
    "Maps a carrier tracking number to its shipment, so tracking can join carrier pushes.", [
@@ -1003,6 +1126,7 @@ EV("OrderView", "oms.order.view", 1, "oms.orders.state", ORDER_KEY, ORDER_KEY,
     ("storeCredit", "Money?", "Store credit granted on this order by appeasements; nil when none."),
     ("paymentHold", "Reason?", "Set while a shipment's capture has failed for good (an expired authorization not re-authorized, a declined card): the order waits for an operator (`GET /v1/ops/payments`); cleared when that shipment is captured."),
     ("replacesOrderId", "String?", "For an exchange's replacement order: the order whose returned units it replaces."),
+    ("fulfilment", "[FulfilmentSummary]?", "Requests to locations that confirm their work, one per location, as they stand."),
 ])
 EV("Notification", "oms.notification", 1, "oms.notifications", ORDER_KEY, ORDER_KEY,
    "A message to send to the customer; the email connector delivers it.", [
@@ -1167,7 +1291,7 @@ DAY_MS = 86_400_000
 TOPICS = [
     ("oms.catalog.products", "sku", "compact", None, None, ["pim-connector", "oms catalog import"], ["intake", "allocation", "shipping", "returns"]),
     ("oms.orders.inbound", "channel/externalOrderId", "delete", 7 * DAY_MS, None, ["gateway", "marketplaces", "returns"], ["intake"]),
-    ("oms.orders.placed", "orderId", "delete", None, "order", ["intake"], ["payment", "allocation", "shipping", "returns", "view", "report", "channel-sync", "erp-feed", "invoicing"]),
+    ("oms.orders.placed", "orderId", "delete", None, "order", ["intake"], ["payment", "allocation", "fulfilment", "shipping", "returns", "view", "report", "channel-sync", "erp-feed", "invoicing"]),
     ("oms.orders.rejected", "orderId", "delete", None, "order", ["intake"], ["view", "report"]),
     ("oms.payments.checked", "orderId", "delete", None, "order", ["fraud-velocity", "payment"], ["payment", "allocation", "view"]),
     ("oms.payments.screening", "customerKey", "delete", None, "customer", ["payment"], ["fraud-velocity"]),
@@ -1177,15 +1301,19 @@ TOPICS = [
     ("oms.inventory.results", "orderId", "delete", None, "order", ["inventory"], ["allocation", "report"]),
     ("oms.inventory.levels", "sku[/orderId/lineId/location]", "compact", None, "inventory", ["inventory"], ["inventory", "allocation", "returns", "gateway", "stock-feed"]),
     ("oms.allocation.state", "orderId", "compact", None, "order", ["allocation"], ["allocation"]),
-    ("oms.orders.allocated", "orderId", "delete", None, "order", ["allocation"], ["shipping", "returns", "view", "report"]),
+    ("oms.orders.allocated", "orderId", "delete", None, "order", ["allocation"], ["fulfilment", "shipping", "returns", "view", "report"]),
     ("oms.orders.commands", "orderId", "delete", None, "order", ["gateway", "ops", "intake", "returns"], ["payment", "shipping"]),
-    ("oms.orders.cancellations", "orderId", "delete", None, "order", ["shipping"], ["payment", "allocation", "returns", "view", "report", "channel-sync", "invoicing"]),
+    ("oms.orders.cancellations", "orderId", "delete", None, "order", ["shipping"], ["payment", "allocation", "fulfilment", "returns", "view", "report", "channel-sync", "invoicing"]),
     ("oms.shipping.state", "orderId", "compact", None, "order", ["shipping"], ["shipping"]),
+    ("oms.fulfilment.requests", "orderId", "delete", None, "order", ["fulfilment"], ["WMS, 3PLs, stores, vendors"]),
+    ("oms.fulfilment.inbound", "orderId", "delete", None, "order", ["gateway", "locations"], ["fulfilment"]),
+    ("oms.fulfilment.events", "orderId", "delete", None, "order", ["fulfilment"], ["allocation", "shipping", "view"]),
+    ("oms.fulfilment.state", "orderId", "compact", None, "order", ["fulfilment"], ["fulfilment"]),
     ("oms.shipments.created", "orderId", "delete", None, "order", ["shipping"], ["returns", "view", "report", "channel-sync", "erp-feed", "invoicing"]),
     ("oms.shipments.index", "carrier/trackingNumber", "compact", None, "tracking", ["shipping", "returns"], ["tracking"]),
     ("oms.tracking.inbound", "carrier/trackingNumber", "delete", None, "tracking", ["gateway", "carriers"], ["tracking"]),
     ("oms.tracking.state", "carrier/trackingNumber", "compact", None, "tracking", ["tracking"], ["tracking"]),
-    ("oms.shipments.tracking", "orderId", "delete", None, "order", ["tracking"], ["returns", "view", "report"]),
+    ("oms.shipments.tracking", "orderId", "delete", None, "order", ["tracking", "fulfilment"], ["returns", "view", "report"]),
     ("oms.returns.requests", "orderId", "delete", None, "order", ["gateway", "warehouses", "returns"], ["returns"]),
     ("oms.returns.events", "orderId", "delete", None, "order", ["returns"], ["view", "payments-connector", "report", "erp-feed"]),
     ("oms.returns.state", "orderId", "compact", None, "order", ["returns"], ["returns"]),
@@ -1197,7 +1325,7 @@ TOPICS = [
     ("oms.invoicing.series", "legalEntity/series or legalEntity/order/orderId", "compact", None, "entity", ["invoice-numbering"], ["invoice-numbering"]),
     ("oms.invoices", "legalEntity/series/sequence", "compact", None, None, ["invoice-numbering"], ["gateway", "report"]),
     ("oms.payments.outcomes", "orderId", "delete", None, "order", ["payments-connector"], ["view", "report", "invoicing"]),
-    ("oms.alerts", "orderId", "delete", None, "order", ["sla-watch", "every connector"], ["operators", "report"]),
+    ("oms.alerts", "orderId", "delete", None, "order", ["sla-watch", "fulfilment", "every connector"], ["operators", "report"]),
     ("oms.channels.commands", "orderId", "delete", None, "order", ["channel-sync"], ["channel-connector"]),
     ("oms.channels.state", "orderId", "compact", None, "order", ["channel-sync"], ["channel-sync"]),
     ("oms.outbound.deliveries", "connector/commandId", "compact", None, "order", ["every connector"], ["every connector", "operators"]),

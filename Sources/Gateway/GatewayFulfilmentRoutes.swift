@@ -1,0 +1,65 @@
+import Contracts
+import Foundation
+import Hummingbird
+import Workers
+
+extension Gateway {
+    /// Locations' answers to fulfilment requests (a WMS, a 3PL, a store app, a vendor),
+    /// signed with a per-location secret.
+    func addFulfilmentRoutes(to router: Router<BasicRequestContext>) {
+        let secrets = configuration
+        add(GatewayRoutes.fulfilmentUpdates, to: router, guard: .signature(.omsHex, header: .omsSignature) { call throws(GatewayError) in
+            let location = call.parameter("location")
+            guard let secret = secrets.locationSecrets[location] else {
+                throw GatewayError(status: 404, code: "not_found", message: "location '\(location)' is not configured (gateway.location.secrets)")
+            }
+            return secret
+        }, dedupe: .idempotencyKey) { call throws(GatewayError) in
+            let update = try Self.fulfilmentUpdate(call.decode(FulfilmentAnswer.self), location: call.parameter("location"))
+            // The location's own update id names the event, so a resent answer is one answer.
+            let id = DeterministicID.uuidV5(namespace: Self.eventNamespace, name: "fulfilment|\(update.location)|\(update.updateId)")
+            var accepted = Accepted(try await self.produce(update.event, id: id), orderId: update.orderId)
+            accepted.location = update.location
+            return (202, try Self.encode(accepted))
+        }
+    }
+
+    /// The body of `POST /v1/locations/{location}/fulfilment`.
+    struct FulfilmentAnswer: Decodable {
+        var updateId: String
+        var orderId: String
+        var kind: FulfilmentUpdateKind
+        var lines: [LineQuantity]?
+        var parcels: [PackedParcel]?
+        var carrier: String?
+        var service: String?
+        var trackingNumber: String?
+        var reason: Reason?
+        var occurredAt: Date?
+    }
+
+    /// The answer as an event, or 400 naming what a kind of answer lacks.
+    static func fulfilmentUpdate(_ answer: FulfilmentAnswer, location: String) throws(GatewayError) -> FulfilmentUpdate {
+        try nonEmpty(answer.updateId, "updateId")
+        try nonEmpty(answer.orderId, "orderId")
+        if let bad = answer.lines?.first(where: { $0.quantity < 0 || $0.lineId.isEmpty }) {
+            throw .invalidBody("lines: line '\(bad.lineId)' needs a line id and a quantity of at least 0")
+        }
+        if let bad = answer.parcels?.first(where: { $0.weightGrams < 1 }) {
+            throw .invalidBody("parcels: weightGrams must be at least 1 (got \(bad.weightGrams))")
+        }
+        switch answer.kind {
+        case .picked where answer.lines == nil:
+            throw .invalidBody("a picked answer needs lines: the units found per line (a line left out was not found)")
+        case .shipped where answer.carrier?.isEmpty != false || answer.trackingNumber?.isEmpty != false:
+            throw .invalidBody("a shipped answer needs carrier and trackingNumber (the location's own label)")
+        case .packed where answer.parcels?.isEmpty != false:
+            throw .invalidBody("a packed answer needs parcels with their weights: the label is bought from them")
+        default: break
+        }
+        return FulfilmentUpdate(
+            updateId: answer.updateId, orderId: answer.orderId, location: location, kind: answer.kind, lines: answer.lines, parcels: answer.parcels,
+            carrier: answer.carrier, service: answer.service, trackingNumber: answer.trackingNumber, reason: answer.reason,
+            occurredAt: answer.occurredAt ?? Date())
+    }
+}

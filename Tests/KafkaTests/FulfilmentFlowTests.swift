@@ -1,0 +1,115 @@
+import Contracts
+import Fleet
+import Foundation
+import Kafka
+import OrderFleetTesting
+import Testing
+import Workers
+
+/// The fulfilment loop on a real broker, through the runners of intake, payment,
+/// inventory, allocation, fulfilment and shipping: a confirming warehouse short-picks and
+/// the missing unit is re-sourced from a warehouse that ships directly, while the one
+/// found ships from the parcel the first packed; a silent warehouse is alerted, withdrawn
+/// after its SLA and its order re-sourced; the count comes down only for the short pick.
+/// One of the serialized pipeline tests: stage runners share consumer groups.
+extension PipelineTests {
+    @Test("fulfilment loop: a short pick re-sourced from a second location, a silent location withdrawn after its SLA and re-sourced, nothing shipped that was not packed")
+    func fulfilmentLoopEndToEnd() async throws {
+        let scenario = try await PipelineScenario.make(rules: """
+            locations:
+              - {id: WH-PICK, type: warehouse, country: US, fulfilment: request}
+              - {id: WH-QUIET, type: warehouse, country: US, fulfilment: request}
+              - {id: WH-DIRECT, type: warehouse, country: US}
+            zones:
+              - {country: US, distances: {WH-PICK: 10, WH-QUIET: 10, WH-DIRECT: 50}}
+            fulfilment: {acceptWithinSeconds: 6, shipWithinSeconds: 3600, withdrawAfterSeconds: 2, checkIntervalSeconds: 1}
+            """)
+        try await scenario.fixture.cluster.ensureTopics([
+            ShipmentCreated.topic, ShipmentIndexEntry.topic, CommitInventory.topic, CapturePayment.topic, ShippingState.topic,
+            FulfilmentRequested.topic, FulfilmentUpdate.topic, FulfilmentPacked.topic, FulfilmentState.topic, FulfilmentOverdue.topic,
+            ShipmentDelivered.topic,
+        ])
+        let run = scenario.run
+        let picked = "\(run)-PICKED"
+        let quiet = "\(run)-QUIET"
+        try await scenario.produce(
+            [picked, quiet].map { sku in
+                CatalogProduct(
+                    sku: sku, title: sku, weightGrams: 500, dimensions: Dimensions(lengthMm: 1, widthMm: 1, heightMm: 1), blockedCountries: [], hazmat: false,
+                    prices: [RegionPrice(region: "US", price: Money(minorUnits: 1_000, currency: .usd))]
+                ).event
+            }
+            + [
+                AdjustInventory(sku: picked, location: "WH-PICK", mode: .absolute, quantity: 5, source: "test", sourceSequence: 1).event,
+                AdjustInventory(sku: picked, location: "WH-DIRECT", mode: .absolute, quantity: 5, source: "test", sourceSequence: 1).event,
+                AdjustInventory(sku: quiet, location: "WH-QUIET", mode: .absolute, quantity: 5, source: "test", sourceSequence: 1).event,
+                AdjustInventory(sku: quiet, location: "WH-DIRECT", mode: .absolute, quantity: 5, source: "test", sourceSequence: 1).event,
+            ])
+
+        func runner(_ stage: some Stage) -> StageRunner<some Stage> {
+            StageRunner(stage: stage, configuration: scenario.fixture.configuration(), logger: TestCluster.logger)
+        }
+        let workers = RunningWorkers([
+            runner(IntakeStage(rules: scenario.rules.intake)), runner(PaymentStage(rules: scenario.rules.payment)),
+            runner(FraudVelocityStage(rules: scenario.rules.payment)), runner(InventoryStage()), runner(AllocationStage(rules: scenario.rules)),
+            runner(FulfilmentStage(rules: scenario.rules)), runner(ShippingStage(rules: scenario.rules)),
+        ])
+
+        let shortOrder = scenario.canonical("short", lines: [(picked, 2, 1_000)])
+        let quietOrder = scenario.canonical("quiet", lines: [(quiet, 2, 1_000)])
+        try await scenario.produce(try [shortOrder, quietOrder].map { try scenario.inbound($0) })
+        let shortId = DeterministicID.orderID(channel: shortOrder.channel, externalOrderID: shortOrder.externalOrderId)
+        let quietId = DeterministicID.orderID(channel: quietOrder.channel, externalOrderID: quietOrder.externalOrderId)
+
+        func requests() async throws -> [FulfilmentRequested] {
+            try await scenario.events(FulfilmentRequested.topic).compactMap { if case .fulfilmentRequested(let r) = $0.event, [shortId, quietId].contains(r.orderId) { r } else { nil } }
+        }
+        let asked = try await waitUntil(timeout: .seconds(120)) { try await requests().count == 2 }
+        try #require(asked, "both confirming warehouses asked")
+        let request = try #require(try await requests().first { $0.orderId == shortId })
+        #expect(request.location == "WH-PICK" && request.lines.map(\.quantity) == [2])
+
+        // WH-PICK finds one of the two units and packs it; WH-QUIET never answers.
+        func answer(_ id: String, _ kind: FulfilmentUpdateKind, lines: [LineQuantity]? = nil, parcels: [PackedParcel]? = nil) -> Event {
+            FulfilmentUpdate(updateId: "\(run)-\(id)", orderId: shortId, location: "WH-PICK", kind: kind, lines: lines, parcels: parcels, occurredAt: Date()).event
+        }
+        try await scenario.produce([
+            answer("accept", .accepted), answer("pick", .picked, lines: [LineQuantity(lineId: "l0", quantity: 1)]),
+        ])
+        func shipments() async throws -> [ShipmentCreated] {
+            try await scenario.events(ShipmentCreated.topic).compactMap { if case .shipmentCreated(let s) = $0.event, [shortId, quietId].contains(s.orderId) { s } else { nil } }
+        }
+        let reSourced = try await waitUntil(timeout: .seconds(120)) { try await shipments().contains { $0.orderId == shortId && $0.location == "WH-DIRECT" } }
+        try #require(reSourced, "the missing unit re-sourced to WH-DIRECT and shipped")
+        #expect(try await shipments().filter { $0.location == "WH-PICK" }.isEmpty, "nothing from WH-PICK before it packs")
+        try await scenario.produce([answer("pack", .packed, parcels: [PackedParcel(weightGrams: 700)])])
+
+        let settled = try await waitUntil(timeout: .seconds(120)) {
+            let made = try await shipments()
+            guard made.contains(where: { $0.orderId == shortId && $0.location == "WH-PICK" }), made.contains(where: { $0.orderId == quietId }) else { return false }
+            let levels = try await scenario.finalLevels()
+            return [picked, quiet].allSatisfy { sku in levels[sku]?.locations.allSatisfy { $0.reserved == 0 } == true }
+        }
+        let made = try await shipments()
+        let levels = try await scenario.finalLevels()
+        let overdue = try await scenario.events(FulfilmentOverdue.topic).compactMap { if case .fulfilmentOverdue(let o) = $0.event, o.orderId == quietId { o } else { nil } }
+        let withdrawn = try await scenario.events(FulfilmentWithdrawn.topic).compactMap { if case .fulfilmentWithdrawn(let w) = $0.event, w.orderId == quietId { w } else { nil } }
+        try await workers.stop()
+        #expect(settled, "both orders shipped in full, nothing left reserved: \(levels.mapValues { $0.locations.map { ($0.location, $0.onHand, $0.reserved) } })")
+
+        let shortParcels = made.filter { $0.orderId == shortId }.sorted { $0.location < $1.location }
+        #expect(shortParcels.map(\.location) == ["WH-DIRECT", "WH-PICK"])
+        #expect(shortParcels.map { $0.lines.map(\.quantity) } == [[1], [1]])
+        #expect(shortParcels.last?.parcels == [PackedParcel(weightGrams: 700)], "the label bought for the packed parcel")
+        let quietParcels = made.filter { $0.orderId == quietId }
+        #expect(quietParcels.map(\.location) == ["WH-DIRECT"] && quietParcels.first?.lines.map(\.quantity) == [2])
+        #expect(overdue.map(\.rule) == ["accept"], "one alert")
+        #expect(withdrawn.map(\.reason.code) == ["fulfilment_sla_missed"], "withdrawn once")
+
+        func stock(_ sku: String, _ location: String) -> Int? { levels[sku]?.locations.first { $0.location == location }?.onHand }
+        #expect(stock(picked, "WH-PICK") == 3, "one shipped, one written down by the short pick")
+        #expect(stock(picked, "WH-DIRECT") == 4)
+        #expect(stock(quiet, "WH-QUIET") == 5, "a withdrawal does not touch the count")
+        #expect(stock(quiet, "WH-DIRECT") == 3)
+    }
+}
