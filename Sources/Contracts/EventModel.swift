@@ -163,6 +163,8 @@ public enum InventoryOutcome: String, Sendable, Hashable, Codable, CaseIterable 
     case committed
     /// Returned units added back to on hand.
     case restocked
+    /// Backordered units reserved as stock arrived, in fill order (no ReserveInventory asked for them).
+    case backorderFilled = "backorder_filled"
 }
 
 /// Progress of allocation for one order.
@@ -702,6 +704,39 @@ public struct LocationStock: Sendable, Hashable, Codable {
         self.reserved = reserved
         self.safetyStock = safetyStock
         self.lastSourceSequence = lastSourceSequence
+    }
+}
+
+/// Backordered units of one order line waiting for a SKU, kept in the SKU's level so arriving stock fills them first, in order.
+public struct WaitingLine: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// Order line.
+    public var lineId: String
+    /// Units still missing.
+    public var quantity: Int
+    /// Locations that may fill it, nearest first (sourcing rules decided them).
+    public var locations: [String]
+    /// Fill rank: lower first (rule `sourcing.backorderOrder`).
+    public var priority: Int
+    /// When the order was placed: first placed, first filled within a rank.
+    public var placedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        lineId: String,
+        quantity: Int,
+        locations: [String],
+        priority: Int,
+        placedAt: Date
+    ) {
+        self.orderId = orderId
+        self.lineId = lineId
+        self.quantity = quantity
+        self.locations = locations
+        self.priority = priority
+        self.placedAt = placedAt
     }
 }
 
@@ -1300,6 +1335,8 @@ public struct PackedParcel: Sendable, Hashable, Codable {
 
 /// What a location packed, as shipping keeps it until the order is read.
 public struct PackedUnits: Sendable, Hashable, Codable {
+    /// The request packed.
+    public var requestId: String
     /// Location.
     public var location: String
     /// Units packed.
@@ -1317,6 +1354,7 @@ public struct PackedUnits: Sendable, Hashable, Codable {
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
+        requestId: String,
         location: String,
         lines: [ShipmentLine],
         parcels: [PackedParcel],
@@ -1325,6 +1363,7 @@ public struct PackedUnits: Sendable, Hashable, Codable {
         trackingNumber: String? = nil,
         pickup: Bool? = nil
     ) {
+        self.requestId = requestId
         self.location = location
         self.lines = lines
         self.parcels = parcels
@@ -1366,7 +1405,7 @@ public struct FulfilmentSummary: Sendable, Hashable, Codable {
 
 /// One request to one location, as the fulfilment stage remembers it.
 public struct FulfilmentRecord: Sendable, Hashable, Codable {
-    /// `<orderId>/<location>`.
+    /// `<orderId>/<location>`, then `/<n>` for later requests there (units filled from a backorder).
     public var requestId: String
     /// Location.
     public var location: String

@@ -705,6 +705,56 @@ extension AdjustInventory: ContractEvent {
     public var event: Event { .adjustInventory(self) }
 }
 
+/// An order line waits for `quantity` more units of a SKU (its backorder); 0 stops waiting (cancelled, or filled otherwise). Inventory reserves arriving stock for waiting lines in fill order.
+public struct WaitForStock: Sendable, Hashable, Codable {
+    /// Order.
+    public var orderId: String
+    /// Order line.
+    public var lineId: String
+    /// SKU; the record key.
+    public var sku: String
+    /// Units still missing; 0 stops waiting.
+    public var quantity: Int
+    /// Locations that may fill it, nearest first.
+    public var locations: [String]
+    /// Fill rank: lower first.
+    public var priority: Int
+    /// When the order was placed.
+    public var placedAt: Date
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        orderId: String,
+        lineId: String,
+        sku: String,
+        quantity: Int,
+        locations: [String],
+        priority: Int,
+        placedAt: Date
+    ) {
+        self.orderId = orderId
+        self.lineId = lineId
+        self.sku = sku
+        self.quantity = quantity
+        self.locations = locations
+        self.priority = priority
+        self.placedAt = placedAt
+    }
+}
+
+extension WaitForStock: ContractEvent {
+    /// `oms.inventory.wait.v1`.
+    public static let eventType = EventType(name: "oms.inventory.wait", version: 1)
+    /// Records of this event go to `oms.inventory.commands`.
+    public static let topic = "oms.inventory.commands"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { sku }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .waitForStock(self) }
+}
+
 /// Put returned units back on hand.
 public struct RestockInventory: Sendable, Hashable, Codable {
     /// Order.
@@ -809,16 +859,20 @@ public struct InventoryLevel: Sendable, Hashable, Codable {
     public var locations: [LocationStock]
     /// Last change.
     public var updatedAt: Date
+    /// Backordered order lines waiting for this SKU, in fill order; arriving stock is reserved for them before anything else.
+    public var waiting: [WaitingLine]?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
         sku: String,
         locations: [LocationStock],
-        updatedAt: Date
+        updatedAt: Date,
+        waiting: [WaitingLine]? = nil
     ) {
         self.sku = sku
         self.locations = locations
         self.updatedAt = updatedAt
+        self.waiting = waiting
     }
 }
 
@@ -913,6 +967,10 @@ public struct AllocationState: Sendable, Hashable, Codable {
     public var cancelledLines: [ShipmentLine]?
     /// Line cancels applied, so a replayed one is applied once.
     public var changeIds: [String]?
+    /// When the order was placed, for the backorder fill order.
+    public var placedAt: Date?
+    /// Paid delivery speed, for the backorder fill order.
+    public var serviceLevel: ServiceLevel?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -930,7 +988,9 @@ public struct AllocationState: Sendable, Hashable, Codable {
         policy: BackorderPolicy? = nil,
         updatedAt: Date,
         cancelledLines: [ShipmentLine]? = nil,
-        changeIds: [String]? = nil
+        changeIds: [String]? = nil,
+        placedAt: Date? = nil,
+        serviceLevel: ServiceLevel? = nil
     ) {
         self.orderId = orderId
         self.status = status
@@ -947,6 +1007,8 @@ public struct AllocationState: Sendable, Hashable, Codable {
         self.updatedAt = updatedAt
         self.cancelledLines = cancelledLines
         self.changeIds = changeIds
+        self.placedAt = placedAt
+        self.serviceLevel = serviceLevel
     }
 }
 
@@ -1669,6 +1731,8 @@ public struct ShippingState: Sendable, Hashable, Codable {
     public var replacementReleased: Bool?
     /// Packed answers (FulfilmentPacked) read before the order itself.
     public var packed: [PackedUnits]?
+    /// Fulfilment requests already shipped, so a repeated packed answer ships once.
+    public var packedRequests: [String]?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -1691,7 +1755,8 @@ public struct ShippingState: Sendable, Hashable, Codable {
         awaitingReturn: Bool? = nil,
         shippingRefunded: Int64? = nil,
         replacementReleased: Bool? = nil,
-        packed: [PackedUnits]? = nil
+        packed: [PackedUnits]? = nil,
+        packedRequests: [String]? = nil
     ) {
         self.orderId = orderId
         self.lines = lines
@@ -1713,6 +1778,7 @@ public struct ShippingState: Sendable, Hashable, Codable {
         self.shippingRefunded = shippingRefunded
         self.replacementReleased = replacementReleased
         self.packed = packed
+        self.packedRequests = packedRequests
     }
 }
 
@@ -1731,7 +1797,7 @@ extension ShippingState: ContractEvent {
 
 /// A location that confirms its work (rule `locations[].fulfilment: request`) is asked to pick, pack and ship (or hold for pick-up) what allocation reserved there; its WMS, 3PL, store or vendor answers with FulfilmentUpdate.
 public struct FulfilmentRequested: Sendable, Hashable, Codable {
-    /// `<orderId>/<location>`: the location quotes it back.
+    /// `<orderId>/<location>` (`/<n>` for a later one there): the location quotes it back.
     public var requestId: String
     /// Order.
     public var orderId: String
@@ -1843,6 +1909,8 @@ public struct FulfilmentUpdate: Sendable, Hashable, Codable {
     public var location: String
     /// What happened.
     public var kind: FulfilmentUpdateKind
+    /// The request answered (absent: the latest open request at the location).
+    public var requestId: String?
     /// `picked`: units found per line (a line left out was not found). `packed`/`shipped`: what is in the parcels (absent: everything picked).
     public var lines: [LineQuantity]?
     /// `packed`/`shipped`: the parcels.
@@ -1864,6 +1932,7 @@ public struct FulfilmentUpdate: Sendable, Hashable, Codable {
         orderId: String,
         location: String,
         kind: FulfilmentUpdateKind,
+        requestId: String? = nil,
         lines: [LineQuantity]? = nil,
         parcels: [PackedParcel]? = nil,
         carrier: String? = nil,
@@ -1876,6 +1945,7 @@ public struct FulfilmentUpdate: Sendable, Hashable, Codable {
         self.orderId = orderId
         self.location = location
         self.kind = kind
+        self.requestId = requestId
         self.lines = lines
         self.parcels = parcels
         self.carrier = carrier
@@ -4824,6 +4894,8 @@ public enum Event: Sendable, Hashable {
     case commitInventory(CommitInventory)
     /// `oms.inventory.adjust.v1` on `oms.inventory.commands`.
     case adjustInventory(AdjustInventory)
+    /// `oms.inventory.wait.v1` on `oms.inventory.commands`.
+    case waitForStock(WaitForStock)
     /// `oms.inventory.restock.v1` on `oms.inventory.commands`.
     case restockInventory(RestockInventory)
     /// `oms.inventory.result.v1` on `oms.inventory.results`.
@@ -5007,6 +5079,7 @@ public enum Event: Sendable, Hashable {
         case .releaseInventory(let value): return value
         case .commitInventory(let value): return value
         case .adjustInventory(let value): return value
+        case .waitForStock(let value): return value
         case .restockInventory(let value): return value
         case .inventoryResult(let value): return value
         case .inventoryLevel(let value): return value
@@ -5113,6 +5186,7 @@ public enum EventRegistry {
             ReleaseInventory.self,
             CommitInventory.self,
             AdjustInventory.self,
+            WaitForStock.self,
             RestockInventory.self,
             InventoryResult.self,
             InventoryLevel.self,

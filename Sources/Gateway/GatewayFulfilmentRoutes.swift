@@ -29,6 +29,7 @@ extension Gateway {
         var updateId: String
         var orderId: String
         var kind: FulfilmentUpdateKind
+        var requestId: String?
         var lines: [LineQuantity]?
         var parcels: [PackedParcel]?
         var carrier: String?
@@ -58,7 +59,7 @@ extension Gateway {
         default: break
         }
         return FulfilmentUpdate(
-            updateId: answer.updateId, orderId: answer.orderId, location: location, kind: answer.kind, lines: answer.lines, parcels: answer.parcels,
+            updateId: answer.updateId, orderId: answer.orderId, location: location, kind: answer.kind, requestId: answer.requestId, lines: answer.lines, parcels: answer.parcels,
             carrier: answer.carrier, service: answer.service, trackingNumber: answer.trackingNumber, reason: answer.reason,
             occurredAt: answer.occurredAt ?? Date())
     }

@@ -108,7 +108,8 @@ public enum AllocationMachine {
                     state: AllocationState(
                         orderId: order.orderId, status: .awaitingPayment, attempt: 0, lines: lines,
                         destinationCountry: order.shippingAddress.country, destinationPostalCode: order.shippingAddress.postalCode,
-                        pickupLocation: order.pickupLocation, planned: [], reserved: [], observed: [], backordered: [], updatedAt: now),
+                        pickupLocation: order.pickupLocation, planned: [], reserved: [], observed: [], backordered: [], updatedAt: now,
+                        placedAt: order.placedAt, serviceLevel: order.serviceLevel),
                     outputs: [])
             }
             // Only a line cancel was read before the order: it still waits for payment.
@@ -118,11 +119,15 @@ public enum AllocationMachine {
             state.destinationCountry = order.shippingAddress.country
             state.destinationPostalCode = order.shippingAddress.postalCode
             state.pickupLocation = order.pickupLocation
+            state.placedAt = order.placedAt
+            state.serviceLevel = order.serviceLevel
             if onlyCancelRead { return Step(state: state, outputs: []) }
             return plan(state, rules: rules, now: now, snapshot: snapshot)
 
         case .orderLinesCancelled(let change):
-            return cancelLines(current, change: change, now: now)
+            let step = cancelLines(current, change: change, now: now)
+            guard let after = step.state else { return step }
+            return Step(state: after, outputs: step.outputs + waits(after, before: current?.backordered ?? [], rules: rules, snapshot: snapshot))
 
         case .fulfilmentShort(let short):
             return reSource(current, short: short, rules: rules, now: now, snapshot: snapshot)
@@ -164,10 +169,14 @@ public enum AllocationMachine {
             }
             guard state.status != .cancelled else { return Step(state: current, outputs: []) }
             let releases = (state.reserved + state.planned).map { release($0, orderId: state.orderId, reason: "order cancelled", now: now) }
+            let waited = state.backordered
             state.status = .cancelled
             state.reserved = []
             state.planned = []
-            return Step(state: state, outputs: releases)
+            return Step(state: state, outputs: releases + waits(state, before: waited, rules: rules, snapshot: snapshot))
+
+        case .inventoryResult(let result) where result.outcome == .backorderFilled:
+            return filled(current, result, now: now)
 
         case .inventoryResult(let result):
             guard var state = current else { return Step(state: nil, outputs: []) }
@@ -344,7 +353,7 @@ public enum AllocationMachine {
                 return min(snapshot.available(sku: sku, location: location), seen)
             },
             product: snapshot.product)
-        guard !plan.allocations.isEmpty else { return finish(state, missing: plan.missing, rules: rules, now: now) }
+        guard !plan.allocations.isEmpty else { return finish(state, missing: plan.missing, rules: rules, now: now, snapshot: snapshot) }
         state.status = .reserving
         state.planned = plan.allocations
         let commands = plan.allocations.map {
@@ -356,13 +365,21 @@ public enum AllocationMachine {
     /// Every answer of a round is in: done, plan again, or apply the policy.
     private static func decideRound(_ state: AllocationState, rules: BusinessRules, now: Date, snapshot: some AllocationSnapshot) -> Step {
         let missing = remaining(state)
-        if missing.isEmpty { return finish(state, missing: [], rules: rules, now: now) }
+        if missing.isEmpty { return finish(state, missing: [], rules: rules, now: now, snapshot: snapshot) }
         if state.attempt <= rules.sourcing.maxReplans { return plan(state, rules: rules, now: now, snapshot: snapshot) }
-        return finish(state, missing: missing.map { BackorderedLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }, rules: rules, now: now)
+        return finish(state, missing: missing.map { BackorderedLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }, rules: rules, now: now, snapshot: snapshot)
     }
 
-    /// The decision, once nothing more will be asked for.
-    private static func finish(_ state: AllocationState, missing: [BackorderedLine], rules: BusinessRules, now: Date) -> Step {
+    /// The decision, once nothing more will be asked for, and what inventory must hold
+    /// for the lines that now wait for stock (or no longer do).
+    private static func finish(_ state: AllocationState, missing: [BackorderedLine], rules: BusinessRules, now: Date, snapshot: some AllocationSnapshot) -> Step {
+        let step = decide(state, missing: missing, rules: rules, now: now)
+        guard let after = step.state else { return step }
+        return Step(state: after, outputs: step.outputs + waits(after, before: state.backordered, rules: rules, snapshot: snapshot))
+    }
+
+    /// The decision itself: allocated, or the backorder policy for what is missing.
+    private static func decide(_ state: AllocationState, missing: [BackorderedLine], rules: BusinessRules, now: Date) -> Step {
         // Units cancelled while the round was out were reserved all the same.
         let cut = trimReservations(state, reason: "line cancelled", now: now)
         var state = cut.0
@@ -398,6 +415,86 @@ public enum AllocationMachine {
                 state: state,
                 outputs: trimmed + [OrderPartiallyAllocated(orderId: state.orderId, allocations: reserved, backordered: missing, policy: policy, decidedAt: now).event])
         }
+    }
+
+    /// Backordered units inventory reserved as stock arrived: counted for their line (what
+    /// the line no longer waits for is given back), then allocated, partly allocated,
+    /// or, for `hold_order`, kept until the whole order is.
+    private static func filled(_ current: AllocationState?, _ result: InventoryResult, now: Date) -> Step {
+        let arrived = LineAllocation(lineId: result.lineId, sku: result.sku, location: result.location, quantity: result.quantity)
+        guard var state = current, state.status != .cancelled, result.quantity > 0 else {
+            let orderId = current?.orderId ?? result.orderId
+            return Step(state: current, outputs: result.quantity > 0 ? [release(arrived, orderId: orderId, reason: "order no longer waits", now: now)] : [])
+        }
+        let waiting = state.backordered.filter { $0.lineId == result.lineId }.reduce(0) { $0 + $1.quantity }
+        let taken = min(waiting, result.quantity)
+        var outputs: [Event] = []
+        if result.quantity > taken {
+            var extra = arrived
+            extra.quantity = result.quantity - taken
+            outputs.append(release(extra, orderId: state.orderId, reason: "line no longer waits for these units", now: now))
+        }
+        guard taken > 0 else { return Step(state: state, outputs: outputs) }
+        if let index = state.reserved.firstIndex(where: { $0.lineId == result.lineId && $0.location == result.location }) {
+            state.reserved[index].quantity += taken
+        } else {
+            state.reserved.append(LineAllocation(lineId: result.lineId, sku: result.sku, location: result.location, quantity: taken))
+            state.reserved.sort { ($0.lineId, $0.location) < ($1.lineId, $1.location) }
+        }
+        var cut = taken
+        for index in state.backordered.indices where state.backordered[index].lineId == result.lineId && cut > 0 {
+            let units = min(cut, state.backordered[index].quantity)
+            state.backordered[index].quantity -= units
+            cut -= units
+        }
+        state.backordered.removeAll { $0.quantity <= 0 }
+        // A round in flight decides with it.
+        guard state.status != .reserving else { return Step(state: state, outputs: outputs) }
+        if state.backordered.isEmpty {
+            state.status = .allocated
+            outputs.append(OrderAllocated(orderId: state.orderId, allocations: state.reserved, decidedAt: now).event)
+        } else if state.policy != .holdOrder {
+            state.status = .partiallyAllocated
+            outputs.append(OrderPartiallyAllocated(
+                orderId: state.orderId, allocations: state.reserved, backordered: state.backordered, policy: state.policy ?? .backorder, decidedAt: now
+            ).event)
+        }
+        return Step(state: state, outputs: outputs)
+    }
+
+    /// A `WaitForStock` for every line whose waiting units changed since `before`: what
+    /// is backordered waits (not for `cancel_lines`, nor once the order is cancelled).
+    static func waits(_ state: AllocationState, before: [BackorderedLine], rules: BusinessRules, snapshot: some AllocationSnapshot) -> [Event] {
+        let waitsNow = state.status != .cancelled && state.policy != .cancelLines
+        let old = Dictionary(before.map { ($0.lineId, $0.quantity) }, uniquingKeysWith: +)
+        let new = waitsNow ? Dictionary(state.backordered.map { ($0.lineId, $0.quantity) }, uniquingKeysWith: +) : [:]
+        let skus = Dictionary((before + state.backordered).map { ($0.lineId, $0.sku) }, uniquingKeysWith: { first, _ in first })
+        return Set(old.keys).union(new.keys).sorted().compactMap { lineId in
+            guard old[lineId, default: 0] != new[lineId, default: 0], let sku = skus[lineId] else { return nil }
+            return WaitForStock(
+                orderId: state.orderId, lineId: lineId, sku: sku, quantity: new[lineId, default: 0],
+                locations: fillLocations(sku: sku, state: state, rules: rules, product: snapshot.product(sku)),
+                priority: rules.sourcing.backorderOrder.rank(state.serviceLevel), placedAt: state.placedAt ?? state.updatedAt
+            ).event
+        }
+    }
+
+    /// Where arriving stock may fill a line, nearest first: the pick-up store, the
+    /// drop-ship supplier, or the locations sourcing may use for the SKU.
+    static func fillLocations(sku: String, state: AllocationState, rules: BusinessRules, product: CatalogProduct?) -> [String] {
+        if let pickup = state.pickupLocation { return [pickup] }
+        if let supplier = product?.dropShipSupplier, rules.location(supplier)?.type == .dropShip { return [supplier] }
+        return rules.locations
+            .filter { location in
+                switch location.type {
+                case .warehouse, .thirdPartyLogistics: true
+                case .store: product?.shipFromStore == true
+                case .dropShip: false
+                }
+            }
+            .map { ($0.id, rules.distance(to: $0, country: state.destinationCountry?.code, postalCode: state.destinationPostalCode)) }
+            .sorted { ($0.1, $0.0) < ($1.1, $1.0) }
+            .map(\.0)
     }
 
     private static func release(_ allocation: LineAllocation, orderId: String, reason: String, now: Date) -> Event {

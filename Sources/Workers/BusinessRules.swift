@@ -223,12 +223,34 @@ public struct SourcingRules: Sendable, Hashable, Codable {
     public var maxReplans: Int
     /// What happens to units that cannot be sourced.
     public var backorderPolicy: BackorderPolicy
+    /// Which backordered lines arriving stock fills first.
+    public var backorderOrder: BackorderFillOrder
 
     /// Creates sourcing rules.
-    public init(maxShipments: Int = 2, maxReplans: Int = 2, backorderPolicy: BackorderPolicy = .backorder) {
+    public init(maxShipments: Int = 2, maxReplans: Int = 2, backorderPolicy: BackorderPolicy = .backorder, backorderOrder: BackorderFillOrder = .placed) {
         self.maxShipments = maxShipments
         self.maxReplans = maxReplans
         self.backorderPolicy = backorderPolicy
+        self.backorderOrder = backorderOrder
+    }
+}
+
+/// Which backordered lines arriving stock fills first.
+public enum BackorderFillOrder: String, Sendable, Hashable, Codable {
+    /// First placed, first filled.
+    case placed
+    /// Faster paid service first (same day, next day, expedited, standard), then first placed.
+    case serviceLevel = "service_level"
+
+    /// The fill rank of an order at `level`: lower is filled first.
+    public func rank(_ level: ServiceLevel?) -> Int {
+        guard self == .serviceLevel else { return 0 }
+        return switch level ?? .standard {
+        case .sameDay: 0
+        case .nextDay: 1
+        case .expedited: 2
+        case .standard: 3
+        }
     }
 }
 
@@ -332,7 +354,7 @@ extension PaymentRules {
 }
 
 extension SourcingRules {
-    private enum CodingKeys: String, CodingKey { case maxShipments, maxReplans, backorderPolicy }
+    private enum CodingKeys: String, CodingKey { case maxShipments, maxReplans, backorderPolicy, backorderOrder }
 
     /// Decodes sourcing rules; missing keys take their defaults.
     public init(from decoder: any Decoder) throws {
@@ -341,6 +363,7 @@ extension SourcingRules {
         self.init(
             maxShipments: try c.decodeIfPresent(Int.self, forKey: .maxShipments) ?? defaults.maxShipments,
             maxReplans: try c.decodeIfPresent(Int.self, forKey: .maxReplans) ?? defaults.maxReplans,
-            backorderPolicy: try c.decodeIfPresent(BackorderPolicy.self, forKey: .backorderPolicy) ?? defaults.backorderPolicy)
+            backorderPolicy: try c.decodeIfPresent(BackorderPolicy.self, forKey: .backorderPolicy) ?? defaults.backorderPolicy,
+            backorderOrder: try c.decodeIfPresent(BackorderFillOrder.self, forKey: .backorderOrder) ?? defaults.backorderOrder)
     }
 }

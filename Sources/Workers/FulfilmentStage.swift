@@ -183,7 +183,8 @@ public enum FulfilmentMachine {
         }
     }
 
-    /// One request per confirming location not asked yet, for the units reserved there.
+    /// One request per confirming location for the units reserved there that no request
+    /// covers yet: the first time, and again for units filled there from a backorder.
     private static func request(_ state: FulfilmentState, _ allocations: [LineAllocation], rules: BusinessRules, now: Date) -> Step {
         var state = state
         let confirming = allocations.filter { rules.handoff(at: $0.location) == .request }
@@ -194,13 +195,14 @@ public enum FulfilmentMachine {
             return Step(state: state, outputs: [])
         }
         var outputs: [Event] = []
-        let asked = Set(state.requests.map(\.location))
-        for location in Set(confirming.map(\.location)).subtracting(asked).sorted() {
-            let lines = merged(confirming.filter { $0.location == location }.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) })
+        for location in Set(confirming.map(\.location)).sorted() {
+            let lines = uncovered(merged(confirming.filter { $0.location == location }.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }), at: location, in: state)
+            guard !lines.isEmpty else { continue }
             let mode = mode(of: location, rules: rules, pickupLocation: state.pickupLocation)
             let sla = rules.fulfilment
+            let earlier = state.requests.filter { $0.location == location }.count
             let record = FulfilmentRecord(
-                requestId: "\(state.orderId)/\(location)", location: location, mode: mode, status: .requested, lines: lines, requestedAt: now,
+                requestId: earlier == 0 ? "\(state.orderId)/\(location)" : "\(state.orderId)/\(location)/\(earlier + 1)", location: location, mode: mode, status: .requested, lines: lines, requestedAt: now,
                 acceptBy: now.addingTimeInterval(TimeInterval(sla.acceptWithinSeconds)), shipBy: now.addingTimeInterval(TimeInterval(sla.shipWithinSeconds)),
                 updatedAt: now)
             state.requests.append(record)
@@ -212,6 +214,21 @@ public enum FulfilmentMachine {
             outputs.append(progressed(state.orderId, record, now: now))
         }
         return Step(state: state, outputs: outputs)
+    }
+
+    /// `lines` (cumulative reservations at `location`) less what requests there already
+    /// cover: all their units while open, what was packed once packed; a withdrawn
+    /// request's units went back to allocation.
+    private static func uncovered(_ lines: [ShipmentLine], at location: String, in state: FulfilmentState) -> [ShipmentLine] {
+        var covered: [String: Int] = [:]
+        for record in state.requests where record.location == location && record.status != .withdrawn && record.status != .cancelled {
+            for line in record.picked ?? record.lines { covered[line.lineId, default: 0] += line.quantity }
+        }
+        return lines.compactMap { line in
+            var left = line
+            left.quantity -= covered[line.lineId, default: 0]
+            return left.quantity > 0 ? left : nil
+        }
     }
 
     /// How `location` fulfils: by its kind, and a store holding a pick-up order for it.
@@ -246,8 +263,11 @@ public enum FulfilmentMachine {
 
     /// A location's answer.
     private static func answer(_ state: FulfilmentState, _ update: FulfilmentUpdate, now: Date) throws(StageFailure) -> Step {
-        guard let index = state.requests.firstIndex(where: { $0.location == update.location }) else {
-            throw .rejected("order \(update.orderId) has no fulfilment request at \(update.location)")
+        let atLocation = state.requests.indices.filter { state.requests[$0].location == update.location }
+        let chosen = update.requestId.map { id in atLocation.first { state.requests[$0].requestId == id } }
+            ?? atLocation.last { open.contains(state.requests[$0].status) || state.requests[$0].status == .readyForPickup } ?? atLocation.last
+        guard let index = chosen else {
+            throw .rejected("order \(update.orderId) has no fulfilment request\(update.requestId.map { " " + $0 } ?? "") at \(update.location)")
         }
         var state = state
         var record = state.requests[index]

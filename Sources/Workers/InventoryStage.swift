@@ -27,6 +27,7 @@ public struct InventoryStage: Stage {
         case .reserveInventory(let c): "\(input.id)/reserve/\(c.lineId)/\(c.location)/\(c.quantity)"
         case .releaseInventory(let c): "\(input.id)/release/\(c.lineId)/\(c.location)/\(c.quantity)"
         case .commitInventory(let c): "\(input.id)/commit/\(c.lineId)/\(c.location)/\(c.quantity)"
+        case .waitForStock(let c): "\(input.id)/wait/\(c.lineId)/\(c.quantity)"
         default: input.id
         }
     }
@@ -40,6 +41,7 @@ public struct InventoryStage: Stage {
         case .commitInventory(let command): sku = command.sku
         case .adjustInventory(let command): sku = command.sku
         case .restockInventory(let command): sku = command.sku
+        case .waitForStock(let command): sku = command.sku
         default: throw .rejected("inventory does not handle \(input.envelope.type)")
         }
         var level: InventoryLevel
@@ -53,7 +55,7 @@ public struct InventoryStage: Stage {
             return nil
         }
         let change = try InventoryLedger.apply(input.event, to: &level, reservation: reservation, commandId: input.envelope.id, now: input.now)
-        var outcome = StageOutcome(outputs: change.result.map { [StageOutput($0.event)] } ?? [])
+        var outcome = StageOutcome(outputs: ((change.result.map { [$0] } ?? []) + change.fills).map { StageOutput($0.event) })
         if change.levelChanged {
             level.updatedAt = input.now
             outcome.stateChanges.append(.put(level.event))
@@ -69,6 +71,8 @@ public enum InventoryLedger {
     public struct Change: Sendable, Hashable {
         /// The result routed back to the order, if the command concerns one.
         public var result: InventoryResult?
+        /// Backordered lines filled from the stock the command freed or brought, in fill order.
+        public var fills: [InventoryResult] = []
         /// Whether the level changed (and must be written).
         public var levelChanged: Bool
         /// Reservation records written or deleted.
@@ -86,7 +90,75 @@ public enum InventoryLedger {
     }
 
     /// Applies `command` to `level`; `reservation` looks up open reservations by key.
+    /// Stock the command frees or brings (a release, a count, a restock) and a line that
+    /// starts waiting go to the waiting lines first, in fill order (``fill(_:reservation:commandId:now:)``).
     public static func apply(
+        _ command: Event, to level: inout InventoryLevel, reservation: (String) -> InventoryReservation?, commandId: String, now: Date
+    ) throws(StageFailure) -> Change {
+        var change = try applyCommand(command, to: &level, reservation: reservation, commandId: commandId, now: now)
+        switch command {
+        case .releaseInventory, .adjustInventory, .restockInventory, .waitForStock: break
+        default: return change
+        }
+        guard level.waiting?.isEmpty == false else { return change }
+        // The fill must see what the command itself did to reservations.
+        var own: [String: StateChange] = [:]
+        for record in change.reservationChanges { own[record.key] = record }
+        let filled = fill(&level, reservation: { key in
+            guard let record = own[key] else { return reservation(key) }
+            if case .put(.inventoryReservation(let kept)) = record { return kept }
+            return nil
+        }, commandId: commandId, now: now)
+        guard !filled.results.isEmpty else { return change }
+        change.fills = filled.results
+        change.levelChanged = true
+        for record in filled.reservations {
+            let put = StateChange.put(record.event)
+            own[put.key] = put
+        }
+        change.reservationChanges = own.keys.sorted().compactMap { own[$0] }
+        return change
+    }
+
+    /// Reserves free stock for waiting lines, in their order (rank, then placement): each
+    /// takes what its locations have free, nearest first, until it has all it misses.
+    /// Inventory is the one writer of the SKU, so no new order can take the stock first.
+    public static func fill(
+        _ level: inout InventoryLevel, reservation: (String) -> InventoryReservation?, commandId: String, now: Date
+    ) -> (results: [InventoryResult], reservations: [InventoryReservation]) {
+        guard var waiting = level.waiting, !waiting.isEmpty else { return ([], []) }
+        var results: [InventoryResult] = []
+        var touched: [String: InventoryReservation] = [:]
+        for index in waiting.indices {
+            let locations = waiting[index].locations.isEmpty ? level.locations.map(\.location) : waiting[index].locations
+            for location in locations {
+                guard waiting[index].quantity > 0, let at = level.locations.firstIndex(where: { $0.location == location }) else { continue }
+                let units = min(waiting[index].quantity, available(level.locations[at]))
+                guard units > 0 else { continue }
+                let line = waiting[index]
+                level.locations[at].reserved += units
+                waiting[index].quantity -= units
+                let key = reservationKey(sku: level.sku, orderId: line.orderId, lineId: line.lineId, location: location)
+                var record = touched[key] ?? reservation(key)
+                    ?? InventoryReservation(sku: level.sku, orderId: line.orderId, lineId: line.lineId, location: location, quantity: 0, reservedAt: now)
+                record.quantity += units
+                touched[key] = record
+                results.append(InventoryResult(
+                    orderId: line.orderId, lineId: line.lineId, sku: level.sku, location: location, quantity: units, outcome: .backorderFilled,
+                    commandId: commandId))
+            }
+        }
+        waiting.removeAll { $0.quantity <= 0 }
+        level.waiting = waiting.isEmpty ? nil : waiting
+        return (results, touched.keys.sorted().compactMap { touched[$0] })
+    }
+
+    /// Where a waiting line goes among the others: by rank, then placement, then id.
+    static func waitsBefore(_ a: WaitingLine, _ b: WaitingLine) -> Bool {
+        (a.priority, a.placedAt, a.orderId, a.lineId) < (b.priority, b.placedAt, b.orderId, b.lineId)
+    }
+
+    private static func applyCommand(
         _ command: Event, to level: inout InventoryLevel, reservation: (String) -> InventoryReservation?, commandId: String, now: Date
     ) throws(StageFailure) -> Change {
         switch command {
@@ -167,6 +239,16 @@ public enum InventoryLedger {
                 orderId: c.orderId, lineId: c.returnId, sku: c.sku, location: c.location, quantity: c.quantity, outcome: .restocked,
                 available: nil, commandId: commandId)
             return Change(result: result, levelChanged: true, reservationChanges: [])
+
+        case .waitForStock(let c):
+            var waiting = (level.waiting ?? []).filter { !($0.orderId == c.orderId && $0.lineId == c.lineId) }
+            if c.quantity > 0 {
+                waiting.append(WaitingLine(orderId: c.orderId, lineId: c.lineId, quantity: c.quantity, locations: c.locations, priority: c.priority, placedAt: c.placedAt))
+                waiting.sort(by: waitsBefore)
+            }
+            let changed = waiting != (level.waiting ?? [])
+            level.waiting = waiting.isEmpty ? nil : waiting
+            return Change(result: nil, levelChanged: changed, reservationChanges: [])
 
         default:
             throw .rejected("inventory does not handle \(command.payload)")

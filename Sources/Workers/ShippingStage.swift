@@ -202,8 +202,9 @@ public enum ShippingMachine {
             }
             return step
         case .fulfilmentPacked(let packed):
+            guard state.packedRequests?.contains(packed.requestId) != true else { return Step(state: current, outputs: []) }
             let units = PackedUnits(
-                location: packed.location, lines: packed.lines, parcels: packed.parcels, carrier: packed.carrier, service: packed.service,
+                requestId: packed.requestId, location: packed.location, lines: packed.lines, parcels: packed.parcels, carrier: packed.carrier, service: packed.service,
                 trackingNumber: packed.trackingNumber, pickup: packed.pickup)
             guard state.totals != nil else {
                 // Packed before shipping read the order: it ships when the order is read.
@@ -289,9 +290,11 @@ public enum ShippingMachine {
             for allocation in allocations where !state.waiting.contains(allocation) { state.waiting.append(allocation) }
             return Step(state: state, outputs: [])
         }
-        // A repeated decision must not ship twice: what a location already shipped is done.
-        let shippedLocations = Set(state.shipments.map(\.location))
-        let fresh = shippable(allocations.filter { !shippedLocations.contains($0.location) }, state: state)
+        // A repeated decision must not ship twice: allocations are cumulative, so only units
+        // beyond what a location shipped are new (a backorder filled there later ships
+        // again). What a location packed is new once per request.
+        let fresh = shippable(packed == nil ? unshipped(allocations, state: state) : allocations, state: state)
+        if let packed { state.packedRequests = (state.packedRequests ?? []) + [packed.requestId] }
         guard !fresh.isEmpty else { return Step(state: state, outputs: []) }
         let amounts = OrderAmounts(lines: state.lines, totals: totals)
         let promise = state.promisedDeliveryDate
@@ -300,7 +303,7 @@ public enum ShippingMachine {
         for location in Set(fresh.map(\.location)).sorted() {
             let parts = fresh.filter { $0.location == location }.sorted { $0.lineId < $1.lineId }
             let lines = parts.map { ShipmentLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
-            let shipmentId = shipmentID(orderId: state.orderId, location: location)
+            let shipmentId = shipmentID(orderId: state.orderId, location: location, earlier: state.shipments.filter { $0.location == location }.count)
             let weighed = packed?.parcels.reduce(0) { $0 + $1.weightGrams } ?? 0
             let weight = weighed > 0 ? weighed : lines.reduce(0) { $0 + (product($1.sku)?.weightGrams ?? 0) * $1.quantity }
             let hazmat = lines.contains { product($0.sku)?.hazmat ?? false }
@@ -355,11 +358,23 @@ public enum ShippingMachine {
         return Step(state: state, outputs: outputs)
     }
 
-    /// The allocations cut to the units still to ship: cancelled units are not, even
-    /// when their reservation was decided before the cancel (allocation releases them).
-    /// Lines are filled location by location, in location order.
+    /// Each allocation less what its location already shipped of its line.
+    private static func unshipped(_ allocations: [LineAllocation], state: ShippingState) -> [LineAllocation] {
+        var shipped: [String: Int] = [:]
+        for parcel in state.shipments {
+            for line in parcel.lines { shipped["\(line.lineId)\u{0}\(parcel.location)", default: 0] += line.quantity }
+        }
+        return allocations.compactMap { allocation in
+            var left = allocation
+            left.quantity -= shipped["\(allocation.lineId)\u{0}\(allocation.location)", default: 0]
+            return left.quantity > 0 ? left : nil
+        }
+    }
+
+    /// The allocations cut to the units still to ship: cancelled or shipped units are
+    /// not, even when their reservation was decided before the cancel (allocation
+    /// releases them). Lines are filled location by location, in location order.
     private static func shippable(_ allocations: [LineAllocation], state: ShippingState) -> [LineAllocation] {
-        guard state.cancelledLines?.isEmpty == false else { return allocations }
         var left = OrderChanges.unitsLeft(state)
         var kept: [LineAllocation] = []
         for allocation in allocations.sorted(by: { ($0.location, $0.lineId) < ($1.location, $1.lineId) }) {
@@ -396,9 +411,10 @@ public enum ShippingMachine {
             estimatedDelivery: choice.estimatedDelivery)
     }
 
-    /// The id of the shipment from `location`: UUIDv5 of (order, location), stable across replays.
-    public static func shipmentID(orderId: String, location: String) -> String {
-        DeterministicID.uuidV5(namespace: shipmentNamespace, name: "\(orderId)/\(location)")
+    /// The id of a shipment from `location` after `earlier` ones from there: UUIDv5 of
+    /// (order, location), and of (order, location, n) for the n-th, stable across replays.
+    public static func shipmentID(orderId: String, location: String, earlier: Int = 0) -> String {
+        DeterministicID.uuidV5(namespace: shipmentNamespace, name: earlier == 0 ? "\(orderId)/\(location)" : "\(orderId)/\(location)/\(earlier + 1)")
     }
 
     private static func fallback(_ rates: [CarrierRate], hazmat: Bool, now: Date) -> CarrierChoice {

@@ -95,16 +95,28 @@ enum Properties {
             }
         }
 
-        // 2. Every order decided once, under one id; and ends in a final state.
-        var decisions: [String: Set<String>] = [:]
+        // 2. Every order decided, each decision under one id; a later decision only when
+        //    stock freed by others filled its backorder (more units than the one before);
+        //    and it ends in a final state.
+        var decisions: [String: [(id: String, print: String, units: Int)]] = [:]
         for record in broker.visible(OrderAllocated.topic) {
-            guard case .event(let envelope) = record.value else { continue }
-            decisions[envelope.subject, default: []].insert(envelope.id)
+            guard case .event(let envelope) = record.value, !(decisions[envelope.subject]?.contains { $0.id == envelope.id } ?? false) else { continue }
+            let units: Int = switch envelope.event {
+            case .orderAllocated(let d): d.allocations.reduce(0) { $0 + $1.quantity }
+            case .orderPartiallyAllocated(let d): d.allocations.reduce(0) { $0 + $1.quantity }
+            default: 0
+            }
+            decisions[envelope.subject, default: []].append((envelope.id, fingerprint(envelope.event), units))
         }
         for order in orderIds.sorted() {
-            let ids = decisions[order] ?? []
-            if ids.count > 1 { problems.append("order \(order) decided \(ids.count) times under different ids") }
-            if ids.isEmpty { problems.append("liveness: order \(order) never decided") }
+            let made = decisions[order] ?? []
+            if made.isEmpty { problems.append("liveness: order \(order) never decided") }
+            for (print, ids) in Dictionary(grouping: made, by: \.print) where ids.count > 1 {
+                problems.append("order \(order) decided \(ids.count) times under different ids: \(print)")
+            }
+            for (before, after) in zip(made, made.dropFirst()) where after.units <= before.units {
+                problems.append("order \(order) decided again without a filled backorder: \(before.print), then \(after.print)")
+            }
         }
         var states: [String: AllocationState] = [:]
         for (key, envelope) in broker.latest[AllocationState.topic] ?? [:] {

@@ -49,6 +49,11 @@ private typealias F = PipelineFixtures
         ReleaseInventory(orderId: orderId, lineId: a.lineId, sku: a.sku, location: a.location, quantity: a.quantity, reason: reason).event
     }
 
+    /// What inventory is told a line waits for: nearest location first, first placed first filled.
+    func waitCommand(_ lineId: String, _ sku: String, _ quantity: Int) -> Event {
+        WaitForStock(orderId: orderId, lineId: lineId, sku: sku, quantity: quantity, locations: ["WH-1", "WH-2", "WH-3"], priority: 0, placedAt: F.placedAt).event
+    }
+
     func reserved(_ a: LineAllocation) -> Event {
         InventoryResult(orderId: orderId, lineId: a.lineId, sku: a.sku, location: a.location, quantity: a.quantity, outcome: .reserved, commandId: "cmd").event
     }
@@ -145,7 +150,8 @@ private typealias F = PipelineFixtures
 
     @Test func nothingInStockAppliesThePolicyAtOnce() throws {
         let (state, outputs) = run([placed.event, approved], snapshot: FakeSnapshot())
-        try #require(outputs[1].count == 1)
+        try #require(outputs[1].count == 3)
+        #expect(Array(outputs[1].dropFirst()) == [waitCommand("1", "SKU-A", 2), waitCommand("2", "SKU-B", 1)], "both lines wait for stock")
         guard case .orderBackordered(let backordered) = outputs[1][0] else {
             Issue.record("expected OrderBackordered, got \(outputs[1])")
             return
@@ -233,7 +239,8 @@ private typealias F = PipelineFixtures
         let b = alloc("2", "SKU-B", "WH-1", 1)
         let (state, outputs) = run([placed.event, approved, reserved(a), refused(b, available: 0)], snapshot: snapshot)
         #expect(outputs[3] == [
-            OrderPartiallyAllocated(orderId: orderId, allocations: [a], backordered: [BackorderedLine(lineId: "2", sku: "SKU-B", quantity: 1)], policy: .backorder, decidedAt: F.now).event
+            OrderPartiallyAllocated(orderId: orderId, allocations: [a], backordered: [BackorderedLine(lineId: "2", sku: "SKU-B", quantity: 1)], policy: .backorder, decidedAt: F.now).event,
+            waitCommand("2", "SKU-B", 1),
         ])
         #expect(state?.status == .partiallyAllocated)
         #expect(state?.reserved == [a])
@@ -270,8 +277,9 @@ private typealias F = PipelineFixtures
         let b = alloc("2", "SKU-B", "WH-1", 1)
         let (state, outputs) = run([placed.event, approved, reserved(a), refused(b, available: 0)], rules: Self.rules(policy: .holdOrder), snapshot: snapshot)
         let allLines = [BackorderedLine(lineId: "1", sku: "SKU-A", quantity: 2), BackorderedLine(lineId: "2", sku: "SKU-B", quantity: 1)]
-        try #require(outputs[3].count == 2)
+        try #require(outputs[3].count == 4)
         #expect(outputs[3][0] == releaseCommand(a, "order held until complete"))
+        #expect(Array(outputs[3].suffix(2)) == [waitCommand("1", "SKU-A", 2), waitCommand("2", "SKU-B", 1)], "the whole order waits for stock")
         guard case .orderBackordered(let held) = outputs[3][1] else {
             Issue.record("expected OrderBackordered, got \(outputs[3][1])")
             return
@@ -375,7 +383,7 @@ private typealias F = PipelineFixtures
         #expect(outputs[1] == [reserveCommand(a)])
         #expect(partial?.status == .partiallyAllocated)
         let step = AllocationMachine.advance(partial, on: cancel, rules: Self.rules(), now: F.now, snapshot: snapshot)
-        #expect(step.outputs == [releaseCommand(a, "order cancelled")])
+        #expect(step.outputs == [releaseCommand(a, "order cancelled"), waitCommand("2", "SKU-B", 0)], "line 2 stops waiting")
         #expect(step.state?.status == .cancelled)
     }
 

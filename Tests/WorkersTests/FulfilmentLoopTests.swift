@@ -316,3 +316,112 @@ private typealias F = PipelineFixtures
         #expect(step.outputs.compactMap { if case .fulfilmentRequested(let e) = $0 { e.location } else { nil } } == ["WH-A"])
     }
 }
+
+/// Backorders fill themselves: allocation tells inventory what each backordered line
+/// waits for (`WaitForStock`), and inventory, the one writer of the SKU, reserves arriving
+/// stock for the waiting lines first, in fill order, before any new order can take it.
+@Suite struct BackorderFillTests {
+    typealias Loop = FulfilmentLoopTests.Loop
+
+    func order(_ name: String, quantity: Int, minutesAfter: Double, service: ServiceLevel = .standard) -> OrderPlaced {
+        var order = F.order(externalOrderId: name, lines: [F.line("1", "SKU-A", quantity: quantity)], placedAt: F.placedAt.addingTimeInterval(minutesAfter * 60))
+        order.serviceLevel = service
+        return F.placed(order)
+    }
+
+    func shipped(_ loop: Loop, _ orderId: String) -> Int {
+        loop.shipments.filter { $0.orderId == orderId }.flatMap(\.lines).reduce(0) { $0 + $1.quantity }
+    }
+
+    @Test func arrivingStockFillsBackordersFirstPlacedFirstAndNewOrdersWaitBehindThem() throws {
+        var loop = Loop(stock: ["SKU-A": [F.stock("WH-B", onHand: 0)]])
+        let first = order("B-1", quantity: 2, minutesAfter: 0)
+        let second = order("B-2", quantity: 2, minutesAfter: 1)
+        loop.place(second)  // read first, placed later: placement decides, not arrival
+        loop.place(first)
+        let waits = loop.all { if case .waitForStock(let w) = $0 { w } else { nil } }
+        #expect(Set(waits.map(\.orderId)) == [first.orderId, second.orderId])
+        #expect(waits.allSatisfy { $0.locations == ["WH-A", "WH-B"] && $0.quantity == 2 })
+
+        loop.send(AdjustInventory(sku: "SKU-A", location: "WH-B", mode: .absolute, quantity: 3, source: "test", sourceSequence: 2).event)
+        #expect(shipped(loop, first.orderId) == 2, "the first placed is filled whole")
+        #expect(shipped(loop, second.orderId) == 1, "the next gets what is left")
+
+        // A new order now finds nothing free: it waits behind the second.
+        let third = order("B-3", quantity: 1, minutesAfter: 5)
+        loop.place(third)
+        #expect(shipped(loop, third.orderId) == 0)
+        guard case .inventoryLevel(let level)? = loop.inventory.value("SKU-A") else {
+            Issue.record("no level")
+            return
+        }
+        #expect(level.waiting?.map(\.orderId) == [second.orderId, third.orderId])
+        #expect(level.locations.first { $0.location == "WH-B" }.map(InventoryLedger.available) == 0, "never oversold")
+
+        loop.send(RestockInventory(orderId: "returned", returnId: "r-1", sku: "SKU-A", location: "WH-B", quantity: 2).event)
+        #expect(shipped(loop, second.orderId) == 2)
+        #expect(shipped(loop, third.orderId) == 1)
+        let secondParcels = loop.shipments.filter { $0.orderId == second.orderId }
+        #expect(secondParcels.count == 2 && Set(secondParcels.map(\.shipmentId)).count == 2, "a second parcel from the same location has its own id")
+        #expect(loop.view(second.orderId)?.status == .shipped)
+        guard case .inventoryLevel(let after)? = loop.inventory.value("SKU-A") else { return }
+        #expect(after.waiting == nil, "nobody waits any more")
+        #expect(after.locations.first { $0.location == "WH-B" } == F.stock("WH-B", onHand: 0, sequence: 2), "everything shipped and committed")
+    }
+
+    @Test func aFasterPaidServiceIsFilledFirstWhenTheRuleSaysSo() throws {
+        let level = InventoryLevel(
+            sku: "SKU-A", locations: [F.stock("WH-1", onHand: 0)], updatedAt: F.now,
+            waiting: nil)
+        var current = level
+        let standard = WaitForStock(orderId: "o-std", lineId: "1", sku: "SKU-A", quantity: 1, locations: ["WH-1"], priority: BackorderFillOrder.serviceLevel.rank(.standard), placedAt: F.placedAt)
+        let express = WaitForStock(
+            orderId: "o-exp", lineId: "1", sku: "SKU-A", quantity: 1, locations: ["WH-1"], priority: BackorderFillOrder.serviceLevel.rank(.nextDay),
+            placedAt: F.placedAt.addingTimeInterval(3_600))
+        for command in [standard.event, express.event] {
+            _ = try InventoryLedger.apply(command, to: &current, reservation: { _ in nil }, commandId: "c", now: F.now)
+        }
+        #expect(current.waiting?.map(\.orderId) == ["o-exp", "o-std"], "next day before standard, though placed later")
+        let change = try InventoryLedger.apply(
+            AdjustInventory(sku: "SKU-A", location: "WH-1", mode: .delta, quantity: 1, source: "wms", sourceSequence: 1).event, to: &current,
+            reservation: { _ in nil }, commandId: "adjust", now: F.now)
+        #expect(change.fills.map(\.orderId) == ["o-exp"])
+        #expect(change.fills.first?.outcome == .backorderFilled)
+        #expect(current.waiting?.map(\.orderId) == ["o-std"])
+        #expect(current.locations.first?.reserved == 1)
+        #expect(change.reservationChanges.count == 1, "the filled units are a reservation of their own")
+    }
+
+    @Test func aLineWaitsOnlyForItsLocationsAndStopsWaitingAtZero() throws {
+        var level = InventoryLevel(sku: "SKU-A", locations: [F.stock("STORE-1", onHand: 0), F.stock("WH-1", onHand: 0)], updatedAt: F.now)
+        let pickup = WaitForStock(orderId: "o-pu", lineId: "1", sku: "SKU-A", quantity: 1, locations: ["STORE-1"], priority: 0, placedAt: F.placedAt)
+        let anywhere = WaitForStock(orderId: "o-any", lineId: "1", sku: "SKU-A", quantity: 1, locations: ["WH-1", "STORE-1"], priority: 0, placedAt: F.placedAt.addingTimeInterval(60))
+        for command in [pickup.event, anywhere.event] {
+            _ = try InventoryLedger.apply(command, to: &level, reservation: { _ in nil }, commandId: "c", now: F.now)
+        }
+        let warehouse = try InventoryLedger.apply(
+            AdjustInventory(sku: "SKU-A", location: "WH-1", mode: .absolute, quantity: 1, source: "wms", sourceSequence: 1).event, to: &level,
+            reservation: { _ in nil }, commandId: "a", now: F.now)
+        #expect(warehouse.fills.map(\.orderId) == ["o-any"], "the pick-up order waits for its store")
+        var stopped = pickup
+        stopped.quantity = 0
+        _ = try InventoryLedger.apply(stopped.event, to: &level, reservation: { _ in nil }, commandId: "s", now: F.now)
+        #expect(level.waiting == nil)
+        let store = try InventoryLedger.apply(
+            AdjustInventory(sku: "SKU-A", location: "STORE-1", mode: .absolute, quantity: 1, source: "pos", sourceSequence: 1).event, to: &level,
+            reservation: { _ in nil }, commandId: "b", now: F.now)
+        #expect(store.fills.isEmpty, "nobody waits for the store any more")
+    }
+
+    @Test func aFillForALineThatNoLongerWaitsIsGivenBack() throws {
+        var loop = Loop(stock: ["SKU-A": [F.stock("WH-B", onHand: 0)]])
+        let placed = order("B-9", quantity: 2, minutesAfter: 0)
+        loop.place(placed)
+        loop.send(CancelOrder(orderId: placed.orderId, requestedBy: "customer", reason: Reason(code: "changed_mind", message: "no"), requestedAt: F.now).event)
+        let stops = loop.all { if case .waitForStock(let w) = $0, w.quantity == 0 { w } else { nil } }
+        #expect(stops.map(\.orderId) == [placed.orderId], "a cancel stops the wait")
+        loop.send(AdjustInventory(sku: "SKU-A", location: "WH-B", mode: .absolute, quantity: 2, source: "test", sourceSequence: 2).event)
+        #expect(loop.shipments.isEmpty)
+        #expect(loop.stock("SKU-A", "WH-B") == F.stock("WH-B", onHand: 2, sequence: 2), "nothing held for a cancelled order")
+    }
+}

@@ -96,6 +96,7 @@ E("InventoryOutcome", "What the inventory stage did with a command.", [
     ("released", "Reservation released."),
     ("committed", "Reservation turned into a shipment (on hand decreased)."),
     ("restocked", "Returned units added back to on hand."),
+    ("backorder_filled", "Backordered units reserved as stock arrived, in fill order (no ReserveInventory asked for them)."),
 ])
 E("AllocationStatus", "Progress of allocation for one order.", [
     ("awaiting_payment", "Order known; the payment decision is not in yet."),
@@ -276,6 +277,13 @@ S("LocationStock", "Stock of one SKU at one location; available = onHand - reser
     ("safetyStock", "Int", "Units never promised.", {"minimum": 0}),
     ("lastSourceSequence", "Int64?", "Last applied WMS/ERP adjustment sequence, to drop stale adjustments."),
 ])
+S("WaitingLine", "Backordered units of one order line waiting for a SKU, kept in the SKU's level so arriving stock fills them first, in order.", [
+    ("orderId", "String", "Order."), ("lineId", "String", "Order line."),
+    ("quantity", "Int", "Units still missing.", {"minimum": 1}),
+    ("locations", "[String]", "Locations that may fill it, nearest first (sourcing rules decided them)."),
+    ("priority", "Int", "Fill rank: lower first (rule `sourcing.backorderOrder`)."),
+    ("placedAt", "Date", "When the order was placed: first placed, first filled within a rank."),
+])
 S("StockObservation", "Availability an inventory refusal reported, which overrides a staler snapshot when allocation re-plans.", [
     ("sku", "String", "SKU."),
     ("location", "String", "Location."),
@@ -417,7 +425,7 @@ S("PackedParcel", "One parcel a location packed.", [
     ("heightCm", "Int?", "Height.", {"minimum": 1}),
 ])
 S("PackedUnits", "What a location packed, as shipping keeps it until the order is read.", [
-    ("location", "String", "Location."), ("lines", "[ShipmentLine]", "Units packed."),
+    ("requestId", "String", "The request packed."), ("location", "String", "Location."), ("lines", "[ShipmentLine]", "Units packed."),
     ("parcels", "[PackedParcel]", "The parcels."), ("carrier", "String?", "The location's carrier, when it shipped itself."),
     ("service", "String?", "Its service."), ("trackingNumber", "String?", "Its tracking number."),
     ("pickup", "Bool?", "Held at the store for the customer."),
@@ -428,7 +436,7 @@ S("FulfilmentSummary", "One fulfilment request as the order view shows it.", [
     ("updatedAt", "Date", "When it last moved."),
 ])
 S("FulfilmentRecord", "One request to one location, as the fulfilment stage remembers it.", [
-    ("requestId", "String", "`<orderId>/<location>`."), ("location", "String", "Location."),
+    ("requestId", "String", "`<orderId>/<location>`, then `/<n>` for later requests there (units filled from a backorder)."), ("location", "String", "Location."),
     ("mode", "FulfilmentMode", "How the location fulfils it."), ("status", "FulfilmentStatus", "Where it stands."),
     ("lines", "[ShipmentLine]", "Units asked for."), ("picked", "[ShipmentLine]?", "Units found, once picked."),
     ("requestedAt", "Date", "When it was sent."), ("acceptBy", "Date", "The location must accept by then."),
@@ -577,6 +585,13 @@ EV("AdjustInventory", "oms.inventory.adjust", 1, INV, "sku", "sku",
     ("sourceSequence", "Int64", "Monotonic sequence number at the source.", {"minimum": 0}),
     ("safetyStock", "Int?", "New safety stock for the location, when the source sets it.", {"minimum": 0}),
 ])
+EV("WaitForStock", "oms.inventory.wait", 1, INV, "sku", ORDER_KEY,
+   "An order line waits for `quantity` more units of a SKU (its backorder); 0 stops waiting (cancelled, or filled otherwise). Inventory reserves arriving stock for waiting lines in fill order.", [
+    ("orderId", "String", "Order."), ("lineId", "String", "Order line."), ("sku", "String", "SKU; the record key."),
+    ("quantity", "Int", "Units still missing; 0 stops waiting.", {"minimum": 0}),
+    ("locations", "[String]", "Locations that may fill it, nearest first."),
+    ("priority", "Int", "Fill rank: lower first."), ("placedAt", "Date", "When the order was placed."),
+])
 EV("RestockInventory", "oms.inventory.restock", 1, INV, "sku", ORDER_KEY,
    "Put returned units back on hand.", [
     ("orderId", "String", "Order."), ("returnId", "String", "Return."), ("sku", "String", "SKU; the record key."),
@@ -595,6 +610,7 @@ EV("InventoryLevel", "oms.inventory.level", 1, "oms.inventory.levels", "sku", "s
     ("sku", "String", "SKU; the record key."),
     ("locations", "[LocationStock]", "Stock per location, sorted by location id."),
     ("updatedAt", "Date", "Last change."),
+    ("waiting", "[WaitingLine]?", "Backordered order lines waiting for this SKU, in fill order; arriving stock is reserved for them before anything else."),
 ])
 EV("InventoryReservation", "oms.inventory.reservation", 1, "oms.inventory.levels", '"\\(sku)/\\(orderId)/\\(lineId)/\\(location)"', ORDER_KEY,
    "One open reservation, kept next to the SKU's level in inventory's changelog so reserve and release are idempotent per order, line and location.", [
@@ -618,6 +634,8 @@ EV("AllocationState", "oms.allocation.state", 1, "oms.allocation.state", ORDER_K
     ("updatedAt", "Date", "Last change."),
     ("cancelledLines", "[ShipmentLine]?", "Units cancelled line by line (OrderLinesCancelled); `lines` no longer asks for them."),
     ("changeIds", "[String]?", "Line cancels applied, so a replayed one is applied once."),
+    ("placedAt", "Date?", "When the order was placed, for the backorder fill order."),
+    ("serviceLevel", "ServiceLevel?", "Paid delivery speed, for the backorder fill order."),
 ])
 EV("OrderAllocated", "oms.order.allocated", 1, "oms.orders.allocated", ORDER_KEY, ORDER_KEY,
    "Every line is reserved; shipping may start.", [
@@ -730,11 +748,12 @@ EV("ShippingState", "oms.shipping.state", 1, "oms.shipping.state", ORDER_KEY, OR
     ("shippingRefunded", "Int64?", "Minor units of the shipping charge refunded for cancelled units (rule `shipping.lineCancelShipping: share`)."),
     ("replacementReleased", "Bool?", "`ShipReplacement` was read (perhaps before the order)."),
     ("packed", "[PackedUnits]?", "Packed answers (FulfilmentPacked) read before the order itself."),
+    ("packedRequests", "[String]?", "Fulfilment requests already shipped, so a repeated packed answer ships once."),
 ])
 FR = "oms.fulfilment.requests"
 EV("FulfilmentRequested", "oms.fulfilment.requested", 1, FR, ORDER_KEY, ORDER_KEY,
    "A location that confirms its work (rule `locations[].fulfilment: request`) is asked to pick, pack and ship (or hold for pick-up) what allocation reserved there; its WMS, 3PL, store or vendor answers with FulfilmentUpdate.", [
-    ("requestId", "String", "`<orderId>/<location>`: the location quotes it back."), ("orderId", "String", "Order."),
+    ("requestId", "String", "`<orderId>/<location>` (`/<n>` for a later one there): the location quotes it back."), ("orderId", "String", "Order."),
     ("location", "String", "Location."), ("mode", "FulfilmentMode", "How it is to be fulfilled."),
     ("lines", "[ShipmentLine]", "Units to pick."), ("serviceLevel", "ServiceLevel", "Paid delivery speed."),
     ("shipTo", "Address?", "Where it goes (absent for pick-up)."),
@@ -751,6 +770,7 @@ EV("FulfilmentUpdate", "oms.fulfilment.update", 1, "oms.fulfilment.inbound", ORD
     ("updateId", "String", "The location's id for this update; the same id again is one update."),
     ("orderId", "String", "Order."), ("location", "String", "The location answering."),
     ("kind", "FulfilmentUpdateKind", "What happened."),
+    ("requestId", "String?", "The request answered (absent: the latest open request at the location)."),
     ("lines", "[LineQuantity]?", "`picked`: units found per line (a line left out was not found). `packed`/`shipped`: what is in the parcels (absent: everything picked)."),
     ("parcels", "[PackedParcel]?", "`packed`/`shipped`: the parcels."),
     ("carrier", "String?", "`shipped`: the location's carrier."), ("service", "String?", "`shipped`: its service."),
