@@ -29,6 +29,8 @@ public struct CatalogProduct: Sendable, Hashable, Codable {
     public var dropShipSupplier: String?
     /// Product category (e.g. `swimwear`, `furniture`), for rules by category such as return windows.
     public var category: String?
+    /// May be ordered before its launch date (a pre-order: reserved or backordered at once, released to ship on the launch date); absent: no.
+    public var preorder: Bool?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -43,7 +45,8 @@ public struct CatalogProduct: Sendable, Hashable, Codable {
         sellable: Bool? = nil,
         shipFromStore: Bool? = nil,
         dropShipSupplier: String? = nil,
-        category: String? = nil
+        category: String? = nil,
+        preorder: Bool? = nil
     ) {
         self.sku = sku
         self.title = title
@@ -57,6 +60,7 @@ public struct CatalogProduct: Sendable, Hashable, Codable {
         self.shipFromStore = shipFromStore
         self.dropShipSupplier = dropShipSupplier
         self.category = category
+        self.preorder = preorder
     }
 }
 
@@ -971,6 +975,8 @@ public struct AllocationState: Sendable, Hashable, Codable {
     public var placedAt: Date?
     /// Paid delivery speed, for the backorder fill order.
     public var serviceLevel: ServiceLevel?
+    /// A pre-order: its decision is held back until this launch date (rule `sourcing.preorderPartial`).
+    public var launchAt: Date?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -990,7 +996,8 @@ public struct AllocationState: Sendable, Hashable, Codable {
         cancelledLines: [ShipmentLine]? = nil,
         changeIds: [String]? = nil,
         placedAt: Date? = nil,
-        serviceLevel: ServiceLevel? = nil
+        serviceLevel: ServiceLevel? = nil,
+        launchAt: Date? = nil
     ) {
         self.orderId = orderId
         self.status = status
@@ -1009,6 +1016,7 @@ public struct AllocationState: Sendable, Hashable, Codable {
         self.changeIds = changeIds
         self.placedAt = placedAt
         self.serviceLevel = serviceLevel
+        self.launchAt = launchAt
     }
 }
 

@@ -55,7 +55,7 @@ public enum RulesFile {
         "payment": ["holdAboveMinorUnits", "velocity", "holdOnCountryMismatch", "riskyPostcodes"],
         "payment.velocity": ["maxOrders", "windowSeconds"],
         "payment.riskyPostcodes[]": ["country", "prefix"],
-        "sourcing": ["maxShipments", "maxReplans", "backorderPolicy", "backorderOrder"],
+        "sourcing": ["maxShipments", "maxReplans", "backorderPolicy", "backorderOrder", "preorderPartial"],
         "locations[]": ["id", "type", "country", "latitude", "longitude", "fulfilment"],
         "fulfilment": ["acceptWithinSeconds", "shipWithinSeconds", "withdrawAfterSeconds", "checkIntervalSeconds"],
         "zones[]": ["country", "postalPrefix", "distances", "latitude", "longitude"],

@@ -30,6 +30,22 @@ public struct AllocationStage: Stage {
         self.rules = rules
     }
 
+    /// Pre-orders are released by the day: a check a minute is on time.
+    public var tickInterval: Duration? { .seconds(60) }
+
+    /// Held pre-orders whose launch date came: their decisions, once each.
+    public func tick(now: Date, state: KeyedState) -> [TimerFiring] {
+        var firings: [TimerFiring] = []
+        state.forEach { _, value in
+            guard case .allocationState(let order) = value, let step = AllocationMachine.launch(order, now: now), var next = step.state else { return }
+            next.updatedAt = now
+            firings.append(TimerFiring(
+                id: "launch/\(order.orderId)/\(RFC3339.format(order.launchAt ?? now))",
+                outcome: StageOutcome(outputs: step.outputs.map { StageOutput($0) }, stateChanges: [.put(next.event)])))
+        }
+        return firings.sorted { $0.id < $1.id }
+    }
+
     /// Advances the order's allocation by one event.
     public func process(_ input: StageInput, state: StageState) throws(StageFailure) -> StageOutcome {
         let orderId: String
@@ -96,8 +112,75 @@ public enum AllocationMachine {
         public var outputs: [Event]
     }
 
-    /// Applies one event to an order's allocation state.
+    /// Applies one event to an order's allocation state; a pre-order's decision is held
+    /// back until its launch date (``holdingPreorders(_:rules:now:snapshot:)``).
     public static func advance(
+        _ current: AllocationState?, on event: Event, rules: BusinessRules, now: Date, snapshot: some AllocationSnapshot
+    ) -> Step {
+        holdingPreorders(apply(current, on: event, rules: rules, now: now, snapshot: snapshot), rules: rules, now: now, snapshot: snapshot)
+    }
+
+    /// Whether `event` is an allocation decision.
+    private static func isDecision(_ event: Event) -> Bool {
+        switch event {
+        case .orderAllocated, .orderPartiallyAllocated, .orderBackordered: true
+        default: false
+        }
+    }
+
+    /// A decision for an order with lines not launched yet is held back until the last
+    /// launch date (the reservations stay); with `preorderPartial: ship_available` the
+    /// launched lines' reservations are released to ship at once, the rest listed as
+    /// waiting.
+    static func holdingPreorders(_ step: Step, rules: BusinessRules, now: Date, snapshot: some AllocationSnapshot) -> Step {
+        guard var state = step.state, step.outputs.contains(where: isDecision) else { return step }
+        let launches = Dictionary(state.lines.compactMap { line in
+            snapshot.product(line.sku)?.launchDate.flatMap { $0 > now ? (line.lineId, $0) : nil }
+        }, uniquingKeysWith: max)
+        guard let launch = launches.values.max() else {
+            state.launchAt = nil
+            return Step(state: state, outputs: step.outputs)
+        }
+        state.launchAt = launch
+        var outputs = step.outputs.filter { !isDecision($0) }
+        if rules.sourcing.preorderPartial == .shipAvailable {
+            let ready = state.reserved.filter { launches[$0.lineId] == nil }
+            let held = state.lines.filter { launches[$0.lineId] != nil }.map { BackorderedLine(lineId: $0.lineId, sku: $0.sku, quantity: $0.quantity) }
+            if !ready.isEmpty {
+                outputs.append(OrderPartiallyAllocated(
+                    orderId: state.orderId, allocations: ready, backordered: state.backordered.filter { launches[$0.lineId] == nil } + held,
+                    policy: state.policy ?? .backorder, decidedAt: now
+                ).event)
+            }
+        }
+        return Step(state: state, outputs: outputs)
+    }
+
+    /// A held pre-order whose launch date came: its decision as the state has it.
+    public static func launch(_ state: AllocationState, now: Date) -> Step? {
+        guard let launchAt = state.launchAt, launchAt <= now else { return nil }
+        var next = state
+        next.launchAt = nil
+        let decision: Event?
+        switch state.status {
+        case .allocated: decision = OrderAllocated(orderId: state.orderId, allocations: state.reserved, decidedAt: now).event
+        case .partiallyAllocated:
+            decision = OrderPartiallyAllocated(
+                orderId: state.orderId, allocations: state.reserved, backordered: state.backordered, policy: state.policy ?? .backorder, decidedAt: now
+            ).event
+        case .backordered:
+            let reason = Reason(code: "insufficient_stock", message: "no location has enough free stock for \(state.backordered.map { "\($0.quantity) × \($0.sku)" }.joined(separator: ", "))")
+            decision = OrderBackordered(orderId: state.orderId, lines: state.backordered, policy: state.policy ?? .backorder, reasons: [reason], decidedAt: now).event
+        case .reserving:
+            // The round in flight decides, with the launch behind it.
+            return nil
+        default:
+            decision = nil
+        }
+        return Step(state: next, outputs: decision.map { [$0] } ?? [])
+    }
+
+    private static func apply(
         _ current: AllocationState?, on event: Event, rules: BusinessRules, now: Date, snapshot: some AllocationSnapshot
     ) -> Step {
         switch event {

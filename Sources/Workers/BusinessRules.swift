@@ -225,14 +225,29 @@ public struct SourcingRules: Sendable, Hashable, Codable {
     public var backorderPolicy: BackorderPolicy
     /// Which backordered lines arriving stock fills first.
     public var backorderOrder: BackorderFillOrder
+    /// Whether a pre-order's launched lines ship before its launch date.
+    public var preorderPartial: PreorderPartial
 
     /// Creates sourcing rules.
-    public init(maxShipments: Int = 2, maxReplans: Int = 2, backorderPolicy: BackorderPolicy = .backorder, backorderOrder: BackorderFillOrder = .placed) {
+    public init(
+        maxShipments: Int = 2, maxReplans: Int = 2, backorderPolicy: BackorderPolicy = .backorder, backorderOrder: BackorderFillOrder = .placed,
+        preorderPartial: PreorderPartial = .wait
+    ) {
         self.maxShipments = maxShipments
         self.maxReplans = maxReplans
         self.backorderPolicy = backorderPolicy
         self.backorderOrder = backorderOrder
+        self.preorderPartial = preorderPartial
     }
+}
+
+/// Whether an order with pre-order lines ships its launched lines before the launch.
+public enum PreorderPartial: String, Sendable, Hashable, Codable {
+    /// Nothing is released before the last launch date: the order ships complete.
+    case wait
+    /// The launched lines are released at once (`OrderPartiallyAllocated`, the pre-order
+    /// lines listed as waiting); the rest on the launch date.
+    case shipAvailable = "ship_available"
 }
 
 /// Which backordered lines arriving stock fills first.
@@ -354,7 +369,7 @@ extension PaymentRules {
 }
 
 extension SourcingRules {
-    private enum CodingKeys: String, CodingKey { case maxShipments, maxReplans, backorderPolicy, backorderOrder }
+    private enum CodingKeys: String, CodingKey { case maxShipments, maxReplans, backorderPolicy, backorderOrder, preorderPartial }
 
     /// Decodes sourcing rules; missing keys take their defaults.
     public init(from decoder: any Decoder) throws {
@@ -364,6 +379,7 @@ extension SourcingRules {
             maxShipments: try c.decodeIfPresent(Int.self, forKey: .maxShipments) ?? defaults.maxShipments,
             maxReplans: try c.decodeIfPresent(Int.self, forKey: .maxReplans) ?? defaults.maxReplans,
             backorderPolicy: try c.decodeIfPresent(BackorderPolicy.self, forKey: .backorderPolicy) ?? defaults.backorderPolicy,
-            backorderOrder: try c.decodeIfPresent(BackorderFillOrder.self, forKey: .backorderOrder) ?? defaults.backorderOrder)
+            backorderOrder: try c.decodeIfPresent(BackorderFillOrder.self, forKey: .backorderOrder) ?? defaults.backorderOrder,
+            preorderPartial: try c.decodeIfPresent(PreorderPartial.self, forKey: .preorderPartial) ?? defaults.preorderPartial)
     }
 }

@@ -17,7 +17,7 @@ public enum DataImport {
     /// Catalog CSV columns; `sku`, `title` and `weight_grams` are required.
     public static let catalogColumns = [
         "sku", "title", "weight_grams", "length_mm", "width_mm", "height_mm", "launch_date", "blocked_countries", "hazmat",
-        "prices", "sellable", "ship_from_store", "drop_ship_supplier", "category",
+        "prices", "sellable", "ship_from_store", "drop_ship_supplier", "category", "preorder",
     ]
 
     /// Products from a catalog file: a JSON array of `oms.catalog.product.v1` objects, or
@@ -84,7 +84,7 @@ public enum DataImport {
                 dimensions: Dimensions(lengthMm: try int("length_mm"), widthMm: try int("width_mm"), heightMm: try int("height_mm")),
                 launchDate: launch, blockedCountries: blocked, hazmat: try bool("hazmat") ?? false, prices: prices,
                 sellable: try bool("sellable"), shipFromStore: try bool("ship_from_store"),
-                dropShipSupplier: supplier.isEmpty ? nil : supplier, category: category.isEmpty ? nil : category))
+                dropShipSupplier: supplier.isEmpty ? nil : supplier, category: category.isEmpty ? nil : category, preorder: try bool("preorder")))
         }
         return products
     }

@@ -120,7 +120,7 @@ public struct IntakeStage: Stage {
                 continue
             }
             if item.sellable == false { add("sku_not_sellable", "\(label): SKU is not sellable") }
-            if let launch = item.launchDate, order.placedAt < launch {
+            if let launch = item.launchDate, order.placedAt < launch, item.preorder != true {
                 add("sku_not_launched", "\(label): SKU launches \(RFC3339.format(launch))")
             }
             if item.blockedCountries.contains(where: { $0.code == country }) {

@@ -35,8 +35,10 @@ private typealias F = PipelineFixtures
         var sequence = 0
         var clock = F.now
 
-        init(stock: [String: [LocationStock]]) {
-            let catalog = Dictionary(uniqueKeysWithValues: ["SKU-A", "SKU-B"].map { ($0, Event.catalogProduct(F.shippingProduct($0, weightGrams: 400))) })
+        init(stock: [String: [LocationStock]], rules: BusinessRules = FulfilmentLoopTests.rules, products: [CatalogProduct] = []) {
+            allocation = StageDriver(stage: AllocationStage(rules: rules))
+            var catalog = Dictionary(uniqueKeysWithValues: ["SKU-A", "SKU-B"].map { ($0, Event.catalogProduct(F.shippingProduct($0, weightGrams: 400))) })
+            for product in products { catalog[product.sku] = product.event }
             allocation.tables[CatalogProduct.topic] = catalog
             shipping.tables[CatalogProduct.topic] = catalog
             for (sku, stocks) in stock {
@@ -64,7 +66,7 @@ private typealias F = PipelineFixtures
         /// Runs every stage's timers at `time`, and what they cause.
         mutating func tick(at time: Date) {
             clock = time
-            let results = fulfilment.tick(now: time)
+            let results = fulfilment.tick(now: time) + allocation.tick(now: time)
             for result in results {
                 for output in result.outputs {
                     written.append(output.envelope.event)
@@ -423,5 +425,73 @@ private typealias F = PipelineFixtures
         loop.send(AdjustInventory(sku: "SKU-A", location: "WH-B", mode: .absolute, quantity: 2, source: "test", sourceSequence: 2).event)
         #expect(loop.shipments.isEmpty)
         #expect(loop.stock("SKU-A", "WH-B") == F.stock("WH-B", onHand: 2, sequence: 2), "nothing held for a cancelled order")
+    }
+}
+
+/// Pre-orders: a SKU with a future launch date and `preorder: true` may be ordered; its
+/// stock is reserved (or waits) at once and the order is released to ship on the launch
+/// date, complete (`wait`) or its launched lines first (`ship_available`).
+@Suite struct PreorderTests {
+    typealias Loop = FulfilmentLoopTests.Loop
+    static let launch = F.now.addingTimeInterval(F.days(2))
+
+    static var preorderProduct: CatalogProduct {
+        var product = F.shippingProduct("SKU-P", weightGrams: 300)
+        product.launchDate = launch
+        product.preorder = true
+        return product
+    }
+
+    static func rules(_ partial: PreorderPartial) -> BusinessRules {
+        var rules = FulfilmentLoopTests.rules
+        rules.sourcing.preorderPartial = partial
+        return rules
+    }
+
+    let mixed = F.placed(F.order(lines: [F.line("1", "SKU-A", quantity: 1), F.line("2", "SKU-P", quantity: 1)]))
+
+    @Test func intakeTakesAPreorderAndRefusesAnUnlaunchedSKUThatIsNone() {
+        var plain = Self.preorderProduct
+        plain.preorder = nil
+        let order = F.order(lines: [F.line("1", "SKU-P", quantity: 1)])
+        #expect(IntakeStage.validate(order, rules: IntakeRules(), product: { _ in Self.preorderProduct }).isEmpty)
+        #expect(IntakeStage.validate(order, rules: IntakeRules(), product: { _ in plain }).map(\.code) == ["sku_not_launched"])
+    }
+
+    @Test func aPreorderIsReservedAtOnceAndReleasedToShipOnItsLaunchDate() throws {
+        var loop = Loop(stock: ["SKU-A": [F.stock("WH-B", onHand: 5)], "SKU-P": [F.stock("WH-B", onHand: 5)]], rules: Self.rules(.wait), products: [Self.preorderProduct])
+        loop.place(mixed)
+        #expect(loop.stock("SKU-P", "WH-B")?.reserved == 1, "reserved at once")
+        #expect(loop.shipments.isEmpty, "nothing ships before the launch")
+        #expect(loop.all { if case .orderAllocated(let e) = $0 { e } else { nil } }.isEmpty, "the decision is held back")
+        loop.tick(at: Self.launch.addingTimeInterval(-1))
+        #expect(loop.shipments.isEmpty)
+        loop.tick(at: Self.launch)
+        #expect(loop.shipments.count == 1)
+        #expect(loop.shipments.first?.lines.map(\.sku) == ["SKU-A", "SKU-P"], "shipped complete on the launch date")
+        loop.tick(at: Self.launch.addingTimeInterval(3_600))
+        #expect(loop.shipments.count == 1, "released once")
+    }
+
+    @Test func withShipAvailableTheLaunchedLinesShipFirst() throws {
+        var loop = Loop(
+            stock: ["SKU-A": [F.stock("WH-B", onHand: 5)], "SKU-P": [F.stock("WH-B", onHand: 5)]], rules: Self.rules(.shipAvailable),
+            products: [Self.preorderProduct])
+        loop.place(mixed)
+        #expect(loop.shipments.flatMap(\.lines).map(\.sku) == ["SKU-A"])
+        loop.tick(at: Self.launch)
+        #expect(loop.shipments.count == 2)
+        #expect(loop.shipments.last?.lines.map(\.sku) == ["SKU-P"])
+        #expect(loop.view(mixed.orderId)?.status == .shipped)
+    }
+
+    @Test func aPreorderWithoutStockWaitsAndShipsWhenStockAndLaunchHaveBothCome() throws {
+        var loop = Loop(stock: ["SKU-P": [F.stock("WH-B", onHand: 0)]], rules: Self.rules(.wait), products: [Self.preorderProduct])
+        let only = F.placed(F.order(lines: [F.line("1", "SKU-P", quantity: 2)]))
+        loop.place(only)
+        loop.tick(at: Self.launch)
+        #expect(loop.shipments.isEmpty, "launched, but no stock: it waits as a backorder")
+        loop.send(AdjustInventory(sku: "SKU-P", location: "WH-B", mode: .absolute, quantity: 2, source: "test", sourceSequence: 2).event)
+        #expect(loop.shipments.flatMap(\.lines).map(\.quantity) == [2])
     }
 }

@@ -488,6 +488,7 @@ EV("CatalogProduct", "oms.catalog.product", 1, "oms.catalog.products", "sku", "s
     ("shipFromStore", "Bool?", "May ship from store locations (absent: no)."),
     ("dropShipSupplier", "String?", "Drop-ship supplier location that ships this SKU; its lines are sourced only there."),
     ("category", "String?", "Product category (e.g. `swimwear`, `furniture`), for rules by category such as return windows."),
+    ("preorder", "Bool?", "May be ordered before its launch date (a pre-order: reserved or backordered at once, released to ship on the launch date); absent: no."),
 ])
 EV("InboundChannelOrder", "oms.order.inbound", 1, "oms.orders.inbound", '"\\(channel)/\\(externalOrderId)"', '"\\(channel)/\\(externalOrderId)"',
    "A channel payload exactly as received, before any interpretation; intake decodes it with the adapter named by `format`.", [
@@ -636,6 +637,7 @@ EV("AllocationState", "oms.allocation.state", 1, "oms.allocation.state", ORDER_K
     ("changeIds", "[String]?", "Line cancels applied, so a replayed one is applied once."),
     ("placedAt", "Date?", "When the order was placed, for the backorder fill order."),
     ("serviceLevel", "ServiceLevel?", "Paid delivery speed, for the backorder fill order."),
+    ("launchAt", "Date?", "A pre-order: its decision is held back until this launch date (rule `sourcing.preorderPartial`)."),
 ])
 EV("OrderAllocated", "oms.order.allocated", 1, "oms.orders.allocated", ORDER_KEY, ORDER_KEY,
    "Every line is reserved; shipping may start.", [
