@@ -1376,10 +1376,14 @@ public struct PackedUnits: Sendable, Hashable, Codable {
 
 /// One fulfilment request as the order view shows it.
 public struct FulfilmentSummary: Sendable, Hashable, Codable {
+    /// The request.
+    public var requestId: String
     /// Location.
     public var location: String
     /// How it is fulfilled.
     public var mode: FulfilmentMode
+    /// Units it covers: asked for, or found once picked or packed.
+    public var lines: [ShipmentLine]
     /// Where it stands.
     public var status: FulfilmentStatus
     /// When it was sent.
@@ -1389,14 +1393,18 @@ public struct FulfilmentSummary: Sendable, Hashable, Codable {
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
+        requestId: String,
         location: String,
         mode: FulfilmentMode,
+        lines: [ShipmentLine],
         status: FulfilmentStatus,
         requestedAt: Date,
         updatedAt: Date
     ) {
+        self.requestId = requestId
         self.location = location
         self.mode = mode
+        self.lines = lines
         self.status = status
         self.requestedAt = requestedAt
         self.updatedAt = updatedAt

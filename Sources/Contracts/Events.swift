@@ -1993,6 +1993,8 @@ public struct FulfilmentProgressed: Sendable, Hashable, Codable {
     public var requestedAt: Date
     /// When it moved.
     public var at: Date
+    /// Units it covers now: those asked for, or those found once picked or packed.
+    public var lines: [ShipmentLine]
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
@@ -2002,7 +2004,8 @@ public struct FulfilmentProgressed: Sendable, Hashable, Codable {
         mode: FulfilmentMode,
         status: FulfilmentStatus,
         requestedAt: Date,
-        at: Date
+        at: Date,
+        lines: [ShipmentLine]
     ) {
         self.orderId = orderId
         self.requestId = requestId
@@ -2011,6 +2014,7 @@ public struct FulfilmentProgressed: Sendable, Hashable, Codable {
         self.status = status
         self.requestedAt = requestedAt
         self.at = at
+        self.lines = lines
     }
 }
 
@@ -3969,7 +3973,7 @@ public struct OrderView: Sendable, Hashable, Codable {
     public var paymentHold: Reason?
     /// For an exchange's replacement order: the order whose returned units it replaces.
     public var replacesOrderId: String?
-    /// Requests to locations that confirm their work, one per location, as they stand.
+    /// Requests to locations that confirm their work, as they stand.
     public var fulfilment: [FulfilmentSummary]?
 
     /// Memberwise initializer; optional fields default to nil.

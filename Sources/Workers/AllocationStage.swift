@@ -30,8 +30,8 @@ public struct AllocationStage: Stage {
         self.rules = rules
     }
 
-    /// Pre-orders are released by the day: a check a minute is on time.
-    public var tickInterval: Duration? { .seconds(60) }
+    /// Held pre-orders are looked for as often as fulfilment SLAs (`fulfilment.checkIntervalSeconds`).
+    public var tickInterval: Duration? { .seconds(rules.fulfilment.checkIntervalSeconds) }
 
     /// Held pre-orders whose launch date came: their decisions, once each.
     public func tick(now: Date, state: KeyedState) -> [TimerFiring] {

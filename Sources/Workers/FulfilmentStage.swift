@@ -396,7 +396,7 @@ public enum FulfilmentMachine {
     private static func progressed(_ orderId: String, _ record: FulfilmentRecord, now: Date) -> Event {
         FulfilmentProgressed(
             orderId: orderId, requestId: record.requestId, location: record.location, mode: record.mode, status: record.status,
-            requestedAt: record.requestedAt, at: now
+            requestedAt: record.requestedAt, at: now, lines: record.picked ?? record.lines
         ).event
     }
 

@@ -204,8 +204,9 @@ public enum OrderViewFolder {
     private static func fulfilled(_ progress: FulfilmentProgressed, into view: inout OrderView) {
         var requests = view.fulfilment ?? []
         let summary = FulfilmentSummary(
-            location: progress.location, mode: progress.mode, status: progress.status, requestedAt: progress.requestedAt, updatedAt: progress.at)
-        if let index = requests.firstIndex(where: { $0.location == progress.location }) {
+            requestId: progress.requestId, location: progress.location, mode: progress.mode, lines: progress.lines, status: progress.status,
+            requestedAt: progress.requestedAt, updatedAt: progress.at)
+        if let index = requests.firstIndex(where: { $0.requestId == progress.requestId }) {
             // Records can be read out of order across replays: the later move wins.
             if requests[index].updatedAt <= progress.at { requests[index] = summary }
         } else {

@@ -93,7 +93,7 @@ struct DemoCommand: AsyncParsableCommand {
     private func startSystem(
         on cluster: DemoCluster, registry: PrometheusCollectorRegistry, console: DemoConsole, logger: Logger
     ) async throws -> DemoSystem {
-        let rules = try RulesFile.load(path: RulesFile.defaultPath)
+        let rules = DemoLocations.rules(try RulesFile.load(path: RulesFile.defaultPath))
         let stages = StageRegistry.pipeline.map { $0.make(rules) }
         var settings = WorkerConfiguration(brokers: cluster.bootstrap, instanceID: "demo")
         settings.mode = cluster.embedded == nil ? .exactlyOnce : .atLeastOnce
@@ -110,6 +110,7 @@ struct DemoCommand: AsyncParsableCommand {
         gatewaySettings.shopifySecret = DemoScenario.shopifySecret
         gatewaySettings.easyPostSecret = DemoScenario.easyPostSecret
         gatewaySettings.channelSecrets = ["web": DemoScenario.webSecret]
+        gatewaySettings.locationSecrets = [DemoLocations.answering: DemoLocations.secret]
         gatewaySettings.fxRates = try? FXRates.load(path: FXRates.defaultPath)
         let gateway = try Gateway(
             configuration: gatewaySettings, kafka: cluster.kafka.with(clientID: "oms-demo-gateway"), statuses: statuses, registry: registry, logger: logger)
@@ -175,7 +176,9 @@ struct DemoCommand: AsyncParsableCommand {
         system.connectors.register(scenario)
         let before = DemoInventory(levels)
         console.say("catalog of \(skus.count) SKUs and stock at \(DemoScenario.locations.joined(separator: ", ")) loaded; every stage ready")
-        return DemoWorld(scenario: scenario, views: views, timelines: timelines, levels: levels, followers: followers, sender: sender, before: before)
+        return DemoWorld(
+            scenario: scenario, views: views, timelines: timelines, levels: levels, followers: followers, sender: sender, before: before,
+            locations: DemoLocations(views: views, planned: Set(scenario.orders.filter(\.expectsView).map(\.orderId)), sender: sender))
     }
 
     /// 4. Traffic, follow-ups and progress, until every order settled or `--settle` ran out.
@@ -198,6 +201,14 @@ struct DemoCommand: AsyncParsableCommand {
         var lastProgress = clock.now
         var settled = false
         var settleDeadline: ContinuousClock.Instant?
+        // 3PL-CENTRAL's WMS answers on its own clock, as a real one would.
+        let wms = Task {
+            while !Task.isCancelled {
+                await world.locations.tick()
+                try? await Task.sleep(for: .milliseconds(250))
+            }
+        }
+        defer { wms.cancel() }
         while true {
             await driver.tick()
             if clock.now - lastProgress >= .seconds(2) {
@@ -206,6 +217,8 @@ struct DemoCommand: AsyncParsableCommand {
             }
             if settleDeadline == nil, await sender.sentOrders >= count {
                 settleDeadline = clock.now + .seconds(settle)
+                // Every order is in: the supplier's delivery fills the backorders waiting for it.
+                await world.locations.restock()
             }
             if let deadline = settleDeadline {
                 if await driver.isSettled() {
@@ -238,6 +251,9 @@ struct DemoCommand: AsyncParsableCommand {
                 await system.connectors.webhookInvariant(system.subscription, kafka: cluster.kafka.with(clientID: "oms-demo-webhooks"), logger: logger, timeout: .seconds(60)),
                 await system.connectors.paymentInvariant(kafka: cluster.kafka.with(clientID: "oms-demo-payments"), logger: logger, timeout: .seconds(60)),
                 await DemoInvoices.invariant(kafka: cluster.kafka.with(clientID: "oms-demo-invoices"), logger: logger, timeout: .seconds(60)),
+                await world.locations.invariant(views: world.views, planned: Set(world.scenario.orders.filter(\.expectsView).map(\.orderId))),
+                DemoLocations.backorderInvariant(levels: world.levels, restocked: await world.locations.restocked),
+                DemoLocations.preorderInvariant(views: world.views, scenario: world.scenario),
             ]
             summary = try await DemoSummary.make(
                 scenario: world.scenario, driver: outcome.driver, sender: world.sender, views: world.views, timelines: world.timelines, levels: world.levels,
@@ -336,6 +352,8 @@ private struct DemoWorld {
     let followers: Task<Void, Never>
     let sender: DemoSender
     let before: DemoInventory
+    /// The locations that answer (or do not) and the supplier.
+    let locations: DemoLocations
 }
 
 /// How the traffic ended.

@@ -82,7 +82,11 @@ struct DemoScenario: Sendable {
         }
     }
 
-    static let locations = ["WH-EAST", "WH-WEST", "3PL-CENTRAL"]
+    static let locations = ["WH-EAST", "WH-WEST", "3PL-CENTRAL", DemoLocations.silent]
+    /// A SKU ordered before its launch (`preorder: true`): its orders ship on the launch date.
+    static let preorderSKU = "DEMO-PRE"
+    /// How long after the scenario is made the pre-order SKU launches.
+    static let preorderDelay: TimeInterval = 40
     /// The sales tax the channels charge on the demo's orders (all ship to New York).
     static let salesTaxBasisPoints: Int64 = 400
     static let regularSKUs = (1...30).map { String(format: "DEMO-%03d", $0) }
@@ -116,10 +120,13 @@ struct DemoScenario: Sendable {
 
     let run: Run
     let orders: [PlannedOrder]
+    /// When ``preorderSKU`` launches.
+    let preorderLaunch: Date
 
     /// `count` orders; the same `seed` gives the same mix (ids differ per `run`).
     init(count: Int, seed: UInt64, run: Run) throws {
         self.run = run
+        preorderLaunch = Date().addingTimeInterval(Self.preorderDelay)
         let countries = (us: try CountryCode("US"), ca: try CountryCode("CA"))
         var random = SplitMix64(seed: seed)
         let customers = max(10, count / 2)
@@ -165,6 +172,12 @@ struct DemoScenario: Sendable {
         for sku in Self.scarceSKUs {
             events.append(AdjustInventory(sku: sku, location: "WH-EAST", mode: .absolute, quantity: Self.scarceStock, source: "demo", sourceSequence: sequence).event)
         }
+        events.append(CatalogProduct(
+            sku: Self.preorderSKU, title: "Demo pre-order", weightGrams: 400, dimensions: Dimensions(lengthMm: 200, widthMm: 150, heightMm: 50),
+            launchDate: preorderLaunch, blockedCountries: [], hazmat: false,
+            prices: [RegionPrice(region: "US", price: Money(minorUnits: 4_500, currency: .usd))], preorder: true
+        ).event)
+        events.append(AdjustInventory(sku: Self.preorderSKU, location: "WH-EAST", mode: .absolute, quantity: Self.regularStock, source: "demo", sourceSequence: sequence).event)
         return events
     }
 
@@ -189,6 +202,12 @@ struct DemoScenario: Sendable {
                 OrderLine(
                     lineId: "\(line + 1)", sku: sku, quantity: quantity,
                     unitPrice: Money(minorUnits: Int64(price), currency: usd), discount: .zero(usd), tax: Money(minorUnits: tax, currency: usd)))
+        }
+        // One plain order in 40 also pre-orders the SKU that has not launched yet.
+        if twist == .none, index % 40 == 5 {
+            lines.append(OrderLine(
+                lineId: "9", sku: preorderSKU, quantity: 1, unitPrice: Money(minorUnits: 4_500, currency: usd), discount: .zero(usd),
+                tax: Money(minorUnits: (4_500 * Self.salesTaxBasisPoints + 5_000) / 10_000, currency: usd)))
         }
         let subtotal = lines.reduce(Int64(0)) { $0 + $1.unitPrice.minorUnits * Int64($1.quantity) }
         let tax = lines.reduce(Int64(0)) { $0 + $1.tax.minorUnits }

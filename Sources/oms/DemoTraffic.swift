@@ -74,6 +74,11 @@ actor DemoSender {
         ])
     }
 
+    /// A location's signed answer to a fulfilment request; returns the status.
+    func locationAnswer(_ location: String, _ body: [UInt8], secret: String) async -> Int? {
+        await post("/v1/locations/\(location)/fulfilment", body: body, headers: ["X-OMS-Signature": WebhookSignature.omsHex.sign(body, secret: secret)])
+    }
+
     /// An operator or customer request to the order endpoints; returns the status.
     @discardableResult
     func orderCommand(_ path: String, _ json: [String: Any], key: String) async -> Int? {

@@ -46,6 +46,8 @@ extension PipelineTests {
             "every captured shipment invoiced once, every refund credited, numbers gap-free",
             "order changes decided once, cancelled units never shipped, no reservation left behind",
             "every exchange ends once: one replacement shipped, one refund, or the RMA expired and its replacement cancelled",
+            "nothing shipped from a confirming location before it packed; every short-picked unit re-sourced once; a silent location withdrawn and re-sourced",
+            "no backorder waits while stock that could fill it is free", "pre-orders released on their launch date, not before",
         ])
         for invariant in invariants {
             #expect(invariant["holds"] as? Bool == true, "\(invariant["name"] ?? ""): \(invariant["detail"] ?? "")")

@@ -431,7 +431,8 @@ S("PackedUnits", "What a location packed, as shipping keeps it until the order i
     ("pickup", "Bool?", "Held at the store for the customer."),
 ])
 S("FulfilmentSummary", "One fulfilment request as the order view shows it.", [
-    ("location", "String", "Location."), ("mode", "FulfilmentMode", "How it is fulfilled."),
+    ("requestId", "String", "The request."), ("location", "String", "Location."), ("mode", "FulfilmentMode", "How it is fulfilled."),
+    ("lines", "[ShipmentLine]", "Units it covers: asked for, or found once picked or packed."),
     ("status", "FulfilmentStatus", "Where it stands."), ("requestedAt", "Date", "When it was sent."),
     ("updatedAt", "Date", "When it last moved."),
 ])
@@ -785,6 +786,7 @@ EV("FulfilmentProgressed", "oms.fulfilment.progressed", 1, FE, ORDER_KEY, ORDER_
     ("orderId", "String", "Order."), ("requestId", "String", "The request."), ("location", "String", "Location."),
     ("mode", "FulfilmentMode", "How it is fulfilled."), ("status", "FulfilmentStatus", "Its new status."),
     ("requestedAt", "Date", "When it was sent, for time-to-pick."), ("at", "Date", "When it moved."),
+    ("lines", "[ShipmentLine]", "Units it covers now: those asked for, or those found once picked or packed."),
 ])
 EV("FulfilmentPacked", "oms.fulfilment.packed", 1, FE, ORDER_KEY, ORDER_KEY,
    "A location packed (or shipped, or holds for pick-up) units of an order: shipping makes the shipment from it, buying the label from the parcels unless the location shipped under its own.", [
@@ -1148,7 +1150,7 @@ EV("OrderView", "oms.order.view", 1, "oms.orders.state", ORDER_KEY, ORDER_KEY,
     ("storeCredit", "Money?", "Store credit granted on this order by appeasements; nil when none."),
     ("paymentHold", "Reason?", "Set while a shipment's capture has failed for good (an expired authorization not re-authorized, a declined card): the order waits for an operator (`GET /v1/ops/payments`); cleared when that shipment is captured."),
     ("replacesOrderId", "String?", "For an exchange's replacement order: the order whose returned units it replaces."),
-    ("fulfilment", "[FulfilmentSummary]?", "Requests to locations that confirm their work, one per location, as they stand."),
+    ("fulfilment", "[FulfilmentSummary]?", "Requests to locations that confirm their work, as they stand."),
 ])
 EV("Notification", "oms.notification", 1, "oms.notifications", ORDER_KEY, ORDER_KEY,
    "A message to send to the customer; the email connector delivers it.", [
