@@ -168,7 +168,7 @@ public enum TopicCatalog {
             writers: ["gateway", "locations"], readers: ["fulfilment"]),
         TopicSpec(
             name: "oms.fulfilment.events", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
-            writers: ["fulfilment"], readers: ["allocation", "shipping", "view"]),
+            writers: ["fulfilment"], readers: ["allocation", "shipping", "view", "report"]),
         TopicSpec(
             name: "oms.fulfilment.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,
             writers: ["fulfilment"], readers: ["fulfilment"]),

@@ -51,6 +51,8 @@ final class Dashboard: Sendable {
         let payments = query.payments(today)
         let invoices = query.invoices(today)
         let late = query.lateOrders(now: now)
+        let locations = query.locations(today)
+        let backorders = query.backorders(today)
         // Out of stock (nothing left to promise), backordered or refused: what needs stock.
         let short = query.inventory(onHand: onHand, reserved: reserved).rows.filter { row in
             int(row[2]) > 0 || int(row[3]) > 0 || (onHand[row[0].description] != nil && int(row[5]) - int(row[6]) <= 0)
@@ -125,6 +127,17 @@ final class Dashboard: Sendable {
             ["order", "state", "promise"],
             late.rows.prefix(50).map { ["<a href=\"/v1/orders/\(escape($0[0].description))\">\(escape($0[0].description))</a>", $0[1].description, $0[2].description] },
             escaped: true))
+        // Columns of the locations report: day, location, requests, accepted, packed, own
+        // label, ready for pick-up, picked up, short picks, short units, short-pick rate,
+        // rejected, overdue, withdrawn, cancelled, pick p50, pick p90.
+        html += section("Locations today", id: "locations", table(
+            ["location", "requests", "packed", "own label", "short picks", "withdrawn", "SLA missed", "pick p50 s"],
+            locations.rows.map { row in
+                [row[1].description, row[2].description, row[4].description, row[5].description, "\(row[8]) (\(percent(row[10])))", row[13].description,
+                 row[12].description, row[15].description]
+            },
+            numeric: [1, 2, 3, 4, 5, 6, 7])
+            + (backorders.rows.first.map { "<p>Backorders filled today: \($0[1]), waited p50 \($0[2]) s, p90 \($0[3]) s.</p>\n" } ?? ""))
         html += section("Stock-outs and backorders", id: "stockouts", table(
             ["SKU", "on hand", "reserved", "backordered", "refused"],
             short.map { [$0[0].description, $0[5].description, $0[6].description, $0[2].description, $0[3].description] }, numeric: [1, 2, 3, 4]))

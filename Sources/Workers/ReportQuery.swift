@@ -132,7 +132,7 @@ public struct ReportQuery: Sendable {
     ) -> [ReportTable]? {
         switch name {
         case "orders": [orders(filter, rates: rates)] + (rates.map { [ordersInBase(filter, rates: $0)] } ?? [])
-        case "fulfilment": [fulfilment(filter), lateOrders(now: now)]
+        case "fulfilment": [fulfilment(filter), lateOrders(now: now), locations(filter), backorders(filter)]
         case "inventory": [inventory(onHand: onHand, reserved: reserved), stockouts()]
         case "returns": [returns(), refunds(filter, rates: rates)] + (rates.map { [refundsInBase(filter, rates: $0)] } ?? [])
         case "payments": [payments(filter)]
@@ -239,6 +239,41 @@ public struct ReportQuery: Sendable {
                     .decimal(delivered > 0 ? Double(values["onTime"] ?? 0) / Double(delivered) : 0),
                     p("ship", 0.5), p("ship", 0.9), p("ship", 0.99), p("deliver", 0.5), p("deliver", 0.9), p("deliver", 0.99),
                     .integer(values["delayed"] ?? 0), .integer(values["atRisk"] ?? 0), .integer(values["cancelled"] ?? 0),
+                ]
+            })
+    }
+
+    /// Per day and location that confirms its work: requests and their answers, the
+    /// short-pick rate (short picks per request), withdrawals, SLA misses, time to pick.
+    public func locations(_ filter: Filter) -> ReportTable {
+        ReportTable(
+            name: "locations",
+            columns: ["day", "location", "requests", "accepted", "packed", "ownLabel", "readyForPickup", "pickedUp", "shortPicks", "shortUnits",
+                      "shortPickRate", "rejected", "overdue", "withdrawn", "cancelled", "pickP50s", "pickP90s"],
+            rows: buckets(ReportFold.Name.locations).compactMap { bucket, values -> [ReportTable.Cell]? in
+                let parts = bucket.split(separator: "/", maxSplits: 1).map(String.init)
+                guard parts.count == 2, parts[1] != "-", filter.includes(day: parts[0]) else { return nil }
+                let requests = values["requests"] ?? 0
+                func count(_ name: String) -> ReportTable.Cell { .integer(values[name] ?? 0) }
+                return [
+                    .text(parts[0]), .text(parts[1]), .integer(requests), count("accepted"), count("packed"), count("ownLabel"), count("readyForPickup"),
+                    count("pickedUp"), count("shortPicks"), count("shortUnits"),
+                    .decimal(requests > 0 ? Double(values["shortPicks"] ?? 0) / Double(requests) : 0), count("rejected"), count("overdue"),
+                    count("withdrawn"), count("cancelled"), .integer(Self.percentile(values, "pick", 0.5)), .integer(Self.percentile(values, "pick", 0.9)),
+                ]
+            })
+    }
+
+    /// Per day: backordered lines that stock arrived for, and how long they had waited.
+    public func backorders(_ filter: Filter) -> ReportTable {
+        ReportTable(
+            name: "backorders", columns: ["day", "filled", "ageP50s", "ageP90s", "ageP99s"],
+            rows: buckets(ReportFold.Name.locations).compactMap { bucket, values -> [ReportTable.Cell]? in
+                let parts = bucket.split(separator: "/", maxSplits: 1).map(String.init)
+                guard parts.count == 2, parts[1] == "-", filter.includes(day: parts[0]) else { return nil }
+                return [
+                    .text(parts[0]), .integer(values["backorderFills"] ?? 0), .integer(Self.percentile(values, "backorder", 0.5)),
+                    .integer(Self.percentile(values, "backorder", 0.9)), .integer(Self.percentile(values, "backorder", 0.99)),
                 ]
             })
     }

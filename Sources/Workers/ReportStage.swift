@@ -15,7 +15,7 @@ public struct ReportStage: Stage {
     public let inputTopics = [
         OrderPlaced.topic, OrderRejected.topic, OrderAllocated.topic, InventoryResult.topic, OrderCancelled.topic,
         ShipmentCreated.topic, ShipmentDelivered.topic, ReturnAuthorized.topic, RefundPayment.topic, SLAAlert.topic,
-        TopicCatalog.deadLetterTopic, PaymentCaptured.topic, InvoiceIssued.topic,
+        TopicCatalog.deadLetterTopic, PaymentCaptured.topic, InvoiceIssued.topic, FulfilmentProgressed.topic,
     ]
     /// oms.reports.
     public let changelogTopic: String? = ReportBucket.topic
@@ -57,6 +57,11 @@ public enum ReportFold {
         public static let taxes = "taxes"
         /// Dead letters per stage and reason.
         public static let deadLetters = "deadletters"
+        /// Fulfilment requests per day and location: answers, short picks, withdrawals,
+        /// time to pick; and backorders filled, with their age, per day (`-` location).
+        public static let locations = "locations"
+        /// When each backordered order line started waiting, internal.
+        public static let backorder = "_backorder"
         /// Per-order facts, internal.
         public static let order = "_order"
     }
@@ -104,6 +109,24 @@ public enum ReportFold {
             buckets.add(Name.orders, "\(hourKey(rejected.rejectedAt))/\(rejected.channel)/-", ["rejected": 1])
         case .orderBackordered(let backordered):
             for line in backordered.lines { buckets.add(Name.sku, line.sku, ["backorderedUnits": Int64(line.quantity)]) }
+            waiting(backordered.orderId, backordered.lines, since: backordered.decidedAt, in: &buckets)
+        case .orderPartiallyAllocated(let decision):
+            waiting(decision.orderId, decision.backordered, since: decision.decidedAt, in: &buckets)
+        case .inventoryResult(let result) where result.outcome == .backorderFilled:
+            // The age of a backorder: from its first decision to the first stock that came for it.
+            let line = "\(result.orderId)/\(result.lineId)"
+            if let since = buckets.values(Name.backorder, line)?["since"] {
+                let day = dayKey(time)
+                buckets.add(Name.locations, "\(day)/-", ["backorderFills": 1, histogramKey("backorder", seconds: (time.millisecondsSince1970 - since) / 1000): 1])
+                buckets.delete(Name.backorder, line)
+            }
+        case .fulfilmentProgressed(let progress):
+            located(progress, in: &buckets)
+        case .fulfilmentShort(let short) where short.cause != .withdrawn:
+            let units = Int64(short.lines.reduce(0) { $0 + $1.quantity })
+            buckets.add(Name.locations, "\(dayKey(short.decidedAt))/\(short.location)", short.cause == .shortPick ? ["shortPicks": 1, "shortUnits": units] : ["rejected": 1])
+        case .fulfilmentOverdue(let overdue):
+            buckets.add(Name.locations, "\(dayKey(overdue.detectedAt))/\(overdue.location)", ["overdue": 1])
         case .inventoryResult(let result) where result.outcome == .refused:
             buckets.add(Name.stockouts, "\(result.sku)/\(result.location)", ["refusals": 1, "units": Int64(result.quantity)])
         case .orderCancelled(let cancelled):
@@ -153,6 +176,35 @@ public enum ReportFold {
             break
         }
         return buckets.changes
+    }
+
+    /// Backordered lines start waiting at their first decision; later decisions keep that time.
+    private static func waiting(_ orderId: String, _ lines: [BackorderedLine], since: Date, in buckets: inout Buckets) {
+        for line in lines where buckets.values(Name.backorder, "\(orderId)/\(line.lineId)") == nil {
+            buckets.merge(Name.backorder, "\(orderId)/\(line.lineId)", ["since": since.millisecondsSince1970])
+        }
+    }
+
+    /// A request's move, counted for its location's day; the time to pack (or ship, or
+    /// hold for pick-up) from the request.
+    private static func located(_ progress: FulfilmentProgressed, in buckets: inout Buckets) {
+        let field: String? = switch progress.status {
+        case .requested: "requests"
+        case .accepted: "accepted"
+        case .picked: nil
+        case .packed: "packed"
+        case .shipped: "ownLabel"
+        case .readyForPickup: "readyForPickup"
+        case .pickedUp: "pickedUp"
+        case .withdrawn: "withdrawn"
+        case .cancelled: "cancelled"
+        }
+        guard let field else { return }
+        var deltas: [String: Int64] = [field: 1]
+        if [.packed, .shipped, .readyForPickup].contains(progress.status) {
+            deltas[histogramKey("pick", seconds: (progress.at.millisecondsSince1970 - progress.requestedAt.millisecondsSince1970) / 1000)] = 1
+        }
+        buckets.add(Name.locations, "\(dayKey(progress.at))/\(progress.location)", deltas)
     }
 
     /// The bucket a duration falls in: `<kind>_<b>` holds durations of at most 2^b seconds.

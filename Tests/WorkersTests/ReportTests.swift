@@ -224,3 +224,65 @@ private typealias F = PipelineFixtures
         #expect(table.text.split(separator: "\n").count == 3)
     }
 }
+
+/// The fulfilment report's location and backorder tables: requests and their answers per
+/// day and location, the short-pick rate, SLA misses, time to pick; backorders filled and
+/// their age.
+@Suite struct LocationReportTests {
+    typealias Store = ReportTests.Store
+
+    func progressed(_ status: FulfilmentStatus, location: String = "3PL-1", order: String = "o-1", after seconds: TimeInterval = 0) -> Event {
+        FulfilmentProgressed(
+            orderId: order, requestId: "\(order)/\(location)", location: location, mode: .thirdParty, status: status, requestedAt: F.now,
+            at: F.now.addingTimeInterval(seconds), lines: [F.shipmentLine("1", "SKU-A", 1)]
+        ).event
+    }
+
+    @Test func requestsAnswersShortPicksAndTimeToPickPerLocationAndDay() throws {
+        var store = Store()
+        store.fold([
+            progressed(.requested), progressed(.accepted, after: 10), progressed(.packed, after: 100),
+            progressed(.requested, order: "o-2"), progressed(.shipped, order: "o-2", after: 3_000),
+            progressed(.requested, order: "o-3"), progressed(.withdrawn, order: "o-3", after: 9_000),
+            progressed(.requested, order: "o-4"),
+            FulfilmentShort(
+                orderId: "o-4", requestId: "o-4/3PL-1", location: "3PL-1", lines: [F.shipmentLine("1", "SKU-A", 2)], cause: .shortPick,
+                reason: Reason(code: "short_pick", message: "found 0"), decidedAt: F.now
+            ).event,
+            FulfilmentShort(
+                orderId: "o-3", requestId: "o-3/3PL-1", location: "3PL-1", lines: [F.shipmentLine("1", "SKU-A", 1)], cause: .withdrawn,
+                reason: Reason(code: "fulfilment_sla_missed", message: "late"), decidedAt: F.now
+            ).event,
+            FulfilmentOverdue(orderId: "o-3", requestId: "o-3/3PL-1", location: "3PL-1", rule: "accept", due: F.now, withdrawAt: F.now, detectedAt: F.now).event,
+        ])
+        let table = store.query.locations(ReportQuery.Filter())
+        try #require(table.rows.count == 1)
+        let row = Dictionary(uniqueKeysWithValues: zip(table.columns, table.rows[0]))
+        #expect(row["location"] == .text("3PL-1"))
+        #expect(row["requests"] == .integer(4))
+        #expect(row["accepted"] == .integer(1))
+        #expect(row["packed"] == .integer(1) && row["ownLabel"] == .integer(1))
+        #expect(row["shortPicks"] == .integer(1) && row["shortUnits"] == .integer(2))
+        #expect(row["shortPickRate"] == .decimal(0.25))
+        #expect(row["withdrawn"] == .integer(1) && row["overdue"] == .integer(1))
+        #expect(row["pickP50s"] == .integer(128), "100 s falls in the 2^7 bucket")
+        #expect(row["pickP90s"] == .integer(4_096), "3,000 s in the 2^12 one")
+    }
+
+    @Test func aBackorderFilledCountsItsAgeFromItsFirstDecision() throws {
+        var store = Store()
+        let line = BackorderedLine(lineId: "1", sku: "SKU-A", quantity: 2)
+        store.fold([OrderBackordered(orderId: "o-1", lines: [line], policy: .backorder, reasons: [], decidedAt: F.now).event], at: F.now)
+        // A later decision does not restart the clock.
+        store.fold([OrderPartiallyAllocated(orderId: "o-1", allocations: [], backordered: [line], policy: .backorder, decidedAt: F.now).event], at: F.now.addingTimeInterval(50))
+        let filled = InventoryResult(orderId: "o-1", lineId: "1", sku: "SKU-A", location: "WH-1", quantity: 2, outcome: .backorderFilled, commandId: "c").event
+        store.fold([filled], at: F.now.addingTimeInterval(1_000))
+        store.fold([filled], at: F.now.addingTimeInterval(2_000))
+        let table = store.query.backorders(ReportQuery.Filter())
+        try #require(table.rows.count == 1)
+        let row = Dictionary(uniqueKeysWithValues: zip(table.columns, table.rows[0]))
+        #expect(row["filled"] == .integer(1), "counted at the first stock that came for it")
+        #expect(row["ageP50s"] == .integer(1_024))
+        #expect(store.query.locations(ReportQuery.Filter()).rows.isEmpty, "not a location")
+    }
+}

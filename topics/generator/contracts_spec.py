@@ -1331,7 +1331,7 @@ TOPICS = [
     ("oms.shipping.state", "orderId", "compact", None, "order", ["shipping"], ["shipping"]),
     ("oms.fulfilment.requests", "orderId", "delete", None, "order", ["fulfilment"], ["WMS, 3PLs, stores, vendors"]),
     ("oms.fulfilment.inbound", "orderId", "delete", None, "order", ["gateway", "locations"], ["fulfilment"]),
-    ("oms.fulfilment.events", "orderId", "delete", None, "order", ["fulfilment"], ["allocation", "shipping", "view"]),
+    ("oms.fulfilment.events", "orderId", "delete", None, "order", ["fulfilment"], ["allocation", "shipping", "view", "report"]),
     ("oms.fulfilment.state", "orderId", "compact", None, "order", ["fulfilment"], ["fulfilment"]),
     ("oms.shipments.created", "orderId", "delete", None, "order", ["shipping"], ["returns", "view", "report", "channel-sync", "erp-feed", "invoicing"]),
     ("oms.shipments.index", "carrier/trackingNumber", "compact", None, "tracking", ["shipping", "returns"], ["tracking"]),
