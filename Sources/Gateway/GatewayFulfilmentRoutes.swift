@@ -17,8 +17,7 @@ extension Gateway {
         }, dedupe: .idempotencyKey) { call throws(GatewayError) in
             let update = try Self.fulfilmentUpdate(call.decode(FulfilmentAnswer.self), location: call.parameter("location"))
             // The location's own update id names the event, so a resent answer is one answer.
-            let id = DeterministicID.uuidV5(namespace: Self.eventNamespace, name: "fulfilment|\(update.location)|\(update.updateId)")
-            var accepted = Accepted(try await self.produce(update.event, id: id), orderId: update.orderId)
+            var accepted = Accepted(try await self.produce(update.event, id: update.derivedEventId), orderId: update.orderId)
             accepted.location = update.location
             return (202, try Self.encode(accepted))
         }
@@ -41,26 +40,11 @@ extension Gateway {
 
     /// The answer as an event, or 400 naming what a kind of answer lacks.
     static func fulfilmentUpdate(_ answer: FulfilmentAnswer, location: String) throws(GatewayError) -> FulfilmentUpdate {
-        try nonEmpty(answer.updateId, "updateId")
-        try nonEmpty(answer.orderId, "orderId")
-        if let bad = answer.lines?.first(where: { $0.quantity < 0 || $0.lineId.isEmpty }) {
-            throw .invalidBody("lines: line '\(bad.lineId)' needs a line id and a quantity of at least 0")
-        }
-        if let bad = answer.parcels?.first(where: { $0.weightGrams < 1 }) {
-            throw .invalidBody("parcels: weightGrams must be at least 1 (got \(bad.weightGrams))")
-        }
-        switch answer.kind {
-        case .picked where answer.lines == nil:
-            throw .invalidBody("a picked answer needs lines: the units found per line (a line left out was not found)")
-        case .shipped where answer.carrier?.isEmpty != false || answer.trackingNumber?.isEmpty != false:
-            throw .invalidBody("a shipped answer needs carrier and trackingNumber (the location's own label)")
-        case .packed where answer.parcels?.isEmpty != false:
-            throw .invalidBody("a packed answer needs parcels with their weights: the label is bought from them")
-        default: break
-        }
-        return FulfilmentUpdate(
-            updateId: answer.updateId, orderId: answer.orderId, location: location, kind: answer.kind, requestId: answer.requestId, lines: answer.lines, parcels: answer.parcels,
-            carrier: answer.carrier, service: answer.service, trackingNumber: answer.trackingNumber, reason: answer.reason,
+        let update = FulfilmentUpdate(
+            updateId: answer.updateId, orderId: answer.orderId, location: location, kind: answer.kind, requestId: answer.requestId, lines: answer.lines,
+            parcels: answer.parcels, carrier: answer.carrier, service: answer.service, trackingNumber: answer.trackingNumber, reason: answer.reason,
             occurredAt: answer.occurredAt ?? Date())
+        if let problem = update.problem { throw .invalidBody(problem) }
+        return update
     }
 }

@@ -89,6 +89,80 @@ public enum DataImport {
         return products
     }
 
+    /// Fulfilment answer CSV columns; `update_id`, `order_id`, `location` and `kind` are
+    /// required. Rows with the same `update_id` make one answer: each row with a `line_id`
+    /// adds a line, each with `weight_grams` a parcel.
+    public static let fulfilmentColumns = [
+        "update_id", "order_id", "location", "kind", "request_id", "line_id", "quantity", "weight_grams", "carrier", "service", "tracking_number",
+        "reason", "occurred_at",
+    ]
+
+    /// Locations' answers from a file: CSV with ``fulfilmentColumns``, or a JSON array of
+    /// `oms.fulfilment.update.v1` objects. Each answer must be complete for its kind
+    /// (``Contracts/FulfilmentUpdate/problem``).
+    public static func fulfilmentUpdates(_ data: Data, json: Bool, now: Date) throws(Failure) -> [FulfilmentUpdate] {
+        if json {
+            let updates: [FulfilmentUpdate]
+            do {
+                updates = try EventCodec.decode([FulfilmentUpdate].self, from: Array(data))
+            } catch {
+                throw Failure(line: 0, reason: "not a JSON array of fulfilment updates: \(error.description)")
+            }
+            for (index, update) in updates.enumerated() {
+                if let problem = update.problem { throw Failure(line: 0, reason: "entry \(index): \(problem)") }
+            }
+            return updates
+        }
+        var updates: [FulfilmentUpdate] = []
+        var firstLine: [String: Int] = [:]
+        for row in try rows(data, required: ["update_id", "order_id", "location", "kind"]) {
+            func field(_ name: String) -> String? {
+                let value = row.fields[name]?.trimmingCharacters(in: .whitespaces) ?? ""
+                return value.isEmpty ? nil : value
+            }
+            guard let updateId = field("update_id"), let orderId = field("order_id"), let location = field("location") else {
+                throw Failure(line: row.line, reason: "update_id, order_id and location must not be empty")
+            }
+            guard let kind = field("kind").flatMap(FulfilmentUpdateKind.init(rawValue:)) else {
+                throw Failure(line: row.line, reason: "kind '\(field("kind") ?? "")' is not one of \(FulfilmentUpdateKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            var occurredAt = now
+            if let text = field("occurred_at") {
+                guard let date = RFC3339.parse(text) else { throw Failure(line: row.line, reason: "occurred_at '\(text)' is not an RFC 3339 time") }
+                occurredAt = date
+            }
+            let index: Int
+            if let existing = updates.firstIndex(where: { $0.updateId == updateId }) {
+                index = existing
+                let update = updates[index]
+                guard update.orderId == orderId, update.location == location, update.kind == kind else {
+                    throw Failure(line: row.line, reason: "update \(updateId) was \(update.kind.rawValue) for \(update.orderId) at \(update.location) on line \(firstLine[updateId] ?? 0)")
+                }
+            } else {
+                firstLine[updateId] = row.line
+                updates.append(FulfilmentUpdate(
+                    updateId: updateId, orderId: orderId, location: location, kind: kind, requestId: field("request_id"), carrier: field("carrier"),
+                    service: field("service"), trackingNumber: field("tracking_number"),
+                    reason: field("reason").map { Reason(code: "location_rejected", message: $0) }, occurredAt: occurredAt))
+                index = updates.count - 1
+            }
+            if let lineId = field("line_id") {
+                guard let quantity = field("quantity").flatMap({ Int($0) }), quantity >= 0 else {
+                    throw Failure(line: row.line, reason: "quantity '\(field("quantity") ?? "")' is not a whole number ≥ 0")
+                }
+                updates[index].lines = (updates[index].lines ?? []) + [LineQuantity(lineId: lineId, quantity: quantity)]
+            }
+            if let weight = field("weight_grams") {
+                guard let grams = Int(weight), grams >= 1 else { throw Failure(line: row.line, reason: "weight_grams '\(weight)' is not a whole number ≥ 1") }
+                updates[index].parcels = (updates[index].parcels ?? []) + [PackedParcel(weightGrams: grams)]
+            }
+        }
+        for update in updates {
+            if let problem = update.problem { throw Failure(line: firstLine[update.updateId] ?? 0, reason: "update \(update.updateId): \(problem)") }
+        }
+        return updates
+    }
+
     /// One stock count per SKU and location.
     public struct StockCount: Sendable, Hashable, Codable {
         /// SKU.

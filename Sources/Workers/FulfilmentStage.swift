@@ -62,6 +62,35 @@ extension BusinessRules {
     var anyLocationConfirms: Bool { locations.contains { $0.fulfilment == .request } }
 }
 
+extension FulfilmentUpdate {
+    /// What a location's answer lacks for its kind, or nil when it can be applied: the
+    /// gateway answers 400 with it, `oms fulfilment import` refuses the file.
+    public var problem: String? {
+        if updateId.isEmpty { return "updateId must not be empty" }
+        if orderId.isEmpty { return "orderId must not be empty" }
+        if location.isEmpty { return "location must not be empty" }
+        if let bad = lines?.first(where: { $0.quantity < 0 || $0.lineId.isEmpty }) {
+            return "lines: line '\(bad.lineId)' needs a line id and a quantity of at least 0"
+        }
+        if let bad = parcels?.first(where: { $0.weightGrams < 1 }) { return "parcels: weightGrams must be at least 1 (got \(bad.weightGrams))" }
+        switch kind {
+        case .picked where lines == nil: return "a picked answer needs lines: the units found per line (a line left out was not found)"
+        case .shipped where carrier?.isEmpty != false || trackingNumber?.isEmpty != false:
+            return "a shipped answer needs carrier and trackingNumber (the location's own label)"
+        case .packed where parcels?.isEmpty != false: return "a packed answer needs parcels with their weights: the label is bought from them"
+        default: return nil
+        }
+    }
+
+    /// The event id of a location's answer, from its location and update id: the same
+    /// answer sent twice (by webhook or file) is one answer to the fulfilment stage.
+    public var derivedEventId: String {
+        DeterministicID.uuidV5(namespace: Self.answerNamespace, name: "\(location)|\(updateId)")
+    }
+
+    private static let answerNamespace = UUID(uuidString: "3b7d2c1e-8f4a-5e6b-9c0d-1a2b3c4d5e6f")!
+}
+
 /// The hand-over of a pick-up order at its store, as shipping and fulfilment both name it.
 public enum PickupHandover {
     /// The carrier code of a pick-up "shipment".

@@ -89,6 +89,40 @@ struct StockImportCommand: AsyncParsableCommand {
     }
 }
 
+/// `oms fulfilment import FILE`: locations' answers from a file (vendors that send files).
+struct FulfilmentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fulfilment",
+        abstract: "Feed locations' answers to fulfilment requests (oms.fulfilment.inbound).",
+        subcommands: [FulfilmentImportCommand.self]
+    )
+}
+
+struct FulfilmentImportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Import locations' answers (accepted, picked, packed, shipped, ...) from a CSV or JSON file (docs/RULES.md#fulfilment-files).",
+        discussion: "CSV columns: \(DataImport.fulfilmentColumns.joined(separator: ",")); rows with the same update_id make one answer. Nothing is produced if any answer is wrong; an answer imported twice is applied once."
+    )
+
+    @OptionGroup var client: ClientOptions
+
+    @Argument(help: "The file (.csv or .json).")
+    var file: String
+
+    func run() async throws {
+        let updates: [FulfilmentUpdate]
+        do {
+            updates = try DataImport.fulfilmentUpdates(try ImportFile.read(file), json: ImportFile.isJSON(file), now: Date())
+        } catch let failure as DataImport.Failure {
+            throw ValidationError("\(file): \(failure)")
+        }
+        let envelopes = updates.map { Envelope(id: $0.derivedEventId, source: "oms/fulfilment-import", time: Date(), event: $0.event) }
+        try await ImportFile.produce(envelopes, client: client)
+        print("imported \(updates.count) answer(s) into \(FulfilmentUpdate.topic)")
+    }
+}
+
 enum ImportFile {
     static let namespace = UUID(uuidString: "6c3f1c5e-2b8e-4f7a-9d41-0f2a7e9b1c55")!
 

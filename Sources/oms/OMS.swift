@@ -25,6 +25,7 @@ struct OMS: AsyncParsableCommand {
             GatewayCommand.self,
             DeadLetterCommand.self,
             CatalogCommand.self,
+            FulfilmentCommand.self,
             StockCommand.self,
             OrdersCommand.self,
             ReportCommand.self,

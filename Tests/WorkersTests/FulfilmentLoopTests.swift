@@ -495,3 +495,48 @@ private typealias F = PipelineFixtures
         #expect(loop.shipments.flatMap(\.lines).map(\.quantity) == [2])
     }
 }
+
+/// `oms fulfilment import`: a vendor's file of answers, CSV rows grouped by update id or a
+/// JSON array; a wrong answer refuses the whole file, naming its line.
+@Suite struct FulfilmentFileTests {
+    func parse(_ text: String, json: Bool = false) throws(DataImport.Failure) -> [FulfilmentUpdate] {
+        try DataImport.fulfilmentUpdates(Data(text.utf8), json: json, now: F.now)
+    }
+
+    @Test func rowsWithOneUpdateIdMakeOneAnswer() throws {
+        let updates = try parse("""
+            update_id,order_id,location,kind,line_id,quantity,weight_grams,carrier,tracking_number
+            v-1,o-1,SUP-ACME,picked,1,2,,,
+            v-1,o-1,SUP-ACME,picked,2,0,,,
+            v-2,o-1,SUP-ACME,shipped,,,900,ups,1Z1
+            v-2,o-1,SUP-ACME,shipped,,,400,,
+            """)
+        #expect(updates.count == 2)
+        #expect(updates[0].kind == .picked && updates[0].lines == [LineQuantity(lineId: "1", quantity: 2), LineQuantity(lineId: "2", quantity: 0)])
+        #expect(updates[1].kind == .shipped && updates[1].carrier == "ups" && updates[1].trackingNumber == "1Z1")
+        #expect(updates[1].parcels == [PackedParcel(weightGrams: 900), PackedParcel(weightGrams: 400)])
+        #expect(updates.allSatisfy { $0.occurredAt == F.now })
+        #expect(updates[0].derivedEventId == FulfilmentUpdate(updateId: "v-1", orderId: "x", location: "SUP-ACME", kind: .accepted, occurredAt: F.now).derivedEventId,
+                "the id is the location's and the update's: the same answer by webhook or file is one")
+    }
+
+    @Test func aWrongAnswerRefusesTheFileNamingItsLine() {
+        let untracked = #expect(throws: DataImport.Failure.self) {
+            try parse("""
+                update_id,order_id,location,kind,weight_grams
+                v-1,o-1,SUP-ACME,shipped,900
+                """)
+        }
+        #expect(untracked?.description == "line 2: update v-1: a shipped answer needs carrier and trackingNumber (the location's own label)")
+        let mixed = #expect(throws: DataImport.Failure.self) {
+            try parse("""
+                update_id,order_id,location,kind
+                v-1,o-1,SUP-ACME,accepted
+                v-1,o-1,SUP-ACME,rejected
+                """)
+        }
+        #expect(mixed?.description == "line 3: update v-1 was accepted for o-1 at SUP-ACME on line 2")
+        #expect(throws: DataImport.Failure.self) { try parse("update_id,order_id,location,kind\nv-1,o-1,SUP-ACME,lost\n") }
+        #expect(throws: DataImport.Failure.self) { try parse(#"[{"updateId": "v", "orderId": "o", "location": "L", "kind": "picked", "occurredAt": "2026-03-01T12:00:00Z"}]"#, json: true) }
+    }
+}
