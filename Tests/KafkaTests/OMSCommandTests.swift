@@ -1,4 +1,5 @@
 import Contracts
+import Fleet
 import Foundation
 import Kafka
 import OrderFleetTesting
@@ -99,6 +100,45 @@ struct OMSCommandTests {
         let describe = try Self.run(Self.omsBinary, ["topics", "describe", "--brokers", cluster.bootstrapServers])
         #expect(describe.status == 0)
         #expect(describe.output.contains("oms.deadletter\tpartitions=6\treplication.factor=1\tcleanup.policy=delete\tretention.ms=2592000000"))
+    }
+
+    @Test("oms fulfilment import: a vendor's answers into oms.fulfilment.inbound under ids that make a second import the same answers; a wrong file refused naming its line")
+    func fulfilmentImport() async throws {
+        let cluster = try TestCluster.make(.basic)
+        try await cluster.ensureTopics([FulfilmentUpdate.topic])
+        let order = TestCluster.uniqueName("order")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("answers-\(UUID().uuidString).csv")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try """
+            update_id,order_id,location,kind,line_id,quantity,weight_grams,carrier,tracking_number
+            v-1,\(order),SUP-ACME,picked,1,2,,,
+            v-2,\(order),SUP-ACME,shipped,,,1200,ups,1Z999
+            """.write(to: file, atomically: true, encoding: .utf8)
+        for _ in 0..<2 {
+            let imported = try await Self.runOffPool(Self.omsBinary, ["fulfilment", "import", file.path, "--brokers", cluster.bootstrapServers])
+            #expect(imported.status == 0)
+            #expect(imported.output.contains("imported 2 answer(s) into oms.fulfilment.inbound"), "\(imported.output)")
+        }
+        let records = try await TopicScan.records(of: [FulfilmentUpdate.topic], kafka: cluster.configuration, logger: TestCluster.logger)
+            .filter { $0.keyString == order }
+        let envelopes = records.compactMap { try? Envelope.decode($0.eventRecord) }
+        #expect(envelopes.count == 4)
+        #expect(Set(envelopes.map(\.id)).count == 2, "imported twice, two answers: the fulfilment stage skips the repeats by id")
+        let kinds = envelopes.compactMap { if case .fulfilmentUpdate(let update) = $0.event { update.kind } else { nil } }
+        #expect(Set(kinds) == [.picked, .shipped])
+
+        try "update_id,order_id,location,kind\nv-3,\(order),SUP-ACME,shipped\n".write(to: file, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = Self.omsBinary
+        process.arguments = ["fulfilment", "import", file.path, "--brokers", cluster.bootstrapServers]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 64)
+        #expect(message.contains("line 2: update v-3: a shipped answer needs carrier and trackingNumber"), "\(message)")
     }
 
     @Test("oms version names librdkafka's version")
