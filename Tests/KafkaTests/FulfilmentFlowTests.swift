@@ -113,3 +113,113 @@ extension PipelineTests {
         #expect(stock(quiet, "WH-DIRECT") == 3)
     }
 }
+
+extension PipelineTests {
+    @Test("backorders filled first placed first while a new order races for the restock; a pre-order released on its launch date; a pick-up order held at its store and collected")
+    func backordersPreordersAndPickupEndToEnd() async throws {
+        let scenario = try await PipelineScenario.make(rules: """
+            locations:
+              - {id: WH-1, type: warehouse, country: US}
+              - {id: STORE-1, type: store, country: US, fulfilment: request}
+            zones:
+              - {country: US, distances: {WH-1: 10, STORE-1: 20}}
+            fulfilment: {checkIntervalSeconds: 1}
+            """)
+        try await scenario.fixture.cluster.ensureTopics([
+            ShipmentCreated.topic, ShipmentIndexEntry.topic, CommitInventory.topic, CapturePayment.topic, ShippingState.topic,
+            FulfilmentRequested.topic, FulfilmentUpdate.topic, FulfilmentPacked.topic, FulfilmentState.topic, ShipmentDelivered.topic,
+        ])
+        let run = scenario.run
+        let scarce = "\(run)-SCARCE"
+        let preorder = "\(run)-PRE"
+        let inStore = "\(run)-STORE"
+        let launch = Date().addingTimeInterval(8)
+        func product(_ sku: String, launch: Date? = nil) -> Event {
+            CatalogProduct(
+                sku: sku, title: sku, weightGrams: 500, dimensions: Dimensions(lengthMm: 1, widthMm: 1, heightMm: 1), launchDate: launch, blockedCountries: [],
+                hazmat: false, prices: [RegionPrice(region: "US", price: Money(minorUnits: 1_000, currency: .usd))], preorder: launch == nil ? nil : true
+            ).event
+        }
+        func stock(_ sku: String, _ location: String, _ quantity: Int, sequence: Int64 = 1, mode: AdjustmentMode = .absolute) -> Event {
+            AdjustInventory(sku: sku, location: location, mode: mode, quantity: quantity, source: "test", sourceSequence: sequence).event
+        }
+        try await scenario.produce([
+            product(scarce), product(preorder, launch: launch), product(inStore),
+            stock(scarce, "WH-1", 0), stock(preorder, "WH-1", 5), stock(inStore, "STORE-1", 3),
+        ])
+        func runner(_ stage: some Stage) -> StageRunner<some Stage> {
+            StageRunner(stage: stage, configuration: scenario.fixture.configuration(), logger: TestCluster.logger)
+        }
+        let workers = RunningWorkers([
+            runner(IntakeStage(rules: scenario.rules.intake)), runner(PaymentStage(rules: scenario.rules.payment)),
+            runner(FraudVelocityStage(rules: scenario.rules.payment)), runner(InventoryStage()), runner(AllocationStage(rules: scenario.rules)),
+            runner(FulfilmentStage(rules: scenario.rules)), runner(ShippingStage(rules: scenario.rules)),
+        ])
+        func id(_ order: CanonicalOrder) -> String { DeterministicID.orderID(channel: order.channel, externalOrderID: order.externalOrderId) }
+        func shipped() async throws -> [String: [ShipmentCreated]] {
+            var byOrder: [String: [ShipmentCreated]] = [:]
+            for envelope in try await scenario.events(ShipmentCreated.topic) {
+                if case .shipmentCreated(let s) = envelope.event, s.orderId.isEmpty == false { byOrder[s.orderId, default: []].append(s) }
+            }
+            return byOrder
+        }
+        func units(_ shipments: [ShipmentCreated]?) -> Int { (shipments ?? []).flatMap(\.lines).reduce(0) { $0 + $1.quantity } }
+
+        // Two orders of the scarce SKU wait for stock, the first placed first.
+        let first = scenario.canonical("first", lines: [(scarce, 2, 1_000)])
+        try await Task.sleep(for: .milliseconds(20))
+        let second = scenario.canonical("second", lines: [(scarce, 2, 1_000)])
+        var pickup = scenario.canonical("pickup", lines: [(inStore, 1, 1_000)])
+        pickup.pickupLocation = "STORE-1"
+        let early = scenario.canonical("preorder", lines: [(preorder, 1, 1_000)])
+        try await scenario.produce(try [first, second, pickup, early].map { try scenario.inbound($0) })
+        let waiting = try await waitUntil(timeout: .seconds(120)) {
+            let backordered = Set(try await scenario.events(OrderBackordered.topic).compactMap { if case .orderBackordered(let b) = $0.event { b.orderId } else { nil } })
+            return backordered.isSuperset(of: [id(first), id(second)])
+        }
+        try #require(waiting, "both backordered")
+
+        // The supplier's 3 units and a new order for 1 arrive together: the waiting orders come first.
+        let racer = scenario.canonical("racer", lines: [(scarce, 1, 1_000)])
+        try await scenario.produce([stock(scarce, "WH-1", 3, sequence: 2, mode: .delta), try scenario.inbound(racer)])
+        let filled = try await waitUntil(timeout: .seconds(120)) {
+            let s = try await shipped()
+            return units(s[id(first)]) == 2 && units(s[id(second)]) == 1
+        }
+        try #require(filled, "the first filled whole, the second with what was left")
+        #expect(units(try await shipped()[id(racer)]) == 0, "the new order waits behind them")
+        try await scenario.produce([stock(scarce, "WH-1", 2, sequence: 3, mode: .delta)])
+
+        // The pick-up order: the store holds it, the customer collects it.
+        let asked = try await waitUntil(timeout: .seconds(60)) {
+            try await scenario.events(FulfilmentRequested.topic).contains { if case .fulfilmentRequested(let r) = $0.event { r.orderId == id(pickup) } else { false } }
+        }
+        try #require(asked, "the store asked to hold the pick-up order")
+        func answer(_ kind: FulfilmentUpdateKind) -> Event {
+            FulfilmentUpdate(updateId: "\(run)-\(kind.rawValue)", orderId: id(pickup), location: "STORE-1", kind: kind, occurredAt: Date()).event
+        }
+        try await scenario.produce([answer(.readyForPickup)])
+        let held = try await waitUntil(timeout: .seconds(60)) { try await shipped()[id(pickup)] != nil }
+        try #require(held, "a pick-up hand-over")
+        try await scenario.produce([answer(.pickedUp)])
+
+        let settled = try await waitUntil(timeout: .seconds(120)) {
+            let s = try await shipped()
+            guard units(s[id(second)]) == 2, units(s[id(racer)]) == 1, s[id(early)] != nil else { return false }
+            return try await scenario.events(ShipmentDelivered.topic).contains { if case .shipmentDelivered(let d) = $0.event { d.orderId == id(pickup) } else { false } }
+        }
+        let final = try await shipped()
+        let levels = try await scenario.finalLevels()
+        try await workers.stop()
+        #expect(settled, "every order shipped in the end: \(final.mapValues(units))")
+        #expect(units(final[id(first)]) == 2 && (final[id(first)]?.count ?? 0) == 1)
+        #expect((final[id(second)]?.count ?? 0) == 2, "the second filled in two parcels, each with its own id")
+        #expect(Set(final[id(second)]?.map(\.shipmentId) ?? []).count == 2)
+        #expect(levels[scarce]?.locations.first { $0.location == "WH-1" }.map { ($0.onHand, $0.reserved) } ?? (-1, -1) == (0, 0), "never oversold: 5 units, 5 shipped")
+        #expect(levels[scarce]?.waiting == nil)
+        let preShipment = try #require(final[id(early)]?.first)
+        #expect(preShipment.createdAt >= launch, "the pre-order shipped on its launch date, not before (\(preShipment.createdAt) vs \(launch))")
+        let handover = try #require(final[id(pickup)]?.first)
+        #expect(handover.carrier == PickupHandover.carrier && handover.location == "STORE-1")
+    }
+}
