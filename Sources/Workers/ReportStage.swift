@@ -70,6 +70,21 @@ public enum ReportFold {
     public static func fold(_ event: Event, partition: Int32, at time: Date, value: @escaping (String) -> Event?) -> [StateChange] {
         var buckets = Buckets(partition: partition, time: time, value: value)
         switch event {
+        case .orderPlaced, .orderRejected: ordered(event, into: &buckets)
+        case .paymentCaptured, .paymentCaptureFailed, .paymentRefunded, .paymentRefundFailed, .refundPayment: paid(event, into: &buckets)
+        case .invoiceIssued: invoiced(event, into: &buckets)
+        case .orderBackordered, .orderPartiallyAllocated, .inventoryResult, .fulfilmentProgressed, .fulfilmentShort, .fulfilmentOverdue: stocked(event, into: &buckets)
+        case .orderCancelled, .shipmentCreated, .shipmentDelivered, .shipmentDelayed: shipped(event, into: &buckets)
+        case .returnAuthorized, .returnReceived: returned(event, into: &buckets)
+        case .slaAlert, .deadLetter: alerted(event, into: &buckets)
+        default: break
+        }
+        return buckets.changes
+    }
+
+    /// Orders, revenue and units per hour; rejections; the facts later reports need; authorizations.
+    private static func ordered(_ event: Event, into buckets: inout Buckets) {
+        switch event {
         case .orderPlaced(let order):
             let hour = hourKey(order.placedAt)
             buckets.add(Name.orders, "\(hour)/\(order.channel)/\(order.currency.code)", [
@@ -83,6 +98,16 @@ public enum ReportFold {
                     "authorized": 1, "authorizedAmount": order.payment.amount.minorUnits,
                 ])
             }
+        case .orderRejected(let rejected):
+            buckets.add(Name.orders, "\(hourKey(rejected.rejectedAt))/\(rejected.channel)/-", ["rejected": 1])
+        default:
+            break
+        }
+    }
+
+    /// Money the payment provider moved, and refunds asked for.
+    private static func paid(_ event: Event, into buckets: inout Buckets) {
+        switch event {
         case .paymentCaptured(let e):
             buckets.add(Name.payments, "\(dayKey(e.capturedAt))/\(e.amount.currency.code)", ["captured": 1, "capturedAmount": e.amount.minorUnits])
         case .paymentCaptureFailed(let e):
@@ -91,6 +116,16 @@ public enum ReportFold {
             buckets.add(Name.payments, "\(dayKey(e.refundedAt))/\(e.amount.currency.code)", ["refunded": 1, "refundedAmount": e.amount.minorUnits])
         case .paymentRefundFailed(let e):
             buckets.add(Name.payments, "\(dayKey(e.failedAt))/\(e.amount.currency.code)", ["refundFailed": 1, "refundFailedAmount": e.amount.minorUnits])
+        case .refundPayment(let refund):
+            buckets.add(Name.refunds, "\(dayKey(refund.requestedAt))/\(refund.amount.currency.code)", ["refunds": 1, "amount": refund.amount.minorUnits])
+        default:
+            break
+        }
+    }
+
+    /// Invoices and credit notes, and the tax on them.
+    private static func invoiced(_ event: Event, into buckets: inout Buckets) {
+        switch event {
         case .invoiceIssued(let issued):
             let invoice = issued.invoice
             let day = dayKey(invoice.issuedAt)
@@ -105,8 +140,14 @@ public enum ReportFold {
                     "taxable": sign * tax.taxableAmount.minorUnits, "tax": sign * tax.taxAmount.minorUnits,
                 ])
             }
-        case .orderRejected(let rejected):
-            buckets.add(Name.orders, "\(hourKey(rejected.rejectedAt))/\(rejected.channel)/-", ["rejected": 1])
+        default:
+            break
+        }
+    }
+
+    /// Backorders, refused reservations and the locations that confirm their work.
+    private static func stocked(_ event: Event, into buckets: inout Buckets) {
+        switch event {
         case .orderBackordered(let backordered):
             for line in backordered.lines { buckets.add(Name.sku, line.sku, ["backorderedUnits": Int64(line.quantity)]) }
             waiting(backordered.orderId, backordered.lines, since: backordered.decidedAt, in: &buckets)
@@ -116,8 +157,8 @@ public enum ReportFold {
             // The age of a backorder: from its first decision to the first stock that came for it.
             let line = "\(result.orderId)/\(result.lineId)"
             if let since = buckets.values(Name.backorder, line)?["since"] {
-                let day = dayKey(time)
-                buckets.add(Name.locations, "\(day)/-", ["backorderFills": 1, histogramKey("backorder", seconds: (time.millisecondsSince1970 - since) / 1000): 1])
+                let day = dayKey(buckets.time)
+                buckets.add(Name.locations, "\(day)/-", ["backorderFills": 1, histogramKey("backorder", seconds: (buckets.time.millisecondsSince1970 - since) / 1000): 1])
                 buckets.delete(Name.backorder, line)
             }
         case .fulfilmentProgressed(let progress):
@@ -129,6 +170,14 @@ public enum ReportFold {
             buckets.add(Name.locations, "\(dayKey(overdue.detectedAt))/\(overdue.location)", ["overdue": 1])
         case .inventoryResult(let result) where result.outcome == .refused:
             buckets.add(Name.stockouts, "\(result.sku)/\(result.location)", ["refusals": 1, "units": Int64(result.quantity)])
+        default:
+            break
+        }
+    }
+
+    /// Shipments, deliveries, delays and cancels: the fulfilment report and shipped units.
+    private static func shipped(_ event: Event, into buckets: inout Buckets) {
+        switch event {
         case .orderCancelled(let cancelled):
             buckets.add(Name.fulfilment, dayKey(cancelled.cancelledAt), ["cancelled": 1])
             buckets.delete(Name.order, cancelled.orderId)
@@ -157,6 +206,14 @@ public enum ReportFold {
             buckets.add(Name.fulfilment, dayKey(delivery.deliveredAt), update)
         case .shipmentDelayed(let delay):
             buckets.add(Name.fulfilment, dayKey(delay.detectedAt), ["delayed": 1])
+        default:
+            break
+        }
+    }
+
+    /// Returned, restocked and written-off units.
+    private static func returned(_ event: Event, into buckets: inout Buckets) {
+        switch event {
         case .returnAuthorized(let authorized):
             for line in authorized.lines {
                 buckets.add(Name.returns, "\(line.sku)/\(line.reason)", ["units": Int64(line.quantity), "returns": 1])
@@ -166,8 +223,14 @@ public enum ReportFold {
             for line in received.lines {
                 buckets.add(Name.sku, line.sku, [line.disposition == .restock ? "restockedUnits" : "writtenOffUnits": Int64(line.quantity)])
             }
-        case .refundPayment(let refund):
-            buckets.add(Name.refunds, "\(dayKey(refund.requestedAt))/\(refund.amount.currency.code)", ["refunds": 1, "amount": refund.amount.minorUnits])
+        default:
+            break
+        }
+    }
+
+    /// SLA breaches and dead letters.
+    private static func alerted(_ event: Event, into buckets: inout Buckets) {
+        switch event {
         case .slaAlert(let alert):
             buckets.add(Name.sla, "\(dayKey(alert.detectedAt))/\(alert.status.rawValue)", ["breaches": 1])
         case .deadLetter(let letter):
@@ -175,7 +238,6 @@ public enum ReportFold {
         default:
             break
         }
-        return buckets.changes
     }
 
     /// Backordered lines start waiting at their first decision; later decisions keep that time.
