@@ -27,6 +27,20 @@ struct OMSCommandTests {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
+    /// Runs a command to completion; returns its exit status and standard error.
+    static func runForErrors(_ arguments: [String]) throws -> (status: Int32, errors: String) {
+        let process = Process()
+        process.executableURL = omsBinary
+        process.arguments = arguments
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, message)
+    }
+
     /// ``run(_:_:)`` on a thread of its own: waiting for a process must not hold one of the
     /// few threads of Swift's cooperative pool, which an in-process server needs to answer it.
     static func runOffPool(_ executable: URL, _ arguments: [String]) async throws -> (status: Int32, output: String) {
@@ -128,17 +142,9 @@ struct OMSCommandTests {
         #expect(Set(kinds) == [.picked, .shipped])
 
         try "update_id,order_id,location,kind\nv-3,\(order),SUP-ACME,shipped\n".write(to: file, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = Self.omsBinary
-        process.arguments = ["fulfilment", "import", file.path, "--brokers", cluster.bootstrapServers]
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 64)
-        #expect(message.contains("line 2: update v-3: a shipped answer needs carrier and trackingNumber"), "\(message)")
+        let refused = try Self.runForErrors(["fulfilment", "import", file.path, "--brokers", cluster.bootstrapServers])
+        #expect(refused.status == 64)
+        #expect(refused.errors.contains("line 2: update v-3: a shipped answer needs carrier and trackingNumber"), "\(refused.errors)")
     }
 
     @Test("oms version names librdkafka's version")
@@ -151,17 +157,9 @@ struct OMSCommandTests {
 
     @Test("a bad -X property stops oms with librdkafka's message naming the key")
     func badProperty() throws {
-        let process = Process()
-        process.executableURL = Self.omsBinary
-        process.arguments = ["produce", "--brokers", "127.0.0.1:1", "--topic", "t", "-X", "no.such.key=1", "v"]
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus != 0)
-        #expect(message.contains("no.such.key"))
+        let result = try Self.runForErrors(["produce", "--brokers", "127.0.0.1:1", "--topic", "t", "-X", "no.such.key=1", "v"])
+        #expect(result.status != 0)
+        #expect(result.errors.contains("no.such.key"))
     }
 
     @Test("oms report --fx-rates: a bad rates file stops it before Kafka, naming the file and the line")
@@ -169,16 +167,8 @@ struct OMSCommandTests {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("fx-\(UUID().uuidString).csv")
         defer { try? FileManager.default.removeItem(at: file) }
         try "# base: EUR\ndate,currency,rate\n2026-01-01,USD,abc\n".write(to: file, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = Self.omsBinary
-        process.arguments = ["report", "orders", "--brokers", "127.0.0.1:1", "--fx-rates", file.path]
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 64)
-        #expect(message.contains("\(file.path) line 3: rate 'abc' is not a number"), "\(message)")
+        let result = try Self.runForErrors(["report", "orders", "--brokers", "127.0.0.1:1", "--fx-rates", file.path])
+        #expect(result.status == 64)
+        #expect(result.errors.contains("\(file.path) line 3: rate 'abc' is not a number"), "\(result.errors)")
     }
 }
