@@ -100,13 +100,15 @@ enum OrderChanges {
         let charged = state.paidAtCheckout == true || !state.shipments.isEmpty
         let shipping = rule == .share && charged ? shippingShareDue(&state) : 0
         let back = (state.paidAtCheckout == true ? worth.minorUnits : 0) + shipping
-        if back > 0 {
-            outputs.append(RefundPayment(
-                orderId: state.orderId, amount: Money(minorUnits: back, currency: amounts.currency), reason: reason, requestedAt: now,
-                channel: state.channel, authorizationReference: state.authorizationReference
-            ).event)
-        }
+        if back > 0 { outputs.append(refund(state, Money(minorUnits: back, currency: amounts.currency), reason: reason, now: now)) }
         return ShippingMachine.Step(state: state, outputs: outputs)
+    }
+
+    /// Money going back to the order's payment for cancelled units.
+    static func refund(_ state: ShippingState, _ amount: Money, reason: Reason, now: Date) -> Event {
+        RefundPayment(
+            orderId: state.orderId, amount: amount, reason: reason, requestedAt: now, channel: state.channel, authorizationReference: state.authorizationReference
+        ).event
     }
 
     /// The cancelled units' share of the shipping charge not refunded yet, now recorded as

@@ -258,10 +258,7 @@ public enum ShippingMachine {
     static func release(_ state: ShippingState, reason: Reason, now: Date) -> [Event] {
         if state.paidAtCheckout == true, let total = state.totals?.total {
             guard total.minorUnits > 0 else { return [] }
-            return [RefundPayment(
-                orderId: state.orderId, amount: total, reason: reason, requestedAt: now, channel: state.channel,
-                authorizationReference: state.authorizationReference
-            ).event]
+            return [OrderChanges.refund(state, total, reason: reason, now: now)]
         }
         return [VoidPayment(orderId: state.orderId, authorizationReference: state.authorizationReference, reason: reason, requestedAt: now, channel: state.channel).event]
     }
@@ -348,11 +345,8 @@ public enum ShippingMachine {
         if rules.shipping.lineCancelShipping == .share, state.paidAtCheckout != true, state.cancelledLines?.isEmpty == false {
             let due = OrderChanges.shippingShareDue(&state)
             if due > 0 {
-                outputs.append(RefundPayment(
-                    orderId: state.orderId, amount: Money(minorUnits: due, currency: amounts.currency),
-                    reason: Reason(code: OrderChanges.lineCancelRefund, message: "the shipping charge's share of units cancelled before the first shipment"),
-                    requestedAt: now, channel: state.channel, authorizationReference: state.authorizationReference
-                ).event)
+                let reason = Reason(code: OrderChanges.lineCancelRefund, message: "the shipping charge's share of units cancelled before the first shipment")
+                outputs.append(OrderChanges.refund(state, Money(minorUnits: due, currency: amounts.currency), reason: reason, now: now))
             }
         }
         return Step(state: state, outputs: outputs)
