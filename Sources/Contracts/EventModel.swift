@@ -707,39 +707,6 @@ public struct LocationStock: Sendable, Hashable, Codable {
     }
 }
 
-/// Backordered units of one order line waiting for a SKU, kept in the SKU's level so arriving stock fills them first, in order.
-public struct WaitingLine: Sendable, Hashable, Codable {
-    /// Order.
-    public var orderId: String
-    /// Order line.
-    public var lineId: String
-    /// Units still missing.
-    public var quantity: Int
-    /// Locations that may fill it, nearest first (sourcing rules decided them).
-    public var locations: [String]
-    /// Fill rank: lower first (rule `sourcing.backorderOrder`).
-    public var priority: Int
-    /// When the order was placed: first placed, first filled within a rank.
-    public var placedAt: Date
-
-    /// Memberwise initializer; optional fields default to nil.
-    public init(
-        orderId: String,
-        lineId: String,
-        quantity: Int,
-        locations: [String],
-        priority: Int,
-        placedAt: Date
-    ) {
-        self.orderId = orderId
-        self.lineId = lineId
-        self.quantity = quantity
-        self.locations = locations
-        self.priority = priority
-        self.placedAt = placedAt
-    }
-}
-
 /// Availability an inventory refusal reported, which overrides a staler snapshot when allocation re-plans.
 public struct StockObservation: Sendable, Hashable, Codable {
     /// SKU.

@@ -863,20 +863,24 @@ public struct InventoryLevel: Sendable, Hashable, Codable {
     public var locations: [LocationStock]
     /// Last change.
     public var updatedAt: Date
-    /// Backordered order lines waiting for this SKU, in fill order; arriving stock is reserved for them before anything else.
-    public var waiting: [WaitingLine]?
+    /// Key of the first WaitingLine of this SKU in fill order (absent: nobody waits); arriving stock is reserved for the waiting lines before anything else.
+    public var waitingHead: String?
+    /// How many order lines wait for this SKU.
+    public var waitingLines: Int?
 
     /// Memberwise initializer; optional fields default to nil.
     public init(
         sku: String,
         locations: [LocationStock],
         updatedAt: Date,
-        waiting: [WaitingLine]? = nil
+        waitingHead: String? = nil,
+        waitingLines: Int? = nil
     ) {
         self.sku = sku
         self.locations = locations
         self.updatedAt = updatedAt
-        self.waiting = waiting
+        self.waitingHead = waitingHead
+        self.waitingLines = waitingLines
     }
 }
 
@@ -891,6 +895,60 @@ extension InventoryLevel: ContractEvent {
     public var partitionKey: String { sku }
     /// This event wrapped in the ``Event`` sum type.
     public var event: Event { .inventoryLevel(self) }
+}
+
+/// Backordered units of one order line waiting for a SKU, a record of its own next to the SKU's level (so the level stays small); the lines of a SKU are linked in fill order from `InventoryLevel.waitingHead`.
+public struct WaitingLine: Sendable, Hashable, Codable {
+    /// SKU.
+    public var sku: String
+    /// Order.
+    public var orderId: String
+    /// Order line.
+    public var lineId: String
+    /// Units still missing.
+    public var quantity: Int
+    /// Locations that may fill it, nearest first (sourcing rules decided them).
+    public var locations: [String]
+    /// Fill rank: lower first (rule `sourcing.backorderOrder`).
+    public var priority: Int
+    /// When the order was placed: first placed, first filled within a rank.
+    public var placedAt: Date
+    /// Key of the next waiting line in fill order (absent: the last).
+    public var next: String?
+
+    /// Memberwise initializer; optional fields default to nil.
+    public init(
+        sku: String,
+        orderId: String,
+        lineId: String,
+        quantity: Int,
+        locations: [String],
+        priority: Int,
+        placedAt: Date,
+        next: String? = nil
+    ) {
+        self.sku = sku
+        self.orderId = orderId
+        self.lineId = lineId
+        self.quantity = quantity
+        self.locations = locations
+        self.priority = priority
+        self.placedAt = placedAt
+        self.next = next
+    }
+}
+
+extension WaitingLine: ContractEvent {
+    /// `oms.inventory.waiting_line.v1`.
+    public static let eventType = EventType(name: "oms.inventory.waiting_line", version: 1)
+    /// Records of this event go to `oms.inventory.levels`.
+    public static let topic = "oms.inventory.levels"
+    /// The CloudEvents subject (`ce_subject`).
+    public var subject: String { orderId }
+    /// The Kafka record key, per the topic's keying rule.
+    public var partitionKey: String { "\(sku)/\(orderId)/\(lineId)/:waiting" }
+    /// This event wrapped in the ``Event`` sum type.
+    public var event: Event { .waitingLine(self) }
 }
 
 /// One open reservation, kept next to the SKU's level in inventory's changelog so reserve and release are idempotent per order, line and location.
@@ -4914,6 +4972,8 @@ public enum Event: Sendable, Hashable {
     case inventoryResult(InventoryResult)
     /// `oms.inventory.level.v1` on `oms.inventory.levels`.
     case inventoryLevel(InventoryLevel)
+    /// `oms.inventory.waiting_line.v1` on `oms.inventory.levels`.
+    case waitingLine(WaitingLine)
     /// `oms.inventory.reservation.v1` on `oms.inventory.levels`.
     case inventoryReservation(InventoryReservation)
     /// `oms.allocation.state.v1` on `oms.allocation.state`.
@@ -5095,6 +5155,7 @@ public enum Event: Sendable, Hashable {
         case .restockInventory(let value): return value
         case .inventoryResult(let value): return value
         case .inventoryLevel(let value): return value
+        case .waitingLine(let value): return value
         case .inventoryReservation(let value): return value
         case .allocationState(let value): return value
         case .orderAllocated(let value): return value
@@ -5202,6 +5263,7 @@ public enum EventRegistry {
             RestockInventory.self,
             InventoryResult.self,
             InventoryLevel.self,
+            WaitingLine.self,
             InventoryReservation.self,
             AllocationState.self,
             OrderAllocated.self,

@@ -143,7 +143,7 @@ public enum TopicCatalog {
             name: "oms.inventory.results", key: "orderId", cleanupPolicy: .delete, coPartitionGroup: order,
             writers: ["inventory"], readers: ["allocation", "report"]),
         TopicSpec(
-            name: "oms.inventory.levels", key: "sku[/orderId/lineId/location]", cleanupPolicy: .compact, coPartitionGroup: inventory,
+            name: "oms.inventory.levels", key: "sku[/orderId/lineId/location or :waiting]", cleanupPolicy: .compact, coPartitionGroup: inventory,
             writers: ["inventory"], readers: ["inventory", "allocation", "returns", "gateway", "stock-feed"]),
         TopicSpec(
             name: "oms.allocation.state", key: "orderId", cleanupPolicy: .compact, coPartitionGroup: order,

@@ -54,7 +54,12 @@ public struct InventoryStage: Stage {
             if case .inventoryReservation(let stored) = state.value(key) { return stored }
             return nil
         }
-        let change = try InventoryLedger.apply(input.event, to: &level, reservation: reservation, commandId: input.envelope.id, now: input.now)
+        func waiting(_ key: String) -> WaitingLine? {
+            if case .waitingLine(let stored) = state.value(key) { return stored }
+            return nil
+        }
+        let change = try InventoryLedger.apply(
+            input.event, to: &level, reservation: reservation, waiting: waiting, commandId: input.envelope.id, now: input.now)
         var outcome = StageOutcome(outputs: ((change.result.map { [$0] } ?? []) + change.fills).map { StageOutput($0.event) })
         if change.levelChanged {
             level.updatedAt = input.now
@@ -75,7 +80,7 @@ public enum InventoryLedger {
         public var fills: [InventoryResult] = []
         /// Whether the level changed (and must be written).
         public var levelChanged: Bool
-        /// Reservation records written or deleted.
+        /// Reservation and waiting-line records written or deleted.
         public var reservationChanges: [StateChange]
     }
 
@@ -89,33 +94,39 @@ public enum InventoryLedger {
         max(0, stock.onHand - stock.reserved - stock.safetyStock)
     }
 
-    /// Applies `command` to `level`; `reservation` looks up open reservations by key.
-    /// Stock the command frees or brings (a release, a count, a restock) and a line that
-    /// starts waiting go to the waiting lines first, in fill order (``fill(_:reservation:commandId:now:)``).
+    /// Applies `command` to `level`; `reservation` and `waiting` look up open
+    /// reservations and waiting lines by key. Stock the command frees or brings (a
+    /// release, a count, a restock) and a line that starts waiting go to the waiting
+    /// lines first, in fill order (``fill(_:reservation:waiting:commandId:now:)``).
     public static func apply(
-        _ command: Event, to level: inout InventoryLevel, reservation: (String) -> InventoryReservation?, commandId: String, now: Date
+        _ command: Event, to level: inout InventoryLevel, reservation: (String) -> InventoryReservation?,
+        waiting: @escaping (String) -> WaitingLine? = { _ in nil }, commandId: String, now: Date
     ) throws(StageFailure) -> Change {
-        var change = try applyCommand(command, to: &level, reservation: reservation, commandId: commandId, now: now)
+        var change = try applyCommand(command, to: &level, reservation: reservation, waiting: waiting, commandId: commandId, now: now)
         switch command {
         case .releaseInventory, .adjustInventory, .restockInventory, .waitForStock: break
         default: return change
         }
-        guard level.waiting?.isEmpty == false else { return change }
-        // The fill must see what the command itself did to reservations.
+        guard level.waitingHead != nil else { return change }
+        // The fill must see what the command itself did to the records.
         var own: [String: StateChange] = [:]
         for record in change.reservationChanges { own[record.key] = record }
-        let filled = fill(&level, reservation: { key in
-            guard let record = own[key] else { return reservation(key) }
-            if case .put(.inventoryReservation(let kept)) = record { return kept }
-            return nil
-        }, commandId: commandId, now: now)
+        let filled = fill(
+            &level,
+            reservation: { key in
+                guard let record = own[key] else { return reservation(key) }
+                if case .put(.inventoryReservation(let kept)) = record { return kept }
+                return nil
+            },
+            waiting: { key in
+                guard let record = own[key] else { return waiting(key) }
+                if case .put(.waitingLine(let kept)) = record { return kept }
+                return nil
+            }, commandId: commandId, now: now)
         guard !filled.results.isEmpty else { return change }
         change.fills = filled.results
         change.levelChanged = true
-        for record in filled.reservations {
-            let put = StateChange.put(record.event)
-            own[put.key] = put
-        }
+        for record in filled.records { own[record.key] = record }
         change.reservationChanges = own.keys.sorted().compactMap { own[$0] }
         return change
     }
@@ -124,33 +135,42 @@ public enum InventoryLedger {
     /// takes what its locations have free, nearest first, until it has all it misses.
     /// Inventory is the one writer of the SKU, so no new order can take the stock first.
     public static func fill(
-        _ level: inout InventoryLevel, reservation: (String) -> InventoryReservation?, commandId: String, now: Date
-    ) -> (results: [InventoryResult], reservations: [InventoryReservation]) {
-        guard var waiting = level.waiting, !waiting.isEmpty else { return ([], []) }
+        _ level: inout InventoryLevel, reservation: (String) -> InventoryReservation?, waiting: @escaping (String) -> WaitingLine?, commandId: String, now: Date
+    ) -> (results: [InventoryResult], records: [StateChange]) {
+        var queue = WaitingQueue(lookup: waiting)
         var results: [InventoryResult] = []
         var touched: [String: InventoryReservation] = [:]
-        for index in waiting.indices {
-            let locations = waiting[index].locations.isEmpty ? level.locations.map(\.location) : waiting[index].locations
-            for location in locations {
-                guard waiting[index].quantity > 0, let at = level.locations.firstIndex(where: { $0.location == location }) else { continue }
-                let units = min(waiting[index].quantity, available(level.locations[at]))
+        for key in queue.keys(from: level.waitingHead) {
+            guard var line = queue.line(key) else { continue }
+            let before = line.quantity
+            for location in line.locations.isEmpty ? level.locations.map(\.location) : line.locations {
+                guard line.quantity > 0, let at = level.locations.firstIndex(where: { $0.location == location }) else { continue }
+                let units = min(line.quantity, available(level.locations[at]))
                 guard units > 0 else { continue }
-                let line = waiting[index]
                 level.locations[at].reserved += units
-                waiting[index].quantity -= units
-                let key = reservationKey(sku: level.sku, orderId: line.orderId, lineId: line.lineId, location: location)
-                var record = touched[key] ?? reservation(key)
+                line.quantity -= units
+                let reservationKey = reservationKey(sku: level.sku, orderId: line.orderId, lineId: line.lineId, location: location)
+                var record = touched[reservationKey] ?? reservation(reservationKey)
                     ?? InventoryReservation(sku: level.sku, orderId: line.orderId, lineId: line.lineId, location: location, quantity: 0, reservedAt: now)
                 record.quantity += units
-                touched[key] = record
+                touched[reservationKey] = record
                 results.append(InventoryResult(
                     orderId: line.orderId, lineId: line.lineId, sku: level.sku, location: location, quantity: units, outcome: .backorderFilled,
                     commandId: commandId))
             }
+            if line.quantity <= 0 {
+                queue.remove(key, from: &level)
+            } else if line.quantity != before {
+                queue.put(line)
+            }
         }
-        waiting.removeAll { $0.quantity <= 0 }
-        level.waiting = waiting.isEmpty ? nil : waiting
-        return (results, touched.keys.sorted().compactMap { touched[$0] })
+        return (results, touched.keys.sorted().compactMap { touched[$0].map { StateChange.put($0.event) } } + queue.changes)
+    }
+
+    /// The lines waiting for `level`'s SKU, in fill order.
+    public static func waitingLines(of level: InventoryLevel, lookup: @escaping (String) -> WaitingLine?) -> [WaitingLine] {
+        let queue = WaitingQueue(lookup: lookup)
+        return queue.keys(from: level.waitingHead).compactMap(queue.line)
     }
 
     /// Where a waiting line goes among the others: by rank, then placement, then id.
@@ -158,8 +178,77 @@ public enum InventoryLedger {
         (a.priority, a.placedAt, a.orderId, a.lineId) < (b.priority, b.placedAt, b.orderId, b.lineId)
     }
 
+    /// The waiting lines of one SKU, linked in fill order from its level's `waitingHead`,
+    /// each a record of its own so the level stays small; reads see the changes not yet
+    /// written.
+    struct WaitingQueue {
+        let lookup: (String) -> WaitingLine?
+        private var changed: [String: WaitingLine?] = [:]
+
+        init(lookup: @escaping (String) -> WaitingLine?) { self.lookup = lookup }
+
+        func line(_ key: String) -> WaitingLine? {
+            if let change = changed[key] { return change }
+            return lookup(key)
+        }
+
+        /// The keys from `head` on, in fill order.
+        func keys(from head: String?) -> [String] {
+            var keys: [String] = []
+            var next = head
+            while let key = next, let line = line(key), keys.count <= 10_000_000 {
+                keys.append(key)
+                next = line.next
+            }
+            return keys
+        }
+
+        /// Writes `line` where it already is.
+        mutating func put(_ line: WaitingLine) { changed[line.partitionKey] = line }
+
+        /// Links `line` in after the lines that wait before it.
+        mutating func insert(_ line: WaitingLine, into level: inout InventoryLevel) {
+            var line = line
+            let before = keys(from: level.waitingHead).last { key in self.line(key).map { waitsBefore($0, line) } ?? false }
+            if let before, var previous = self.line(before) {
+                line.next = previous.next
+                previous.next = line.partitionKey
+                changed[before] = previous
+            } else {
+                line.next = level.waitingHead
+                level.waitingHead = line.partitionKey
+            }
+            changed[line.partitionKey] = line
+            level.waitingLines = (level.waitingLines ?? 0) + 1
+        }
+
+        /// Unlinks and deletes the line at `key`.
+        mutating func remove(_ key: String, from level: inout InventoryLevel) {
+            let order = keys(from: level.waitingHead)
+            guard let index = order.firstIndex(of: key) else { return }
+            let next = line(key)?.next
+            if index == 0 {
+                level.waitingHead = next
+            } else if var previous = line(order[index - 1]) {
+                previous.next = next
+                changed[order[index - 1]] = previous
+            }
+            changed[key] = .some(nil)
+            let left = (level.waitingLines ?? 1) - 1
+            level.waitingLines = left > 0 ? left : nil
+        }
+
+        var changes: [StateChange] {
+            changed.keys.sorted().map { key in
+                if case .some(.some(let line)) = changed[key] { return .put(line.event) }
+                return .delete(key: key)
+            }
+        }
+    }
+
     private static func applyCommand(
-        _ command: Event, to level: inout InventoryLevel, reservation: (String) -> InventoryReservation?, commandId: String, now: Date
+        _ command: Event, to level: inout InventoryLevel, reservation: (String) -> InventoryReservation?, waiting: @escaping (String) -> WaitingLine?,
+        commandId: String, now: Date
     ) throws(StageFailure) -> Change {
         switch command {
         case .reserveInventory(let c):
@@ -241,14 +330,21 @@ public enum InventoryLedger {
             return Change(result: result, levelChanged: true, reservationChanges: [])
 
         case .waitForStock(let c):
-            var waiting = (level.waiting ?? []).filter { !($0.orderId == c.orderId && $0.lineId == c.lineId) }
-            if c.quantity > 0 {
-                waiting.append(WaitingLine(orderId: c.orderId, lineId: c.lineId, quantity: c.quantity, locations: c.locations, priority: c.priority, placedAt: c.placedAt))
-                waiting.sort(by: waitsBefore)
+            var queue = WaitingQueue(lookup: waiting)
+            let wanted = WaitingLine(
+                sku: c.sku, orderId: c.orderId, lineId: c.lineId, quantity: c.quantity, locations: c.locations, priority: c.priority, placedAt: c.placedAt)
+            let existing = queue.line(wanted.partitionKey)
+            if var kept = existing, c.quantity > 0, kept.priority == c.priority, kept.placedAt == c.placedAt {
+                // Its place in the order stays: only what it waits for changes.
+                guard kept.quantity != c.quantity || kept.locations != c.locations else { return Change(result: nil, levelChanged: false, reservationChanges: []) }
+                kept.quantity = c.quantity
+                kept.locations = c.locations
+                queue.put(kept)
+                return Change(result: nil, levelChanged: false, reservationChanges: queue.changes)
             }
-            let changed = waiting != (level.waiting ?? [])
-            level.waiting = waiting.isEmpty ? nil : waiting
-            return Change(result: nil, levelChanged: changed, reservationChanges: [])
+            if existing != nil { queue.remove(wanted.partitionKey, from: &level) }
+            if c.quantity > 0 { queue.insert(wanted, into: &level) }
+            return Change(result: nil, levelChanged: existing != nil || c.quantity > 0, reservationChanges: queue.changes)
 
         default:
             throw .rejected("inventory does not handle \(command.payload)")

@@ -189,8 +189,10 @@ actor DemoLocations {
     static func backorderInvariant(levels: GlobalTable, restocked: Bool) -> DemoSummary.Invariant {
         var problems: [String] = []
         var waiting = 0
-        for case .inventoryLevel(let level) in levels.values.values {
-            for line in level.waiting ?? [] {
+        let records = levels.values
+        for case .inventoryLevel(let level) in records.values {
+            let lines = InventoryLedger.waitingLines(of: level) { key in if case .waitingLine(let line)? = records[key] { line } else { nil } }
+            for line in lines {
                 waiting += 1
                 let free = level.locations.filter { line.locations.isEmpty || line.locations.contains($0.location) }.map(InventoryLedger.available).reduce(0, +)
                 if free > 0 { problems.append("\(line.orderId) line \(line.lineId) waits for \(line.quantity) × \(level.sku) while \(free) are free") }

@@ -218,7 +218,7 @@ extension PipelineTests {
         #expect((final[id(second)]?.count ?? 0) == 2, "the second filled in two parcels, each with its own id")
         #expect(Set(final[id(second)]?.map(\.shipmentId) ?? []).count == 2)
         #expect(levels[scarce]?.locations.first { $0.location == "WH-1" }.map { ($0.onHand, $0.reserved) } ?? (-1, -1) == (0, 0), "never oversold: 5 units, 5 shipped")
-        #expect(levels[scarce]?.waiting == nil)
+        #expect(levels[scarce]?.waitingHead == nil, "nobody waits any more")
         let preShipment = try #require(final[id(early)]?.first)
         #expect(preShipment.createdAt >= launch, "the pre-order shipped on its launch date, not before (\(preShipment.createdAt) vs \(launch))")
         let handover = try #require(final[id(pickup)]?.first)

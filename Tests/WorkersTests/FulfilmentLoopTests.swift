@@ -357,7 +357,10 @@ private typealias F = PipelineFixtures
             Issue.record("no level")
             return
         }
-        #expect(level.waiting?.map(\.orderId) == [second.orderId, third.orderId])
+        let inventory = loop.inventory
+        let queue = InventoryLedger.waitingLines(of: level) { key in if case .waitingLine(let line)? = inventory.value(key) { line } else { nil } }
+        #expect(queue.map(\.orderId) == [second.orderId, third.orderId])
+        #expect(level.waitingLines == 2)
         #expect(level.locations.first { $0.location == "WH-B" }.map(InventoryLedger.available) == 0, "never oversold")
 
         loop.send(RestockInventory(orderId: "returned", returnId: "r-1", sku: "SKU-A", location: "WH-B", quantity: 2).event)
@@ -367,51 +370,77 @@ private typealias F = PipelineFixtures
         #expect(secondParcels.count == 2 && Set(secondParcels.map(\.shipmentId)).count == 2, "a second parcel from the same location has its own id")
         #expect(loop.view(second.orderId)?.status == .shipped)
         guard case .inventoryLevel(let after)? = loop.inventory.value("SKU-A") else { return }
-        #expect(after.waiting == nil, "nobody waits any more")
+        #expect(after.waitingHead == nil && after.waitingLines == nil, "nobody waits any more")
         #expect(after.locations.first { $0.location == "WH-B" } == F.stock("WH-B", onHand: 0, sequence: 2), "everything shipped and committed")
     }
 
+    /// One SKU's level and its records, as inventory's changelog would hold them.
+    struct Ledger {
+        var level: InventoryLevel
+        var records: [String: Event] = [:]
+
+        init(_ stocks: [LocationStock]) { level = InventoryLevel(sku: "SKU-A", locations: stocks, updatedAt: F.now) }
+
+        @discardableResult
+        mutating func apply(_ command: Event) throws -> InventoryLedger.Change {
+            let records = records
+            let change = try InventoryLedger.apply(
+                command, to: &level,
+                reservation: { key in if case .inventoryReservation(let r)? = records[key] { r } else { nil } },
+                waiting: { key in if case .waitingLine(let w)? = records[key] { w } else { nil } }, commandId: "c", now: F.now)
+            for record in change.reservationChanges {
+                switch record {
+                case .put(let value): self.records[record.key] = value
+                case .delete(let key): self.records[key] = nil
+                }
+            }
+            return change
+        }
+
+        var waiting: [String] {
+            let records = records
+            return InventoryLedger.waitingLines(of: level) { key in if case .waitingLine(let w)? = records[key] { w } else { nil } }.map(\.orderId)
+        }
+    }
+
     @Test func aFasterPaidServiceIsFilledFirstWhenTheRuleSaysSo() throws {
-        let level = InventoryLevel(
-            sku: "SKU-A", locations: [F.stock("WH-1", onHand: 0)], updatedAt: F.now,
-            waiting: nil)
-        var current = level
+        var ledger = Ledger([F.stock("WH-1", onHand: 0)])
         let standard = WaitForStock(orderId: "o-std", lineId: "1", sku: "SKU-A", quantity: 1, locations: ["WH-1"], priority: BackorderFillOrder.serviceLevel.rank(.standard), placedAt: F.placedAt)
         let express = WaitForStock(
             orderId: "o-exp", lineId: "1", sku: "SKU-A", quantity: 1, locations: ["WH-1"], priority: BackorderFillOrder.serviceLevel.rank(.nextDay),
             placedAt: F.placedAt.addingTimeInterval(3_600))
-        for command in [standard.event, express.event] {
-            _ = try InventoryLedger.apply(command, to: &current, reservation: { _ in nil }, commandId: "c", now: F.now)
-        }
-        #expect(current.waiting?.map(\.orderId) == ["o-exp", "o-std"], "next day before standard, though placed later")
-        let change = try InventoryLedger.apply(
-            AdjustInventory(sku: "SKU-A", location: "WH-1", mode: .delta, quantity: 1, source: "wms", sourceSequence: 1).event, to: &current,
-            reservation: { _ in nil }, commandId: "adjust", now: F.now)
+        let late = WaitForStock(
+            orderId: "o-late", lineId: "1", sku: "SKU-A", quantity: 1, locations: ["WH-1"], priority: BackorderFillOrder.serviceLevel.rank(.standard),
+            placedAt: F.placedAt.addingTimeInterval(7_200))
+        for command in [standard.event, late.event, express.event] { try ledger.apply(command) }
+        #expect(ledger.waiting == ["o-exp", "o-std", "o-late"], "next day before standard, though placed later; then first placed")
+        #expect(ledger.level.waitingLines == 3)
+        let change = try ledger.apply(AdjustInventory(sku: "SKU-A", location: "WH-1", mode: .delta, quantity: 1, source: "wms", sourceSequence: 1).event)
         #expect(change.fills.map(\.orderId) == ["o-exp"])
         #expect(change.fills.first?.outcome == .backorderFilled)
-        #expect(current.waiting?.map(\.orderId) == ["o-std"])
-        #expect(current.locations.first?.reserved == 1)
-        #expect(change.reservationChanges.count == 1, "the filled units are a reservation of their own")
+        #expect(ledger.waiting == ["o-std", "o-late"])
+        #expect(ledger.level.locations.first?.reserved == 1)
+        #expect(ledger.records.values.filter { if case .inventoryReservation = $0 { true } else { false } }.count == 1, "the filled units are a reservation of their own")
+        // A line that waits for fewer units keeps its place.
+        var fewer = late
+        fewer.quantity = 1
+        try ledger.apply(fewer.event)
+        #expect(ledger.waiting == ["o-std", "o-late"])
     }
 
     @Test func aLineWaitsOnlyForItsLocationsAndStopsWaitingAtZero() throws {
-        var level = InventoryLevel(sku: "SKU-A", locations: [F.stock("STORE-1", onHand: 0), F.stock("WH-1", onHand: 0)], updatedAt: F.now)
+        var ledger = Ledger([F.stock("STORE-1", onHand: 0), F.stock("WH-1", onHand: 0)])
         let pickup = WaitForStock(orderId: "o-pu", lineId: "1", sku: "SKU-A", quantity: 1, locations: ["STORE-1"], priority: 0, placedAt: F.placedAt)
         let anywhere = WaitForStock(orderId: "o-any", lineId: "1", sku: "SKU-A", quantity: 1, locations: ["WH-1", "STORE-1"], priority: 0, placedAt: F.placedAt.addingTimeInterval(60))
-        for command in [pickup.event, anywhere.event] {
-            _ = try InventoryLedger.apply(command, to: &level, reservation: { _ in nil }, commandId: "c", now: F.now)
-        }
-        let warehouse = try InventoryLedger.apply(
-            AdjustInventory(sku: "SKU-A", location: "WH-1", mode: .absolute, quantity: 1, source: "wms", sourceSequence: 1).event, to: &level,
-            reservation: { _ in nil }, commandId: "a", now: F.now)
+        for command in [pickup.event, anywhere.event] { try ledger.apply(command) }
+        let warehouse = try ledger.apply(AdjustInventory(sku: "SKU-A", location: "WH-1", mode: .absolute, quantity: 1, source: "wms", sourceSequence: 1).event)
         #expect(warehouse.fills.map(\.orderId) == ["o-any"], "the pick-up order waits for its store")
         var stopped = pickup
         stopped.quantity = 0
-        _ = try InventoryLedger.apply(stopped.event, to: &level, reservation: { _ in nil }, commandId: "s", now: F.now)
-        #expect(level.waiting == nil)
-        let store = try InventoryLedger.apply(
-            AdjustInventory(sku: "SKU-A", location: "STORE-1", mode: .absolute, quantity: 1, source: "pos", sourceSequence: 1).event, to: &level,
-            reservation: { _ in nil }, commandId: "b", now: F.now)
+        try ledger.apply(stopped.event)
+        #expect(ledger.level.waitingHead == nil && ledger.waiting.isEmpty)
+        #expect(!ledger.records.values.contains { if case .waitingLine = $0 { true } else { false } }, "the record is deleted")
+        let store = try ledger.apply(AdjustInventory(sku: "SKU-A", location: "STORE-1", mode: .absolute, quantity: 1, source: "pos", sourceSequence: 1).event)
         #expect(store.fills.isEmpty, "nobody waits for the store any more")
     }
 

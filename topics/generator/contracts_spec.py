@@ -277,13 +277,6 @@ S("LocationStock", "Stock of one SKU at one location; available = onHand - reser
     ("safetyStock", "Int", "Units never promised.", {"minimum": 0}),
     ("lastSourceSequence", "Int64?", "Last applied WMS/ERP adjustment sequence, to drop stale adjustments."),
 ])
-S("WaitingLine", "Backordered units of one order line waiting for a SKU, kept in the SKU's level so arriving stock fills them first, in order.", [
-    ("orderId", "String", "Order."), ("lineId", "String", "Order line."),
-    ("quantity", "Int", "Units still missing.", {"minimum": 1}),
-    ("locations", "[String]", "Locations that may fill it, nearest first (sourcing rules decided them)."),
-    ("priority", "Int", "Fill rank: lower first (rule `sourcing.backorderOrder`)."),
-    ("placedAt", "Date", "When the order was placed: first placed, first filled within a rank."),
-])
 S("StockObservation", "Availability an inventory refusal reported, which overrides a staler snapshot when allocation re-plans.", [
     ("sku", "String", "SKU."),
     ("location", "String", "Location."),
@@ -612,7 +605,17 @@ EV("InventoryLevel", "oms.inventory.level", 1, "oms.inventory.levels", "sku", "s
     ("sku", "String", "SKU; the record key."),
     ("locations", "[LocationStock]", "Stock per location, sorted by location id."),
     ("updatedAt", "Date", "Last change."),
-    ("waiting", "[WaitingLine]?", "Backordered order lines waiting for this SKU, in fill order; arriving stock is reserved for them before anything else."),
+    ("waitingHead", "String?", "Key of the first WaitingLine of this SKU in fill order (absent: nobody waits); arriving stock is reserved for the waiting lines before anything else."),
+    ("waitingLines", "Int?", "How many order lines wait for this SKU."),
+])
+EV("WaitingLine", "oms.inventory.waiting_line", 1, "oms.inventory.levels", '"\\(sku)/\\(orderId)/\\(lineId)/:waiting"', ORDER_KEY,
+   "Backordered units of one order line waiting for a SKU, a record of its own next to the SKU's level (so the level stays small); the lines of a SKU are linked in fill order from `InventoryLevel.waitingHead`.", [
+    ("sku", "String", "SKU."), ("orderId", "String", "Order."), ("lineId", "String", "Order line."),
+    ("quantity", "Int", "Units still missing.", {"minimum": 1}),
+    ("locations", "[String]", "Locations that may fill it, nearest first (sourcing rules decided them)."),
+    ("priority", "Int", "Fill rank: lower first (rule `sourcing.backorderOrder`)."),
+    ("placedAt", "Date", "When the order was placed: first placed, first filled within a rank."),
+    ("next", "String?", "Key of the next waiting line in fill order (absent: the last)."),
 ])
 EV("InventoryReservation", "oms.inventory.reservation", 1, "oms.inventory.levels", '"\\(sku)/\\(orderId)/\\(lineId)/\\(location)"', ORDER_KEY,
    "One open reservation, kept next to the SKU's level in inventory's changelog so reserve and release are idempotent per order, line and location.", [
@@ -1323,7 +1326,7 @@ TOPICS = [
     ("oms.payments.holds", "orderId", "compact", None, "order", ["payment"], ["payment"]),
     ("oms.inventory.commands", "sku", "delete", None, "inventory", ["allocation", "shipping", "returns", "ops"], ["inventory"]),
     ("oms.inventory.results", "orderId", "delete", None, "order", ["inventory"], ["allocation", "report"]),
-    ("oms.inventory.levels", "sku[/orderId/lineId/location]", "compact", None, "inventory", ["inventory"], ["inventory", "allocation", "returns", "gateway", "stock-feed"]),
+    ("oms.inventory.levels", "sku[/orderId/lineId/location or :waiting]", "compact", None, "inventory", ["inventory"], ["inventory", "allocation", "returns", "gateway", "stock-feed"]),
     ("oms.allocation.state", "orderId", "compact", None, "order", ["allocation"], ["allocation"]),
     ("oms.orders.allocated", "orderId", "delete", None, "order", ["allocation"], ["fulfilment", "shipping", "returns", "view", "report"]),
     ("oms.orders.commands", "orderId", "delete", None, "order", ["gateway", "ops", "intake", "returns"], ["payment", "shipping"]),
