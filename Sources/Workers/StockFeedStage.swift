@@ -96,7 +96,7 @@ public struct StockFeedStage: Stage {
         case .stockResync(let request):
             guard case .stockFeedState(let stored) = state.value(request.sku) else { return .none }
             return StockFeed.resync(stored, channel: request.channel, now: input.now).outcome
-        case .inventoryReservation:
+        case .inventoryReservation, .waitingLine:
             return .none
         default:
             throw .rejected("stock-feed does not handle \(input.envelope.type)")

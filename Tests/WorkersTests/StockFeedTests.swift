@@ -77,13 +77,16 @@ struct StockFeedTests {
         #expect(StockFeed.resync(state, channel: "shopify", now: F.now).updates.map(\.quantity) == [20])
     }
 
-    @Test("the stage: levels in, updates out; reservations ignored; the timer releases held increases; resync answered")
+    @Test("the stage: levels in, updates out; reservations and waiting lines ignored; the timer releases held increases; resync answered")
     func stage() throws {
         var driver = StageDriver(stage: StockFeedStage(rules: Self.rules))
         let first = driver.handle(F.envelope("l1", Self.level([F.stock("WH-1", onHand: 20)]).event), offset: 0, now: F.now)
         #expect(F.events(first).count == 2)
         let reservation = InventoryReservation(sku: "SKU-A", orderId: "o", lineId: "1", location: "WH-1", quantity: 1, reservedAt: F.now)
         #expect(F.events(driver.handle(F.envelope("r", reservation.event), offset: 1, now: F.now)).isEmpty)
+        let waiting = WaitingLine(sku: "SKU-A", orderId: "o", lineId: "2", quantity: 1, locations: ["WH-1"], priority: 0, placedAt: F.now)
+        let waited = driver.handle(F.envelope("w", waiting.event), offset: 1, now: F.now)
+        #expect(F.events(waited).isEmpty && F.failure(waited) == nil, "a waiting line is not stock: ignored, not dead-lettered")
         #expect(F.events(driver.handle(F.envelope("l2", Self.level([F.stock("WH-1", onHand: 30)]).event), offset: 2, now: F.now)).isEmpty)
         let fired = driver.tick(now: F.now.addingTimeInterval(60))
         #expect(fired.flatMap { F.events($0) }.count == 2)
