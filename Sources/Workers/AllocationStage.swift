@@ -169,8 +169,9 @@ public enum AllocationMachine {
                 orderId: state.orderId, allocations: state.reserved, backordered: state.backordered, policy: state.policy ?? .backorder, decidedAt: now
             ).event
         case .backordered:
-            let reason = Reason(code: "insufficient_stock", message: "no location has enough free stock for \(state.backordered.map { "\($0.quantity) × \($0.sku)" }.joined(separator: ", "))")
-            decision = OrderBackordered(orderId: state.orderId, lines: state.backordered, policy: state.policy ?? .backorder, reasons: [reason], decidedAt: now).event
+            decision = OrderBackordered(
+                orderId: state.orderId, lines: state.backordered, policy: state.policy ?? .backorder, reasons: [insufficientStock(state.backordered)], decidedAt: now
+            ).event
         case .reserving:
             // The round in flight decides, with the launch behind it.
             return nil
@@ -477,7 +478,7 @@ public enum AllocationMachine {
         }
         let policy = rules.sourcing.backorderPolicy
         state.policy = policy
-        let reason = Reason(code: "insufficient_stock", message: "no location has enough free stock for \(missing.map { "\($0.quantity) × \($0.sku)" }.joined(separator: ", "))")
+        let reason = insufficientStock(missing)
         switch policy {
         case .holdOrder:
             // Nothing ships until everything can: give back what was held.
@@ -578,6 +579,11 @@ public enum AllocationMachine {
             .map { ($0.id, rules.distance(to: $0, country: state.destinationCountry?.code, postalCode: state.destinationPostalCode)) }
             .sorted { ($0.1, $0.0) < ($1.1, $1.0) }
             .map(\.0)
+    }
+
+    /// Why units are backordered.
+    private static func insufficientStock(_ missing: [BackorderedLine]) -> Reason {
+        Reason(code: "insufficient_stock", message: "no location has enough free stock for \(missing.map { "\($0.quantity) × \($0.sku)" }.joined(separator: ", "))")
     }
 
     private static func release(_ allocation: LineAllocation, orderId: String, reason: String, now: Date) -> Event {

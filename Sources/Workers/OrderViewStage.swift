@@ -174,6 +174,10 @@ public enum OrderViewFolder {
             notes.append(Note(key: "store_credit/\(appeased.appeasementId)", kind: .storeCredit, data: ["amount": "\(appeased.amount)"]))
         case .fulfilmentProgressed(let progress):
             fulfilled(progress, into: &view)
+        case .fulfilmentShort(let short) where short.cause != .withdrawn:
+            // One message per request that came up short, however many steps re-sourcing takes.
+            let items = short.lines.map { "\($0.quantity) × \($0.sku)" }.joined(separator: ", ")
+            notes.append(Note(key: "changed/short/\(short.requestId)", kind: .orderChanged, data: ["change": "split", "splitItems": items]))
         case .paymentDeclined, .paymentHeld, .orderBackordered, .fulfilmentShort, .cancelRejected, .orderAppeased, .appeasementRejected, .orderChangeRejected:
             // On the timeline only: an appeasement's money is its RefundPayment's entry.
             break

@@ -177,6 +177,7 @@ private typealias F = PipelineFixtures
         #expect(loop.stock("SKU-A", "WH-A") == F.stock("WH-A", onHand: 3, sequence: 1))
         #expect(loop.stock("SKU-A", "WH-B") == F.stock("WH-B", onHand: 4, sequence: 1))
         #expect(loop.view(orderId)?.status == .shipped)
+        #expect(loop.notifications.filter { $0 == .orderChanged }.count == 1, "one message for the change, not one per step")
     }
 
     @Test func aShortPickNothingElseHasIsBackordered() throws {
@@ -199,6 +200,7 @@ private typealias F = PipelineFixtures
         #expect(loop.shipments.map(\.location) == ["WH-B"])
         #expect(loop.shipments.first?.lines == [F.shipmentLine("1", "SKU-A", 2)])
         #expect(loop.view(orderId)?.fulfilment?.map(\.status) == [.withdrawn])
+        #expect(loop.notifications.filter { $0 == .orderChanged }.count == 1)
         // A packed answer after the rejection is too late: nothing more ships.
         loop.answer(orderId, "WH-A", .packed, parcels: [PackedParcel(weightGrams: 600)])
         #expect(loop.shipments.count == 1)
@@ -223,6 +225,7 @@ private typealias F = PipelineFixtures
         #expect(loop.shorts.map(\.cause) == [.withdrawn])
         #expect(loop.shipments.map(\.location) == ["WH-B"])
         #expect(loop.stock("SKU-A", "WH-A") == F.stock("WH-A", onHand: 5, sequence: 1), "released, count untouched")
+        #expect(!loop.notifications.contains(.orderChanged), "a withdrawal is not the customer's business")
 
         loop.tick(at: F.now.addingTimeInterval(9_000))
         #expect(loop.withdrawals.count == 1, "withdrawn once")
