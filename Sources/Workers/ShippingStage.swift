@@ -91,11 +91,13 @@ public struct CarrierChoice: Sendable, Hashable {
 
 /// Ships allocated orders and decides cancellations.
 ///
-/// Per allocated location it creates one shipment: carrier and service from the rate
-/// table (``CarrierChoice``), a label from the ``CarrierConnector``, an index entry so
-/// tracking can join carrier pushes, a commit of each reservation (inventory) and a
-/// capture of the shipped units' worth (``OrderAmounts``; the shipping charge goes with
-/// the first shipment).
+/// For the units a location has not shipped yet it creates one shipment: carrier and
+/// service from the rate table (``CarrierChoice``), a label from the
+/// ``CarrierConnector``, an index entry so tracking can join carrier pushes, a commit of
+/// each reservation (inventory) and a capture of the shipped units' worth
+/// (``OrderAmounts``; the shipping charge goes with the first shipment). A location that
+/// confirms its work (``LocationHandoff/request``) ships what it packed instead, with the
+/// parcels' weight, its own label, or a pick-up hand-over.
 ///
 /// It is also the one place that decides a cancel, because it is the one writer of
 /// "a shipment exists": a cancel is accepted only while no shipment exists (then
