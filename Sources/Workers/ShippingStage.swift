@@ -193,23 +193,15 @@ public enum ShippingMachine {
                 let reason = Reason(code: "order_cancelled", message: "order cancelled before shipment")
                 return Step(state: state, outputs: release(state, reason: reason, now: now))
             }
-            let waiting = state.waiting
-            state.waiting = []
-            let packedEarly = state.packed ?? []
-            state.packed = nil
-            var step = ship(state, waiting, rules: rules, connector: connector, product: product, now: now)
-            for units in packedEarly {
-                let next = ship(step.state ?? state, packed: units, rules: rules, connector: connector, product: product, now: now)
-                step = Step(state: next.state, outputs: step.outputs + next.outputs)
-            }
-            return step
+            return shipHeld(state, rules: rules, connector: connector, product: product, now: now)
         case .fulfilmentPacked(let packed):
             guard state.packedRequests?.contains(packed.requestId) != true else { return Step(state: current, outputs: []) }
             let units = PackedUnits(
                 requestId: packed.requestId, location: packed.location, lines: packed.lines, parcels: packed.parcels, carrier: packed.carrier, service: packed.service,
                 trackingNumber: packed.trackingNumber, pickup: packed.pickup)
-            guard state.totals != nil else {
-                // Packed before shipping read the order: it ships when the order is read.
+            guard state.totals != nil, state.awaitingReturn != true else {
+                // Packed before shipping read the order, or a replacement packed before its
+                // return arrived: it ships when the order is read, or the return.
                 if state.packed?.contains(units) != true { state.packed = (state.packed ?? []) + [units] }
                 return Step(state: state, outputs: [])
             }
@@ -246,12 +238,28 @@ public enum ShippingMachine {
             state.replacementReleased = true
             guard state.awaitingReturn == true else { return Step(state: state, outputs: []) }
             state.awaitingReturn = nil
-            let waiting = state.waiting
-            state.waiting = []
-            return ship(state, waiting, rules: rules, connector: connector, product: product, now: now)
+            return shipHeld(state, rules: rules, connector: connector, product: product, now: now)
         default:
             return Step(state: current, outputs: [])
         }
+    }
+
+    /// Ships what waited: allocations and packed answers read before the order, or held
+    /// for a replacement's return.
+    private static func shipHeld(
+        _ state: ShippingState, rules: BusinessRules, connector: any CarrierConnector, product: (String) -> CatalogProduct?, now: Date
+    ) -> Step {
+        var state = state
+        let waiting = state.waiting
+        let packed = state.packed ?? []
+        state.waiting = []
+        state.packed = nil
+        var step = ship(state, waiting, rules: rules, connector: connector, product: product, now: now)
+        for units in packed {
+            let next = ship(step.state ?? state, packed: units, rules: rules, connector: connector, product: product, now: now)
+            step = Step(state: next.state, outputs: step.outputs + next.outputs)
+        }
+        return step
     }
 
     /// What a cancel before any shipment does to the money: an authorization is voided;
@@ -282,13 +290,17 @@ public enum ShippingMachine {
     ) -> Step {
         var state = state
         if state.cancelled { return Step(state: state, outputs: []) }
-        let allocations = packed == nil ? allocations.filter { rules.handoff(at: $0.location) == .direct } : allocations
         guard let totals = state.totals, let destination = state.destination, let placedAt = state.placedAt, state.awaitingReturn != true else {
             // The decision came before the order itself (topics are read side by side), or
-            // the replacement waits for its return.
-            for allocation in allocations where !state.waiting.contains(allocation) { state.waiting.append(allocation) }
+            // the replacement waits for its return: kept as it came, to ship then.
+            if let packed {
+                if state.packed?.contains(packed) != true { state.packed = (state.packed ?? []) + [packed] }
+            } else {
+                for allocation in allocations where !state.waiting.contains(allocation) { state.waiting.append(allocation) }
+            }
             return Step(state: state, outputs: [])
         }
+        let allocations = packed == nil ? allocations.filter { rules.handoff(at: $0.location) == .direct } : allocations
         // A repeated decision must not ship twice: allocations are cumulative, so only units
         // beyond what a location shipped are new (a backorder filled there later ships
         // again). What a location packed is new once per request.

@@ -274,6 +274,19 @@ private typealias F = PipelineFixtures
         #expect(loop.view(orderId)?.fulfilment?.map(\.status) == [.cancelled])
     }
 
+    @Test func aReplacementPackedBeforeItsReturnArrivedShipsWhenTheReturnDoes() throws {
+        var loop = Loop(stock: ["SKU-A": [F.stock("WH-A", onHand: 5)]])
+        var order = F.order(externalOrderId: "R-1", lines: [F.line("1", "SKU-A", quantity: 1)])
+        order.exchangeOf = ExchangeLink(orderId: "original", returnId: "r-1", holdUntilReturned: true, credits: [])
+        let replacement = F.placed(order)
+        loop.place(replacement)
+        loop.answer(replacement.orderId, "WH-A", .packed, parcels: [PackedParcel(weightGrams: 500)])
+        #expect(loop.shipments.isEmpty, "held until the return arrives")
+        loop.send(ShipReplacement(orderId: replacement.orderId, originalOrderId: "original", returnId: "r-1", requestedAt: F.now).event)
+        #expect(loop.shipments.map(\.location) == ["WH-A"])
+        #expect(loop.shipments.first?.parcels == [PackedParcel(weightGrams: 500)], "shipped as the location packed it")
+    }
+
     @Test func aLocationThatShipsUnderItsOwnLabelKeepsItsTrackingNumber() throws {
         var loop = Loop(stock: ["SKU-A": [F.stock("WH-A", onHand: 5)]])
         loop.place(placed)
