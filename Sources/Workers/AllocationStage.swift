@@ -569,13 +569,7 @@ public enum AllocationMachine {
         if let pickup = state.pickupLocation { return [pickup] }
         if let supplier = product?.dropShipSupplier, rules.location(supplier)?.type == .dropShip { return [supplier] }
         return rules.locations
-            .filter { location in
-                switch location.type {
-                case .warehouse, .thirdPartyLogistics: true
-                case .store: product?.shipFromStore == true
-                case .dropShip: false
-                }
-            }
+            .filter { SourcingPlanner.mayShip(from: $0, product: product) }
             .map { ($0.id, rules.distance(to: $0, country: state.destinationCountry?.code, postalCode: state.destinationPostalCode)) }
             .sorted { ($0.1, $0.0) < ($1.1, $1.0) }
             .map(\.0)

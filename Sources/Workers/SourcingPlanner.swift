@@ -89,12 +89,7 @@ public enum SourcingPlanner {
                 continue
             }
             let eligible = rules.locations.filter { location in
-                guard !heldPairs.contains("\(line.lineId)\u{0}\(location.id)") else { return false }
-                switch location.type {
-                case .warehouse, .thirdPartyLogistics: return true
-                case .store: return item?.shipFromStore == true
-                case .dropShip: return false
-                }
+                !heldPairs.contains("\(line.lineId)\u{0}\(location.id)") && mayShip(from: location, product: item)
             }
             flexible.append((line, eligible))
         }
@@ -160,5 +155,16 @@ public enum SourcingPlanner {
             missing.append(BackorderedLine(lineId: entry.line.lineId, sku: entry.line.sku, quantity: need[index]))
         }
         return Plan(allocations: allocations, missing: missing)
+    }
+
+    /// Whether a line of `product` may ship from `location` when nothing forces it
+    /// elsewhere: warehouses and 3PLs always, stores for ship-from-store SKUs, drop-ship
+    /// suppliers never (their SKUs are forced to them).
+    static func mayShip(from location: StockLocation, product: CatalogProduct?) -> Bool {
+        switch location.type {
+        case .warehouse, .thirdPartyLogistics: true
+        case .store: product?.shipFromStore == true
+        case .dropShip: false
+        }
     }
 }
