@@ -181,6 +181,12 @@ private final class RunnerSession<S: Stage> {
     var committed: [KafkaTopicPartition: Int64] = [:]
     var lastLagReport = ContinuousClock.now
     var subscribed = ContinuousClock.now
+    /// The group's `max.poll.interval.ms`: a member that does not poll within it is
+    /// dropped and its partitions given to another.
+    let pollInterval: Duration
+    /// When the consumer was last polled; past half the poll interval no action is
+    /// performed (``RunnerMachine/Event/pollIntervalExceeded``).
+    var lastPoll = ContinuousClock.now
 
     init(runner: StageRunner<S>, stopping: StopFlag) async throws {
         stage = runner.stage
@@ -205,7 +211,14 @@ private final class RunnerSession<S: Stage> {
         let topics = counts.keys.sorted()
         limitsTask = Task { await limits.load(topics: topics, admin: admin, logger: logger) }
 
+        pollInterval = kafka.properties["max.poll.interval.ms"].flatMap(Int.init).map { .milliseconds($0) } ?? settings.maxPollInterval
         var producerSettings = KafkaProducerConfiguration(kafka: kafka)
+        if !transactional {
+            // A record queued before the poll-interval check lands or fails before the
+            // group can hand its partition on (half the interval): a zombie's late write
+            // would give an id a second content, and at least once nothing fences it.
+            producerSettings.messageTimeout = min(producerSettings.messageTimeout, pollInterval / 2)
+        }
         if transactional {
             producerSettings.transactionalID = kafka.clientID
             producerSettings.transactionTimeout = settings.transactionTimeout
@@ -239,7 +252,7 @@ private final class RunnerSession<S: Stage> {
         var consumerSettings = KafkaConsumerConfiguration(kafka: consumerKafka, groupID: group)
         consumerSettings.maxBatchSize = settings.batchSize
         consumerSettings.sessionTimeout = settings.sessionTimeout
-        consumerKafka.properties["max.poll.interval.ms"] = consumerKafka.properties["max.poll.interval.ms"] ?? String(Int(settings.maxPollInterval.seconds * 1000))
+        consumerKafka.properties["max.poll.interval.ms"] = String(pollInterval.milliseconds)
         if settings.staticMembership {
             consumerKafka.properties["group.instance.id"] = settings.instanceID
         }
@@ -296,7 +309,9 @@ private final class RunnerSession<S: Stage> {
             // downstream sees nothing of it until it commits.
             let wait = transactionStarted.map { max(.zero, settings.commitInterval - (clock.now - $0)) } ?? .milliseconds(100)
             let events: [KafkaConsumerEvent]
-            switch await kafkaResult({ () async throws(KafkaError) in try await consumer.poll(timeout: wait) }) {
+            let polled = await kafkaResult({ () async throws(KafkaError) in try await consumer.poll(timeout: wait) })
+            lastPoll = clock.now
+            switch polled {
             case .success(let value):
                 events = value
                 stalls = 0
@@ -392,7 +407,9 @@ private final class RunnerSession<S: Stage> {
     /// Feeds one event and performs every action it leads to.
     private func feed(_ event: RunnerMachine<S>.Event) async throws {
         machine.handle(event)
-        while let action = machine.nextAction() {
+        while true {
+            if machine.busy, clock.now - lastPoll > pollInterval / 2 { machine.handle(.pollIntervalExceeded) }
+            guard let action = machine.nextAction() else { break }
             let outcome = try await perform(action)
             machine.handle(outcome)
             observe()

@@ -29,6 +29,10 @@ public struct RunnerMachine<S: Stage> {
         case succeeded
         /// The action in flight failed.
         case failed(RuntimeFailure)
+        /// The session went longer than half the group's poll interval without polling:
+        /// the group may have given its partitions to another member already, which
+        /// restores and writes under the same ids. Given between actions only.
+        case pollIntervalExceeded
     }
 
     /// What the machine asks the driver to do.
@@ -270,6 +274,17 @@ public struct RunnerMachine<S: Stage> {
             commitRequested = true
         case .tick(let now):
             tickDue = now
+        case .pollIntervalExceeded:
+            // Exactly once the broker fences a zombie (KIP-447: its transaction cannot
+            // commit under an old generation), so it learns at commit and aborts.
+            guard !strategy.usesTransactions else { return }
+            // A zombie: at least once nothing fences its writes, and a write computed
+            // against state the new owner has moved past (an output, an intent, a state
+            // record) would give an id a second content. It writes nothing more; a new
+            // session restores from what the group committed.
+            stop(StopReason(
+                message: "no poll for more than half the group's poll interval (max.poll.interval.ms): the partitions may belong to another member; a new session restores",
+                restartable: true))
         }
     }
 

@@ -11,8 +11,9 @@ enum Scenario {
     static let locations = ["A", "B", "C"]
 
     /// Runs one seed and returns what is wrong with it (empty: every property holds).
-    static func run(seed: UInt64, strategy: any DeliveryStrategy, orders count: Int = 10) -> [String] {
+    static func run(seed: UInt64, strategy: any DeliveryStrategy, orders count: Int = 10, checksPollInterval: Bool = true) -> [String] {
         let world = World(seed: seed, strategy: strategy)
+        world.checksPollInterval = checksPollInterval
         world.addStage(InventoryStage())
         world.addStage(AllocationStage(rules: World.rules))
         for (index, sku) in skus.enumerated() {

@@ -23,6 +23,9 @@ final class SimSession<S: Stage>: AnySession {
     var pendingAssignment: [TopicPartition]?
     var stopped: StopReason?
     var pausedUntil = -1
+    /// Paused since it last polled: its poll interval is exceeded (a pause is always
+    /// longer than the group's timeout here).
+    var pausedSincePoll = false
 
     init(stage: S, instance: Int, strategy: any DeliveryStrategy, world: World) {
         self.stage = stage
@@ -46,6 +49,8 @@ final class SimSession<S: Stage>: AnySession {
     /// One action, or one poll when the machine has nothing to do. False if idle.
     func step(_ world: World) -> Bool {
         guard stopped == nil, world.now >= pausedUntil else { return false }
+        // The driver's check before each action (StageRunner's lease).
+        if pausedSincePoll, world.checksPollInterval, machine.busy { machine.handle(.pollIntervalExceeded) }
         if let action = machine.nextAction() {
             let outcome = perform(action, world)
             if stopped == nil { machine.handle(outcome) }
@@ -67,6 +72,7 @@ final class SimSession<S: Stage>: AnySession {
     }
 
     private func poll(_ world: World) -> Bool {
+        pausedSincePoll = false
         let groupState = world.groups[group]!
         if !groupState.members.contains(member) || groupState.rebalancing {
             guard !joined else {
@@ -255,6 +261,14 @@ final class SimSession<S: Stage>: AnySession {
         deliverSome(world)
     }
 
+    /// A long pause (a stalled thread or VM): the group times the member out; what its
+    /// producer had queued lands or times out meanwhile.
+    func pause(until step: Int, _ world: World) {
+        pausedUntil = step
+        pausedSincePoll = true
+        deliverSome(world)
+    }
+
     func assign(_ parts: [TopicPartition]) { pendingAssignment = parts }
 
     func stateMatchesChangelog(_ world: World) -> String? {
@@ -289,6 +303,7 @@ protocol AnySession: AnyObject {
     var pausedUntil: Int { get set }
     func step(_ world: World) -> Bool
     func crash(_ world: World)
+    func pause(until step: Int, _ world: World)
     func assign(_ parts: [TopicPartition])
     func stateMatchesChangelog(_ world: World) -> String?
 }

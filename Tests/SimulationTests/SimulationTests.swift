@@ -55,6 +55,15 @@ import Testing
         print("outputs-before-intent variant caught at seed \(caught.map(String.init) ?? "none")")
     }
 
+    /// At least once, a member paused past the group's timeout comes back a zombie that
+    /// nothing fences: without the driver's poll-interval check it finishes its batch
+    /// against state the new owner has moved past.
+    @Test func simulationCatchesUnfencedZombies() {
+        let caught = (0..<UInt64(1_000)).first { !Scenario.run(seed: $0, strategy: AtLeastOnceStrategy(), checksPollInterval: false).isEmpty }
+        #expect(caught != nil, "zombies without the poll-interval check passed 1,000 seeds")
+        print("unfenced-zombie variant caught at seed \(caught.map(String.init) ?? "none")")
+    }
+
     static func firstFailure(_ strategy: any DeliveryStrategy) -> UInt64? {
         (0..<UInt64(1_000)).first { !Scenario.run(seed: $0, strategy: strategy).isEmpty }
     }

@@ -42,6 +42,9 @@ final class World {
     var problems: [String] = []
     var orders: [OrderPlaced] = []
     var poison: [RecordPosition] = []
+    /// Whether drivers check their poll interval before each action (off: the broken
+    /// variant that lets an at-least-once zombie write).
+    var checksPollInterval = true
 
     static let rules = BusinessRules(
         sourcing: SourcingRules(maxShipments: 2, maxReplans: 2, backorderPolicy: .backorder),
@@ -189,9 +192,9 @@ final class World {
             victim.crash(self)
             stopped(victim)
         }
-        if strategy.usesTransactions, random.chance(faults.pause), let victim = live.randomElement(using: &random), victim.stopped == nil {
+        if random.chance(faults.pause), let victim = live.randomElement(using: &random), victim.stopped == nil {
             // A long pause (GC, a stalled VM): the group times it out; it comes back a zombie.
-            victim.pausedUntil = now + Int.random(in: 20...300, using: &random)
+            victim.pause(until: now + Int.random(in: 20...300, using: &random), self)
             leave(victim)
         }
         if random.chance(faults.rebalance), let name = groups.keys.sorted().randomElement(using: &random) {
