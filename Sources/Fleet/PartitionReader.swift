@@ -6,6 +6,8 @@ import Logging
 /// and idempotency keys.
 package final class PartitionReader: Sendable {
     private let consumer: KafkaConsumer
+    private let logger: Logger
+    private let restoring: Bool
 
     /// noida-db answers a fetch with whole partitions, past `fetch.max.bytes`; a
     /// restore reads whole partitions, so it accepts responses up to 1 GB (librdkafka's
@@ -13,9 +15,15 @@ package final class PartitionReader: Sendable {
     /// honours the fetch limits never sends that much.
     static let receiveLimit = "1000000000"
 
-    package init(kafka: KafkaConfiguration, name: String, batchSize: Int, logger: Logger) throws(KafkaError) {
+    /// - Parameter restoring: the partitions hold state (a changelog, `oms.idempotency`):
+    ///   records deleted before they were read fail the read instead of being skipped,
+    ///   and a partition whose log no longer starts at 0 is logged.
+    package init(kafka: KafkaConfiguration, name: String, batchSize: Int, logger: Logger, restoring: Bool = false) throws(KafkaError) {
         var kafka = kafka
         kafka.clientID = name
+        self.logger = logger
+        self.restoring = restoring
+        if restoring { kafka.properties["auto.offset.reset"] = "error" }
         // The end of a partition is announced by librdkafka (after transaction markers
         // too), which an offset comparison could not see past.
         kafka.properties["enable.partition.eof"] = "true"
@@ -36,6 +44,13 @@ package final class PartitionReader: Sendable {
             let marks = try await consumer.watermarks(topic: part.topic, partition: part.partition)
             // An empty partition may announce no end: do not wait for it.
             if marks.high > marks.low { pending.insert(part) }
+            if restoring, marks.low > 0 {
+                // Compaction keeps a log's start; only retention, a size limit or
+                // DeleteRecords moves it, and they may have taken a key's last value.
+                logger.warning("state partition no longer starts at offset 0: records before it were deleted, and state restored from it may miss keys", metadata: [
+                    "topic": "\(part.topic)", "partition": "\(part.partition)", "log_start": "\(marks.low)",
+                ])
+            }
         }
         guard !pending.isEmpty || keepAssigned else { return 0 }
         try consumer.assign(partitions.map { KafkaTopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: KafkaTopicPartitionOffset.beginning) })
@@ -46,7 +61,14 @@ package final class PartitionReader: Sendable {
                 try? consumer.assign([])
                 throw KafkaError(code: .timedOut, message: "did not reach the end of \(pending.sorted().map(\.description).joined(separator: ", ")) within \(timeout)")
             }
-            for event in try await consumer.poll() {
+            let events: [KafkaConsumerEvent]
+            do {
+                events = try await consumer.poll()
+            } catch where error.code == .autoOffsetReset {
+                try? consumer.assign([])
+                throw KafkaError(code: .autoOffsetReset, message: "records were deleted before the restore read them (\(error.message)): state topics must be compacted, not cut by retention or a size limit")
+            }
+            for event in events {
                 switch event {
                 case .messages(let messages):
                     count += messages.count

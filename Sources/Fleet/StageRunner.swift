@@ -172,7 +172,7 @@ private final class RunnerSession<S: Stage> {
     var machine: RunnerMachine<S>
     /// The records of the open batch, by position: dead letters keep their bytes.
     var batch: [RecordPosition: KafkaMessage] = [:]
-    /// When the open batch opened (the commit interval counts from there).
+    /// When a commit became pending (a batch opened, or offsets to commit again): the commit interval counts from there.
     var transactionStarted: ContinuousClock.Instant?
     var commitStarted: ContinuousClock.Instant?
     var restoreStarted: ContinuousClock.Instant?
@@ -263,7 +263,7 @@ private final class RunnerSession<S: Stage> {
         let needsRange = stage.inputTopics.count > 1 && stage.changelogTopic != nil
         consumerSettings.assignmentStrategy = needsRange ? "range" : settings.assignmentStrategy
         consumer = try KafkaConsumer(configuration: consumerSettings, logger: logger)
-        reader = try PartitionReader(kafka: kafka, name: "\(kafka.clientID).restore", batchSize: 10_000, logger: logger)
+        reader = try PartitionReader(kafka: kafka, name: "\(kafka.clientID).restore", batchSize: 10_000, logger: logger, restoring: true)
         try consumer.subscribe(topics: stage.inputTopics)
         subscribed = clock.now
         logger.info("joined group", metadata: ["group": "\(group)", "mode": "\(settings.mode.rawValue)", "inputs": "\(stage.inputTopics)"])
@@ -643,7 +643,7 @@ private final class RunnerSession<S: Stage> {
 
     /// Turns the machine's notes into metrics, logs and the runner's failure bookkeeping.
     private func observe() {
-        if machine.transactionOpen {
+        if machine.commitPending {
             if transactionStarted == nil { transactionStarted = clock.now }
         } else {
             transactionStarted = nil

@@ -289,6 +289,14 @@ public final class KafkaConsumer: Sendable {
                     fatal = client.fatalError() ?? KafkaError(record.err, context: "consumer")
                     continue
                 }
+                if record.err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET {
+                    // Only with auto.offset.reset=error: the position is gone (the log
+                    // start passed it) and the caller asked to hear of it, not to skip.
+                    let topic = record.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?"
+                    let text = record.payload.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: record.len), as: UTF8.self) } ?? ""
+                    fatal = KafkaError(code: .autoOffsetReset, message: "\(topic) [\(record.partition)] at offset \(record.offset): \(text)")
+                    continue
+                }
                 let text = record.payload.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: record.len), as: UTF8.self) } ?? ""
                 logger.warning("consumer error", metadata: ["kafka.error": "\(KafkaError.Code(record.err).name)", "kafka.reason": "\(text)"])
                 continue

@@ -28,6 +28,9 @@ public struct KafkaError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let noError = Code(RD_KAFKA_RESP_ERR_NO_ERROR)
         /// A local timeout (request, flush or transaction call).
         public static let timedOut = Code(RD_KAFKA_RESP_ERR__TIMED_OUT)
+        /// A consumer's position is out of range and `auto.offset.reset=error` forbids
+        /// moving it: the records there were deleted before they were read.
+        public static let autoOffsetReset = Code(RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
         /// The local produce queue is full.
         public static let queueFull = Code(RD_KAFKA_RESP_ERR__QUEUE_FULL)
         /// An invalid argument or configuration value.

@@ -195,7 +195,7 @@ final class ConnectorSession: ReplaceableSession {
         consumerSettings.kafka.properties["max.poll.interval.ms"] = consumerSettings.kafka.properties["max.poll.interval.ms"]
             ?? String(min(86_400_000, Int((definition.policy.maxElapsed + .seconds(300)) / .milliseconds(1))))
         consumer = try KafkaConsumer(configuration: consumerSettings, logger: connector.logger)
-        reader = try PartitionReader(kafka: kafka, name: "\(kafka.clientID).restore", batchSize: 10_000, logger: connector.logger)
+        reader = try PartitionReader(kafka: kafka, name: "\(kafka.clientID).restore", batchSize: 10_000, logger: connector.logger, restoring: true)
         try consumer.subscribe(topics: [definition.inputTopic])
         connector.logger.info("joined group", metadata: ["group": "\(group)", "input": "\(definition.inputTopic)"])
     }

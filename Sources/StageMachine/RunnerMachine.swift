@@ -146,6 +146,10 @@ public struct RunnerMachine<S: Stage> {
     private var batchNow = Date(timeIntervalSince1970: 0)
     private var inputAttempt = 1
     private var commitRequested = false
+    /// At least once: offsets whose commit failed (tolerated), committed with the next
+    /// batch or at the next commit time. Left alone, an idle partition would keep its
+    /// lag, and a new owner would replay inputs that only the keys skip.
+    private var uncommittedOffsets: [TopicPartition: Int64] = [:]
     private var tickDue: Date?
     private var lastSweep: Date?
     private var fatalDelivery = false
@@ -201,8 +205,13 @@ public struct RunnerMachine<S: Stage> {
         self.oversize = oversize
     }
 
-    /// Whether a batch is open (the driver times the commit interval from its opening).
+    /// Whether a batch is open.
     public var transactionOpen: Bool { transaction.isOpen }
+
+    /// Whether a commit is waiting: a batch is open, or offsets whose commit failed are
+    /// to be committed again. The driver times the commit interval from when it became
+    /// true and then gives ``Event/commitDue``.
+    public var commitPending: Bool { transaction.isOpen || !uncommittedOffsets.isEmpty }
 
     /// Whether fetched records are still being worked through.
     public var busy: Bool { inFlight != nil || !plan.isEmpty || cursor < inbox.count }
@@ -316,7 +325,7 @@ public struct RunnerMachine<S: Stage> {
             }
             if commitRequested {
                 commitRequested = false
-                if transaction.isOpen { planCommit() }
+                planCommit()
                 continue
             }
             return nil
@@ -372,6 +381,7 @@ public struct RunnerMachine<S: Stage> {
                 recover(from: failure, during: "commit")
             case .tolerate:
                 notes.append(.offsetCommitFailed(failure))
+                if case .commitOffsets(let offsets) = commitStep { uncommittedOffsets.merge(offsets) { max($0, $1) } }
             }
         case .abort(let attempt):
             if failure.isFatal || attempt >= 5 {
@@ -646,8 +656,11 @@ public struct RunnerMachine<S: Stage> {
     }
 
     private mutating func planCommit() {
-        guard transaction.isOpen else { return }
-        let steps = strategy.commitPlan(offsets: transaction.offsets, deferred: transaction.deferred)
+        let retried = uncommittedOffsets.filter { owned.contains($0.key) }
+        uncommittedOffsets = [:]
+        guard transaction.isOpen || !retried.isEmpty else { return }
+        let offsets = retried.merging(transaction.offsets) { max($0, $1) }
+        let steps = strategy.commitPlan(offsets: offsets, deferred: transaction.deferred)
         for step in steps {
             let action: Action =
                 switch step {

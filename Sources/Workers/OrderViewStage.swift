@@ -196,7 +196,8 @@ public enum OrderViewFolder {
         view.lines = order.lines
         view.customerEmail = order.customer.email
         view.customerPhone = order.shippingAddress.phone.flatMap { $0.isEmpty ? nil : $0 }
-        view.promisedDeliveryDate = order.promisedDeliveryDate
+        // A shipment read first may have brought the promise shipping worked out.
+        view.promisedDeliveryDate = order.promisedDeliveryDate ?? view.promisedDeliveryDate
         view.replacesOrderId = order.exchangeOf?.orderId
         for line in order.lines {
             progress(&view, line.lineId, sku: line.sku) { $0.ordered = line.quantity }

@@ -97,7 +97,7 @@ final class SimSession<S: Stage>: AnySession {
             takeAssignment(parts, generation: groupState.generation)
             return true
         }
-        if machine.transactionOpen, world.random.chance(0.25) {
+        if machine.commitPending, world.random.chance(0.25) {
             machine.handle(.commitDue)
             return true
         }
@@ -110,7 +110,7 @@ final class SimSession<S: Stage>: AnySession {
             return !world.broker.fetch(part, from: position, max: 1).records.isEmpty
         }
         guard let part = ready.randomElement(using: &world.random) else {
-            if machine.transactionOpen {
+            if machine.commitPending {
                 machine.handle(.commitDue)
                 return true
             }

@@ -37,6 +37,38 @@ import Testing
         #expect(failures.isEmpty, "\(failures.count) of \(Self.seeds.count) seeds failed:\n\(Self.report(failures))")
     }
 
+    /// Seeds per mode for the whole chain, which runs six stages and takes longer
+    /// (`SIMULATION_CHAIN_SEEDS` overrides).
+    static let chainSeeds: Range<UInt64> = {
+        if let text = ProcessInfo.processInfo.environment["SIMULATION_SEED"], let seed = UInt64(text) { return seed..<(seed + 1) }
+        return 0..<(ProcessInfo.processInfo.environment["SIMULATION_CHAIN_SEEDS"].flatMap(UInt64.init) ?? 100)
+    }()
+
+    /// The whole chain under faults ends where the same inputs end without one: every
+    /// view and every changelog value the same, but for the times.
+    static func chainFailures(_ strategy: any DeliveryStrategy) -> [(UInt64, [String])] {
+        var failures: [(UInt64, [String])] = []
+        for seed in chainSeeds {
+            let faulty = ChainScenario.run(seed: seed, strategy: strategy)
+            var problems = faulty.problems
+            let calm = ChainScenario.run(seed: seed, strategy: strategy, faults: Faults.none)
+            problems += calm.problems.map { "without faults: \($0)" }
+            if problems.isEmpty, faulty.end != calm.end { problems.append(ChainScenario.difference(faulty.end, calm.end)) }
+            if !problems.isEmpty { failures.append((seed, problems)) }
+        }
+        return failures
+    }
+
+    @Test func chainSimulationExactlyOnce() {
+        let failures = Self.chainFailures(ExactlyOnceStrategy())
+        #expect(failures.isEmpty, "\(failures.count) of \(Self.chainSeeds.count) seeds failed:\n\(Self.report(failures))")
+    }
+
+    @Test func chainSimulationAtLeastOnce() {
+        let failures = Self.chainFailures(AtLeastOnceStrategy())
+        #expect(failures.isEmpty, "\(failures.count) of \(Self.chainSeeds.count) seeds failed:\n\(Self.report(failures))")
+    }
+
     /// The bug of the first at-least-once version: idempotency keys acknowledged with
     /// the outputs, not after them, and no intents. A crash can land a key without its
     /// outputs (the replay skips the input: an effect lost), or outputs without the state

@@ -13,6 +13,9 @@ struct Faults {
     var deliveryFailure = 0.02
     var commitFailure = 0.02
     var lostAck = 0.02
+
+    /// No fault at all: the run every faulty one must end like.
+    static let none = Faults(crash: 0, pause: 0, rebalance: 0, produceFailure: 0, deliveryFailure: 0, commitFailure: 0, lostAck: 0)
 }
 
 /// One deterministic run: the broker model, the stages' sessions, a seeded generator
@@ -53,12 +56,12 @@ final class World {
             StockLocation(id: "C", type: .thirdPartyLogistics, country: "US"),
         ])
 
-    init(seed: UInt64, strategy: any DeliveryStrategy, faults: Faults = Faults()) {
+    init(seed: UInt64, strategy: any DeliveryStrategy, faults: Faults = Faults(), tracked: Set<String> = [InventoryLevel.topic]) {
         self.seed = seed
         random = SplitMix64(seed: seed)
         self.strategy = strategy
         self.faults = faults
-        broker = BrokerModel(partitions: 3, tracked: [InventoryLevel.topic])
+        broker = BrokerModel(partitions: 3, tracked: tracked)
     }
 
     /// Simulated wall clock: 50 ms a step.

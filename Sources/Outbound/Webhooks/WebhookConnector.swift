@@ -116,7 +116,7 @@ final class WebhookSession: ReplaceableSession {
         consumerSettings.assignmentStrategy = settings.assignmentStrategy
         // The connector commits offsets itself, behind its unfinished deliveries.
         consumer = try KafkaConsumer(configuration: consumerSettings, logger: connector.logger)
-        reader = try PartitionReader(kafka: kafka, name: "\(kafka.clientID).restore", batchSize: 10_000, logger: connector.logger)
+        reader = try PartitionReader(kafka: kafka, name: "\(kafka.clientID).restore", batchSize: 10_000, logger: connector.logger, restoring: true)
         try consumer.subscribe(topics: WebhookEvents.topics)
         connector.logger.info("joined group", metadata: ["group": "\(group)", "subscriptions": "\(subscriptions.count)"])
     }
