@@ -93,4 +93,41 @@ import Workers
         #expect(seen == ["begin", "produce(output,key)", "abort", "seek", "wait"])
         #expect(machine.transactionOpen == false)
     }
+
+    @Test func atLeastOnceCommitsFailedOffsetsAgainWithoutNewInput() {
+        var machine = Self.machine(AtLeastOnceStrategy())
+        machine.handle(.commitDue)
+        var seen: [String] = []
+        while let action = machine.nextAction() {
+            seen.append(Self.kind(action))
+            machine.handle(Self.kind(action) == "commit-offsets" ? .failed(RuntimeFailure(.retriable, message: "request timed out")) : .succeeded)
+        }
+        #expect(seen.last == "commit-offsets")
+        #expect(machine.commitPending, "the failed offsets wait for the next commit")
+        machine.handle(.commitDue)
+        var committed: [TopicPartition: Int64] = [:]
+        while let action = machine.nextAction() {
+            if case .commitOffsets(let offsets) = action { committed = offsets }
+            machine.handle(.succeeded)
+        }
+        #expect(committed == [TopicPartition(topic: "oms.test.in", partition: 0): 8])
+        #expect(!machine.commitPending)
+    }
+
+    @Test func atLeastOnceZombieWritesNothingMore() {
+        var machine = Self.machine(AtLeastOnceStrategy())
+        machine.handle(.commitDue)
+        #expect(Self.kind(machine.nextAction()) == "flush")
+        machine.handle(.succeeded)
+        machine.handle(.pollIntervalExceeded)
+        #expect(Self.run(&machine) == ["stop"])
+        #expect(machine.stopped?.restartable == true)
+    }
+
+    @Test func exactlyOnceLeavesZombiesToTheBroker() {
+        var machine = Self.machine(ExactlyOnceStrategy())
+        machine.handle(.pollIntervalExceeded)
+        machine.handle(.commitDue)
+        #expect(Self.run(&machine) == ["begin", "produce(output,key)", "commit-transaction"])
+    }
 }

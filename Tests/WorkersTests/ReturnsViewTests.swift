@@ -740,6 +740,8 @@ private typealias F = PipelineFixtures
             #expect(view.status == .partiallyShipped, "order \(order)")
             #expect(view.lineProgress.sorted { $0.lineId < $1.lineId } == expected.lineProgress.sorted { $0.lineId < $1.lineId }, "order \(order)")
             #expect(view.externalOrderId == "W-1001")
+            // Found by the chain simulation: an order read after its shipment lost the promise.
+            #expect(view.promisedDeliveryDate == expected.promisedDeliveryDate, "order \(order)")
         }
         // Allocation read before the order: allocated either way.
         #expect(fold([allocated, placed.event, approved]).view?.status == .allocated)
