@@ -41,7 +41,7 @@ import Testing
     /// (`SIMULATION_CHAIN_SEEDS` overrides).
     static let chainSeeds: Range<UInt64> = {
         if let text = ProcessInfo.processInfo.environment["SIMULATION_SEED"], let seed = UInt64(text) { return seed..<(seed + 1) }
-        return 0..<(ProcessInfo.processInfo.environment["SIMULATION_CHAIN_SEEDS"].flatMap(UInt64.init) ?? 100)
+        return 0..<(ProcessInfo.processInfo.environment["SIMULATION_CHAIN_SEEDS"].flatMap(UInt64.init) ?? 50)
     }()
 
     /// The whole chain under faults ends where the same inputs end without one: every
