@@ -29,11 +29,13 @@ static inline rd_kafka_resp_err_t ckafka_produce(rd_kafka_t *rk, rd_kafka_topic_
                                          RD_KAFKA_V_VALUE((void *)value, value_len),
                                          RD_KAFKA_V_HEADERS(headers),
                                          RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
-        return rd_kafka_producev(rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(partition),
-                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                 RD_KAFKA_V_KEY(key, key_len),
-                                 RD_KAFKA_V_VALUE((void *)value, value_len),
-                                 RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
+        /* Without headers the plain call does the same work without walking a
+         * variadic argument list (kcat produces this way too); it reports its
+         * error through errno, read back as librdkafka's error code. */
+        if (rd_kafka_produce(rkt, partition, RD_KAFKA_MSG_F_COPY, (void *)value, value_len,
+                             key, key_len, msg_opaque) == -1)
+                return rd_kafka_last_error();
+        return RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 #endif

@@ -69,6 +69,65 @@ struct ProducerConsumerTests {
         try await producer.flush()
     }
 
+    @Test("a batch enqueue delivers every record once, in order per partition, across topics")
+    func batchEnqueue() async throws {
+        let cluster = try TestCluster.make(.basic)
+        let first = try await cluster.createTopic("batch-a", partitions: 3)
+        let second = try await cluster.createTopic("batch-b", partitions: 1)
+        let producer = try cluster.producer()
+        let header = KafkaHeader(name: "ce_type", string: "oms.test.v1")
+        // Runs of one topic broken by the other, so that the cached topic handle changes.
+        var batch: [KafkaProducerMessage] = []
+        for index in 0..<300 {
+            let topic = (index / 50) % 2 == 0 ? first : second
+            batch.append(KafkaProducerMessage(topic: topic, key: "key-\(index % 7)", value: "\(index)", headers: index % 3 == 0 ? [header] : []))
+        }
+        try await producer.enqueue(contentsOf: batch)
+        try await producer.enqueue(contentsOf: [])
+        try await producer.flush()
+        #expect(producer.enqueuedDeliveries == (delivered: 300, failed: 0))
+        try await producer.close()
+
+        let consumer = try cluster.consumer(group: TestCluster.uniqueName("batch"))
+        try consumer.assign(
+            (0..<3).map { KafkaTopicPartitionOffset(topic: first, partition: $0, offset: KafkaTopicPartitionOffset.beginning) }
+                + [KafkaTopicPartitionOffset(topic: second, partition: 0, offset: KafkaTopicPartitionOffset.beginning)]
+        )
+        let messages = try await collect(consumer) { seen, _ in seen.count >= 300 }
+        try await consumer.close()
+
+        #expect(messages.count == 300)
+        let values = messages.compactMap { $0.valueString.flatMap(Int.init) }
+        #expect(Set(values) == Set(0..<300))
+        // Same key, same partition: its records come back in the order they were sent.
+        for key in 0..<7 {
+            for topic in [first, second] {
+                let sent = (0..<300).filter { $0 % 7 == key && (($0 / 50) % 2 == 0) == (topic == first) }
+                let read = messages.filter { $0.topic == topic && $0.keyString == "key-\(key)" }
+                #expect(read.compactMap { $0.valueString.flatMap(Int.init) } == sent)
+                #expect(Set(read.map(\.partition)).count <= 1)
+            }
+        }
+        for message in messages {
+            let index = try #require(message.valueString.flatMap(Int.init))
+            #expect(message.headers == (index % 3 == 0 ? [header] : []))
+            #expect(message.key == Array("key-\(index % 7)".utf8))
+        }
+    }
+
+    @Test("a batch enqueue on a closed producer throws and enqueues nothing")
+    func batchEnqueueClosed() async throws {
+        let cluster = try TestCluster.make(.basic)
+        let topic = try await cluster.createTopic("batch-closed", partitions: 1)
+        let producer = try cluster.producer()
+        try await producer.close()
+        let error = await #expect(throws: KafkaError.self) {
+            try await producer.enqueue(contentsOf: [KafkaProducerMessage(topic: topic, key: "k", value: "v")])
+        }
+        #expect(error?.code == .state)
+        #expect(producer.enqueuedDeliveries == (delivered: 0, failed: 0))
+    }
+
     @Test("pause stops delivery until resume; seek re-reads from an offset")
     func pauseResumeSeek() async throws {
         let cluster = try TestCluster.make(.basic)
