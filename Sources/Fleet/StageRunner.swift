@@ -428,9 +428,7 @@ private final class RunnerSession<S: Stage> {
             result = Result { () throws(KafkaError) in try producer.beginTransaction() }
         case .produce(let records, let input):
             let messages = encode(records, input: input)
-            result = await kafkaResult { () async throws(KafkaError) in
-                for message in messages { try await producer.enqueue(message) }
-            }
+            result = await kafkaResult { () async throws(KafkaError) in try await producer.enqueue(contentsOf: messages) }
         case .flush:
             if commitStarted == nil { commitStarted = clock.now }
             result = await kafkaResult { () async throws(KafkaError) in try await producer.flush() }

@@ -354,8 +354,6 @@ private let deliveryReportCallback: @convention(c) (OpaquePointer?, UnsafePointe
         Unmanaged<DeliveryPromise>.fromOpaque(promise).takeRetainedValue().complete(result)
     } else if case .failure(let error) = result {
         tracker.recordFailure(error)
-    } else {
-        tracker.delivered.add(1, ordering: .relaxed)
     }
 }
 
