@@ -39,13 +39,8 @@ extension PipelineTests {
 /// would, then checks the final views, stock and payment commands against what a model
 /// computes from the inputs alone.
 enum OrderLifecycle {
-    /// Every topic the ten stages read or write, except oms.alerts (another test makes it
-    /// with the wrong partition count on purpose; no SLA fires here).
-    static let topics = PipelineScenario.topics + [
-        OrderCancelled.topic, ShippingState.topic, ShipmentCreated.topic, ShipmentIndexEntry.topic, CarrierTrackingUpdate.topic,
-        TrackingState.topic, TrackingUpdated.topic, ReturnRequested.topic, ReturnAuthorized.topic, ReturnsState.topic,
-        OrderView.topic, Contracts.Notification.topic, SLAWatchState.topic,
-    ]
+    /// Every topic the ten stages read or write, except oms.alerts (no SLA fires here).
+    static let topics = PipelineScenario.topics
 
     /// One order of the model: what was asked and what should come of it.
     struct Planned {
