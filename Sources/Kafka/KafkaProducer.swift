@@ -64,12 +64,7 @@ public final class KafkaProducer: Sendable {
     /// is counted and thrown by the next ``flush(timeout:)`` (and fails an open
     /// transaction's commit). Waits only while librdkafka's local queue is full.
     public func enqueue(_ message: KafkaProducerMessage) async throws(KafkaError) {
-        while true {
-            let err = produce(message, opaque: nil)
-            if err == RD_KAFKA_RESP_ERR_NO_ERROR { return }
-            guard err == RD_KAFKA_RESP_ERR__QUEUE_FULL else { throw produceError(err, topic: message.topic) }
-            try await waitForQueueSpace(message.topic)
-        }
+        try await enqueue(contentsOf: [message])
     }
 
     /// Hands these records to librdkafka in order, without waiting for the broker: the

@@ -5,7 +5,7 @@ import Workers
 
 /// The whole chain an order takes, in simulation: intake → payment and fraud → inventory ↔
 /// allocation → shipping → view, two instances of each stage, from channel payloads
-/// (one re-sent, one for a SKU the catalog lacks, one not JSON) to shipments and order
+/// (one re-sent, one for a SKU the catalog lacks, one not JSON, one not an envelope) to shipments and order
 /// views. Stock is ample, so where each order ships from does not depend on who came
 /// first: the end state must be the same as a run of the same inputs without a fault.
 enum ChainScenario {
@@ -91,10 +91,7 @@ enum ChainScenario {
             guard case .event(let envelope) = record.value, case .shipmentCreated(let shipment) = envelope.event else { continue }
             shipments[shipment.orderId, default: []].insert(shipment.shipmentId)
         }
-        var states: [String: AllocationState] = [:]
-        for (key, envelope) in world.broker.latest[AllocationState.topic] ?? [:] {
-            if case .allocationState(let state) = envelope.event { states[key] = state }
-        }
+        let states = Properties.allocationStates(world)
         let views = world.broker.latest[OrderView.topic] ?? [:]
         for order in accepted.sorted() {
             let locations = Set(states[order]?.reserved.map(\.location) ?? [])
@@ -145,8 +142,6 @@ enum ChainScenario {
         var views: [String: String] = [:]
         for (key, envelope) in world.broker.latest[OrderView.topic] ?? [:] {
             guard case .orderView(var view) = envelope.event else { continue }
-            // The order events arrive on several topics: their order in the history is
-            // the interleaving's, not the order's.
             // The order events arrive on several topics, so the history's order, the
             // status at each entry and which input completed a step (whose id the step's
             // event id derives from) are the interleaving's: only what happened counts.

@@ -128,10 +128,7 @@ enum Properties {
                 problems.append("order \(order) decided again without a filled backorder: \(before.print), then \(after.print)")
             }
         }
-        var states: [String: AllocationState] = [:]
-        for (key, envelope) in broker.latest[AllocationState.topic] ?? [:] {
-            if case .allocationState(let state) = envelope.event { states[key] = state }
-        }
+        let states = allocationStates(world)
         for order in orderIds.sorted() {
             guard let state = states[order] else {
                 problems.append("liveness: order \(order) has no allocation state")
@@ -205,6 +202,13 @@ enum Properties {
             "partially \(d.orderId) \(d.allocations.map { "\($0.lineId)@\($0.location)×\($0.quantity)" }) \(d.backordered.map { "\($0.lineId)×\($0.quantity)" })"
         case .orderBackordered(let d): "backordered \(d.orderId) \(d.lines.map { "\($0.lineId)×\($0.quantity)" })"
         default: timeless(event)
+        }
+    }
+
+    /// Each order's last allocation state.
+    static func allocationStates(_ world: World) -> [String: AllocationState] {
+        (world.broker.latest[AllocationState.topic] ?? [:]).compactMapValues { envelope in
+            if case .allocationState(let state) = envelope.event { state } else { nil }
         }
     }
 

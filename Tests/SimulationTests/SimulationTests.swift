@@ -8,19 +8,25 @@ import Testing
 /// seed reproduces with `SIMULATION_SEED=<n> swift test --filter Simulation`.
 @Suite struct SimulationTests {
     /// Seeds per mode (`SIMULATION_SEEDS` overrides).
-    static let seeds: Range<UInt64> = {
-        if let text = ProcessInfo.processInfo.environment["SIMULATION_SEED"], let seed = UInt64(text) { return seed..<(seed + 1) }
-        let count = ProcessInfo.processInfo.environment["SIMULATION_SEEDS"].flatMap(UInt64.init) ?? 1_000
-        return 0..<count
-    }()
+    static let seeds = seeds(count: "SIMULATION_SEEDS", default: 1_000)
+
+    /// `SIMULATION_SEED` alone, else the first `default` seeds (the variable `count` overrides).
+    static func seeds(count variable: String, default count: UInt64) -> Range<UInt64> {
+        let environment = ProcessInfo.processInfo.environment
+        if let text = environment["SIMULATION_SEED"], let seed = UInt64(text) { return seed..<(seed + 1) }
+        return 0..<(environment[variable].flatMap(UInt64.init) ?? count)
+    }
+
+    /// The seeds whose run found problems, with them.
+    static func failures(_ seeds: Range<UInt64>, _ problems: (UInt64) -> [String]) -> [(UInt64, [String])] {
+        seeds.compactMap { seed in
+            let found = problems(seed)
+            return found.isEmpty ? nil : (seed, found)
+        }
+    }
 
     static func failures(_ strategy: any DeliveryStrategy, seeds: Range<UInt64>) -> [(UInt64, [String])] {
-        var failures: [(UInt64, [String])] = []
-        for seed in seeds {
-            let problems = Scenario.run(seed: seed, strategy: strategy)
-            if !problems.isEmpty { failures.append((seed, problems)) }
-        }
-        return failures
+        failures(seeds) { Scenario.run(seed: $0, strategy: strategy) }
     }
 
     static func report(_ failures: [(UInt64, [String])]) -> String {
@@ -37,26 +43,20 @@ import Testing
         #expect(failures.isEmpty, "\(failures.count) of \(Self.seeds.count) seeds failed:\n\(Self.report(failures))")
     }
 
-    /// Seeds per mode for the whole chain, which runs six stages and takes longer
-    /// (`SIMULATION_CHAIN_SEEDS` overrides).
-    static let chainSeeds: Range<UInt64> = {
-        if let text = ProcessInfo.processInfo.environment["SIMULATION_SEED"], let seed = UInt64(text) { return seed..<(seed + 1) }
-        return 0..<(ProcessInfo.processInfo.environment["SIMULATION_CHAIN_SEEDS"].flatMap(UInt64.init) ?? 50)
-    }()
+    /// Seeds per mode for the whole chain, which runs seven stages, twice a seed, and
+    /// takes longer (`SIMULATION_CHAIN_SEEDS` overrides).
+    static let chainSeeds = seeds(count: "SIMULATION_CHAIN_SEEDS", default: 50)
 
     /// The whole chain under faults ends where the same inputs end without one: every
     /// view and every changelog value the same, but for the times.
     static func chainFailures(_ strategy: any DeliveryStrategy) -> [(UInt64, [String])] {
-        var failures: [(UInt64, [String])] = []
-        for seed in chainSeeds {
+        failures(chainSeeds) { seed in
             let faulty = ChainScenario.run(seed: seed, strategy: strategy)
-            var problems = faulty.problems
             let calm = ChainScenario.run(seed: seed, strategy: strategy, faults: Faults.none)
-            problems += calm.problems.map { "without faults: \($0)" }
-            if problems.isEmpty, faulty.end != calm.end { problems.append(ChainScenario.difference(faulty.end, calm.end)) }
-            if !problems.isEmpty { failures.append((seed, problems)) }
+            let problems = faulty.problems + calm.problems.map { "without faults: \($0)" }
+            guard problems.isEmpty, faulty.end != calm.end else { return problems }
+            return [ChainScenario.difference(faulty.end, calm.end)]
         }
-        return failures
     }
 
     @Test func chainSimulationExactlyOnce() {
