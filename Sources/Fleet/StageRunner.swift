@@ -173,7 +173,7 @@ private final class RunnerSession<S: Stage> {
     /// The records of the open batch, by position: dead letters keep their bytes.
     var batch: [RecordPosition: KafkaMessage] = [:]
     /// When a commit became pending (a batch opened, or offsets to commit again): the commit interval counts from there.
-    var transactionStarted: ContinuousClock.Instant?
+    var commitPendingSince: ContinuousClock.Instant?
     var commitStarted: ContinuousClock.Instant?
     var restoreStarted: ContinuousClock.Instant?
     var lastTick = ContinuousClock.now
@@ -294,7 +294,7 @@ private final class RunnerSession<S: Stage> {
                 // More members than partitions: no assignment comes; stand by, ready.
                 status.set(.running)
             }
-            if let started = transactionStarted, clock.now - started >= settings.commitInterval {
+            if let started = commitPendingSince, clock.now - started >= settings.commitInterval {
                 try await feed(.commitDue)
             }
             if let interval = stage.tickInterval, clock.now - lastTick >= interval {
@@ -307,7 +307,7 @@ private final class RunnerSession<S: Stage> {
             }
             // An open transaction must not wait a whole poll timeout past its commit time:
             // downstream sees nothing of it until it commits.
-            let wait = transactionStarted.map { max(.zero, settings.commitInterval - (clock.now - $0)) } ?? .milliseconds(100)
+            let wait = commitPendingSince.map { max(.zero, settings.commitInterval - (clock.now - $0)) } ?? .milliseconds(100)
             let events: [KafkaConsumerEvent]
             let polled = await kafkaResult({ () async throws(KafkaError) in try await consumer.poll(timeout: wait) })
             lastPoll = clock.now
@@ -642,9 +642,9 @@ private final class RunnerSession<S: Stage> {
     /// Turns the machine's notes into metrics, logs and the runner's failure bookkeeping.
     private func observe() {
         if machine.commitPending {
-            if transactionStarted == nil { transactionStarted = clock.now }
+            if commitPendingSince == nil { commitPendingSince = clock.now }
         } else {
-            transactionStarted = nil
+            commitPendingSince = nil
             if !machine.busy, !batch.isEmpty { batch.removeAll(keepingCapacity: true) }
         }
         for note in machine.takeNotes() {
