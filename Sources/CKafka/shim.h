@@ -3,6 +3,9 @@
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 /* The offset and partition sentinels of rdkafka.h are macros with casts,
  * which Swift does not import. */
@@ -36,6 +39,14 @@ static inline rd_kafka_resp_err_t ckafka_produce(rd_kafka_t *rk, rd_kafka_topic_
                              key, key_len, msg_opaque) == -1)
                 return rd_kafka_last_error();
         return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+/* glibc keeps the pages of freed fetch buffers in its arenas; a reader that just
+ * read whole partitions hands them back with this. A no-op elsewhere. */
+static inline void ckafka_release_free_memory(void) {
+#ifdef __GLIBC__
+        malloc_trim(0);
+#endif
 }
 
 #endif

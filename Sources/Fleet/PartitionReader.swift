@@ -28,8 +28,12 @@ package final class PartitionReader: Sendable {
         // too), which an offset comparison could not see past.
         kafka.properties["enable.partition.eof"] = "true"
         kafka.properties["receive.message.max.bytes"] = kafka.properties["receive.message.max.bytes"] ?? PartitionReader.receiveLimit
+        kafka.properties["queued.max.messages.kbytes"] = kafka.properties["queued.max.messages.kbytes"] ?? "1000000"
         var configuration = KafkaConsumerConfiguration(kafka: kafka, groupID: name)
         configuration.maxBatchSize = batchSize
+        // A restore reads to an end that is already there: no need to ask for more every
+        // 10 ms while the broker has sent nothing yet.
+        if restoring { configuration.fetchWaitMax = .milliseconds(500) }
         consumer = try KafkaConsumer(configuration: configuration, logger: logger)
     }
 
@@ -38,6 +42,16 @@ package final class PartitionReader: Sendable {
     /// by `timeout`. With `keepAssigned` the partitions stay assigned for ``follow(_:)``.
     package func read(
         _ partitions: [KafkaTopicPartition], timeout: Duration, keepAssigned: Bool = false, _ body: ([KafkaMessage]) -> Void
+    ) async throws(KafkaError) -> Int {
+        try await read(partitions, timeout: timeout, keepAssigned: keepAssigned, projecting: { $0.message() }, body)
+    }
+
+    /// ``read(_:timeout:keepAssigned:_:)`` that hands `body` only what `project` keeps
+    /// of each record, read in librdkafka's buffer (a restore needs a key and a header,
+    /// not a copy of every value and header). Returns how many records were read.
+    package func read<Projected: Sendable>(
+        _ partitions: [KafkaTopicPartition], timeout: Duration, keepAssigned: Bool = false,
+        projecting project: @escaping @Sendable (KafkaRecordView) -> Projected?, _ body: ([Projected]) -> Void
     ) async throws(KafkaError) -> Int {
         var pending = Set<KafkaTopicPartition>()
         for part in partitions {
@@ -54,34 +68,53 @@ package final class PartitionReader: Sendable {
         }
         guard !pending.isEmpty || keepAssigned else { return 0 }
         try consumer.assign(partitions.map { KafkaTopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: KafkaTopicPartitionOffset.beginning) })
+        guard !pending.isEmpty else { return 0 }  // assigned for follow(_:) only
         let deadline = ContinuousClock.now + timeout
         var count = 0
-        while !pending.isEmpty {
+        let consumer = consumer
+        @Sendable func poll() async -> Result<KafkaProjectedBatch<Projected>, KafkaError> {
+            do {
+                return .success(try await consumer.poll(projecting: project))
+            } catch {
+                return .failure(error)
+            }
+        }
+        var batch = try checked(await poll())
+        while true {
+            count += batch.seen
+            for case .endOfPartition(let end) in batch.ends {
+                pending.remove(end.topicPartition)
+            }
+            if pending.isEmpty {
+                if !batch.records.isEmpty { body(batch.records) }
+                break
+            }
             guard ContinuousClock.now < deadline else {
                 try? consumer.assign([])
                 throw KafkaError(code: .timedOut, message: "did not reach the end of \(pending.sorted().map(\.description).joined(separator: ", ")) within \(timeout)")
             }
-            let events: [KafkaConsumerEvent]
-            do {
-                events = try await consumer.poll()
-            } catch where error.code == .autoOffsetReset {
-                try? consumer.assign([])
-                throw KafkaError(code: .autoOffsetReset, message: "records were deleted before the restore read them (\(error.message)): state topics must be compacted, not cut by retention or a size limit")
-            }
-            for event in events {
-                switch event {
-                case .messages(let messages):
-                    count += messages.count
-                    body(messages)
-                case .endOfPartition(let end):
-                    pending.remove(end.topicPartition)
-                case .assigned, .revoked, .lost:
-                    break
-                }
-            }
+            // The next batch is fetched and projected on the consumer's queue while
+            // `body` takes this one: two cores instead of one taking turns.
+            async let next = poll()
+            if !batch.records.isEmpty { body(batch.records) }
+            batch = try checked(await next)
         }
         if !keepAssigned { try consumer.assign([]) }
         return count
+    }
+
+    /// A batch, or the error that ends the read: a position deleted under a restore is
+    /// said in terms of state, not of offsets.
+    private func checked<Projected>(_ result: Result<KafkaProjectedBatch<Projected>, KafkaError>) throws(KafkaError) -> KafkaProjectedBatch<Projected> {
+        switch result {
+        case .success(let batch):
+            return batch
+        case .failure(let error) where error.code == .autoOffsetReset:
+            try? consumer.assign([])
+            throw KafkaError(code: .autoOffsetReset, message: "records were deleted before the restore read them (\(error.message)): state topics must be compacted, not cut by retention or a size limit")
+        case .failure(let error):
+            throw error
+        }
     }
 
     /// Keeps reading the partitions a `keepAssigned` ``read(_:timeout:keepAssigned:_:)``

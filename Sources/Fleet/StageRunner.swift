@@ -516,40 +516,30 @@ private final class RunnerSession<S: Stage> {
         if let changelog = stage.changelogTopic {
             targets += partitions.map { KafkaTopicPartition(topic: changelog, partition: $0) }
         }
-        let prefix = "\(stage.name)/"
-        let changelog = stage.changelogTopic
+        // The inputs wait until their state is there: fetching them meanwhile only fills
+        // memory (and, on a broker that answers an empty fetch at once, costs it and us a
+        // round trip per partition every few milliseconds). No rebalance can come between
+        // pause and resume: the group is served only while the consumer is polled.
+        let inputs = stage.inputTopics.flatMap { topic in partitions.map { KafkaTopicPartition(topic: topic, partition: $0) } }
+        try? await consumer.pause(inputs)
+        let projection = RestoreProjection(stage: stage.name, changelog: stage.changelogTopic)
         var undecodable = 0
-        func restored(_ message: KafkaMessage) -> RestoredRecord? {
-            guard let key = message.keyString else { return nil }
-            if message.topic == TopicCatalog.idempotencyTopic {
-                guard key.hasPrefix(prefix) else { return nil }
-                if key.hasPrefix(prefix + "~intent/") {
-                    guard let value = message.value else { return .intent(partition: message.partition, key: key, records: nil) }
-                    do {
-                        return .intent(partition: message.partition, key: key, records: try IntentCodec.decode(value))
-                    } catch {
-                        undecodable += 1
-                        return nil
-                    }
-                }
-                let expiresAt = message.value == nil ? nil : IdempotencyHeader.expiry(of: message)
-                return .key(partition: message.partition, key: String(key.dropFirst(prefix.count)), expiresAt: expiresAt)
-            }
-            guard message.topic == changelog else { return nil }
-            guard message.value != nil else { return .state(partition: message.partition, key: key, value: nil) }
-            guard let envelope = try? Envelope.decode(message.eventRecord) else {
-                undecodable += 1
-                return nil
-            }
-            return .state(partition: message.partition, key: key, value: envelope.event)
-        }
         let result = await kafkaResult { () async throws(KafkaError) in
-            try await reader.read(targets, timeout: settings.restoreTimeout) { messages in
-                machine.handle(.restored(messages.compactMap(restored)))
+            try await reader.read(targets, timeout: settings.restoreTimeout, projecting: projection.restored) { restored in
+                var records: [RestoredRecord] = []
+                records.reserveCapacity(restored.count)
+                for case let record? in restored { records.append(record) }
+                undecodable += restored.count - records.count
+                machine.handle(.restored(records))
             }
         }
         if undecodable > 0 {
             logger.error("undecodable changelog records skipped during restore", metadata: ["count": "\(undecodable)"])
+        }
+        KafkaLibrary.releaseFreedMemory()
+        // Left paused, the partitions would never be read again: a failed resume ends the session.
+        if case .failure(let error) = await kafkaResult({ () async throws(KafkaError) in try await consumer.resume(inputs) }) {
+            return .failed(failure(error))
         }
         switch result {
         case .success:
@@ -726,13 +716,61 @@ public enum IdempotencyHeader {
     /// `oms_expires_at`: restore reads the expiry here instead of decoding the JSON.
     public static let expiresAt = "oms_expires_at"
 
-    static func expiry(of message: KafkaMessage) -> Int64? {
-        if let text = message.header(expiresAt)?.stringValue, let value = Int64(text) { return value }
+    static func expiry(of record: KafkaRecordView) -> Int64 {
+        if let digits = record.header(expiresAt), let value = decimal(digits) { return value }
         // Written by something else: fall back to the event itself.
-        if case .idempotencyRecord(let record) = (try? Envelope.decode(message.eventRecord))?.event {
-            return record.expiresAt.millisecondsSince1970
+        if case .idempotencyRecord(let idempotency) = (try? Envelope.decode(record.message().eventRecord))?.event {
+            return idempotency.expiresAt.millisecondsSince1970
         }
         return 0
+    }
+
+    /// The ASCII decimal in `bytes`, read in place.
+    private static func decimal(_ bytes: UnsafeRawBufferPointer) -> Int64? {
+        guard !bytes.isEmpty, bytes.count <= 18 else { return nil }
+        var value: Int64 = 0
+        for byte in bytes {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + Int64(byte - UInt8(ascii: "0"))
+        }
+        return value
+    }
+}
+
+/// What a restore keeps of each record of a stage's changelog and idempotency
+/// partitions, read in the consumer's buffer: an idempotency record is only its key and
+/// its expiry header, so the restore of millions of keys copies ~50 bytes each instead of
+/// whole records. Returns nil for a record of another stage, and `.some(nil)` for one
+/// that cannot be decoded.
+struct RestoreProjection: Sendable {
+    private let keyPrefix: [UInt8]
+    private let intentPrefix: [UInt8]
+    private let changelog: String?
+
+    init(stage: String, changelog: String?) {
+        keyPrefix = Array("\(stage)/".utf8)
+        intentPrefix = Array("\(stage)/~intent/".utf8)
+        self.changelog = changelog
+    }
+
+    @Sendable func restored(_ record: KafkaRecordView) -> RestoredRecord?? {
+        guard let key = record.key else { return nil }
+        if record.topic == TopicCatalog.idempotencyTopic {
+            guard key.starts(with: keyPrefix) else { return nil }
+            guard key.starts(with: intentPrefix) else {
+                let id = String(decoding: UnsafeRawBufferPointer(rebasing: key[keyPrefix.count...]), as: UTF8.self)
+                return .key(partition: record.partition, key: id, expiresAt: record.value == nil ? nil : IdempotencyHeader.expiry(of: record))
+            }
+            let text = String(decoding: key, as: UTF8.self)
+            guard let value = record.value else { return .intent(partition: record.partition, key: text, records: nil) }
+            guard let records = try? IntentCodec.decode(Array(value)) else { return .some(nil) }
+            return .intent(partition: record.partition, key: text, records: records)
+        }
+        guard record.topic == changelog else { return nil }
+        let text = String(decoding: key, as: UTF8.self)
+        guard record.value != nil else { return .state(partition: record.partition, key: text, value: nil) }
+        guard let envelope = try? Envelope.decode(record.message().eventRecord) else { return .some(nil) }
+        return .state(partition: record.partition, key: text, value: envelope.event)
     }
 }
 

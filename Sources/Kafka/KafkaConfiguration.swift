@@ -138,6 +138,12 @@ public struct KafkaConsumerConfiguration: Sendable {
         result.append(("fetch.wait.max.ms", String(fetchWaitMax.milliseconds)))
         result.append(("session.timeout.ms", String(sessionTimeout.milliseconds)))
         result.append(("partition.assignment.strategy", assignmentStrategy))
+        // librdkafka 2.0.2 counts this "per partition" minimum over the one queue all
+        // assigned partitions feed: at its default (100,000) a consumer taking large
+        // batches of many partitions stops fetching all of them at once and resumes late
+        // (docs/BENCHMARKS.md, "Kafka API vs kcat"). The queue stays bounded by
+        // `queued.max.messages.kbytes` (64 MiB).
+        result.append(("queued.min.messages", "1000000"))
         result.append(contentsOf: kafka.properties.sorted { $0.key < $1.key })
         return result
     }

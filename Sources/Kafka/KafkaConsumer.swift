@@ -228,21 +228,36 @@ public final class KafkaConsumer: Sendable {
     /// ``poll()`` waiting at most `timeout` for the first record, for a caller with a
     /// deadline of its own (a transaction due to commit).
     public func poll(timeout wait: Duration) async throws(KafkaError) -> [KafkaConsumerEvent] {
+        let batch = try await poll(timeout: wait) { record in record.message() }
+        var events = batch.rebalances
+        if !batch.records.isEmpty { events.append(.messages(batch.records)) }
+        return events + batch.ends
+    }
+
+    /// One batch call like ``poll()``, handing each record to `project` while it is still
+    /// in librdkafka's buffer and keeping what `project` returns (nil: skip the record):
+    /// for a caller that needs a few parts of many records (a restore reads keys and
+    /// one header) and should not copy the rest.
+    public func poll<Projected: Sendable>(
+        timeout wait: Duration? = nil, projecting project: @escaping @Sendable (KafkaRecordView) -> Projected?
+    ) async throws(KafkaError) -> KafkaProjectedBatch<Projected> {
         let client = client
         let maxBatchSize = maxBatchSize
-        let timeout = min(wait, pollTimeout).timeoutMilliseconds
+        let timeout = min(wait ?? pollTimeout, pollTimeout).timeoutMilliseconds
         let rebalance = rebalance
         let logger = logger
         return try await onPollQueue { [self] () throws(KafkaError) in
-            guard !isClosed, let queue = client.consumerQueue else { return [] }
-            return try Self.consumeBatch(client: client, queue: queue, maxBatchSize: maxBatchSize, timeout: timeout, rebalance: rebalance, logger: logger).get()
+            guard !isClosed, let queue = client.consumerQueue else { return KafkaProjectedBatch() }
+            return try Self.consumeBatch(
+                client: client, queue: queue, maxBatchSize: maxBatchSize, timeout: timeout, rebalance: rebalance, logger: logger, project: project
+            ).get()
         }
     }
 
-    private static func consumeBatch(
+    private static func consumeBatch<Projected>(
         client: RdKafkaClient, queue: OpaquePointer, maxBatchSize: Int, timeout: Int32,
-        rebalance: RebalanceHandler, logger: Logger
-    ) -> Result<[KafkaConsumerEvent], KafkaError> {
+        rebalance: RebalanceHandler, logger: Logger, project: (KafkaRecordView) -> Projected?
+    ) -> Result<KafkaProjectedBatch<Projected>, KafkaError> {
         let buffer = UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: maxBatchSize)
         defer { buffer.deallocate() }
         // The batch call waits for a *full* batch until its timeout, which would add the
@@ -254,14 +269,15 @@ public final class KafkaConsumer: Sendable {
             let more = maxBatchSize > 1 ? rd_kafka_consume_batch_queue(queue, 0, buffer + 1, maxBatchSize - 1) : 0
             count = 1 + max(more, 0)
         }
-        var events = rebalance.takeEvents()
+        var batch = KafkaProjectedBatch<Projected>()
+        batch.rebalances = rebalance.takeEvents()
         if count < 0 {
             return .failure(KafkaError(rd_kafka_last_error(), context: "consume"))
         }
         // Partitions that this member no longer owns after the call (a partition revoked
         // and assigned again within the call is owned).
         var owned: [KafkaTopicPartition: Bool] = [:]
-        for event in events {
+        for event in batch.rebalances {
             switch event {
             case .assigned(let parts): for part in parts { owned[part] = true }
             case .revoked(let parts), .lost(let parts): for part in parts { owned[part] = false }
@@ -269,11 +285,9 @@ public final class KafkaConsumer: Sendable {
             }
         }
         let taken = Set(owned.compactMap { $0.value ? nil : $0.key })
-        var messages: [KafkaMessage] = []
-        messages.reserveCapacity(count)
+        batch.records.reserveCapacity(count)
         var topicNames: [OpaquePointer: String] = [:]
         var fatal: KafkaError?
-        var ends: [KafkaConsumerEvent] = []
         for index in 0..<count {
             guard let pointer = buffer[index] else { continue }
             defer { rd_kafka_message_destroy(pointer) }
@@ -281,7 +295,7 @@ public final class KafkaConsumer: Sendable {
             if record.err != RD_KAFKA_RESP_ERR_NO_ERROR {
                 if record.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
                     if let rkt = record.rkt {
-                        ends.append(.endOfPartition(KafkaTopicPartitionOffset(topic: String(cString: rd_kafka_topic_name(rkt)), partition: record.partition, offset: record.offset)))
+                        batch.ends.append(.endOfPartition(KafkaTopicPartitionOffset(topic: String(cString: rd_kafka_topic_name(rkt)), partition: record.partition, offset: record.offset)))
                     }
                     continue
                 }
@@ -315,15 +329,63 @@ public final class KafkaConsumer: Sendable {
             // librdkafka already drops records of revoked partitions; this guards the
             // offsets the caller commits against a version that does not.
             if !taken.isEmpty, taken.contains(KafkaTopicPartition(topic: topic, partition: record.partition)) { continue }
-            messages.append(makeMessage(pointer, topic: topic))
+            batch.seen += 1
+            if let projected = project(KafkaRecordView(pointer: pointer, topic: topic)) { batch.records.append(projected) }
         }
         if let fatal { return .failure(fatal) }
-        if !messages.isEmpty { events.append(.messages(messages)) }
-        events.append(contentsOf: ends)
-        return .success(events)
+        return .success(batch)
+    }
+}
+
+/// What one batch call of ``KafkaConsumer/poll(timeout:projecting:)`` returned.
+public struct KafkaProjectedBatch<Projected>: Sendable where Projected: Sendable {
+    /// The rebalances served during the call (`assigned`, `revoked`, `lost`).
+    public var rebalances: [KafkaConsumerEvent] = []
+    /// What the projection kept of the records, in offset order per partition.
+    public var records: [Projected] = []
+    /// The ends of partitions reached (`endOfPartition`), after the records.
+    public var ends: [KafkaConsumerEvent] = []
+    /// How many records the call returned, kept or not.
+    public var seen = 0
+}
+
+/// A record still in librdkafka's buffer: its parts are read in place, without copying
+/// what the caller does not need. Valid only inside the projection it is handed to.
+public struct KafkaRecordView {
+    private let pointer: UnsafeMutablePointer<rd_kafka_message_t>
+    /// Its topic.
+    public let topic: String
+
+    init(pointer: UnsafeMutablePointer<rd_kafka_message_t>, topic: String) {
+        self.pointer = pointer
+        self.topic = topic
     }
 
-    private static func makeMessage(_ pointer: UnsafeMutablePointer<rd_kafka_message_t>, topic: String) -> KafkaMessage {
+    /// Its partition.
+    public var partition: Int32 { pointer.pointee.partition }
+    /// Its offset in the partition.
+    public var offset: Int64 { pointer.pointee.offset }
+    /// The key's bytes, if it has a key.
+    public var key: UnsafeRawBufferPointer? {
+        pointer.pointee.key.map { UnsafeRawBufferPointer(start: $0, count: pointer.pointee.key_len) }
+    }
+    /// The value's bytes; nil for a tombstone.
+    public var value: UnsafeRawBufferPointer? {
+        pointer.pointee.payload.map { UnsafeRawBufferPointer(start: $0, count: pointer.pointee.len) }
+    }
+
+    /// The bytes of the last header called `name` (nil: no such header, or no value).
+    public func header(_ name: String) -> UnsafeRawBufferPointer? {
+        var list: OpaquePointer?
+        guard rd_kafka_message_headers(pointer, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return nil }
+        var bytes: UnsafeRawPointer?
+        var size = 0
+        guard rd_kafka_header_get_last(list, name, &bytes, &size) == RD_KAFKA_RESP_ERR_NO_ERROR, let bytes else { return nil }
+        return UnsafeRawBufferPointer(start: bytes, count: size)
+    }
+
+    /// The whole record, copied out.
+    public func message() -> KafkaMessage {
         let record = pointer.pointee
         let key = record.key.map { Array(UnsafeRawBufferPointer(start: $0, count: record.key_len)) }
         let value = record.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: record.len)) }

@@ -14,6 +14,11 @@ public enum KafkaLibrary {
     /// exist with their librdkafka handle not yet destroyed.
     public static var openClients: Int { liveClientHandles.load(ordering: .relaxed) }
 
+    /// Hands memory freed by clients back to the system: glibc keeps the pages of freed
+    /// buffers for reuse, so after reading whole partitions (a restore) the process would
+    /// otherwise keep the read's peak as its footprint.
+    public static func releaseFreedMemory() { ckafka_release_free_memory() }
+
     /// Waits until at most `remaining` clients are open (e.g. 1: the embedded cluster's
     /// host), so that a cluster stopped afterwards has no client left to complain that it
     /// is gone. True if that happened within `timeout`.

@@ -145,6 +145,34 @@ import Workers
         #expect(keys.count == 0)
     }
 
+    @Test func keysComeBackAsTheTextTheyWereGiven() {
+        // Canonical UUIDs are kept as their 16 bytes, anything else by a hash with its
+        // text: either way a tombstone must name the key exactly as it was written.
+        let texts = [
+            "0b7c2f4e-8d3a-5f1b-9c2d-4e6f8a0b1c2d",  // v5, canonical
+            "0B7C2F4E-8D3A-5F1B-9C2D-4E6F8A0B1C2D",  // the same in capitals: another key
+            "00000000-0000-0000-0000-000000000000",  // version 0: not what the parser keeps
+            "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f",  // v4
+            "shopify/orders-create/1234",
+            "",
+        ]
+        var keys = IdempotencyKeys()
+        for (index, text) in texts.enumerated() { keys.insert(text, expiresAt: Int64(index)) }
+        keys.commit()
+        #expect(keys.count == texts.count, "no two of the texts share a key")
+        for text in texts { #expect(keys.contains(text)) }
+        #expect(!keys.contains("0b7c2f4e-8d3a-5f1b-9c2d-4e6f8a0b1c2e"))
+        #expect(!keys.contains("0b7c2f4e-8d3a-5f1b-9c2d-4e6f8a0b1c2"))
+        #expect(keys.removeExpired(now: 100) == texts)
+        #expect(keys.count == 0)
+
+        keys.restore(texts[4], expiresAt: 5)
+        keys.restore(texts[0], expiresAt: 5)
+        keys.restore(texts[4], expiresAt: nil)
+        #expect(!keys.contains(texts[4]))
+        #expect(keys.removeExpired(now: 100) == [texts[0]])
+    }
+
     // MARK: StageStep
 
     @Test func retryableFailureLeavesStateAndKeysUntouched() {
