@@ -14,6 +14,13 @@ let package = Package(
         .library(name: "Outbound", targets: ["Outbound"]),
         .library(name: "Invoicing", targets: ["Invoicing"]),
     ],
+    // OTLP export of the tracing spans (swift-otel) costs CI several minutes of build, so
+    // it is opt-in: `swift build --traits OTLP`. Without it spans go to whatever tracer is
+    // bootstrapped (none in production builds: the no-op tracer).
+    traits: [
+        .trait(name: "OTLP", description: "Export tracing spans with OTLP/HTTP (swift-otel) when OTEL_EXPORTER_OTLP_ENDPOINT is set"),
+        .default(enabledTraits: []),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -33,6 +40,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
         .package(url: "https://github.com/CoreOffice/XMLCoder", from: "0.18.2"),
         .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        // Only its OTLP/HTTP exporter: the gRPC one would bring grpc-swift into the build.
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         .systemLibrary(
@@ -168,6 +177,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "OTel", package: "swift-otel", condition: .when(traits: ["OTLP"])),
             ]
         ),
         .testTarget(
