@@ -51,7 +51,9 @@ public enum DeadLetters {
     public static func record(
         for message: KafkaMessage, stage: String, error: String, attempts: Int, now: Date, sizeLimit: Int = .max
     ) -> KafkaProducerMessage {
-        let whole = letter(for: message, stage: stage, error: error, attempts: attempts, now: now, value: message.value, reference: nil)
+        // Read before the last resort drops the failed record's headers.
+        let trace = message.header(EnvelopeHeader.traceparent)?.stringValue.flatMap { try? TraceParent(parsing: $0) }
+        let whole = letter(for: message, stage: stage, error: error, attempts: attempts, now: now, value: message.value, reference: nil, trace: trace)
         guard KafkaRecordSizeLimits.size(of: whole) > sizeLimit else { return whole }
         let value = message.value ?? []
         var reference = [
@@ -60,17 +62,18 @@ public enum DeadLetters {
             KafkaHeader(name: DeadLetterHeader.valueSHA256, string: Hex.encode(SHA256.hash(data: value))),
         ]
         let kept = Array(value.prefix(keptValueBytes))
-        let cut = letter(for: message, stage: stage, error: error, attempts: attempts, now: now, value: kept, reference: reference)
+        let cut = letter(for: message, stage: stage, error: error, attempts: attempts, now: now, value: kept, reference: reference, trace: trace)
         guard KafkaRecordSizeLimits.size(of: cut) > sizeLimit else { return cut }
         reference.append(KafkaHeader(name: DeadLetterHeader.headersDropped, string: "true"))
         var bare = message
         bare.headers = []
         bare.key = message.key.map { Array($0.prefix(1024)) }
-        return letter(for: bare, stage: stage, error: error, attempts: attempts, now: now, value: Array(kept.prefix(1024)), reference: reference)
+        return letter(for: bare, stage: stage, error: error, attempts: attempts, now: now, value: Array(kept.prefix(1024)), reference: reference, trace: trace)
     }
 
     private static func letter(
-        for message: KafkaMessage, stage: String, error: String, attempts: Int, now: Date, value keptValue: [UInt8]?, reference: [KafkaHeader]?
+        for message: KafkaMessage, stage: String, error: String, attempts: Int, now: Date, value keptValue: [UInt8]?, reference: [KafkaHeader]?,
+        trace: TraceParent?
     ) -> KafkaProducerMessage {
         // An error text can quote what failed; a header is not the place for all of it.
         let error = error.count > 2_000 ? String(error.prefix(2_000)) + "…" : error
@@ -83,7 +86,10 @@ public enum DeadLetters {
         // the same dead letter, and from the input's id where it has one.
         let inputID = message.header(EnvelopeHeader.id)?.stringValue
         let id = DeterministicID.eventID(inputEventID: "\(message.topic)/\(message.partition)/\(message.offset)", stage: stage, outputIndex: 0)
-        let envelope = Envelope(id: id, source: "oms/\(stage)", time: now, causationID: inputID, event: letter.event)
+        // The letter stays in the failed record's trace, as a derived child like any
+        // output, so that a replay writes the same header.
+        let envelope = Envelope(
+            id: id, source: "oms/\(stage)", time: now, traceparent: trace?.child(forEventID: id), causationID: inputID, event: letter.event)
         var headers: [KafkaHeader] = [
             KafkaHeader(name: DeadLetterHeader.topic, string: message.topic),
             KafkaHeader(name: DeadLetterHeader.partition, string: String(message.partition)),

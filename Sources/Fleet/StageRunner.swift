@@ -172,6 +172,8 @@ private final class RunnerSession<S: Stage> {
     var machine: RunnerMachine<S>
     /// The records of the open batch, by position: dead letters keep their bytes.
     var batch: [RecordPosition: KafkaMessage] = [:]
+    /// The tracing spans of the records being fed to the machine (none untraced).
+    var spans = RecordSpans.none
     /// When a commit became pending (a batch opened, or offsets to commit again): the commit interval counts from there.
     var commitPendingSince: ContinuousClock.Instant?
     var commitStarted: ContinuousClock.Instant?
@@ -331,7 +333,17 @@ private final class RunnerSession<S: Stage> {
                     // Kept until the batch commits: at least once, its dead letters are
                     // encoded at commit time.
                     for message in messages { batch[RecordPosition(message)] = message }
-                    try await feed(.fetched(messages.map(Self.input), now: Date()))
+                    let inputs = messages.map(Self.input)
+                    spans = RecordSpans.start(stage: stage.name, messages: messages, inputs: inputs)
+                    do {
+                        try await feed(.fetched(inputs, now: Date()))
+                    } catch {
+                        spans.end(error: error)
+                        spans = .none
+                        throw error
+                    }
+                    spans.end()
+                    spans = .none
                     metrics.batchLatency.recordInterval(since: start)
                 case .assigned(let parts):
                     metrics.rebalances.increment()
@@ -427,6 +439,7 @@ private final class RunnerSession<S: Stage> {
         case .beginTransaction:
             result = Result { () throws(KafkaError) in try producer.beginTransaction() }
         case .produce(let records, let input):
+            spans.wrote(records, input: input)
             let messages = encode(records, input: input)
             result = await kafkaResult { () async throws(KafkaError) in try await producer.enqueue(contentsOf: messages) }
         case .flush:

@@ -89,6 +89,14 @@ public struct WorkerConfiguration: Sendable {
     public var httpPort: Int? = 9464
     /// Log level.
     public var logLevel: Logger.Level = .info
+    /// `otel.exporter.otlp.endpoint` (`OTEL_EXPORTER_OTLP_ENDPOINT`): the OTLP/HTTP
+    /// collector the tracing spans go to, as OpenTelemetry's variable of that name means
+    /// it (`/v1/traces` is appended). Nil, the default, exports nothing; an `oms` built
+    /// without the `OTLP` package trait cannot export and says so at start-up.
+    public var otlpEndpoint: String?
+    /// `otel.service.name` (`OTEL_SERVICE_NAME`): the service the spans are reported
+    /// under; nil lets the command choose (`oms-worker`, `oms-gateway`, …).
+    public var serviceName: String?
 
     /// Defaults, for these brokers.
     public init(brokers: String, instanceID: String = WorkerConfiguration.defaultInstanceID) {
@@ -172,6 +180,8 @@ public struct WorkerConfiguration: Sendable {
             }
             logLevel = parsed
         }
+        otlpEndpoint = try keys.string("otel.exporter.otlp.endpoint").flatMap { $0.isEmpty ? nil : $0 }
+        serviceName = try keys.string("otel.service.name").flatMap { $0.isEmpty ? nil : $0 }
     }
 
     /// Config keys that map to one librdkafka property each: key, property, secret.
@@ -195,6 +205,7 @@ public struct WorkerConfiguration: Sendable {
         "worker.idempotency.retention.s", "worker.transaction.timeout.ms", "worker.session.timeout.ms",
         "worker.assignment.strategy", "worker.static.membership", "worker.max.poll.interval.ms",
         "worker.restore.timeout.s", "worker.statistics.interval.ms", "http.host", "http.port", "log.level",
+        "otel.exporter.otlp.endpoint", "otel.service.name",
     ]
 
     /// The environment variables a worker reads (`KAFKA_BROKERS`, `WORKER_BATCH_SIZE`, …):

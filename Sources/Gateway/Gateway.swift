@@ -245,7 +245,7 @@ public final class Gateway: Sendable {
     /// Writes `event` and waits for Kafka's acknowledgement: 503 if it does not come (at
     /// once while no broker is reachable), 413 if the record can never fit its topic.
     func produce(_ event: Event, id: String) async throws(GatewayError) -> KafkaDeliveryReport {
-        let envelope = Envelope(id: id, source: "oms/gateway", time: Date(), traceparent: TraceParent.root(forEventID: id), event: event)
+        let envelope = Envelope(id: id, source: "oms/gateway", time: Date(), traceparent: GatewayTrace.traceparent(forEventID: id), event: event)
         let message: KafkaProducerMessage
         do {
             message = try KafkaProducerMessage(envelope, topic: envelope.topic)

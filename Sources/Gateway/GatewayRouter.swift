@@ -21,6 +21,9 @@ extension Gateway {
     /// Every route, grouped by concern: who calls it and how it is protected.
     func router() -> Router<BasicRequestContext> {
         let router = Router()
+        // Before every route: a span per request, child of the caller's traceparent.
+        router.add(middleware: TracingMiddleware())
+        router.add(middleware: IncomingTraceParentMiddleware())
         addChannelRoutes(to: router)
         addCarrierRoutes(to: router)
         addFulfilmentRoutes(to: router)

@@ -1,8 +1,11 @@
 import AsyncHTTPClient
+import Contracts
+import Fleet
 import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Tracing
 
 /// One HTTP request to an external system, told apart by what its failure means for
 /// the effect: a request that never left (refused, DNS) cannot have taken effect; one
@@ -56,6 +59,7 @@ public struct HTTPExchange: Sendable {
         var request = HTTPClientRequest(url: url)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
+        let traceContext = Self.placeInTrace(&request, client: client)
         if let body {
             request.headers.replaceOrAdd(name: "Content-Type", value: contentType)
             request.body = .bytes(ByteBuffer(bytes: body))
@@ -65,13 +69,36 @@ public struct HTTPExchange: Sendable {
             do { try await pointOfNoReturn() } catch { return .notSent("not sent: \(error)") }
         }
         do {
-            let response = try await client.execute(request, timeout: .milliseconds(Int64(timeout / .milliseconds(1))))
+            let response = try await InstrumentationContext.$current.withValue(traceContext ?? InstrumentationContext.current) {
+                try await client.execute(request, timeout: .milliseconds(Int64(timeout / .milliseconds(1))))
+            }
             var buffer = try await response.body.collect(upTo: Self.bodyLimit)
             let data = buffer.readData(length: buffer.readableBytes) ?? Data()
             return .answered(Response(status: Int(response.status.code), headers: response.headers, body: data))
         } catch {
             return Self.neverLeft(error) ? .notSent(Self.describe(error)) : .lost(Self.describe(error))
         }
+    }
+
+    /// Puts the call in its trace: a `traceparent` the caller set, else the current span,
+    /// else the command's (``OutboundTrace``). A client made after a tracer was
+    /// bootstrapped (async-http-client keeps the tracer of that moment) starts a span per
+    /// request, child of the current context, and sends that span's `traceparent`
+    /// itself: then the header here goes, lest the request carry two, and the context to
+    /// run the call in is returned instead. Otherwise the header is written here.
+    static func placeInTrace(_ request: inout HTTPClientRequest, client: HTTPClient) -> InstrumentationContext? {
+        let name = EnvelopeHeader.traceparent
+        let explicit = request.headers.first(name: name).flatMap { try? TraceParent(parsing: $0) }
+        guard let tracer = client.tracer, !(tracer is NoOpTracer) else {
+            if !request.headers.contains(name: name), let trace = OutboundTrace.current {
+                request.headers.add(name: name, value: trace.description)
+            }
+            return nil
+        }
+        request.headers.remove(name: name)
+        if let explicit { return RecordTracing.context(continuing: explicit) }
+        if InstrumentationContext.current != nil { return nil }
+        return OutboundTrace.command.map(RecordTracing.context(continuing:))
     }
 
     /// `application/x-www-form-urlencoded` (`+` for spaces is not used: `%20` is valid too).
@@ -101,6 +128,20 @@ public struct HTTPExchange: Sendable {
             return "connection failed: \(error.connectionErrors.first.map { "\($0.error)" } ?? "\(error)")"
         }
         return "\(error)"
+    }
+}
+
+/// The trace an outbound call belongs to, sent as its `traceparent` header so that the
+/// external system's spans join the order's trace.
+public enum OutboundTrace {
+    /// The command's `traceparent`, set by the connector for the calls it makes for it.
+    @TaskLocal public static var command: TraceParent?
+
+    /// The call's `traceparent`: the current span's where a tracer made one, else the
+    /// command's.
+    public static var current: TraceParent? {
+        if let context = InstrumentationContext.current, let span = RecordTracing.traceparent(of: context) { return span }
+        return command
     }
 }
 

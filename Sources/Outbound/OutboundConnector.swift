@@ -5,6 +5,7 @@ import Kafka
 import Logging
 import Metrics
 import ServiceLifecycle
+import Tracing
 
 /// What one connector does: the command topic it consumes and the endpoint it acts on.
 public struct ConnectorDefinition: Sendable {
@@ -269,13 +270,45 @@ final class ConnectorSession: ReplaceableSession {
             let processor = CommandProcessor(
                 connector: definition.name, endpoint: definition.endpoint,
                 gate: await connector.gates.gate(definition.endpoint.gateKey(for: command)), policy: definition.policy, ledger: ledger)
-            let settlement = try await processor.settle(command, offset: message.offset, partition: partition)
+            let settlement = try await Self.traced(command, message: message, connector: definition.name) {
+                try await processor.settle(command, offset: message.offset, partition: partition)
+            }
             let entry = settlement.entry
             if case .settled = settlement { connector.metrics.settled(entry.state) }
             try await announce(definition.outcomes.events(command, entry), of: entry, for: command, message: message)
             if settlement.needsOperator {
                 try await raise(entry, for: command, message: message)
             }
+        }
+    }
+
+    /// Runs `body` (a command's settlement, its external calls among them) in the
+    /// command's trace: its HTTP calls send the command's `traceparent`, and with a
+    /// tracer they run in a span `<connector> call`, child of the command record's.
+    private static func traced<T>(
+        _ command: Envelope, message: KafkaMessage, connector: String, _ body: () async throws -> T
+    ) async throws -> T {
+        guard RecordTracing.isActive else {
+            return try await OutboundTrace.$command.withValue(command.traceparent) { try await body() }
+        }
+        let span = InstrumentationSystem.tracer.startSpan(
+            "\(connector) call", context: RecordTracing.context(of: message.headers), ofKind: .client)
+        span.updateAttributes { attributes in
+            attributes["messaging.destination.name"] = message.topic
+            attributes["messaging.destination.partition.id"] = "\(message.partition)"
+            attributes["messaging.kafka.offset"] = Int(message.offset)
+            attributes["messaging.message.id"] = command.id
+            attributes["oms.event.type"] = command.type.ceType
+            attributes["oms.subject"] = command.subject
+        }
+        defer { span.end() }
+        do {
+            return try await OutboundTrace.$command.withValue(command.traceparent) {
+                try await InstrumentationContext.$current.withValue(span.context) { try await body() }
+            }
+        } catch {
+            span.recordError(error)
+            throw error
         }
     }
 

@@ -27,6 +27,9 @@ struct ConnectorCommand: AsyncParsableCommand {
         guard Set(names).count == names.count else { throw ValidationError("a connector is named twice") }
         let (reader, configuration) = try await options.load()
         let logger = Logger(label: "oms.connector")
+        // Before the connectors make their HTTP clients: async-http-client keeps the tracer
+        // bootstrapped when a client is made, for its own client spans.
+        let export = try TracingExport.service(configuration, defaultServiceName: "oms-connector", logger: logger)
         let connectors: [(service: any Service, status: RunnerStatus)]
         do {
             connectors = try names.map { name throws(ConfigurationError) in
@@ -37,6 +40,8 @@ struct ConnectorCommand: AsyncParsableCommand {
         }
         let registry = WorkerOptions.bootstrap(logLevel: configuration.logLevel)
         var services = connectors.map(\.service)
+        // First, so that it stops last (a group stops in reverse) and sends the final spans.
+        if let export { services.insert(export, at: 0) }
         if let port = configuration.httpPort {
             services.append(HealthServer.make(host: configuration.httpHost, port: port, registry: registry, statuses: connectors.map(\.status), logger: logger) { port in
                 logger.info("serving /metrics, /healthz, /readyz", metadata: ["port": "\(port)"])

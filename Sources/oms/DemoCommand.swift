@@ -99,7 +99,12 @@ struct DemoCommand: AsyncParsableCommand {
         settings.mode = cluster.embedded == nil ? .exactlyOnce : .atLeastOnce
         settings.httpPort = nil
         settings.commitInterval = .milliseconds(20)
+        // The demo reads no config file; the variable alone turns export on, as for the others.
+        settings.otlpEndpoint = ProcessInfo.processInfo.environment["OTEL_EXPORTER_OTLP_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 }
         var services: [any Service] = []
+        // First, so that it stops last (a group stops in reverse) and sends the final spans;
+        // before the connectors make their HTTP clients, which keep the tracer of that moment.
+        if let export = try TracingExport.service(settings, defaultServiceName: "oms-demo", logger: logger) { services.append(export) }
         var statuses: [RunnerStatus] = []
         for stage in stages {
             let (runner, status) = WorkerOptions.runner(for: stage, configuration: settings, logger: logger)

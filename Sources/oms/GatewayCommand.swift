@@ -46,6 +46,9 @@ struct GatewayCommand: AsyncParsableCommand {
         let service = gateway.service(host: worker.httpHost, port: port) { port in
             logger.info("gateway listening", metadata: ["port": "\(port)"])
         }
-        try await ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+        var services: [any Service] = [service]
+        // First, so that it stops last (a group stops in reverse) and sends the final spans.
+        if let export = try TracingExport.service(worker, defaultServiceName: "oms-gateway", logger: logger) { services.insert(export, at: 0) }
+        try await ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
     }
 }

@@ -67,6 +67,8 @@ struct WorkerOptions: ParsableArguments {
         let logger = Logger(label: "oms.worker")
 
         var services: [any Service] = []
+        // First, so that it stops last (a group stops in reverse) and sends the final spans.
+        if let export = try TracingExport.service(configuration, defaultServiceName: "oms-worker", logger: logger) { services.append(export) }
         var statuses: [RunnerStatus] = []
         for stage in stages {
             let (runner, status) = Self.runner(for: stage, configuration: configuration, logger: logger)

@@ -90,7 +90,10 @@ public struct WebhookPoster: Sendable {
             ("X-OrderFleet-Attempt", String(attempt)),
             (OutboundSignature.header, OutboundSignature.sign(body: body, timestamp: Int(now().timeIntervalSince1970), secret: secret)),
         ]
-        let outcome = await http.send(.POST, subscription.url, headers: headers, body: body, pointOfNoReturn: pointOfNoReturn)
+        // The subscriber's spans join the order's trace, as the event's own record does.
+        let outcome = await OutboundTrace.$command.withValue(event.traceparent) {
+            await http.send(.POST, subscription.url, headers: headers, body: body, pointOfNoReturn: pointOfNoReturn)
+        }
         return HTTPVerdict.result(of: outcome, now: now())
     }
 }
