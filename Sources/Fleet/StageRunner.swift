@@ -529,12 +529,6 @@ private final class RunnerSession<S: Stage> {
         if let changelog = stage.changelogTopic {
             targets += partitions.map { KafkaTopicPartition(topic: changelog, partition: $0) }
         }
-        // The inputs wait until their state is there: fetching them meanwhile only fills
-        // memory (and, on a broker that answers an empty fetch at once, costs it and us a
-        // round trip per partition every few milliseconds). No rebalance can come between
-        // pause and resume: the group is served only while the consumer is polled.
-        let inputs = stage.inputTopics.flatMap { topic in partitions.map { KafkaTopicPartition(topic: topic, partition: $0) } }
-        try? await consumer.pause(inputs)
         let projection = RestoreProjection(stage: stage.name, changelog: stage.changelogTopic)
         var undecodable = 0
         let result = await kafkaResult { () async throws(KafkaError) in
@@ -550,10 +544,6 @@ private final class RunnerSession<S: Stage> {
             logger.error("undecodable changelog records skipped during restore", metadata: ["count": "\(undecodable)"])
         }
         KafkaLibrary.releaseFreedMemory()
-        // Left paused, the partitions would never be read again: a failed resume ends the session.
-        if case .failure(let error) = await kafkaResult({ () async throws(KafkaError) in try await consumer.resume(inputs) }) {
-            return .failed(failure(error))
-        }
         switch result {
         case .success:
             status.set(.running)
