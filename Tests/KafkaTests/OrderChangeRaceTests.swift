@@ -49,6 +49,18 @@ extension PipelineTests {
             Set(try await scenario.events(OrderPlaced.topic).map(\.event.payload.subject)).isSuperset(of: ids)
         }
         try #require(placed, "every order placed")
+        // Shipping decides the cancels, and answers one for an order it has not read yet
+        // with order_not_ready (as it may: the topics are not ordered with each other). The
+        // race under test is with allocation's and shipping's work, so the cancels go out
+        // once shipping has read every order; under load it could lag far behind intake.
+        let known = try await waitUntil(timeout: .seconds(90)) {
+            var known = Set<String>()
+            for envelope in try await scenario.events(ShippingState.topic) {
+                if case .shippingState(let state) = envelope.event, state.totals != nil { known.insert(state.orderId) }
+            }
+            return known.isSuperset(of: ids)
+        }
+        try #require(known, "shipping has read every order")
         let reason = Reason(code: "customer_request", message: "fewer, please")
         try await scenario.produce(ids.map { id in
             CancelOrderLines(
