@@ -159,8 +159,8 @@ struct StageBenchCommand: AsyncParsableCommand {
             try await task.value
             say(String(format: "run %d: kcat %.2f s, runner %.2f s", run, kcatSeconds.last!, readySeconds.last!))
         }
-        let kcat = Self.median(kcatSeconds)
-        let restore = Self.median(readySeconds)
+        let kcat = kcatSeconds.sorted()[runs / 2]
+        let restore = readySeconds.sorted()[runs / 2]
 
         say("")
         say("| restore of \(keys) idempotency keys (\(total) records in the topic), median of \(runs) | seconds | ratio |")
@@ -172,11 +172,6 @@ struct StageBenchCommand: AsyncParsableCommand {
         say("|---|---|---|---|")
         say("| raw key bytes (reference) | \(rawKeyBytes) | \(rawKeyBytes / keys) | 1.00 |")
         say(String(format: "| resident set growth, start → ready (first run) | %d | %d | %.1f × raw |", grown, grown / keys, Double(grown) / Double(rawKeyBytes)))
-    }
-
-    static func median(_ values: [Double]) -> Double {
-        let sorted = values.sorted()
-        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     }
 
     // MARK: Pieces
