@@ -47,7 +47,8 @@ public enum DeterministicID {
         return bytes
     }
 
-    static func uuidString(_ bytes: [UInt8]) -> String {
+    /// The canonical (lowercase, hyphenated) text of 16 UUID bytes.
+    public static func uuidString(_ bytes: [UInt8]) -> String {
         let hex = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(36)

@@ -215,19 +215,8 @@ struct KeyDigest: Hashable, Sendable {
 
     /// The canonical text of a UUID key.
     var uuidString: String {
-        let hex = Array("0123456789abcdef".utf8)
-        return String(unsafeUninitializedCapacity: 36) { buffer in
-            var out = 0
-            for nibble in 0..<32 {
-                if nibble == 8 || nibble == 12 || nibble == 16 || nibble == 20 {
-                    buffer[out] = UInt8(ascii: "-")
-                    out += 1
-                }
-                let word = nibble < 16 ? high : low
-                buffer[out] = hex[Int((word >> UInt64(60 - 4 * (nibble % 16))) & 0xF)]
-                out += 1
-            }
-            return out
-        }
+        DeterministicID.uuidString((0..<16).map { index in
+            UInt8(truncatingIfNeeded: (index < 8 ? high : low) >> UInt64(56 - 8 * (index % 8)))
+        })
     }
 }
