@@ -72,6 +72,89 @@ struct WorkerProcessTests {
         #expect(outputs.count >= ids.count)
     }
 
+    @Test("a restore longer than the group's rebalance wait does not throw the member out: two members settle and work")
+    func longRestoreKeepsGroupMembership() async throws {
+        let broker = try EmbeddedBrokerProcess.start(topics: ["fleet-in:6", "fleet-out:6"])
+        defer { broker.stop() }
+        let cluster = TestCluster(bootstrapServers: broker.bootstrap, embedded: nil)
+        let fixture = FleetFixture(cluster: cluster, input: "fleet-in", output: "fleet-out", partitions: 6)
+        let stage = TestCluster.uniqueName("slow")
+        try await Self.writeIdempotencyKeys(stage: stage, count: 60_000, cluster: cluster)
+        // The mock cluster waits for members to rejoin a rebalance only the session
+        // timeout less a second (Kafka waits max.poll.interval.ms), and answers a fetch
+        // with few record batches per partition: 60,000 one-record batches take longer to
+        // restore than that (about 4,500 a second here). Before the runner served its group while restoring, the
+        // restoring member was dropped, and the two took all partitions from each other
+        // in turn for as long as the test ran.
+        let fleet = WorkerFleet(
+            fixture: fixture, stage: stage, mode: .atLeastOnce, staticMembership: false, overrides: ["WORKER_SESSION_TIMEOUT_MS": "6000"])
+        defer { fleet.stopAll() }
+        try fleet.start(0)
+        // The second member joins while the first restores all six partitions.
+        #expect(try await waitUntil(timeout: .seconds(60)) {
+            ((try? String(contentsOf: fleet.directory.appendingPathComponent("w0.log"), encoding: .utf8)) ?? "").contains("event=assigned")
+        })
+        try await Task.sleep(for: .seconds(2))
+        try fleet.start(1)
+        let ids = try await fixture.produceEvents(600)
+        let complete = try await waitUntil(timeout: .seconds(150)) {
+            Set(FleetFixture.causations(try await fixture.readAll(fixture.output))).count >= ids.count
+        }
+        #expect(complete, "worker logs in \(fleet.directory.path)")
+        fleet.stopAll()
+        let logs = (0..<2).map { (try? String(contentsOf: fleet.directory.appendingPathComponent("w\($0).log"), encoding: .utf8)) ?? "" }
+        // A dropped member goes on believing it owns its partitions until its restore
+        // ends, while the group has given them to the other.
+        let held = logs.map(Self.ownership)
+        let shared = held[0].filter { first in held[1].contains { $0.partition == first.partition && $0.from < first.until && first.from < $0.until } }
+        #expect(shared.isEmpty, "partitions owned by both members at once: \(shared)")
+        let slowest = logs.flatMap { log in
+            log.split(separator: "\n").filter { $0.contains("[Fleet] restored") }.compactMap { line in
+                line.split(separator: " ").first { $0.hasPrefix("seconds=") }.flatMap { Double($0.dropFirst("seconds=".count)) }
+            }
+        }.max() ?? 0
+        // The scenario holds only if some restore outlasted the mock's 5 s rebalance wait.
+        #expect(slowest > 5, "restores took at most \(slowest) s")
+        let outputs = try await fixture.readAll(fixture.output)
+        #expect(Set(FleetFixture.causations(outputs)) == Set(ids))
+    }
+
+    /// The partitions a worker's log says it owned, each from its assignment to its
+    /// revocation (or the end of the log), to the second.
+    static func ownership(_ log: String) -> [(partition: Int, from: String, until: String)] {
+        var open: [Int: String] = [:]
+        var spans: [(partition: Int, from: String, until: String)] = []
+        for line in log.split(separator: "\n") {
+            let time = String(line.prefix(19))
+            let assigned = line.contains("event=assigned(")
+            guard assigned || line.contains("event=revoked(") || line.contains("event=lost(") else { continue }
+            let partitions = line.split(separator: "fleet-in[").dropFirst().compactMap { Int($0.prefix { $0.isNumber }) }
+            for partition in partitions {
+                if assigned {
+                    open[partition] = time
+                } else if let from = open.removeValue(forKey: partition) {
+                    spans.append((partition, from, time))
+                }
+            }
+        }
+        return spans + open.map { ($0.key, $0.value, "9999") }
+    }
+
+    /// Writes `count` idempotency keys of `stage`, one record batch each, spread over
+    /// `oms.idempotency`'s partitions.
+    static func writeIdempotencyKeys(stage: String, count: Int, cluster: TestCluster) async throws {
+        var configuration = KafkaProducerConfiguration(kafka: cluster.configuration)
+        configuration.kafka.properties["batch.num.messages"] = "1"
+        let producer = try KafkaProducer(configuration: configuration, logger: TestCluster.logger)
+        let expiry = Array(String(Int64(Date().timeIntervalSince1970 * 1000) + 86_400_000).utf8)
+        for index in 0..<count {
+            try await producer.enqueue(KafkaProducerMessage(
+                topic: TopicCatalog.idempotencyTopic, partition: Int32(index % 6), key: Array("\(stage)/\(UUID().uuidString.lowercased())".utf8),
+                value: Array("{}".utf8), headers: [KafkaHeader(name: IdempotencyHeader.expiresAt, value: expiry)]))
+        }
+        try await producer.close()
+    }
+
     @Test("a worker serves /healthz, /readyz and /metrics, and stops cleanly on SIGTERM with its offsets committed")
     func healthMetricsAndGracefulStop() async throws {
         let fixture = try await FleetFixture.make(.full)
