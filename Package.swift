@@ -223,6 +223,19 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "GatewayRouteTests",
+            dependencies: [
+                "Gateway",
+                "Kafka",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        .testTarget(
             name: "SimulationTests",
             dependencies: ["StageMachine", "Workers", "Contracts", "OrderFleetTesting"]
         ),

@@ -44,7 +44,7 @@ public enum HealthServer {
 
     /// Adds `/metrics`, `/healthz` and `/readyz` to `router`.
     public static func addRoutes<Context: RequestContext>(
-        to router: Router<Context>, registry: PrometheusCollectorRegistry, statuses: [RunnerStatus], checks: [Check] = []
+        to router: some RouterMethods<Context>, registry: PrometheusCollectorRegistry, statuses: [RunnerStatus], checks: [Check] = []
     ) {
         router.get("metrics") { _, _ in
             Response(

@@ -6,9 +6,10 @@ import Workers
 extension Gateway {
     /// Locations' answers to fulfilment requests (a WMS, a 3PL, a store app, a vendor),
     /// signed with a per-location secret.
-    func addFulfilmentRoutes(to router: Router<BasicRequestContext>) {
+    func fulfilmentRoutes() -> RouteCollection<BasicRequestContext> {
+        let routes = RouteCollection(context: BasicRequestContext.self)
         let secrets = configuration
-        add(GatewayRoutes.fulfilmentUpdates, to: router, guard: .signature(.omsHex, header: .omsSignature) { call throws(GatewayError) in
+        add(GatewayRoutes.fulfilmentUpdates, to: routes, signature: SignatureCheck(kind: .omsHex, header: .omsSignature) { call throws(GatewayError) in
             let location = call.parameter("location")
             guard let secret = secrets.locationSecrets[location] else {
                 throw GatewayError(status: 404, code: "not_found", message: "location '\(location)' is not configured (gateway.location.secrets)")
@@ -21,6 +22,7 @@ extension Gateway {
             accepted.location = update.location
             return (202, try Self.encode(accepted))
         }
+        return routes
     }
 
     /// The body of `POST /v1/locations/{location}/fulfilment`.

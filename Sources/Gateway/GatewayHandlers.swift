@@ -3,7 +3,6 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Kafka
-import Metrics
 import NIOCore
 
 /// An answer other than success: a status, a machine-readable code and a message for
@@ -114,93 +113,22 @@ struct Call: Sendable {
 }
 
 extension Gateway {
-    /// How a route protects itself.
-    enum Guard {
-        /// A webhook signature, checked against the body before anything else.
-        case signature(WebhookSignature, header: HTTPField.Name, secret: @Sendable (Call) throws(GatewayError) -> String)
-        /// The operator bearer token, when one is configured.
-        case apiToken
-        /// Nothing (health, metrics).
-        case none
-    }
-
-    /// Where a repeated request's key comes from.
-    enum Dedupe {
-        /// The `Idempotency-Key` header.
-        case idempotencyKey
-        /// A platform header naming the delivery (Shopify's webhook id).
-        case header(HTTPField.Name)
-    }
-
-    /// Registers `route`: reads the body (413 over the limit), checks the guard (401),
-    /// answers a repeated key with the first answer, runs `work` and counts the result.
+    /// Registers `route` on `routes`: checks `signature` against the body (401), answers a
+    /// repeated key with the first answer (`dedupe`), reads the body (413 over the limit)
+    /// and runs `work`. Each is a middleware on the route, in that order; the collection's
+    /// own middleware (the operator token) runs before them.
     func add(
-        _ route: GatewayRoutes.Route, to router: Router<BasicRequestContext>, guard protection: Guard, dedupe: Dedupe? = nil,
+        _ route: GatewayRoutes.Route, to routes: RouteCollection<BasicRequestContext>, signature: SignatureCheck? = nil, dedupe: Dedupe? = nil,
         media: @escaping @Sendable (Call) -> String = { _ in "application/json" },
         work: @escaping @Sendable (Call) async throws(GatewayError) -> (status: Int, body: [UInt8])
     ) {
-        let handler: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, context in
-            let response: Response
-            do {
-                response = try await self.answer(request, context: context, guard: protection, dedupe: dedupe, route: route, media: media, work: work)
-            } catch let error as GatewayError {
-                response = try error.response(from: request, context: context)
-            }
-            Counter(label: "oms_gateway_requests_total", dimensions: [("route", route.description), ("status", String(response.status.code))]).increment()
-            return response
-        }
-        switch route.method {
-        case "GET": router.get(RouterPath(route.routerPath), use: handler)
-        default: router.post(RouterPath(route.routerPath), use: handler)
-        }
-    }
-
-    private func answer(
-        _ request: Request, context: BasicRequestContext, guard protection: Guard, dedupe: Dedupe?, route: GatewayRoutes.Route,
-        media: @Sendable (Call) -> String, work: @Sendable (Call) async throws(GatewayError) -> (status: Int, body: [UInt8])
-    ) async throws(GatewayError) -> Response {
-        let body = try await readBody(request)
-        let call = Call(body: body, request: request, parameters: context.parameters)
-        switch protection {
-        case .signature(let kind, let header, let secret):
-            guard kind.verify(header: call.header(header), body: body, secret: try secret(call)) else {
-                throw GatewayError(status: 401, code: "bad_signature", message: "the \(header.canonicalName) header is missing or does not sign this body")
-            }
-        case .apiToken:
-            if let token = configuration.apiToken {
-                let given = request.headers[.authorization].map { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : "" } ?? ""
-                guard WebhookSignature.tokensMatch(given, token) else {
-                    throw GatewayError(status: 401, code: "unauthorized", message: "a valid 'Authorization: Bearer <token>' header is required")
-                }
-            }
-        case .none:
-            break
-        }
-        let key: String? = switch dedupe {
-        case .idempotencyKey: call.header(.idempotencyKey).map { "\(route.description) \(call.parameters.map { "\($0)=\($1)" }) \($0)" }
-        case .header(let name): call.header(name).map { "\(route.description) \($0)" }
-        case nil: nil
-        }
-        guard let key else {
+        let group = routes.group()
+        if let signature { group.add(middleware: SignatureMiddleware(gateway: self, check: signature)) }
+        if let dedupe { group.add(middleware: IdempotencyMiddleware(cache: idempotency, route: route, dedupe: dedupe)) }
+        group.on(RouterPath(route.routerPath), method: HTTPRequest.Method(route.method)!) { request, context in
+            let call = Call(body: try await self.readBody(request), request: request, parameters: context.parameters)
             let (status, body) = try await work(call)
             return Self.response(status: status, body, contentType: media(call))
-        }
-        switch idempotency.claim(key) {
-        case .answered(let answer):
-            var response = Self.json(status: answer.status, answer.body)
-            response.headers[.idempotentReplayed] = "true"
-            return response
-        case .inFlight:
-            throw GatewayError(status: 409, code: "in_flight", message: "a request with this key is still being processed; retry shortly", retryAfter: 1)
-        case .claimed:
-            do {
-                let (status, body) = try await work(call)
-                idempotency.finish(key, with: .init(status: status, body: body))
-                return Self.json(status: status, body)
-            } catch {
-                idempotency.finish(key, with: nil)
-                throw error
-            }
         }
     }
 
@@ -208,7 +136,7 @@ extension Gateway {
     /// here (``OversizedBodyHandler``); a chunked body that passes it is read and dropped
     /// (for at most 2 s) before the 413 goes out with `Connection: close`, so that a sender
     /// that writes its whole body before it reads sees the 413 too.
-    private func readBody(_ request: Request) async throws(GatewayError) -> [UInt8] {
+    func readBody(_ request: Request) async throws(GatewayError) -> [UInt8] {
         let limit = bodyLimit
         var body: [UInt8] = []
         do {

@@ -49,13 +49,14 @@ extension Gateway {
 
     /// Captures, refunds and voids that need an operator (docs/OPERATIONS.md, *Payments*):
     /// the list, and running one again. Bearer token.
-    func addPaymentRoutes(to router: Router<BasicRequestContext>) {
-        add(GatewayRoutes.paymentIssues, to: router, guard: .apiToken) { _ throws(GatewayError) in
+    func paymentRoutes() -> RouteCollection<BasicRequestContext> {
+        let routes = RouteCollection(context: BasicRequestContext.self)
+        add(GatewayRoutes.paymentIssues, to: routes) { _ throws(GatewayError) in
             let issues = try self.paymentIssues().sorted { ($0.updatedAt, $0.commandId) > ($1.updatedAt, $1.commandId) }
             return (200, try Self.encode(["payments": issues.map(PaymentIssue.init)]))
         }
 
-        add(GatewayRoutes.retryPayment, to: router, guard: .apiToken, dedupe: .idempotencyKey) { call throws(GatewayError) in
+        add(GatewayRoutes.retryPayment, to: routes, dedupe: .idempotencyKey) { call throws(GatewayError) in
             let commandId = call.parameter("commandId")
             guard let entry = try self.paymentIssues().first(where: { $0.commandId == commandId }) else {
                 throw GatewayError(status: 404, code: "not_found", message: "no payment command \(commandId) waits for an operator (GET /v1/ops/payments lists them)")
@@ -64,7 +65,7 @@ extension Gateway {
             return (202, try Self.encode(["commandId": entry.commandId, "state": "resubmitted"]))
         }
 
-        add(GatewayRoutes.reauthorizePayment, to: router, guard: .apiToken, dedupe: .idempotencyKey) { call throws(GatewayError) in
+        add(GatewayRoutes.reauthorizePayment, to: routes, dedupe: .idempotencyKey) { call throws(GatewayError) in
             let commandId = call.parameter("commandId")
             guard let entry = try self.paymentIssues().first(where: { $0.commandId == commandId }) else {
                 throw GatewayError(status: 404, code: "not_found", message: "no payment command \(commandId) waits for an operator (GET /v1/ops/payments lists them)")
@@ -81,6 +82,7 @@ extension Gateway {
             }
             return (202, try Self.encode(["commandId": entry.commandId, "state": "resubmitted", "reauthorize": "true"]))
         }
+        return routes
     }
 
     /// Adyen's notification webhook: each item's HMAC signature is checked (constant
@@ -88,8 +90,9 @@ extension Gateway {
     /// the payment outcome event of the command its reference names. Answered
     /// `[accepted]`, as Adyen requires; an item for a payment the fleet did not modify is
     /// accepted and ignored.
-    func addAdyenRoute(to router: Router<BasicRequestContext>) {
-        add(GatewayRoutes.adyenNotifications, to: router, guard: .none, media: { _ in "text/plain; charset=utf-8" }) { call throws(GatewayError) in
+    func adyenRoutes() -> RouteCollection<BasicRequestContext> {
+        let routes = RouteCollection(context: BasicRequestContext.self)
+        add(GatewayRoutes.adyenNotifications, to: routes, media: { _ in "text/plain; charset=utf-8" }) { call throws(GatewayError) in
             guard let key = self.configuration.adyenHMACKey else {
                 throw GatewayError(status: 401, code: "bad_signature", message: "no Adyen HMAC key is configured (gateway.adyen.hmac.key): notifications cannot be verified")
             }
@@ -102,6 +105,7 @@ extension Gateway {
             for item in items { try await self.record(adyen: item) }
             return (200, Array("[accepted]".utf8))
         }
+        return routes
     }
 
     private func record(adyen item: [String: Any]) async throws(GatewayError) {

@@ -18,30 +18,36 @@ extension Gateway {
         return DeterministicID.uuidV5(namespace: eventNamespace, name: "\(route.path)|\(call.parameters.map { "\($0)=\($1)" })|\(delivery)")
     }
 
-    /// Every route, grouped by concern: who calls it and how it is protected.
+    /// Every route, grouped by concern (a route collection each): who calls it and how it
+    /// is protected.
     func router() -> Router<BasicRequestContext> {
         let router = Router()
-        // Before every route: a span per request, child of the caller's traceparent.
+        // Before every route: a span per request, child of the caller's traceparent, and
+        // the request counted under its route, whichever middleware answered.
         router.add(middleware: TracingMiddleware())
         router.add(middleware: IncomingTraceParentMiddleware())
-        addChannelRoutes(to: router)
-        addCarrierRoutes(to: router)
-        addFulfilmentRoutes(to: router)
-        addOrderCommandRoutes(to: router)
-        addOrderChangeRoutes(to: router)
-        addQueryRoutes(to: router)
-        addWebhookRoutes(to: router)
-        addInvoiceRoutes(to: router)
-        addPaymentRoutes(to: router)
-        addAdyenRoute(to: router)
-        addOperationsRoutes(to: router)
+        router.add(middleware: RequestCountMiddleware())
+        // Senders that sign each body: channels, carriers, locations, Adyen.
+        router.addRoutes(channelRoutes())
+        router.addRoutes(carrierRoutes())
+        router.addRoutes(fulfilmentRoutes())
+        router.addRoutes(adyenRoutes())
+        // Operators, customer service and the brand's systems: the bearer token.
+        let operators = RouteCollection(context: BasicRequestContext.self)
+            .add(middleware: OperatorTokenMiddleware(token: configuration.apiToken))
+        for routes in [orderCommandRoutes(), orderChangeRoutes(), queryRoutes(), webhookRoutes(), invoiceRoutes(), paymentRoutes()] {
+            operators.addRoutes(routes)
+        }
+        router.addRoutes(operators)
+        router.addRoutes(operationsRoutes())
         return router
     }
 
     /// Channels' order webhooks, signed with a per-channel secret.
-    private func addChannelRoutes(to router: Router<BasicRequestContext>) {
+    private func channelRoutes() -> RouteCollection<BasicRequestContext> {
+        let routes = RouteCollection(context: BasicRequestContext.self)
         let secrets = configuration
-        add(GatewayRoutes.shopifyOrders, to: router, guard: .signature(.base64, header: .shopifyHmac) { call throws(GatewayError) in
+        add(GatewayRoutes.shopifyOrders, to: routes, signature: SignatureCheck(kind: .base64, header: .shopifyHmac) { call throws(GatewayError) in
             try Self.shop(of: call, secrets).secret
         }, dedupe: .header(.shopifyWebhookID)) { call throws(GatewayError) in
             let channel = try Self.shop(of: call, secrets).channel
@@ -58,7 +64,7 @@ extension Gateway {
             }
         }
 
-        add(GatewayRoutes.channelOrders, to: router, guard: .signature(.omsHex, header: .omsSignature) { call throws(GatewayError) in
+        add(GatewayRoutes.channelOrders, to: routes, signature: SignatureCheck(kind: .omsHex, header: .omsSignature) { call throws(GatewayError) in
             let channel = call.parameter("channel")
             guard let secret = secrets.channelSecrets[channel] else {
                 throw GatewayError(status: 404, code: "not_found", message: "channel '\(channel)' is not configured (gateway.channel.secrets)")
@@ -73,24 +79,26 @@ extension Gateway {
             return try await self.acceptOrder(
                 call, format: format, channel: .checked(call.parameter("channel")), route: GatewayRoutes.channelOrders, delivery: .idempotencyKey)
         }
+        return routes
     }
 
     /// Carriers' tracking webhooks, signed with a per-carrier secret.
-    private func addCarrierRoutes(to router: Router<BasicRequestContext>) {
+    private func carrierRoutes() -> RouteCollection<BasicRequestContext> {
+        let routes = RouteCollection(context: BasicRequestContext.self)
         let secrets = configuration
-        add(GatewayRoutes.easyPostEvents, to: router, guard: .signature(.easyPostHex, header: .easyPostSignature) { _ throws(GatewayError) in
+        add(GatewayRoutes.easyPostEvents, to: routes, signature: SignatureCheck(kind: .easyPostHex, header: .easyPostSignature) { _ throws(GatewayError) in
             try Self.required(secrets.easyPostSecret, "gateway.easypost.secret")
         }) { call throws(GatewayError) in
             try await self.acceptTracking(call, route: GatewayRoutes.easyPostEvents) { body throws(ContractError) in try EasyPostTrackerAdapter.decode(body) }
         }
 
-        add(GatewayRoutes.afterShipWebhooks, to: router, guard: .signature(.base64, header: .afterShipSignature) { _ throws(GatewayError) in
+        add(GatewayRoutes.afterShipWebhooks, to: routes, signature: SignatureCheck(kind: .base64, header: .afterShipSignature) { _ throws(GatewayError) in
             try Self.required(secrets.afterShipSecret, "gateway.aftership.secret")
         }) { call throws(GatewayError) in
             try await self.acceptTracking(call, route: GatewayRoutes.afterShipWebhooks) { body throws(ContractError) in try AfterShipTrackingAdapter.decode(body) }
         }
 
-        add(GatewayRoutes.carrierTracking, to: router, guard: .signature(.omsHex, header: .omsSignature) { call throws(GatewayError) in
+        add(GatewayRoutes.carrierTracking, to: routes, signature: SignatureCheck(kind: .omsHex, header: .omsSignature) { call throws(GatewayError) in
             let carrier = call.parameter("carrier")
             guard let secret = secrets.carrierSecrets[carrier] else {
                 throw GatewayError(status: 404, code: "not_found", message: "carrier '\(carrier)' is not configured (gateway.carrier.secrets)")
@@ -105,94 +113,106 @@ extension Gateway {
                 return update
             }
         }
+        return routes
     }
 
     /// Operators' and customers' commands on an order: bearer token, `Idempotency-Key`.
-    private func addOrderCommandRoutes(to router: Router<BasicRequestContext>) {
-        add(GatewayRoutes.cancelOrder, to: router, guard: .apiToken, dedupe: .idempotencyKey) { call throws(GatewayError) in
-            struct Body: Decodable {
-                var requestedBy: String
-                var reason: String?
-                var message: String?
-            }
-            let body = try call.decode(Body.self)
-            let view = try self.view(call.parameter("orderId"))
-            try Self.nonEmpty(body.requestedBy, "requestedBy")
-            let reason = Reason(code: body.reason ?? "customer_request", message: body.message ?? "cancelled through the gateway")
-            let command = CancelOrder(orderId: view.orderId, requestedBy: body.requestedBy, reason: reason, requestedAt: Date())
-            let report = try await self.produce(command.event, id: Self.eventID(call, GatewayRoutes.cancelOrder))
-            return (202, try Self.encode(Accepted(report, orderId: view.orderId)))
-        }
-
-        add(GatewayRoutes.returnOrder, to: router, guard: .apiToken, dedupe: .idempotencyKey) { call throws(GatewayError) in
-            struct Body: Decodable {
-                struct Line: Decodable {
-                    var lineId: String
-                    var quantity: Int
-                    var reason: String
-                    var exchangeSku: String?
-                }
-                var lines: [Line]
-                var returnId: String?
-                var differencePayment: PaymentAuthorization?
-            }
-            let body = try call.decode(Body.self)
-            let view = try self.view(call.parameter("orderId"))
-            guard !body.lines.isEmpty else { throw .invalidBody("$.lines is empty: name at least one line to return") }
-            var lines: [ReturnLine] = []
-            for (index, line) in body.lines.enumerated() {
-                guard let ordered = view.lines.first(where: { $0.lineId == line.lineId }) else {
-                    throw Self.unknownLine(line.lineId, in: view, at: "lines.\(index).lineId")
-                }
-                guard line.quantity >= 1 else { throw .invalidBody("$.lines.\(index).quantity must be at least 1") }
-                try Self.nonEmpty(line.reason, "lines.\(index).reason")
-                if let sku = line.exchangeSku { try Self.nonEmpty(sku, "lines.\(index).exchangeSku") }
-                lines.append(ReturnLine(lineId: line.lineId, sku: ordered.sku, quantity: line.quantity, reason: line.reason, exchangeSku: line.exchangeSku))
-            }
-            if body.differencePayment != nil, !lines.contains(where: { $0.exchangeSku != nil }) {
-                throw .invalidBody("$.differencePayment is for an exchange: no line names an exchangeSku")
-            }
-            let id = Self.eventID(call, GatewayRoutes.returnOrder)
-            let returnId = body.returnId ?? "rma-" + id.prefix(13)
-            let request = ReturnRequested(orderId: view.orderId, returnId: returnId, lines: lines, requestedAt: Date(), differencePayment: body.differencePayment)
-            var accepted = Accepted(try await self.produce(request.event, id: id), orderId: view.orderId)
-            accepted.returnId = returnId
-            return (202, try Self.encode(accepted))
-        }
-
-        add(GatewayRoutes.releaseOrder, to: router, guard: .apiToken, dedupe: .idempotencyKey) { call throws(GatewayError) in
-            struct Body: Decodable {
-                var releasedBy: String
-                var note: String?
-            }
-            let body = try call.decode(Body.self)
-            let view = try self.view(call.parameter("orderId"))
-            try Self.nonEmpty(body.releasedBy, "releasedBy")
-            guard view.status == .held else {
-                throw GatewayError(status: 409, code: "not_held", message: "order \(view.orderId) is \(view.status.rawValue), not held for review")
-            }
-            let command = ReleaseHold(orderId: view.orderId, releasedBy: body.releasedBy, note: body.note, requestedAt: Date())
-            let report = try await self.produce(command.event, id: Self.eventID(call, GatewayRoutes.releaseOrder))
-            return (202, try Self.encode(Accepted(report, orderId: view.orderId)))
-        }
+    private func orderCommandRoutes() -> RouteCollection<BasicRequestContext> {
+        let routes = RouteCollection(context: BasicRequestContext.self)
+        add(GatewayRoutes.cancelOrder, to: routes, dedupe: .idempotencyKey) { call throws(GatewayError) in try await self.cancelOrder(call) }
+        add(GatewayRoutes.returnOrder, to: routes, dedupe: .idempotencyKey) { call throws(GatewayError) in try await self.returnOrder(call) }
+        add(GatewayRoutes.releaseOrder, to: routes, dedupe: .idempotencyKey) { call throws(GatewayError) in try await self.releaseOrder(call) }
+        return routes
     }
 
+    /// `POST /v1/orders/{orderId}/cancel`.
+    private func cancelOrder(_ call: Call) async throws(GatewayError) -> (status: Int, body: [UInt8]) {
+        struct Body: Decodable {
+            var requestedBy: String
+            var reason: String?
+            var message: String?
+        }
+        let body = try call.decode(Body.self)
+        let view = try self.view(call.parameter("orderId"))
+        try Self.nonEmpty(body.requestedBy, "requestedBy")
+        let reason = Reason(code: body.reason ?? "customer_request", message: body.message ?? "cancelled through the gateway")
+        let command = CancelOrder(orderId: view.orderId, requestedBy: body.requestedBy, reason: reason, requestedAt: Date())
+        let report = try await self.produce(command.event, id: Self.eventID(call, GatewayRoutes.cancelOrder))
+        return (202, try Self.encode(Accepted(report, orderId: view.orderId)))
+    }
+
+    /// `POST /v1/orders/{orderId}/returns`: a return (or an exchange) requested.
+    private func returnOrder(_ call: Call) async throws(GatewayError) -> (status: Int, body: [UInt8]) {
+        struct Body: Decodable {
+            struct Line: Decodable {
+                var lineId: String
+                var quantity: Int
+                var reason: String
+                var exchangeSku: String?
+            }
+            var lines: [Line]
+            var returnId: String?
+            var differencePayment: PaymentAuthorization?
+        }
+        let body = try call.decode(Body.self)
+        let view = try self.view(call.parameter("orderId"))
+        guard !body.lines.isEmpty else { throw .invalidBody("$.lines is empty: name at least one line to return") }
+        var lines: [ReturnLine] = []
+        for (index, line) in body.lines.enumerated() {
+            guard let ordered = view.lines.first(where: { $0.lineId == line.lineId }) else {
+                throw Self.unknownLine(line.lineId, in: view, at: "lines.\(index).lineId")
+            }
+            guard line.quantity >= 1 else { throw .invalidBody("$.lines.\(index).quantity must be at least 1") }
+            try Self.nonEmpty(line.reason, "lines.\(index).reason")
+            if let sku = line.exchangeSku { try Self.nonEmpty(sku, "lines.\(index).exchangeSku") }
+            lines.append(ReturnLine(lineId: line.lineId, sku: ordered.sku, quantity: line.quantity, reason: line.reason, exchangeSku: line.exchangeSku))
+        }
+        if body.differencePayment != nil, !lines.contains(where: { $0.exchangeSku != nil }) {
+            throw .invalidBody("$.differencePayment is for an exchange: no line names an exchangeSku")
+        }
+        let id = Self.eventID(call, GatewayRoutes.returnOrder)
+        let returnId = body.returnId ?? "rma-" + id.prefix(13)
+        let request = ReturnRequested(orderId: view.orderId, returnId: returnId, lines: lines, requestedAt: Date(), differencePayment: body.differencePayment)
+        var accepted = Accepted(try await self.produce(request.event, id: id), orderId: view.orderId)
+        accepted.returnId = returnId
+        return (202, try Self.encode(accepted))
+    }
+
+    /// `POST /v1/orders/{orderId}/release`: a held order released after review.
+    private func releaseOrder(_ call: Call) async throws(GatewayError) -> (status: Int, body: [UInt8]) {
+        struct Body: Decodable {
+            var releasedBy: String
+            var note: String?
+        }
+        let body = try call.decode(Body.self)
+        let view = try self.view(call.parameter("orderId"))
+        try Self.nonEmpty(body.releasedBy, "releasedBy")
+        guard view.status == .held else {
+            throw GatewayError(status: 409, code: "not_held", message: "order \(view.orderId) is \(view.status.rawValue), not held for review")
+        }
+        let command = ReleaseHold(orderId: view.orderId, releasedBy: body.releasedBy, note: body.note, requestedAt: Date())
+        let report = try await self.produce(command.event, id: Self.eventID(call, GatewayRoutes.releaseOrder))
+        return (202, try Self.encode(Accepted(report, orderId: view.orderId)))
+    }
+
+
     /// Queries answered from the compacted topics: bearer token.
-    private func addQueryRoutes(to router: Router<BasicRequestContext>) {
-        add(GatewayRoutes.order, to: router, guard: .apiToken) { call throws(GatewayError) in
+    private func queryRoutes() -> RouteCollection<BasicRequestContext> {
+        let routes = RouteCollection(context: BasicRequestContext.self)
+        add(GatewayRoutes.order, to: routes) { call throws(GatewayError) in
             (200, try Self.encode(try self.view(call.parameter("orderId"))))
         }
 
-        add(GatewayRoutes.customer, to: router, guard: .apiToken) { call throws(GatewayError) in
+        add(GatewayRoutes.customer, to: routes) { call throws(GatewayError) in
             let id = call.parameter("customerId")
             return (200, try Self.encode(try self.customer(id.removingPercentEncoding ?? id)))
         }
 
-        add(GatewayRoutes.inventory, to: router, guard: .apiToken) { call throws(GatewayError) in
+        add(GatewayRoutes.inventory, to: routes) { call throws(GatewayError) in
             (200, try Self.encode(StockAnswer(try self.level(call.parameter("sku")))))
         }
 
-        add(GatewayRoutes.report, to: router, guard: .apiToken) { call throws(GatewayError) in
+        add(GatewayRoutes.report, to: routes) { call throws(GatewayError) in
             let name = call.parameter("name")
             let query = call.request.uri.queryParameters
             let filter = ReportQuery.Filter(from: query.get("from"), to: query.get("to"), channel: query.get("channel"), hourly: query.get("by") == "hour")
@@ -202,11 +222,13 @@ extension Gateway {
             }
             return (200, try Self.encode(tables))
         }
+        return routes
     }
 
     /// The dashboard, metrics and health: no token (no personal data on them).
-    private func addOperationsRoutes(to router: Router<BasicRequestContext>) {
-        router.get(RouterPath(GatewayRoutes.dashboard.routerPath)) { _, _ in
+    private func operationsRoutes() -> RouteCollection<BasicRequestContext> {
+        let routes = RouteCollection(context: BasicRequestContext.self)
+        routes.get(RouterPath(GatewayRoutes.dashboard.routerPath)) { _, _ in
             // Order ids and counts only, no personal data: the page is not behind the token.
             let loads = await self.dashboard.stageLoads(kafka: self.kafka.with(clientID: "oms-gateway-dashboard"))
             let html: String
@@ -221,11 +243,12 @@ extension Gateway {
                 status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: ResponseBody(byteBuffer: ByteBuffer(string: html)))
         }
 
-        HealthServer.addRoutes(to: router, registry: registry, statuses: statuses, checks: [
+        HealthServer.addRoutes(to: routes, registry: registry, statuses: statuses, checks: [
             HealthServer.Check(name: "gateway", isReady: { self.tablesLoaded && self.kafkaReachable }) {
                 "tables=\(self.tablesLoaded ? "loaded" : "loading") kafka=\(self.kafkaReachable ? "reachable" : "unreachable")"
             },
         ])
+        return routes
     }
 
     // MARK: Handlers

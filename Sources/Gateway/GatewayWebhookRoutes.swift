@@ -69,8 +69,9 @@ extension Gateway {
     /// Webhook subscriptions of the brand's systems (docs/OPERATIONS.md, "Webhooks"):
     /// bearer token. Answers after a write come from what was written, not from the
     /// table, which catches up a moment later.
-    func addWebhookRoutes(to router: Router<BasicRequestContext>) {
-        add(GatewayRoutes.webhooks, to: router, guard: .apiToken) { _ throws(GatewayError) in
+    func webhookRoutes() -> RouteCollection<BasicRequestContext> {
+        let routes = RouteCollection(context: BasicRequestContext.self)
+        add(GatewayRoutes.webhooks, to: routes) { _ throws(GatewayError) in
             let all = try self.currentTables().webhooks.values.values.compactMap { event -> SubscriptionAnswer? in
                 if case .webhookSubscription(let subscription) = event { return SubscriptionAnswer(subscription: subscription) }
                 return nil
@@ -78,7 +79,7 @@ extension Gateway {
             return (200, try Self.encode(["subscriptions": all]))
         }
 
-        add(GatewayRoutes.addWebhook, to: router, guard: .apiToken, dedupe: .idempotencyKey) { call throws(GatewayError) in
+        add(GatewayRoutes.addWebhook, to: routes, dedupe: .idempotencyKey) { call throws(GatewayError) in
             struct Body: Decodable {
                 var url: String
                 var eventTypes: [String]
@@ -104,7 +105,7 @@ extension Gateway {
         }
 
         for (route, status) in [(GatewayRoutes.disableWebhook, WebhookStatus.disabled), (GatewayRoutes.enableWebhook, .active)] {
-            add(route, to: router, guard: .apiToken, dedupe: .idempotencyKey) { call throws(GatewayError) in
+            add(route, to: routes, dedupe: .idempotencyKey) { call throws(GatewayError) in
                 struct Body: Decodable { var reason: String? }
                 // The body is optional: `curl -X POST` without one is the common case.
                 let body = call.body.isEmpty ? Body() : try call.decode(Body.self)
@@ -118,7 +119,7 @@ extension Gateway {
             }
         }
 
-        add(GatewayRoutes.webhookDeliveries, to: router, guard: .apiToken) { call throws(GatewayError) in
+        add(GatewayRoutes.webhookDeliveries, to: routes) { call throws(GatewayError) in
             let subscription = try self.webhookSubscription(call.parameter("subscriptionId"))
             let limitText = call.request.uri.queryParameters.get("limit") ?? "100"
             guard let limit = Int(limitText), (1...1_000).contains(limit) else {
@@ -134,6 +135,7 @@ extension Gateway {
             }.sorted { ($0.updatedAt, $0.commandId) > ($1.updatedAt, $1.commandId) }
             return (200, try Self.encode(["deliveries": deliveries.prefix(limit).map(DeliveryAnswer.init)]))
         }
+        return routes
     }
 
     /// A validation error as a 400's message, `$.<field>: <what is wrong>` like the

@@ -210,6 +210,14 @@ public final class LocalChannels: Sendable {
 
     private func addShopify(_ router: Router<BasicRequestContext>) {
         let base = "admin/api/\(ShopifyChannel.apiVersion)"
+        addShopifyFulfilments(router, base: base)
+        addShopifyOrders(router, base: base)
+        addShopifyStock(router, base: base)
+        addShopifyTransactions(router, base: base)
+    }
+
+    /// Fulfillment orders and fulfillments: what shipping tells Shopify.
+    private func addShopifyFulfilments(_ router: Router<BasicRequestContext>, base: String) {
         router.get("\(base)/orders/{id}/fulfillment_orders.json") { request, context in
             try await self.shopify(request, context, effect: false) { id, _ in
                 guard let open = self.state.withLock({ $0.open[id] }) else { return Self.notFound }
@@ -227,6 +235,10 @@ public final class LocalChannels: Sendable {
                 (200, ["fulfillments": self.state.withLock { ($0.fulfillmentsByOrder[id] ?? []).map(\.json) }])
             }
         }
+    }
+
+    /// An order, its cancellation and its refunds.
+    private func addShopifyOrders(_ router: Router<BasicRequestContext>, base: String) {
         router.post("\(base)/orders/{id}/cancel.json") { request, context in
             try await self.shopify(request, context, effect: true) { id, _ in
                 self.state.withLock { state -> (Int, [String: Any]) in
@@ -266,6 +278,15 @@ public final class LocalChannels: Sendable {
                 }
             }
         }
+        router.get("\(base)/orders/{id}/refunds.json") { request, context in
+            try await self.shopify(request, context, effect: false) { id, _ in
+                (200, ["refunds": self.state.withLock { $0.refundsByOrder[id] ?? [] }])
+            }
+        }
+    }
+
+    /// Variants and inventory levels: the stock feed.
+    private func addShopifyStock(_ router: Router<BasicRequestContext>, base: String) {
         router.get("\(base)/variants.json") { request, context in
             try await self.shopify(request, context, effect: false) { _, _ in
                 let variants = self.state.withLock { $0.listed }.sorted { $0.key < $1.key }.map { sku, item in
@@ -287,6 +308,10 @@ public final class LocalChannels: Sendable {
                 return (200, ["inventory_level": ["inventory_item_id": item, "location_id": location, "available": available]])
             }
         }
+    }
+
+    /// Payment transactions: captures and voids of an authorization.
+    private func addShopifyTransactions(_ router: Router<BasicRequestContext>, base: String) {
         router.get("\(base)/orders/{id}/transactions.json") { request, context in
             try await self.shopify(request, context, effect: false) { id, _ in
                 (200, ["transactions": self.state.withLock { $0.transactions[id] ?? [] }.map(\.json)])
@@ -294,11 +319,6 @@ public final class LocalChannels: Sendable {
         }
         router.post("\(base)/orders/{id}/transactions.json") { request, context in
             try await self.shopify(request, context, effect: true) { id, body in self.transact(id, body) }
-        }
-        router.get("\(base)/orders/{id}/refunds.json") { request, context in
-            try await self.shopify(request, context, effect: false) { id, _ in
-                (200, ["refunds": self.state.withLock { $0.refundsByOrder[id] ?? [] }])
-            }
         }
     }
 
