@@ -173,17 +173,20 @@ extension KafkaMessage {
 // In the pipeline suite: its stage runners join the same consumer groups as the other
 // pipeline tests' on noida-db.
 extension PipelineTests {
-    // Off in the suite until understood: alone it passes, but in CI's order it runs on the
-    // shared noida-db after the 5,000-order race, and there its order did not reach shipping
-    // within 120 s (2 of 2 runs of `--filter 'noOversell\(\)|oneTraceFromWebhookToShipment'`).
-    // `TEST_TRACE_END_TO_END=1 swift test --filter oneTraceFromWebhookToShipment` runs it.
-    @Test(
-        "tracing: one trace from the channel webhook through every stage to the shipment, the caller's traceparent honoured",
-        .disabled(if: ProcessInfo.processInfo.environment["TEST_TRACE_END_TO_END"] == nil, "fails after the 5,000-order race on the shared noida-db; set TEST_TRACE_END_TO_END=1 to run it")
-    )
+    @Test("tracing: one trace from the channel webhook through every stage to the shipment, the caller's traceparent honoured")
     func oneTraceFromWebhookToShipment() async throws {
         let tracer = TestTracer.shared
-        let scenario = try await PipelineScenario.make(rules: """
+        // A noida-db of its own: on the shared one, run after the 5,000-order race (whose
+        // worker processes join the same groups with transactions, some aborted), the
+        // order never reached shipping, 2 of 2. Likely noida-db's read_committed defect
+        // past abort markers (docs/ARCHITECTURE.md, "Brokers"). A real Kafka
+        // (`KAFKA_BROKERS`) is shared as it is.
+        let noida = NoidaServer()
+        defer { noida.stop() }
+        let cluster = try ProcessInfo.processInfo.environment["KAFKA_BROKERS"].map { _ in try TestCluster.make(.full) }
+            ?? TestCluster(bootstrapServers: try noida.bootstrapServers(), embedded: nil)
+        try await cluster.ensureTopics(PipelineScenario.topics)
+        let scenario = try await PipelineScenario.make(cluster: cluster, rules: """
             locations:
               - {id: WH-1, type: warehouse, country: US}
             """)
