@@ -246,7 +246,7 @@ private final class RunnerSession<S: Stage> {
         self.tables = tables
         tableTasks = tables.values.map { table in Task { try? await table.follow() } }
         machine = RunnerMachine(
-            stage: stage, strategy: transactional ? ExactlyOnceStrategy() : AtLeastOnceStrategy(),
+            stage: stage, strategy: transactional ? ExactlyOnceStrategy() : AtLeastOnceStrategy(writesIntents: settings.writesIntents),
             settings: .init(batchSize: settings.batchSize, retryAttempts: settings.retryAttempts, retention: settings.idempotencyRetention),
             failures: runner.recordFailures.withLock { $0 },
             tables: { topic, key in tables[topic]?.value(key) },

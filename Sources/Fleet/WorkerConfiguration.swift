@@ -43,6 +43,9 @@ public struct WorkerConfiguration: Sendable {
     public var kafka: KafkaConfiguration
     /// Transactions or at-least-once.
     public var mode: DeliveryMode = .exactlyOnce
+    /// At least once, whether the write-ahead intents are written; never read from the
+    /// configuration: `false` is unsafe and only measures their cost (`oms bench-stage`).
+    package var writesIntents = true
     /// This worker's stable identity: its transactional ids are `oms.<stage>.<instance>`,
     /// so a restarted worker fences its dead predecessor's open transaction at once.
     /// Unique per running worker of a stage.

@@ -64,11 +64,13 @@ struct StageBenchCommand: AsyncParsableCommand {
     // MARK: Throughput
 
     private func throughputBenchmark(kafka: KafkaConfiguration, admin: KafkaAdmin, runID: String, logger: Logger) async throws {
-        let modes: [(String, DeliveryMode, Duration)] = [
-            ("exactly once, commit every 10 ms", .exactlyOnce, .milliseconds(10)),
-            ("exactly once, commit every 100 ms", .exactlyOnce, .milliseconds(100)),
-            ("exactly once, commit every 1000 ms", .exactlyOnce, .milliseconds(1000)),
-            ("at least once, commit every 100 ms", .atLeastOnce, .milliseconds(100)),
+        // The last is unsafe (no write-ahead intents): it is there to show what they cost.
+        let modes: [(String, DeliveryMode, Duration, intents: Bool)] = [
+            ("exactly once, commit every 10 ms", .exactlyOnce, .milliseconds(10), true),
+            ("exactly once, commit every 100 ms", .exactlyOnce, .milliseconds(100), true),
+            ("exactly once, commit every 1000 ms", .exactlyOnce, .milliseconds(1000), true),
+            ("at least once, commit every 100 ms", .atLeastOnce, .milliseconds(100), true),
+            ("at least once without intents (unsafe), commit every 100 ms", .atLeastOnce, .milliseconds(100), false),
         ]
         say("broker \(brokers); \(events) events per run, \(partitions) partitions, \(runs) run(s)")
         var results: [String: [Double]] = [:]
@@ -77,12 +79,13 @@ struct StageBenchCommand: AsyncParsableCommand {
             try await admin.createTopics([input, "\(input)-kcat"], partitions: partitions)
             try await Self.produceEvents(events, to: input, kafka: kafka, logger: logger)
             results["kcat pipe", default: []].append(try Self.timePipe(brokers: brokers, from: input, to: "\(input)-kcat", count: events))
-            for (index, (name, mode, interval)) in modes.enumerated() {
+            for (index, (name, mode, interval, intents)) in modes.enumerated() {
                 let output = "\(input)-out-\(index)"
                 try await admin.createTopics([output], partitions: partitions)
                 var settings = WorkerConfiguration(brokers: brokers, instanceID: "bench")
                 settings.mode = mode
                 settings.commitInterval = interval
+                settings.writesIntents = intents
                 settings.httpPort = nil
                 settings.statisticsInterval = nil
                 let stage = PassThroughStage(name: "bench-\(runID)-\(run)-\(index)", input: input, output: output)
@@ -96,7 +99,7 @@ struct StageBenchCommand: AsyncParsableCommand {
         say("| pipeline | seconds (median) | events/s | ratio to the kcat pipe |")
         say("|---|---|---|---|")
         say(String(format: "| kcat -C -e \\| kcat -P | %.3f | %.0f | 1.00 |", pipe, Double(events) / pipe))
-        for (name, _, _) in modes {
+        for (name, _, _, _) in modes {
             let seconds = median[name]!
             say(String(format: "| pass-through stage, %@ | %.3f | %.0f | **%.2f** |", name, seconds, Double(events) / seconds, pipe / seconds))
         }
