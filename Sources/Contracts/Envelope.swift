@@ -192,7 +192,8 @@ public struct Envelope: Sendable, Hashable {
 
     /// Encodes to a binary-mode CloudEvents Kafka record.
     public func record() throws(ContractError) -> EventRecord {
-        let value = try EventCodec.encode(event.payload)
+        // One idempotency record per input: written by hand, byte for byte the same.
+        let value = if case .idempotencyRecord(let record) = event { record.canonicalJSON() } else { try EventCodec.encode(event.payload) }
         var headers = [
             EventHeader(name: EnvelopeHeader.specVersion, string: EnvelopeHeader.cloudEventsVersion),
             EventHeader(name: EnvelopeHeader.id, string: id),
