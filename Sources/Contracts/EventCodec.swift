@@ -33,10 +33,15 @@ public enum EventCodec {
         return decoder
     }
 
+    // One of each for every call: they are Sendable (options behind a lock), and making
+    // one per record cost the record path an allocation-heavy setup each time.
+    private static let encoder = makeEncoder()
+    private static let decoder = makeDecoder()
+
     /// Encodes `value` as canonical JSON bytes.
     public static func encode<T: Encodable>(_ value: T) throws(ContractError) -> [UInt8] {
         do {
-            return Array(try makeEncoder().encode(value))
+            return Array(try encoder.encode(value))
         } catch {
             throw .encodingFailed(String(describing: error))
         }
@@ -48,7 +53,7 @@ public enum EventCodec {
             throw .payloadNotUTF8(byteOffset: bad)
         }
         do {
-            return try makeDecoder().decode(type, from: Data(bytes))
+            return try decoder.decode(type, from: Data(bytes))
         } catch let error as DecodingError {
             throw contractError(from: error)
         } catch let error as ContractError {
