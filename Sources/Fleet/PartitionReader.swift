@@ -49,12 +49,10 @@ package final class PartitionReader: Sendable {
     /// ``read(_:timeout:keepAssigned:_:)`` that hands `body` only what `project` keeps
     /// of each record, read in librdkafka's buffer (a restore needs a key and a header,
     /// not a copy of every value and header). Returns how many records were read.
-    /// `body` may suspend (a restoring runner serves its group between batches); once
-    /// `abandon` says so after a batch, the read stops short of the end.
+    /// `body` may suspend (a restoring runner serves its group between batches).
     package func read<Projected: Sendable>(
         _ partitions: [KafkaTopicPartition], timeout: Duration, keepAssigned: Bool = false,
-        projecting project: @escaping @Sendable (KafkaRecordView) -> Projected?, abandonWhen abandon: () -> Bool = { false },
-        _ body: ([Projected]) async -> Void
+        projecting project: @escaping @Sendable (KafkaRecordView) -> Projected?, _ body: ([Projected]) async -> Void
     ) async throws(KafkaError) -> Int {
         var pending = Set<KafkaTopicPartition>()
         for part in partitions {
@@ -100,10 +98,6 @@ package final class PartitionReader: Sendable {
             // `body` takes this one: two cores instead of one taking turns.
             async let next = poll()
             if !batch.records.isEmpty { await body(batch.records) }
-            if abandon() {
-                _ = await next
-                break
-            }
             batch = try checked(await next)
         }
         if !keepAssigned { try consumer.assign([]) }

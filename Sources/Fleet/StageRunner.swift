@@ -192,8 +192,6 @@ private final class RunnerSession<S: Stage> {
     /// What the consumer gave while a restore ran (``serveGroupWhileRestoring()``), in
     /// order; handled before the consumer is polled again.
     var heldDuringRestore: [KafkaConsumerEvent] = []
-    /// The last restore stopped early: the group took its partitions meanwhile.
-    var restoreAbandoned = false
 
     init(runner: StageRunner<S>, stopping: StopFlag) async throws {
         stage = runner.stage
@@ -297,13 +295,6 @@ private final class RunnerSession<S: Stage> {
     /// actions until it has none; it decides nothing about the records itself.
     func run() async throws {
         while !stopping.isSet {
-            if !heldDuringRestore.isEmpty {
-                // What the group gave during a restore comes before anything else: a
-                // revocation must reach the machine before a commit, which would otherwise
-                // send offsets (and, exactly once, outputs) of partitions already gone.
-                try await handleHeldEvents()
-                continue
-            }
             if status.phase == .starting, clock.now - subscribed > .seconds(15) {
                 // More members than partitions: no assignment comes; stand by, ready.
                 status.set(.running)
@@ -323,8 +314,14 @@ private final class RunnerSession<S: Stage> {
             // downstream sees nothing of it until it commits.
             let wait = commitPendingSince.map { max(.zero, settings.commitInterval - (clock.now - $0)) } ?? .milliseconds(100)
             let events: [KafkaConsumerEvent]
-            let polled = await kafkaResult({ () async throws(KafkaError) in try await consumer.poll(timeout: wait) })
-            lastPoll = clock.now
+            let polled: Result<[KafkaConsumerEvent], KafkaError>
+            if heldDuringRestore.isEmpty {
+                polled = await kafkaResult({ () async throws(KafkaError) in try await consumer.poll(timeout: wait) })
+                lastPoll = clock.now
+            } else {
+                polled = .success(heldDuringRestore)
+                heldDuringRestore = []
+            }
             switch polled {
             case .success(let value):
                 events = value
@@ -338,74 +335,50 @@ private final class RunnerSession<S: Stage> {
                 await stall(during: "poll", failure(error))
                 continue
             }
-            try await handle(events)
-        }
-    }
-
-    /// Feeds the consumer's events to the machine, in order.
-    private func handle(_ events: [KafkaConsumerEvent]) async throws {
-        for (index, event) in events.enumerated() {
-            switch event {
-            case .messages(let messages):
-                let start = clock.now
-                // Kept until the batch commits: at least once, its dead letters are
-                // encoded at commit time.
-                for message in messages { batch[RecordPosition(message)] = message }
-                let inputs = messages.map(Self.input)
-                spans = RecordSpans.start(stage: stage.name, messages: messages, inputs: inputs)
-                do {
-                    try await feed(.fetched(inputs, now: Date()))
-                } catch {
-                    spans.end(error: error)
+            for event in events {
+                switch event {
+                case .messages(let messages):
+                    let start = clock.now
+                    // Kept until the batch commits: at least once, its dead letters are
+                    // encoded at commit time.
+                    for message in messages { batch[RecordPosition(message)] = message }
+                    let inputs = messages.map(Self.input)
+                    spans = RecordSpans.start(stage: stage.name, messages: messages, inputs: inputs)
+                    do {
+                        try await feed(.fetched(inputs, now: Date()))
+                    } catch {
+                        spans.end(error: error)
+                        spans = .none
+                        throw error
+                    }
+                    spans.end()
                     spans = .none
-                    throw error
+                    metrics.batchLatency.recordInterval(since: start)
+                case .assigned(let parts):
+                    metrics.rebalances.increment()
+                    if case .success(let offsets) = await kafkaResult({ () async throws(KafkaError) in try await consumer.committed(parts) }) {
+                        for offset in offsets where offset.offset >= 0 { committed[offset.topicPartition] = offset.offset }
+                    }
+                    try await feed(.assigned(parts.map { TopicPartition(topic: $0.topic, partition: $0.partition) }))
+                    status.set(partitions: machine.owned.count)
+                    status.set(.running)
+                case .revoked(let parts), .lost(let parts):
+                    metrics.rebalances.increment()
+                    for part in parts {
+                        committed[part] = nil
+                        metrics.lag(part).destroy()
+                    }
+                    try await feed(.revoked(parts.map { TopicPartition(topic: $0.topic, partition: $0.partition) }))
+                    status.set(partitions: machine.owned.count)
+                case .endOfPartition:
+                    break
                 }
-                spans.end()
-                spans = .none
-                metrics.batchLatency.recordInterval(since: start)
-            case .assigned(let parts):
-                metrics.rebalances.increment()
-                if case .success(let offsets) = await kafkaResult({ () async throws(KafkaError) in try await consumer.committed(parts) }) {
-                    for offset in offsets where offset.offset >= 0 { committed[offset.topicPartition] = offset.offset }
-                }
-                try await feed(.assigned(parts.map { TopicPartition(topic: $0.topic, partition: $0.partition) }))
-                status.set(partitions: machine.owned.count)
-                status.set(.running)
-                if !heldDuringRestore.isEmpty {
-                    // The group moved on during the restore: the rest of this batch goes
-                    // behind what it gave, so that a revocation drops its records before
-                    // a batch that is full can commit them.
-                    let during = heldDuringRestore
-                    heldDuringRestore = []
-                    hold(Array(events[(index + 1)...]))
-                    hold(during)
-                    return
-                }
-            case .revoked(let parts), .lost(let parts):
-                metrics.rebalances.increment()
-                for part in parts {
-                    committed[part] = nil
-                    metrics.lag(part).destroy()
-                }
-                try await feed(.revoked(parts.map { TopicPartition(topic: $0.topic, partition: $0.partition) }))
-                status.set(partitions: machine.owned.count)
-            case .endOfPartition:
-                break
             }
         }
     }
 
-    /// Feeds what was held during a restore (which may hold more).
-    private func handleHeldEvents() async throws {
-        let held = heldDuringRestore
-        heldDuringRestore = []
-        try await handle(held)
-    }
-
     /// Commits what is open, leaves the group, flushes.
     func finish() async throws {
-        // A revocation held during a restore must reach the machine before the commit.
-        while !heldDuringRestore.isEmpty { try await handleHeldEvents() }
         try await feed(.commitDue)
         try? await consumer.close()
         try? await producer.close()
@@ -568,7 +541,7 @@ private final class RunnerSession<S: Stage> {
         let projection = RestoreProjection(stage: stage.name, changelog: stage.changelogTopic)
         var undecodable = 0
         let result = await kafkaResult { () async throws(KafkaError) in
-            try await reader.read(targets, timeout: settings.restoreTimeout, projecting: projection.restored, abandonWhen: { revokedWhileHeld(partitions) }) { restored in
+            try await reader.read(targets, timeout: settings.restoreTimeout, projecting: projection.restored) { restored in
                 var records: [RestoredRecord] = []
                 records.reserveCapacity(restored.count)
                 for case let record? in restored { records.append(record) }
@@ -581,7 +554,6 @@ private final class RunnerSession<S: Stage> {
             logger.error("undecodable changelog records skipped during restore", metadata: ["count": "\(undecodable)"])
         }
         KafkaLibrary.releaseFreedMemory()
-        restoreAbandoned = revokedWhileHeld(partitions)
         switch result {
         case .success:
             status.set(.running)
@@ -604,22 +576,6 @@ private final class RunnerSession<S: Stage> {
         lastPoll = clock.now
         // An error is the consumer's state; the next regular poll meets it again.
         guard case .success(let events) = polled else { return }
-        hold(events)
-    }
-
-    /// Whether the group took every one of `partitions` during the restore: the rest of
-    /// their restore is wasted, since the held revocation drops their state before
-    /// anything reads it (``run()`` handles held events first).
-    private func revokedWhileHeld(_ partitions: [Int32]) -> Bool {
-        var revoked = Set<Int32>()
-        for case .revoked(let parts) in heldDuringRestore { revoked.formUnion(parts.map(\.partition)) }
-        for case .lost(let parts) in heldDuringRestore { revoked.formUnion(parts.map(\.partition)) }
-        return !partitions.isEmpty && revoked.isSuperset(of: partitions)
-    }
-
-    /// Appends to ``heldDuringRestore``; a revocation drops the held records of its
-    /// partitions.
-    private func hold(_ events: [KafkaConsumerEvent]) {
         for event in events {
             switch event {
             case .revoked(let parts), .lost(let parts):
@@ -768,7 +724,7 @@ private final class RunnerSession<S: Stage> {
                 let counts = machine.counts
                 metrics.stateKeys.record(counts.state)
                 metrics.idempotencyKeys.record(counts.keys)
-                logger.info(restoreAbandoned ? "restore abandoned: the group took these partitions meanwhile" : "restored", metadata: [
+                logger.info("restored", metadata: [
                     "partitions": "\(partitions)", "records": "\(records)",
                     "seconds": "\(restoreStarted.map { (clock.now - $0).seconds } ?? 0)",
                     "state_keys": "\(stateKeys)", "idempotency_keys": "\(idempotencyKeys)",
