@@ -49,10 +49,9 @@ package final class PartitionReader: Sendable {
     /// ``read(_:timeout:keepAssigned:_:)`` that hands `body` only what `project` keeps
     /// of each record, read in librdkafka's buffer (a restore needs a key and a header,
     /// not a copy of every value and header). Returns how many records were read.
-    /// `body` may suspend (a restoring runner serves its group between batches).
     package func read<Projected: Sendable>(
         _ partitions: [KafkaTopicPartition], timeout: Duration, keepAssigned: Bool = false,
-        projecting project: @escaping @Sendable (KafkaRecordView) -> Projected?, _ body: ([Projected]) async -> Void
+        projecting project: @escaping @Sendable (KafkaRecordView) -> Projected?, _ body: ([Projected]) -> Void
     ) async throws(KafkaError) -> Int {
         var pending = Set<KafkaTopicPartition>()
         for part in partitions {
@@ -87,7 +86,7 @@ package final class PartitionReader: Sendable {
                 pending.remove(end.topicPartition)
             }
             if pending.isEmpty {
-                if !batch.records.isEmpty { await body(batch.records) }
+                if !batch.records.isEmpty { body(batch.records) }
                 break
             }
             guard ContinuousClock.now < deadline else {
@@ -97,7 +96,7 @@ package final class PartitionReader: Sendable {
             // The next batch is fetched and projected on the consumer's queue while
             // `body` takes this one: two cores instead of one taking turns.
             async let next = poll()
-            if !batch.records.isEmpty { await body(batch.records) }
+            if !batch.records.isEmpty { body(batch.records) }
             batch = try checked(await next)
         }
         if !keepAssigned { try consumer.assign([]) }

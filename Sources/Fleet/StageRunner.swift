@@ -189,9 +189,6 @@ private final class RunnerSession<S: Stage> {
     /// When the consumer was last polled; past half the poll interval no action is
     /// performed (``RunnerMachine/Event/pollIntervalExceeded``).
     var lastPoll = ContinuousClock.now
-    /// What the consumer gave while a restore ran (``serveGroupWhileRestoring()``), in
-    /// order; handled before the consumer is polled again.
-    var heldDuringRestore: [KafkaConsumerEvent] = []
 
     init(runner: StageRunner<S>, stopping: StopFlag) async throws {
         stage = runner.stage
@@ -314,14 +311,8 @@ private final class RunnerSession<S: Stage> {
             // downstream sees nothing of it until it commits.
             let wait = commitPendingSince.map { max(.zero, settings.commitInterval - (clock.now - $0)) } ?? .milliseconds(100)
             let events: [KafkaConsumerEvent]
-            let polled: Result<[KafkaConsumerEvent], KafkaError>
-            if heldDuringRestore.isEmpty {
-                polled = await kafkaResult({ () async throws(KafkaError) in try await consumer.poll(timeout: wait) })
-                lastPoll = clock.now
-            } else {
-                polled = .success(heldDuringRestore)
-                heldDuringRestore = []
-            }
+            let polled = await kafkaResult({ () async throws(KafkaError) in try await consumer.poll(timeout: wait) })
+            lastPoll = clock.now
             switch polled {
             case .success(let value):
                 events = value
@@ -547,7 +538,6 @@ private final class RunnerSession<S: Stage> {
                 for case let record? in restored { records.append(record) }
                 undecodable += restored.count - records.count
                 machine.handle(.restored(records))
-                await serveGroupWhileRestoring()
             }
         }
         if undecodable > 0 {
@@ -560,35 +550,6 @@ private final class RunnerSession<S: Stage> {
             return .succeeded
         case .failure(let error):
             return .failed(failure(error))
-        }
-    }
-
-    /// Polls the group consumer about once a second while a restore runs. A member
-    /// serves its group only while polled: one that restores for longer than the group
-    /// waits in a rebalance (`max.poll.interval.ms` on Kafka; on librdkafka's mock
-    /// cluster only the session timeout) would be dropped from the group, and two
-    /// members with long restores could take each other's partitions for ever. What the
-    /// poll returns is held, in order, and handled after the restore; records of
-    /// partitions revoked meanwhile are dropped, as librdkafka drops them itself.
-    private func serveGroupWhileRestoring() async {
-        guard clock.now - lastPoll >= .seconds(1) else { return }
-        let polled = await kafkaResult({ () async throws(KafkaError) in try await consumer.poll(timeout: .zero) })
-        lastPoll = clock.now
-        // An error is the consumer's state; the next regular poll meets it again.
-        guard case .success(let events) = polled else { return }
-        for event in events {
-            switch event {
-            case .revoked(let parts), .lost(let parts):
-                let gone = Set(parts)
-                heldDuringRestore = heldDuringRestore.compactMap { held in
-                    guard case .messages(let messages) = held else { return held }
-                    let kept = messages.filter { !gone.contains(KafkaTopicPartition(topic: $0.topic, partition: $0.partition)) }
-                    return kept.isEmpty ? nil : .messages(kept)
-                }
-            case .messages, .assigned, .endOfPartition:
-                break
-            }
-            heldDuringRestore.append(event)
         }
     }
 
