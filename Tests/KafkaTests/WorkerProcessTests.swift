@@ -47,8 +47,13 @@ struct WorkerProcessTests {
         let fixture = FleetFixture(cluster: cluster, input: "fleet-in", output: "fleet-out", partitions: 6)
         let stage = TestCluster.uniqueName("alo")
         // Dynamic members: the embedded broker expires a killed member's session and
-        // hands its partitions to the survivor (the path noida-db cannot test).
-        let fleet = WorkerFleet(fixture: fixture, stage: stage, mode: .atLeastOnce, staticMembership: false)
+        // hands its partitions to the survivor (the path noida-db cannot test). The mock
+        // cluster waits for members to rejoin a rebalance only the session timeout less a
+        // second, and a runner does not poll its group while it restores: on a loaded CI
+        // machine restores here took 12-18 s, longer than a 6 s session's wait, so each
+        // member was dropped in turn and nothing moved (stop 34's CI). 30 s leaves room.
+        let fleet = WorkerFleet(
+            fixture: fixture, stage: stage, mode: .atLeastOnce, staticMembership: false, overrides: ["WORKER_SESSION_TIMEOUT_MS": "30000"])
         defer { fleet.stopAll() }
         for instance in 0..<2 { try fleet.start(instance) }
 
@@ -57,7 +62,8 @@ struct WorkerProcessTests {
         let ids = try await producing.value
         // As above: several kills, however many fit on a loaded machine.
         #expect(kills >= 2)
-        let complete = try await waitUntil(timeout: .seconds(120)) {
+        // A killed member's partitions move only when its 30 s session expires.
+        let complete = try await waitUntil(timeout: .seconds(240)) {
             Set(FleetFixture.causations(try await fixture.readAll(fixture.output))).count >= ids.count
         }
         #expect(complete, "worker logs in \(fleet.directory.path)")
