@@ -29,17 +29,29 @@ import Testing
         failures(seeds) { Scenario.run(seed: $0, strategy: strategy) }
     }
 
+    /// Runs `work` on a thread of its own. The seeds are minutes of synchronous work:
+    /// on the cooperative pool (two threads on a two-core machine) they held both threads,
+    /// and the rest of the tier waited for them, so tests waiting on the clock (a server's
+    /// start-up, a request's timeout) failed without having run.
+    static func onOwnThread<Result: Sendable>(_ work: @escaping @Sendable () -> Result) async -> Result {
+        await withCheckedContinuation { continuation in
+            let thread = Thread { continuation.resume(returning: work()) }
+            thread.stackSize = 16 << 20
+            thread.start()
+        }
+    }
+
     static func report(_ failures: [(UInt64, [String])]) -> String {
         failures.prefix(3).map { "seed \($0.0): \($0.1.prefix(4).joined(separator: "; "))" }.joined(separator: "\n")
     }
 
-    @Test func simulationExactlyOnce() {
-        let failures = Self.failures(ExactlyOnceStrategy(), seeds: Self.seeds)
+    @Test func simulationExactlyOnce() async {
+        let failures = await Self.onOwnThread { Self.failures(ExactlyOnceStrategy(), seeds: Self.seeds) }
         #expect(failures.isEmpty, "\(failures.count) of \(Self.seeds.count) seeds failed:\n\(Self.report(failures))")
     }
 
-    @Test func simulationAtLeastOnce() {
-        let failures = Self.failures(AtLeastOnceStrategy(), seeds: Self.seeds)
+    @Test func simulationAtLeastOnce() async {
+        let failures = await Self.onOwnThread { Self.failures(AtLeastOnceStrategy(), seeds: Self.seeds) }
         #expect(failures.isEmpty, "\(failures.count) of \(Self.seeds.count) seeds failed:\n\(Self.report(failures))")
     }
 
@@ -59,13 +71,13 @@ import Testing
         }
     }
 
-    @Test func chainSimulationExactlyOnce() {
-        let failures = Self.chainFailures(ExactlyOnceStrategy())
+    @Test func chainSimulationExactlyOnce() async {
+        let failures = await Self.onOwnThread { Self.chainFailures(ExactlyOnceStrategy()) }
         #expect(failures.isEmpty, "\(failures.count) of \(Self.chainSeeds.count) seeds failed:\n\(Self.report(failures))")
     }
 
-    @Test func chainSimulationAtLeastOnce() {
-        let failures = Self.chainFailures(AtLeastOnceStrategy())
+    @Test func chainSimulationAtLeastOnce() async {
+        let failures = await Self.onOwnThread { Self.chainFailures(AtLeastOnceStrategy()) }
         #expect(failures.isEmpty, "\(failures.count) of \(Self.chainSeeds.count) seeds failed:\n\(Self.report(failures))")
     }
 
@@ -73,24 +85,24 @@ import Testing
     /// the outputs, not after them, and no intents. A crash can land a key without its
     /// outputs (the replay skips the input: an effect lost), or outputs without the state
     /// (the replay recomputes against older state: another command under a used id).
-    @Test func simulationCatchesKeysBeforeOutputs() {
-        let caught = Self.firstFailure(KeysWithOutputs())
+    @Test func simulationCatchesKeysBeforeOutputs() async {
+        let caught = await Self.onOwnThread { Self.firstFailure(KeysWithOutputs()) }
         #expect(caught != nil, "the broken variant passed 1,000 seeds")
         print("keys-with-outputs variant caught at seed \(caught.map(String.init) ?? "none")")
     }
 
     /// Outputs sent before their intent is acknowledged: a crash can leave an output out
     /// with no intent to redo it, and the replay computes it again, differently.
-    @Test func simulationCatchesOutputsBeforeIntent() {
-        let caught = Self.firstFailure(OutputsBeforeIntent())
+    @Test func simulationCatchesOutputsBeforeIntent() async {
+        let caught = await Self.onOwnThread { Self.firstFailure(OutputsBeforeIntent()) }
         #expect(caught != nil, "the broken variant passed 1,000 seeds")
         print("outputs-before-intent variant caught at seed \(caught.map(String.init) ?? "none")")
     }
 
     /// At least once without its intents (what `oms bench-stage` measures them against):
     /// a crash between an output and its key lets the replay compute the output again.
-    @Test func simulationCatchesMissingIntents() {
-        let caught = Self.firstFailure(AtLeastOnceStrategy(writesIntents: false))
+    @Test func simulationCatchesMissingIntents() async {
+        let caught = await Self.onOwnThread { Self.firstFailure(AtLeastOnceStrategy(writesIntents: false)) }
         #expect(caught != nil, "at least once without intents passed 1,000 seeds")
         let problems = caught.map { Scenario.run(seed: $0, strategy: AtLeastOnceStrategy(writesIntents: false)) } ?? []
         print("no-intents variant caught at seed \(caught.map(String.init) ?? "none"): \(problems.prefix(2))")
@@ -99,8 +111,10 @@ import Testing
     /// At least once, a member paused past the group's timeout comes back a zombie that
     /// nothing fences: without the driver's poll-interval check it finishes its batch
     /// against state the new owner has moved past.
-    @Test func simulationCatchesUnfencedZombies() {
-        let caught = (0..<UInt64(1_000)).first { !Scenario.run(seed: $0, strategy: AtLeastOnceStrategy(), checksPollInterval: false).isEmpty }
+    @Test func simulationCatchesUnfencedZombies() async {
+        let caught = await Self.onOwnThread {
+            (0..<UInt64(1_000)).first { !Scenario.run(seed: $0, strategy: AtLeastOnceStrategy(), checksPollInterval: false).isEmpty }
+        }
         #expect(caught != nil, "zombies without the poll-interval check passed 1,000 seeds")
         print("unfenced-zombie variant caught at seed \(caught.map(String.init) ?? "none")")
     }
