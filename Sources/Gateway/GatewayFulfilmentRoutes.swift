@@ -18,9 +18,7 @@ extension Gateway {
         }, dedupe: .idempotencyKey) { call throws(GatewayError) in
             let update = try Self.fulfilmentUpdate(call.decode(FulfilmentAnswer.self), location: call.parameter("location"))
             // The location's own update id names the event, so a resent answer is one answer.
-            var accepted = Accepted(try await self.produce(update.event, id: update.derivedEventId), orderId: update.orderId)
-            accepted.location = update.location
-            return (202, try Self.encode(accepted))
+            return try await self.accept(update.event, id: update.derivedEventId, orderId: update.orderId) { $0.location = update.location }
         }
         return routes
     }

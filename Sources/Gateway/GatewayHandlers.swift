@@ -177,6 +177,16 @@ extension Gateway {
         Response(status: .init(code: status), headers: [.contentType: contentType], body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
 
+    /// Writes `event` under `id` and answers 202 with where it went, the order it is
+    /// about and whatever `fill` adds (the ids the caller follows it by).
+    func accept(
+        _ event: Event, id: String, orderId: String? = nil, _ fill: (inout Accepted) -> Void = { _ in }
+    ) async throws(GatewayError) -> (status: Int, body: [UInt8]) {
+        var accepted = Accepted(try await produce(event, id: id), orderId: orderId)
+        fill(&accepted)
+        return (202, try Self.encode(accepted))
+    }
+
     static func encode(_ value: some Encodable) throws(GatewayError) -> [UInt8] {
         do {
             return Array(try JSONEncoder.gateway.encode(value))

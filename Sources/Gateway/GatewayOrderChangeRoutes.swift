@@ -57,9 +57,7 @@ extension Gateway {
             orderId: view.orderId, appeasementId: appeasementId, amount: amount,
             reason: Reason(code: body.reason, message: body.message ?? "goodwill refund"), requestedBy: body.requestedBy, role: body.role,
             lineId: body.lineId, requestedAt: Date(), storeCredit: body.storeCredit)
-        var accepted = Accepted(try await self.produce(command.event, id: id), orderId: view.orderId)
-        accepted.appeasementId = appeasementId
-        return (202, try Self.encode(accepted))
+        return try await accept(command.event, id: id, orderId: view.orderId) { $0.appeasementId = appeasementId }
     }
 
     /// `POST /v1/orders/{orderId}/address`: a new ship-to address, decided by shipping.
@@ -81,8 +79,7 @@ extension Gateway {
                 message: "order \(view.orderId) has shipment \(shipment.shipmentId) with \(shipment.carrier) \(shipment.trackingNumber): its parcel goes to the address on its label")
         }
         let command = UpdateShippingAddress(orderId: view.orderId, shippingAddress: body.shippingAddress, requestedBy: body.requestedBy, requestedAt: Date())
-        let report = try await self.produce(command.event, id: Self.eventID(call, GatewayRoutes.changeAddress))
-        return (202, try Self.encode(Accepted(report, orderId: view.orderId)))
+        return try await accept(command.event, id: Self.eventID(call, GatewayRoutes.changeAddress), orderId: view.orderId)
     }
 
     /// `POST /v1/orders/{orderId}/lines/cancel`: units cancelled, decided by allocation and shipping.
@@ -119,9 +116,7 @@ extension Gateway {
             orderId: view.orderId, changeId: changeId, lines: body.lines.map { LineQuantity(lineId: $0.lineId, quantity: $0.quantity) },
             requestedBy: body.requestedBy, reason: Reason(code: body.reason ?? "customer_request", message: body.message ?? "cancelled through the gateway"),
             requestedAt: Date())
-        var accepted = Accepted(try await self.produce(command.event, id: id), orderId: view.orderId)
-        accepted.changeId = changeId
-        return (202, try Self.encode(accepted))
+        return try await accept(command.event, id: id, orderId: view.orderId) { $0.changeId = changeId }
     }
 
     /// `POST /v1/orders/{orderId}/returns/{returnId}/approve`: the refund of a late return, approved.
@@ -142,9 +137,7 @@ extension Gateway {
                 status: 409, code: "not_in_review", message: "return \(returnId) is \(ret.status.rawValue): only a return received after its RMA expired waits for approval")
         }
         let command = ApproveReturnRefund(orderId: view.orderId, returnId: returnId, approvedBy: body.approvedBy, note: body.note, requestedAt: Date())
-        var accepted = Accepted(try await self.produce(command.event, id: Self.eventID(call, GatewayRoutes.approveReturn)), orderId: view.orderId)
-        accepted.returnId = returnId
-        return (202, try Self.encode(accepted))
+        return try await accept(command.event, id: Self.eventID(call, GatewayRoutes.approveReturn), orderId: view.orderId) { $0.returnId = returnId }
     }
 
 }

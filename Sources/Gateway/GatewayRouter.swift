@@ -137,8 +137,7 @@ extension Gateway {
         try Self.nonEmpty(body.requestedBy, "requestedBy")
         let reason = Reason(code: body.reason ?? "customer_request", message: body.message ?? "cancelled through the gateway")
         let command = CancelOrder(orderId: view.orderId, requestedBy: body.requestedBy, reason: reason, requestedAt: Date())
-        let report = try await self.produce(command.event, id: Self.eventID(call, GatewayRoutes.cancelOrder))
-        return (202, try Self.encode(Accepted(report, orderId: view.orderId)))
+        return try await accept(command.event, id: Self.eventID(call, GatewayRoutes.cancelOrder), orderId: view.orderId)
     }
 
     /// `POST /v1/orders/{orderId}/returns`: a return (or an exchange) requested.
@@ -173,9 +172,7 @@ extension Gateway {
         let id = Self.eventID(call, GatewayRoutes.returnOrder)
         let returnId = body.returnId ?? "rma-" + id.prefix(13)
         let request = ReturnRequested(orderId: view.orderId, returnId: returnId, lines: lines, requestedAt: Date(), differencePayment: body.differencePayment)
-        var accepted = Accepted(try await self.produce(request.event, id: id), orderId: view.orderId)
-        accepted.returnId = returnId
-        return (202, try Self.encode(accepted))
+        return try await accept(request.event, id: id, orderId: view.orderId) { $0.returnId = returnId }
     }
 
     /// `POST /v1/orders/{orderId}/release`: a held order released after review.
@@ -191,8 +188,7 @@ extension Gateway {
             throw GatewayError(status: 409, code: "not_held", message: "order \(view.orderId) is \(view.status.rawValue), not held for review")
         }
         let command = ReleaseHold(orderId: view.orderId, releasedBy: body.releasedBy, note: body.note, requestedAt: Date())
-        let report = try await self.produce(command.event, id: Self.eventID(call, GatewayRoutes.releaseOrder))
-        return (202, try Self.encode(Accepted(report, orderId: view.orderId)))
+        return try await accept(command.event, id: Self.eventID(call, GatewayRoutes.releaseOrder), orderId: view.orderId)
     }
 
 
@@ -277,11 +273,11 @@ extension Gateway {
         }
         let inbound = InboundChannelOrder(
             channel: order.channel, format: format, externalOrderId: order.externalOrderId, payload: Data(call.body), receivedAt: Date())
-        let report = try await produce(inbound.event, id: Self.eventID(call, route, deliveryHeader: delivery))
-        var accepted = Accepted(report, orderId: DeterministicID.orderID(channel: order.channel, externalOrderID: order.externalOrderId))
-        accepted.channel = order.channel
-        accepted.externalOrderId = order.externalOrderId
-        return (202, try Self.encode(accepted))
+        let orderId = DeterministicID.orderID(channel: order.channel, externalOrderID: order.externalOrderId)
+        return try await accept(inbound.event, id: Self.eventID(call, route, deliveryHeader: delivery), orderId: orderId) {
+            $0.channel = order.channel
+            $0.externalOrderId = order.externalOrderId
+        }
     }
 
     /// A channel's edit of an order it sent (Shopify `orders/updated`, `orders/cancelled`):
@@ -291,11 +287,11 @@ extension Gateway {
             throw .invalidBody("a \(format.rawValue) body is not an order edit")
         }
         let inbound = InboundChannelOrder(channel: channel, format: format, externalOrderId: edit.externalOrderId, payload: Data(call.body), receivedAt: Date())
-        let report = try await produce(inbound.event, id: Self.eventID(call, GatewayRoutes.shopifyOrders, deliveryHeader: .shopifyWebhookID))
-        var accepted = Accepted(report, orderId: DeterministicID.orderID(channel: channel, externalOrderID: edit.externalOrderId))
-        accepted.channel = channel
-        accepted.externalOrderId = edit.externalOrderId
-        return (202, try Self.encode(accepted))
+        let orderId = DeterministicID.orderID(channel: channel, externalOrderID: edit.externalOrderId)
+        return try await accept(inbound.event, id: Self.eventID(call, GatewayRoutes.shopifyOrders, deliveryHeader: .shopifyWebhookID), orderId: orderId) {
+            $0.channel = channel
+            $0.externalOrderId = edit.externalOrderId
+        }
     }
 
     /// A channel body through its adapter, a 400 naming the field when it does not fit.
@@ -318,10 +314,10 @@ extension Gateway {
         }
         let id = update.externalEventId.map { DeterministicID.uuidV5(namespace: Self.eventNamespace, name: "\(update.source.rawValue)|\($0)") }
             ?? Self.eventID(call, route)
-        var accepted = Accepted(try await produce(update.event, id: id))
-        accepted.carrier = update.carrier
-        accepted.trackingNumber = update.trackingNumber
-        return (202, try Self.encode(accepted))
+        return try await accept(update.event, id: id) {
+            $0.carrier = update.carrier
+            $0.trackingNumber = update.trackingNumber
+        }
     }
 
     /// The Shopify shop a webhook comes from (its `X-Shopify-Shop-Domain`); 401 naming
