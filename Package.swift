@@ -257,3 +257,14 @@ let package = Package(
         ),
     ]
 )
+
+// Our own modules are compiled with the optimizer in debug builds too: the tests run the
+// stages for minutes (the simulation's thousands of seeds, the 2,000-order demo), several
+// times slower at -Onone. Dependencies stay unoptimized. `OMS_ONONE=1 swift build` turns
+// it off for step-by-step debugging.
+if Context.environment["OMS_ONONE"] == nil {
+    let optimized: Set = ["Kafka", "Contracts", "Workers", "StageMachine", "Invoicing", "Fleet", "Gateway", "Outbound", "oms", "SimulationTests"]
+    for target in package.targets where optimized.contains(target.name) {
+        target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+    }
+}
