@@ -17,16 +17,27 @@ import Testing
         return 0..<(environment[variable].flatMap(UInt64.init) ?? count)
     }
 
-    /// The seeds whose run found problems, with them.
-    static func failures(_ seeds: Range<UInt64>, _ problems: (UInt64) -> [String]) -> [(UInt64, [String])] {
-        seeds.compactMap { seed in
-            let found = problems(seed)
-            return found.isEmpty ? nil : (seed, found)
+    /// The seeds whose run found problems, with them; run on a thread of their own.
+    static func failures(_ seeds: Range<UInt64>, _ problems: @escaping @Sendable (UInt64) -> [String]) async -> [(UInt64, [String])] {
+        await onOwnThread {
+            seeds.compactMap { seed in
+                let found = problems(seed)
+                return found.isEmpty ? nil : (seed, found)
+            }
         }
     }
 
-    static func failures(_ strategy: any DeliveryStrategy, seeds: Range<UInt64>) -> [(UInt64, [String])] {
-        failures(seeds) { Scenario.run(seed: $0, strategy: strategy) }
+    static func failures(_ strategy: any DeliveryStrategy, seeds: Range<UInt64>) async -> [(UInt64, [String])] {
+        await failures(seeds) { Scenario.run(seed: $0, strategy: strategy) }
+    }
+
+    /// The first of 1,000 seeds whose run finds a problem; run on a thread of its own.
+    static func firstFailure(_ problems: @escaping @Sendable (UInt64) -> [String]) async -> UInt64? {
+        await onOwnThread { (0..<UInt64(1_000)).first { !problems($0).isEmpty } }
+    }
+
+    static func firstFailure(_ strategy: any DeliveryStrategy) async -> UInt64? {
+        await firstFailure { Scenario.run(seed: $0, strategy: strategy) }
     }
 
     /// Runs `work` on a thread of its own. The seeds are minutes of synchronous work:
@@ -46,12 +57,12 @@ import Testing
     }
 
     @Test func simulationExactlyOnce() async {
-        let failures = await Self.onOwnThread { Self.failures(ExactlyOnceStrategy(), seeds: Self.seeds) }
+        let failures = await Self.failures(ExactlyOnceStrategy(), seeds: Self.seeds)
         #expect(failures.isEmpty, "\(failures.count) of \(Self.seeds.count) seeds failed:\n\(Self.report(failures))")
     }
 
     @Test func simulationAtLeastOnce() async {
-        let failures = await Self.onOwnThread { Self.failures(AtLeastOnceStrategy(), seeds: Self.seeds) }
+        let failures = await Self.failures(AtLeastOnceStrategy(), seeds: Self.seeds)
         #expect(failures.isEmpty, "\(failures.count) of \(Self.seeds.count) seeds failed:\n\(Self.report(failures))")
     }
 
@@ -61,8 +72,8 @@ import Testing
 
     /// The whole chain under faults ends where the same inputs end without one: every
     /// view and every changelog value the same, but for the times.
-    static func chainFailures(_ strategy: any DeliveryStrategy) -> [(UInt64, [String])] {
-        failures(chainSeeds) { seed in
+    static func chainFailures(_ strategy: any DeliveryStrategy) async -> [(UInt64, [String])] {
+        await failures(chainSeeds) { seed in
             let faulty = ChainScenario.run(seed: seed, strategy: strategy)
             let calm = ChainScenario.run(seed: seed, strategy: strategy, faults: Faults.none)
             let problems = faulty.problems + calm.problems.map { "without faults: \($0)" }
@@ -72,12 +83,12 @@ import Testing
     }
 
     @Test func chainSimulationExactlyOnce() async {
-        let failures = await Self.onOwnThread { Self.chainFailures(ExactlyOnceStrategy()) }
+        let failures = await Self.chainFailures(ExactlyOnceStrategy())
         #expect(failures.isEmpty, "\(failures.count) of \(Self.chainSeeds.count) seeds failed:\n\(Self.report(failures))")
     }
 
     @Test func chainSimulationAtLeastOnce() async {
-        let failures = await Self.onOwnThread { Self.chainFailures(AtLeastOnceStrategy()) }
+        let failures = await Self.chainFailures(AtLeastOnceStrategy())
         #expect(failures.isEmpty, "\(failures.count) of \(Self.chainSeeds.count) seeds failed:\n\(Self.report(failures))")
     }
 
@@ -86,7 +97,7 @@ import Testing
     /// outputs (the replay skips the input: an effect lost), or outputs without the state
     /// (the replay recomputes against older state: another command under a used id).
     @Test func simulationCatchesKeysBeforeOutputs() async {
-        let caught = await Self.onOwnThread { Self.firstFailure(KeysWithOutputs()) }
+        let caught = await Self.firstFailure(KeysWithOutputs())
         #expect(caught != nil, "the broken variant passed 1,000 seeds")
         print("keys-with-outputs variant caught at seed \(caught.map(String.init) ?? "none")")
     }
@@ -94,7 +105,7 @@ import Testing
     /// Outputs sent before their intent is acknowledged: a crash can leave an output out
     /// with no intent to redo it, and the replay computes it again, differently.
     @Test func simulationCatchesOutputsBeforeIntent() async {
-        let caught = await Self.onOwnThread { Self.firstFailure(OutputsBeforeIntent()) }
+        let caught = await Self.firstFailure(OutputsBeforeIntent())
         #expect(caught != nil, "the broken variant passed 1,000 seeds")
         print("outputs-before-intent variant caught at seed \(caught.map(String.init) ?? "none")")
     }
@@ -102,7 +113,7 @@ import Testing
     /// At least once without its intents (what `oms bench-stage` measures them against):
     /// a crash between an output and its key lets the replay compute the output again.
     @Test func simulationCatchesMissingIntents() async {
-        let caught = await Self.onOwnThread { Self.firstFailure(AtLeastOnceStrategy(writesIntents: false)) }
+        let caught = await Self.firstFailure(AtLeastOnceStrategy(writesIntents: false))
         #expect(caught != nil, "at least once without intents passed 1,000 seeds")
         let problems = caught.map { Scenario.run(seed: $0, strategy: AtLeastOnceStrategy(writesIntents: false)) } ?? []
         print("no-intents variant caught at seed \(caught.map(String.init) ?? "none"): \(problems.prefix(2))")
@@ -112,16 +123,11 @@ import Testing
     /// nothing fences: without the driver's poll-interval check it finishes its batch
     /// against state the new owner has moved past.
     @Test func simulationCatchesUnfencedZombies() async {
-        let caught = await Self.onOwnThread {
-            (0..<UInt64(1_000)).first { !Scenario.run(seed: $0, strategy: AtLeastOnceStrategy(), checksPollInterval: false).isEmpty }
-        }
+        let caught = await Self.firstFailure { Scenario.run(seed: $0, strategy: AtLeastOnceStrategy(), checksPollInterval: false) }
         #expect(caught != nil, "zombies without the poll-interval check passed 1,000 seeds")
         print("unfenced-zombie variant caught at seed \(caught.map(String.init) ?? "none")")
     }
 
-    static func firstFailure(_ strategy: any DeliveryStrategy) -> UInt64? {
-        (0..<UInt64(1_000)).first { !Scenario.run(seed: $0, strategy: strategy).isEmpty }
-    }
 }
 
 /// At least once as first written (deliberately broken): no intents; idempotency keys
