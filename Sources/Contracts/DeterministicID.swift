@@ -19,7 +19,15 @@ public enum DeterministicID {
 
     /// The id of the `outputIndex`-th event a `stage` emits for input `inputEventID`.
     public static func eventID(inputEventID: String, stage: String, outputIndex: Int) -> String {
-        uuidString(uuidV5Bytes(namespace: eventNamespace, name: join([inputEventID, stage, String(outputIndex)])))
+        // Once per output record: the name is built as bytes, not joined from strings.
+        var name: [UInt8] = []
+        name.reserveCapacity(inputEventID.utf8.count + stage.utf8.count + 8)
+        name.append(contentsOf: inputEventID.utf8)
+        name.append(separator)
+        name.append(contentsOf: stage.utf8)
+        name.append(separator)
+        name.append(contentsOf: String(outputIndex).utf8)
+        return uuidString(uuidV5Bytes(namespace: eventNamespace, name: name))
     }
 
     /// The OMS order id of a channel order, stable across re-sends.
@@ -36,11 +44,16 @@ public enum DeterministicID {
 
     /// Unit separator between parts, so ("a/b","c") and ("a","b/c") never collide.
     private static func join(_ parts: [String]) -> String { parts.joined(separator: "\u{1F}") }
+    private static let separator: UInt8 = 0x1F
 
     static func uuidV5Bytes(namespace: [UInt8], name: String) -> [UInt8] {
+        uuidV5Bytes(namespace: namespace, name: Array(name.utf8))
+    }
+
+    static func uuidV5Bytes(namespace: [UInt8], name: [UInt8]) -> [UInt8] {
         var hasher = Insecure.SHA1()
         hasher.update(data: namespace)
-        hasher.update(data: Array(name.utf8))
+        hasher.update(data: name)
         var bytes = Array(hasher.finalize().prefix(16))
         bytes[6] = (bytes[6] & 0x0F) | 0x50
         bytes[8] = (bytes[8] & 0x3F) | 0x80
@@ -49,13 +62,11 @@ public enum DeterministicID {
 
     /// The canonical (lowercase, hyphenated) text of 16 UUID bytes.
     public static func uuidString(_ bytes: [UInt8]) -> String {
-        let hex = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(36)
         for (i, byte) in bytes.enumerated() {
             if i == 4 || i == 6 || i == 8 || i == 10 { out.append(UInt8(ascii: "-")) }
-            out.append(hex[Int(byte >> 4)])
-            out.append(hex[Int(byte & 0x0F)])
+            Hex.append(byte, to: &out)
         }
         return String(decoding: out, as: UTF8.self)
     }
@@ -76,6 +87,12 @@ public struct TraceParent: Sendable, Hashable, Codable, CustomStringConvertible 
 
     /// Parses `00-<trace-id>-<parent-id>-<flags>`.
     public init(parsing text: String) throws(ContractError) {
+        // Every record's header: the well-formed case is checked byte by byte without
+        // splitting; anything else goes through the field-by-field checks for its message.
+        if let valid = Self.wellFormed(text) {
+            self = valid
+            return
+        }
         let parts = text.split(separator: "-", omittingEmptySubsequences: false).map(String.init)
         func invalid(_ reason: String) -> ContractError { .invalidHeader(name: "traceparent", reason: reason) }
         guard parts.count == 4 else { throw invalid("expected 4 dash-separated fields, got \(parts.count)") }
@@ -96,8 +113,15 @@ public struct TraceParent: Sendable, Hashable, Codable, CustomStringConvertible 
 
     /// The header value.
     public var description: String {
-        let f = String(flags, radix: 16)
-        return "00-\(traceID)-\(parentID)-\(f.count == 1 ? "0" + f : f)"
+        var out: [UInt8] = []
+        out.reserveCapacity(55)
+        out.append(contentsOf: [UInt8(ascii: "0"), UInt8(ascii: "0"), UInt8(ascii: "-")])
+        out.append(contentsOf: traceID.utf8)
+        out.append(UInt8(ascii: "-"))
+        out.append(contentsOf: parentID.utf8)
+        out.append(UInt8(ascii: "-"))
+        Hex.append(flags, to: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The same trace with a new parent span derived from `eventID`, so a
@@ -107,11 +131,7 @@ public struct TraceParent: Sendable, Hashable, Codable, CustomStringConvertible 
         hasher.update(data: Array("\(traceID)/\(eventID)".utf8))
         var span = Array(hasher.finalize().prefix(8))
         if span.allSatisfy({ $0 == 0 }) { span[7] = 1 }
-        let hex = span.map { byte in
-            let s = String(byte, radix: 16)
-            return s.count == 1 ? "0" + s : s
-        }.joined()
-        return TraceParent(traceID: traceID, parentID: hex, flags: flags)
+        return TraceParent(traceID: traceID, parentID: Hex.encode(span), flags: flags)
     }
 
     /// A new root trace derived from an event id, for records entering the system without one.
@@ -119,14 +139,8 @@ public struct TraceParent: Sendable, Hashable, Codable, CustomStringConvertible 
         var hasher = Insecure.SHA1()
         hasher.update(data: Array("root/\(eventID)".utf8))
         let digest = Array(hasher.finalize())
-        func hex(_ bytes: ArraySlice<UInt8>) -> String {
-            bytes.map { byte in
-                let s = String(byte, radix: 16)
-                return s.count == 1 ? "0" + s : s
-            }.joined()
-        }
-        var trace = hex(digest[0..<16])
-        var span = hex(digest[16..<20]) + hex(digest[0..<4])
+        var trace = Hex.encode(digest[0..<16])
+        var span = Hex.encode(digest[16..<20] + digest[0..<4])
         if trace == String(repeating: "0", count: 32) { trace = String(trace.dropLast()) + "1" }
         if span == String(repeating: "0", count: 16) { span = String(span.dropLast()) + "1" }
         return TraceParent(traceID: trace, parentID: span, flags: 1)
@@ -153,6 +167,30 @@ public struct TraceParent: Sendable, Hashable, Codable, CustomStringConvertible 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(description)
+    }
+
+    /// `text` parsed, if it is a valid version-00 traceparent; nil for anything else.
+    private static func wellFormed(_ text: String) -> TraceParent? {
+        guard text.utf8.count == 55 else { return nil }
+        var text = text
+        return text.withUTF8 { b -> TraceParent? in
+            guard b[0] == UInt8(ascii: "0"), b[1] == UInt8(ascii: "0"), b[2] == UInt8(ascii: "-"),
+                b[35] == UInt8(ascii: "-"), b[52] == UInt8(ascii: "-")
+            else { return nil }
+            /// The digits as text, if all are lowercase hex and not all zero.
+            func lowerHex(_ range: Range<Int>) -> String? {
+                var allZero = true
+                for index in range {
+                    guard Hex.value(ofLowercaseDigit: b[index]) != nil else { return nil }
+                    if b[index] != UInt8(ascii: "0") { allZero = false }
+                }
+                return allZero ? nil : String(decoding: UnsafeBufferPointer(rebasing: b[range]), as: UTF8.self)
+            }
+            guard let trace = lowerHex(3..<35), let parent = lowerHex(36..<52),
+                let high = Hex.value(ofLowercaseDigit: b[53]), let low = Hex.value(ofLowercaseDigit: b[54])
+            else { return nil }
+            return TraceParent(traceID: trace, parentID: parent, flags: high << 4 | low)
+        }
     }
 
     private static func isLowerHex(_ s: String, count: Int) -> Bool {

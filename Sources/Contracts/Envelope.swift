@@ -128,6 +128,22 @@ public enum EnvelopeHeader {
     public static let cloudEventsVersion = "1.0"
 
     static let all = [specVersion, id, type, source, time, subject, contentType, traceparent, causationID]
+
+    /// The index of `name` in ``all``; nil for any other header.
+    static func slot(of name: String) -> Int? {
+        switch name {
+        case specVersion: 0
+        case id: 1
+        case type: 2
+        case source: 3
+        case time: 4
+        case subject: 5
+        case contentType: 6
+        case traceparent: 7
+        case causationID: 8
+        default: nil
+        }
+    }
 }
 
 /// A typed event with its CloudEvents metadata: the unit every stage reads and writes.
@@ -217,18 +233,27 @@ public struct Envelope: Sendable, Hashable {
     /// Never traps: anything malformed becomes a ``ContractError`` whose
     /// description goes into the dead letter.
     public static func decode(_ record: EventRecord) throws(ContractError) -> Envelope {
-        var single: [String: String] = [:]
-        for name in EnvelopeHeader.all {
-            let values = record.headerValues(name)
-            if values.count > 1 { throw .duplicateHeader(name) }
-            guard let bytes = values.first else { continue }
-            if let bad = UTF8Validation.firstInvalidOffset(bytes) {
-                throw .invalidHeader(name: name, reason: "value is not UTF-8 (bad byte at offset \(bad))")
-            }
-            single[name] = String(decoding: bytes, as: UTF8.self)
+        // One pass over the headers (every stage decodes every input): how often each
+        // envelope header occurs, and its value; then checked in `EnvelopeHeader.all`'s order.
+        let names = EnvelopeHeader.all
+        var counts = [Int](repeating: 0, count: names.count)
+        var values = [[UInt8]](repeating: [], count: names.count)
+        for header in record.headers {
+            guard let slot = EnvelopeHeader.slot(of: header.name) else { continue }
+            counts[slot] += 1
+            values[slot] = header.value
         }
+        var single = [String?](repeating: nil, count: names.count)
+        for slot in names.indices where counts[slot] > 0 {
+            if counts[slot] > 1 { throw .duplicateHeader(names[slot]) }
+            if let bad = UTF8Validation.firstInvalidOffset(values[slot]) {
+                throw .invalidHeader(name: names[slot], reason: "value is not UTF-8 (bad byte at offset \(bad))")
+            }
+            single[slot] = String(decoding: values[slot], as: UTF8.self)
+        }
+        func value(_ name: String) -> String? { single[EnvelopeHeader.slot(of: name)!] }
         func required(_ name: String) throws(ContractError) -> String {
-            guard let value = single[name] else { throw .missingHeader(name) }
+            guard let value = value(name) else { throw .missingHeader(name) }
             guard !value.isEmpty else { throw .invalidHeader(name: name, reason: "empty") }
             return value
         }
@@ -245,14 +270,16 @@ public struct Envelope: Sendable, Hashable {
         }
         let subject = try required(EnvelopeHeader.subject)
         let contentType = try required(EnvelopeHeader.contentType)
-        let mediaType = contentType.split(separator: ";", maxSplits: 1)[0].trimmingCharacters(in: .whitespaces)
-        guard mediaType.lowercased() == EnvelopeHeader.jsonContentType else {
-            throw .invalidHeader(name: EnvelopeHeader.contentType, reason: "'\(contentType)' is not application/json")
+        if contentType != EnvelopeHeader.jsonContentType {
+            let mediaType = contentType.split(separator: ";", maxSplits: 1)[0].trimmingCharacters(in: .whitespaces)
+            guard mediaType.lowercased() == EnvelopeHeader.jsonContentType else {
+                throw .invalidHeader(name: EnvelopeHeader.contentType, reason: "'\(contentType)' is not application/json")
+            }
         }
-        let traceparent = try single[EnvelopeHeader.traceparent].map { text throws(ContractError) in
+        let traceparent = try value(EnvelopeHeader.traceparent).map { text throws(ContractError) in
             try TraceParent(parsing: text)
         }
-        let causationID = single[EnvelopeHeader.causationID]
+        let causationID = value(EnvelopeHeader.causationID)
         if causationID?.isEmpty == true {
             throw .invalidHeader(name: EnvelopeHeader.causationID, reason: "empty")
         }

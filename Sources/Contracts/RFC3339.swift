@@ -19,6 +19,34 @@ public enum RFC3339 {
         let minute = millisOfDay / 60_000 % 60
         let second = millisOfDay / 1000 % 60
         let millis = millisOfDay % 1000
+        if (0...9999).contains(y) {
+            // Every record carries two or three of these: written into one buffer rather
+            // than concatenated from a dozen small strings.
+            return String(unsafeUninitializedCapacity: 24) { buffer in
+                func put(_ value: Int64, _ width: Int, at offset: Int) {
+                    var rest = value
+                    for index in stride(from: offset + width - 1, through: offset, by: -1) {
+                        buffer[index] = UInt8(truncatingIfNeeded: 48 + rest % 10)
+                        rest /= 10
+                    }
+                }
+                put(y, 4, at: 0)
+                buffer[4] = UInt8(ascii: "-")
+                put(m, 2, at: 5)
+                buffer[7] = UInt8(ascii: "-")
+                put(d, 2, at: 8)
+                buffer[10] = UInt8(ascii: "T")
+                put(hour, 2, at: 11)
+                buffer[13] = UInt8(ascii: ":")
+                put(minute, 2, at: 14)
+                buffer[16] = UInt8(ascii: ":")
+                put(second, 2, at: 17)
+                buffer[19] = UInt8(ascii: ".")
+                put(millis, 3, at: 20)
+                buffer[23] = UInt8(ascii: "Z")
+                return 24
+            }
+        }
         return pad(y, 4) + "-" + pad(m, 2) + "-" + pad(d, 2) + "T" + pad(hour, 2) + ":" + pad(minute, 2) + ":"
             + pad(second, 2) + "." + pad(millis, 3) + "Z"
     }
@@ -36,7 +64,11 @@ public enum RFC3339 {
     /// Parses RFC 3339, optionally accepting the sloppier forms carriers send:
     /// a date-time without offset (taken as UTC) or a bare date (midnight UTC).
     static func parse(_ text: String, allowMissingOffset: Bool, allowDateOnly: Bool) -> Date? {
-        let b = Array(text.utf8)
+        var text = text
+        return text.withUTF8 { parse(utf8: $0, allowMissingOffset: allowMissingOffset, allowDateOnly: allowDateOnly) }
+    }
+
+    private static func parse(utf8 b: UnsafeBufferPointer<UInt8>, allowMissingOffset: Bool, allowDateOnly: Bool) -> Date? {
         var i = 0
         func digits(_ count: Int) -> Int64? {
             guard i + count <= b.count else { return nil }

@@ -94,6 +94,8 @@ import Testing
         #expect(try date("2024-02-29T00:00:00Z") == Date(timeIntervalSince1970: 1_709_164_800))
         #expect(RFC3339.format(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
         #expect(RFC3339.format(Date(timeIntervalSince1970: -0.5)) == "1969-12-31T23:59:59.500Z")
+        #expect(RFC3339.format(Date(timeIntervalSince1970: 253_402_300_799.999)) == "9999-12-31T23:59:59.999Z")
+        #expect(RFC3339.format(Date(timeIntervalSince1970: 253_402_300_800)) == "10000-01-01T00:00:00.000Z")
     }
 
     @Test(arguments: [
@@ -163,6 +165,14 @@ import Testing
         #expect(child != tp.child(forEventID: "e2"))
         let root = TraceParent.root(forEventID: "e1")
         #expect(try TraceParent(parsing: root.description) == root)
+        // Pinned, computed with Python's hashlib: a replay across an upgrade must derive the same spans.
+        #expect(root.description == "00-ec60cd96c463de24ffad8796d73b8606-f2605d1bec60cd96-01")
+        #expect(root.child(forEventID: "e2").parentID == "f586598a33717571")
+        let unsampled = try TraceParent(parsing: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")
+        #expect(unsampled.flags == 0 && unsampled.description.hasSuffix("-00"))
+        #expect(try TraceParent(parsing: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-fe").flags == 0xFE)
+        #expect(throws: ContractError.self) { try TraceParent(parsing: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0G") }
+        #expect(throws: ContractError.self) { try TraceParent(parsing: "00-4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7-01") }
     }
 }
 
