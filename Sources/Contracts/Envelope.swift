@@ -39,7 +39,7 @@ public struct EventType: Sendable, Hashable, Codable, CustomStringConvertible {
 }
 
 /// What every OMS event type provides so the envelope can route and label it.
-public protocol ContractEvent: Sendable, Codable, Hashable {
+public protocol ContractEvent: Sendable, Codable, Hashable, CanonicalJSONWritable, CanonicalJSONReadable {
     /// The type and version written to `ce_type`.
     static var eventType: EventType { get }
     /// The topic records of this event are written to.
@@ -208,8 +208,7 @@ public struct Envelope: Sendable, Hashable {
 
     /// Encodes to a binary-mode CloudEvents Kafka record.
     public func record() throws(ContractError) -> EventRecord {
-        // One idempotency record per input: written by hand, byte for byte the same.
-        let value = if case .idempotencyRecord(let record) = event { record.canonicalJSON() } else { try EventCodec.encode(event.payload) }
+        let value = event.payload.canonicalJSON()
         var headers = [
             EventHeader(name: EnvelopeHeader.specVersion, string: EnvelopeHeader.cloudEventsVersion),
             EventHeader(name: EnvelopeHeader.id, string: id),

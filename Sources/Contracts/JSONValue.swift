@@ -33,6 +33,12 @@ public enum JSONValue: Sendable, Equatable {
         return try parser.parseDocument()
     }
 
+    /// Parses bytes already known to be UTF-8, without copying them.
+    static func parse(validatedUTF8 bytes: [UInt8]) throws(ContractError) -> JSONValue {
+        var parser = JSONParser(bytes: bytes)
+        return try parser.parseDocument()
+    }
+
     /// The JSON type name used in error messages and by the schema tests.
     public var typeName: String {
         switch self {
@@ -195,6 +201,15 @@ struct JSONParser {
 
     private mutating func parseString() throws(ContractError) -> String {
         index += 1
+        // Most strings have no escape: taken as they stand, without a copy byte by byte.
+        var end = index
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 {
+            end += 1
+        }
+        if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+            defer { index = end + 1 }
+            return String(decoding: bytes[index..<end], as: UTF8.self)
+        }
         var out: [UInt8] = []
         while true {
             guard index < bytes.count else { throw fail("unterminated string") }

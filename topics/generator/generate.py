@@ -121,6 +121,52 @@ def gen_swift():
     open(os.path.join(ROOT, "Sources/Contracts/EventModel.swift"), "w").write("\n".join(model))
     open(os.path.join(ROOT, "Sources/Contracts/Events.swift"), "w").write("\n".join(events))
 
+# ---------------------------------------------------------------- canonical JSON
+
+def swift_json_writer(name, fields):
+    """The struct's members in key order (UTF-8 bytes, as JSONEncoder's .sortedKeys), absent optionals left out."""
+    out = [f"extension {name}: CanonicalJSONWritable {{",
+           "    /// The members in key order, absent optionals left out.",
+           "    public func writeCanonicalJSON(to json: inout CanonicalJSONWriter) {",
+           "        json.beginObject()"]
+    for f in sorted(fields, key=lambda f: f[0].encode("utf-8")):
+        fname, typ = f[0], f[1]
+        if typ.endswith("?"):
+            out.append(f'        if let {fname} {{ json.member("{fname}", {fname}) }}')
+        else:
+            out.append(f'        json.member("{fname}", {fname})')
+    out += ["        json.endObject()", "    }", "}\n"]
+    return "\n".join(out)
+
+def swift_json_reader(name, fields):
+    """Reads the struct back from a parsed document; nil for anything but exactly its JSON."""
+    out = [f"extension {name}: CanonicalJSONReadable {{",
+           "    /// The struct, if `json` is exactly its JSON; nil otherwise.",
+           "    public init?(canonicalJSON json: JSONValue) {",
+           "        guard case .object(let members) = json,"]
+    binds = []
+    for f in fields:
+        fname, typ = f[0], f[1]
+        getter = "optional" if typ.endswith("?") else "required"
+        binds.append(f'            let {fname}: {typ} = members.{getter}("{fname}")')
+    out.append(",\n".join(binds))
+    out.append("        else { return nil }")
+    out.append("        self.init(" + ", ".join(f"{f[0]}: {f[0]}" for f in fields) + ")")
+    out += ["    }", "}\n"]
+    return "\n".join(out)
+
+def gen_json():
+    out = [HEADER, "import Foundation\n"]
+    for name in ENUMS:
+        out.append(f"extension {name}: CanonicalJSONWritable, CanonicalJSONReadable {{}}\n")
+    for name, s in STRUCTS.items():
+        out.append(swift_json_writer(name, s["fields"]))
+        out.append(swift_json_reader(name, s["fields"]))
+    for ev in EVENTS:
+        out.append(swift_json_writer(ev["name"], ev["fields"]))
+        out.append(swift_json_reader(ev["name"], ev["fields"]))
+    open(os.path.join(ROOT, "Sources/Contracts/EventJSON.swift"), "w").write("\n".join(out))
+
 # ---------------------------------------------------------------- samples
 
 def sample_value(typ, fname, full, extra):
@@ -457,6 +503,7 @@ def check():
 
 def generate():
     gen_swift()
+    gen_json()
     gen_samples()
     gen_schemas()
     gen_topics_yaml()
