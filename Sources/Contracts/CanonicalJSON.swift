@@ -185,32 +185,6 @@ extension CountryCode: CanonicalJSONWritable {
     public func writeCanonicalJSON(to json: inout CanonicalJSONWriter) { json.string(code) }
 }
 
-extension Money: CanonicalJSONWritable {
-    /// `{"currency":…,"minorUnits":…}`.
-    public func writeCanonicalJSON(to json: inout CanonicalJSONWriter) {
-        json.beginObject()
-        json.member("currency", currency)
-        json.member("minorUnits", minorUnits)
-        json.endObject()
-    }
-}
-
-extension Address: CanonicalJSONWritable {
-    /// The address's members in key order; absent ones left out.
-    public func writeCanonicalJSON(to json: inout CanonicalJSONWriter) {
-        json.beginObject()
-        json.member("city", city)
-        json.member("country", country)
-        if let email { json.member("email", email) }
-        json.member("lines", lines)
-        json.member("name", name)
-        if let phone { json.member("phone", phone) }
-        if let postalCode { json.member("postalCode", postalCode) }
-        if let region { json.member("region", region) }
-        json.endObject()
-    }
-}
-
 /// A value read back from canonical JSON without Foundation's decoder: the record path's
 /// fast way in (issue 23). It accepts only the plain form ``CanonicalJSONWritable`` writes
 /// (integers without fraction or exponent, no duplicate keys); for anything else, or any
@@ -342,32 +316,5 @@ extension CountryCode: CanonicalJSONReadable {
     public init?(canonicalJSON json: JSONValue) {
         guard case .string(let text) = json, let code = try? CountryCode(text) else { return nil }
         self = code
-    }
-}
-
-extension Money: CanonicalJSONReadable {
-    /// `{"currency":…,"minorUnits":…}`.
-    public init?(canonicalJSON json: JSONValue) {
-        guard case .object(let members) = json, let minorUnits: Int64 = members.required("minorUnits"),
-            let currency: CurrencyCode = members.required("currency")
-        else { return nil }
-        self.init(minorUnits: minorUnits, currency: currency)
-    }
-}
-
-extension Address: CanonicalJSONReadable {
-    /// The address's members; absent optional ones nil.
-    public init?(canonicalJSON json: JSONValue) {
-        guard case .object(let members) = json,
-            let name: String = members.required("name"),
-            let lines: [String] = members.required("lines"),
-            let city: String = members.required("city"),
-            let region: String? = members.optional("region"),
-            let postalCode: String? = members.optional("postalCode"),
-            let country: CountryCode = members.required("country"),
-            let phone: String? = members.optional("phone"),
-            let email: String? = members.optional("email")
-        else { return nil }
-        self.init(name: name, lines: lines, city: city, region: region, postalCode: postalCode, country: country, phone: phone, email: email)
     }
 }

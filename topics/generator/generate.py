@@ -155,8 +155,19 @@ def swift_json_reader(name, fields):
     out += ["    }", "}\n"]
     return "\n".join(out)
 
+# Hand-written structs (Sources/Contracts) whose JSON is the synthesized Codable one: their
+# fields, in their memberwise initializer's order, so their JSON conformances are generated too.
+HANDWRITTEN_STRUCTS = {
+    "Money": [("minorUnits", "Int64"), ("currency", "CurrencyCode")],
+    "Address": [("name", "String"), ("lines", "[String]"), ("city", "String"), ("region", "String?"),
+                ("postalCode", "String?"), ("country", "CountryCode"), ("phone", "String?"), ("email", "String?")],
+}
+
 def gen_json():
     out = [HEADER, "import Foundation\n"]
+    for name, fields in HANDWRITTEN_STRUCTS.items():
+        out.append(swift_json_writer(name, fields))
+        out.append(swift_json_reader(name, fields))
     for name in ENUMS:
         out.append(f"extension {name}: CanonicalJSONWritable, CanonicalJSONReadable {{}}\n")
     for name, s in STRUCTS.items():
