@@ -41,7 +41,8 @@ enum IntentCodec {
                 value: message.value.map { Data($0) }, headers: message.headers.map { Header(name: $0.name, value: $0.value.map { Data($0) }) },
                 expiresAt: expiresAt)
         }
-        return Array(try JSONEncoder().encode(encoded))
+        // Written without Foundation's encoder: at least once writes one intent per input.
+        return encoded.canonicalJSON()
     }
 
     /// The records of an intent's value: state and keys as the machine applies them,
@@ -66,5 +67,32 @@ enum IntentCodec {
                 return .idempotency(partition: item.partition ?? 0, key: message.keyString ?? "", envelope: envelope, expiresAt: item.expiresAt)
             }
         }
+    }
+}
+
+extension IntentCodec.Item: CanonicalJSONWritable {
+    /// The members in key order, absent ones left out, as `JSONDecoder` reads them back.
+    func writeCanonicalJSON(to json: inout CanonicalJSONWriter) {
+        json.beginObject()
+        if let expiresAt { json.member("expiresAt", expiresAt) }
+        json.member("headers", headers)
+        if let key { json.member("key", key) }
+        json.member("kind", kind)
+        if let partition { json.member("partition", partition) }
+        json.member("topic", topic)
+        if let value { json.member("value", value) }
+        json.endObject()
+    }
+}
+
+extension IntentCodec.Item.Kind: CanonicalJSONWritable {}
+
+extension IntentCodec.Header: CanonicalJSONWritable {
+    /// `{"name":…,"value":…}`, the value left out when absent.
+    func writeCanonicalJSON(to json: inout CanonicalJSONWriter) {
+        json.beginObject()
+        json.member("name", name)
+        if let value { json.member("value", value) }
+        json.endObject()
     }
 }

@@ -1,13 +1,22 @@
 import Kafka
 import Logging
 
-/// Reads whole partitions from the beginning to their end (for `read_committed`, the
-/// last stable offset), outside any consumer group: how a runner restores changelogs
-/// and idempotency keys.
+/// Reads whole partitions from the beginning to their end, outside any consumer group:
+/// how a runner restores changelogs and idempotency keys.
+///
+/// The end is where each log ended when the read began, transactions still open
+/// included: a `read_committed` consumer stops at the first open transaction (the last
+/// stable offset), and on a topic that many producers share, `oms.idempotency` above
+/// all, another stage's open transaction can stand before records a previous owner has
+/// already committed. So the read goes on until those transactions have ended too, for
+/// at most `stableWait`: a broker aborts a dead producer's transaction after its
+/// transaction timeout.
 package final class PartitionReader: Sendable {
     private let consumer: KafkaConsumer
+    private let kafka: KafkaConfiguration
     private let logger: Logger
     private let restoring: Bool
+    private let stableWait: Duration
 
     /// noida-db answers a fetch with whole partitions, past `fetch.max.bytes`; a
     /// restore reads whole partitions, so it accepts responses up to 1 GB (librdkafka's
@@ -18,11 +27,18 @@ package final class PartitionReader: Sendable {
     /// - Parameter restoring: the partitions hold state (a changelog, `oms.idempotency`):
     ///   records deleted before they were read fail the read instead of being skipped,
     ///   and a partition whose log no longer starts at 0 is logged.
-    package init(kafka: KafkaConfiguration, name: String, batchSize: Int, logger: Logger, restoring: Bool = false) throws(KafkaError) {
+    /// - Parameter stableWait: how long to wait, at the end of what is readable, for
+    ///   transactions open at the read's start to end; past it the read ends there, with
+    ///   a warning. Longer than the producers' transaction timeout.
+    package init(
+        kafka: KafkaConfiguration, name: String, batchSize: Int, logger: Logger, restoring: Bool = false,
+        stableWait: Duration = .seconds(35)
+    ) throws(KafkaError) {
         var kafka = kafka
         kafka.clientID = name
         self.logger = logger
         self.restoring = restoring
+        self.stableWait = stableWait
         if restoring { kafka.properties["auto.offset.reset"] = "error" }
         // The end of a partition is announced by librdkafka (after transaction markers
         // too), which an offset comparison could not see past.
@@ -35,6 +51,26 @@ package final class PartitionReader: Sendable {
         // 10 ms while the broker has sent nothing yet.
         if restoring { configuration.fetchWaitMax = .milliseconds(500) }
         consumer = try KafkaConsumer(configuration: configuration, logger: logger)
+        self.kafka = kafka
+    }
+
+    /// Where each partition's log ends now, open transactions included: a
+    /// `read_committed` handle is told the last stable offset instead.
+    private func logEnds(of partitions: [KafkaTopicPartition]) async throws(KafkaError) -> [KafkaTopicPartition: Int64] {
+        var settings = KafkaConsumerConfiguration(kafka: kafka, groupID: "\(kafka.clientID).ends")
+        settings.isolationLevel = .readUncommitted
+        let probe = try KafkaConsumer(configuration: settings, logger: logger)
+        var ends: [KafkaTopicPartition: Int64] = [:]
+        do {
+            for part in partitions {
+                ends[part] = try await probe.watermarks(topic: part.topic, partition: part.partition).high
+            }
+        } catch {
+            try? await probe.close()
+            throw error
+        }
+        try? await probe.close()
+        return ends
     }
 
     /// Calls `body` with every record of `partitions`, batch by batch, in offset order
@@ -53,11 +89,12 @@ package final class PartitionReader: Sendable {
         _ partitions: [KafkaTopicPartition], timeout: Duration, keepAssigned: Bool = false,
         projecting project: @escaping @Sendable (KafkaRecordView) -> Projected?, _ body: ([Projected]) -> Void
     ) async throws(KafkaError) -> Int {
+        let ends = try await logEnds(of: partitions)
         var pending = Set<KafkaTopicPartition>()
         for part in partitions {
             let marks = try await consumer.watermarks(topic: part.topic, partition: part.partition)
             // An empty partition may announce no end: do not wait for it.
-            if marks.high > marks.low { pending.insert(part) }
+            if (ends[part] ?? marks.high) > marks.low { pending.insert(part) }
             if restoring, marks.low > 0 {
                 // Compaction keeps a log's start; only retention, a size limit or
                 // DeleteRecords moves it, and they may have taken a key's last value.
@@ -79,11 +116,23 @@ package final class PartitionReader: Sendable {
                 return .failure(error)
             }
         }
+        // Partitions whose readable end stands before their log's end, since when.
+        var unstableSince: [KafkaTopicPartition: ContinuousClock.Instant] = [:]
         var batch = try checked(await poll())
         while true {
             count += batch.seen
             for case .endOfPartition(let end) in batch.ends {
-                pending.remove(end.topicPartition)
+                if end.offset >= ends[end.topicPartition] ?? 0 {
+                    pending.remove(end.topicPartition)
+                } else if unstableSince[end.topicPartition] == nil {
+                    unstableSince[end.topicPartition] = .now
+                }
+            }
+            if !pending.isEmpty, pending.allSatisfy({ unstableSince[$0].map { $0 + stableWait < .now } ?? false }) {
+                logger.warning("a transaction open since before the read has not ended: read only up to it", metadata: [
+                    "partitions": "\(pending.sorted().map(\.description).joined(separator: ", "))", "waited": "\(stableWait)",
+                ])
+                pending.removeAll()
             }
             if pending.isEmpty {
                 if !batch.records.isEmpty { body(batch.records) }

@@ -265,7 +265,9 @@ private final class RunnerSession<S: Stage> {
         let needsRange = stage.inputTopics.count > 1 && stage.changelogTopic != nil
         consumerSettings.assignmentStrategy = needsRange ? "range" : settings.assignmentStrategy
         consumer = try KafkaConsumer(configuration: consumerSettings, logger: logger)
-        reader = try PartitionReader(kafka: kafka, name: "\(kafka.clientID).restore", batchSize: 10_000, logger: logger, restoring: true)
+        reader = try PartitionReader(
+            kafka: kafka, name: "\(kafka.clientID).restore", batchSize: 10_000, logger: logger, restoring: true,
+            stableWait: settings.transactionTimeout + .seconds(5))
         try consumer.subscribe(topics: stage.inputTopics)
         subscribed = clock.now
         logger.info("joined group", metadata: ["group": "\(group)", "mode": "\(settings.mode.rawValue)", "inputs": "\(stage.inputTopics)"])

@@ -52,31 +52,19 @@ struct FleetFixture {
         return Envelope(id: id, source: "test", time: Date(), event: bucket.event)
     }
 
-    /// Every committed record of `topic` (read_committed), from the beginning to the end.
+    /// Every committed record of `topic` (read_committed), from the beginning to where
+    /// its log ended when the read began, as a restore reads it.
     func readAll(_ topic: String, partitions: Int32? = nil) async throws -> [KafkaMessage] {
-        var kafka = cluster.configuration
-        kafka.properties["enable.partition.eof"] = "true"
-        let consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(kafka: kafka, groupID: TestCluster.uniqueName("reader")), logger: TestCluster.logger)
-        let count = partitions ?? self.partitions
-        var pending = Set<Int32>()
-        for partition in 0..<count {
-            let marks = try await consumer.watermarks(topic: topic, partition: partition)
-            if marks.high > marks.low { pending.insert(partition) }
-        }
-        try consumer.assign((0..<count).map { KafkaTopicPartitionOffset(topic: topic, partition: $0, offset: KafkaTopicPartitionOffset.beginning) })
+        let reader = try PartitionReader(kafka: cluster.configuration, name: TestCluster.uniqueName("reader"), batchSize: 10_000, logger: TestCluster.logger)
+        let parts = (0..<(partitions ?? self.partitions)).map { KafkaTopicPartition(topic: topic, partition: $0) }
         var messages: [KafkaMessage] = []
-        let deadline = ContinuousClock.now + .seconds(60)
-        while !pending.isEmpty, ContinuousClock.now < deadline {
-            for event in try await consumer.poll() {
-                switch event {
-                case .messages(let batch): messages += batch
-                case .endOfPartition(let end): pending.remove(end.partition)
-                default: break
-                }
-            }
+        do {
+            _ = try await reader.read(parts, timeout: .seconds(60)) { messages += $0 }
+        } catch {
+            await reader.close()
+            throw error
         }
-        try await consumer.close()
-        #expect(pending.isEmpty, "read \(topic) to its end")
+        await reader.close()
         return messages
     }
 

@@ -68,6 +68,51 @@ struct StageRunnerTests {
         #expect(Set(keys).count == keys.count, "each idempotency key written once")
     }
 
+    @Test("a restore waits for another producer's transaction open before the keys it must read: a re-sent input stays a duplicate")
+    func restoreReadsPastOpenTransactions() async throws {
+        let fixture = try await FleetFixture.make()
+        let stage = PassThroughStage(name: TestCluster.uniqueName("behind"), input: fixture.input, output: fixture.output)
+        let first = StageRunner(stage: stage, configuration: fixture.configuration(instance: "a"), logger: TestCluster.logger)
+        let running = RunningWorkers([first])
+        #expect(try await waitUntil { first.status.isReady })
+        // Another stage's transaction, open on every partition of the shared key topic before
+        // this stage writes a key there: a read_committed read stops where it starts.
+        let other = try fixture.cluster.producer(transactionalID: TestCluster.uniqueName("other"))
+        try await other.initTransactions()
+        try other.beginTransaction()
+        for partition in Int32(0)..<6 {
+            try await other.enqueue(KafkaProducerMessage(topic: TopicCatalog.idempotencyTopic, partition: partition, key: "other/\(partition)", value: "{}"))
+        }
+        try await other.flush()
+
+        var ids = try await fixture.produceEvents(200)
+        #expect(try await waitUntil { Set(FleetFixture.causations(try await fixture.readAll(fixture.output))).count >= ids.count })
+        try await running.stop()
+
+        // Inputs re-sent (a channel's retry): duplicates only if the restarted runner knows
+        // their keys, which stand behind the open transaction until it ends.
+        let producer = try fixture.cluster.producer()
+        for index in 0..<20 {
+            try await producer.enqueue(try KafkaProducerMessage(FleetFixture.envelope(index, id: ids[index]), topic: fixture.input))
+        }
+        try await producer.close()
+        ids += try await fixture.produceEvents(300)
+        let commit = Task {
+            try await Task.sleep(for: .seconds(3))
+            try await other.commitTransaction()
+            try await other.close()
+        }
+        let second = StageRunner(stage: stage, configuration: fixture.configuration(instance: "a"), logger: TestCluster.logger)
+        let restarted = RunningWorkers([second])
+        #expect(try await waitUntil { Set(FleetFixture.causations(try await fixture.readAll(fixture.output))).count >= ids.count })
+        try await restarted.stop()
+        try await commit.value
+
+        let causes = FleetFixture.causations(try await fixture.readAll(fixture.output))
+        #expect(causes.count == ids.count, "one output per distinct input, none for the re-sent ones")
+        #expect(Set(causes) == Set(ids))
+    }
+
     @Test("idempotency keys past their retention are tombstoned and forgotten")
     func idempotencyRetention() async throws {
         let fixture = try await FleetFixture.make()
