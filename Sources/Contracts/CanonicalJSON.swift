@@ -65,11 +65,13 @@ public struct CanonicalJSONWriter {
         value.writeCanonicalJSON(to: &self)
     }
 
+    /// Opens an array.
     mutating func beginArray() {
         bytes.append(UInt8(ascii: "["))
         atFirstMember = true
     }
 
+    /// Closes the innermost array.
     mutating func endArray() {
         bytes.append(UInt8(ascii: "]"))
         atFirstMember = false
@@ -88,8 +90,6 @@ public struct CanonicalJSONWriter {
         }
     }
 
-    private static let hex = Array("0123456789abcdef".utf8)
-
     /// A JSON string as Foundation writes it: `"` and `\` escaped, control characters as
     /// `\b \f \n \r \t` or `\u00XX`, everything else (`/` and non-ASCII too) as its UTF-8.
     mutating func string(_ text: String) {
@@ -104,10 +104,8 @@ public struct CanonicalJSONWriter {
             case 0x0D: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
             case 0x09: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
             case 0x00..<0x20:
-                bytes.append(contentsOf: [
-                    UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                    Self.hex[Int(byte >> 4)], Self.hex[Int(byte & 0xF)],
-                ])
+                bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
+                Hex.append(byte, to: &bytes)
             default: bytes.append(byte)
             }
         }
@@ -197,14 +195,14 @@ public protocol CanonicalJSONReadable {
 
 extension Dictionary where Key == String, Value == JSONValue {
     /// The member `key` read as `T`; nil when absent or not a `T` (the struct is then not read).
-    public func required<T: CanonicalJSONReadable>(_ key: String) -> T? {
+    func required<T: CanonicalJSONReadable>(_ key: String) -> T? {
         guard let json = self[key] else { return nil }
         return T(canonicalJSON: json)
     }
 
     /// An optional member: `.some(nil)` when absent or null, as `decodeIfPresent` reads it;
     /// nil when present but not a `T`.
-    public func optional<T: CanonicalJSONReadable>(_ key: String) -> T?? {
+    func optional<T: CanonicalJSONReadable>(_ key: String) -> T?? {
         guard let json = self[key], json != .null else { return .some(nil) }
         guard let value = T(canonicalJSON: json) else { return nil }
         return .some(value)
