@@ -123,20 +123,14 @@ extension Bool: CanonicalJSONWritable {
     public func writeCanonicalJSON(to json: inout CanonicalJSONWriter) { json.raw(self ? "true" : "false") }
 }
 
-extension Int: CanonicalJSONWritable {
+extension CanonicalJSONWritable where Self: FixedWidthInteger {
     /// A JSON integer.
     public func writeCanonicalJSON(to json: inout CanonicalJSONWriter) { json.raw(String(self)) }
 }
 
-extension Int32: CanonicalJSONWritable {
-    /// A JSON integer.
-    public func writeCanonicalJSON(to json: inout CanonicalJSONWriter) { json.raw(String(self)) }
-}
-
-extension Int64: CanonicalJSONWritable {
-    /// A JSON integer.
-    public func writeCanonicalJSON(to json: inout CanonicalJSONWriter) { json.raw(String(self)) }
-}
+extension Int: CanonicalJSONWritable, CanonicalJSONReadable {}
+extension Int32: CanonicalJSONWritable, CanonicalJSONReadable {}
+extension Int64: CanonicalJSONWritable, CanonicalJSONReadable {}
 
 extension Date: CanonicalJSONWritable {
     /// An RFC 3339 string, as ``EventCodec``'s date strategy writes it.
@@ -225,26 +219,10 @@ extension Bool: CanonicalJSONReadable {
     }
 }
 
-extension Int: CanonicalJSONReadable {
+extension CanonicalJSONReadable where Self: FixedWidthInteger {
     /// A JSON integer in range, without fraction or exponent.
     public init?(canonicalJSON json: JSONValue) {
-        guard case .number(let text) = json, let value = Int(text) else { return nil }
-        self = value
-    }
-}
-
-extension Int32: CanonicalJSONReadable {
-    /// A JSON integer in range, without fraction or exponent.
-    public init?(canonicalJSON json: JSONValue) {
-        guard case .number(let text) = json, let value = Int32(text) else { return nil }
-        self = value
-    }
-}
-
-extension Int64: CanonicalJSONReadable {
-    /// A JSON integer in range, without fraction or exponent.
-    public init?(canonicalJSON json: JSONValue) {
-        guard case .number(let text) = json, let value = Int64(text) else { return nil }
+        guard case .number(let text) = json, let value = Self(text) else { return nil }
         self = value
     }
 }

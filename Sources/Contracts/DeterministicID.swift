@@ -19,20 +19,12 @@ public enum DeterministicID {
 
     /// The id of the `outputIndex`-th event a `stage` emits for input `inputEventID`.
     public static func eventID(inputEventID: String, stage: String, outputIndex: Int) -> String {
-        // Once per output record: the name is built as bytes, not joined from strings.
-        var name: [UInt8] = []
-        name.reserveCapacity(inputEventID.utf8.count + stage.utf8.count + 8)
-        name.append(contentsOf: inputEventID.utf8)
-        name.append(separator)
-        name.append(contentsOf: stage.utf8)
-        name.append(separator)
-        name.append(contentsOf: String(outputIndex).utf8)
-        return uuidString(uuidV5Bytes(namespace: eventNamespace, name: name))
+        uuidString(uuidV5Bytes(namespace: eventNamespace, name: name(inputEventID, stage, String(outputIndex))))
     }
 
     /// The OMS order id of a channel order, stable across re-sends.
     public static func orderID(channel: String, externalOrderID: String) -> String {
-        uuidString(uuidV5Bytes(namespace: orderNamespace, name: join([channel, externalOrderID])))
+        uuidString(uuidV5Bytes(namespace: orderNamespace, name: name(channel, externalOrderID)))
     }
 
     /// A UUIDv5 of `name` in a caller-given namespace (UUID string), for other derived keys.
@@ -42,9 +34,17 @@ public enum DeterministicID {
         return uuidString(uuidV5Bytes(namespace: bytes, name: name))
     }
 
-    /// Unit separator between parts, so ("a/b","c") and ("a","b/c") never collide.
-    private static func join(_ parts: [String]) -> String { parts.joined(separator: "\u{1F}") }
-    private static let separator: UInt8 = 0x1F
+    /// The parts' UTF-8 with a unit separator (0x1F) between them, so ("a/b","c") and
+    /// ("a","b/c") never collide; built as bytes, as it is once per output record.
+    private static func name(_ parts: String...) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(parts.reduce(parts.count) { $0 + $1.utf8.count })
+        for (index, part) in parts.enumerated() {
+            if index > 0 { bytes.append(0x1F) }
+            bytes.append(contentsOf: part.utf8)
+        }
+        return bytes
+    }
 
     static func uuidV5Bytes(namespace: [UInt8], name: String) -> [UInt8] {
         uuidV5Bytes(namespace: namespace, name: Array(name.utf8))
@@ -194,6 +194,6 @@ public struct TraceParent: Sendable, Hashable, Codable, CustomStringConvertible 
     }
 
     private static func isLowerHex(_ s: String, count: Int) -> Bool {
-        s.utf8.count == count && s.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
+        s.utf8.count == count && s.utf8.allSatisfy { Hex.value(ofLowercaseDigit: $0) != nil }
     }
 }

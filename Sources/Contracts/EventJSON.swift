@@ -3,60 +3,6 @@
 
 import Foundation
 
-extension Money: CanonicalJSONWritable {
-    /// The members in key order, absent optionals left out.
-    public func writeCanonicalJSON(to json: inout CanonicalJSONWriter) {
-        json.beginObject()
-        json.member("currency", currency)
-        json.member("minorUnits", minorUnits)
-        json.endObject()
-    }
-}
-
-extension Money: CanonicalJSONReadable {
-    /// The struct, if `json` is exactly its JSON; nil otherwise.
-    public init?(canonicalJSON json: JSONValue) {
-        guard case .object(let members) = json,
-            let minorUnits: Int64 = members.required("minorUnits"),
-            let currency: CurrencyCode = members.required("currency")
-        else { return nil }
-        self.init(minorUnits: minorUnits, currency: currency)
-    }
-}
-
-extension Address: CanonicalJSONWritable {
-    /// The members in key order, absent optionals left out.
-    public func writeCanonicalJSON(to json: inout CanonicalJSONWriter) {
-        json.beginObject()
-        json.member("city", city)
-        json.member("country", country)
-        if let email { json.member("email", email) }
-        json.member("lines", lines)
-        json.member("name", name)
-        if let phone { json.member("phone", phone) }
-        if let postalCode { json.member("postalCode", postalCode) }
-        if let region { json.member("region", region) }
-        json.endObject()
-    }
-}
-
-extension Address: CanonicalJSONReadable {
-    /// The struct, if `json` is exactly its JSON; nil otherwise.
-    public init?(canonicalJSON json: JSONValue) {
-        guard case .object(let members) = json,
-            let name: String = members.required("name"),
-            let lines: [String] = members.required("lines"),
-            let city: String = members.required("city"),
-            let region: String? = members.optional("region"),
-            let postalCode: String? = members.optional("postalCode"),
-            let country: CountryCode = members.required("country"),
-            let phone: String? = members.optional("phone"),
-            let email: String? = members.optional("email")
-        else { return nil }
-        self.init(name: name, lines: lines, city: city, region: region, postalCode: postalCode, country: country, phone: phone, email: email)
-    }
-}
-
 extension PaymentAuthorizationStatus: CanonicalJSONWritable, CanonicalJSONReadable {}
 
 extension ServiceLevel: CanonicalJSONWritable, CanonicalJSONReadable {}
@@ -116,6 +62,60 @@ extension InvoiceKind: CanonicalJSONWritable, CanonicalJSONReadable {}
 extension TaxRounding: CanonicalJSONWritable, CanonicalJSONReadable {}
 
 extension ERPEntity: CanonicalJSONWritable, CanonicalJSONReadable {}
+
+extension Money: CanonicalJSONWritable {
+    /// The members in key order, absent optionals left out.
+    public func writeCanonicalJSON(to json: inout CanonicalJSONWriter) {
+        json.beginObject()
+        json.member("currency", currency)
+        json.member("minorUnits", minorUnits)
+        json.endObject()
+    }
+}
+
+extension Money: CanonicalJSONReadable {
+    /// The struct, if `json` is exactly its JSON; nil otherwise.
+    public init?(canonicalJSON json: JSONValue) {
+        guard case .object(let members) = json,
+            let minorUnits: Int64 = members.required("minorUnits"),
+            let currency: CurrencyCode = members.required("currency")
+        else { return nil }
+        self.init(minorUnits: minorUnits, currency: currency)
+    }
+}
+
+extension Address: CanonicalJSONWritable {
+    /// The members in key order, absent optionals left out.
+    public func writeCanonicalJSON(to json: inout CanonicalJSONWriter) {
+        json.beginObject()
+        json.member("city", city)
+        json.member("country", country)
+        if let email { json.member("email", email) }
+        json.member("lines", lines)
+        json.member("name", name)
+        if let phone { json.member("phone", phone) }
+        if let postalCode { json.member("postalCode", postalCode) }
+        if let region { json.member("region", region) }
+        json.endObject()
+    }
+}
+
+extension Address: CanonicalJSONReadable {
+    /// The struct, if `json` is exactly its JSON; nil otherwise.
+    public init?(canonicalJSON json: JSONValue) {
+        guard case .object(let members) = json,
+            let name: String = members.required("name"),
+            let lines: [String] = members.required("lines"),
+            let city: String = members.required("city"),
+            let region: String? = members.optional("region"),
+            let postalCode: String? = members.optional("postalCode"),
+            let country: CountryCode = members.required("country"),
+            let phone: String? = members.optional("phone"),
+            let email: String? = members.optional("email")
+        else { return nil }
+        self.init(name: name, lines: lines, city: city, region: region, postalCode: postalCode, country: country, phone: phone, email: email)
+    }
+}
 
 extension Reason: CanonicalJSONWritable {
     /// The members in key order, absent optionals left out.

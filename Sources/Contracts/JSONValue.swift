@@ -29,8 +29,7 @@ public enum JSONValue: Sendable, Equatable {
         if let bad = UTF8Validation.firstInvalidOffset(buffer) {
             throw .payloadNotUTF8(byteOffset: bad)
         }
-        var parser = JSONParser(bytes: buffer)
-        return try parser.parseDocument()
+        return try parse(validatedUTF8: buffer)
     }
 
     /// Parses bytes already known to be UTF-8, without copying them.

@@ -165,17 +165,13 @@ HANDWRITTEN_STRUCTS = {
 
 def gen_json():
     out = [HEADER, "import Foundation\n"]
-    for name, fields in HANDWRITTEN_STRUCTS.items():
-        out.append(swift_json_writer(name, fields))
-        out.append(swift_json_reader(name, fields))
     for name in ENUMS:
         out.append(f"extension {name}: CanonicalJSONWritable, CanonicalJSONReadable {{}}\n")
-    for name, s in STRUCTS.items():
-        out.append(swift_json_writer(name, s["fields"]))
-        out.append(swift_json_reader(name, s["fields"]))
-    for ev in EVENTS:
-        out.append(swift_json_writer(ev["name"], ev["fields"]))
-        out.append(swift_json_reader(ev["name"], ev["fields"]))
+    structs = [*HANDWRITTEN_STRUCTS.items(), *((name, s["fields"]) for name, s in STRUCTS.items()),
+               *((ev["name"], ev["fields"]) for ev in EVENTS)]
+    for name, fields in structs:
+        out.append(swift_json_writer(name, fields))
+        out.append(swift_json_reader(name, fields))
     open(os.path.join(ROOT, "Sources/Contracts/EventJSON.swift"), "w").write("\n".join(out))
 
 # ---------------------------------------------------------------- samples
