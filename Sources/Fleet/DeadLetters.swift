@@ -154,12 +154,8 @@ public enum DeadLetterQueue {
         guard let partitions = try await admin.partitionCounts()[TopicCatalog.deadLetterTopic] else {
             throw DeadLetterError(offset: -1, reason: "topic \(TopicCatalog.deadLetterTopic) does not exist")
         }
-        let reader = try PartitionReader(kafka: kafka, name: "\(kafka.clientID).dlq", batchSize: 1000, logger: Logger(label: "oms.dlq"))
-        var messages: [KafkaMessage] = []
-        _ = try await reader.read((0..<partitions).map { KafkaTopicPartition(topic: TopicCatalog.deadLetterTopic, partition: $0) }, timeout: timeout) {
-            messages += $0
-        }
-        await reader.close()
-        return messages
+        return try await TopicScan.records(
+            in: (0..<partitions).map { KafkaTopicPartition(topic: TopicCatalog.deadLetterTopic, partition: $0) }, kafka: kafka,
+            logger: Logger(label: "oms.dlq"), timeout: timeout)
     }
 }

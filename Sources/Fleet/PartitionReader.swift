@@ -227,6 +227,13 @@ public enum TopicScan {
     public static func records(of topics: [String], kafka: KafkaConfiguration, logger: Logger, timeout: Duration = .seconds(120)) async throws -> [KafkaMessage] {
         let counts = try await KafkaAdmin(configuration: kafka).partitionCounts()
         let partitions = topics.flatMap { topic in (0..<(counts[topic] ?? 0)).map { KafkaTopicPartition(topic: topic, partition: $0) } }
+        return try await records(in: partitions, kafka: kafka, logger: logger, timeout: timeout)
+    }
+
+    /// Every record of `partitions`, in offset order per partition.
+    package static func records(
+        in partitions: [KafkaTopicPartition], kafka: KafkaConfiguration, logger: Logger, timeout: Duration = .seconds(120)
+    ) async throws(KafkaError) -> [KafkaMessage] {
         let reader = try PartitionReader(kafka: kafka, name: "\(kafka.clientID).scan", batchSize: 10_000, logger: logger)
         var records: [KafkaMessage] = []
         do {

@@ -55,17 +55,11 @@ struct FleetFixture {
     /// Every committed record of `topic` (read_committed), from the beginning to where
     /// its log ended when the read began, as a restore reads it.
     func readAll(_ topic: String, partitions: Int32? = nil) async throws -> [KafkaMessage] {
-        let reader = try PartitionReader(kafka: cluster.configuration, name: TestCluster.uniqueName("reader"), batchSize: 10_000, logger: TestCluster.logger)
-        let parts = (0..<(partitions ?? self.partitions)).map { KafkaTopicPartition(topic: topic, partition: $0) }
-        var messages: [KafkaMessage] = []
-        do {
-            _ = try await reader.read(parts, timeout: .seconds(60)) { messages += $0 }
-        } catch {
-            await reader.close()
-            throw error
-        }
-        await reader.close()
-        return messages
+        var kafka = cluster.configuration
+        kafka.clientID = TestCluster.uniqueName("reader")
+        return try await TopicScan.records(
+            in: (0..<(partitions ?? self.partitions)).map { KafkaTopicPartition(topic: topic, partition: $0) }, kafka: kafka,
+            logger: TestCluster.logger, timeout: .seconds(60))
     }
 
     /// The `oms_causation_id` of every record: the input each output answers.
