@@ -41,6 +41,8 @@ public final class KafkaConsumer: Sendable {
     private let pollTimeout: Duration
     private let rebalance: RebalanceHandler
     private let logger: Logger
+    /// Topics whose metadata ``assign(_:)`` already loaded (librdkafka keeps it fresh).
+    private let knownTopics = Mutex<Set<String>>([])
 
     /// Creates the consumer; throws if librdkafka rejects a property (its message names it).
     ///
@@ -77,10 +79,30 @@ public final class KafkaConsumer: Sendable {
 
     /// Reads these partitions from these offsets without joining the group (no
     /// rebalancing), e.g. to restore state from a changelog.
+    ///
+    /// The first assignment of a topic waits (at most 500 ms) for its metadata: a
+    /// partition assigned before librdkafka knows its leader retries its offset lookup
+    /// only after a fixed 500 ms (librdkafka 2.0.2), which cost every restore that much.
     public func assign(_ offsets: [KafkaTopicPartitionOffset]) throws(KafkaError) {
+        loadMetadata(topics: Set(offsets.map(\.topic)))
         let list = TopicPartitionList.make(offsets)
         defer { rd_kafka_topic_partition_list_destroy(list) }
         try KafkaError.check(rd_kafka_assign(client.handle, list), "assign")
+    }
+
+    /// Asks the broker for the metadata of topics this consumer has not asked about yet,
+    /// so that their partitions' leaders are known when they are assigned. A failure (no
+    /// broker reachable within the timeout) is left to librdkafka's own retries.
+    private func loadMetadata(topics: Set<String>) {
+        let missing = knownTopics.withLock { known in topics.subtracting(known) }
+        for name in missing.sorted() {
+            guard let topic = rd_kafka_topic_new(client.handle, name, nil) else { continue }
+            defer { rd_kafka_topic_destroy(topic) }
+            var metadata: UnsafePointer<rd_kafka_metadata>?
+            guard rd_kafka_metadata(client.handle, 0, topic, &metadata, 500) == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else { continue }
+            rd_kafka_metadata_destroy(metadata)
+            _ = knownTopics.withLock { $0.insert(name) }
+        }
     }
 
     /// The partitions currently assigned to this member.
@@ -287,6 +309,7 @@ public final class KafkaConsumer: Sendable {
         let taken = Set(owned.compactMap { $0.value ? nil : $0.key })
         batch.records.reserveCapacity(count)
         var topicNames: [OpaquePointer: String] = [:]
+        var lastTopic: (handle: OpaquePointer?, name: String) = (nil, "")
         var fatal: KafkaError?
         for index in 0..<count {
             guard let pointer = buffer[index] else { continue }
@@ -316,13 +339,17 @@ public final class KafkaConsumer: Sendable {
                 continue
             }
             let topic: String
-            if let rkt = record.rkt {
+            if let rkt = record.rkt, rkt == lastTopic.handle {
+                // A batch is mostly one topic: skip the dictionary for runs of it.
+                topic = lastTopic.name
+            } else if let rkt = record.rkt {
                 if let name = topicNames[rkt] {
                     topic = name
                 } else {
                     topic = String(cString: rd_kafka_topic_name(rkt))
                     topicNames[rkt] = topic
                 }
+                lastTopic = (rkt, topic)
             } else {
                 topic = ""
             }
