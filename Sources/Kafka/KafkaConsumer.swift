@@ -227,6 +227,7 @@ public final class KafkaConsumer: Sendable {
         let client = client
         // On the poll queue, so that it runs after any batch call in progress.
         try await onPollQueue { () throws(KafkaError) in
+            defer { client.markClosed() }
             try KafkaError.check(rd_kafka_consumer_close(client.handle), "close consumer")
         }
     }

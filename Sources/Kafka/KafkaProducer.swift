@@ -134,6 +134,7 @@ public final class KafkaProducer: Sendable {
         }
         // Stopping waits for the thread's current poll (up to 100 ms): off the pool.
         try await client.blocking { poller.stop() }
+        client.markClosed()
         if let flushError { throw flushError }
     }
 

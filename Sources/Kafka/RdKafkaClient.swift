@@ -1,4 +1,5 @@
 import CKafka
+import Synchronization
 import Dispatch
 import Logging
 
@@ -49,7 +50,7 @@ final class RdKafkaClient: @unchecked Sendable {
             throw .configuration(String(cBuffer: errstr))
         }
         self.handle = handle
-        liveClientHandles.add(1, ordering: .relaxed)
+        unclosedClients.add(1, ordering: .relaxed)
         self.callbacks = callbacks
         self.blockingQueue = DispatchQueue(label: "orderfleet.kafka.\(name)")
         if kind == .consumer {
@@ -66,7 +67,18 @@ final class RdKafkaClient: @unchecked Sendable {
     /// destroyed before the handle.
     let consumerQueue: OpaquePointer?
 
+    /// Set once the owner closed the client (a consumer left its group, a producer
+    /// flushed): it counts as closed before its handle is destroyed.
+    private let closedMark = Atomic<Bool>(false)
+
+    /// Counts the client as closed (once); its handle lives on until the last reference goes.
+    func markClosed() {
+        if !closedMark.exchange(true, ordering: .relaxed) { unclosedClients.subtract(1, ordering: .relaxed) }
+    }
+
     deinit {
+        // A client dropped without being closed is closed by its destruction.
+        let closedByDestroy = !closedMark.exchange(true, ordering: .relaxed)
         // rd_kafka_destroy can block for seconds (a consumer leaves its group), and the
         // last reference is often dropped inside a task: destroy off the cooperative pool.
         let handle = UncheckedHandle(pointer: handle)
@@ -76,7 +88,7 @@ final class RdKafkaClient: @unchecked Sendable {
             if let queue { rd_kafka_queue_destroy(queue.pointer) }
             rd_kafka_destroy(handle.pointer)
             withExtendedLifetime(callbacks) {}  // the C callbacks use it until destroy returns
-            liveClientHandles.subtract(1, ordering: .relaxed)
+            if closedByDestroy { unclosedClients.subtract(1, ordering: .relaxed) }
         }
     }
 

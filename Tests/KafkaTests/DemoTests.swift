@@ -31,6 +31,8 @@ extension PipelineTests {
         let after = printed[verdict.upperBound...].split(separator: "\n")
         let errors = after.filter { line in line.split(separator: " ").dropFirst().first.map { $0 == "error" || $0 == "critical" } ?? false }
         #expect(errors.isEmpty, "after the verdict: \(errors.prefix(5))")
+        // Every client is closed at shutdown: one left open would hold the summary back 15 s.
+        #expect(!printed.contains("Kafka clients still open"), "\(printed.suffix(3_000))")
 
         let summary = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: summaryFile)) as? [String: Any])
         #expect(summary["orders"] as? Int == 2000)
