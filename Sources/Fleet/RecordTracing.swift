@@ -60,9 +60,10 @@ public enum RecordTracing {
     }
 }
 
-/// The spans of one fetched batch's records in a ``StageRunner``: one per record,
-/// child of the record's `traceparent`, from fetch until the actions the batch led to
-/// were performed (records are processed a batch at a time, so their spans overlap).
+/// The spans of the records a ``StageRunner`` has fetched and not yet committed: one per
+/// record, child of the record's `traceparent`, from fetch until what it led to is
+/// committed — the transaction, or at least once its outputs written and its offset
+/// committed (records are processed a batch at a time, so their spans overlap).
 ///
 /// Outputs keep their derived traceparents (``TraceParent/child(forEventID:)``): a span's
 /// id is random and a replay must write the same bytes. Each span records the
@@ -70,6 +71,9 @@ public enum RecordTracing {
 /// stage's span, whose parent is one of them, back to this one.
 struct RecordSpans {
     private var spans: [RecordPosition: any Span] = [:]
+    /// The records' event ids: at least once, outputs are written at commit time, with
+    /// no input named, and find their input's span by their causation id.
+    private var positions: [String: RecordPosition] = [:]
 
     /// No spans: the no-op tracer is bootstrapped.
     static let none = RecordSpans()
@@ -105,22 +109,36 @@ struct RecordSpans {
                 }
             }
             result.spans[input.position] = span
+            if case .envelope(let envelope) = input.content { result.positions[envelope.id] = input.position }
         }
         return result
     }
 
-    /// Notes what the stage wrote for the record at `input`: its outputs' traceparents,
-    /// and an error status if it became a dead letter.
+    /// Takes over the spans of a newer batch. A record read again (after a rewind) ends
+    /// its earlier span first.
+    mutating func add(_ newer: RecordSpans) {
+        spans.merge(newer.spans) { earlier, again in
+            earlier.end()
+            return again
+        }
+        positions.merge(newer.positions) { $1 }
+    }
+
+    /// Notes what the stage wrote for its records: each span's outputs' traceparents, and
+    /// an error status for a record that became a dead letter. `input` names the record
+    /// when the records are written as it is processed; records written at commit time
+    /// name none and are matched by causation id (outputs) or position (dead letters).
     func wrote(_ records: [OutputRecord], input: RecordPosition?) {
-        guard !spans.isEmpty, let input, let span = spans[input] else { return }
-        var traceparents: [String] = []
-        var deadLetter: String?
+        guard !spans.isEmpty else { return }
+        var traceparents: [RecordPosition: [String]] = [:]
+        var deadLetters: [RecordPosition: String] = [:]
         func note(_ record: OutputRecord) {
             switch record {
             case .output(_, let envelope):
-                if let trace = envelope.traceparent { traceparents.append(trace.description) }
-            case .deadLetter(_, let error, _, _):
-                deadLetter = error
+                guard let trace = envelope.traceparent, let position = input ?? envelope.causationID.flatMap({ positions[$0] }) else { return }
+                traceparents[position, default: []].append(trace.description)
+            case .deadLetter(let failed, let error, _, _):
+                deadLetters[input ?? failed] = error
             case .intent(_, _, let records?):
                 records.forEach(note)
             case .state, .idempotency, .encoded, .intent:
@@ -130,16 +148,17 @@ struct RecordSpans {
         records.forEach(note)
         // Set, not appended: at least once, the intent and then the outputs themselves
         // name the same traceparents.
-        if !traceparents.isEmpty { span.attributes["oms.output.traceparents"] = traceparents }
-        if let deadLetter {
+        for (position, list) in traceparents { spans[position]?.attributes["oms.output.traceparents"] = list }
+        for (position, error) in deadLetters {
+            guard let span = spans[position] else { continue }
             span.attributes["oms.dead_letter"] = true
-            span.setStatus(SpanStatus(code: .error, message: deadLetter))
+            span.setStatus(SpanStatus(code: .error, message: error))
         }
     }
 
-    /// Ends every span; with `error` when the batch's actions failed (the records will
-    /// be read again).
-    func end(error: (any Error)? = nil) {
+    /// Ends every span and forgets it; with `error` when what the records led to failed
+    /// or was given up (the records will be read again).
+    mutating func end(error: (any Error)? = nil) {
         guard !spans.isEmpty else { return }
         for span in spans.values {
             if let error {
@@ -148,5 +167,7 @@ struct RecordSpans {
             }
             span.end()
         }
+        spans = [:]
+        positions = [:]
     }
 }

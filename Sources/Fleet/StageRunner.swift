@@ -172,7 +172,7 @@ private final class RunnerSession<S: Stage> {
     var machine: RunnerMachine<S>
     /// The records of the open batch, by position: dead letters keep their bytes.
     var batch: [RecordPosition: KafkaMessage] = [:]
-    /// The tracing spans of the records being fed to the machine (none untraced).
+    /// The tracing spans of the records fetched and not yet committed (none untraced).
     var spans = RecordSpans.none
     /// When a commit became pending (a batch opened, or offsets to commit again): the commit interval counts from there.
     var commitPendingSince: ContinuousClock.Instant?
@@ -336,16 +336,13 @@ private final class RunnerSession<S: Stage> {
                     // encoded at commit time.
                     for message in messages { batch[RecordPosition(message)] = message }
                     let inputs = messages.map(Self.input)
-                    spans = RecordSpans.start(stage: stage.name, messages: messages, inputs: inputs)
+                    spans.add(RecordSpans.start(stage: stage.name, messages: messages, inputs: inputs))
                     do {
                         try await feed(.fetched(inputs, now: Date()))
                     } catch {
                         spans.end(error: error)
-                        spans = .none
                         throw error
                     }
-                    spans.end()
-                    spans = .none
                     metrics.batchLatency.recordInterval(since: start)
                 case .assigned(let parts):
                     metrics.rebalances.increment()
@@ -380,6 +377,7 @@ private final class RunnerSession<S: Stage> {
 
     /// Drops everything after a failure: the open transaction is never committed.
     func abandon() async {
+        spans.end(error: WorkerFailure(message: "the session ended before its records were committed", restartable: true))
         try? await consumer.close()
         try? await producer.close(timeout: .seconds(1))
         await closeHelpers()
@@ -429,6 +427,8 @@ private final class RunnerSession<S: Stage> {
             observe()
         }
         observe()
+        // A record's span lasts until what it led to is committed.
+        if spans.count > 0, !machine.commitPending { spans.end() }
     }
 
     /// Performs one action; its outcome goes back to the machine. Throws only to end

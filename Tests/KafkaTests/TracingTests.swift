@@ -53,7 +53,7 @@ struct TracingTests {
                     interrupted = true
                     break
                 }
-                let spans = RecordSpans.start(stage: "s", messages: messages, inputs: inputs)
+                var spans = RecordSpans.start(stage: "s", messages: messages, inputs: inputs)
                 for input in inputs.prefix(10) { spans.wrote([], input: input.position) }
                 spans.end()
             }
@@ -124,7 +124,7 @@ struct TracingTests {
         var failed = message
         failed.offset = 12
         let inputs = [message, failed].map { InputRecord(position: RecordPosition(topic: $0.topic, partition: $0.partition, offset: $0.offset), content: .envelope(envelope)) }
-        let spans = RecordSpans.start(stage: "payment", messages: [message, failed], inputs: inputs)
+        var spans = RecordSpans.start(stage: "payment", messages: [message, failed], inputs: inputs)
         let output = Envelope.output(of: envelope, stage: "payment", outputIndex: 0, event: envelope.event, time: Date())
         spans.wrote([.output(topic: "oms.out", envelope: output)], input: inputs[0].position)
         spans.wrote([.deadLetter(input: inputs[1].position, error: "no such order", attempts: 5, referenceOnly: false)], input: inputs[1].position)
@@ -142,6 +142,42 @@ struct TracingTests {
         #expect(output.traceparent == input.child(forEventID: output.id), "outputs keep the derived traceparent, whatever the span")
         let letter = try #require(recorded.first { $0.status != nil })
         #expect(letter.status?.code == .error && letter.status?.message == "no such order")
+    }
+
+    @Test("at least once, a record's span lasts until its outputs are written and its offset committed, not only until its batch was fed")
+    func atLeastOnceSpansLastUntilCommit() async throws {
+        let tracer = TestTracer.shared
+        let fixture = try await FleetFixture.make(.basic, partitions: 1)
+        let stage = PassThroughStage(name: TestCluster.uniqueName("spans"), input: fixture.input, output: fixture.output)
+        var configuration = fixture.configuration(mode: .atLeastOnce)
+        // Outputs wait for the commit, seconds after their batch was fed.
+        configuration.commitInterval = .seconds(3)
+        let trace = TestTracer.randomHex(bytes: 16)
+        let producer = try fixture.cluster.producer()
+        for index in 0..<5 {
+            let parent = try TraceParent(parsing: "00-\(trace)-\(TestTracer.randomHex(bytes: 8))-01")
+            let bucket = ReportBucket(report: "spans", bucket: "key-\(index)", values: ["n": Int64(index)], updatedAt: Date())
+            let envelope = Envelope(id: UUID().uuidString.lowercased(), source: "test", time: Date(), traceparent: parent, event: bucket.event)
+            try await producer.enqueue(try KafkaProducerMessage(envelope, topic: fixture.input))
+        }
+        try await producer.close()
+
+        let workers = RunningWorkers([StageRunner(stage: stage, configuration: configuration, logger: TestCluster.logger)])
+        func ended() -> [RecordedSpan] { tracer.spans(inTrace: trace).filter { $0.name == "\(stage.name) process" } }
+        let someEnded = try await waitUntil(timeout: .seconds(60)) { !ended().isEmpty }
+        // Read as soon as the first spans ended: their outputs must be there already.
+        let endedFirst = ended()
+        let written = Set(try await fixture.readAll(fixture.output).compactMap { $0.header(EnvelopeHeader.traceparent)?.stringValue })
+        let allEnded = try await waitUntil(timeout: .seconds(60)) { ended().count == 5 }
+        try await workers.stop()
+
+        #expect(someEnded && allEnded)
+        #expect(!endedFirst.isEmpty && endedFirst.allSatisfy { !$0.strings("oms.output.traceparents").isEmpty }, "spans ended without their outputs' traceparents: \(endedFirst.map(\.attributes))")
+        for span in endedFirst {
+            for output in span.strings("oms.output.traceparents") {
+                #expect(written.contains(output), "span \(span.spanID) ended before its output \(output) was written")
+            }
+        }
     }
 
     @Test("the gateway's record: the request span's traceparent, else a child of the caller's, else a root derived from the event id")
