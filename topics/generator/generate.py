@@ -157,17 +157,28 @@ def swift_json_reader(name, fields):
 
 # Hand-written structs (Sources/Contracts) whose JSON is the synthesized Codable one: their
 # fields, in their memberwise initializer's order, so their JSON conformances are generated too.
+# Hand-written value types (Sources/Contracts/Money.swift, Address.swift, which add
+# validation): their fields, for the JSON writer and reader and the schemas.
 HANDWRITTEN_STRUCTS = {
-    "Money": [("minorUnits", "Int64"), ("currency", "CurrencyCode")],
-    "Address": [("name", "String"), ("lines", "[String]"), ("city", "String"), ("region", "String?"),
-                ("postalCode", "String?"), ("country", "CountryCode"), ("phone", "String?"), ("email", "String?")],
+    "Money": {"doc": "Integer minor units plus ISO 4217 currency; never floating point.", "fields": [
+        ("minorUnits", "Int64", "Amount in the currency's minor unit (cents for USD, yen for JPY)."),
+        ("currency", "CurrencyCode", "The currency the amount is in.")]},
+    "Address": {"doc": "Postal address.", "fields": [
+        ("name", "String", "Recipient name as printed on the label."),
+        ("lines", "[String]", "Street lines, in order; at least one."),
+        ("city", "String", "City or locality."),
+        ("region", "String?", "State, province or region code, where the country uses one."),
+        ("postalCode", "String?", "Postal code, absent in countries without one."),
+        ("country", "CountryCode", "Destination country; drives sellability and carrier zones."),
+        ("phone", "String?", "Phone for the carrier, if the channel gave one."),
+        ("email", "String?", "Email for delivery notifications, if the channel gave one.")]},
 }
 
 def gen_json():
     out = [HEADER, "import Foundation\n"]
     for name in ENUMS:
         out.append(f"extension {name}: CanonicalJSONWritable, CanonicalJSONReadable {{}}\n")
-    structs = [*HANDWRITTEN_STRUCTS.items(), *((name, s["fields"]) for name, s in STRUCTS.items()),
+    structs = [*((name, s["fields"]) for name, s in HANDWRITTEN_STRUCTS.items()), *((name, s["fields"]) for name, s in STRUCTS.items()),
                *((ev["name"], ev["fields"]) for ev in EVENTS)]
     for name, fields in structs:
         out.append(swift_json_writer(name, fields))
@@ -245,17 +256,8 @@ def gen_samples():
 BUILTIN_DEFS = {
     "CurrencyCode": {"type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 4217 currency code."},
     "CountryCode": {"type": "string", "pattern": "^[A-Z]{2}$", "description": "ISO 3166-1 alpha-2 country code."},
-    "Money": {"type": "object", "description": "Integer minor units plus ISO 4217 currency; never floating point.",
-              "properties": {"minorUnits": {"type": "integer"}, "currency": {"$ref": "#/$defs/CurrencyCode"}},
-              "required": ["currency", "minorUnits"], "additionalProperties": False},
-    "Address": {"type": "object", "description": "Postal address.",
-                "properties": {"name": {"type": "string"}, "lines": {"type": "array", "items": {"type": "string"}},
-                               "city": {"type": "string"}, "region": {"type": "string"},
-                               "postalCode": {"type": "string"}, "country": {"$ref": "#/$defs/CountryCode"},
-                               "phone": {"type": "string"}, "email": {"type": "string"}},
-                "required": ["city", "country", "lines", "name"], "additionalProperties": False},
 }
-BUILTIN_DEPS = {"Money": ["CurrencyCode"], "Address": ["CountryCode"], "CurrencyCode": [], "CountryCode": []}
+BUILTIN_DEPS = {"CurrencyCode": [], "CountryCode": []}
 
 def type_schema(typ, defs, extra=None):
     extra = extra or {}
@@ -290,9 +292,10 @@ def add_def(typ, defs):
             add_def(d, defs)
     elif typ in ENUMS:
         defs[typ] = {"type": "string", "description": ENUMS[typ]["doc"], "enum": [c[0] for c in ENUMS[typ]["cases"]]}
-    elif typ in STRUCTS:
+    elif typ in STRUCTS or typ in HANDWRITTEN_STRUCTS:
+        struct = STRUCTS.get(typ) or HANDWRITTEN_STRUCTS[typ]
         defs[typ] = None  # placeholder against cycles
-        defs[typ] = object_schema(STRUCTS[typ]["doc"], STRUCTS[typ]["fields"], defs)
+        defs[typ] = object_schema(struct["doc"], struct["fields"], defs)
     else:
         raise SystemExit(f"unknown type {typ}")
 
