@@ -75,13 +75,24 @@ let package = Package(
             name: "StageMachine",
             dependencies: ["Contracts", "Workers"]
         ),
-        // What the tests and the benchmarks share: the pass-through and counting stages,
-        // a seeded generator, polling on a condition. Not linked into the stages' modules.
+        // The runtime's reference stages (pass-through, counting) and a seeded generator:
+        // `oms worker passthrough|counter`, the benchmarks, the demo's mix and the tests.
+        .target(
+            name: "ReferenceStages",
+            dependencies: ["Contracts", "Workers"]
+        ),
+        // The tests' kit, linked into no product: brokers (the embedded cluster, the shared
+        // noida-db, `KAFKA_BROKERS`), topic and runner fixtures, polling on a condition,
+        // a recording tracer.
         .target(
             name: "OrderFleetTesting",
             dependencies: [
+                "Kafka",
                 "Contracts",
                 "Workers",
+                "Fleet",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
@@ -164,7 +175,7 @@ let package = Package(
                 "Fleet",
                 "Gateway",
                 "Outbound",
-                "OrderFleetTesting",
+                "ReferenceStages",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -192,6 +203,7 @@ let package = Package(
                 "Outbound",
                 "oms",
                 "OrderFleetTesting",
+                "ReferenceStages",
                 "StageMachine",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -213,6 +225,7 @@ let package = Package(
                 "Contracts",
                 "Workers",
                 "OrderFleetTesting",
+                "ReferenceStages",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -237,11 +250,11 @@ let package = Package(
         ),
         .testTarget(
             name: "SimulationTests",
-            dependencies: ["StageMachine", "Workers", "Contracts", "OrderFleetTesting"]
+            dependencies: ["StageMachine", "Workers", "Contracts", "OrderFleetTesting", "ReferenceStages"]
         ),
         .testTarget(
             name: "WorkersTests",
-            dependencies: ["Workers", "Contracts", "Invoicing", "OrderFleetTesting"]
+            dependencies: ["Workers", "Contracts", "Invoicing", "OrderFleetTesting", "ReferenceStages"]
         ),
         .testTarget(
             name: "InvoicingTests",
@@ -263,7 +276,7 @@ let package = Package(
 // times slower at -Onone. Dependencies stay unoptimized. `OMS_ONONE=1 swift build` turns
 // it off for step-by-step debugging.
 if Context.environment["OMS_ONONE"] == nil {
-    let optimized: Set = ["Kafka", "Contracts", "Workers", "StageMachine", "Invoicing", "Fleet", "Gateway", "Outbound", "oms", "SimulationTests"]
+    let optimized: Set = ["Kafka", "Contracts", "Workers", "StageMachine", "Invoicing", "Fleet", "Gateway", "Outbound", "ReferenceStages", "oms", "SimulationTests"]
     for target in package.targets where optimized.contains(target.name) {
         target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-O"], .when(configuration: .debug))]
     }

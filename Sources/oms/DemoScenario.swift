@@ -1,7 +1,7 @@
 import Contracts
 import Foundation
 import Gateway
-import OrderFleetTesting
+import ReferenceStages
 
 /// What the demo sends: a seeded, repeatable mix of orders from three channels with
 /// the twists real traffic has (re-sends, malformed payloads, fraud, scarce stock,

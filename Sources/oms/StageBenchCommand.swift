@@ -4,7 +4,7 @@ import Fleet
 import Foundation
 import Kafka
 import Logging
-import OrderFleetTesting
+import ReferenceStages
 import ServiceLifecycle
 import Workers
 

@@ -5,7 +5,7 @@ import Foundation
 import Kafka
 import Logging
 import Metrics
-import OrderFleetTesting
+import ReferenceStages
 import Prometheus
 import ServiceLifecycle
 import Workers

@@ -1,4 +1,5 @@
 import Foundation
+import OrderFleetTesting
 import Testing
 
 /// `oms demo`, the newcomer's first command, as a process: 2,000 orders through every

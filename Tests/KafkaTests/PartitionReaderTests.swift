@@ -2,6 +2,7 @@ import Dispatch
 import Fleet
 import Foundation
 import Kafka
+import OrderFleetTesting
 import Synchronization
 import Testing
 

@@ -1,6 +1,7 @@
 import Contracts
 import Fleet
 import Foundation
+import OrderFleetTesting
 import Testing
 import Workers
 

@@ -3,6 +3,7 @@ import Fleet
 import Foundation
 import Kafka
 import OrderFleetTesting
+import ReferenceStages
 import Testing
 import Workers
 

@@ -4,6 +4,7 @@ import Foundation
 @testable import Gateway
 import Kafka
 import OrderFleetTesting
+import ReferenceStages
 import Prometheus
 import ServiceLifecycle
 import StageMachine

@@ -1,5 +1,6 @@
 import Foundation
 import Kafka
+import OrderFleetTesting
 import Testing
 
 /// Features the mock cluster lacks; these run on noida-db (or `KAFKA_BROKERS`).

@@ -1,6 +1,7 @@
 import Contracts
 import Foundation
 import OrderFleetTesting
+import ReferenceStages
 import Testing
 import Workers
 

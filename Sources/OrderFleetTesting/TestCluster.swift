@@ -2,31 +2,40 @@ import Foundation
 import Kafka
 import Logging
 import Synchronization
-import Testing
 
 /// A broker for one test: `KAFKA_BROKERS` when set (any real Kafka), otherwise the
 /// embedded mock cluster or the shared noida-db process, by what the test needs
 /// (docs/ARCHITECTURE.md, "Brokers").
-struct TestCluster: Sendable {
+public struct TestCluster: Sendable {
     /// What a test needs of its broker.
-    enum Needs {
+    public enum Needs: Sendable {
         /// Anything librdkafka's mock cluster does: produce, consume, groups, injection.
         case basic
         /// Transactions with read_committed, transactional offsets, CreateTopics.
         case full
     }
 
-    let bootstrapServers: String
+    /// Where the broker listens.
+    public let bootstrapServers: String
     /// Set when the broker is the embedded mock cluster.
-    let embedded: EmbeddedKafka?
+    public let embedded: EmbeddedKafka?
 
-    static let logger: Logger = {
+    /// A broker at `bootstrapServers`; `embedded` when it is that mock cluster.
+    public init(bootstrapServers: String, embedded: EmbeddedKafka?) {
+        self.bootstrapServers = bootstrapServers
+        self.embedded = embedded
+    }
+
+    /// The tests' logger: errors only, unless `TEST_LOG_LEVEL` says otherwise.
+    public static let logger: Logger = {
         var logger = Logger(label: "test")
         logger.logLevel = ProcessInfo.processInfo.environment["TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .error
         return logger
     }()
 
-    static func make(_ needs: Needs) throws -> TestCluster {
+    /// `KAFKA_BROKERS` when set; else a new embedded mock cluster (`.basic`) or the
+    /// shared noida-db (`.full`).
+    public static func make(_ needs: Needs) throws -> TestCluster {
         if let brokers = ProcessInfo.processInfo.environment["KAFKA_BROKERS"], !brokers.isEmpty {
             return TestCluster(bootstrapServers: brokers, embedded: nil)
         }
@@ -39,15 +48,16 @@ struct TestCluster: Sendable {
         }
     }
 
-    var configuration: KafkaConfiguration { KafkaConfiguration(bootstrapServers: bootstrapServers, clientID: "test") }
+    /// A client configuration for this broker.
+    public var configuration: KafkaConfiguration { KafkaConfiguration(bootstrapServers: bootstrapServers, clientID: "test") }
 
     /// A topic name no other test uses, on a broker that may be shared.
-    static func uniqueName(_ prefix: String) -> String {
+    public static func uniqueName(_ prefix: String) -> String {
         "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
     }
 
     /// Creates a fresh topic with a unique name.
-    func createTopic(_ prefix: String, partitions: Int32 = 3) async throws -> String {
+    public func createTopic(_ prefix: String, partitions: Int32 = 3) async throws -> String {
         let name = Self.uniqueName(prefix)
         if let embedded {
             try embedded.createTopic(name, partitions: partitions, replicationFactor: 1)
@@ -58,14 +68,16 @@ struct TestCluster: Sendable {
         return name
     }
 
-    func producer(transactionalID: String? = nil) throws -> KafkaProducer {
+    /// A producer that lingers 1 ms; transactional with `transactionalID`.
+    public func producer(transactionalID: String? = nil) throws -> KafkaProducer {
         var configuration = KafkaProducerConfiguration(kafka: configuration)
         configuration.transactionalID = transactionalID
         configuration.linger = .milliseconds(1)
         return try KafkaProducer(configuration: configuration, logger: Self.logger)
     }
 
-    func consumer(
+    /// A group member with 6 s sessions, read_committed unless said.
+    public func consumer(
         group: String,
         isolation: KafkaConsumerConfiguration.IsolationLevel = .readCommitted,
         maxBatchSize: Int = 1000,
@@ -79,7 +91,7 @@ struct TestCluster: Sendable {
     }
 
     /// Produces `count` records `key-i` / `value-i` and waits for their acknowledgement.
-    func produce(_ topic: String, count: Int, prefix: String = "") async throws {
+    public func produce(_ topic: String, count: Int, prefix: String = "") async throws {
         let producer = try producer()
         for index in 0..<count {
             try await producer.enqueue(KafkaProducerMessage(topic: topic, key: "\(prefix)key-\(index)", value: "\(prefix)value-\(index)"))
@@ -89,7 +101,7 @@ struct TestCluster: Sendable {
 }
 
 /// Reads events until `predicate` says stop or `timeout` passes; returns every message seen.
-func collect(
+public func collect(
     _ consumer: KafkaConsumer,
     timeout: Duration = .seconds(30),
     commit: Bool = false,
@@ -119,12 +131,17 @@ func collect(
 /// The shared noida-db broker of this test process (docs/ARCHITECTURE.md, "Brokers"): started on first use
 /// with a fresh data directory and a free port, stopped by PID when the process exits.
 /// A watchdog shell stops it too if the test process dies without running exit handlers.
-final class NoidaServer: Sendable {
-    static let shared = NoidaServer()
+public final class NoidaServer: Sendable {
+    /// The process's broker.
+    public static let shared = NoidaServer()
+
+    /// A broker of its own (started on first use, stopped by ``stop()``).
+    public init() {}
 
     private let state = Mutex<(bootstrap: String?, pid: Int32?, dataDir: String?, failure: String?)>((nil, nil, nil, nil))
 
-    func bootstrapServers() throws -> String {
+    /// Starts the broker on first use; its address.
+    public func bootstrapServers() throws -> String {
         try state.withLock { state in
             if let bootstrap = state.bootstrap { return bootstrap }
             if let failure = state.failure { throw NoidaError(message: failure) }
@@ -146,9 +163,10 @@ final class NoidaServer: Sendable {
     }
 
     /// The data directory of the running server (for restart tests).
-    var dataDirectory: String? { state.withLock { $0.dataDir } }
+    public var dataDirectory: String? { state.withLock { $0.dataDir } }
 
-    func stop() {
+    /// Stops the broker and deletes its data.
+    public func stop() {
         state.withLock { state in
             if let pid = state.pid {
                 kill(pid, SIGTERM)
@@ -162,7 +180,8 @@ final class NoidaServer: Sendable {
         }
     }
 
-    static func binary() throws -> String {
+    /// The noida-db executable: `NOIDA_DB_BIN`, else the one in `.venv`.
+    public static func binary() throws -> String {
         let environment = ProcessInfo.processInfo.environment
         if let path = environment["NOIDA_DB_BIN"], FileManager.default.isExecutableFile(atPath: path) { return path }
         let lib = repositoryRoot.appendingPathComponent(".venv/lib")
@@ -174,7 +193,8 @@ final class NoidaServer: Sendable {
         throw NoidaError(message: "noida-db not found: run scripts/setup (it installs noida-db into .venv) or set NOIDA_DB_BIN or KAFKA_BROKERS")
     }
 
-    static var repositoryRoot: URL {
+    /// The checkout this test kit was built from (where Package.swift is).
+    public static var repositoryRoot: URL {
         var url = URL(fileURLWithPath: #filePath)
         while url.path != "/" {
             url.deleteLastPathComponent()
@@ -219,7 +239,8 @@ final class NoidaServer: Sendable {
         throw NoidaError(message: "noida-db did not start on port \(port): \(log)")
     }
 
-    static func freePort() throws -> UInt16 {
+    /// A TCP port free on 127.0.0.1 now.
+    public static func freePort() throws -> UInt16 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
@@ -234,7 +255,8 @@ final class NoidaServer: Sendable {
         return UInt16(bigEndian: address.sin_port)
     }
 
-    static func canConnect(port: UInt16) -> Bool {
+    /// Whether something accepts connections on 127.0.0.1:`port`.
+    public static func canConnect(port: UInt16) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
@@ -248,12 +270,14 @@ final class NoidaServer: Sendable {
 }
 
 /// A value behind a lock, shareable by reference between tasks and callbacks.
-final class Locked<Value: Sendable>: Sendable {
+public final class Locked<Value: Sendable>: Sendable {
     private let mutex: Mutex<Value>
 
-    init(_ value: Value) { mutex = Mutex(value) }
+    /// Holds `value`.
+    public init(_ value: Value) { mutex = Mutex(value) }
 
-    func withLock<R: Sendable>(_ body: (inout Value) throws -> R) rethrows -> R {
+    /// Runs `body` on the value, under the lock.
+    public func withLock<R: Sendable>(_ body: (inout Value) throws -> R) rethrows -> R {
         try mutex.withLock { try body(&$0) }
     }
 }
