@@ -121,7 +121,6 @@ public final class KafkaProducer: Sendable {
     public func close(timeout: Duration = .seconds(30)) async throws(KafkaError) {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         let client = client
-        let poller = poller
         var flushError: KafkaError?
         do {
             try await flush(timeout: timeout)
@@ -132,8 +131,7 @@ public final class KafkaProducer: Sendable {
                 _ = rd_kafka_flush(client.handle, 5000)  // serves the purged records' reports
             }
         }
-        // Stopping waits for the thread's current poll (up to 100 ms): off the pool.
-        try await client.blocking { poller.stop() }
+        poller.stop()
         client.markClosed()
         if let flushError { throw flushError }
     }
@@ -357,26 +355,19 @@ private let deliveryReportCallback: @convention(c) (OpaquePointer?, UnsafePointe
 /// serves callbacks only inside such calls.
 final class PollThread: Sendable {
     private let running = Atomic<Bool>(true)
-    private let finished = Mutex<Bool>(false)
-    private let done = DispatchSemaphore(value: 0)
 
     init(name: String, poll: @escaping @Sendable () -> Void) {
+        // The closure holds `poll`, and with it the client it polls, until the loop ends.
         let thread = Thread { [self] in
             while running.load(ordering: .acquiring) { poll() }
-            done.signal()
         }
         thread.name = name
         thread.start()
     }
 
-    /// Stops the thread and waits for its current poll to return (at most one poll timeout).
+    /// Ends the thread after its current poll, without waiting for it (up to one poll
+    /// timeout): a producer's close would otherwise take that long for nothing.
     func stop() {
-        let first = finished.withLock { finished in
-            defer { finished = true }
-            return !finished
-        }
-        guard first else { return }
         running.store(false, ordering: .releasing)
-        done.wait()
     }
 }
