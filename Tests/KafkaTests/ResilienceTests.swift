@@ -84,12 +84,14 @@ struct ResilienceTests {
             fixture: fixture, stage: stage, mode: .atLeastOnce, staticMembership: false,
             overrides: ["KAFKA_PROPERTIES": "message.timeout.ms=3000,socket.timeout.ms=3000", "WORKER_RETRY_BACKOFF_MS": "50"])
         defer { fleet.stopAll() }
-        // Enough queued that the worker is mid-batch when Kafka goes.
-        let ids = try await fixture.produceEvents(12_000)
+        var ids = try await fixture.produceEvents(12_000)
         let port = Int(try NoidaServer.freePort())
         try fleet.start(0, httpPort: port)
         let started = try await waitUntil(timeout: .seconds(60)) { !(try await fixture.readAll(fixture.output)).isEmpty }
         try #require(started, "worker started; log in \(fleet.directory.path)")
+        // Queued just before Kafka goes, so that the worker is mid-work then however fast
+        // it got (it had finished the first 12,000 by then in a run).
+        ids += try await fixture.produceEvents(20_000)
         for broker in Int32(1)...3 { try embedded.setBrokerDown(broker) }
         let unready = try await waitUntil(timeout: .seconds(20)) { (try? await HTTP.get(port: port, path: "/readyz").status) == 503 }
         try await Task.sleep(for: .seconds(8))
