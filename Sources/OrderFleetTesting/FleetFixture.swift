@@ -58,10 +58,12 @@ public struct FleetFixture: Sendable {
         return ids
     }
 
-    /// A `ReportBucket` event keyed `key-<index % keys>`.
-    public static func envelope(_ index: Int, keys: Int = 1000, subjectPrefix: String = "bucket", id: String = UUID().uuidString.lowercased()) -> Envelope {
+    /// A `ReportBucket` event keyed `key-<index % keys>`, in the trace of `traceparent` if given.
+    public static func envelope(
+        _ index: Int, keys: Int = 1000, subjectPrefix: String = "bucket", id: String = UUID().uuidString.lowercased(), traceparent: TraceParent? = nil
+    ) -> Envelope {
         let bucket = ReportBucket(report: subjectPrefix, bucket: "key-\(index % keys)", values: ["n": Int64(index)], updatedAt: Date())
-        return Envelope(id: id, source: "test", time: Date(), event: bucket.event)
+        return Envelope(id: id, source: "test", time: Date(), traceparent: traceparent, event: bucket.event)
     }
 
     /// Every committed record of `topic` (read_committed), from the beginning to where

@@ -157,9 +157,7 @@ struct TracingTests {
         let producer = try fixture.cluster.producer()
         for index in 0..<5 {
             let parent = try TraceParent(parsing: "00-\(trace)-\(TestTracer.randomHex(bytes: 8))-01")
-            let bucket = ReportBucket(report: "spans", bucket: "key-\(index)", values: ["n": Int64(index)], updatedAt: Date())
-            let envelope = Envelope(id: UUID().uuidString.lowercased(), source: "test", time: Date(), traceparent: parent, event: bucket.event)
-            try await producer.enqueue(try KafkaProducerMessage(envelope, topic: fixture.input))
+            try await producer.enqueue(try KafkaProducerMessage(FleetFixture.envelope(index, traceparent: parent), topic: fixture.input))
         }
         try await producer.close()
 
