@@ -47,7 +47,8 @@ public struct CanonicalJSONWriter {
         separate()
         bytes.append(UInt8(ascii: "\""))
         key.withUTF8Buffer { bytes.append(contentsOf: $0) }
-        bytes.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: ":"))
         value.writeCanonicalJSON(to: &self)
     }
 
@@ -93,23 +94,87 @@ public struct CanonicalJSONWriter {
     /// A JSON string as Foundation writes it: `"` and `\` escaped, control characters as
     /// `\b \f \n \r \t` or `\u00XX`, everything else (`/` and non-ASCII too) as its UTF-8.
     mutating func string(_ text: String) {
+        var text = text
         bytes.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-            case UInt8(ascii: "\\"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-            case 0x08: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "b")])
-            case 0x0C: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "f")])
-            case 0x0A: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-            case 0x0D: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-            case 0x09: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
-            case 0x00..<0x20:
-                bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
-                Hex.append(byte, to: &bytes)
-            default: bytes.append(byte)
+        // Runs of bytes that need no escaping (nearly all of them) are copied whole.
+        text.withUTF8 { utf8 in
+            var runStart = 0
+            for index in utf8.indices where Self.needsEscape(utf8[index]) {
+                if runStart < index { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index])) }
+                escape(utf8[index])
+                runStart = index + 1
             }
+            if runStart < utf8.count { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart...])) }
         }
         bytes.append(UInt8(ascii: "\""))
+    }
+
+    private static func needsEscape(_ byte: UInt8) -> Bool {
+        byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
+    }
+
+    private mutating func escape(_ byte: UInt8) {
+        bytes.append(UInt8(ascii: "\\"))
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"): bytes.append(byte)
+        case 0x08: bytes.append(UInt8(ascii: "b"))
+        case 0x0C: bytes.append(UInt8(ascii: "f"))
+        case 0x0A: bytes.append(UInt8(ascii: "n"))
+        case 0x0D: bytes.append(UInt8(ascii: "r"))
+        case 0x09: bytes.append(UInt8(ascii: "t"))
+        default:
+            bytes.append(contentsOf: "u00".utf8)
+            Hex.append(byte, to: &bytes)
+        }
+    }
+
+    /// `data` as a base64 JSON string, as `JSONEncoder` writes data (padded, no line
+    /// breaks). Written straight into the buffer: base64 needs no escaping.
+    mutating func base64(_ data: UnsafeRawBufferPointer) {
+        bytes.append(UInt8(ascii: "\""))
+        bytes.reserveCapacity(bytes.count + (data.count + 2) / 3 * 4 + 1)
+        var index = 0
+        while index + 3 <= data.count {
+            let chunk = UInt32(data[index]) << 16 | UInt32(data[index + 1]) << 8 | UInt32(data[index + 2])
+            appendBase64(chunk, digits: 4)
+            index += 3
+        }
+        switch data.count - index {
+        case 1:
+            appendBase64(UInt32(data[index]) << 16, digits: 2)
+            bytes.append(UInt8(ascii: "="))
+            bytes.append(UInt8(ascii: "="))
+        case 2:
+            appendBase64(UInt32(data[index]) << 16 | UInt32(data[index + 1]) << 8, digits: 3)
+            bytes.append(UInt8(ascii: "="))
+        default: break
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// The first `digits` base64 digits of a 24-bit group.
+    private mutating func appendBase64(_ group: UInt32, digits: Int) {
+        for shift in stride(from: 18, to: 18 - 6 * digits, by: -6) {
+            bytes.append(Self.base64Alphabet[Int(group >> UInt32(shift) & 0x3F)])
+        }
+    }
+
+    private static let base64Alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    /// A JSON integer, its digits written without an intermediate string.
+    mutating func integer(_ value: Int64) {
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        // The magnitude is unsigned, so that Int64.min has one too; 20 digits hold any.
+        var magnitude = value.magnitude
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var start = digits.count
+            repeat {
+                start -= 1
+                digits[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start...]))
+        }
     }
 }
 
@@ -125,7 +190,9 @@ extension Bool: CanonicalJSONWritable {
 
 extension CanonicalJSONWritable where Self: FixedWidthInteger {
     /// A JSON integer.
-    public func writeCanonicalJSON(to json: inout CanonicalJSONWriter) { json.raw(String(self)) }
+    public func writeCanonicalJSON(to json: inout CanonicalJSONWriter) {
+        if let value = Int64(exactly: self) { json.integer(value) } else { json.raw(String(self)) }
+    }
 }
 
 extension Int: CanonicalJSONWritable, CanonicalJSONReadable {}
@@ -139,7 +206,32 @@ extension Date: CanonicalJSONWritable {
 
 extension Data: CanonicalJSONWritable {
     /// A base64 string, `JSONEncoder`'s default for data.
-    public func writeCanonicalJSON(to json: inout CanonicalJSONWriter) { json.string(base64EncodedString()) }
+    public func writeCanonicalJSON(to json: inout CanonicalJSONWriter) { withUnsafeBytes { json.base64($0) } }
+}
+
+/// Bytes that travel in JSON as a base64 string, as `Codable` writes `Data`, written
+/// from the bytes themselves instead of a `Data` copy of them.
+public struct Base64Bytes: Sendable, Hashable, Codable, CanonicalJSONWritable {
+    /// The bytes.
+    public var bytes: [UInt8]
+
+    /// Wraps `bytes`.
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    /// Reads what the coder's data strategy wrote (JSON's default: a base64 string).
+    public init(from decoder: any Decoder) throws {
+        // Through a container: `Data(from:)` itself would bypass the strategy.
+        bytes = [UInt8](try decoder.singleValueContainer().decode(Data.self))
+    }
+
+    /// Writes the bytes as the coder's data strategy does (JSON's default: base64).
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(Data(bytes))
+    }
+
+    /// A base64 string.
+    public func writeCanonicalJSON(to json: inout CanonicalJSONWriter) { bytes.withUnsafeBytes { json.base64($0) } }
 }
 
 extension Array: CanonicalJSONWritable where Element: CanonicalJSONWritable {

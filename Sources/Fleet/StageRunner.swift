@@ -172,6 +172,8 @@ private final class RunnerSession<S: Stage> {
     var machine: RunnerMachine<S>
     /// The records of the open batch, by position: dead letters keep their bytes.
     var batch: [RecordPosition: KafkaMessage] = [:]
+    /// The Kafka records the machine's size check encoded, until they are written.
+    let encoded = EncodedRecordCache()
     /// The tracing spans of the records fetched and not yet committed (none untraced).
     var spans = RecordSpans.none
     /// When a commit became pending (a batch opened, or offsets to commit again): the commit interval counts from there.
@@ -247,7 +249,9 @@ private final class RunnerSession<S: Stage> {
             settings: .init(batchSize: settings.batchSize, retryAttempts: settings.retryAttempts, retention: settings.idempotencyRetention),
             failures: runner.recordFailures.withLock { $0 },
             tables: { topic, key in tables[topic]?.value(key) },
-            oversize: { [limits, changelog = stage.changelogTopic] record in Self.oversize(record, limits: limits, changelog: changelog) })
+            oversize: { [limits, changelog = stage.changelogTopic, encoded] record in
+                Self.oversize(record, limits: limits, changelog: changelog, encoded: encoded)
+            })
 
         var consumerKafka = kafka
         consumerKafka.statisticsInterval = settings.statisticsInterval
@@ -577,7 +581,7 @@ private final class RunnerSession<S: Stage> {
                 topic: TopicCatalog.idempotencyTopic, partition: partition, key: Array(key.utf8), value: try IntentCodec.encode(items))
         }
         guard case .deadLetter(let input, let error, let attempts, let referenceOnly) = record else {
-            return try Self.message(record, changelog: stage.changelogTopic)
+            return try Self.message(record, changelog: stage.changelogTopic, encoded: encoded)
         }
         guard let original = batch[input] else {
             logger.error("dead letter for a record no longer at hand", metadata: ["topic": "\(input.topic)", "offset": "\(input.offset)"])
@@ -586,8 +590,13 @@ private final class RunnerSession<S: Stage> {
         return deadLetter(original, error: error, attempts: attempts, referenceOnly: referenceOnly)
     }
 
-    /// The Kafka record of an output, changelog or idempotency record (not a dead letter).
-    static func message(_ record: OutputRecord, changelog: String?) throws -> KafkaProducerMessage? {
+    /// The Kafka record of an output, changelog or idempotency record (not a dead letter),
+    /// from `encoded` when the size check already encoded it.
+    static func message(_ record: OutputRecord, changelog: String?, encoded: EncodedRecordCache) throws -> KafkaProducerMessage? {
+        try encoded.message(for: record) { try message(record, changelog: changelog) }
+    }
+
+    private static func message(_ record: OutputRecord, changelog: String?) throws -> KafkaProducerMessage? {
         switch record {
         case .output(let topic, let envelope):
             return try KafkaProducerMessage(envelope, topic: topic)
@@ -614,17 +623,17 @@ private final class RunnerSession<S: Stage> {
 
     /// Why `record` can never be written: larger than its topic takes. Dead letters cut
     /// themselves to fit.
-    static func oversize(_ record: OutputRecord, limits: KafkaRecordSizeLimits, changelog: String?) -> String? {
+    static func oversize(_ record: OutputRecord, limits: KafkaRecordSizeLimits, changelog: String?, encoded: EncodedRecordCache) -> String? {
         if case .intent(_, _, let records?) = record {
             // An estimate (JSON with base64 bytes) that spares encoding the intent twice;
             // dead letters cut themselves to fit and are left out.
-            let sizes = records.compactMap { try? message($0, changelog: changelog) }.map(KafkaRecordSizeLimits.size(of:))
+            let sizes = records.compactMap { try? message($0, changelog: changelog, encoded: encoded) }.map(KafkaRecordSizeLimits.size(of:))
             let estimate = sizes.reduce(0, +) * 4 / 3 + 256 * sizes.count + 256
             let limit = limits.limit(for: TopicCatalog.idempotencyTopic)
             guard estimate > limit else { return nil }
             return "its at-least-once intent of about \(estimate) bytes is over \(TopicCatalog.idempotencyTopic)'s limit of \(limit) bytes"
         }
-        guard let message = try? message(record, changelog: changelog), !limits.fits(message) else { return nil }
+        guard let message = try? message(record, changelog: changelog, encoded: encoded), !limits.fits(message) else { return nil }
         let size = KafkaRecordSizeLimits.size(of: message)
         return "a record of \(size) bytes for \(message.topic) is over that topic's limit of \(limits.limit(for: message.topic)) bytes (max.message.bytes, message.max.bytes)"
     }
@@ -640,7 +649,10 @@ private final class RunnerSession<S: Stage> {
             if commitPendingSince == nil { commitPendingSince = clock.now }
         } else {
             commitPendingSince = nil
-            if !machine.busy, !batch.isEmpty { batch.removeAll(keepingCapacity: true) }
+            if !machine.busy {
+                if !batch.isEmpty { batch.removeAll(keepingCapacity: true) }
+                encoded.removeAll()
+            }
         }
         for note in machine.takeNotes() {
             switch note {
@@ -829,4 +841,47 @@ extension Duration {
 
     /// Whole milliseconds.
     var milliseconds: Int64 { nanoseconds / 1_000_000 }
+}
+
+/// Kafka records encoded once for the machine's size check (``RunnerMachine``'s
+/// `oversize`), kept for their write and, at least once, their intent: an output would
+/// otherwise be encoded up to four times (issue 23). Emptied whenever nothing is
+/// pending; a hit needs the same record, not only the same id.
+final class EncodedRecordCache {
+    private struct Key: Hashable {
+        var topic: String?
+        var partition: Int32
+        var key: String
+        var id: String
+        var expiresAt: Int64?
+    }
+
+    private var entries: [Key: (envelope: Envelope, message: KafkaProducerMessage?)] = [:]
+
+    /// The record of `record`, encoded by `encode` unless it was before. Records without
+    /// an envelope (tombstones, dead letters, intents) are not kept: they are cheap or
+    /// encoded once anyway.
+    func message(for record: OutputRecord, encode: () throws -> KafkaProducerMessage?) rethrows -> KafkaProducerMessage? {
+        let key: Key
+        let envelope: Envelope
+        switch record {
+        case .output(let topic, let output):
+            (key, envelope) = (Key(topic: topic, partition: -1, key: "", id: output.id), output)
+        case .state(let partition, let stateKey, let state?):
+            (key, envelope) = (Key(topic: nil, partition: partition, key: stateKey, id: state.id), state)
+        case .idempotency(let partition, let idempotencyKey, let record?, let expiresAt):
+            (key, envelope) = (Key(topic: nil, partition: partition, key: idempotencyKey, id: record.id, expiresAt: expiresAt), record)
+        case .state, .idempotency, .deadLetter, .intent, .encoded:
+            return try encode()
+        }
+        if let entry = entries[key], entry.envelope == envelope { return entry.message }
+        let message = try encode()
+        entries[key] = (envelope, message)
+        return message
+    }
+
+    /// Forgets every record (all were written).
+    func removeAll() {
+        if !entries.isEmpty { entries.removeAll(keepingCapacity: true) }
+    }
 }
