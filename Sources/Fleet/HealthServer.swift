@@ -60,9 +60,12 @@ public enum HealthServer {
         }
     }
 
-    /// One line per check (`name detail`), then one per stage (`stage phase partitions=N`).
+    /// One line per check (`name detail`), then one per stage (`stage phase partitions=N`,
+    /// and `kafka=unreachable` while it is).
     private static func report(_ statuses: [RunnerStatus], _ checks: [Check], ok: Bool) -> Response {
-        let lines = checks.map { "\($0.name) \($0.detail())" } + statuses.map { "\($0.stage) \($0.phase.rawValue) partitions=\($0.partitions)" }
+        let lines = checks.map { "\($0.name) \($0.detail())" } + statuses.map {
+            "\($0.stage) \($0.phase.rawValue) partitions=\($0.partitions)" + ($0.kafkaReachable ? "" : " kafka=unreachable")
+        }
         return Response(
             status: ok ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
             body: ResponseBody(byteBuffer: ByteBuffer(string: lines.joined(separator: "\n") + "\n"))

@@ -2,8 +2,8 @@ import Synchronization
 
 /// What a running stage reports to `/healthz` and `/readyz`.
 ///
-/// Ready means: the worker is in its group and every partition it owns has its state
-/// restored, so it processes records as they come. A worker with no partitions (more
+/// Ready means: the worker is in its group, every partition it owns has its state
+/// restored, and a Kafka broker is reachable, so it processes records as they come. A worker with no partitions (more
 /// instances than partitions) is ready too: it stands by. A stalled worker (Kafka away,
 /// a transaction that keeps failing, a restart after a failed delivery) is not ready but
 /// healthy: it keeps trying by itself, and restarting the process would not help.
@@ -15,6 +15,7 @@ public final class RunnerStatus: Sendable {
     private struct State {
         var phase: Phase = .starting
         var partitions = 0
+        var kafkaReachable: (@Sendable () -> Bool)?
     }
 
     /// Where the runner is in its life.
@@ -43,11 +44,17 @@ public final class RunnerStatus: Sendable {
     public var phase: Phase { state.withLock { $0.phase } }
     /// How many input partitions the runner owns.
     public var partitions: Int { state.withLock { $0.partitions } }
-    /// Whether the runner processes records as they come.
-    public var isReady: Bool { phase == .running }
+    /// Whether a Kafka broker is reachable, as the runner's consumer last knew it
+    /// (librdkafka's all-brokers-down error, then its statistics); true while unknown.
+    public var kafkaReachable: Bool { state.withLock { $0.kafkaReachable }?() ?? true }
+    /// Whether the runner processes records as they come: running, and Kafka reachable
+    /// (an idle runner would otherwise look ready through a whole outage).
+    public var isReady: Bool { phase == .running && kafkaReachable }
     /// Whether the runner is alive (not failed or stopped).
     public var isHealthy: Bool { ![.failed, .stopped].contains(phase) }
 
     package func set(_ phase: Phase) { state.withLock { $0.phase = phase } }
     package func set(partitions: Int) { state.withLock { $0.partitions = partitions } }
+    /// Where ``kafkaReachable`` comes from (the session's consumer); nil: unknown.
+    package func set(kafkaReachable: (@Sendable () -> Bool)?) { state.withLock { $0.kafkaReachable = kafkaReachable } }
 }

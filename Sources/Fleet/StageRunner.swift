@@ -269,6 +269,10 @@ private final class RunnerSession<S: Stage> {
         let needsRange = stage.inputTopics.count > 1 && stage.changelogTopic != nil
         consumerSettings.assignmentStrategy = needsRange ? "range" : settings.assignmentStrategy
         consumer = try KafkaConsumer(configuration: consumerSettings, logger: logger)
+        if settings.statisticsInterval != nil {
+            // Without statistics an all-brokers-down error would never be seen to end.
+            status.set(kafkaReachable: { [consumer] in consumer.brokersReachable })
+        }
         reader = try PartitionReader(
             kafka: kafka, name: "\(kafka.clientID).restore", batchSize: 10_000, logger: logger, restoring: true,
             stableWait: settings.transactionTimeout + .seconds(5))
@@ -412,6 +416,7 @@ private final class RunnerSession<S: Stage> {
     }
 
     private func closeHelpers() async {
+        status.set(kafkaReachable: nil)
         limitsTask.cancel()
         for task in tableTasks { task.cancel() }
         for table in tables.values { await table.close() }

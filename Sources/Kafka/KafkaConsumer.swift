@@ -212,6 +212,12 @@ public final class KafkaConsumer: Sendable {
         return KafkaConsumerGroupMetadata(pointer: pointer)
     }
 
+    /// Whether a broker is reachable, from librdkafka's own view: false from its
+    /// all-brokers-down error until its statistics show a connection up again. Needs
+    /// `statistics.interval.ms` (``KafkaConfiguration/statisticsInterval``) to notice the
+    /// way back; true while nothing is known.
+    public var brokersReachable: Bool { client.callbacks.statistics.brokersReachable }
+
     /// The fatal error that killed this consumer, if one did.
     public var fatalError: KafkaError? { client.fatalError() }
 

@@ -109,6 +109,38 @@ struct ResilienceTests {
         #expect(readyAgain, "/readyz is 200 again")
     }
 
+    @Test("an idle worker says not ready while no broker can be reached, and ready again once one can")
+    func idleWorkerIsNotReadyWithoutKafka() async throws {
+        let fixture = try await FleetFixture.make(.basic)
+        guard let embedded = fixture.cluster.embedded else { return }  // A real cluster cannot be stopped from here.
+        let fleet = WorkerFleet(
+            fixture: fixture, stage: TestCluster.uniqueName("idle-outage"), mode: .atLeastOnce, staticMembership: false,
+            overrides: ["WORKER_STATISTICS_INTERVAL_MS": "500"])
+        defer { fleet.stopAll() }
+        let ids = try await fixture.produceEvents(10)
+        let port = Int(try NoidaServer.freePort())
+        try fleet.start(0, httpPort: port)
+        let done = try await waitUntil(timeout: .seconds(60)) {
+            Set(FleetFixture.causations(try await fixture.readAll(fixture.output))).isSuperset(of: ids)
+        }
+        try #require(done, "worker processed its inputs; log in \(fleet.directory.path)")
+        let ready = try await waitUntil(timeout: .seconds(20)) { (try? await HTTP.get(port: port, path: "/readyz").status) == 200 }
+        try #require(ready, "/readyz is 200 while idle with Kafka up")
+
+        for broker in Int32(1)...3 { try embedded.setBrokerDown(broker) }
+        var body = ""
+        let unready = try await waitUntil(timeout: .seconds(30)) {
+            guard let answer = try? await HTTP.get(port: port, path: "/readyz"), answer.status == 503 else { return false }
+            body = answer.body
+            return true
+        }
+        for broker in Int32(1)...3 { try embedded.setBrokerUp(broker) }
+        #expect(unready, "/readyz says not ready while every broker is down, though the worker has nothing to do")
+        #expect(body.contains("kafka=unreachable"), "and says why: \(body)")
+        let readyAgain = try await waitUntil(timeout: .seconds(30)) { (try? await HTTP.get(port: port, path: "/readyz").status) == 200 }
+        #expect(readyAgain, "/readyz is 200 again once a broker is back")
+    }
+
     @Test("oms broker's output reaches a file or pipe line by line, while it runs")
     func brokerOutputIsLineBuffered() async throws {
         let process = Process()
