@@ -4933,7 +4933,11 @@ extension DeadLetter: ContractEvent {
 ///
 /// Stages switch over it exhaustively, so adding an event type is a compile
 /// error wherever it must be handled.
-public enum Event: Sendable, Hashable {
+///
+/// Indirect: each payload lives in a box of its own, so an ``Envelope`` (and every
+/// record the runtime carries) copies as one reference instead of moving the
+/// largest payload's ~700 bytes and retaining each of its fields (issue 23).
+public indirect enum Event: Sendable, Hashable {
     /// `oms.catalog.product.v1` on `oms.catalog.products`.
     case catalogProduct(CatalogProduct)
     /// `oms.order.inbound.v1` on `oms.orders.inbound`.

@@ -95,7 +95,11 @@ def gen_swift():
             "///",
             "/// Stages switch over it exhaustively, so adding an event type is a compile",
             "/// error wherever it must be handled.",
-            "public enum Event: Sendable, Hashable {"]
+            "///",
+            "/// Indirect: each payload lives in a box of its own, so an ``Envelope`` (and every",
+            "/// record the runtime carries) copies as one reference instead of moving the",
+            "/// largest payload's ~700 bytes and retaining each of its fields (issue 23).",
+            "public indirect enum Event: Sendable, Hashable {"]
     for ev in EVENTS:
         enum.append(f"    /// `{ev['type']}.v{ev['version']}` on `{ev['topic']}`.")
         enum.append(f"    case {case_name(ev['name'])}({ev['name']})")
