@@ -3,10 +3,11 @@ import Synchronization
 /// What a running stage reports to `/healthz` and `/readyz`.
 ///
 /// Ready means: the worker is in its group, every partition it owns has its state
-/// restored, and a Kafka broker is reachable, so it processes records as they come. A worker with no partitions (more
-/// instances than partitions) is ready too: it stands by. A stalled worker (Kafka away,
-/// a transaction that keeps failing, a restart after a failed delivery) is not ready but
-/// healthy: it keeps trying by itself, and restarting the process would not help.
+/// restored, and a Kafka broker is reachable, so it processes records as they come. A
+/// worker with no partitions (more instances than partitions) is ready too: it stands by.
+/// A stalled worker (Kafka away, a transaction that keeps failing, a restart after a
+/// failed delivery) is not ready but healthy: it keeps trying by itself, and restarting
+/// the process would not help.
 public final class RunnerStatus: Sendable {
     /// The stage's name.
     public let stage: String
