@@ -491,7 +491,7 @@ struct GatewayTests {
         }
     }
 
-    @Test("an 8 MiB upload from a client that writes its whole body before reading gets 413 within 2 s")
+    @Test("an 8 MiB upload from a client that writes its whole body before reading gets 413, not a reset, long before its timeout")
     func largeUploadWriteFirst() async throws {
         try await GatewayHarness.with(stages: [], bodyLimit: GatewayConfiguration().bodyLimit) { harness in
             // Python's http.client writes the whole body, then reads: as many webhook senders.
@@ -518,7 +518,10 @@ struct GatewayTests {
             #expect(answers.count == 2, "\(result.output)")
             for answer in answers {
                 #expect(answer.first == "413", "\(result.output)")
-                #expect((Double(answer.last ?? "") ?? 99) <= 2, "answered within 2 s: \(result.output)")
+                // The gateway drains for at most 2 s before answering; the bound only has to
+                // tell that cap from a wait for the client's 20 s timeout. (A bound of 2 s
+                // failed once in CI, at 2.39 s, with the machine busy with other suites.)
+                #expect((Double(answer.last ?? "") ?? 99) <= 10, "answered well before the client's timeout: \(result.output)")
             }
         }
     }
