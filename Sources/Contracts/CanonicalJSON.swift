@@ -128,53 +128,12 @@ public struct CanonicalJSONWriter {
         }
     }
 
-    /// `data` as a base64 JSON string, as `JSONEncoder` writes data (padded, no line
-    /// breaks). Written straight into the buffer: base64 needs no escaping.
-    mutating func base64(_ data: UnsafeRawBufferPointer) {
+    /// `data` as a base64 JSON string, as `JSONEncoder` writes data. Appended without
+    /// ``string(_:)``'s escaping pass: base64 has nothing to escape.
+    mutating func base64(_ data: Data) {
         bytes.append(UInt8(ascii: "\""))
-        bytes.reserveCapacity(bytes.count + (data.count + 2) / 3 * 4 + 1)
-        var index = 0
-        while index + 3 <= data.count {
-            let chunk = UInt32(data[index]) << 16 | UInt32(data[index + 1]) << 8 | UInt32(data[index + 2])
-            appendBase64(chunk, digits: 4)
-            index += 3
-        }
-        switch data.count - index {
-        case 1:
-            appendBase64(UInt32(data[index]) << 16, digits: 2)
-            bytes.append(UInt8(ascii: "="))
-            bytes.append(UInt8(ascii: "="))
-        case 2:
-            appendBase64(UInt32(data[index]) << 16 | UInt32(data[index + 1]) << 8, digits: 3)
-            bytes.append(UInt8(ascii: "="))
-        default: break
-        }
+        bytes.append(contentsOf: data.base64EncodedString().utf8)
         bytes.append(UInt8(ascii: "\""))
-    }
-
-    /// The first `digits` base64 digits of a 24-bit group.
-    private mutating func appendBase64(_ group: UInt32, digits: Int) {
-        for shift in stride(from: 18, to: 18 - 6 * digits, by: -6) {
-            bytes.append(Self.base64Alphabet[Int(group >> UInt32(shift) & 0x3F)])
-        }
-    }
-
-    private static let base64Alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-
-    /// A JSON integer, its digits written without an intermediate string.
-    mutating func integer(_ value: Int64) {
-        if value < 0 { bytes.append(UInt8(ascii: "-")) }
-        // The magnitude is unsigned, so that Int64.min has one too; 20 digits hold any.
-        var magnitude = value.magnitude
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
-            var start = digits.count
-            repeat {
-                start -= 1
-                digits[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                magnitude /= 10
-            } while magnitude > 0
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start...]))
-        }
     }
 }
 
@@ -190,9 +149,7 @@ extension Bool: CanonicalJSONWritable {
 
 extension CanonicalJSONWritable where Self: FixedWidthInteger {
     /// A JSON integer.
-    public func writeCanonicalJSON(to json: inout CanonicalJSONWriter) {
-        if let value = Int64(exactly: self) { json.integer(value) } else { json.raw(String(self)) }
-    }
+    public func writeCanonicalJSON(to json: inout CanonicalJSONWriter) { json.raw(String(self)) }
 }
 
 extension Int: CanonicalJSONWritable, CanonicalJSONReadable {}
@@ -206,32 +163,7 @@ extension Date: CanonicalJSONWritable {
 
 extension Data: CanonicalJSONWritable {
     /// A base64 string, `JSONEncoder`'s default for data.
-    public func writeCanonicalJSON(to json: inout CanonicalJSONWriter) { withUnsafeBytes { json.base64($0) } }
-}
-
-/// Bytes that travel in JSON as a base64 string, as `Codable` writes `Data`, written
-/// from the bytes themselves instead of a `Data` copy of them.
-public struct Base64Bytes: Sendable, Hashable, Codable, CanonicalJSONWritable {
-    /// The bytes.
-    public var bytes: [UInt8]
-
-    /// Wraps `bytes`.
-    public init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-    /// Reads what the coder's data strategy wrote (JSON's default: a base64 string).
-    public init(from decoder: any Decoder) throws {
-        // Through a container: `Data(from:)` itself would bypass the strategy.
-        bytes = [UInt8](try decoder.singleValueContainer().decode(Data.self))
-    }
-
-    /// Writes the bytes as the coder's data strategy does (JSON's default: base64).
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(Data(bytes))
-    }
-
-    /// A base64 string.
-    public func writeCanonicalJSON(to json: inout CanonicalJSONWriter) { bytes.withUnsafeBytes { json.base64($0) } }
+    public func writeCanonicalJSON(to json: inout CanonicalJSONWriter) { json.base64(self) }
 }
 
 extension Array: CanonicalJSONWritable where Element: CanonicalJSONWritable {

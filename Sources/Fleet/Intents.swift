@@ -13,15 +13,15 @@ enum IntentCodec {
         var kind: Kind
         var topic: String
         var partition: Int32?
-        var key: Base64Bytes?
-        var value: Base64Bytes?
+        var key: Data?
+        var value: Data?
         var headers: [Header]
         var expiresAt: Int64?
     }
 
     struct Header: Codable {
         var name: String
-        var value: Base64Bytes?
+        var value: Data?
     }
 
     /// The value of an intent record holding `messages` (with what each one is).
@@ -37,8 +37,8 @@ enum IntentCodec {
             default: kind = .record
             }
             return Item(
-                kind: kind, topic: message.topic, partition: message.partition, key: message.key.map(Base64Bytes.init),
-                value: message.value.map(Base64Bytes.init), headers: message.headers.map { Header(name: $0.name, value: $0.value.map(Base64Bytes.init)) },
+                kind: kind, topic: message.topic, partition: message.partition, key: message.key.map { Data($0) },
+                value: message.value.map { Data($0) }, headers: message.headers.map { Header(name: $0.name, value: $0.value.map { Data($0) }) },
                 expiresAt: expiresAt)
         }
         // Written without Foundation's encoder: at least once writes one intent per input.
@@ -50,9 +50,10 @@ enum IntentCodec {
     static func decode(_ value: [UInt8]) throws -> [OutputRecord] {
         let items = try JSONDecoder().decode([Item].self, from: Data(value))
         return try items.map { item in
-            let headers = item.headers.map { KafkaHeader(name: $0.name, value: $0.value?.bytes) }
+            let headers = item.headers.map { KafkaHeader(name: $0.name, value: $0.value.map { [UInt8]($0) }) }
             let message = KafkaMessage(
-                topic: item.topic, partition: item.partition ?? 0, offset: 0, key: item.key?.bytes, value: item.value?.bytes, headers: headers)
+                topic: item.topic, partition: item.partition ?? 0, offset: 0, key: item.key.map { [UInt8]($0) },
+                value: item.value.map { [UInt8]($0) }, headers: headers)
             switch item.kind {
             case .record:
                 return .encoded(EncodedRecord(

@@ -61,15 +61,6 @@ struct CanonicalJSONTests {
         }
     }
 
-    @Test("bytes wrapped as Base64Bytes are written as the encoder writes Data, and read back", arguments: 0...7)
-    func base64BytesMatchData(count: Int) throws {
-        let bytes = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 97 &+ 251) }
-        let written = Base64Bytes(bytes).canonicalJSON()
-        #expect(written == (try Self.foundation(Data(bytes))))
-        #expect(written == (try Self.foundation(Base64Bytes(bytes))))
-        #expect(try Self.foundation(Base64Bytes.self, written) == Base64Bytes(bytes))
-    }
-
     /// What Foundation's `JSONDecoder`, configured as ``EventCodec`` configures it, reads.
     static func foundation<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T {
         try EventCodec.makeDecoder().decode(type, from: Data(bytes))
