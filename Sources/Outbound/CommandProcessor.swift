@@ -100,20 +100,30 @@ public struct CommandProcessor: Sendable {
 
     /// Asks the endpoint whether the last attempt took effect; the final entry if that
     /// settles the command, nil if it is safe to call.
+    ///
+    /// Each ask goes through the gate as a call does: an outage that follows a lost answer
+    /// (a timeout is often its first sign) holds the asks back at the open breaker
+    /// instead of spending the retry budget on a refusing endpoint in seconds.
     private func reconcile(_ run: inout Attempts, operatorAsked: Bool) async throws -> OutboundDelivery? {
         let started = ContinuousClock.now
         var asks = 0
         while true {
             asks += 1
+            try await gate.enter()
             switch await endpoint.reconcile(run.call(attempt: run.attempts, pointOfNoReturn: {})) {
             case .happened(let reference):
+                await gate.leave(.answered)
                 return try await finish(&run, .delivered, reference: reference, reason: "reconciled: the endpoint has it")
             case .didNotHappen:
+                await gate.leave(.answered)
                 return nil
             case .cannotTell(let reason):
+                // Some systems cannot be asked at all (SMTP): no call went out.
+                await gate.leave(.abandoned)
                 if operatorAsked { return nil }
                 return try await finish(&run, .unknown, reason: reason)
             case .askAgain(let reason):
+                await gate.leave(.transientFailure)
                 if policy.givesUp(attempts: asks, elapsed: ContinuousClock.now - started) {
                     return try await finish(&run, .unknown, reason: "could not reconcile: \(reason)")
                 }

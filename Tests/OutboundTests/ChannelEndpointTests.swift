@@ -42,6 +42,34 @@ struct ChannelEndpointTests {
         }
     }
 
+    @Test("Shopify: a lost answer followed by an outage: the asks wait at the open breaker and reconcile once it is back, not give up")
+    func lostAnswerThenOutage() async throws {
+        try await withChannels { channels, base in
+            channels.addShopifyOrder("5004", lines: ["21": 1])
+            channels.setFaults { $0.loseAnswerEvery = 1; $0.holdAnswer = .seconds(2) }
+            // The endpoint goes down right after it applied the fulfillment, for 2 s.
+            let outage = Task {
+                while channels.ledger.fulfillments.isEmpty { try await Task.sleep(for: .milliseconds(5)) }
+                channels.setFaults { $0.down = true }
+                try await Task.sleep(for: .seconds(2))
+                channels.setFaults { $0.down = false }
+            }
+            // Six asks 20 ms apart would all meet the outage; behind a breaker that opens
+            // after two failures for a second, they reach past it.
+            let processor = CommandProcessor(
+                connector: "channels", endpoint: Harness.shopify(base, channels: channels, timeout: .milliseconds(400)),
+                gate: EndpointGate(limit: 2, breaker: CircuitBreaker(threshold: 2, openFor: .seconds(1))),
+                policy: RetryPolicy(baseDelay: .milliseconds(20), maxDelay: .milliseconds(20), maxAttempts: 6, maxElapsed: .seconds(60)),
+                ledger: MemoryLedger())
+            let settled = try await processor.settle(Harness.ship(order: "5004", lines: [("21", 1)], tracking: "1Z004"), offset: 1)
+            try await outage.value
+            #expect(settled.entry.state == .delivered, "\(settled.entry.reason ?? "")")
+            #expect(settled.entry.reason == "reconciled: the endpoint has it")
+            #expect(channels.ledger.refused >= 1, "an ask met the outage")
+            #expect(channels.ledger.fulfillments == ["1Z004": 1])
+        }
+    }
+
     @Test("Shopify: 429 with Retry-After and a full call bucket slows the sync down and loses nothing")
     func shopifyRateLimited() async throws {
         try await withChannels { channels, base in
