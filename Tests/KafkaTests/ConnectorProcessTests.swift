@@ -10,7 +10,7 @@ import Testing
 
 /// `oms connector channels` as processes killed with -9 and restarted, against local
 /// Shopify and webhook receivers that count calls per idempotency key.
-@Suite("connector processes", .serialized)
+@Suite("connector processes")
 struct ConnectorProcessTests {
     @Test("kill -9: each shipment fulfilled once on Shopify, each webhook applied once, despite lost answers and 429s")
     func channelsUnderKills() async throws {

@@ -10,7 +10,7 @@ import Testing
 /// `oms connector webhooks` as processes, subscriptions made with `oms webhooks`, against
 /// local receivers that verify each subscription's signature and count deliveries per
 /// webhook-id.
-@Suite("webhook connector processes", .serialized)
+@Suite("webhook connector processes")
 struct WebhookConnectorProcessTests {
     static let signingKey = "test-signing-key-0123456789abcdef"
 
