@@ -10,11 +10,8 @@ import ServiceLifecycle
 import Testing
 import Workers
 import Yams
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
-/// The gateway over real HTTP (URLSession) against a real broker, with the stages that
+/// The gateway over real HTTP (LocalHTTP) against a real broker, with the stages that
 /// turn its records into orders and stock running next to it.
 @Suite("Gateway", .serialized)
 struct GatewayTests {
@@ -597,7 +594,7 @@ struct GatewayTests {
     func severalShopifyShops() async throws {
         try await GatewayHarness.with(stages: []) { harness in
             let (body, externalID) = try Self.shopifyOrder()
-            func post(domain: String?, secret: String) async throws -> GatewayHarness.Answer {
+            func post(domain: String?, secret: String) async throws -> HTTPAnswer {
                 var headers = [
                     "X-Shopify-Hmac-Sha256": WebhookSignature.base64.sign(body, secret: secret), "X-Shopify-Webhook-Id": TestCluster.uniqueName("wh"),
                     "X-Shopify-Topic": "orders/create",
@@ -756,39 +753,16 @@ final class GatewayHarness: Sendable {
         try await TopicScan.records(of: [topic], kafka: cluster.configuration, logger: TestCluster.logger)
     }
 
-    struct Answer {
-        var status: Int
-        var text: String
-        var headers: [String: String]
-
-        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:] }
-        func header(_ name: String) -> String? { headers.first { $0.key.lowercased() == name.lowercased() }?.value }
+    func get(_ path: String, token: String? = GatewayTests.token) async throws -> HTTPAnswer {
+        try await LocalHTTP.get(base + path, headers: token.map { ["Authorization": "Bearer \($0)"] } ?? [:])
     }
 
-    func get(_ path: String, token: String? = GatewayTests.token) async throws -> Answer {
-        var request = URLRequest(url: URL(string: base + path)!)
-        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
-        return try await send(request)
-    }
-
-    func post(_ path: String, json: [String: Any], headers: [String: String] = [:]) async throws -> Answer {
+    func post(_ path: String, json: [String: Any], headers: [String: String] = [:]) async throws -> HTTPAnswer {
         try await post(path, body: Array(try JSONSerialization.data(withJSONObject: json)), headers: headers.merging(["Authorization": "Bearer \(GatewayTests.token)"]) { first, _ in first })
     }
 
-    func post(_ path: String, body: [UInt8], headers: [String: String]) async throws -> Answer {
-        var request = URLRequest(url: URL(string: base + path)!)
-        request.httpMethod = "POST"
-        request.httpBody = Data(body)
-        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-        return try await send(request)
-    }
-
-    private func send(_ request: URLRequest) async throws -> Answer {
-        let (data, response) = try await URLSession.shared.data(for: request)
-        let http = try #require(response as? HTTPURLResponse)
-        var headers: [String: String] = [:]
-        for (name, value) in http.allHeaderFields { headers["\(name)"] = "\(value)" }
-        return Answer(status: http.statusCode, text: String(decoding: data, as: UTF8.self), headers: headers)
+    func post(_ path: String, body: [UInt8], headers: [String: String]) async throws -> HTTPAnswer {
+        try await LocalHTTP.post(base + path, body: body, headers: headers)
     }
 }
 

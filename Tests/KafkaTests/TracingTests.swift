@@ -11,9 +11,6 @@ import StageMachine
 import Testing
 import Tracing
 import Workers
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// Tracing's parts without a broker: how a record's span finds its parent, what a dead
 /// letter and a gateway record carry, and what spans cost when nothing traces.
@@ -265,14 +262,12 @@ extension PipelineTests {
             let order = scenario.canonical("traced", lines: [(sku, 1, 1_000)])
             let orderId = DeterministicID.orderID(channel: "web", externalOrderID: order.externalOrderId)
             let body = try EventCodec.encode(order)
-            var request = URLRequest(url: URL(string: base + "/v1/channels/web/orders")!)
-            request.httpMethod = "POST"
-            request.httpBody = Data(body)
-            request.setValue(WebhookSignature.omsHex.sign(Array(body), secret: secret), forHTTPHeaderField: "X-OMS-Signature")
-            request.setValue("traced-\(scenario.run)", forHTTPHeaderField: "Idempotency-Key")
-            request.setValue("00-\(trace)-\(callerSpan)-01", forHTTPHeaderField: "traceparent")
-            let (answer, response) = try await URLSession.shared.data(for: request)
-            #expect((response as? HTTPURLResponse)?.statusCode == 202, "\(String(decoding: answer, as: UTF8.self))")
+            let answer = try await LocalHTTP.post(base + "/v1/channels/web/orders", body: Array(body), headers: [
+                "X-OMS-Signature": WebhookSignature.omsHex.sign(Array(body), secret: secret),
+                "Idempotency-Key": "traced-\(scenario.run)",
+                "traceparent": "00-\(trace)-\(callerSpan)-01",
+            ])
+            #expect(answer.status == 202, "\(answer.text)")
 
             func shipments() async throws -> [Envelope] {
                 try await scenario.events(ShipmentCreated.topic).filter { if case .shipmentCreated(let s) = $0.event { s.orderId == orderId } else { false } }

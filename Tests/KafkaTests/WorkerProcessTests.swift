@@ -87,27 +87,27 @@ struct WorkerProcessTests {
         let port = Int(try NoidaServer.freePort())
         try fleet.start(0, httpPort: port)
 
-        #expect(try await waitUntil(timeout: .seconds(60)) { (try? await HTTP.get(port: port, path: "/readyz"))?.status == 200 })
+        #expect(try await waitUntil(timeout: .seconds(60)) { (try? await LocalHTTP.get(port: port, path: "/readyz"))?.status == 200 })
         let ids = try await fixture.produceEvents(300)
         #expect(try await waitUntil { try await fixture.readAll(fixture.output).count >= ids.count })
-        let health = try await HTTP.get(port: port, path: "/healthz")
+        let health = try await LocalHTTP.get(port: port, path: "/healthz")
         #expect(health.status == 200)
-        #expect(health.body.contains("\(stage) running partitions=6"))
-        let metrics = try await HTTP.get(port: port, path: "/metrics")
+        #expect(health.text.contains("\(stage) running partitions=6"))
+        let metrics = try await LocalHTTP.get(port: port, path: "/metrics")
         #expect(metrics.status == 200)
-        #expect(metrics.body.contains("oms_stage_records_in_total{stage=\"\(stage)\"} 300"), "\(metrics.body.prefix(2000))")
-        #expect(metrics.body.contains("oms_stage_records_out_total{stage=\"\(stage)\"} 300"))
-        #expect(metrics.body.contains("oms_stage_commit_seconds"))
-        #expect(metrics.body.contains("oms_stage_restore_seconds"))
-        #expect((try await HTTP.get(port: port, path: "/nope")).status == 404)
+        #expect(metrics.text.contains("oms_stage_records_in_total{stage=\"\(stage)\"} 300"), "\(metrics.text.prefix(2000))")
+        #expect(metrics.text.contains("oms_stage_records_out_total{stage=\"\(stage)\"} 300"))
+        #expect(metrics.text.contains("oms_stage_commit_seconds"))
+        #expect(metrics.text.contains("oms_stage_restore_seconds"))
+        #expect((try await LocalHTTP.get(port: port, path: "/nope")).status == 404)
         // Lag per owned partition, computed by the runner (librdkafka's own statistic
         // stays unknown when offsets are committed through transactions): 0 once done.
         let lagLines = { (body: String) in body.split(separator: "\n").filter { $0.hasPrefix("oms_stage_consumer_lag{") } }
         let caughtUp = try await waitUntil(timeout: .seconds(20)) {
-            let lines = lagLines((try await HTTP.get(port: port, path: "/metrics")).body)
+            let lines = lagLines((try await LocalHTTP.get(port: port, path: "/metrics")).text)
             return lines.count == 6 && lines.allSatisfy { $0.hasSuffix(" 0") || $0.hasSuffix(" 0.0") }
         }
-        let lag = lagLines((try await HTTP.get(port: port, path: "/metrics")).body)
+        let lag = lagLines((try await LocalHTTP.get(port: port, path: "/metrics")).text)
         #expect(caughtUp, "\(lag)")
 
         #expect(fleet.terminate(0) == 0, "graceful stop exits 0")
@@ -207,17 +207,6 @@ struct EmbeddedBrokerProcess {
             process.terminate()
             process.waitUntilExit()
         }
-    }
-}
-
-/// GETs a local URL with curl, for the health endpoints.
-enum HTTP {
-    static func get(port: Int, path: String) async throws -> (status: Int, body: String) {
-        let result = try OMSCommandTests.run(URL(fileURLWithPath: "/usr/bin/env"), ["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "http://127.0.0.1:\(port)\(path)"])
-        guard result.status == 0 else { throw URLError(.cannotConnectToHost) }
-        var lines = result.output.split(separator: "\n", omittingEmptySubsequences: false)
-        let status = Int(lines.removeLast()) ?? 0
-        return (status, lines.joined(separator: "\n"))
     }
 }
 
