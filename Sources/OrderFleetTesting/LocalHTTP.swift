@@ -35,6 +35,12 @@ public enum LocalHTTP {
         try await get("http://127.0.0.1:\(port)\(path)", headers: headers)
     }
 
+    /// The status of `/readyz` on `port`, nil when nothing answers: what a readiness
+    /// probe sees.
+    public static func readiness(port: Int) async -> Int? {
+        try? await get(port: port, path: "/readyz").status
+    }
+
     /// GETs `url`.
     public static func get(_ url: String, headers: [String: String] = [:]) async throws -> HTTPAnswer {
         try await send(request(url, method: "GET", body: nil, headers: headers))

@@ -15,6 +15,8 @@ actor DemoSender {
     private let producer: KafkaProducer
     private let base: String
     private let session: URLSession
+    /// Requests in flight to the gateway at most; the driver works on as many orders at once.
+    static let connections = 16
     private(set) var sentOrders = 0
     /// Answers by HTTP status, e.g. 202, 400.
     private(set) var statuses: [Int: Int] = [:]
@@ -29,7 +31,7 @@ actor DemoSender {
         producer = try KafkaProducer(configuration: KafkaProducerConfiguration(kafka: kafka.with(clientID: "oms-demo-connectors")), logger: logger)
         self.base = base
         let configuration = URLSessionConfiguration.ephemeral
-        configuration.httpMaximumConnectionsPerHost = 16
+        configuration.httpMaximumConnectionsPerHost = Self.connections
         configuration.timeoutIntervalForRequest = 60
         session = URLSession(configuration: configuration)
     }
@@ -159,7 +161,7 @@ actor DemoDriver {
     /// One round over every order's view, `concurrency` orders at a time: one order's
     /// steps stay in sequence, but a slow answer to one does not hold up the others (one
     /// after another, a round of ~5,000 carrier pushes took minutes on a loaded machine).
-    func tick(concurrency: Int = 16) async {
+    func tick(concurrency: Int = DemoSender.connections) async {
         await withTaskGroup(of: Void.self) { group in
             var running = 0
             for (orderId, plan) in planned {

@@ -124,7 +124,7 @@ enum OrderLifecycle {
         for instance in 0..<2 { try fleet.start(instance, httpPort: ports[instance]) }
         let ready = try await waitUntil(timeout: .seconds(180)) {
             var all = true
-            for port in ports where (try? await LocalHTTP.get(port: port, path: "/readyz"))?.status != 200 { all = false }
+            for port in ports where await LocalHTTP.readiness(port: port) != 200 { all = false }
             return all
         }
         try #require(ready, "fleet processes ready; logs in \(fleet.directory.path)")

@@ -150,7 +150,7 @@ struct PipelineTests {
         for instance in 0..<3 { try allocation.start(instance, httpPort: ports[instance]) }
         let ready = try await waitUntil(timeout: .seconds(120)) {
             var all = true
-            for port in ports where (try? await LocalHTTP.get(port: port, path: "/readyz"))?.status != 200 { all = false }
+            for port in ports where await LocalHTTP.readiness(port: port) != 200 { all = false }
             return all
         }
         try #require(ready, "allocation workers ready; logs in \(allocation.directory.path)")

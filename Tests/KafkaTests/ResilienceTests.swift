@@ -30,7 +30,7 @@ struct ResilienceTests {
         defer { intake.stopAll() }
         let port = Int(try NoidaServer.freePort())
         try intake.start(0, httpPort: port)
-        let ready = try await waitUntil(timeout: .seconds(60)) { (try? await LocalHTTP.get(port: port, path: "/readyz").status) == 200 }
+        let ready = try await waitUntil(timeout: .seconds(60)) { await LocalHTTP.readiness(port: port) == 200 }
         try #require(ready, "intake ready; log in \(intake.directory.path)")
 
         // The broker takes it; as a dead letter (value kept whole, base64) it would not fit.
@@ -93,7 +93,7 @@ struct ResilienceTests {
         // it got (it had finished the first 12,000 by then in a run).
         ids += try await fixture.produceEvents(20_000)
         for broker in Int32(1)...3 { try embedded.setBrokerDown(broker) }
-        let unready = try await waitUntil(timeout: .seconds(20)) { (try? await LocalHTTP.get(port: port, path: "/readyz").status) == 503 }
+        let unready = try await waitUntil(timeout: .seconds(20)) { await LocalHTTP.readiness(port: port) == 503 }
         try await Task.sleep(for: .seconds(8))
         for broker in Int32(1)...3 { try embedded.setBrokerUp(broker) }
         #expect(unready, "/readyz said not ready during the outage")
@@ -105,7 +105,7 @@ struct ResilienceTests {
         #expect(fleet.process(0)?.isRunning == true, "the worker process never exited")
         let log = try String(contentsOf: fleet.directory.appendingPathComponent("w0.log"), encoding: .utf8)
         #expect(log.contains("cannot make progress") || log.contains("starting a new one in this process"), "the outage hit the worker mid-work")
-        let readyAgain = try await waitUntil(timeout: .seconds(30)) { (try? await LocalHTTP.get(port: port, path: "/readyz").status) == 200 }
+        let readyAgain = try await waitUntil(timeout: .seconds(30)) { await LocalHTTP.readiness(port: port) == 200 }
         #expect(readyAgain, "/readyz is 200 again")
     }
 
@@ -124,7 +124,7 @@ struct ResilienceTests {
             Set(FleetFixture.causations(try await fixture.readAll(fixture.output))).isSuperset(of: ids)
         }
         try #require(done, "worker processed its inputs; log in \(fleet.directory.path)")
-        let ready = try await waitUntil(timeout: .seconds(20)) { (try? await LocalHTTP.get(port: port, path: "/readyz").status) == 200 }
+        let ready = try await waitUntil(timeout: .seconds(20)) { await LocalHTTP.readiness(port: port) == 200 }
         try #require(ready, "/readyz is 200 while idle with Kafka up")
 
         for broker in Int32(1)...3 { try embedded.setBrokerDown(broker) }
@@ -137,7 +137,7 @@ struct ResilienceTests {
         for broker in Int32(1)...3 { try embedded.setBrokerUp(broker) }
         #expect(unready, "/readyz says not ready while every broker is down, though the worker has nothing to do")
         #expect(body.contains("kafka=unreachable"), "and says why: \(body)")
-        let readyAgain = try await waitUntil(timeout: .seconds(30)) { (try? await LocalHTTP.get(port: port, path: "/readyz").status) == 200 }
+        let readyAgain = try await waitUntil(timeout: .seconds(30)) { await LocalHTTP.readiness(port: port) == 200 }
         #expect(readyAgain, "/readyz is 200 again once a broker is back")
     }
 

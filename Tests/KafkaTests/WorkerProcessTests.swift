@@ -87,7 +87,7 @@ struct WorkerProcessTests {
         let port = Int(try NoidaServer.freePort())
         try fleet.start(0, httpPort: port)
 
-        #expect(try await waitUntil(timeout: .seconds(60)) { (try? await LocalHTTP.get(port: port, path: "/readyz"))?.status == 200 })
+        #expect(try await waitUntil(timeout: .seconds(60)) { await LocalHTTP.readiness(port: port) == 200 })
         let ids = try await fixture.produceEvents(300)
         #expect(try await waitUntil { try await fixture.readAll(fixture.output).count >= ids.count })
         let health = try await LocalHTTP.get(port: port, path: "/healthz")
