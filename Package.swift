@@ -26,7 +26,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
@@ -57,18 +56,28 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
+        // The system's libcrypto (OpenSSL 3) for SHA-1, SHA-256 and HMAC: swift-crypto
+        // would compile a second BoringSSL (~360 C files) beside swift-nio-ssl's, about
+        // 70 s of every clean build here.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(
+            name: "Digests",
+            dependencies: ["COpenSSL"]
+        ),
         .target(
             name: "Contracts",
-            dependencies: [
-                .product(name: "Crypto", package: "swift-crypto"),
-            ]
+            dependencies: ["Digests"]
         ),
         .target(
             name: "Workers",
             dependencies: [
                 "Contracts",
                 "Invoicing",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "Digests",
             ]
         ),
         .target(
@@ -111,7 +120,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Yams", package: "Yams"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                "Digests",
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
@@ -123,7 +132,7 @@ let package = Package(
                 "Workers",
                 "Fleet",
                 "Invoicing",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "Digests",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -150,7 +159,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "Mustache", package: "swift-mustache"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                "Digests",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -212,7 +221,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                "Digests",
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
@@ -230,7 +239,6 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
@@ -264,6 +272,7 @@ let package = Package(
             name: "ContractsTests",
             dependencies: [
                 "Contracts",
+                "Digests",
                 .product(name: "Yams", package: "Yams"),
             ],
             resources: [.copy("Fixtures")]
@@ -276,7 +285,7 @@ let package = Package(
 // times slower at -Onone. Dependencies stay unoptimized. `OMS_ONONE=1 swift build` turns
 // it off for step-by-step debugging.
 if Context.environment["OMS_ONONE"] == nil {
-    let optimized: Set = ["Kafka", "Contracts", "Workers", "StageMachine", "Invoicing", "Fleet", "Gateway", "Outbound", "ReferenceStages", "oms", "SimulationTests"]
+    let optimized: Set = ["Kafka", "Digests", "Contracts", "Workers", "StageMachine", "Invoicing", "Fleet", "Gateway", "Outbound", "ReferenceStages", "oms", "SimulationTests"]
     for target in package.targets where optimized.contains(target.name) {
         target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-O"], .when(configuration: .debug))]
     }

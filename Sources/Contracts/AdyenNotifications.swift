@@ -1,4 +1,4 @@
-import Crypto
+import Digests
 import Foundation
 
 /// Adyen's notification webhook (https://docs.adyen.com/development-resources/webhooks):
@@ -44,8 +44,7 @@ public enum AdyenNotifications {
     /// for a key that is not hex.
     public static func signature(_ item: [String: Any], hexKey: String) -> String? {
         guard let key = Hex.decode(hexKey), !key.isEmpty else { return nil }
-        let mac = HMAC<SHA256>.authenticationCode(for: Data(signedString(item).utf8), using: SymmetricKey(data: key))
-        return Data(mac).base64EncodedString()
+        return Data(Digests.hmacSHA256(key: key, Array(signedString(item).utf8))).base64EncodedString()
     }
 
     /// Whether `item` carries a good signature, compared in constant time.
@@ -53,7 +52,7 @@ public enum AdyenNotifications {
         guard let given = (item["additionalData"] as? [String: Any])?["hmacSignature"] as? String,
             let givenBytes = Data(base64Encoded: given), let key = Hex.decode(hexKey), !key.isEmpty
         else { return false }
-        return HMAC<SHA256>.isValidAuthenticationCode(givenBytes, authenticating: Data(signedString(item).utf8), using: SymmetricKey(data: key))
+        return Digests.isValidHMACSHA256(givenBytes, key: key, Array(signedString(item).utf8))
     }
 
     /// The outcome event an item tells of for `command` (the command record its

@@ -1,4 +1,4 @@
-import Crypto
+import Digests
 import Foundation
 
 /// Name-based (UUIDv5, RFC 9562 §5.5) identifiers.
@@ -51,10 +51,8 @@ public enum DeterministicID {
     }
 
     static func uuidV5Bytes(namespace: [UInt8], name: [UInt8]) -> [UInt8] {
-        var hasher = Insecure.SHA1()
-        hasher.update(data: namespace)
-        hasher.update(data: name)
-        var bytes = Array(hasher.finalize().prefix(16))
+        var bytes = Digests.sha1(namespace, name)
+        bytes.removeLast(4)  // keeps the allocation
         bytes[6] = (bytes[6] & 0x0F) | 0x50
         bytes[8] = (bytes[8] & 0x3F) | 0x80
         return bytes
@@ -127,18 +125,15 @@ public struct TraceParent: Sendable, Hashable, Codable, CustomStringConvertible 
     /// The same trace with a new parent span derived from `eventID`, so a
     /// re-processed input yields the same traceparent as the first attempt.
     public func child(forEventID eventID: String) -> TraceParent {
-        var hasher = Insecure.SHA1()
-        hasher.update(data: Array("\(traceID)/\(eventID)".utf8))
-        var span = Array(hasher.finalize().prefix(8))
+        var span = Digests.sha1(Array("\(traceID)/\(eventID)".utf8))
+        span.removeLast(12)
         if span.allSatisfy({ $0 == 0 }) { span[7] = 1 }
         return TraceParent(traceID: traceID, parentID: Hex.encode(span), flags: flags)
     }
 
     /// A new root trace derived from an event id, for records entering the system without one.
     public static func root(forEventID eventID: String) -> TraceParent {
-        var hasher = Insecure.SHA1()
-        hasher.update(data: Array("root/\(eventID)".utf8))
-        let digest = Array(hasher.finalize())
+        let digest = Digests.sha1(Array("root/\(eventID)".utf8))
         var trace = Hex.encode(digest[0..<16])
         var span = Hex.encode(digest[16..<20] + digest[0..<4])
         if trace == String(repeating: "0", count: 32) { trace = String(trace.dropLast()) + "1" }

@@ -1,4 +1,4 @@
-import Crypto
+import Digests
 import Foundation
 
 /// The events a brand's own systems can subscribe to with a webhook, and the rules a
@@ -46,15 +46,14 @@ public enum WebhookEvents {
     /// digits of the key's SHA-256, so a retried add writes the same subscription again,
     /// whichever gateway instance takes it.
     public static func subscriptionID(idempotencyKey: String) -> String {
-        "wh_" + Hex.encode(SHA256.hash(data: Data(idempotencyKey.utf8)).prefix(8))
+        "wh_" + Hex.encode(Digests.sha256(Array(idempotencyKey.utf8)).prefix(8))
     }
 
     /// The subscription's signing secret, `whsec_` and 64 hex digits: HMAC-SHA256 of its id
     /// under the fleet's signing key (`webhooks.signing.key`). Derived, so no secret is
     /// ever written to Kafka; whoever holds the key can show it again.
     public static func signingSecret(subscriptionID: String, signingKey: String) -> String {
-        let mac = HMAC<SHA256>.authenticationCode(for: Data(subscriptionID.utf8), using: SymmetricKey(data: Data(signingKey.utf8)))
-        return "whsec_" + Hex.encode(Array(mac))
+        "whsec_" + Hex.encode(Digests.hmacSHA256(key: Array(signingKey.utf8), Array(subscriptionID.utf8)))
     }
 }
 

@@ -1,5 +1,5 @@
 import Contracts
-import Crypto
+import Digests
 import Foundation
 import Kafka
 import Logging
@@ -59,7 +59,7 @@ public enum DeadLetters {
         var reference = [
             KafkaHeader(name: DeadLetterHeader.truncated, string: "true"),
             KafkaHeader(name: DeadLetterHeader.valueSize, string: String(value.count)),
-            KafkaHeader(name: DeadLetterHeader.valueSHA256, string: Hex.encode(SHA256.hash(data: value))),
+            KafkaHeader(name: DeadLetterHeader.valueSHA256, string: Hex.encode(Digests.sha256(value))),
         ]
         let kept = Array(value.prefix(keptValueBytes))
         let cut = letter(for: message, stage: stage, error: error, attempts: attempts, now: now, value: kept, reference: reference, trace: trace)

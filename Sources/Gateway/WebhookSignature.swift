@@ -1,5 +1,5 @@
 import Contracts
-import Crypto
+import Digests
 import Foundation
 
 /// How a sender signs a webhook body: HMAC-SHA256 of the raw bytes with a shared
@@ -14,16 +14,16 @@ public enum WebhookSignature: Sendable {
 
     /// Whether `header` is the signature of `body` under `secret`.
     ///
-    /// The comparison is the HMAC's constant-time check, so the time taken does not
-    /// tell an attacker how many leading bytes of a forged signature were right.
-    public func verify(header: String?, body: some DataProtocol, secret: String) -> Bool {
+    /// The comparison takes constant time, so the time taken does not tell an attacker
+    /// how many leading bytes of a forged signature were right.
+    public func verify(header: String?, body: some ContiguousBytes, secret: String) -> Bool {
         guard let header, let mac = decode(header.trimmingCharacters(in: .whitespaces)) else { return false }
-        return HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: body, using: Self.key(secret, for: self))
+        return Digests.isValidHMACSHA256(mac, key: Self.key(secret, for: self), body)
     }
 
     /// The header value for `body`: what a sender computes (the demo and tests sign with it).
-    public func sign(_ body: some DataProtocol, secret: String) -> String {
-        let mac = Data(HMAC<SHA256>.authenticationCode(for: body, using: Self.key(secret, for: self)))
+    public func sign(_ body: some ContiguousBytes, secret: String) -> String {
+        let mac = Data(Digests.hmacSHA256(key: Self.key(secret, for: self), body))
         switch self {
         case .base64: return mac.base64EncodedString()
         case .easyPostHex: return "hmac-sha256-hex=" + Hex.encode(mac)
@@ -32,11 +32,10 @@ public enum WebhookSignature: Sendable {
     }
 
     /// Whether a presented bearer token equals the configured one, in constant time:
-    /// both are MACed under a fresh key and the MACs compared with the HMAC's check.
+    /// both are hashed (so that the comparison does not depend on where they differ or
+    /// on their lengths) and the digests compared in constant time.
     public static func tokensMatch(_ given: String, _ expected: String) -> Bool {
-        let key = SymmetricKey(size: .bits256)
-        let mac = HMAC<SHA256>.authenticationCode(for: Data(expected.utf8), using: key)
-        return HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Data(given.utf8), using: key)
+        Digests.constantTimeEquals(Digests.sha256(Array(given.utf8)), Digests.sha256(Array(expected.utf8)))
     }
 
     private func decode(_ header: String) -> Data? {
@@ -49,8 +48,8 @@ public enum WebhookSignature: Sendable {
 
     /// EasyPost's client libraries normalize the secret to NFKD before keying the HMAC;
     /// the others use its UTF-8 bytes as they are.
-    private static func key(_ secret: String, for kind: WebhookSignature) -> SymmetricKey {
+    private static func key(_ secret: String, for kind: WebhookSignature) -> [UInt8] {
         let text = kind == .easyPostHex ? secret.decomposedStringWithCompatibilityMapping : secret
-        return SymmetricKey(data: Data(text.utf8))
+        return Array(text.utf8)
     }
 }

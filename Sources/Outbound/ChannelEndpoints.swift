@@ -1,5 +1,5 @@
 import Contracts
-import Crypto
+import Digests
 import Foundation
 
 /// The channel connectors' endpoint: sends each `ChannelUpdate` (the `channels`
@@ -456,8 +456,7 @@ public enum OutboundSignature {
         }
         guard let timestamp, abs(now.timeIntervalSince1970 - TimeInterval(timestamp)) <= tolerance else { return false }
         let expected = code(body: body, timestamp: timestamp, secret: secret)
-        // MessageAuthenticationCode's == compares in constant time.
-        return signatures.contains { expected == $0 }
+        return signatures.contains { Digests.constantTimeEquals(expected, $0) }
     }
 
     /// The JSON body OrderFleet POSTs for an event: CloudEvents 1.0 in structured mode,
@@ -473,11 +472,8 @@ public enum OutboundSignature {
     }
 
     /// HMAC-SHA256 over `<t>.<body>`, fed in two parts: the body is not copied.
-    private static func code(body: Data, timestamp: Int, secret: String) -> HashedAuthenticationCode<SHA256> {
-        var hmac = HMAC<SHA256>(key: SymmetricKey(data: Data(secret.utf8)))
-        hmac.update(data: Data("\(timestamp).".utf8))
-        hmac.update(data: body)
-        return hmac.finalize()
+    private static func code(body: Data, timestamp: Int, secret: String) -> [UInt8] {
+        Digests.hmacSHA256(key: Array(secret.utf8), Array("\(timestamp).".utf8), body)
     }
 
     private static func mac(body: Data, timestamp: Int, secret: String) -> String {

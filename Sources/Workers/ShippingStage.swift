@@ -1,5 +1,5 @@
 import Contracts
-import Crypto
+import Digests
 import Foundation
 
 /// Makes labels: the seam to a carrier's API (EasyPost, a carrier's own).
@@ -54,7 +54,7 @@ public struct DeterministicCarrierConnector: CarrierConnector {
 
     /// `<CARRIER>` plus 16 digits of SHA-256(carrier, parcel id).
     public func label(for request: LabelRequest) -> CarrierLabel {
-        let digest = SHA256.hash(data: Data("\(request.carrier)\u{1F}\(request.parcelId)".utf8))
+        let digest = Digests.sha256(Array("\(request.carrier)\u{1F}\(request.parcelId)".utf8))
         let digits = digest.prefix(8).map { String(format: "%02d", Int($0) % 100) }.joined()
         let prefix = request.carrier.uppercased().filter { $0.isLetter || $0.isNumber }.prefix(4)
         let number = "\(prefix)\(digits)"

@@ -1,5 +1,5 @@
 import Contracts
-import Crypto
+import Digests
 import Foundation
 
 /// A stage's keyed state for one partition: the committed values plus the changes of
@@ -172,11 +172,10 @@ struct KeyDigest: Hashable, Sendable {
             self = parsed
             return
         }
-        var hash = SHA256()
-        hash.update(data: Array(key.utf8))
+        let hash = Digests.sha256(Array(key.utf8))
         var high: UInt64 = 0
         var low: UInt64 = 0
-        for (index, byte) in hash.finalize().prefix(16).enumerated() {
+        for (index, byte) in hash.prefix(16).enumerated() {
             if index < 8 { high = high << 8 | UInt64(byte) } else { low = low << 8 | UInt64(byte) }
         }
         self.high = high & ~0xF000

@@ -1,5 +1,5 @@
 import Contracts
-import Crypto
+import Digests
 import Fleet
 import Foundation
 import Kafka
@@ -61,7 +61,7 @@ struct ResilienceTests {
         let letter = letters[0]
         #expect(letter.header(DeadLetterHeader.truncated)?.stringValue == "true")
         #expect(letter.header(DeadLetterHeader.valueSize)?.stringValue == String(poison.count))
-        let digest = SHA256.hash(data: poison).map { String(format: "%02x", $0) }.joined()
+        let digest = Digests.sha256(poison).map { String(format: "%02x", $0) }.joined()
         #expect(letter.header(DeadLetterHeader.valueSHA256)?.stringValue == digest)
         #expect(letter.header(DeadLetterHeader.partition)?.stringValue == "0")
         #expect((letter.value?.count ?? .max) < 100_000, "the letter keeps a reference, not the record")
