@@ -3,7 +3,6 @@ import Fleet
 import Foundation
 import Kafka
 import OrderFleetTesting
-import ServiceLifecycle
 import Testing
 
 @testable import oms
@@ -187,14 +186,7 @@ enum ConnectorFleet {
 /// Runs `body` with ``LocalChannels`` listening on a free port.
 func withServedChannels(_ body: (LocalChannels, String) async throws -> Void) async throws {
     let channels = LocalChannels()
-    let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-    let group = ServiceGroup(services: [channels.service { continuation.yield($0) }], logger: TestCluster.logger)
-    let running = Task { try await group.run() }
-    defer { running.cancel() }
-    var iterator = ports.makeAsyncIterator()
-    guard let port = await iterator.next() else { throw CancellationError() }
-    try await body(channels, "http://127.0.0.1:\(port)")
-    await group.triggerGracefulShutdown()
+    try await withLocalServer({ onPort in channels.service { onPort($0) } }) { port in try await body(channels, "http://127.0.0.1:\(port)") }
 }
 
 /// `oms connector email` processes killed with -9, delivering to aiosmtpd.

@@ -1,7 +1,7 @@
 import AsyncHTTPClient
 import Contracts
 import Foundation
-import ServiceLifecycle
+import OrderFleetTesting
 import Synchronization
 import Testing
 
@@ -277,13 +277,5 @@ final class MemoryLedger: DeliveryLedger, Sendable {
 /// Runs `body` with local channel receivers listening on a free port.
 func withChannels(_ body: (LocalChannels, String) async throws -> Void) async throws {
     let channels = LocalChannels()
-    let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-    let server = channels.service { port in continuation.yield(port) }
-    let group = ServiceGroup(services: [server], logger: .init(label: "test"))
-    let running = Task { try await group.run() }
-    defer { running.cancel() }
-    var iterator = ports.makeAsyncIterator()
-    guard let port = await iterator.next() else { throw CancellationError() }
-    try await body(channels, "http://127.0.0.1:\(port)")
-    await group.triggerGracefulShutdown()
+    try await withLocalServer({ onPort in channels.service { onPort($0) } }) { port in try await body(channels, "http://127.0.0.1:\(port)") }
 }

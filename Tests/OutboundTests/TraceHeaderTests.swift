@@ -2,10 +2,8 @@ import AsyncHTTPClient
 import Contracts
 import Foundation
 import Hummingbird
-import Logging
 import OrderFleetTesting
 import Outbound
-import ServiceLifecycle
 import Testing
 import Tracing
 
@@ -23,22 +21,11 @@ struct TraceHeaderTests {
             let values = request.headers.filter { $0.name.canonicalName == "traceparent" }.map(\.value)
             return values.isEmpty ? "none" : values.joined(separator: " ")
         }
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) })
-        let group = ServiceGroup(services: [app], logger: Logger(label: "test"))
-        let running = Task { try await group.run() }
-        var iterator = ports.makeAsyncIterator()
-        do {
-            let port = try #require(await iterator.next())
-            try await body("http://127.0.0.1:\(port)/echo")
-        } catch {
-            running.cancel()
-            throw error
-        }
-        await group.triggerGracefulShutdown()
-        try await running.value
+        try await withLocalServer({ onPort in
+            Application(
+                router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                onServerRunning: { channel in onPort(channel.localAddress?.port ?? 0) })
+        }) { port in try await body("http://127.0.0.1:\(port)/echo") }
     }
 
     static func echoed(_ outcome: HTTPExchange.Outcome) -> String {
