@@ -152,7 +152,10 @@ struct StageBenchCommand: AsyncParsableCommand {
             let start = ContinuousClock.now
             let group = ServiceGroup(configuration: .init(services: [.init(service: runner)], logger: logger))
             let task = Task { try await group.run() }
+            // When it began reading: what comes before is connecting, fencing and joining.
+            var restoring: Duration?
             while !(runner.status.isReady && runner.status.partitions == 6) {
+                if restoring == nil, runner.status.phase == .restoring { restoring = ContinuousClock.now - start }
                 try await Task.sleep(for: .milliseconds(10))
             }
             readySeconds.append((ContinuousClock.now - start).seconds)
@@ -160,7 +163,7 @@ struct StageBenchCommand: AsyncParsableCommand {
             if run == 1 { grown = Self.residentBytes() - before }
             await group.triggerGracefulShutdown()
             try await task.value
-            say(String(format: "run %d: kcat %.2f s, runner %.2f s", run, kcatSeconds.last!, readySeconds.last!))
+            say(String(format: "run %d: kcat %.2f s, runner %.2f s (reading from %.2f s)", run, kcatSeconds.last!, readySeconds.last!, restoring?.seconds ?? .nan))
         }
         let kcat = kcatSeconds.sorted()[runs / 2]
         let restore = readySeconds.sorted()[runs / 2]
