@@ -163,6 +163,8 @@ public struct WorkerConfiguration: Sendable {
         idempotencyRetention = .seconds(try keys.int("worker.idempotency.retention.s", default: 7 * 86_400, in: 1...(365 * 86_400)))
         transactionTimeout = .milliseconds(try keys.int("worker.transaction.timeout.ms", default: 30_000, in: 1_000...900_000))
         sessionTimeout = .milliseconds(try keys.int("worker.session.timeout.ms", default: 10_000, in: 1_000...300_000))
+        // librdkafka wants socket.timeout.ms (60 s) above the fetch wait by a second or more.
+        kafka.fetchWait = .milliseconds(try keys.int("kafka.fetch.wait.ms", default: 10, in: 1...30_000))
         if let strategy = try keys.string("worker.assignment.strategy") {
             guard ["range", "roundrobin", "cooperative-sticky"].contains(strategy) else {
                 throw ConfigurationError(key: "worker.assignment.strategy", reason: "'\(strategy)' is not one of range, roundrobin, cooperative-sticky")
@@ -208,7 +210,7 @@ public struct WorkerConfiguration: Sendable {
         "worker.idempotency.retention.s", "worker.transaction.timeout.ms", "worker.session.timeout.ms",
         "worker.assignment.strategy", "worker.static.membership", "worker.max.poll.interval.ms",
         "worker.restore.timeout.s", "worker.statistics.interval.ms", "http.host", "http.port", "log.level",
-        "otel.exporter.otlp.endpoint", "otel.service.name",
+        "otel.exporter.otlp.endpoint", "otel.service.name", "kafka.fetch.wait.ms",
     ]
 
     /// The environment variables a worker reads (`KAFKA_BROKERS`, `WORKER_BATCH_SIZE`, …):

@@ -17,6 +17,15 @@ public struct KafkaConfiguration: Sendable {
     /// Any librdkafka property by its own name, e.g. `security.protocol`,
     /// `sasl.mechanism`, `ssl.ca.location`, `linger.ms`.
     public var properties: [String: String]
+    /// How long a consumer's fetch may wait at the broker for records to arrive
+    /// (`fetch.wait.max.ms`) for consumers made from this configuration; nil: 10 ms.
+    ///
+    /// Apache Kafka (and noida-db) answer a waiting fetch as soon as records arrive, so a
+    /// long wait costs no latency there and spares an idle consumer ~100 empty fetches a
+    /// second. librdkafka's mock cluster (the embedded broker) holds an empty answer for
+    /// the whole wait instead, which adds up to the wait to every hop: hence the short
+    /// default.
+    public var fetchWait: Duration?
 
     /// Creates a configuration for the given brokers.
     public init(
@@ -108,8 +117,8 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var offsetReset: OffsetReset = .earliest
     /// `isolation.level`.
     public var isolationLevel: IsolationLevel = .readCommitted
-    /// `fetch.wait.max.ms`: small for latency.
-    public var fetchWaitMax: Duration = .milliseconds(10)
+    /// `fetch.wait.max.ms`: ``KafkaConfiguration/fetchWait``, else 10 ms.
+    public var fetchWaitMax: Duration
     /// `session.timeout.ms`: how long a silent member keeps its partitions.
     public var sessionTimeout: Duration = .seconds(10)
     /// `partition.assignment.strategy`.
@@ -124,6 +133,7 @@ public struct KafkaConsumerConfiguration: Sendable {
     public init(kafka: KafkaConfiguration, groupID: String) {
         self.kafka = kafka
         self.groupID = groupID
+        fetchWaitMax = kafka.fetchWait ?? .milliseconds(10)
     }
 
     var librdkafkaProperties: [(String, String)] {

@@ -1,6 +1,7 @@
 import Configuration
 import Fleet
 import Foundation
+import Kafka
 import Testing
 
 /// Worker settings from environment variables and a JSON file (pure, no broker).
@@ -30,6 +31,14 @@ struct WorkerConfigurationTests {
         ])
         #expect(settings.retryAttempts == 5)
         #expect(settings.idempotencyRetention == .seconds(7 * 86_400))
+        #expect(KafkaConsumerConfiguration(kafka: settings.kafka, groupID: "g").fetchWaitMax == .milliseconds(10))
+    }
+
+    @Test("KAFKA_FETCH_WAIT_MS sets how long every consumer of the process waits at the broker")
+    func fetchWait() throws {
+        let settings = try configuration(["KAFKA_BROKERS": "k:9092", "KAFKA_FETCH_WAIT_MS": "500"])
+        #expect(KafkaConsumerConfiguration(kafka: settings.kafka, groupID: "g").fetchWaitMax == .milliseconds(500))
+        #expect(WorkerConfiguration.knownEnvironmentVariables.contains("KAFKA_FETCH_WAIT_MS"))
     }
 
     @Test("a wrong or missing value names its key and environment variable", arguments: [
@@ -39,6 +48,7 @@ struct WorkerConfigurationTests {
         (["LOG_LEVEL": "loud"], "log.level (LOG_LEVEL): 'loud' is not one of"),
         (["KAFKA_PROPERTIES": "linger.ms"], "kafka.properties (KAFKA_PROPERTIES): 'linger.ms' is not key=value"),
         (["WORKER_STATIC_MEMBERSHIP": "maybe"], "worker.static.membership (WORKER_STATIC_MEMBERSHIP): 'maybe' is not true or false"),
+        (["KAFKA_FETCH_WAIT_MS": "60000"], "kafka.fetch.wait.ms (KAFKA_FETCH_WAIT_MS): 60000 is out of range 1...30000"),
     ])
     func wrongValue(_ environment: [String: String], _ message: String) throws {
         var environment = environment
