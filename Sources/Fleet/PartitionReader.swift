@@ -104,7 +104,7 @@ package final class PartitionReader: Sendable {
             }
         }
         guard !pending.isEmpty || keepAssigned else { return 0 }
-        try consumer.assign(partitions.map { KafkaTopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: KafkaTopicPartitionOffset.beginning) })
+        try await consumer.assign(partitions.map { KafkaTopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: KafkaTopicPartitionOffset.beginning) })
         guard !pending.isEmpty else { return 0 }  // assigned for follow(_:) only
         let deadline = ContinuousClock.now + timeout
         var count = 0
@@ -139,7 +139,7 @@ package final class PartitionReader: Sendable {
                 break
             }
             guard ContinuousClock.now < deadline else {
-                try? consumer.assign([])
+                try? consumer.unassign()
                 throw KafkaError(code: .timedOut, message: "did not reach the end of \(pending.sorted().map(\.description).joined(separator: ", ")) within \(timeout)")
             }
             // The next batch is fetched and projected on the consumer's queue while
@@ -148,7 +148,7 @@ package final class PartitionReader: Sendable {
             if !batch.records.isEmpty { body(batch.records) }
             batch = try checked(await next)
         }
-        if !keepAssigned { try consumer.assign([]) }
+        if !keepAssigned { try consumer.unassign() }
         return count
     }
 
@@ -159,7 +159,7 @@ package final class PartitionReader: Sendable {
         case .success(let batch):
             return batch
         case .failure(let error) where error.code == .autoOffsetReset:
-            try? consumer.assign([])
+            try? consumer.unassign()
             throw KafkaError(code: .autoOffsetReset, message: "records were deleted before the restore read them (\(error.message)): state topics must be compacted, not cut by retention or a size limit")
         case .failure(let error):
             throw error
@@ -179,8 +179,8 @@ package final class PartitionReader: Sendable {
     /// The record at `position`, or nil when it is gone (compacted, past retention) or
     /// not there by `timeout`: for an operator re-sending one event.
     package func record(at position: KafkaTopicPartitionOffset, timeout: Duration) async throws(KafkaError) -> KafkaMessage? {
-        try consumer.assign([position])
-        defer { try? consumer.assign([]) }
+        try await consumer.assign([position])
+        defer { try? consumer.unassign() }
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             for event in try await consumer.poll() {

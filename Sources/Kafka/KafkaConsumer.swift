@@ -83,25 +83,35 @@ public final class KafkaConsumer: Sendable {
     /// The first assignment of a topic waits (at most 500 ms) for its metadata: a
     /// partition assigned before librdkafka knows its leader retries its offset lookup
     /// only after a fixed 500 ms (librdkafka 2.0.2), which cost every restore that much.
-    public func assign(_ offsets: [KafkaTopicPartitionOffset]) throws(KafkaError) {
-        loadMetadata(topics: Set(offsets.map(\.topic)))
-        let list = TopicPartitionList.make(offsets)
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        try KafkaError.check(rd_kafka_assign(client.handle, list), "assign")
+    /// The wait, and librdkafka's own, happen off the caller's thread.
+    public func assign(_ offsets: [KafkaTopicPartitionOffset]) async throws(KafkaError) {
+        let missing = knownTopics.withLock { known in Set(offsets.map(\.topic)).subtracting(known) }
+        let loaded = try await client.blocking { [client] () throws(KafkaError) -> [String] in
+            let loaded = Self.loadMetadata(of: missing, client: client)
+            let list = TopicPartitionList.make(offsets)
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            try KafkaError.check(rd_kafka_assign(client.handle, list), "assign")
+            return loaded
+        }
+        knownTopics.withLock { $0.formUnion(loaded) }
     }
 
-    /// Asks the broker for the metadata of topics this consumer has not asked about yet,
-    /// so that their partitions' leaders are known when they are assigned. A failure (no
-    /// broker reachable within the timeout) is left to librdkafka's own retries.
-    private func loadMetadata(topics: Set<String>) {
-        let missing = knownTopics.withLock { known in topics.subtracting(known) }
-        for name in missing.sorted() {
-            guard let topic = rd_kafka_topic_new(client.handle, name, nil) else { continue }
+    /// Stops reading every partition ``assign(_:)`` assigned.
+    public func unassign() throws(KafkaError) {
+        try KafkaError.check(rd_kafka_assign(client.handle, nil), "unassign")
+    }
+
+    /// Asks the broker for the metadata of `topics`, so that their partitions' leaders
+    /// are known when they are assigned; returns those it got. A failure (no broker
+    /// reachable within the timeout) is left to librdkafka's own retries.
+    private static func loadMetadata(of topics: Set<String>, client: RdKafkaClient) -> [String] {
+        topics.sorted().filter { name in
+            guard let topic = rd_kafka_topic_new(client.handle, name, nil) else { return false }
             defer { rd_kafka_topic_destroy(topic) }
             var metadata: UnsafePointer<rd_kafka_metadata>?
-            guard rd_kafka_metadata(client.handle, 0, topic, &metadata, 500) == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else { continue }
+            guard rd_kafka_metadata(client.handle, 0, topic, &metadata, 500) == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else { return false }
             rd_kafka_metadata_destroy(metadata)
-            _ = knownTopics.withLock { $0.insert(name) }
+            return true
         }
     }
 

@@ -158,7 +158,7 @@ struct BenchCommand: AsyncParsableCommand {
         configuration.maxBatchSize = 10_000
         let consumer = try KafkaConsumer(configuration: configuration, logger: logger)
         // Like kcat -C: read the partitions directly, no group membership.
-        try consumer.assign((0..<partitions).map { KafkaTopicPartitionOffset(topic: topic, partition: $0, offset: KafkaTopicPartitionOffset.beginning) })
+        try await consumer.assign((0..<partitions).map { KafkaTopicPartitionOffset(topic: topic, partition: $0, offset: KafkaTopicPartitionOffset.beginning) })
         let progress = BenchProgress()
         // Returns when it read the last record, so the watchdog's polling below does not
         // add to the measured time.

@@ -105,7 +105,7 @@ struct PipelineBenchCommand: AsyncParsableCommand {
                 seed.append(AdjustInventory(sku: sku, location: location, mode: .absolute, quantity: 1_000_000, source: "bench", sourceSequence: Int64(Date().millisecondsSince1970)).event)
             }
         }
-        let shipments = try ShipmentWatcher(kafka: kafka, logger: logger)
+        let shipments = try await ShipmentWatcher(kafka: kafka, logger: logger)
         var runners: [any Service] = []
         var statuses: [RunnerStatus] = []
         func add(_ stage: some Stage, _ index: Int) {
@@ -211,11 +211,13 @@ private actor ShipmentWatcher {
     let levels: KafkaConsumer
     var seen: [String: ContinuousClock.Instant] = [:]
 
-    init(kafka: KafkaConfiguration, logger: Logger) throws {
-        consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(kafka: kafka, groupID: "oms-bench-\(UUID().uuidString)"), logger: logger)
-        try consumer.assign((0..<6).map { KafkaTopicPartitionOffset(topic: ShipmentCreated.topic, partition: $0, offset: KafkaTopicPartitionOffset.end) })
-        levels = try KafkaConsumer(configuration: KafkaConsumerConfiguration(kafka: kafka, groupID: "oms-bench-\(UUID().uuidString)"), logger: logger)
-        try levels.assign((0..<6).map { KafkaTopicPartitionOffset(topic: InventoryLevel.topic, partition: $0, offset: KafkaTopicPartitionOffset.end) })
+    init(kafka: KafkaConfiguration, logger: Logger) async throws {
+        let consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(kafka: kafka, groupID: "oms-bench-\(UUID().uuidString)"), logger: logger)
+        try await consumer.assign((0..<6).map { KafkaTopicPartitionOffset(topic: ShipmentCreated.topic, partition: $0, offset: KafkaTopicPartitionOffset.end) })
+        let levels = try KafkaConsumer(configuration: KafkaConsumerConfiguration(kafka: kafka, groupID: "oms-bench-\(UUID().uuidString)"), logger: logger)
+        try await levels.assign((0..<6).map { KafkaTopicPartitionOffset(topic: InventoryLevel.topic, partition: $0, offset: KafkaTopicPartitionOffset.end) })
+        self.consumer = consumer
+        self.levels = levels
     }
 
     /// Waits until `count` SKUs starting with `prefix` have a level.

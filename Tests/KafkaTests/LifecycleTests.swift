@@ -150,7 +150,7 @@ enum OrderLifecycle {
         let deadline = ContinuousClock.now + .seconds(kill ? 480 : 600)
         var views: [String: OrderView] = [:]
         // Read what the stages write as it comes, not whole topics every round.
-        let tail = try TopicTail(cluster: scenario.fixture.cluster, topics: [
+        let tail = try await TopicTail(cluster: scenario.fixture.cluster, topics: [
             PaymentHeld.topic, ShipmentCreated.topic, ReturnAuthorized.topic, OrderView.topic,
         ])
         while ContinuousClock.now < deadline {
@@ -361,9 +361,9 @@ enum OrderLifecycle {
 final class TopicTail: Sendable {
     private let consumer: KafkaConsumer
 
-    init(cluster: TestCluster, topics: [String], partitions: Int32 = 6) throws {
+    init(cluster: TestCluster, topics: [String], partitions: Int32 = 6) async throws {
         consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(kafka: cluster.configuration, groupID: TestCluster.uniqueName("tail")), logger: TestCluster.logger)
-        try consumer.assign(topics.flatMap { topic in
+        try await consumer.assign(topics.flatMap { topic in
             (0..<partitions).map { KafkaTopicPartitionOffset(topic: topic, partition: $0, offset: KafkaTopicPartitionOffset.beginning) }
         })
     }

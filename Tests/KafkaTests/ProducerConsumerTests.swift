@@ -89,7 +89,7 @@ struct ProducerConsumerTests {
         try await producer.close()
 
         let consumer = try cluster.consumer(group: TestCluster.uniqueName("batch"))
-        try consumer.assign(
+        try await consumer.assign(
             (0..<3).map { KafkaTopicPartitionOffset(topic: first, partition: $0, offset: KafkaTopicPartitionOffset.beginning) }
                 + [KafkaTopicPartitionOffset(topic: second, partition: 0, offset: KafkaTopicPartitionOffset.beginning)]
         )
@@ -135,7 +135,7 @@ struct ProducerConsumerTests {
         try await cluster.produce(topic, count: 10)
         let consumer = try cluster.consumer(group: TestCluster.uniqueName("seek"))
         let partition = KafkaTopicPartition(topic: topic, partition: 0)
-        try consumer.assign([KafkaTopicPartitionOffset(topic: topic, partition: 0, offset: KafkaTopicPartitionOffset.beginning)])
+        try await consumer.assign([KafkaTopicPartitionOffset(topic: topic, partition: 0, offset: KafkaTopicPartitionOffset.beginning)])
         #expect(try consumer.assignment() == [partition])
 
         let all = try await collect(consumer) { seen, _ in seen.count >= 10 }
