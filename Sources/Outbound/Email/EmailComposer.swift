@@ -27,7 +27,7 @@ struct EmailComposer: Sendable, Hashable {
         notificationID: String, notification: Contracts.Notification, recipient: String, rendered: RenderedNotification
     ) -> ComposedEmail {
         let messageID = "<\(Self.messageIDLocalPart(notificationID))@\(messageIDDomain)>"
-        let boundary = "=_OrderFleet_" + Self.hex(Digests.sha256(Array(notificationID.utf8))).prefix(32)
+        let boundary = "=_OrderFleet_" + Hex.encode(Digests.sha256(Array(notificationID.utf8))).prefix(32)
         let from = fromName.map { "\(Self.displayName($0)) <\(fromAddress)>" } ?? fromAddress
         var headers = [
             "From: \(from)",
@@ -153,9 +153,5 @@ struct EmailComposer: Sendable, Hashable {
 
     private static func headerSafe(_ text: String) -> String {
         String(text.unicodeScalars.filter { $0.value >= 32 && $0.value < 127 }.map(Character.init))
-    }
-
-    private static func hex(_ digest: [UInt8]) -> String {
-        digest.map { String(format: "%02x", $0) }.joined()
     }
 }
