@@ -92,7 +92,7 @@ let package = Package(
         ),
         // The tests' kit, linked into no product: brokers (the embedded cluster, the shared
         // noida-db, `KAFKA_BROKERS`), topic and runner fixtures, polling on a condition,
-        // a recording tracer, HTTP to the servers a test starts.
+        // a recording tracer, local servers and HTTP to the servers a test starts.
         .target(
             name: "OrderFleetTesting",
             dependencies: [
