@@ -164,7 +164,8 @@ public struct WorkerConfiguration: Sendable {
         transactionTimeout = .milliseconds(try keys.int("worker.transaction.timeout.ms", default: 30_000, in: 1_000...900_000))
         sessionTimeout = .milliseconds(try keys.int("worker.session.timeout.ms", default: 10_000, in: 1_000...300_000))
         // librdkafka wants socket.timeout.ms (60 s) above the fetch wait by a second or more.
-        kafka.fetchWait = .milliseconds(try keys.int("kafka.fetch.wait.ms", default: 10, in: 1...30_000))
+        let fetchWait = try keys.int("kafka.fetch.wait.ms", default: Int(KafkaConsumerConfiguration.defaultFetchWait.milliseconds), in: 1...30_000)
+        kafka.fetchWait = .milliseconds(fetchWait)
         if let strategy = try keys.string("worker.assignment.strategy") {
             guard ["range", "roundrobin", "cooperative-sticky"].contains(strategy) else {
                 throw ConfigurationError(key: "worker.assignment.strategy", reason: "'\(strategy)' is not one of range, roundrobin, cooperative-sticky")

@@ -18,7 +18,8 @@ public struct KafkaConfiguration: Sendable {
     /// `sasl.mechanism`, `ssl.ca.location`, `linger.ms`.
     public var properties: [String: String]
     /// How long a consumer's fetch may wait at the broker for records to arrive
-    /// (`fetch.wait.max.ms`) for consumers made from this configuration; nil: 10 ms.
+    /// (`fetch.wait.max.ms`) for consumers made from this configuration; nil:
+    /// ``KafkaConsumerConfiguration/defaultFetchWait``.
     ///
     /// Apache Kafka (and noida-db) answer a waiting fetch as soon as records arrive, so a
     /// long wait costs no latency there and spares an idle consumer ~100 empty fetches a
@@ -117,8 +118,11 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var offsetReset: OffsetReset = .earliest
     /// `isolation.level`.
     public var isolationLevel: IsolationLevel = .readCommitted
-    /// `fetch.wait.max.ms`: ``KafkaConfiguration/fetchWait``, else 10 ms.
+    /// `fetch.wait.max.ms`: ``KafkaConfiguration/fetchWait``, else ``defaultFetchWait``.
     public var fetchWaitMax: Duration
+    /// The fetch wait when none is configured: short, for the embedded broker (see
+    /// ``KafkaConfiguration/fetchWait``).
+    public static let defaultFetchWait: Duration = .milliseconds(10)
     /// `session.timeout.ms`: how long a silent member keeps its partitions.
     public var sessionTimeout: Duration = .seconds(10)
     /// `partition.assignment.strategy`.
@@ -133,7 +137,7 @@ public struct KafkaConsumerConfiguration: Sendable {
     public init(kafka: KafkaConfiguration, groupID: String) {
         self.kafka = kafka
         self.groupID = groupID
-        fetchWaitMax = kafka.fetchWait ?? .milliseconds(10)
+        fetchWaitMax = kafka.fetchWait ?? Self.defaultFetchWait
     }
 
     var librdkafkaProperties: [(String, String)] {
