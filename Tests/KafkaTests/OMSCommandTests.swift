@@ -41,12 +41,17 @@ struct OMSCommandTests {
         return (process.terminationStatus, message)
     }
 
-    /// ``run(_:_:)`` on a thread of its own: waiting for a process must not hold one of the
-    /// few threads of Swift's cooperative pool, which an in-process server needs to answer it.
+    /// ``run(_:_:)`` on a thread of its own (``offPool(_:)``).
     static func runOffPool(_ executable: URL, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+        try await offPool { try run(executable, arguments) }
+    }
+
+    /// `work` on a Dispatch thread: waiting for a process must not hold one of the few
+    /// threads of Swift's cooperative pool, which an in-process server needs to answer it.
+    static func offPool<Value: Sendable>(_ work: @escaping @Sendable () throws -> Value) async throws -> Value {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
-                continuation.resume(with: Result { try run(executable, arguments) })
+                continuation.resume(with: Result { try work() })
             }
         }
     }

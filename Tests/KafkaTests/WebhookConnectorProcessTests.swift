@@ -17,12 +17,12 @@ struct WebhookConnectorProcessTests {
     @Test("kill -9: every subscribed event delivered once to each subscription that wants it, through lost answers and 429s; none to a disabled one")
     func deliveriesUnderKills() async throws {
         try await Self.withReceiversAndBroker { channels, base, broker, fixture in
-            let erp = try Self.subscribe(channels, base: base, hook: "erp", events: ["*"], broker: broker.bootstrap)
-            let crm = try Self.subscribe(channels, base: base, hook: "crm", events: ["oms.shipment.created"], broker: broker.bootstrap)
-            let off = try Self.subscribe(channels, base: base, hook: "off", events: ["*"], broker: broker.bootstrap)
-            let disabled = try Self.oms(["webhooks", "disable", off, "--reason", "test"], broker: broker.bootstrap)
+            let erp = try await Self.subscribe(channels, base: base, hook: "erp", events: ["*"], broker: broker.bootstrap)
+            let crm = try await Self.subscribe(channels, base: base, hook: "crm", events: ["oms.shipment.created"], broker: broker.bootstrap)
+            let off = try await Self.subscribe(channels, base: base, hook: "off", events: ["*"], broker: broker.bootstrap)
+            let disabled = try await Self.oms(["webhooks", "disable", off, "--reason", "test"], broker: broker.bootstrap)
             #expect(disabled.status == 0 && disabled.output.contains("disabled"))
-            let listed = try Self.oms(["webhooks", "list"], broker: broker.bootstrap)
+            let listed = try await Self.oms(["webhooks", "list"], broker: broker.bootstrap)
             #expect([erp, crm, off].allSatisfy { listed.output.contains($0) })
 
             channels.setFaults { $0.loseAnswerEvery = 7; $0.holdAnswer = .seconds(3); $0.rateLimitEvery = 11 }
@@ -56,7 +56,7 @@ struct WebhookConnectorProcessTests {
             #expect(ledger.webhookCalls.values.contains { $0 > 1 })
             #expect(final.count == 3 * orders && final.values.allSatisfy { $0.state == .delivered }, "\(final.values.filter { $0.state != .delivered }.prefix(3))")
 
-            let log = try Self.oms(["webhooks", "log", crm, "--limit", "3"], broker: broker.bootstrap)
+            let log = try await Self.oms(["webhooks", "log", crm, "--limit", "3"], broker: broker.bootstrap)
             #expect(log.status == 0 && log.output.components(separatedBy: "  delivered  ").count == 4, "\(log.output)")
         }
     }
@@ -64,8 +64,8 @@ struct WebhookConnectorProcessTests {
     @Test("a receiver down past the retry window: its delivery fails with an alert, the subscription is disabled, the others are not held up; redeliver sends it once it is back")
     func persistentFailure() async throws {
         try await Self.withReceiversAndBroker { channels, base, broker, fixture in
-            let healthy = try Self.subscribe(channels, base: base, hook: "ok", events: ["*"], broker: broker.bootstrap)
-            let gone = try Self.subscribe(channels, base: base, hook: "gone", events: ["oms.shipment.created"], broker: broker.bootstrap)
+            let healthy = try await Self.subscribe(channels, base: base, hook: "ok", events: ["*"], broker: broker.bootstrap)
+            let gone = try await Self.subscribe(channels, base: base, hook: "gone", events: ["oms.shipment.created"], broker: broker.bootstrap)
             channels.setFaults { $0.downHooks = ["gone"] }
             let fleet = Self.fleet(fixture: fixture, overrides: ["WEBHOOKS_RETRY_WINDOW_S": "4", "WEBHOOKS_DISABLE_AFTER_S": "1", "WEBHOOKS_RETRY_MAX_DELAY_MS": "500"])
             defer { fleet.stopAll() }
@@ -98,14 +98,14 @@ struct WebhookConnectorProcessTests {
             // Back up: an operator re-sends one failed delivery, twice; the receiver applies it once.
             channels.setFaults { $0.downHooks = [] }
             let delivery = try #require(failed.first).commandId
-            let first = try Self.oms(["webhooks", "redeliver", delivery], broker: broker.bootstrap)
+            let first = try await Self.oms(["webhooks", "redeliver", delivery], broker: broker.bootstrap)
             #expect(first.status == 0 && first.output.contains("\(delivery)  delivered"), "\(first.output)")
-            let second = try Self.oms(["webhooks", "redeliver", delivery], broker: broker.bootstrap)
+            let second = try await Self.oms(["webhooks", "redeliver", delivery], broker: broker.bootstrap)
             #expect(second.status == 0)
             #expect(channels.ledger.webhookEffects[delivery] == 1 && channels.ledger.webhookCalls[delivery] == 2)
-            let unknown = try Self.oms(["webhooks", "redeliver", "\(gone)/nope"], broker: broker.bootstrap)
+            let unknown = try await Self.oms(["webhooks", "redeliver", "\(gone)/nope"], broker: broker.bootstrap)
             #expect(unknown.status != 0 && unknown.output.contains("no delivery"))
-            let log = try Self.oms(["webhooks", "log", gone, "--failed"], broker: broker.bootstrap)
+            let log = try await Self.oms(["webhooks", "log", gone, "--failed"], broker: broker.bootstrap)
             // The redelivered one is no longer listed; the rest failed, or were skipped once the subscription was off.
             #expect(log.status == 0 && !log.output.contains(delivery), "\(log.output)")
             #expect(log.output.split(separator: "\n").filter { $0.hasPrefix("20") }.count == 9, "\(log.output)")
@@ -137,8 +137,8 @@ struct WebhookConnectorProcessTests {
     }
 
     /// `oms webhooks add` for the receiver `/hooks/<hook>`, which then verifies with the subscription's secret.
-    static func subscribe(_ channels: LocalChannels, base: String, hook: String, events: [String], broker: String) throws -> String {
-        let added = try oms(["webhooks", "add", "\(base)/hooks/\(hook)", "--events"] + events + ["--description", hook], broker: broker)
+    static func subscribe(_ channels: LocalChannels, base: String, hook: String, events: [String], broker: String) async throws -> String {
+        let added = try await oms(["webhooks", "add", "\(base)/hooks/\(hook)", "--events"] + events + ["--description", hook], broker: broker)
         let lines = added.output.split(separator: "\n").map(String.init)
         guard added.status == 0, let id = lines.first, id.hasPrefix("wh_"), let secret = lines.dropFirst().first?.replacingOccurrences(of: "secret: ", with: "") else {
             throw SubscribeError(description: "oms webhooks add: \(added.status) \(added.output)")
@@ -151,7 +151,14 @@ struct WebhookConnectorProcessTests {
     struct SubscribeError: Error, CustomStringConvertible { var description: String }
 
     /// Runs `oms` with the brokers and the signing key; standard output and error together.
-    static func oms(_ arguments: [String], broker: String) throws -> (status: Int32, output: String) {
+    /// Off Swift's pool: `oms webhooks redeliver` calls the receivers in this process, which
+    /// cannot answer while the test holds a pool thread waiting for it (with another test
+    /// doing the same, both of this machine's two).
+    static func oms(_ arguments: [String], broker: String) async throws -> (status: Int32, output: String) {
+        try await OMSCommandTests.offPool { try runOMS(arguments, broker: broker) }
+    }
+
+    private static func runOMS(_ arguments: [String], broker: String) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = OMSCommandTests.omsBinary
         process.arguments = arguments
