@@ -62,7 +62,7 @@ public enum RulesFile {
         "shipping": ["rates", "zoneBands", "promiseDays", "trackingWindowDays", "lineCancelShipping"],
         "shipping.rates[]": ["carrier", "service", "serviceLevel", "zones", "maxWeightGrams", "price", "transitDays", "hazmat"],
         "shipping.zoneBands[]": ["name", "maxKm"],
-        "returns": ["windowDays", "channelWindowDays", "countryWindowDays", "categoryWindowDays", "writeOffReasons", "receivingLocation", "carrier", "rmaValidDays", "appeasements", "exchanges"],
+        "returns": ["windowDays", "channelWindowDays", "countryWindowDays", "categoryWindowDays", "writeOffReasons", "receivingLocation", "carrier", "rmaValidDays", "appeasements", "exchanges", "checkIntervalSeconds"],
         "returns.exchanges": ["reserveAt", "outOfStock"],
         "returns.appeasements": ["perRole", "perOrder"],
         "notifications": ["reviewInvitationDelaySeconds", "trackingURL", "checkIntervalSeconds"],

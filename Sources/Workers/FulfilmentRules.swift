@@ -164,14 +164,18 @@ public struct ReturnRules: Sendable, Hashable, Codable {
     public var categoryWindowDays: [String: Int]
     /// When an exchange's replacement is reserved, and what an out-of-stock one becomes.
     public var exchanges: ExchangeRules
+    /// How often the returns stage looks for RMAs past their validity.
+    public var checkIntervalSeconds: Int
 
     /// Creates return rules.
     public init(
         windowDays: Int = 30, channelWindowDays: [String: Int] = [:], writeOffReasons: [String] = ["damaged", "defective"],
         receivingLocation: String? = nil, carrier: String = "oms-post", rmaValidDays: Int = 30, appeasements: AppeasementRules = AppeasementRules(),
-        countryWindowDays: [String: Int] = [:], categoryWindowDays: [String: Int] = [:], exchanges: ExchangeRules = ExchangeRules()
+        countryWindowDays: [String: Int] = [:], categoryWindowDays: [String: Int] = [:], exchanges: ExchangeRules = ExchangeRules(),
+        checkIntervalSeconds: Int = 60
     ) {
         self.exchanges = exchanges
+        self.checkIntervalSeconds = checkIntervalSeconds
         self.appeasements = appeasements
         self.categoryWindowDays = categoryWindowDays
         self.countryWindowDays = countryWindowDays
@@ -208,6 +212,7 @@ public struct ReturnRules: Sendable, Hashable, Codable {
         }
         if carrier.isEmpty || carrier.contains("/") { problems.append("returns.carrier: must be a non-empty code without '/'") }
         if rmaValidDays < 1 { problems.append("returns.rmaValidDays: must be at least 1") }
+        if checkIntervalSeconds < 1 { problems.append("returns.checkIntervalSeconds: must be at least 1") }
         return problems + appeasements.problems()
     }
 }
@@ -394,7 +399,7 @@ public enum LineCancelShipping: String, Sendable, Hashable, Codable {
 extension ReturnRules {
     private enum CodingKeys: String, CodingKey {
         case windowDays, channelWindowDays, countryWindowDays, categoryWindowDays, writeOffReasons, receivingLocation, carrier, rmaValidDays, appeasements
-        case exchanges
+        case exchanges, checkIntervalSeconds
     }
 
     /// Decodes return rules; missing keys take their defaults.
@@ -411,7 +416,8 @@ extension ReturnRules {
             appeasements: try c.decodeIfPresent(AppeasementRules.self, forKey: .appeasements) ?? d.appeasements,
             countryWindowDays: try c.decodeIfPresent([String: Int].self, forKey: .countryWindowDays) ?? d.countryWindowDays,
             categoryWindowDays: try c.decodeIfPresent([String: Int].self, forKey: .categoryWindowDays) ?? d.categoryWindowDays,
-            exchanges: try c.decodeIfPresent(ExchangeRules.self, forKey: .exchanges) ?? d.exchanges)
+            exchanges: try c.decodeIfPresent(ExchangeRules.self, forKey: .exchanges) ?? d.exchanges,
+            checkIntervalSeconds: try c.decodeIfPresent(Int.self, forKey: .checkIntervalSeconds) ?? d.checkIntervalSeconds)
     }
 }
 

@@ -43,9 +43,9 @@ public struct ReturnsStage: Stage {
         self.connector = connector
     }
 
-    /// Looks for expired RMAs once a minute: they expire by the day, so a minute late
-    /// is on time.
-    public var tickInterval: Duration? { .seconds(60) }
+    /// Looks for expired RMAs every `returns.checkIntervalSeconds` (a minute unless set):
+    /// they expire by the day, so a minute late is on time.
+    public var tickInterval: Duration? { .seconds(rules.returns.checkIntervalSeconds) }
 
     /// RMAs past their expiry whose parcel was not received: `expired`, once each, and
     /// the customer is told (by the view). A parcel that still comes goes to review.

@@ -19,13 +19,22 @@ actor DemoLocations {
 
     /// The rules as the demo runs them: config/rules.yaml with the silent 3PL added and
     /// the fulfilment SLAs in seconds instead of minutes, so a location that never answers
-    /// is withdrawn, and a pre-order released, while you watch.
+    /// is withdrawn, a pre-order released and an RMA expired, while you watch; stock
+    /// increases held back at most 10 s.
     static func rules(_ base: BusinessRules) -> BusinessRules {
         var rules = base
         if rules.location(silent) == nil {
             rules.locations.append(StockLocation(id: silent, type: .thirdPartyLogistics, country: "US", latitude: 32.78, longitude: -96.80, fulfilment: .request))
         }
         rules.fulfilment = FulfilmentRequestRules(acceptWithinSeconds: 15, shipWithinSeconds: 120, withdrawAfterSeconds: 5, checkIntervalSeconds: 1)
+        // The never-sent exchanges' RMAs are backdated to have expired: a minute's check
+        // (the default) would keep every run waiting for them up to a minute at the end.
+        rules.returns.checkIntervalSeconds = 5
+        // Increases held back 30 s (the marketplace's) left every run waiting for its
+        // last restocks that long after the orders settled.
+        for index in rules.stockFeeds.channels.indices {
+            rules.stockFeeds.channels[index].minIntervalSeconds = min(rules.stockFeeds.channels[index].minIntervalSeconds, 10)
+        }
         return rules
     }
 

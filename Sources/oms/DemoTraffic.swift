@@ -246,7 +246,7 @@ actor DemoDriver {
 
     /// An even exchange whose parcel the customer never sends: written straight to
     /// oms.returns.requests with its request time backdated past the RMA's validity, so
-    /// it expires at the returns stage's next check (once a minute).
+    /// it expires at the returns stage's next check (every 5 s in the demo: DemoLocations.rules).
     private func requestNeverSent(_ id: String, line: LineProgress, replacement: String) async {
         // 60 days: past the 30-day RMA of the demo's rules (config/rules.yaml).
         let requestedAt = Date().addingTimeInterval(-60 * 86_400)

@@ -234,12 +234,13 @@ import Workers
         let locations = [Self.location("WH-1")]
         #expect(BusinessRules(locations: locations, returns: ReturnRules(receivingLocation: "WH-1")).validate() == [])
         #expect(BusinessRules(locations: locations, returns: ReturnRules(receivingLocation: "WH-9")).validate() == ["returns.receivingLocation: no such location 'WH-9'"])
-        let bad = ReturnRules(windowDays: -1, channelWindowDays: ["web": 10, "amazon": -2], carrier: "", rmaValidDays: 0)
+        let bad = ReturnRules(windowDays: -1, channelWindowDays: ["web": 10, "amazon": -2], carrier: "", rmaValidDays: 0, checkIntervalSeconds: 0)
         #expect(BusinessRules(returns: bad).validate() == [
             "returns.windowDays: must not be negative",
             "returns.channelWindowDays.amazon: must not be negative",
             "returns.carrier: must be a non-empty code without '/'",
             "returns.rmaValidDays: must be at least 1",
+            "returns.checkIntervalSeconds: must be at least 1",
         ])
         #expect(bad.window(channel: "web") == 10)
         #expect(bad.window(channel: "pos") == -1, "other channels take windowDays")
@@ -280,7 +281,7 @@ import Workers
         let json = """
             {"shipping": {"rates": [{"carrier": "ups", "service": "ground", "serviceLevel": "standard", "maxWeightGrams": 1000, "price": 500, "transitDays": 3}],
                           "trackingWindowDays": 60},
-             "returns": {"windowDays": 14},
+             "returns": {"windowDays": 14, "checkIntervalSeconds": 10},
              "notifications": {"reviewInvitationDelaySeconds": null},
              "sla": {"rules": [{"name": "held", "status": "held", "maxSeconds": 60}]}}
             """
@@ -290,7 +291,9 @@ import Workers
         #expect(rules.shipping.trackingWindowDays == 60)
         #expect(rules.shipping.zoneBands == ShippingRules.defaultBands)
         #expect(rules.shipping.promiseDays == ShippingRules().promiseDays)
-        #expect(rules.returns == ReturnRules(windowDays: 14))
+        #expect(rules.returns == ReturnRules(windowDays: 14, checkIntervalSeconds: 10))
+        #expect(ReturnsStage(rules: rules).tickInterval == .seconds(10), "the returns stage looks for expired RMAs that often")
+        #expect(ReturnsStage(rules: BusinessRules()).tickInterval == .seconds(60), "a minute unless set")
         #expect(rules.notifications.reviewInvitationDelaySeconds == nil, "an explicit null switches the invitation off")
         #expect(rules.notifications.trackingURL == NotificationRules().trackingURL)
         #expect(rules.sla.rules == [SLARule(name: "held", status: .held, maxSeconds: 60, severity: .warning)])
