@@ -73,7 +73,7 @@ struct DemoCommand: AsyncParsableCommand {
         let cluster = try await startKafka(console: console, logger: logger)
         let system = try await startSystem(on: cluster, registry: registry, console: console, logger: logger)
         let world = try await seed(count: count, system: system, cluster: cluster, console: console, logger: logger)
-        let outcome = try await drive(world, count: count, registry: registry, console: console)
+        let outcome = try await drive(world, count: count, rules: system.rules, registry: registry, console: console)
         try await finish(world, outcome: outcome, system: system, cluster: cluster, console: console, logger: logger)
     }
 
@@ -157,7 +157,7 @@ struct DemoCommand: AsyncParsableCommand {
         let base = "http://127.0.0.1:\(boundPort)"
         console.say("\(stages.count) stages and the gateway started; operations dashboard: \(base)/ (reports: \(base)/v1/reports/orders)")
         console.say("channel, stock, email, SMS, webhooks and payments connectors started: local Shopify, SP-API, Twilio, Stripe and webhook receivers at \(connectors.base), SMTP at 127.0.0.1:\(smtpPort); the brand's ERP subscribed as \(subscription.subscriptionId)")
-        return DemoSystem(group: group, running: running, gateway: gateway, base: base, connectors: connectors, subscription: subscription)
+        return DemoSystem(group: group, running: running, gateway: gateway, base: base, connectors: connectors, subscription: subscription, rules: rules)
     }
 
     /// 3. The scenario, its catalog and stock, the views and levels followed; returns once
@@ -197,10 +197,10 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     /// 4. Traffic, follow-ups and progress, until every order settled or `--settle` ran out.
-    private func drive(_ world: DemoWorld, count: Int, registry: PrometheusCollectorRegistry, console: DemoConsole) async throws -> DemoOutcome {
+    private func drive(_ world: DemoWorld, count: Int, rules: BusinessRules, registry: PrometheusCollectorRegistry, console: DemoConsole) async throws -> DemoOutcome {
         let (scenario, sender, rate) = (world.scenario, world.sender, rate)
         console.say("sending \(count) orders at \(rate)/s: \(Dictionary(grouping: scenario.orders, by: \.route).map { "\($0.value.count) \($0.key.rawValue)" }.sorted().joined(separator: ", "))")
-        let driver = DemoDriver(scenario: scenario, sender: sender, views: world.views)
+        let driver = DemoDriver(scenario: scenario, sender: sender, views: world.views, rmaValidDays: rules.returns.rmaValidDays)
         let progress = DemoProgress(registry: registry, views: world.views, scenario: scenario, sender: sender)
         let clock = ContinuousClock()
         let sendStart = clock.now
@@ -369,6 +369,8 @@ private struct DemoSystem {
     let connectors: DemoConnectors
     /// The brand ERP's webhook subscription.
     let subscription: WebhookSubscription
+    /// The rules the stages run with.
+    let rules: BusinessRules
 }
 
 /// The scenario and what the demo watches it through.

@@ -27,8 +27,8 @@ actor DemoLocations {
             rules.locations.append(StockLocation(id: silent, type: .thirdPartyLogistics, country: "US", latitude: 32.78, longitude: -96.80, fulfilment: .request))
         }
         rules.fulfilment = FulfilmentRequestRules(acceptWithinSeconds: 15, shipWithinSeconds: 120, withdrawAfterSeconds: 5, checkIntervalSeconds: 1)
-        // The never-sent exchanges' RMAs are backdated to have expired: a minute's check
-        // (the default) would keep every run waiting for them up to a minute at the end.
+        // The never-sent exchanges' RMAs expire 20 s after they are asked for (DemoDriver):
+        // a minute's check (the default) kept every run waiting up to a minute for them.
         rules.returns.checkIntervalSeconds = 5
         // Increases held back 30 s (the marketplace's) left every run waiting for its
         // last restocks that long after the orders settled.

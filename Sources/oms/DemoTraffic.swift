@@ -151,7 +151,11 @@ actor DemoDriver {
     /// What the driver did, by action.
     private(set) var actions: [String: Int] = [:]
 
-    init(scenario: DemoScenario, sender: DemoSender, views: GlobalTable) {
+    /// Days an RMA stays valid (`returns.rmaValidDays`).
+    private let rmaValidDays: Int
+
+    init(scenario: DemoScenario, sender: DemoSender, views: GlobalTable, rmaValidDays: Int) {
+        self.rmaValidDays = rmaValidDays
         self.scenario = scenario
         self.sender = sender
         self.views = views
@@ -245,15 +249,16 @@ actor DemoDriver {
     static let neverSentPrefix = "rma-never-sent-"
 
     /// An even exchange whose parcel the customer never sends: written straight to
-    /// oms.returns.requests with its request time backdated past the RMA's validity, so
-    /// it expires at the returns stage's next check (every 5 s in the demo: DemoLocations.rules).
+    /// oms.returns.requests with its request time backdated so that its RMA expires
+    /// 20 s after it is asked for, at the returns stage's next check after that (every
+    /// 5 s in the demo). Not at once: the replacement is placed and reserved meanwhile,
+    /// as it would be in the weeks a real RMA runs.
     private func requestNeverSent(_ id: String, line: LineProgress, replacement: String) async {
-        // 60 days: past the 30-day RMA of the demo's rules (config/rules.yaml).
-        let requestedAt = Date().addingTimeInterval(-60 * 86_400)
+        let requestedAt = Date().addingTimeInterval(-Double(rmaValidDays) * 86_400 + 20)
         let request = ReturnRequested(
             orderId: id, returnId: Self.neverSentPrefix + id.prefix(8),
             lines: [ReturnLine(lineId: line.lineId, sku: line.sku, quantity: 1, reason: "wrong_size", exchangeSku: replacement)], requestedAt: requestedAt)
-        try? await sender.produce([request.event], kind: "exchange request never sent back (backdated past its RMA)")
+        try? await sender.produce([request.event], kind: "exchange request never sent back (backdated to expire 20 s later)")
         exchanges[id] = .neverSent
     }
 
@@ -279,7 +284,8 @@ actor DemoDriver {
     }
 
     /// One plain order in 25, once shipped, asks for a new address: refused (409, the
-    /// label is bought). Every other order waiting for a scarce SKU gives up the units
+    /// label is bought; or accepted by a gateway whose view is a moment behind the label,
+    /// and refused by shipping). Every other order waiting for a scarce SKU gives up the units
     /// that wait: a line cancel of what is neither shipped nor cancelled.
     private func changeTooLateOrCancelBackorder(_ plan: DemoScenario.PlannedOrder, _ view: OrderView) async {
         let id = view.orderId
@@ -288,7 +294,10 @@ actor DemoDriver {
             changed.insert(id)
             let address: [String: Any] = ["name": "Late mover", "lines": ["9 Elsewhere Rd"], "city": "Springfield", "region": "NY", "postalCode": "10003", "country": "US"]
             let status = await sender.orderCommand("/v1/orders/\(id)/address", ["shippingAddress": address, "requestedBy": "customer"], key: "late-address-\(id)")
-            count(status == 409 ? "address change refused (label bought)" : "address change after the label: \(status.map(String.init) ?? "no answer")")
+            // The gateway refuses at once what its view of the order knows is too late; a
+            // view a moment behind the label accepts the command, and shipping refuses it.
+            if status == 202 { changeRequests[id, default: []].append(.address) }
+            count(status == 409 ? "address change refused (label bought)" : status == 202 ? "address change after the label, left to shipping" : "address change after the label: \(status.map(String.init) ?? "no answer")")
         }
         let backordered = view.history.contains { entry in
             [OrderBackordered.eventType, OrderPartiallyAllocated.eventType].contains { entry.eventType == $0.description }
