@@ -4,28 +4,33 @@ import Testing
 
 /// `oms demo`, the newcomer's first command, as a process: 2,000 orders through every
 /// stage and the gateway on the embedded broker, checked by its own summary. It keeps
-/// both cores busy for minutes, so `scripts/test` runs it on its own after the other
-/// tests (whose deadlines assume they do not share the machine with it), and it sits in
-/// the serialized pipeline suite for runs of everything at once.
+/// both cores busy for minutes, so `scripts/test` runs it after the broker suites (whose
+/// deadlines assume they do not share the machine with it), beside the connector process
+/// suites, and it sits in the serialized pipeline suite for runs of everything at once.
 extension PipelineTests {
     @Test("oms demo --orders 2000 settles every order and every invariant holds")
-    func demo2000() throws {
+    func demo2000() async throws {
         let summaryFile = FileManager.default.temporaryDirectory.appendingPathComponent("oms-demo-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: summaryFile) }
-        let process = Process()
-        process.executableURL = OMSCommandTests.omsBinary
-        process.currentDirectoryURL = NoidaServer.repositoryRoot
         // A generous --settle: other suites run beside this one and slow it down.
-        process.arguments = ["demo", "--orders", "2000", "--rate", "80", "--settle", "600", "--port", "0", "--summary-json", summaryFile.path]
-        // Both streams in one pipe, in the order written: logs go to standard error.
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(printed.suffix(3_000))")
+        let arguments = ["demo", "--orders", "2000", "--rate", "80", "--settle", "600", "--port", "0", "--summary-json", summaryFile.path]
+        // Waited for off Swift's pool: the suites beside it answer their processes there.
+        let (status, printed) = try await OMSCommandTests.offPool { () throws -> (Int32, String) in
+            let process = Process()
+            process.executableURL = OMSCommandTests.omsBinary
+            process.currentDirectoryURL = NoidaServer.repositoryRoot
+            process.arguments = arguments
+            // Both streams in one pipe, in the order written: logs go to standard error.
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = output
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+            let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, printed)
+        }
+        #expect(status == 0, "\(printed.suffix(3_000))")
         // The verdict is the last word: nothing at error level after it (a client that
         // outlived the embedded cluster would log its refused connections there).
         let verdict = try #require(printed.range(of: "All invariants hold."), "\(printed.suffix(3_000))")
