@@ -14,22 +14,8 @@ extension PipelineTests {
         defer { try? FileManager.default.removeItem(at: summaryFile) }
         // A generous --settle: other suites run beside this one and slow it down.
         let arguments = ["demo", "--orders", "2000", "--rate", "80", "--settle", "600", "--port", "0", "--summary-json", summaryFile.path]
-        // Waited for off Swift's pool: the suites beside it answer their processes there.
-        let (status, printed) = try await OMSCommandTests.offPool { () throws -> (Int32, String) in
-            let process = Process()
-            process.executableURL = OMSCommandTests.omsBinary
-            process.currentDirectoryURL = NoidaServer.repositoryRoot
-            process.arguments = arguments
-            // Both streams in one pipe, in the order written: logs go to standard error.
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = output
-            process.standardInput = FileHandle.nullDevice
-            try process.run()
-            let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            return (process.terminationStatus, printed)
-        }
+        // Both streams, in the order written: logs go to standard error.
+        let (status, printed) = try await OMSCommandTests.run(OMSCommandTests.omsBinary, arguments, printed: .both, directory: NoidaServer.repositoryRoot)
         #expect(status == 0, "\(printed.suffix(3_000))")
         // The verdict is the last word: nothing at error level after it (a client that
         // outlived the embedded cluster would log its refused connections there).

@@ -183,7 +183,7 @@ struct GatewayTests {
             defer { try? FileManager.default.removeItem(at: directory) }
             var exported = ""
             let inFile = try await waitUntil(timeout: .seconds(60)) {
-                let run = try await OMSCommandTests.runOffPool(OMSCommandTests.omsBinary, [
+                let run = try await OMSCommandTests.run(OMSCommandTests.omsBinary, [
                     "erp", "export", "--day", String(placedDay), "--entity", "orders", "--format", "both",
                     "--dir", directory.path, "--brokers", harness.cluster.bootstrapServers,
                 ])
@@ -509,7 +509,7 @@ struct GatewayTests {
                 """
             let address = harness.base.replacingOccurrences(of: "http://", with: "")
             // Off the cooperative pool: the gateway in this process answers on it.
-            let result = try await OMSCommandTests.runOffPool(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, address])
+            let result = try await OMSCommandTests.run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, address])
             #expect(result.status == 0, "\(result.output)")
             let answers = result.output.split(separator: "\n").map { $0.split(separator: " ") }
             #expect(answers.count == 2, "\(result.output)")
@@ -557,21 +557,21 @@ struct GatewayTests {
 
             // `oms report` as a process reads the same numbers from oms.reports.
             let brokers = harness.cluster.bootstrapServers
-            let json = try OMSCommandTests.run(OMSCommandTests.omsBinary, ["report", "orders", "--brokers", brokers, "--format", "json"])
+            let json = try await OMSCommandTests.run(OMSCommandTests.omsBinary, ["report", "orders", "--brokers", brokers, "--format", "json"])
             #expect(json.status == 0)
             let tables = (try? JSONSerialization.jsonObject(with: Data(json.output.utf8))) as? [[String: Any]] ?? []
             let rows = tables.first?["rows"] as? [[String: Any]] ?? []
             #expect(rows.reduce(0) { $0 + ($1["orders"] as? Int ?? 0) } >= 3, "\(json.output)")
-            let csv = try OMSCommandTests.run(OMSCommandTests.omsBinary, ["report", "orders", "--hourly", "--channel", "shopify", "--brokers", brokers, "--format", "csv"])
+            let csv = try await OMSCommandTests.run(OMSCommandTests.omsBinary, ["report", "orders", "--hourly", "--channel", "shopify", "--brokers", brokers, "--format", "csv"])
             #expect(csv.output.contains("hour,channel,currency,orders,revenue,averageOrderValue,units,rejected"))
-            #expect(try OMSCommandTests.run(OMSCommandTests.omsBinary, ["report", "nonsense", "--brokers", brokers]).status != 0)
-            #expect(try OMSCommandTests.run(OMSCommandTests.omsBinary, ["report", "orders", "--from", "yesterday", "--brokers", brokers]).status != 0)
+            #expect(try await OMSCommandTests.run(OMSCommandTests.omsBinary, ["report", "nonsense", "--brokers", brokers]).status != 0)
+            #expect(try await OMSCommandTests.run(OMSCommandTests.omsBinary, ["report", "orders", "--from", "yesterday", "--brokers", brokers]).status != 0)
 
             let artifacts = NoidaServer.repositoryRoot.appendingPathComponent(".build/test-artifacts")
             try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
             let screenshot = artifacts.appendingPathComponent("dashboard.png")
             try? FileManager.default.removeItem(at: screenshot)
-            let dom = try Chromium.run(["--dump-dom", harness.base + "/"])
+            let dom = try await Chromium.run(["--dump-dom", harness.base + "/"])
             #expect(dom.status == 0, "\(dom.errors.suffix(2_000))")
             let consoleLines = dom.errors.split(separator: "\n").filter { $0.contains("CONSOLE") || $0.contains("Uncaught") }
             #expect(consoleLines.isEmpty, "console messages: \(consoleLines)")
@@ -583,7 +583,7 @@ struct GatewayTests {
                 #expect(dom.output.contains("<td>shopify</td><td>USD</td><td class=\"n\">3</td>"), "today's orders by channel")
             }
             #expect(dom.output.contains("<td>intake</td>"), "the stages' load")
-            let shot = try Chromium.run(["--screenshot=\(screenshot.path)", "--window-size=1280,900", harness.base + "/"])
+            let shot = try await Chromium.run(["--screenshot=\(screenshot.path)", "--window-size=1280,900", harness.base + "/"])
             #expect(shot.status == 0)
             let size = (try? FileManager.default.attributesOfItem(atPath: screenshot.path)[.size] as? Int) ?? 0
             #expect(size > 10_000, "a screenshot was saved at \(screenshot.path)")
@@ -768,27 +768,31 @@ final class GatewayHarness: Sendable {
 
 /// Debian's chromium, headless, as the dashboard test's real browser.
 enum Chromium {
-    static func run(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/chromium")
-        // --no-sandbox: CI runs as root, where chromium refuses its sandbox. Logging to
-        // stderr shows the page's console messages (`CONSOLE(...)`).
-        process.arguments = [
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--enable-logging=stderr", "--v=0",
-            "--user-data-dir=\(FileManager.default.temporaryDirectory.appendingPathComponent("oms-chromium-\(UUID().uuidString)").path)",
-        ] + arguments
-        // stderr to a file: two pipes read one after the other could fill and block.
-        let errorsFile = FileManager.default.temporaryDirectory.appendingPathComponent("oms-chromium-\(UUID().uuidString).log")
-        _ = FileManager.default.createFile(atPath: errorsFile.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: errorsFile) }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = try FileHandle(forWritingTo: errorsFile)
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, text, (try? String(contentsOf: errorsFile, encoding: .utf8)) ?? "")
+    /// Runs chromium to completion; its exit status, standard output and standard error.
+    /// Waited for off Swift's pool: the page it loads is served on the pool by this process.
+    static func run(_ arguments: [String]) async throws -> (status: Int32, output: String, errors: String) {
+        try await OMSCommandTests.offPool {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/chromium")
+            // --no-sandbox: CI runs as root, where chromium refuses its sandbox. Logging to
+            // stderr shows the page's console messages (`CONSOLE(...)`).
+            process.arguments = [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--enable-logging=stderr", "--v=0",
+                "--user-data-dir=\(FileManager.default.temporaryDirectory.appendingPathComponent("oms-chromium-\(UUID().uuidString)").path)",
+            ] + arguments
+            // stderr to a file: two pipes read one after the other could fill and block.
+            let errorsFile = FileManager.default.temporaryDirectory.appendingPathComponent("oms-chromium-\(UUID().uuidString).log")
+            _ = FileManager.default.createFile(atPath: errorsFile.path, contents: nil)
+            defer { try? FileManager.default.removeItem(at: errorsFile) }
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = try FileHandle(forWritingTo: errorsFile)
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, text, (try? String(contentsOf: errorsFile, encoding: .utf8)) ?? "")
+        }
     }
 }
 

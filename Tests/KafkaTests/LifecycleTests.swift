@@ -298,7 +298,7 @@ enum OrderLifecycle {
             let key = "\(note.orderId)/\(note.kind.rawValue)/\(subject)"
             if notes[key, default: []].insert(envelope.id).inserted, notes[key]!.count == 1 { kinds[note.orderId, default: [:]][note.kind, default: 0] += 1 }
         }
-        #expect(notes.values.allSatisfy { $0.count == 1 }, "never the same message twice under different ids: \(notes.filter { $0.value.count > 1 }.keys.prefix(5))")
+        #expect(notes.values.allSatisfy { $0.count == 1 }, "never the same message twice under different ids: \(notes.filter { $0.value.count > 1 }.prefix(5).map { "\($0.key): \($0.value.sorted())" })")
         for plan in planned {
             let got = kinds[plan.orderId] ?? [:]
             let parcels = plan.cancel ? 0 : Set(plan.order.lines.map { skuLocation($0.sku, skus) }).count
@@ -327,18 +327,18 @@ enum OrderLifecycle {
         guard cluster == nil else { return }
         let brokers = scenario.fixture.cluster.bootstrapServers
         let returnedPlan = try #require(planned.first { $0.returnReason != nil })
-        let show = try OMSCommandTests.run(OMSCommandTests.omsBinary, ["orders", "show", returnedPlan.orderId, "--brokers", brokers])
+        let show = try await OMSCommandTests.run(OMSCommandTests.omsBinary, ["orders", "show", returnedPlan.orderId, "--brokers", brokers])
         #expect(show.status == 0)
         #expect(show.output.contains("status \(views[returnedPlan.orderId]?.status.rawValue ?? "?") since"))
         #expect(show.output.contains("oms.return.received.v1"), "the timeline lists the return")
         #expect(show.output.contains("refund "), "the return shows its refund")
-        let list = try OMSCommandTests.run(OMSCommandTests.omsBinary, ["orders", "list", "--status", "cancelled", "--limit", "100000", "--brokers", brokers])
+        let list = try await OMSCommandTests.run(OMSCommandTests.omsBinary, ["orders", "list", "--status", "cancelled", "--limit", "100000", "--brokers", brokers])
         #expect(list.status == 0)
         let listed = planned.filter { $0.cancel && list.output.contains($0.orderId) }.count
         #expect(listed == planned.filter(\.cancel).count, "every cancelled order of the run is listed as cancelled")
         #expect(!planned.contains { !$0.cancel && list.output.contains($0.orderId) })
-        #expect(try OMSCommandTests.run(OMSCommandTests.omsBinary, ["orders", "show", "no-such-order", "--brokers", brokers]).status != 0)
-        #expect(try OMSCommandTests.run(OMSCommandTests.omsBinary, ["orders", "list", "--status", "lost", "--brokers", brokers]).status != 0)
+        #expect(try await OMSCommandTests.run(OMSCommandTests.omsBinary, ["orders", "show", "no-such-order", "--brokers", brokers]).status != 0)
+        #expect(try await OMSCommandTests.run(OMSCommandTests.omsBinary, ["orders", "list", "--status", "lost", "--brokers", brokers]).status != 0)
     }
 
     /// Where a SKU of this run is stocked.

@@ -12,47 +12,46 @@ struct OMSCommandTests {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("oms")
     }
 
-    /// Runs a command to completion; returns its exit status and standard output.
-    static func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    /// Which of a command's streams a run returns; the others are discarded.
+    enum Printed: Sendable {
+        /// Standard output.
+        case output
+        /// Standard error.
+        case errors
+        /// Both in one pipe, in the order written (logs go to standard error).
+        case both
     }
 
-    /// Runs a command to completion; returns its exit status and standard error.
-    static func runForErrors(_ arguments: [String]) throws -> (status: Int32, errors: String) {
-        let process = Process()
-        process.executableURL = omsBinary
-        process.arguments = arguments
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, message)
+    /// Runs a command to completion and returns its exit status and what it `printed`.
+    /// It is waited for off Swift's pool (``offPool(_:)``): tests beside it, or the
+    /// caller's own receivers, answer the processes they run there.
+    static func run(
+        _ executable: URL, _ arguments: [String], printed: Printed = .output, environment: [String: String] = [:], directory: URL? = nil
+    ) async throws -> (status: Int32, output: String) {
+        try await offPool {
+            let process = Process()
+            process.executableURL = executable
+            process.arguments = arguments
+            if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+            if let directory { process.currentDirectoryURL = directory }
+            let pipe = Pipe()
+            process.standardOutput = printed == .errors ? FileHandle.nullDevice : pipe
+            process.standardError = printed == .output ? FileHandle.nullDevice : pipe
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
     }
 
-    /// ``run(_:_:)`` on a thread of its own (``offPool(_:)``).
-    static func runOffPool(_ executable: URL, _ arguments: [String]) async throws -> (status: Int32, output: String) {
-        try await offPool { try run(executable, arguments) }
-    }
-
-    /// `work` on a Dispatch thread: waiting for a process must not hold one of the few
-    /// threads of Swift's cooperative pool, which an in-process server needs to answer it.
+    /// `work` on a thread of its own: waiting for a process must not hold one of the few
+    /// threads of Swift's cooperative pool, which an in-process server needs to answer it;
+    /// nor one of Dispatch's global queue, which on Linux adds threads for blocked ones
+    /// only slowly (trivial commands took 6 s instead of 2 with the broker suites started).
     static func offPool<Value: Sendable>(_ work: @escaping @Sendable () throws -> Value) async throws -> Value {
         try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result { try work() })
-            }
+            Thread { continuation.resume(with: Result { try work() }) }.start()
         }
     }
 
@@ -74,7 +73,7 @@ struct OMSCommandTests {
             bootstrap = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
             return !bootstrap.isEmpty
         }
-        let kcat = try Self.run(URL(fileURLWithPath: "/usr/bin/env"), ["kcat", "-L", "-b", bootstrap])
+        let kcat = try await Self.run(URL(fileURLWithPath: "/usr/bin/env"), ["kcat", "-L", "-b", bootstrap])
         #expect(kcat.status == 0)
         #expect(kcat.output.contains("3 brokers:"))
         #expect(kcat.output.contains(#"topic "oms.orders.placed" with 6 partitions"#))
@@ -94,7 +93,7 @@ struct OMSCommandTests {
         // A topic that exists with the wrong settings beforehand.
         _ = try await admin.createTopic(KafkaTopicSpec(name: "oms.alerts", partitions: 2, replicationFactor: 1))
 
-        let first = try Self.run(Self.omsBinary, ["topics", "apply", "--brokers", cluster.bootstrapServers])
+        let first = try await Self.run(Self.omsBinary, ["topics", "apply", "--brokers", cluster.bootstrapServers])
         #expect(first.status == 2)
         #expect(first.output.contains("drift    oms.alerts: partitions=2, wanted partitions=6"))
         // Other tests on the shared broker may have created a few catalog topics already.
@@ -111,12 +110,12 @@ struct OMSCommandTests {
         #expect(inbound.configs["retention.ms"] == "604800000")
         #expect(try await admin.describeTopic("oms.alerts").partitions == 2)  // drift is left alone
 
-        let second = try Self.run(Self.omsBinary, ["topics", "apply", "--brokers", cluster.bootstrapServers])
+        let second = try await Self.run(Self.omsBinary, ["topics", "apply", "--brokers", cluster.bootstrapServers])
         #expect(second.status == 2)
         #expect(!second.output.split(separator: "\n").contains { $0.hasPrefix("created") })
         #expect(second.output.split(separator: "\n").filter { $0.hasPrefix("ok") }.count == TopicCatalog.topics.count - 1)
 
-        let describe = try Self.run(Self.omsBinary, ["topics", "describe", "--brokers", cluster.bootstrapServers])
+        let describe = try await Self.run(Self.omsBinary, ["topics", "describe", "--brokers", cluster.bootstrapServers])
         #expect(describe.status == 0)
         #expect(describe.output.contains("oms.deadletter\tpartitions=6\treplication.factor=1\tcleanup.policy=delete\tretention.ms=2592000000"))
     }
@@ -134,7 +133,7 @@ struct OMSCommandTests {
             v-2,\(order),SUP-ACME,shipped,,,1200,ups,1Z999
             """.write(to: file, atomically: true, encoding: .utf8)
         for _ in 0..<2 {
-            let imported = try await Self.runOffPool(Self.omsBinary, ["fulfilment", "import", file.path, "--brokers", cluster.bootstrapServers])
+            let imported = try await Self.run(Self.omsBinary, ["fulfilment", "import", file.path, "--brokers", cluster.bootstrapServers])
             #expect(imported.status == 0)
             #expect(imported.output.contains("imported 2 answer(s) into oms.fulfilment.inbound"), "\(imported.output)")
         }
@@ -147,33 +146,33 @@ struct OMSCommandTests {
         #expect(Set(kinds) == [.picked, .shipped])
 
         try "update_id,order_id,location,kind\nv-3,\(order),SUP-ACME,shipped\n".write(to: file, atomically: true, encoding: .utf8)
-        let refused = try Self.runForErrors(["fulfilment", "import", file.path, "--brokers", cluster.bootstrapServers])
+        let refused = try await Self.run(Self.omsBinary, ["fulfilment", "import", file.path, "--brokers", cluster.bootstrapServers], printed: .errors)
         #expect(refused.status == 64)
-        #expect(refused.errors.contains("line 2: update v-3: a shipped answer needs carrier and trackingNumber"), "\(refused.errors)")
+        #expect(refused.output.contains("line 2: update v-3: a shipped answer needs carrier and trackingNumber"), "\(refused.output)")
     }
 
     @Test("oms version names librdkafka's version")
-    func version() throws {
-        let result = try Self.run(Self.omsBinary, ["version"])
+    func version() async throws {
+        let result = try await Self.run(Self.omsBinary, ["version"])
         #expect(result.status == 0)
         #expect(result.output.contains("librdkafka \(KafkaLibrary.version)"))
         #expect(KafkaLibrary.version.hasPrefix("2."))
     }
 
     @Test("a bad -X property stops oms with librdkafka's message naming the key")
-    func badProperty() throws {
-        let result = try Self.runForErrors(["produce", "--brokers", "127.0.0.1:1", "--topic", "t", "-X", "no.such.key=1", "v"])
+    func badProperty() async throws {
+        let result = try await Self.run(Self.omsBinary, ["produce", "--brokers", "127.0.0.1:1", "--topic", "t", "-X", "no.such.key=1", "v"], printed: .errors)
         #expect(result.status != 0)
-        #expect(result.errors.contains("no.such.key"))
+        #expect(result.output.contains("no.such.key"))
     }
 
     @Test("oms report --fx-rates: a bad rates file stops it before Kafka, naming the file and the line")
-    func reportBadRates() throws {
+    func reportBadRates() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("fx-\(UUID().uuidString).csv")
         defer { try? FileManager.default.removeItem(at: file) }
         try "# base: EUR\ndate,currency,rate\n2026-01-01,USD,abc\n".write(to: file, atomically: true, encoding: .utf8)
-        let result = try Self.runForErrors(["report", "orders", "--brokers", "127.0.0.1:1", "--fx-rates", file.path])
+        let result = try await Self.run(Self.omsBinary, ["report", "orders", "--brokers", "127.0.0.1:1", "--fx-rates", file.path], printed: .errors)
         #expect(result.status == 64)
-        #expect(result.errors.contains("\(file.path) line 3: rate 'abc' is not a number"), "\(result.errors)")
+        #expect(result.output.contains("\(file.path) line 3: rate 'abc' is not a number"), "\(result.output)")
     }
 }

@@ -224,7 +224,7 @@ struct DeadLetterCommandTests {
         try await workers.stop()
 
         let brokers = ["--brokers", fixture.cluster.bootstrapServers]
-        let list = try OMSCommandTests.run(OMSCommandTests.omsBinary, ["dlq", "list", "--stage", stage.name] + brokers)
+        let list = try await OMSCommandTests.run(OMSCommandTests.omsBinary, ["dlq", "list", "--stage", stage.name] + brokers)
         #expect(list.status == 0)
         let lines = list.output.split(separator: "\n")
         #expect(lines.count == 1)
@@ -234,12 +234,12 @@ struct DeadLetterCommandTests {
         #expect(fields.last?.contains("poison") == true)
         let id = fields.first ?? ""
 
-        let show = try OMSCommandTests.run(OMSCommandTests.omsBinary, ["dlq", "show", id] + brokers)
+        let show = try await OMSCommandTests.run(OMSCommandTests.omsBinary, ["dlq", "show", id] + brokers)
         #expect(show.status == 0)
         #expect(show.output.contains("ce_id: \(poison.id)"))
         #expect(show.output.contains("original value: {"))
 
-        let replay = try OMSCommandTests.run(OMSCommandTests.omsBinary, ["dlq", "replay", id] + brokers)
+        let replay = try await OMSCommandTests.run(OMSCommandTests.omsBinary, ["dlq", "replay", id] + brokers)
         #expect(replay.status == 0)
         #expect(replay.output.contains("-> \(fixture.input)["))
         let again = try await fixture.readAll(fixture.input).filter { $0.header(EnvelopeHeader.id)?.stringValue == poison.id }
@@ -248,7 +248,7 @@ struct DeadLetterCommandTests {
         #expect(again.first?.key == again.last?.key)
         #expect(again.first?.headers == again.last?.headers)
 
-        let missing = try OMSCommandTests.run(OMSCommandTests.omsBinary, ["dlq", "replay", "0:999999"] + brokers)
+        let missing = try await OMSCommandTests.run(OMSCommandTests.omsBinary, ["dlq", "replay", "0:999999"] + brokers)
         #expect(missing.status != 0)
     }
 }

@@ -151,29 +151,11 @@ struct WebhookConnectorProcessTests {
     struct SubscribeError: Error, CustomStringConvertible { var description: String }
 
     /// Runs `oms` with the brokers and the signing key; standard output and error together.
-    /// Off Swift's pool: `oms webhooks redeliver` calls the receivers in this process, which
-    /// cannot answer while the test holds a pool thread waiting for it (with another test
-    /// doing the same, both of this machine's two).
+    /// (`oms webhooks redeliver` calls the receivers in this process: they answer on
+    /// Swift's pool while the run waits off it.)
     static func oms(_ arguments: [String], broker: String) async throws -> (status: Int32, output: String) {
-        try await OMSCommandTests.offPool { try runOMS(arguments, broker: broker) }
-    }
-
-    private static func runOMS(_ arguments: [String], broker: String) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = OMSCommandTests.omsBinary
-        process.arguments = arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["KAFKA_BROKERS"] = broker
-        environment["WEBHOOKS_SIGNING_KEY"] = signingKey
-        process.environment = environment
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try await OMSCommandTests.run(
+            OMSCommandTests.omsBinary, arguments, printed: .both, environment: ["KAFKA_BROKERS": broker, "WEBHOOKS_SIGNING_KEY": signingKey])
     }
 
     /// A shipment created and delivered for `order`.
