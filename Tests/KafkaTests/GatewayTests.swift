@@ -771,7 +771,7 @@ enum Chromium {
     /// Runs chromium to completion; its exit status, standard output and standard error.
     /// Waited for off Swift's pool: the page it loads is served on the pool by this process.
     static func run(_ arguments: [String]) async throws -> (status: Int32, output: String, errors: String) {
-        try await OMSCommandTests.offPool {
+        try await onOwnThread {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/chromium")
             // --no-sandbox: CI runs as root, where chromium refuses its sandbox. Logging to

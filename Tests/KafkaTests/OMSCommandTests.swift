@@ -23,12 +23,12 @@ struct OMSCommandTests {
     }
 
     /// Runs a command to completion and returns its exit status and what it `printed`.
-    /// It is waited for off Swift's pool (``offPool(_:)``): tests beside it, or the
+    /// It is waited for off Swift's pool (``onOwnThread(_:)``): tests beside it, or the
     /// caller's own receivers, answer the processes they run there.
     static func run(
         _ executable: URL, _ arguments: [String], printed: Printed = .output, environment: [String: String] = [:], directory: URL? = nil
     ) async throws -> (status: Int32, output: String) {
-        try await offPool {
+        try await onOwnThread {
             let process = Process()
             process.executableURL = executable
             process.arguments = arguments
@@ -42,16 +42,6 @@ struct OMSCommandTests {
             let data = pipe.fileHandleForReading.readDataToEndOfFile()
             process.waitUntilExit()
             return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-        }
-    }
-
-    /// `work` on a thread of its own: waiting for a process must not hold one of the few
-    /// threads of Swift's cooperative pool, which an in-process server needs to answer it;
-    /// nor one of Dispatch's global queue, which on Linux adds threads for blocked ones
-    /// only slowly (trivial commands took 6 s instead of 2 with the broker suites started).
-    static func offPool<Value: Sendable>(_ work: @escaping @Sendable () throws -> Value) async throws -> Value {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try work() }) }.start()
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import OrderFleetTesting
 import StageMachine
 import Testing
 
@@ -17,7 +18,9 @@ import Testing
         return 0..<(environment[variable].flatMap(UInt64.init) ?? count)
     }
 
-    /// The seeds whose run found problems, with them; run on a thread of their own.
+    /// The seeds whose run found problems, with them; run on a thread of their own
+    /// (minutes of synchronous work: on the cooperative pool, tests waiting on the clock
+    /// beside them failed without having run).
     static func failures(_ seeds: Range<UInt64>, _ problems: @escaping @Sendable (UInt64) -> [String]) async -> [(UInt64, [String])] {
         await onOwnThread {
             seeds.compactMap { seed in
@@ -38,18 +41,6 @@ import Testing
 
     static func firstFailure(_ strategy: any DeliveryStrategy) async -> UInt64? {
         await firstFailure { Scenario.run(seed: $0, strategy: strategy) }
-    }
-
-    /// Runs `work` on a thread of its own. The seeds are minutes of synchronous work:
-    /// on the cooperative pool (two threads on a two-core machine) they held both threads,
-    /// and the rest of the tier waited for them, so tests waiting on the clock (a server's
-    /// start-up, a request's timeout) failed without having run.
-    static func onOwnThread<Result: Sendable>(_ work: @escaping @Sendable () -> Result) async -> Result {
-        await withCheckedContinuation { continuation in
-            let thread = Thread { continuation.resume(returning: work()) }
-            thread.stackSize = 16 << 20
-            thread.start()
-        }
     }
 
     static func report(_ failures: [(UInt64, [String])]) -> String {
