@@ -247,6 +247,8 @@ actor DemoDriver {
 
     /// Returns whose parcel never comes.
     static let neverSentPrefix = "rma-never-sent-"
+    /// Seconds after its request that a never-sent exchange's RMA expires.
+    static let neverSentExpiry: TimeInterval = 20
 
     /// An even exchange whose parcel the customer never sends: written straight to
     /// oms.returns.requests with its request time backdated so that its RMA expires
@@ -254,11 +256,11 @@ actor DemoDriver {
     /// 5 s in the demo). Not at once: the replacement is placed and reserved meanwhile,
     /// as it would be in the weeks a real RMA runs.
     private func requestNeverSent(_ id: String, line: LineProgress, replacement: String) async {
-        let requestedAt = Date().addingTimeInterval(-Double(rmaValidDays) * 86_400 + 20)
+        let requestedAt = Date().addingTimeInterval(-Double(rmaValidDays) * 86_400 + Self.neverSentExpiry)
         let request = ReturnRequested(
             orderId: id, returnId: Self.neverSentPrefix + id.prefix(8),
             lines: [ReturnLine(lineId: line.lineId, sku: line.sku, quantity: 1, reason: "wrong_size", exchangeSku: replacement)], requestedAt: requestedAt)
-        try? await sender.produce([request.event], kind: "exchange request never sent back (backdated to expire 20 s later)")
+        try? await sender.produce([request.event], kind: "exchange request never sent back (backdated to expire \(Int(Self.neverSentExpiry)) s later)")
         exchanges[id] = .neverSent
     }
 
@@ -297,7 +299,11 @@ actor DemoDriver {
             // The gateway refuses at once what its view of the order knows is too late; a
             // view a moment behind the label accepts the command, and shipping refuses it.
             if status == 202 { changeRequests[id, default: []].append(.address) }
-            count(status == 409 ? "address change refused (label bought)" : status == 202 ? "address change after the label, left to shipping" : "address change after the label: \(status.map(String.init) ?? "no answer")")
+            switch status {
+            case 409: count("address change refused (label bought)")
+            case 202: count("address change after the label, left to shipping")
+            default: count("address change after the label: \(status.map(String.init) ?? "no answer")")
+            }
         }
         let backordered = view.history.contains { entry in
             [OrderBackordered.eventType, OrderPartiallyAllocated.eventType].contains { entry.eventType == $0.description }
