@@ -21,7 +21,7 @@ struct EmbeddedKillTests {
     /// orders wrote up to 3.3 MB to a partition of the levels changelog on an idle
     /// machine, and replays after kills write more. Once, in CI on a loaded machine, the
     /// reservation records came out short of the levels on a third of the SKUs, as if the
-    /// first ones had been dropped; ``PipelineScenario/expectWholeLog(_:)`` now says so
+    /// first ones had been dropped; ``PipelineScenario/expectWholeLogs(_:)`` now says so
     /// if that is what happens.
     @Test("no oversell while worker processes are killed with -9 and restarted (at least once, embedded broker)")
     func noOversellUnderKills() async throws {

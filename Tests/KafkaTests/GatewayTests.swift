@@ -426,10 +426,11 @@ struct GatewayTests {
         }
     }
 
-    @Test("Kafka down: 503 with Retry-After within 1 s, /readyz 503, nothing lost; back by itself; the retried webhook lands exactly once")
+    @Test("Kafka down: 503 with Retry-After at once, not after the produce timeout; /readyz 503, nothing lost; back by itself; the retried webhook lands exactly once")
     func kafkaDown() async throws {
         // The default produce timeout (2.5 s): what a user runs.
-        try await GatewayHarness.with(stages: [], kafkaTimeout: GatewayConfiguration().kafkaTimeout) { harness in
+        let timeout = GatewayConfiguration().kafkaTimeout
+        try await GatewayHarness.with(stages: [], kafkaTimeout: timeout) { harness in
             guard let embedded = harness.cluster.embedded else { return }  // A real cluster cannot be stopped from here.
             let (body, externalID) = try Self.shopifyOrder()
             let headers = [
@@ -444,7 +445,10 @@ struct GatewayTests {
             let refused = try await harness.post("/v1/channels/shopify/orders", body: body, headers: headers)
             let waited = ContinuousClock.now - start
             #expect(refused.status == 503)
-            #expect(waited <= .seconds(1), "refused in \(waited), within Shopify's 5 s")
+            // At once, without waiting for the produce timeout (docs/OPERATIONS.md): an
+            // idle machine answers in milliseconds; a loaded CI machine once took 1.03 s
+            // for the round trip, so the bound is the timeout itself, not a second.
+            #expect(waited < timeout, "refused in \(waited), before the \(timeout) a write may wait for Kafka")
             #expect(refused.header("Retry-After") == "5")
             #expect(refused.json["error"] as? String == "unavailable")
             for broker in Int32(1)...3 { try embedded.setBrokerUp(broker) }

@@ -204,6 +204,13 @@ enum OrderLifecycle {
         #expect(finished, "every order reached its end: \(statuses) of \(count); logs in \(fleet.directory.path)")
         if kill { #expect(kills >= 4, "fleet processes were killed") }
         fleet.stopAll()
+        // The stages' changelogs, whole. Not oms.idempotency: at 250 orders its
+        // partitions already lose their oldest half on the embedded broker (one run kept
+        // them from offsets 2,408–5,278 of 6,089–8,853): keys of inputs committed long
+        // before, which a replay after a kill (from the committed offsets on) does not
+        // look up. A restore reading while the cut moves is the failure described in
+        // EmbeddedKillTests.
+        if kill { try await scenario.expectWholeLogs(TopicCatalog.topics.filter { $0.cleanupPolicy == .compact && $0.name != "oms.idempotency" }.map(\.name)) }
 
         // The model: what each order must look like, computed from the inputs alone.
         var expectedOnHand: [String: Int] = [:]

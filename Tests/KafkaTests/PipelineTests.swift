@@ -9,7 +9,7 @@ import Workers
 
 /// The order-to-allocation stages on a real broker: the whole path from channel payload
 /// to allocation in one process, then inventory and allocation as separate worker
-/// processes racing 5,000 orders for scarce stock, with and without kill -9.
+/// processes racing 5,000 orders for scarce stock (under kill -9: ``EmbeddedKillTests``).
 @Suite("pipeline: the order stages on a real broker", .serialized)
 struct PipelineTests {
     @Test("inbound to allocated: a re-sent Shopify order is one order; holds, releases, rejections and dead letters")
@@ -175,7 +175,7 @@ struct PipelineTests {
         inventory.stopAll()
         allocation.stopAll()
         if kill { #expect(kills >= 3, "several kills, however slow restarts are on a loaded machine") }
-        try await scenario.expectWholeLog(InventoryLevel.topic)
+        try await scenario.expectWholeLogs([InventoryLevel.topic])
 
         // 1. No point of the levels changelog ever promised more than it had.
         var levels: [String: InventoryLevel] = [:]
@@ -294,19 +294,22 @@ struct PipelineScenario {
         }
     }
 
-    /// Fails, saying why, if a partition of `topic` no longer starts at offset 0: the
-    /// embedded broker (librdkafka's mock) keeps ~5 MiB per partition and drops the
+    /// Fails, saying why, if a partition of one of `topics` no longer starts at offset 0:
+    /// the embedded broker (librdkafka's mock) keeps ~5 MiB per partition and drops the
     /// oldest records past that, so a changelog that outgrew it lost values no later
     /// record repeats (reservations written once), and checks against it are void.
-    func expectWholeLog(_ topic: String) async throws {
+    func expectWholeLogs(_ topics: [String]) async throws {
+        let counts = try await KafkaAdmin(configuration: fixture.cluster.configuration, logger: TestCluster.logger).partitionCounts()
         let consumer = try fixture.cluster.consumer(group: TestCluster.uniqueName("marks"))
         var cut: [String] = []
-        for partition in 0..<fixture.partitions {
-            let (low, high) = try await consumer.watermarks(topic: topic, partition: partition)
-            if low > 0 { cut.append("\(partition): \(low)..<\(high)") }
+        for topic in topics {
+            for partition in 0..<(counts[topic] ?? 0) {
+                let (low, high) = try await consumer.watermarks(topic: topic, partition: partition)
+                if low > 0 { cut.append("\(topic)[\(partition)]: \(low)..<\(high)") }
+            }
         }
         try await consumer.close()
-        try #require(cut.isEmpty, "the broker dropped the start of \(topic) (partition: kept offsets): \(cut)")
+        try #require(cut.isEmpty, "the broker dropped the start of these logs (kept offsets): \(cut)")
     }
 
     /// The decoded events of a topic.
