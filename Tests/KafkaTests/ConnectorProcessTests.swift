@@ -17,7 +17,7 @@ struct ConnectorProcessTests {
             let broker = try EmbeddedBrokerProcess.start(topics: [])
             defer { broker.stop() }
             let fixture = FleetFixture(
-                cluster: TestCluster(bootstrapServers: broker.bootstrap, embedded: nil), input: ChannelUpdate.topic, output: OutboundDelivery.topic,
+                cluster: broker.cluster, input: ChannelUpdate.topic, output: OutboundDelivery.topic,
                 partitions: 6)
             channels.setFaults { $0.loseAnswerEvery = 9; $0.holdAnswer = .seconds(3); $0.rateLimitEvery = 13 }
             let fleet = ConnectorFleet.channels(fixture: fixture, base: base, channels: channels)
@@ -63,7 +63,7 @@ struct ConnectorProcessTests {
             let broker = try EmbeddedBrokerProcess.start(topics: [])
             defer { broker.stop() }
             let fixture = FleetFixture(
-                cluster: TestCluster(bootstrapServers: broker.bootstrap, embedded: nil), input: Contracts.Notification.topic, output: OutboundDelivery.topic,
+                cluster: broker.cluster, input: Contracts.Notification.topic, output: OutboundDelivery.topic,
                 partitions: 6)
             channels.setFaults { $0.loseAnswerEvery = 7; $0.holdAnswer = .seconds(3); $0.rateLimitEvery = 11 }
             let fleet = WorkerFleet(
@@ -109,7 +109,7 @@ struct ConnectorProcessTests {
             let broker = try EmbeddedBrokerProcess.start(topics: [])
             defer { broker.stop() }
             let fixture = FleetFixture(
-                cluster: TestCluster(bootstrapServers: broker.bootstrap, embedded: nil), input: ChannelUpdate.topic, output: OutboundDelivery.topic,
+                cluster: broker.cluster, input: ChannelUpdate.topic, output: OutboundDelivery.topic,
                 partitions: 6)
             channels.setFaults { $0.down = true }
             let fleet = ConnectorFleet.channels(fixture: fixture, base: base, channels: channels)
@@ -199,7 +199,7 @@ struct EmailConnectorProcessTests {
         let broker = try EmbeddedBrokerProcess.start(topics: [])
         defer { broker.stop() }
         let fixture = FleetFixture(
-            cluster: TestCluster(bootstrapServers: broker.bootstrap, embedded: nil), input: Contracts.Notification.topic, output: OutboundDelivery.topic,
+            cluster: broker.cluster, input: Contracts.Notification.topic, output: OutboundDelivery.topic,
             partitions: 6)
         let root = try DeployFiles.repositoryRoot()
         let fleet = WorkerFleet(

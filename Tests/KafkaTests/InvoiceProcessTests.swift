@@ -17,7 +17,7 @@ struct InvoiceProcessTests {
         let broker = try EmbeddedBrokerProcess.start(topics: [])
         defer { broker.stop() }
         let fixture = FleetFixture(
-            cluster: TestCluster(bootstrapServers: broker.bootstrap, embedded: nil), input: InvoiceRequested.topic, output: InvoiceIssued.topic, partitions: 6)
+            cluster: broker.cluster, input: InvoiceRequested.topic, output: InvoiceIssued.topic, partitions: 6)
         let fleet = WorkerFleet(
             fixture: fixture, stage: TestCluster.uniqueName("invoice-numbering"), mode: .atLeastOnce, staticMembership: false,
             arguments: ["worker", "invoice-numbering"], overrides: ["WORKER_BATCH_SIZE": "20", "WORKER_SESSION_TIMEOUT_MS": "10000"])

@@ -18,7 +18,7 @@ struct PaymentConnectorProcessTests {
             let broker = try EmbeddedBrokerProcess.start(topics: [])
             defer { broker.stop() }
             let fixture = FleetFixture(
-                cluster: TestCluster(bootstrapServers: broker.bootstrap, embedded: nil), input: CapturePayment.topic, output: OutboundDelivery.topic,
+                cluster: broker.cluster, input: CapturePayment.topic, output: OutboundDelivery.topic,
                 partitions: 6)
             let stripe = channels.stripe
             stripe.setFaults { $0.loseAnswerEvery = 9; $0.holdAnswer = .seconds(3) }

@@ -15,7 +15,7 @@ struct ResilienceTests {
     func poisonRecordNearTheSizeLimit() async throws {
         let broker = try EmbeddedBrokerProcess.start(topics: [])
         defer { broker.stop() }
-        let cluster = TestCluster(bootstrapServers: broker.bootstrap, embedded: nil)
+        let cluster = broker.cluster
         let scenario = try await PipelineScenario.make(cluster: cluster, rules: "locations:\n  - {id: WH-1, type: warehouse, country: US}\n")
         let sku = "\(scenario.run)-LAMP"
         try await scenario.produce([

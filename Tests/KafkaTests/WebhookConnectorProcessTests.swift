@@ -120,7 +120,7 @@ struct WebhookConnectorProcessTests {
             let broker = try EmbeddedBrokerProcess.start(topics: [])
             defer { broker.stop() }
             let fixture = FleetFixture(
-                cluster: TestCluster(bootstrapServers: broker.bootstrap, embedded: nil), input: ShipmentCreated.topic, output: OutboundDelivery.topic,
+                cluster: broker.cluster, input: ShipmentCreated.topic, output: OutboundDelivery.topic,
                 partitions: 6)
             try await body(channels, base, broker, fixture)
         }

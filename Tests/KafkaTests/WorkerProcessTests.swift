@@ -43,7 +43,7 @@ struct WorkerProcessTests {
     func atLeastOnceUnderKills() async throws {
         let broker = try EmbeddedBrokerProcess.start(topics: ["fleet-in:6", "fleet-out:6"])
         defer { broker.stop() }
-        let cluster = TestCluster(bootstrapServers: broker.bootstrap, embedded: nil)
+        let cluster = broker.cluster
         let fixture = FleetFixture(cluster: cluster, input: "fleet-in", output: "fleet-out", partitions: 6)
         let stage = TestCluster.uniqueName("alo")
         // Dynamic members: the embedded broker expires a killed member's session and
@@ -199,6 +199,9 @@ struct EmbeddedBrokerProcess {
         process.terminate()
         throw BrokerStartError()
     }
+
+    /// A test cluster on this broker, as the worker processes reach it.
+    var cluster: TestCluster { TestCluster(bootstrapServers: bootstrap, embedded: nil) }
 
     struct BrokerStartError: Error {}
 
