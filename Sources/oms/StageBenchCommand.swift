@@ -9,13 +9,16 @@ import ServiceLifecycle
 import Workers
 
 /// `oms bench-stage`: the stage runtime's throughput against a `kcat -C | kcat -P` pipe,
-/// and the cost of restoring idempotency keys, on one broker with transactions.
+/// and the cost of restoring idempotency keys, on one broker with transactions, or at
+/// least once on the embedded broker.
 struct StageBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-stage",
         abstract: "Measure the pass-through stage against a kcat consume | produce pipe, and idempotency-key restore.",
         discussion: """
-            Needs a broker with transactions (scripts/bench-stage starts a fresh noida-db). Per run: N enveloped \
+            With --brokers, a broker with transactions (scripts/bench-stage starts a fresh noida-db); without, the \
+            embedded broker (librdkafka's mock cluster, in this process), at least once only: it has no correct \
+            read_committed, and it keeps 5 MiB per partition, too little for the restore. Per run: N enveloped \
             events are written to a fresh input topic; a `kcat -C -e | kcat -P` pipe copies key and value to an \
             output topic; then the pass-through stage copies the same input, once per mode (exactly once at each \
             commit interval, and at least once), timed from the moment it owns its partitions (restore done) to the \
@@ -25,8 +28,8 @@ struct StageBenchCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "A broker with transactions.")
-    var brokers: String
+    @Option(help: "A broker with transactions; without it, the embedded broker (at least once, no restore).")
+    var brokers: String?
 
     @Option(help: "Events per run (0 skips the throughput measurement).")
     var events = 100_000
@@ -34,54 +37,94 @@ struct StageBenchCommand: AsyncParsableCommand {
     @Option(help: "Runs; the median is reported.")
     var runs = 3
 
-    @Option(help: "Idempotency keys for the restore measurement (0 skips it).")
-    var keys = 1_000_000
+    @Option(help: "Idempotency keys for the restore measurement (0 skips it; default 1000000 with --brokers, else 0).")
+    var keys: Int?
 
     @Option(help: "Partitions of the input topic, at most oms.idempotency's 6.")
     var partitions: Int32 = 6
 
     func run() async throws {
+        let keys = keys ?? (brokers == nil ? 0 : 1_000_000)
         guard events >= 0, runs > 0, (1...6).contains(partitions), keys >= 0 else {
             throw ValidationError("--runs must be positive, --partitions 1...6, --events and --keys not negative")
         }
+        guard brokers != nil || keys == 0 else {
+            throw ValidationError("--keys needs --brokers: the embedded broker keeps 5 MiB per partition, less than the keys take")
+        }
         var logger = Logger(label: "oms.bench")
         logger.logLevel = .warning
-        let kafka = KafkaConfiguration(bootstrapServers: brokers, clientID: "oms-bench")
-        let admin = try KafkaAdmin(configuration: kafka, logger: logger)
-        let brokerCount = try await admin.brokerCount()
-        for spec in TopicCatalog.topics where [TopicCatalog.idempotencyTopic, TopicCatalog.deadLetterTopic].contains(spec.name) {
-            _ = try await admin.createTopic(TopicProvisioning.kafkaSpec(for: spec, brokers: brokerCount))
-        }
+        let cluster = try await BenchCluster(brokers: brokers, logger: logger)
         let runID = String(UUID().uuidString.prefix(6)).lowercased()
         if events > 0 {
-            try await throughputBenchmark(kafka: kafka, admin: admin, runID: runID, logger: logger)
+            try await throughputBenchmark(cluster, runID: runID, logger: logger)
         }
-        if keys > 0 {
-            try await restoreBenchmark(kafka: kafka, admin: admin, runID: runID, logger: logger)
+        if let admin = cluster.admin, keys > 0 {
+            try await restoreBenchmark(keys: keys, kafka: cluster.kafka, admin: admin, runID: runID, logger: logger)
+        }
+        // The embedded broker outlives every client of the runs.
+        withExtendedLifetime(cluster) {}
+    }
+
+    /// The broker measured: one given by address (topics made with the admin API), or the
+    /// embedded one (topics made through the mock cluster, which has no controller for
+    /// the admin API to ask).
+    struct BenchCluster {
+        let kafka: KafkaConfiguration
+        let admin: KafkaAdmin?
+        let embedded: EmbeddedKafka?
+
+        init(brokers: String?, logger: Logger) async throws {
+            if let brokers {
+                kafka = KafkaConfiguration(bootstrapServers: brokers, clientID: "oms-bench")
+                let admin = try KafkaAdmin(configuration: kafka, logger: logger)
+                let brokerCount = try await admin.brokerCount()
+                for spec in TopicCatalog.topics where [TopicCatalog.idempotencyTopic, TopicCatalog.deadLetterTopic].contains(spec.name) {
+                    _ = try await admin.createTopic(TopicProvisioning.kafkaSpec(for: spec, brokers: brokerCount))
+                }
+                (self.admin, embedded) = (admin, nil)
+            } else {
+                let (bootstrap, embedded) = try await TopicProvisioning.cluster(brokers: nil, clientID: "oms-bench", logger: logger)
+                kafka = KafkaConfiguration(bootstrapServers: bootstrap, clientID: "oms-bench")
+                (admin, self.embedded) = (nil, embedded)
+            }
+        }
+
+        var bootstrap: String { kafka.bootstrapServers }
+
+        func createTopics(_ names: [String], partitions: Int32) async throws {
+            if let embedded {
+                for name in names { try embedded.createTopic(name, partitions: partitions, replicationFactor: 3) }
+            } else {
+                try await admin!.createTopics(names, partitions: partitions)
+            }
         }
     }
 
     // MARK: Throughput
 
-    private func throughputBenchmark(kafka: KafkaConfiguration, admin: KafkaAdmin, runID: String, logger: Logger) async throws {
+    private func throughputBenchmark(_ cluster: BenchCluster, runID: String, logger: Logger) async throws {
         // The last is unsafe (no write-ahead intents): it is there to show what they cost.
-        let modes: [(String, DeliveryMode, Duration, intents: Bool)] = [
+        let exactlyOnce: [(String, DeliveryMode, Duration, intents: Bool)] = [
             ("exactly once, commit every 10 ms", .exactlyOnce, .milliseconds(10), true),
             ("exactly once, commit every 100 ms", .exactlyOnce, .milliseconds(100), true),
             ("exactly once, commit every 1000 ms", .exactlyOnce, .milliseconds(1000), true),
+        ]
+        let atLeastOnce: [(String, DeliveryMode, Duration, intents: Bool)] = [
             ("at least once, commit every 100 ms", .atLeastOnce, .milliseconds(100), true),
             ("at least once without intents (unsafe), commit every 100 ms", .atLeastOnce, .milliseconds(100), false),
         ]
-        say("broker \(brokers); \(events) events per run, \(partitions) partitions, \(runs) run(s)")
+        let modes = (cluster.embedded == nil ? exactlyOnce : []) + atLeastOnce
+        let brokers = cluster.bootstrap
+        say("broker \(self.brokers ?? "embedded (librdkafka mock, 3 brokers, in this process)"); \(events) events per run, \(partitions) partitions, \(runs) run(s)")
         var results: [String: [Double]] = [:]
         for run in 1...runs {
             let input = "bench-\(runID)-in-\(run)"
-            try await admin.createTopics([input, "\(input)-kcat"], partitions: partitions)
-            try await Self.produceEvents(events, to: input, kafka: kafka, logger: logger)
+            try await cluster.createTopics([input, "\(input)-kcat"], partitions: partitions)
+            try await Self.produceEvents(events, to: input, kafka: cluster.kafka, logger: logger)
             results["kcat pipe", default: []].append(try Self.timePipe(brokers: brokers, from: input, to: "\(input)-kcat", count: events))
             for (index, (name, mode, interval, intents)) in modes.enumerated() {
                 let output = "\(input)-out-\(index)"
-                try await admin.createTopics([output], partitions: partitions)
+                try await cluster.createTopics([output], partitions: partitions)
                 var settings = WorkerConfiguration(brokers: brokers, instanceID: "bench")
                 settings.mode = mode
                 settings.commitInterval = interval
@@ -107,7 +150,8 @@ struct StageBenchCommand: AsyncParsableCommand {
 
     // MARK: Restore
 
-    private func restoreBenchmark(kafka: KafkaConfiguration, admin: KafkaAdmin, runID: String, logger: Logger) async throws {
+    private func restoreBenchmark(keys: Int, kafka: KafkaConfiguration, admin: KafkaAdmin, runID: String, logger: Logger) async throws {
+        let brokers = kafka.bootstrapServers
         let stageName = "restore-\(runID)"
         say("")
         say("writing \(keys) idempotency keys of stage \(stageName)…")
