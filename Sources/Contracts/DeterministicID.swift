@@ -134,11 +134,13 @@ public struct TraceParent: Sendable, Hashable, Codable, CustomStringConvertible 
     /// A new root trace derived from an event id, for records entering the system without one.
     public static func root(forEventID eventID: String) -> TraceParent {
         let digest = Digests.sha1(Array("root/\(eventID)".utf8))
-        var trace = Hex.encode(digest[0..<16])
-        var span = Hex.encode(digest[16..<20] + digest[0..<4])
-        if trace == String(repeating: "0", count: 32) { trace = String(trace.dropLast()) + "1" }
-        if span == String(repeating: "0", count: 16) { span = String(span.dropLast()) + "1" }
-        return TraceParent(traceID: trace, parentID: span, flags: 1)
+        var trace = Array(digest[0..<16])
+        var span = Array(digest[16..<20] + digest[0..<4])
+        // All zero is not a valid id: the last digit becomes 1. Checked on the bytes, not
+        // against a string of zeros made for each record.
+        if trace.allSatisfy({ $0 == 0 }) { trace[15] = 1 }
+        if span.allSatisfy({ $0 == 0 }) { span[7] = 1 }
+        return TraceParent(traceID: Hex.encode(trace), parentID: Hex.encode(span), flags: 1)
     }
 
     private init(traceID: String, parentID: String, flags: UInt8) {

@@ -629,14 +629,13 @@ private final class RunnerSession<S: Stage> {
     /// Why `record` can never be written: larger than its topic takes. Dead letters cut
     /// themselves to fit.
     static func oversize(_ record: OutputRecord, limits: KafkaRecordSizeLimits, changelog: String?, encoded: EncodedRecordCache) -> String? {
-        if case .intent(_, _, let records?) = record {
-            // An estimate (JSON with base64 bytes) that spares encoding the intent twice;
+        if case .intent(_, let key, let records?) = record {
+            // Its size from its records' (an upper bound) spares encoding the intent twice;
             // dead letters cut themselves to fit and are left out.
-            let sizes = records.compactMap { try? message($0, changelog: changelog, encoded: encoded) }.map(KafkaRecordSizeLimits.size(of:))
-            let estimate = sizes.reduce(0, +) * 4 / 3 + 256 * sizes.count + 256
+            let size = key.utf8.count + IntentCodec.size(of: records.lazy.compactMap { try? message($0, changelog: changelog, encoded: encoded) })
             let limit = limits.limit(for: TopicCatalog.idempotencyTopic)
-            guard estimate > limit else { return nil }
-            return "its at-least-once intent of about \(estimate) bytes is over \(TopicCatalog.idempotencyTopic)'s limit of \(limit) bytes"
+            guard size > limit else { return nil }
+            return "its at-least-once intent of up to \(size) bytes is over \(TopicCatalog.idempotencyTopic)'s limit of \(limit) bytes"
         }
         guard let message = try? message(record, changelog: changelog, encoded: encoded), !limits.fits(message) else { return nil }
         let size = KafkaRecordSizeLimits.size(of: message)
