@@ -14,7 +14,7 @@ struct ConnectorProcessTests {
     @Test("kill -9: each shipment fulfilled once on Shopify, each webhook applied once, despite lost answers and 429s")
     func channelsUnderKills() async throws {
         try await withServedChannels { channels, base in
-            let broker = try EmbeddedBrokerProcess.start(topics: [])
+            let broker = try await EmbeddedBrokerProcess.start(topics: [])
             defer { broker.stop() }
             let fixture = FleetFixture(
                 cluster: broker.cluster, input: ChannelUpdate.topic, output: OutboundDelivery.topic,
@@ -60,7 +60,7 @@ struct ConnectorProcessTests {
     @Test("kill -9: each notification texted once through Twilio's API, despite lost answers (reconciled by listing) and 429s")
     func textsUnderKills() async throws {
         try await withServedChannels { channels, base in
-            let broker = try EmbeddedBrokerProcess.start(topics: [])
+            let broker = try await EmbeddedBrokerProcess.start(topics: [])
             defer { broker.stop() }
             let fixture = FleetFixture(
                 cluster: broker.cluster, input: Contracts.Notification.topic, output: OutboundDelivery.topic,
@@ -106,7 +106,7 @@ struct ConnectorProcessTests {
     @Test("an endpoint down for a minute: the connector waits it out and delivers everything, no dead letter")
     func endpointDownForAMinute() async throws {
         try await withServedChannels { channels, base in
-            let broker = try EmbeddedBrokerProcess.start(topics: [])
+            let broker = try await EmbeddedBrokerProcess.start(topics: [])
             defer { broker.stop() }
             let fixture = FleetFixture(
                 cluster: broker.cluster, input: ChannelUpdate.topic, output: OutboundDelivery.topic,
@@ -196,7 +196,7 @@ struct EmailConnectorProcessTests {
     func emailUnderKills() async throws {
         let smtp = try AiosmtpdProcess.start()
         defer { smtp.stop() }
-        let broker = try EmbeddedBrokerProcess.start(topics: [])
+        let broker = try await EmbeddedBrokerProcess.start(topics: [])
         defer { broker.stop() }
         let fixture = FleetFixture(
             cluster: broker.cluster, input: Contracts.Notification.topic, output: OutboundDelivery.topic,

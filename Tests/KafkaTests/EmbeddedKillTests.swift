@@ -25,7 +25,7 @@ struct EmbeddedKillTests {
     /// if that is what happens.
     @Test("no oversell while worker processes are killed with -9 and restarted (at least once, embedded broker)")
     func noOversellUnderKills() async throws {
-        let broker = try EmbeddedBrokerProcess.start(topics: [])
+        let broker = try await EmbeddedBrokerProcess.start(topics: [])
         defer { broker.stop() }
         try await PipelineTests.race(orders: 2_500, kill: true, cluster: broker.cluster)
     }
@@ -44,7 +44,7 @@ struct EmbeddedKillTests {
     /// records larger. 250 passed 4 runs of 4.
     @Test("life cycle: 250 orders while fleet processes are killed with -9 (at least once, embedded broker)")
     func lifecycleUnderKills() async throws {
-        let broker = try EmbeddedBrokerProcess.start(topics: [])
+        let broker = try await EmbeddedBrokerProcess.start(topics: [])
         defer { broker.stop() }
         try await OrderLifecycle.run(orders: 250, kill: true, cluster: broker.cluster)
     }

@@ -14,7 +14,7 @@ import Testing
 struct InvoiceProcessTests {
     @Test("kill -9: numbers per series without a gap or a repeat, one document per cause, every request answered")
     func numberingUnderKills() async throws {
-        let broker = try EmbeddedBrokerProcess.start(topics: [])
+        let broker = try await EmbeddedBrokerProcess.start(topics: [])
         defer { broker.stop() }
         let fixture = FleetFixture(
             cluster: broker.cluster, input: InvoiceRequested.topic, output: InvoiceIssued.topic, partitions: 6)

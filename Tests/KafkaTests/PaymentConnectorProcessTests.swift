@@ -15,7 +15,7 @@ struct PaymentConnectorProcessTests {
     @Test("kill -9: each capture, refund and void done once at Stripe, declines never charged, one outcome event per command")
     func paymentsUnderKills() async throws {
         try await withServedChannels { channels, base in
-            let broker = try EmbeddedBrokerProcess.start(topics: [])
+            let broker = try await EmbeddedBrokerProcess.start(topics: [])
             defer { broker.stop() }
             let fixture = FleetFixture(
                 cluster: broker.cluster, input: CapturePayment.topic, output: OutboundDelivery.topic,

@@ -13,7 +13,7 @@ import Workers
 struct ResilienceTests {
     @Test("a ~1 MiB poison record is dead-lettered with a reference; an order on another partition is placed within 10 s; the worker lives")
     func poisonRecordNearTheSizeLimit() async throws {
-        let broker = try EmbeddedBrokerProcess.start(topics: [])
+        let broker = try await EmbeddedBrokerProcess.start(topics: [])
         defer { broker.stop() }
         let cluster = broker.cluster
         let scenario = try await PipelineScenario.make(cluster: cluster, rules: "locations:\n  - {id: WH-1, type: warehouse, country: US}\n")

@@ -117,7 +117,7 @@ struct WebhookConnectorProcessTests {
     /// Runs `body` with the local receivers and an embedded broker process (every catalog topic).
     static func withReceiversAndBroker(_ body: (LocalChannels, String, EmbeddedBrokerProcess, FleetFixture) async throws -> Void) async throws {
         try await withServedChannels { channels, base in
-            let broker = try EmbeddedBrokerProcess.start(topics: [])
+            let broker = try await EmbeddedBrokerProcess.start(topics: [])
             defer { broker.stop() }
             let fixture = FleetFixture(
                 cluster: broker.cluster, input: ShipmentCreated.topic, output: OutboundDelivery.topic,

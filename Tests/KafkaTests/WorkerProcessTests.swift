@@ -41,7 +41,7 @@ struct WorkerProcessTests {
 
     @Test("at least once on the embedded broker: one effect per input after worker kills")
     func atLeastOnceUnderKills() async throws {
-        let broker = try EmbeddedBrokerProcess.start(topics: ["fleet-in:6", "fleet-out:6"])
+        let broker = try await EmbeddedBrokerProcess.start(topics: ["fleet-in:6", "fleet-out:6"])
         defer { broker.stop() }
         let cluster = broker.cluster
         let fixture = FleetFixture(cluster: cluster, input: "fleet-in", output: "fleet-out", partitions: 6)
@@ -180,7 +180,13 @@ struct EmbeddedBrokerProcess {
     let process: Process
     let bootstrap: String
 
-    static func start(topics: [String]) throws -> EmbeddedBrokerProcess {
+    /// Starts it and waits (off Swift's pool: a receiver in the test process may need
+    /// its threads meanwhile) until it has written its address.
+    static func start(topics: [String]) async throws -> EmbeddedBrokerProcess {
+        try await onOwnThread { try startWaiting(topics: topics) }
+    }
+
+    private static func startWaiting(topics: [String]) throws -> EmbeddedBrokerProcess {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("oms-broker-\(UUID().uuidString)")
         let process = Process()
         process.executableURL = OMSCommandTests.omsBinary
