@@ -47,13 +47,13 @@ enum IntentCodec {
                 expiresAt = expiry
             default: writer.bytes.append(Kind.record.rawValue)
             }
-            writer.field(Array(message.topic.utf8))
+            writer.field(message.topic)
             writer.optional(message.partition)
             writer.field(message.key)
             writer.field(message.value)
             writer.count(message.headers.count)
             for header in message.headers {
-                writer.field(Array(header.name.utf8))
+                writer.field(header.name)
                 writer.field(header.value)
             }
             writer.optional(expiresAt)
@@ -116,15 +116,19 @@ enum IntentCodec {
     private static func record(
         kind: Kind, topic: String, partition: Int32?, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader], expiresAt: Int64?
     ) throws -> OutputRecord {
-        let message = KafkaMessage(topic: topic, partition: partition ?? 0, offset: 0, key: key, value: value, headers: headers)
+        // State and keys are decoded, through the message an envelope is read from; other
+        // records are written back as they are.
+        func message() -> KafkaMessage { KafkaMessage(topic: topic, partition: partition ?? 0, offset: 0, key: key, value: value, headers: headers) }
         switch kind {
         case .record:
             return .encoded(EncodedRecord(
                 topic: topic, partition: partition, key: key, value: value, headers: headers.map { EncodedRecord.Header(name: $0.name, value: $0.value) }))
         case .state:
+            let message = message()
             let envelope = value == nil ? nil : try Envelope.decode(message.eventRecord)
             return .state(partition: partition ?? 0, key: message.keyString ?? "", envelope: envelope)
         case .key:
+            let message = message()
             let envelope = try Envelope.decode(message.eventRecord)
             return .idempotency(partition: partition ?? 0, key: message.keyString ?? "", envelope: envelope, expiresAt: expiresAt)
         }
@@ -150,6 +154,12 @@ enum IntentCodec {
             guard let value else { return integer(Int32(-1)) }
             integer(Int32(value.count))
             bytes.append(contentsOf: value)
+        }
+
+        /// A name, its UTF-8 bytes appended without an array of its own.
+        mutating func field(_ text: String) {
+            integer(Int32(text.utf8.count))
+            bytes.append(contentsOf: text.utf8)
         }
 
         mutating func optional<T: FixedWidthInteger>(_ value: T?) {
