@@ -203,6 +203,25 @@ enum OrderLifecycle {
         let statuses = Dictionary(grouping: views.values, by: \.status).mapValues(\.count)
         #expect(finished, "every order reached its end: \(statuses) of \(count); logs in \(fleet.directory.path)")
         if kill { #expect(kills >= 4, "fleet processes were killed") }
+        // Stock, from the inputs alone: shipped units left, restocked units came back,
+        // nothing stays reserved. The views can be final before the inventory stage has
+        // applied the last restocks and releases (after a kill near the end its
+        // partitions are still being restored), so wait for the levels to settle.
+        var expectedOnHand: [String: Int] = [:]
+        for (index, sku) in skus.enumerated() { expectedOnHand["\(sku)@\(index % 2 == 0 ? "WH-A" : "WH-B")"] = initial }
+        for plan in planned {
+            if !plan.cancel { for line in plan.order.lines { expectedOnHand["\(line.sku)@\(skuLocation(line.sku, skus))", default: 0] -= line.quantity } }
+            if let reason = plan.returnReason, reason != "damaged" { expectedOnHand["\(plan.order.lines[0].sku)@WH-A", default: 0] += 1 }
+        }
+        func stockDifferences(_ levels: [String: InventoryLevel]) -> [String] {
+            expectedOnHand.sorted { $0.key < $1.key }.compactMap { key, expected in
+                let parts = key.split(separator: "@").map(String.init)
+                let stock = levels[parts[0]]?.locations.first { $0.location == parts[1] }
+                guard stock?.onHand != expected || stock?.reserved != 0 else { return nil }
+                return "\(key): on hand \(stock?.onHand ?? -1) reserved \(stock?.reserved ?? -1), model on hand \(expected) reserved 0"
+            }
+        }
+        if finished { _ = try await waitUntil(timeout: .seconds(90), interval: .seconds(1)) { stockDifferences(try await scenario.finalLevels()).isEmpty } }
         fleet.stopAll()
         // The stages' changelogs, whole. Not oms.idempotency: at 250 orders its
         // partitions already lose their oldest half on the embedded broker (one run kept
@@ -213,8 +232,6 @@ enum OrderLifecycle {
         if kill { try await scenario.expectWholeLogs(TopicCatalog.topics.filter { $0.cleanupPolicy == .compact && $0.name != "oms.idempotency" }.map(\.name)) }
 
         // The model: what each order must look like, computed from the inputs alone.
-        var expectedOnHand: [String: Int] = [:]
-        for (index, sku) in skus.enumerated() { expectedOnHand["\(sku)@\(index % 2 == 0 ? "WH-A" : "WH-B")"] = initial }
         var problems: [String] = []
         for plan in planned {
             guard let view = views[plan.orderId] else {
@@ -229,9 +246,7 @@ enum OrderLifecycle {
                 let expected = [line.quantity, units, units, units, back]
                 let actual = [progress?.ordered, progress?.allocated, progress?.shipped, progress?.delivered, progress?.returned].map { $0 ?? -1 }
                 if actual != expected { problems.append("\(plan.name) line \(line.lineId): ordered/allocated/shipped/delivered/returned \(actual), model \(expected)") }
-                if !plan.cancel { expectedOnHand["\(line.sku)@\(skuLocation(line.sku, skus))", default: 0] -= line.quantity }
             }
-            if let reason = plan.returnReason, reason != "damaged" { expectedOnHand["\(plan.order.lines[0].sku)@WH-A", default: 0] += 1 }
             let unitsOrdered = plan.order.lines.reduce(0) { $0 + $1.quantity }
             let status: OrderStatus = plan.cancel ? .cancelled : plan.returnReason == nil ? .delivered : (unitsOrdered == 1 ? .returned : .partiallyReturned)
             if view.status != status { problems.append("\(plan.name): status \(view.status), model \(status)") }
@@ -240,14 +255,25 @@ enum OrderLifecycle {
         }
         #expect(problems.isEmpty, "\(problems.count) orders differ from the model: \(problems.prefix(8))")
 
-        // Stock: shipped units left, restocked units came back, nothing stays reserved.
-        var stockProblems: [String] = []
-        let levels = try await scenario.finalLevels()
-        for (key, expected) in expectedOnHand {
-            let parts = key.split(separator: "@").map(String.init)
-            let stock = levels[parts[0]]?.locations.first { $0.location == parts[1] }
-            if stock?.onHand != expected || stock?.reserved != 0 {
-                stockProblems.append("\(key): on hand \(stock?.onHand ?? -1) reserved \(stock?.reserved ?? -1), model on hand \(expected) reserved 0")
+        var stockProblems = stockDifferences(try await scenario.finalLevels())
+        if !stockProblems.isEmpty {
+            // Where the units went missing: commands, the inventory stage's results, or
+            // its level records.
+            let commands = try await scenario.events(RestockInventory.topic)
+            var restocks: [String: Set<String>] = [:], results: [String: Set<String>] = [:]
+            for envelope in commands { if case .restockInventory(let c) = envelope.event { restocks["\(c.sku)@\(c.location)", default: []].insert(envelope.id) } }
+            for envelope in try await scenario.events(InventoryResult.topic) {
+                if case .inventoryResult(let r) = envelope.event, r.outcome == .restocked { results["\(r.sku)@\(r.location)", default: []].insert(envelope.id) }
+            }
+            var history: [String: [Int]] = [:]
+            for record in try await scenario.records(InventoryLevel.topic) {
+                guard case .inventoryLevel(let level)? = record.event else { continue }
+                for stock in level.locations where stockProblems.contains(where: { $0.hasPrefix("\(level.sku)@\(stock.location):") }) {
+                    history["\(level.sku)@\(stock.location)", default: []].append(stock.onHand)
+                }
+            }
+            for (key, values) in history {
+                stockProblems.append("\(key): \(restocks[key]?.count ?? 0) restock commands, \(results[key]?.count ?? 0) restocked results, on hand in its level records: \(values)")
             }
         }
         #expect(stockProblems.isEmpty, "\(stockProblems.prefix(8))")
