@@ -50,8 +50,10 @@ public struct WorkerConfiguration: Sendable {
     /// so a restarted worker fences its dead predecessor's open transaction at once.
     /// Unique per running worker of a stage.
     public var instanceID: String
-    /// Most records per consumer batch and per transaction.
-    public var batchSize: Int = 1000
+    /// Most records per consumer batch and per transaction. Under a backlog the batch is
+    /// what amortizes the commit's round trips to the brokers (at least once, four
+    /// flushes a batch); otherwise the commit interval closes batches long before this.
+    public var batchSize: Int = 5000
     /// How long a transaction stays open collecting batches before it commits.
     public var commitInterval: Duration = .milliseconds(100)
     /// Attempts for an input whose stage fails with a retryable error, before it is
