@@ -48,18 +48,12 @@ struct PipelineBenchCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "oms.bench")
         logger.logLevel = .error
-        let (bootstrap, embedded) = try await TopicProvisioning.cluster(brokers: brokers, clientID: "oms-bench", logger: logger)
-        let mode: DeliveryMode = embedded == nil ? .exactlyOnce : .atLeastOnce
-        let kafka = KafkaConfiguration(bootstrapServers: bootstrap, clientID: "oms-bench")
+        let cluster = try await BenchCluster(brokers: brokers, logger: logger)
+        let mode: DeliveryMode = cluster.embedded == nil ? .exactlyOnce : .atLeastOnce
+        let kafka = cluster.kafka
         say("broker \(brokers ?? "embedded (librdkafka mock, 3 brokers)"), \(mode.rawValue); \(orders) orders; latency at \(rate)/s for \(duration) s")
 
-        let reference = try await passThrough(kafka: kafka, mode: mode, logger: logger) { names in
-            if let embedded {
-                for name in names { try embedded.createTopic(name, partitions: 6, replicationFactor: 3) }
-            } else {
-                try await KafkaAdmin(configuration: kafka, logger: logger).createTopics(names, partitions: 6)
-            }
-        }
+        let reference = try await passThrough(cluster, mode: mode, logger: logger)
         say(String(format: "pass-through stage: %.0f events/s (1 instance)", reference))
         for count in counts {
             let result = try await measure(instances: count, kafka: kafka, mode: mode, logger: logger)
@@ -68,17 +62,16 @@ struct PipelineBenchCommand: AsyncParsableCommand {
                 say(String(format: "  at %d orders/s: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d orders)", rate, latency.p50, latency.p99, latency.max, latency.count))
             }
         }
-        withExtendedLifetime(embedded) {}
+        await cluster.finish()
     }
 
     // MARK: Measurements
 
-    private func passThrough(
-        kafka: KafkaConfiguration, mode: DeliveryMode, logger: Logger, createTopics: ([String]) async throws -> Void
-    ) async throws -> Double {
+    private func passThrough(_ cluster: BenchCluster, mode: DeliveryMode, logger: Logger) async throws -> Double {
+        let kafka = cluster.kafka
         let run = String(UUID().uuidString.prefix(6)).lowercased()
         let input = "bench-pipe-\(run)-in"
-        try await createTopics([input, "\(input)-out"])
+        try await cluster.createTopics([input, "\(input)-out"], partitions: 6)
         try await StageBenchCommand.produceEvents(orders, to: input, kafka: kafka, logger: logger)
         let seconds = try await StageBenchCommand.timeStage(
             PassThroughStage(name: "bench-pipe-\(run)", input: input, output: "\(input)-out"),

@@ -53,7 +53,8 @@ struct StageBenchCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "oms.bench")
         logger.logLevel = .warning
-        let cluster = try await BenchCluster(brokers: brokers, logger: logger)
+        let cluster = try await BenchCluster(
+            brokers: brokers, catalogTopics: [TopicCatalog.idempotencyTopic, TopicCatalog.deadLetterTopic], logger: logger)
         let runID = String(UUID().uuidString.prefix(6)).lowercased()
         if events > 0 {
             try await throughputBenchmark(cluster, runID: runID, logger: logger)
@@ -61,43 +62,7 @@ struct StageBenchCommand: AsyncParsableCommand {
         if let admin = cluster.admin, keys > 0 {
             try await restoreBenchmark(keys: keys, kafka: cluster.kafka, admin: admin, runID: runID, logger: logger)
         }
-        // The embedded broker outlives every client of the runs.
-        withExtendedLifetime(cluster) {}
-    }
-
-    /// The broker measured: one given by address (topics made with the admin API), or the
-    /// embedded one (topics made through the mock cluster, which has no controller for
-    /// the admin API to ask).
-    struct BenchCluster {
-        let kafka: KafkaConfiguration
-        let admin: KafkaAdmin?
-        let embedded: EmbeddedKafka?
-
-        init(brokers: String?, logger: Logger) async throws {
-            if let brokers {
-                kafka = KafkaConfiguration(bootstrapServers: brokers, clientID: "oms-bench")
-                let admin = try KafkaAdmin(configuration: kafka, logger: logger)
-                let brokerCount = try await admin.brokerCount()
-                for spec in TopicCatalog.topics where [TopicCatalog.idempotencyTopic, TopicCatalog.deadLetterTopic].contains(spec.name) {
-                    _ = try await admin.createTopic(TopicProvisioning.kafkaSpec(for: spec, brokers: brokerCount))
-                }
-                (self.admin, embedded) = (admin, nil)
-            } else {
-                let (bootstrap, embedded) = try await TopicProvisioning.cluster(brokers: nil, clientID: "oms-bench", logger: logger)
-                kafka = KafkaConfiguration(bootstrapServers: bootstrap, clientID: "oms-bench")
-                (admin, self.embedded) = (nil, embedded)
-            }
-        }
-
-        var bootstrap: String { kafka.bootstrapServers }
-
-        func createTopics(_ names: [String], partitions: Int32) async throws {
-            if let embedded {
-                for name in names { try embedded.createTopic(name, partitions: partitions, replicationFactor: 3) }
-            } else {
-                try await admin!.createTopics(names, partitions: partitions)
-            }
-        }
+        await cluster.finish()
     }
 
     // MARK: Throughput
