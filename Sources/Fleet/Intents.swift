@@ -13,8 +13,26 @@ import StageMachine
 /// base64 bytes took ~6 % of the pass-through stage's samples (issue 23). Intents written
 /// before, as a JSON array, still read: a restore after an upgrade may find one not done.
 enum IntentCodec {
+    /// What a record of an intent is: one byte in the binary form, its name in the JSON one.
+    enum Kind: UInt8, Codable, CaseIterable {
+        case record = 0, state = 1, key = 2
+
+        init(from decoder: any Decoder) throws {
+            let name = try decoder.singleValueContainer().decode(String.self)
+            guard let kind = Kind.allCases.first(where: { "\($0)" == name }) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown kind of record '\(name)'"))
+            }
+            self = kind
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            try container.encode("\(self)")
+        }
+    }
+
+    /// A record of an intent in the JSON form that versions before the binary one wrote.
     struct Item: Codable {
-        enum Kind: String, Codable { case record, state, key }
         var kind: Kind
         var topic: String
         var partition: Int32?
@@ -100,18 +118,11 @@ enum IntentCodec {
         let items = try JSONDecoder().decode([Item].self, from: Data(value))
         return try items.map { item in
             let headers = item.headers.map { KafkaHeader(name: $0.name, value: $0.value.map { [UInt8]($0) }) }
-            let kind: Kind = switch item.kind {
-            case .record: .record
-            case .state: .state
-            case .key: .key
-            }
             return try record(
-                kind: kind, topic: item.topic, partition: item.partition, key: item.key.map { [UInt8]($0) }, value: item.value.map { [UInt8]($0) },
+                kind: item.kind, topic: item.topic, partition: item.partition, key: item.key.map { [UInt8]($0) }, value: item.value.map { [UInt8]($0) },
                 headers: headers, expiresAt: item.expiresAt)
         }
     }
-
-    private enum Kind: UInt8 { case record = 0, state = 1, key = 2 }
 
     private static func record(
         kind: Kind, topic: String, partition: Int32?, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader], expiresAt: Int64?

@@ -23,7 +23,7 @@ struct IntentCodecTests {
         let (items, check) = try Self.sample()
         // What earlier versions wrote: the records as JSON items, bytes in base64.
         let json = try JSONEncoder().encode(items.map { record, message in
-            let kind: IntentCodec.Item.Kind
+            let kind: IntentCodec.Kind
             var expiresAt: Int64?
             switch record {
             case .state: kind = .state
