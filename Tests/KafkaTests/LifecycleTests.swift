@@ -208,18 +208,22 @@ enum OrderLifecycle {
         // applied the last restocks and releases (after a kill near the end its
         // partitions are still being restored), so wait for the levels to settle.
         var expectedOnHand: [String: Int] = [:]
-        for (index, sku) in skus.enumerated() { expectedOnHand["\(sku)@\(index % 2 == 0 ? "WH-A" : "WH-B")"] = initial }
+        for sku in skus { expectedOnHand["\(sku)@\(skuLocation(sku, skus))"] = initial }
         for plan in planned {
             if !plan.cancel { for line in plan.order.lines { expectedOnHand["\(line.sku)@\(skuLocation(line.sku, skus))", default: 0] -= line.quantity } }
             if let reason = plan.returnReason, reason != "damaged" { expectedOnHand["\(plan.order.lines[0].sku)@WH-A", default: 0] += 1 }
         }
-        func stockDifferences(_ levels: [String: InventoryLevel]) -> [String] {
-            expectedOnHand.sorted { $0.key < $1.key }.compactMap { key, expected in
+        /// What differs from the model, by `sku@location`.
+        func stockDifferences(_ levels: [String: InventoryLevel]) -> [String: String] {
+            var differences: [String: String] = [:]
+            for (key, expected) in expectedOnHand {
                 let parts = key.split(separator: "@").map(String.init)
                 let stock = levels[parts[0]]?.locations.first { $0.location == parts[1] }
-                guard stock?.onHand != expected || stock?.reserved != 0 else { return nil }
-                return "\(key): on hand \(stock?.onHand ?? -1) reserved \(stock?.reserved ?? -1), model on hand \(expected) reserved 0"
+                if stock?.onHand != expected || stock?.reserved != 0 {
+                    differences[key] = "\(key): on hand \(stock?.onHand ?? -1) reserved \(stock?.reserved ?? -1), model on hand \(expected) reserved 0"
+                }
             }
+            return differences
         }
         if finished { _ = try await waitUntil(timeout: .seconds(90), interval: .seconds(1)) { stockDifferences(try await scenario.finalLevels()).isEmpty } }
         fleet.stopAll()
@@ -255,8 +259,9 @@ enum OrderLifecycle {
         }
         #expect(problems.isEmpty, "\(problems.count) orders differ from the model: \(problems.prefix(8))")
 
-        var stockProblems = stockDifferences(try await scenario.finalLevels())
-        if !stockProblems.isEmpty {
+        let differences = stockDifferences(try await scenario.finalLevels())
+        var stockProblems = differences.sorted { $0.key < $1.key }.map(\.value)
+        if !differences.isEmpty {
             // Where the units went missing: commands, the inventory stage's results, or
             // its level records.
             let commands = try await scenario.events(RestockInventory.topic)
@@ -268,7 +273,7 @@ enum OrderLifecycle {
             var history: [String: [Int]] = [:]
             for record in try await scenario.records(InventoryLevel.topic) {
                 guard case .inventoryLevel(let level)? = record.event else { continue }
-                for stock in level.locations where stockProblems.contains(where: { $0.hasPrefix("\(level.sku)@\(stock.location):") }) {
+                for stock in level.locations where differences["\(level.sku)@\(stock.location)"] != nil {
                     history["\(level.sku)@\(stock.location)", default: []].append(stock.onHand)
                 }
             }
