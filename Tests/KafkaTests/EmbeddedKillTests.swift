@@ -27,7 +27,7 @@ struct EmbeddedKillTests {
     func noOversellUnderKills() async throws {
         let broker = try await EmbeddedBrokerProcess.start(topics: [])
         defer { broker.stop() }
-        try await PipelineTests.race(orders: 2_500, kill: true, cluster: broker.cluster)
+        try await PipelineTests.race(orders: 2_500, kill: true, broker: broker)
     }
 
     /// At least once on its own embedded broker (see `noOversellUnderKills` for why not
@@ -46,6 +46,6 @@ struct EmbeddedKillTests {
     func lifecycleUnderKills() async throws {
         let broker = try await EmbeddedBrokerProcess.start(topics: [])
         defer { broker.stop() }
-        try await OrderLifecycle.run(orders: 250, kill: true, cluster: broker.cluster)
+        try await OrderLifecycle.run(orders: 250, kill: true, broker: broker)
     }
 }

@@ -35,10 +35,11 @@ enum OrderLifecycle {
         let returnReason: String?
     }
 
-    static func run(orders count: Int, kill: Bool, cluster: TestCluster? = nil) async throws {
-        let mode: DeliveryMode = cluster == nil ? .exactlyOnce : .atLeastOnce
-        if cluster == nil { try await TestCluster.make(.full).ensureTopics(topics) }
-        let scenario = try await PipelineScenario.make(cluster: cluster, rules: """
+    /// On `broker` at least once, else on noida-db (or `KAFKA_BROKERS`) exactly once.
+    static func run(orders count: Int, kill: Bool, broker: EmbeddedBrokerProcess? = nil) async throws {
+        let mode: DeliveryMode = broker == nil ? .exactlyOnce : .atLeastOnce
+        if broker == nil { try await TestCluster.make(.full).ensureTopics(topics) }
+        let scenario = try await PipelineScenario.make(cluster: broker?.cluster, rules: """
             payment:
               holdAboveMinorUnits: {USD: 100000}
             sourcing: {maxShipments: 2, maxReplans: 2, backorderPolicy: backorder}
@@ -64,8 +65,8 @@ enum OrderLifecycle {
                 blockedCountries: [], hazmat: false, prices: []
             ).event
         }
-        for (index, sku) in skus.enumerated() {
-            setup.append(AdjustInventory(sku: sku, location: index % 2 == 0 ? "WH-A" : "WH-B", mode: .absolute, quantity: initial, source: "test", sourceSequence: 1).event)
+        for sku in skus {
+            setup.append(AdjustInventory(sku: sku, location: skuLocation(sku, skus), mode: .absolute, quantity: initial, source: "test", sourceSequence: 1).event)
         }
         try await scenario.produce(setup)
 
@@ -136,6 +137,7 @@ enum OrderLifecycle {
         ])
         while ContinuousClock.now < deadline {
             try await Task.sleep(for: .seconds(2))
+            try broker?.checkAlive()
             if kill, ContinuousClock.now < killUntil, ContinuousClock.now - lastKill >= .seconds(6) {
                 let victim = Int.random(in: 0..<2)
                 fleet.kill(victim)
@@ -343,7 +345,7 @@ enum OrderLifecycle {
         // What operators see: `oms orders show` and `oms orders list` on the same views. Not
         // on the embedded broker: it keeps only the last ~5 MiB of a partition and does
         // not compact, so the views of orders that finished early are gone from it.
-        guard cluster == nil else { return }
+        guard broker == nil else { return }
         let brokers = scenario.fixture.cluster.bootstrapServers
         let returnedPlan = try #require(planned.first { $0.returnReason != nil })
         let show = try await OMSCommandTests.run(OMSCommandTests.omsBinary, ["orders", "show", returnedPlan.orderId, "--brokers", brokers])

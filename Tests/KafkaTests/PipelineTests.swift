@@ -93,11 +93,11 @@ struct PipelineTests {
 
     /// Stock on 40 SKUs × 3 locations (0–30 units, some safety stock), orders of 1–2
     /// lines for 1–2 units, all placed and approved at once; then the invariants.
-    /// Exactly once on noida-db (or `KAFKA_BROKERS`) unless a cluster is given, which
+    /// Exactly once on noida-db (or `KAFKA_BROKERS`) unless an embedded broker is given, which
     /// runs at least once with dynamic membership (its sessions expire).
-    static func race(orders count: Int, kill: Bool, cluster: TestCluster? = nil) async throws {
-        let mode: DeliveryMode = cluster == nil ? .exactlyOnce : .atLeastOnce
-        let scenario = try await PipelineScenario.make(cluster: cluster, rules: """
+    static func race(orders count: Int, kill: Bool, broker: EmbeddedBrokerProcess? = nil) async throws {
+        let mode: DeliveryMode = broker == nil ? .exactlyOnce : .atLeastOnce
+        let scenario = try await PipelineScenario.make(cluster: broker?.cluster, rules: """
             sourcing: {maxShipments: 2, maxReplans: 2, backorderPolicy: backorder}
             locations:
               - {id: A, type: warehouse, country: US}
@@ -169,7 +169,8 @@ struct PipelineTests {
         try await producing.value
         let ids = Set(orders.map(\.orderId))
         let decided = try await waitUntil(timeout: .seconds(kill ? 240 : 400)) {
-            Set(try await scenario.events(OrderAllocated.topic).map(\.event.payload.subject)).intersection(ids).count == ids.count
+            try broker?.checkAlive()
+            return Set(try await scenario.events(OrderAllocated.topic).map(\.event.payload.subject)).intersection(ids).count == ids.count
         }
         #expect(decided, "every order is decided; logs in \(allocation.directory.path) and \(inventory.directory.path)")
         inventory.stopAll()

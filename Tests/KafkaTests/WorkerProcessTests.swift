@@ -39,6 +39,18 @@ struct WorkerProcessTests {
         #expect(Set(keys).count == keys.count)
     }
 
+    @Test("an embedded broker that dies under a test says how: its exit and its log")
+    func embeddedBrokerDeathIsReported() async throws {
+        let broker = try await EmbeddedBrokerProcess.start(topics: [])
+        defer { broker.stop() }
+        try broker.checkAlive()
+        kill(broker.process.processIdentifier, SIGKILL)
+        broker.process.waitUntilExit()
+        let error = try #require(throws: EmbeddedBrokerProcess.Died.self) { try broker.checkAlive() }
+        #expect(error.description.contains("signal 9"), "\(error)")
+        #expect(error.description.contains("embedded Kafka: 3 broker(s) at \(broker.bootstrap)"), "its log: \(error)")
+    }
+
     @Test("at least once on the embedded broker: one effect per input after worker kills")
     func atLeastOnceUnderKills() async throws {
         let broker = try await EmbeddedBrokerProcess.start(topics: ["fleet-in:6", "fleet-out:6"])
@@ -175,10 +187,13 @@ struct WorkerProcessTests {
 }
 
 /// `oms broker` (the embedded mock cluster) in its own process, so that worker
-/// processes share it.
+/// processes share it. Its output goes to a log file, so that a broker that died during
+/// a test says how (``checkAlive()``).
 struct EmbeddedBrokerProcess {
     let process: Process
     let bootstrap: String
+    /// Its standard output and error.
+    let log: URL
 
     /// Starts it and waits (off Swift's pool: a receiver in the test process may need
     /// its threads meanwhile) until it has written its address.
@@ -187,18 +202,23 @@ struct EmbeddedBrokerProcess {
     }
 
     private static func startWaiting(topics: [String]) throws -> EmbeddedBrokerProcess {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("oms-broker-\(UUID().uuidString)")
+        let name = "oms-broker-\(UUID().uuidString)"
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent(name)
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("\(name).log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let output = try FileHandle(forWritingTo: log)
         let process = Process()
         process.executableURL = OMSCommandTests.omsBinary
         process.arguments = ["broker", "--catalog", "--bootstrap-file", file.path] + topics.flatMap { ["--topic", $0] }
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        process.standardOutput = output
+        process.standardError = output
         process.standardInput = FileHandle.nullDevice
         try process.run()
+        try? output.close()
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             if let text = try? String(contentsOf: file, encoding: .utf8), !text.isEmpty {
-                return EmbeddedBrokerProcess(process: process, bootstrap: text.trimmingCharacters(in: .whitespacesAndNewlines))
+                return EmbeddedBrokerProcess(process: process, bootstrap: text.trimmingCharacters(in: .whitespacesAndNewlines), log: log)
             }
             Thread.sleep(forTimeInterval: 0.1)
         }
@@ -211,11 +231,26 @@ struct EmbeddedBrokerProcess {
 
     struct BrokerStartError: Error {}
 
+    /// The broker ended on its own while a test needed it.
+    struct Died: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Throws ``Died``, with its exit and the end of its log, if the broker is gone:
+    /// every later call to it would only fail on transport errors.
+    func checkAlive() throws {
+        guard !process.isRunning else { return }
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        let reason = process.terminationReason == .uncaughtSignal ? "signal" : "status"
+        throw Died(description: "the embedded broker (pid \(process.processIdentifier)) ended on its own, \(reason) \(process.terminationStatus); the end of its log (\(log.path)): \(text.suffix(2_000))")
+    }
+
+    /// Stops it. Its log stays if it had ended on its own.
     func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(at: log)
     }
 }
 
