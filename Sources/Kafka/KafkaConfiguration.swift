@@ -158,9 +158,23 @@ public struct KafkaConsumerConfiguration: Sendable {
         // (docs/BENCHMARKS.md, "Kafka API vs kcat"). The queue stays bounded by
         // `queued.max.messages.kbytes` (64 MiB).
         result.append(("queued.min.messages", "1000000"))
-        result.append(contentsOf: kafka.properties.sorted { $0.key < $1.key })
+        result.append(contentsOf: kafka.properties.filter { !Self.producerOnlyProperties.contains($0.key) }.sorted { $0.key < $1.key })
         return result
     }
+
+    /// Properties of librdkafka's producer scope (CONFIGURATION.md, "P") that operators
+    /// set in ``KafkaConfiguration/properties`` for every client of a process, such as
+    /// `compression.type`: a consumer ignores them, but warns (`CONFWARN`) once per
+    /// property and client, hundreds of lines for a fleet process, so they are not
+    /// given to consumers.
+    static let producerOnlyProperties: Set<String> = [
+        "acks", "request.required.acks", "compression.type", "compression.codec", "compression.level",
+        "linger.ms", "queue.buffering.max.ms", "batch.size", "batch.num.messages",
+        "queue.buffering.max.messages", "queue.buffering.max.kbytes", "queue.buffering.backpressure.threshold",
+        "message.timeout.ms", "delivery.timeout.ms", "request.timeout.ms", "message.send.max.retries", "retries",
+        "enable.idempotence", "enable.gapless.guarantee", "transaction.timeout.ms", "sticky.partitioning.linger.ms",
+        "partitioner", "queuing.strategy", "produce.offset.report", "delivery.report.only.error",
+    ]
 }
 
 extension KafkaConfiguration {
