@@ -87,10 +87,11 @@ enum OrderLifecycle {
         }
         let byId = Dictionary(uniqueKeysWithValues: planned.map { ($0.orderId, $0) })
 
-        let overrides = [
+        var overrides = [
             "RULES_FILE": scenario.rulesFile, "WORKER_BATCH_SIZE": "500", "WORKER_RETRY_ATTEMPTS": "4",
             "LOG_LEVEL": ProcessInfo.processInfo.environment["TEST_WORKER_LOG_LEVEL"] ?? "notice",
         ]
+        if broker != nil { overrides["KAFKA_PROPERTIES"] = EmbeddedBrokerProcess.compressedProducers }
         // Dynamic members leave their groups when stopped. (Static ones would not, and
         // noida-db never expires them: later tests of the same stages would get no partitions.)
         // The order stages only: the report stage is the demo's and the gateway's to test,
@@ -235,6 +236,12 @@ enum OrderLifecycle {
         // before, which a replay after a kill (from the committed offsets on) does not
         // look up. A restore reading while the cut moves is the failure described in
         // EmbeddedKillTests.
+        if broker != nil {
+            // Compressed records kept every restore whole, and the producer's property did
+            // not reach the consumers (librdkafka would warn once per property and client).
+            #expect(fleet.logLines(containing: "records were deleted before the restore").isEmpty, "logs in \(fleet.directory.path)")
+            #expect(fleet.logLines(containing: "is a producer property").isEmpty, "\(fleet.logLines(containing: "is a producer property").prefix(2))")
+        }
         if kill { try await scenario.expectWholeLogs(TopicCatalog.topics.filter { $0.cleanupPolicy == .compact && $0.name != "oms.idempotency" }.map(\.name)) }
 
         // The model: what each order must look like, computed from the inputs alone.

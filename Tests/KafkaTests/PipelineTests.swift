@@ -112,7 +112,8 @@ struct PipelineTests {
                 stock.append(AdjustInventory(sku: sku, location: location, mode: .absolute, quantity: onHand, source: "test", sourceSequence: 1, safetyStock: slot == 2 ? 2 : 0).event)
             }
         }
-        let overrides = ["RULES_FILE": scenario.rulesFile, "WORKER_BATCH_SIZE": "500", "LOG_LEVEL": ProcessInfo.processInfo.environment["TEST_WORKER_LOG_LEVEL"] ?? "notice"]
+        var overrides = ["RULES_FILE": scenario.rulesFile, "WORKER_BATCH_SIZE": "500", "LOG_LEVEL": ProcessInfo.processInfo.environment["TEST_WORKER_LOG_LEVEL"] ?? "notice"]
+        if broker != nil { overrides["KAFKA_PROPERTIES"] = EmbeddedBrokerProcess.compressedProducers }
         // Dynamic members leave their groups when stopped, so later tests of the same
         // stages get the partitions (noida-db never expires a static member that left).
         let inventory = WorkerFleet(
