@@ -41,6 +41,7 @@ struct OMS: AsyncParsableCommand {
     /// bootstrap address would wait forever).
     static func main() async {
         lineBufferStandardOutput()
+        exitWhenParentEndsIfAsked()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {

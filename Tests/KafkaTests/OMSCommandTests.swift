@@ -32,7 +32,7 @@ struct OMSCommandTests {
             let process = Process()
             process.executableURL = executable
             process.arguments = arguments
-            if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+            process.environment = omsChildEnvironment(environment)
             if let directory { process.currentDirectoryURL = directory }
             let pipe = Pipe()
             process.standardOutput = printed == .errors ? FileHandle.nullDevice : pipe
@@ -45,6 +45,34 @@ struct OMSCommandTests {
         }
     }
 
+    /// What keeps a crashed test process's brokers and workers from loading the machine
+    /// for later runs (``omsChildEnvironment(_:base:)``): once one ran for an hour.
+    @Test("an oms process started with OMS_EXIT_WITH_PARENT=<its parent> ends within seconds of that parent; without it, it runs on")
+    func exitsWithItsParent() async throws {
+        /// `oms broker` started by a Python process that ends at once, leaving it an orphan;
+        /// its pid. Python, not a shell: it closes every other descriptor in the child, so
+        /// the broker does not keep the write end of the pipe ``run(_:_:printed:environment:directory:)``
+        /// reads to its end.
+        func orphanBroker(watching: Bool) async throws -> Int32 {
+            let script = """
+                import os, subprocess, sys
+                env = dict(os.environ)
+                env.pop("OMS_EXIT_WITH_PARENT", None)
+                if sys.argv[2] == "watch": env["OMS_EXIT_WITH_PARENT"] = str(os.getpid())
+                broker = subprocess.Popen([sys.argv[1], "broker", "--brokers", "1"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                print(broker.pid)
+                """
+            let started = try await Self.run(URL(fileURLWithPath: "/usr/bin/python3"), ["-c", script, Self.omsBinary.path, watching ? "watch" : "-"])
+            return try #require(Int32(started.output.trimmingCharacters(in: .whitespacesAndNewlines)), "\(started.output)")
+        }
+        let watching = try await orphanBroker(watching: true)
+        let unwatched = try await orphanBroker(watching: false)
+        defer { kill(unwatched, SIGKILL) }
+        let ended = try await waitUntil(timeout: .seconds(15)) { processHasEnded(watching) }
+        #expect(ended, "the broker whose parent ended has ended too")
+        #expect(!processHasEnded(unwatched), "a broker without the setting runs on")
+    }
+
     @Test("oms broker serves a cluster that kcat -L can list, and stops on SIGTERM")
     func brokerWithKcat() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("oms-broker-\(UUID().uuidString)")
@@ -52,6 +80,7 @@ struct OMSCommandTests {
         let broker = Process()
         broker.executableURL = Self.omsBinary
         broker.arguments = ["broker", "--catalog", "--topic", "extra:2", "--bootstrap-file", file.path]
+        broker.environment = omsChildEnvironment()
         broker.standardOutput = FileHandle.nullDevice
         broker.standardError = FileHandle.nullDevice
         broker.standardInput = FileHandle.nullDevice

@@ -146,6 +146,7 @@ struct ResilienceTests {
         let process = Process()
         process.executableURL = OMSCommandTests.omsBinary
         process.arguments = ["broker", "--brokers", "1"]
+        process.environment = omsChildEnvironment()
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice

@@ -173,7 +173,7 @@ struct WorkerProcessTests {
         let process = Process()
         process.executableURL = OMSCommandTests.omsBinary
         process.arguments = ["worker", "passthrough"]
-        process.environment = ["KAFKA_BROKERS": "127.0.0.1:1", "WORKER_BATCH_SIZE": "lots", "PATH": "/usr/bin:/bin"]
+        process.environment = omsChildEnvironment(["KAFKA_BROKERS": "127.0.0.1:1", "WORKER_BATCH_SIZE": "lots"], base: ["PATH": "/usr/bin:/bin"])
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
@@ -210,6 +210,7 @@ struct EmbeddedBrokerProcess {
         let process = Process()
         process.executableURL = OMSCommandTests.omsBinary
         process.arguments = ["broker", "--catalog", "--bootstrap-file", file.path] + topics.flatMap { ["--topic", $0] }
+        process.environment = omsChildEnvironment()
         process.standardOutput = output
         process.standardError = output
         process.standardInput = FileHandle.nullDevice
@@ -291,7 +292,7 @@ final class WorkerFleet: Sendable {
 
     /// The environment of instance `n`, as an operator would set it.
     func environment(_ instance: Int, httpPort: Int = -1) -> [String: String] {
-        var environment = ProcessInfo.processInfo.environment
+        var environment = omsChildEnvironment()
         environment["KAFKA_BROKERS"] = fixture.cluster.bootstrapServers
         environment["WORKER_SESSION_TIMEOUT_MS"] = "6000"
         // noida-db never expires the session of a member that died: a killed dynamic
