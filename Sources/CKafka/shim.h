@@ -3,6 +3,8 @@
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
+#include <stdlib.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -47,6 +49,20 @@ static inline void ckafka_release_free_memory(void) {
 #ifdef __GLIBC__
         malloc_trim(0);
 #endif
+}
+
+/* librdkafka's own table of its configuration properties (what CONFIGURATION.md
+ * is made from: name | scope | range | default | ...), as one string the caller
+ * frees; NULL if no memory. It is only printed to a FILE, hence the memory stream. */
+static inline char *ckafka_properties_table(void) {
+        char *text = NULL;
+        size_t size = 0;
+        FILE *stream = open_memstream(&text, &size);
+        if (!stream)
+                return NULL;
+        rd_kafka_conf_properties_show(stream);
+        fclose(stream);
+        return text;
 }
 
 #endif

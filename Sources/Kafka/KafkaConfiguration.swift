@@ -1,3 +1,6 @@
+import CKafka
+import Foundation
+
 /// Settings shared by every Kafka client of this project: where the brokers are and
 /// how to reach them, plus a pass-through of any librdkafka property.
 ///
@@ -75,7 +78,7 @@ public struct KafkaProducerConfiguration: Sendable {
     /// Creates producer settings over the given client settings.
     public init(kafka: KafkaConfiguration) { self.kafka = kafka }
 
-    var librdkafkaProperties: [(String, String)] {
+    package var librdkafkaProperties: [(String, String)] {
         var result = kafka.baseProperties
         result.append(("enable.idempotence", idempotent ? "true" : "false"))
         result.append(("acks", "all"))
@@ -140,7 +143,7 @@ public struct KafkaConsumerConfiguration: Sendable {
         fetchWaitMax = kafka.fetchWait ?? Self.defaultFetchWait
     }
 
-    var librdkafkaProperties: [(String, String)] {
+    package var librdkafkaProperties: [(String, String)] {
         var result = kafka.baseProperties
         result.append(("group.id", groupID))
         result.append(("auto.offset.reset", offsetReset.rawValue))
@@ -162,19 +165,28 @@ public struct KafkaConsumerConfiguration: Sendable {
         return result
     }
 
-    /// Properties of librdkafka's producer scope (CONFIGURATION.md, "P") that operators
-    /// set in ``KafkaConfiguration/properties`` for every client of a process, such as
-    /// `compression.type`: a consumer ignores them, but warns (`CONFWARN`) once per
-    /// property and client, hundreds of lines for a fleet process, so they are not
-    /// given to consumers.
-    static let producerOnlyProperties: Set<String> = [
-        "acks", "request.required.acks", "compression.type", "compression.codec", "compression.level",
-        "linger.ms", "queue.buffering.max.ms", "batch.size", "batch.num.messages",
-        "queue.buffering.max.messages", "queue.buffering.max.kbytes", "queue.buffering.backpressure.threshold",
-        "message.timeout.ms", "delivery.timeout.ms", "request.timeout.ms", "message.send.max.retries", "retries",
-        "enable.idempotence", "enable.gapless.guarantee", "transaction.timeout.ms", "sticky.partitioning.linger.ms",
-        "partitioner", "queuing.strategy", "produce.offset.report", "delivery.report.only.error",
-    ]
+    /// Properties of librdkafka's producer scope ("P" in its CONFIGURATION.md) that
+    /// operators set in ``KafkaConfiguration/properties`` for every client of a process,
+    /// such as `compression.type`: a consumer ignores them, but warns (`CONFWARN`) once
+    /// per property and client, hundreds of lines for a fleet process, so they are not
+    /// given to consumers. Read from the linked librdkafka's own table, so a property a
+    /// later version adds or rescopes needs no list kept here.
+    package static let producerOnlyProperties: Set<String> = {
+        guard let table = ckafka_properties_table() else { return [] }
+        defer { free(table) }
+        return producerScoped(in: String(cString: table))
+    }()
+
+    /// The names whose scope column is "P" in a table of `name | scope | range | ...` rows.
+    package static func producerScoped(in table: String) -> Set<String> {
+        var names = Set<String>()
+        for line in table.split(separator: "\n") {
+            let columns = line.split(separator: "|", maxSplits: 2, omittingEmptySubsequences: false)
+            guard columns.count == 3, columns[1].trimmingSpaces == "P" else { continue }
+            names.insert(String(columns[0].trimmingSpaces))
+        }
+        return names
+    }
 }
 
 extension KafkaConfiguration {
@@ -196,4 +208,12 @@ extension Duration {
     }
 
     var timeoutMilliseconds: Int32 { Int32(clamping: milliseconds) }
+}
+
+extension Substring {
+    /// Without the spaces at either end (librdkafka's table pads its columns with them).
+    fileprivate var trimmingSpaces: Substring {
+        guard let first = firstIndex(where: { $0 != " " }), let last = lastIndex(where: { $0 != " " }) else { return self[endIndex...] }
+        return self[first...last]
+    }
 }
