@@ -41,10 +41,13 @@ struct PipelineBenchCommand: AsyncParsableCommand {
     @Option(help: "Seconds of the latency measurement.")
     var duration = 10
 
+    @Option(help: "Every stage's commit interval (worker.commit.interval.ms), in milliseconds.")
+    var commitIntervalMs = 20
+
     func run() async throws {
         let counts = instances.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard orders > 0, !counts.isEmpty, counts.allSatisfy({ (1...4).contains($0) }), rate >= 0, duration > 0 else {
-            throw ValidationError("--orders and --duration must be positive, --instances 1...4 each, --rate not negative")
+        guard orders > 0, !counts.isEmpty, counts.allSatisfy({ (1...4).contains($0) }), rate >= 0, duration > 0, commitIntervalMs > 0 else {
+            throw ValidationError("--orders, --duration and --commit-interval-ms must be positive, --instances 1...4 each, --rate not negative")
         }
         var logger = Logger(label: "oms.bench")
         logger.logLevel = .error
@@ -165,7 +168,7 @@ struct PipelineBenchCommand: AsyncParsableCommand {
         settings.mode = mode
         settings.httpPort = nil
         settings.statisticsInterval = nil
-        settings.commitInterval = .milliseconds(20)
+        settings.commitInterval = .milliseconds(commitIntervalMs)
         return settings
     }
 
