@@ -240,7 +240,13 @@ public enum AllocationMachine {
                     outputs: [])
             }
             guard state.status == .awaitingPayment || state.status == .awaitingOrder else { return Step(state: current, outputs: []) }
-            return Step(state: nil, outputs: state.reserved.map { release($0, orderId: state.orderId, reason: "payment declined", now: now) })
+            // Remembered, not forgotten: a line cancel or the order itself may still be
+            // read after the decline (topics are read side by side), and would otherwise
+            // start a state that waits forever for a decision already read.
+            var declined = state
+            declined.status = .cancelled
+            declined.reserved = []
+            return Step(state: declined, outputs: state.reserved.map { release($0, orderId: state.orderId, reason: "payment declined", now: now) })
 
         case .orderCancelled(let command):
             guard var state = current else {
