@@ -182,8 +182,8 @@ public struct KafkaConsumerConfiguration: Sendable {
         var names = Set<String>()
         for line in table.split(separator: "\n") {
             let columns = line.split(separator: "|", maxSplits: 2, omittingEmptySubsequences: false)
-            guard columns.count == 3, columns[1].trimmingSpaces == "P" else { continue }
-            names.insert(String(columns[0].trimmingSpaces))
+            guard columns.count == 3, columns[1].trimmingCharacters(in: .whitespaces) == "P" else { continue }
+            names.insert(columns[0].trimmingCharacters(in: .whitespaces))
         }
         return names
     }
@@ -208,12 +208,4 @@ extension Duration {
     }
 
     var timeoutMilliseconds: Int32 { Int32(clamping: milliseconds) }
-}
-
-extension Substring {
-    /// Without the spaces at either end (librdkafka's table pads its columns with them).
-    fileprivate var trimmingSpaces: Substring {
-        guard let first = firstIndex(where: { $0 != " " }), let last = lastIndex(where: { $0 != " " }) else { return self[endIndex...] }
-        return self[first...last]
-    }
 }
